@@ -1,0 +1,192 @@
+"""Configuration objects built from the environment; no I/O beyond reading variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+DEV_SECRET_PREFIX = "dev-insecure-"
+DEFAULT_SCOPES = (
+    "ads_management,business_management,whatsapp_business_management,"
+    "pages_read_engagement,read_insights"
+)
+DEFAULT_REDIRECT_URI = "http://localhost:8000/crm/auth/meta/callback"
+# The sandbox's registered app outside production: obviously not a real Meta app.
+SANDBOX_APP_ID = "100000000000001"
+SANDBOX_APP_SECRET = DEV_SECRET_PREFIX + "sandbox-app-secret"
+
+REQUIRED_IN_PRODUCTION = (
+    "SECRET_KEY",
+    "JWT_SECRET_KEY",
+    "ENCRYPTION_KEY",
+    "META_APP_ID",
+    "META_APP_SECRET",
+    "META_REDIRECT_URI",
+)
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or unsafe; the message names it in one line."""
+
+
+def _bool(value: str | None, default: bool = False) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _list(value: str | None) -> list[str]:
+    return [item.strip() for item in (value or "").split(",") if item.strip()]
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the seed's `postgres://` spelling; plain `postgresql://` uses psycopg2."""
+    if url.startswith("postgres://"):
+        return "postgresql://" + url[len("postgres://"):]
+    return url
+
+
+class Config:
+    """Settings shared by every environment; each attribute reads one variable."""
+
+    APP_ENV = "development"
+    TESTING = False
+
+    def __init__(self, env: Mapping[str, str] | None = None, **overrides):
+        env = dict(os.environ if env is None else env)
+        get = env.get
+        dev = DEV_SECRET_PREFIX
+        # Database: DATABASE_URL, or the seed's POSTGRES_DSN; None means SQLite under instance/.
+        url = get("DATABASE_URL") or get("POSTGRES_DSN")
+        self.SQLALCHEMY_DATABASE_URI = normalise_database_url(url) if url else None
+        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+        # Secrets: development values outside production only (validate() refuses them there).
+        self.SECRET_KEY = get("SECRET_KEY") or dev + "secret-key"
+        self.JWT_SECRET_KEY = get("JWT_SECRET_KEY") or dev + "jwt-secret"
+        self.ENCRYPTION_KEY = get("ENCRYPTION_KEY") or dev + "encryption-key"
+        # Older keys, decrypt-only, so rotation never strands a stored token.
+        self.ENCRYPTION_KEYS_PREVIOUS = _list(get("ENCRYPTION_KEYS_PREVIOUS"))
+        # The Meta app and the one Graph version that drives dialog and API alike.
+        self.META_APP_ID = get("META_APP_ID") or SANDBOX_APP_ID
+        self.META_APP_SECRET = get("META_APP_SECRET") or SANDBOX_APP_SECRET
+        self.META_REDIRECT_URI = get("META_REDIRECT_URI") or DEFAULT_REDIRECT_URI
+        self.META_GRAPH_API_VERSION = get("META_GRAPH_API_VERSION") or "v25.0"
+        self.META_SCOPES = _list(get("META_SCOPES") or DEFAULT_SCOPES)
+        # Facebook Login for Business configuration; replaces `scope` when set.
+        self.META_LOGIN_CONFIG_ID = get("META_LOGIN_CONFIG_ID") or ""
+        self.META_VERIFY_TOKEN = get("META_VERIFY_TOKEN") or ""
+        # `sandbox` runs the built-in emulator; production refuses it.
+        self.META_MODE = (get("META_MODE") or self.default_meta_mode()).lower()
+        # Public base URL of this service; empty means "derive it from the request".
+        self.API_BASE_URL = (get("API_BASE_URL") or "").rstrip("/")
+        sandbox_base = (self.API_BASE_URL or "http://localhost:8000") + "/sandbox/meta"
+        default_meta = sandbox_base if self.META_MODE == "sandbox" else None
+        self.META_DIALOG_URL = (get("META_DIALOG_URL") or default_meta or "https://www.facebook.com").rstrip("/")
+        self.META_GRAPH_URL = (get("META_GRAPH_URL") or default_meta or "https://graph.facebook.com").rstrip("/")
+        # Graph client manners: seconds per call, retries for transient errors only.
+        self.META_HTTP_TIMEOUT = float(get("META_HTTP_TIMEOUT") or 10)
+        self.META_HTTP_RETRIES = int(get("META_HTTP_RETRIES") or 3)
+        # How long a cached sandbox clock offset is trusted (seconds); tests use 0.
+        self.SANDBOX_CLOCK_TTL = float(get("SANDBOX_CLOCK_TTL") or 1.0)
+        # When set, browser callbacks end in the CRM's own frontend instead of the wizard.
+        self.FRONTEND_URL = (get("FRONTEND_URL") or "").rstrip("/")
+        self.REDIS_URL = get("REDIS_URL") or ""
+        self.META_ADMIN_ROLES = _list(get("META_ADMIN_ROLES") or "admin,ceo")
+        # Rate limits (Flask-Limiter strings); counters in Redis when REDIS_URL is set.
+        self.RATELIMIT_STORAGE_URI = self.REDIS_URL or "memory://"
+        self.RATELIMIT_HEADERS_ENABLED = True
+        self.RATELIMIT_ENABLED = _bool(get("RATELIMIT_ENABLED"), True)
+        self.RATELIMIT_KEY_PREFIX = "crm-meta"
+        self.RATELIMIT_LOGIN = get("RATELIMIT_LOGIN") or "10/minute"
+        self.RATELIMIT_META_URL = get("RATELIMIT_META_URL") or "20/minute"
+        self.RATELIMIT_META_DISCONNECT = get("RATELIMIT_META_DISCONNECT") or "10/minute"
+        self.RATELIMIT_META_TEST = get("RATELIMIT_META_TEST") or "5/minute"
+        self.RATELIMIT_META_CALLBACK = get("RATELIMIT_META_CALLBACK") or "30/minute"
+        self.RATELIMIT_META_CALLBACKS = get("RATELIMIT_META_CALLBACKS") or "60/minute"
+        # Keep-alive sweep: the scheduler runs only where asked (the served app, not tests/CLI).
+        self.SCHEDULER_ENABLED = _bool(get("SCHEDULER_ENABLED"), False)
+        self.KEEPALIVE_INTERVAL_HOURS = float(get("KEEPALIVE_INTERVAL_HOURS") or 6)
+        self.KEEPALIVE_CONCURRENCY = int(get("KEEPALIVE_CONCURRENCY") or 8)
+        self.NOTIFY_WEBHOOK_URL = get("NOTIFY_WEBHOOK_URL") or ""
+        self.NOTIFY_WEBHOOK_SECRET = get("NOTIFY_WEBHOOK_SECRET") or self.SECRET_KEY
+        self.SMTP_HOST = get("SMTP_HOST") or ""
+        self.SMTP_PORT = int(get("SMTP_PORT") or 587)
+        self.SMTP_USER = get("SMTP_USER") or ""
+        self.SMTP_PASSWORD = get("SMTP_PASSWORD") or ""
+        self.SMTP_FROM = get("SMTP_FROM") or "crm-meta@localhost"
+        # Cookies: Secure when the public URL is https (always in production).
+        self.SESSION_COOKIE_HTTPONLY = True
+        self.SESSION_COOKIE_SAMESITE = "Lax"
+        self.SESSION_COOKIE_SECURE = self.API_BASE_URL.startswith("https://")
+        self.WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
+        self.LANGUAGES = ["en", "es"]
+        self.BABEL_DEFAULT_LOCALE = "en"
+        self.LOG_LEVEL = get("LOG_LEVEL") or "INFO"
+        # Reverse proxies in front of the app whose X-Forwarded-* headers are trusted.
+        self.TRUSTED_PROXIES = int(get("TRUSTED_PROXIES") or 0)
+        for key, value in overrides.items():
+            setattr(self, key, value)
+
+    def default_meta_mode(self) -> str:
+        return "sandbox"
+
+    @property
+    def sandbox_enabled(self) -> bool:
+        return self.META_MODE == "sandbox"
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first unsafe setting; no-op outside production."""
+        if self.META_MODE not in {"live", "sandbox"}:
+            raise ConfigError(f"META_MODE must be 'live' or 'sandbox', not {self.META_MODE!r}")
+
+
+class DevelopmentConfig(Config):
+    APP_ENV = "development"
+
+
+class TestingConfig(Config):
+    APP_ENV = "testing"
+    TESTING = True
+
+    def __init__(self, env: Mapping[str, str] | None = None, **overrides):
+        super().__init__(env if env is not None else {}, **overrides)
+        self.WTF_CSRF_ENABLED = overrides.get("WTF_CSRF_ENABLED", False)
+        self.SANDBOX_CLOCK_TTL = overrides.get("SANDBOX_CLOCK_TTL", 0.0)
+        self.META_HTTP_TIMEOUT = overrides.get("META_HTTP_TIMEOUT", 5.0)
+
+
+class ProductionConfig(Config):
+    APP_ENV = "production"
+
+    def default_meta_mode(self) -> str:
+        return "live"
+
+    def __init__(self, env: Mapping[str, str] | None = None, **overrides):
+        super().__init__(env, **overrides)
+        self._raw = dict(os.environ if env is None else env)
+        self.SESSION_COOKIE_SECURE = True
+
+    def validate(self) -> None:
+        super().validate()
+        for name in REQUIRED_IN_PRODUCTION:
+            value = self._raw.get(name, "")
+            if not value or value.startswith(DEV_SECRET_PREFIX) or value == DEFAULT_REDIRECT_URI:
+                raise ConfigError(f"{name} must be set to a production value when APP_ENV=production")
+        if self.META_MODE == "sandbox":
+            raise ConfigError("META_MODE=sandbox is refused when APP_ENV=production")
+
+
+CONFIGS = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def config_from_env(env: Mapping[str, str] | None = None) -> Config:
+    """Pick the config class named by APP_ENV and build it from the environment."""
+    env = os.environ if env is None else env
+    name = (env.get("APP_ENV") or "development").lower()
+    if name not in CONFIGS:
+        raise ConfigError(f"APP_ENV must be one of {', '.join(CONFIGS)}, not {name!r}")
+    return CONFIGS[name](env)

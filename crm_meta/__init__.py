@@ -1,0 +1,103 @@
+"""crm-meta: connect a CRM tenant's Meta (Facebook) business account, end to end."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Flask, current_app, request, session
+from flask_babel import get_locale
+from flask_login import current_user
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from config import Config, config_from_env
+from crm_meta.extensions import babel, csrf, db, limiter, login_manager, migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config: Config | None = None) -> Flask:
+    """Build the app from a config object (from the environment when none is given)."""
+    if config is None:
+        from dotenv import load_dotenv
+
+        load_dotenv(ROOT / ".env")
+        config = config_from_env()
+    config.validate()
+    app = Flask(__name__, template_folder=str(ROOT / "templates"),
+                static_folder=str(ROOT / "static"), instance_path=str(ROOT / "instance"))
+    app.config.from_object(config)
+    if not app.config["SQLALCHEMY_DATABASE_URI"]:
+        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+        app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{Path(app.instance_path) / 'crm_meta.db'}"
+    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(ROOT / "translations"))
+    if app.config["TRUSTED_PROXIES"]:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["TRUSTED_PROXIES"],
+                                x_proto=app.config["TRUSTED_PROXIES"],
+                                x_host=app.config["TRUSTED_PROXIES"])
+    _init_extensions(app)
+    _register_blueprints(app)
+    from crm_meta.errors import register_error_handlers
+
+    register_error_handlers(app)
+    from crm_meta.cli import register_cli
+
+    register_cli(app)
+    from crm_meta.meta.versions import warn_about_version
+
+    warn_about_version(app.config["META_GRAPH_API_VERSION"], logging.getLogger("crm_meta"))
+    if app.config["SCHEDULER_ENABLED"]:
+        from crm_meta import jobs
+
+        jobs.start(app)
+    return app
+
+
+def _select_locale():
+    languages = current_app.config["LANGUAGES"]
+    chosen = session.get("lang")
+    if not chosen and current_user and current_user.is_authenticated:
+        chosen = current_user.locale
+    if chosen in languages:
+        return chosen
+    return request.accept_languages.best_match(languages) or "en"
+
+
+def _init_extensions(app: Flask) -> None:
+    from crm_meta.meta.oauth import init_oauth
+    from crm_meta.models import User
+    from crm_meta.runtime import build_runtime
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = None
+
+    @login_manager.user_loader
+    def load_user(user_id: str):
+        return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+
+    babel.init_app(app, locale_selector=_select_locale)
+    app.jinja_env.globals["current_locale"] = lambda: str(get_locale() or "en")
+    limiter.init_app(app)
+    app.extensions["crm_meta"] = build_runtime(app.config)
+    init_oauth(app)
+
+
+def _register_blueprints(app: Flask) -> None:
+    from crm_meta import api, auth, callbacks, ops, web
+
+    for blueprint in (ops.bp, auth.bp, api.bp, callbacks.bp, web.bp):
+        app.register_blueprint(blueprint)
+    if app.config["META_MODE"] == "sandbox":
+        from crm_meta.sandbox import Sandbox, create_blueprint
+
+        sandbox = Sandbox(app.config["META_APP_ID"], app.config["META_APP_SECRET"],
+                          [app.config["META_REDIRECT_URI"]])
+        blueprint = create_blueprint(sandbox)
+        csrf.exempt(blueprint)
+        limiter.exempt(blueprint)
+        app.register_blueprint(blueprint, url_prefix="/sandbox/meta")
+        app.extensions["meta_sandbox"] = sandbox

@@ -1,0 +1,133 @@
+"""Thin views: parse, call one service, answer with the envelope."""
+
+from flask import current_app, g, request, url_for
+
+from crm_meta import flow
+from crm_meta.api import bp
+from crm_meta.auth import binding
+from crm_meta.auth.decorators import admin_required, member_required
+from crm_meta.auth.principal import current_principal
+from crm_meta.envelope import ok
+from crm_meta.errors import AppError, MetaFailed, ValidationFailed
+from crm_meta.extensions import limiter
+from crm_meta.meta import connections
+from crm_meta.meta.errors import GraphError
+from crm_meta.meta.status import missing_scopes
+from crm_meta.runtime import now, runtime, token_store
+
+
+def _limit(name):
+    return limiter.limit(lambda: current_app.config[name])
+
+
+def _required():
+    return current_app.config["META_SCOPES"]
+
+
+@bp.get("/crm/auth/meta/url")
+@admin_required
+@_limit("RATELIMIT_META_URL")
+def meta_auth_url():
+    rerequest = request.args.get("rerequest") in {"1", "true"}
+    started, secret = flow.begin(current_principal(), rerequest=rerequest)
+    response, status = ok({"auth_url": started.auth_url, "state": started.state,
+                           "expires_in": started.expires_in})
+    return binding.attach(response, secret), status
+
+
+@bp.get("/crm/auth/meta/callback")
+@limiter.limit(lambda: current_app.config["RATELIMIT_META_CALLBACK"],
+               key_func=lambda: f"ip:{request.remote_addr}")
+def meta_callback():
+    browser = flow.prefers_html()
+    try:
+        row = flow.finish()
+    except GraphError as exc:
+        if browser:
+            return flow.browser_redirect(error="meta_error")
+        raise MetaFailed() from exc
+    except AppError as exc:
+        if browser:
+            return flow.browser_redirect(error=exc.code)
+        raise
+    if browser:
+        return flow.browser_redirect()
+    return ok({
+        "connected": True,
+        "status": connections.status_payload(row, now(), _required(), "")["status"],
+        "business_managers": connections.portfolios(row),
+        "personal_ad_accounts": row.personal_ad_accounts,
+        "token_expires_at": connections._iso(row.expires_at),
+        "scopes": list(row.scopes or []),
+        "missing_scopes": missing_scopes(row, _required()),
+    })
+
+
+@bp.post("/crm/auth/meta/disconnect")
+@admin_required
+@_limit("RATELIMIT_META_DISCONNECT")
+def meta_disconnect():
+    result = connections.disconnect(graph=runtime().graph, store=token_store(),
+                                    tenant_id=g.tenant.id, actor=current_principal().actor,
+                                    ip=request.remote_addr)
+    return ok(result)
+
+
+@bp.get("/crm/auth/meta/test-connection")
+@member_required
+@_limit("RATELIMIT_META_TEST")
+def meta_test_connection():
+    store = token_store()
+    row = store.for_tenant(g.tenant.id)
+    if row is None:
+        return ok({"connected": False, "valid": False, "status": "disconnected"})
+    return ok(connections.test_connection(graph=runtime().graph, store=store, row=row,
+                                          now=now(), required=_required()))
+
+
+@bp.get("/crm/auth/meta/debug/token")
+@admin_required
+def meta_debug_token():
+    store = token_store()
+    row = connections.require(store, g.tenant.id)
+    return ok(connections.debug_token(graph=runtime().graph, store=store, row=row))
+
+
+@bp.get("/crm/marketing/token-status")
+@member_required
+def token_status():
+    row = token_store().for_tenant(g.tenant.id)
+    connect_url = url_for("web.wizard", _external=False)
+    return ok(connections.status_payload(row, now(), _required(), connect_url))
+
+
+@bp.get("/crm/marketing/meta-portfolios")
+@member_required
+def meta_portfolios():
+    store = token_store()
+    row = connections.require(store, g.tenant.id)
+    if request.args.get("refresh") in {"1", "true"}:
+        connections.rediscover(graph=runtime().graph, store=store, row=row)
+    return ok(connections.portfolios(row))
+
+
+@bp.get("/crm/marketing/meta-accounts")
+@member_required
+def meta_accounts():
+    row = connections.require(token_store(), g.tenant.id)
+    return ok(connections.accounts(row, request.args.get("portfolio_id")))
+
+
+@bp.post("/crm/marketing/connect")
+@admin_required
+def marketing_connect():
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not body.get("account_id"):
+        raise ValidationFailed("Send JSON with an account_id", code="validation_error")
+    name = body.get("account_name")
+    if name is not None and (not isinstance(name, str) or len(name) > 200):
+        raise ValidationFailed("account_name must be a string of at most 200 characters")
+    row = connections.require(token_store(), g.tenant.id)
+    return ok(connections.select_account(row=row, account_id=body["account_id"],
+                                         business_id=body.get("business_id"), account_name=name,
+                                         actor=current_principal().actor, ip=request.remote_addr))

@@ -1,0 +1,72 @@
+"""Browser login and logout."""
+
+from urllib.parse import urlsplit
+
+from flask import current_app, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_user, logout_user
+
+from crm_meta import audit
+from crm_meta.auth import bp
+from crm_meta.auth.forms import LoginForm
+from crm_meta.extensions import db, limiter
+from crm_meta.models import User
+from crm_meta.models.types import utcnow
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site relative paths; anything else goes to the hub."""
+    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
+        return target
+    return url_for("web.hub")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["RATELIMIT_LOGIN"], methods=["POST"],
+               key_func=lambda: f"login:{request.remote_addr}")
+def login():
+    if current_user.is_authenticated:
+        return redirect(_safe_next(request.args.get("next")))
+    form = LoginForm()
+    if form.validate_on_submit():
+        email = form.email.data.strip().lower()
+        user = db.session.scalar(db.select(User).filter_by(email=email))
+        if user is None or not user.check_password(form.password.data):
+            audit.record("login", actor=f"email:{email}", tenant_id=user.tenant_id if user else None,
+                         outcome="failure", ip=request.remote_addr, commit=True)
+            flash(_("Wrong email or password."), "error")
+            return render_template("auth/login.html", form=form), 401
+        session.clear()  # a fresh session on login: no fixation
+        login_user(user)
+        user.last_login_at = utcnow()
+        audit.record("login", actor=f"user:{user.id}", tenant_id=user.tenant_id,
+                     ip=request.remote_addr, commit=True)
+        return redirect(_safe_next(request.args.get("next")))
+    status = 422 if request.method == "POST" else 200
+    return render_template("auth/login.html", form=form), status
+
+
+@bp.route("/logout", methods=["GET", "POST"])
+def logout():
+    if request.method == "GET":
+        if not current_user.is_authenticated:
+            return redirect(url_for("auth.login"))
+        return render_template("auth/logout.html")
+    if current_user.is_authenticated:
+        audit.record("logout", actor=f"user:{current_user.id}", tenant_id=current_user.tenant_id,
+                     ip=request.remote_addr, commit=True)
+        logout_user()
+    session.clear()
+    flash(_("You have been logged out."), "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/lang/<code>")
+def set_language(code: str):
+    """Switch the interface language; remembered in the session and on the user."""
+    if code in current_app.config["LANGUAGES"]:
+        session["lang"] = code
+        if current_user.is_authenticated:
+            current_user.locale = code
+            db.session.commit()
+    return redirect(_safe_next(request.args.get("next")))

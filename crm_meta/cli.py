@@ -1,0 +1,156 @@
+"""Command line: `flask --app wsgi <group> <command>`."""
+
+from __future__ import annotations
+
+import re
+
+import click
+from flask import Flask, current_app
+
+from crm_meta.extensions import db
+from crm_meta.models import ROLES, Tenant, User
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+COMMON_PASSWORDS = {"password", "password1", "123456789", "1234567890", "qwertyuiop", "letmein123"}
+DEMO_EMAIL = "admin@demo.test"
+DEMO_PASSWORD = "demo-admin-2026"  # noqa: S105  (local demo only; printed by `demo seed`)
+
+
+def slugify(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:63] or "tenant"
+
+
+def password_problem(password: str) -> str | None:
+    """Why a password is too weak, or None."""
+    if len(password) < 10:
+        return "at least 10 characters"
+    if password.lower() in COMMON_PASSWORDS or len(set(password)) < 5:
+        return "not a common or repetitive password"
+    return None
+
+
+def tenant_by_slug(slug: str) -> Tenant:
+    tenant = db.session.scalar(db.select(Tenant).filter_by(slug=slug))
+    if tenant is None:
+        raise click.ClickException(f"no tenant with slug {slug!r} (see `flask tenants create`)")
+    return tenant
+
+
+def create_tenant(name: str, slug: str | None) -> Tenant:
+    slug = slug or slugify(name)
+    if not SLUG.match(slug):
+        raise click.ClickException("slug: lowercase letters, digits and dashes, 1-63 characters")
+    if db.session.scalar(db.select(Tenant).filter_by(slug=slug)):
+        raise click.ClickException(f"a tenant with slug {slug!r} already exists")
+    tenant = Tenant(name=name.strip(), slug=slug)
+    db.session.add(tenant)
+    db.session.commit()
+    return tenant
+
+
+def create_user(email: str, tenant: Tenant, role: str, password: str) -> User:
+    email = email.strip().lower()
+    if "@" not in email or len(email) > 254:
+        raise click.ClickException(f"{email!r} is not an email address")
+    if db.session.scalar(db.select(User).filter_by(email=email)):
+        raise click.ClickException(f"a user with email {email!r} already exists")
+    problem = password_problem(password)
+    if problem:
+        raise click.ClickException(f"weak password: use {problem}")
+    user = User(email=email, tenant_id=tenant.id, role=role)
+    user.set_password(password)
+    db.session.add(user)
+    db.session.commit()
+    return user
+
+
+tenants_cli = click.Group("tenants", help="Manage tenants (companies using the CRM).")
+users_cli = click.Group("users", help="Manage users who log in to the pages.")
+demo_cli = click.Group("demo", help="Local demo data.")
+jwt_cli = click.Group("jwt", help="API bearer tokens.")
+meta_cli = click.Group("meta", help="The Meta connection: sandbox and keep-alive.")
+crypto_cli = click.Group("crypto", help="Encryption of stored tokens.")
+
+
+@tenants_cli.command("create")
+@click.argument("name")
+@click.option("--slug", help="URL-safe identifier; derived from NAME when omitted.")
+def tenants_create(name: str, slug: str | None):
+    """Add a tenant called NAME."""
+    tenant = create_tenant(name, slug)
+    click.echo(f"tenant {tenant.slug} created (id {tenant.id})")
+
+
+@users_cli.command("create")
+@click.argument("email")
+@click.option("--tenant", "tenant_slug", required=True, help="Slug of the user's tenant.")
+@click.option("--role", type=click.Choice(ROLES), default="member", show_default=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="At least 10 characters; prompted for when omitted.")
+def users_create(email: str, tenant_slug: str, role: str, password: str):
+    """Add a user with EMAIL to a tenant."""
+    user = create_user(email, tenant_by_slug(tenant_slug), role, password)
+    click.echo(f"user {user.email} ({user.role}) created in tenant {tenant_slug}")
+
+
+@demo_cli.command("seed")
+def demo_seed():
+    """Create a demo tenant and admin (idempotent) and print how to log in."""
+    tenant = db.session.scalar(db.select(Tenant).filter_by(slug="demo")) or create_tenant(
+        "Demo Ventas", "demo")
+    if not db.session.scalar(db.select(User).filter_by(email=DEMO_EMAIL)):
+        create_user(DEMO_EMAIL, tenant, "admin", DEMO_PASSWORD)
+    base = current_app.config["API_BASE_URL"] or "http://localhost:8000"
+    click.echo(f"Log in at {base}/login as {DEMO_EMAIL} with password {DEMO_PASSWORD}")
+
+
+@jwt_cli.command("mint")
+@click.option("--tenant", "tenant_slug", required=True, help="Slug of the token's tenant.")
+@click.option("--sub", required=True, help="The user id the token speaks for.")
+@click.option("--role", default="admin", show_default=True, help="Role claim (admin, ceo, member...).")
+@click.option("--ttl", type=click.IntRange(60, 30 * 24 * 3600), default=3600, show_default=True,
+              help="Lifetime in seconds.")
+def jwt_mint(tenant_slug: str, sub: str, role: str, ttl: int):
+    """Print an HS256 bearer token for the API."""
+    from crm_meta.auth.principal import mint_jwt
+
+    tenant = tenant_by_slug(tenant_slug)
+    click.echo(mint_jwt(current_app.config["JWT_SECRET_KEY"], tenant_id=tenant.id, sub=sub,
+                        role=role, ttl=ttl))
+
+
+@meta_cli.command("sandbox")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8765, show_default=True)
+def meta_sandbox(host: str, port: int):
+    """Run the Meta sandbox (emulated login dialog and Graph API) on its own."""
+    from crm_meta.sandbox import run_standalone
+
+    config = current_app.config
+    click.echo(f"Meta sandbox at http://{host}:{port} (app {config['META_APP_ID']})")
+    run_standalone(host, port, config["META_APP_ID"], config["META_APP_SECRET"],
+                   config["META_REDIRECT_URI"])
+
+
+@meta_cli.command("refresh")
+@click.option("--tenant", "tenant_slug", help="Only this tenant's connection.")
+@click.option("--dry-run", is_flag=True, help="Check and report; change nothing.")
+def meta_refresh(tenant_slug: str | None, dry_run: bool):
+    """Check every connection (or one tenant's) now, due or not."""
+    from crm_meta.meta.keepalive import refresh_command
+
+    refresh_command(tenant_slug=tenant_slug, dry_run=dry_run)
+
+
+@crypto_cli.command("rotate")
+def crypto_rotate():
+    """Re-encrypt every stored token with the current ENCRYPTION_KEY."""
+    from crm_meta.runtime import token_store
+
+    count = token_store().rotate()
+    click.echo(f"re-encrypted {count} token(s) with key {token_store().cipher.current.kid}")
+
+
+def register_cli(app: Flask) -> None:
+    for group in (tenants_cli, users_cli, demo_cli, jwt_cli, meta_cli, crypto_cli):
+        app.cli.add_command(group)

@@ -1,0 +1,60 @@
+"""One clock for every "what time is it" in the domain; follows the sandbox in sandbox mode."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import requests
+
+log = logging.getLogger(__name__)
+
+
+class SystemClock:
+    """Real UTC time."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class SandboxClock:
+    """Real time plus the sandbox's offset, read from `{base}/_sandbox/clock`."""
+
+    def __init__(self, base_url: str, ttl: float = 1.0, timeout: float = 2.0):
+        self.url = base_url.rstrip("/") + "/_sandbox/clock"
+        self.ttl = ttl
+        self.timeout = timeout
+        self._offset = 0.0
+        self._fetched_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def offset(self) -> float:
+        with self._lock:
+            if time.monotonic() - self._fetched_at >= self.ttl:
+                try:
+                    response = requests.get(self.url, timeout=self.timeout)
+                    response.raise_for_status()
+                    self._offset = float(response.json()["offset_seconds"])
+                    self._fetched_at = time.monotonic()
+                except (requests.RequestException, ValueError, KeyError):
+                    # The sandbox may not be up yet (it is served by this very process).
+                    log.warning("sandbox clock unreachable at %s; using the last offset", self.url)
+            return self._offset
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=self.offset())
+
+
+class FrozenClock:
+    """A settable clock for unit tests."""
+
+    def __init__(self, at: datetime | None = None):
+        self.at = at or datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.at
+
+    def advance(self, **delta) -> None:
+        self.at += timedelta(**delta)

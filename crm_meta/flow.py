@@ -1,0 +1,51 @@
+"""Request-side glue for the OAuth flow, shared by the JSON API and the wizard pages."""
+
+from __future__ import annotations
+
+from flask import current_app, redirect, request, url_for
+
+from crm_meta.auth import binding
+from crm_meta.auth.principal import Principal
+from crm_meta.meta import connections
+from crm_meta.meta.oauth import AuthorizationRequest, start_authorization
+from crm_meta.runtime import now, runtime, token_store
+
+
+def begin(principal: Principal, *, rerequest: bool) -> tuple[AuthorizationRequest, str]:
+    """Start an authorization for the caller; returns it and the browser binding value."""
+    config = current_app.config
+    secret = binding.ensure_browser_secret()
+    started = start_authorization(
+        meta_client=current_app.extensions["authlib.integrations.flask_client"].meta,
+        cipher=runtime().cipher, now=now(), tenant_id=principal.tenant.id,
+        user_ref=principal.actor, browser_secret=secret,
+        redirect_uri=config["META_REDIRECT_URI"], scopes=config["META_SCOPES"],
+        config_id=config["META_LOGIN_CONFIG_ID"], rerequest=rerequest)
+    return started, secret
+
+
+def finish():
+    """Complete the callback for this request; returns the stored connection."""
+    config = current_app.config
+    return connections.complete_authorization(
+        graph=runtime().graph, store=token_store(), now=now(), args=request.args.to_dict(),
+        browser_secret=binding.browser_secret(), redirect_uri=config["META_REDIRECT_URI"],
+        required=config["META_SCOPES"], config_id=config["META_LOGIN_CONFIG_ID"],
+        ip=request.remote_addr)
+
+
+def browser_redirect(*, error: str | None = None):
+    """Where a browser lands after the callback: the CRM frontend, or the built-in wizard."""
+    frontend = current_app.config["FRONTEND_URL"]
+    if frontend:
+        query = f"error={error}" if error else "success=connected"
+        return redirect(f"{frontend}/crm/marketing?{query}")
+    if error:
+        return redirect(url_for("web.wizard", error=error))
+    return redirect(url_for("web.wizard", step="select"))
+
+
+def prefers_html() -> bool:
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return best == "text/html" and request.accept_mimetypes[best] > request.accept_mimetypes[
+        "application/json"]

@@ -1,0 +1,125 @@
+"""What a token can see: businesses, ad accounts, pages, WhatsApp accounts, in our shapes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import urlencode
+
+ACCOUNT_STATUS = {1: "ACTIVE", 2: "DISABLED", 3: "UNSETTLED", 7: "PENDING_RISK_REVIEW",
+                  8: "PENDING_SETTLEMENT", 9: "IN_GRACE_PERIOD", 100: "PENDING_CLOSURE",
+                  101: "CLOSED"}
+AD_FIELDS = "id,account_id,name,account_status,currency,timezone_name"
+PAGE_LIMIT = 100
+
+
+@dataclass
+class Discovery:
+    user_id: str
+    user_name: str
+    businesses: list[dict] = field(default_factory=list)
+    personal_ad_accounts: list[dict] = field(default_factory=list)
+    pages: list[dict] = field(default_factory=list)
+
+
+def ad_account(raw: dict, business_id: str | None) -> dict:
+    """The contract's AdAccount from Meta's fields."""
+    status_code = int(raw.get("account_status") or 0)
+    account_id = str(raw.get("account_id") or str(raw.get("id", "")).removeprefix("act_"))
+    return {
+        "id": f"act_{account_id}",
+        "account_id": account_id,
+        "name": raw.get("name") or account_id,
+        "currency": raw.get("currency"),
+        "timezone": raw.get("timezone_name"),
+        "status": ACCOUNT_STATUS.get(status_code, "UNKNOWN"),
+        "account_status": status_code,
+        "business_id": business_id,
+    }
+
+
+def me_fields(granted: set[str]) -> str:
+    """One /me call with field expansion, asking only for what the grant allows."""
+    fields = ["id", "name"]
+    ads = bool(granted & {"ads_management", "ads_read"})
+    if "business_management" in granted:
+        nested = []
+        if ads:
+            nested += [f"owned_ad_accounts.limit({PAGE_LIMIT}){{{AD_FIELDS}}}",
+                       f"client_ad_accounts.limit({PAGE_LIMIT}){{{AD_FIELDS}}}"]
+        if "whatsapp_business_management" in granted:
+            nested.append(f"owned_whatsapp_business_accounts.limit({PAGE_LIMIT}){{id,name}}")
+        fields.append(f"businesses.limit({PAGE_LIMIT}){{{','.join(['id', 'name', *nested])}}}")
+    if ads:
+        fields.append(f"adaccounts.limit({PAGE_LIMIT}){{{AD_FIELDS}}}")
+    if granted & {"pages_show_list", "pages_read_engagement"}:
+        fields.append(f"accounts.limit({PAGE_LIMIT}){{id,name,category,tasks}}")
+    return ",".join(fields)
+
+
+def discover(graph, token: str, granted: set[str]) -> Discovery:
+    """Read everything in one /me call, then fetch every further page in batched rounds."""
+    me = graph.get("me", token=token, fields=me_fields(granted))
+    edges = _complete_edges(graph, token, me)
+    businesses = []
+    for business in edges.get(("me", "businesses"), []):
+        bid = str(business["id"])
+        accounts: dict[str, dict] = {}
+        for edge in ("owned_ad_accounts", "client_ad_accounts"):
+            for raw in edges.get((bid, edge), []):
+                account = ad_account(raw, bid)
+                accounts.setdefault(account["id"], account)
+        businesses.append({
+            "id": bid,
+            "name": business.get("name") or bid,
+            "ad_accounts": list(accounts.values()),
+            "whatsapp_business_accounts": [
+                {"id": str(w["id"]), "name": w.get("name")}
+                for w in edges.get((bid, "owned_whatsapp_business_accounts"), [])
+            ],
+        })
+    in_business = {a["id"] for b in businesses for a in b["ad_accounts"]}
+    personal = [ad_account(raw, None) for raw in edges.get(("me", "adaccounts"), [])]
+    pages = [{"id": str(p["id"]), "name": p.get("name"), "category": p.get("category"),
+              "tasks": p.get("tasks", [])} for p in edges.get(("me", "accounts"), [])]
+    return Discovery(
+        user_id=str(me["id"]),
+        user_name=me.get("name") or "",
+        businesses=businesses,
+        personal_ad_accounts=[a for a in personal if a["id"] not in in_business],
+        pages=pages,
+    )
+
+
+def _complete_edges(graph, token: str, me: dict) -> dict[tuple[str, str], list[dict]]:
+    """Flatten the expanded edges, then follow every `paging.next` in batched rounds."""
+    items: dict[tuple[str, str], list[dict]] = {}
+    pending: list[tuple[tuple[str, str], dict]] = []
+
+    def take(key, page):
+        items.setdefault(key, []).extend(page.get("data", []))
+        if graph.next_page_params(page):
+            pending.append((key, page))
+
+    def walk(owner_key: str, node: dict):
+        for name, value in node.items():
+            if isinstance(value, dict) and "data" in value:
+                take((owner_key, name), value)
+                for child in value.get("data", []):
+                    if isinstance(child, dict) and "id" in child:
+                        walk(str(child["id"]), {k: v for k, v in child.items() if k != "id"})
+
+    walk("me", {k: v for k, v in me.items() if k not in ("id", "name")})
+    while pending:
+        round_, pending = pending[:50], pending[50:]
+        requests_ = []
+        for _key, page in round_:
+            path, params = graph.next_page_params(page)
+            requests_.append({"relative_url": f"{path.lstrip('/')}?{urlencode(params)}"})
+        for (key, _page), answer in zip(round_, graph.batch(requests_, token=token), strict=True):
+            if isinstance(answer, Exception):
+                raise answer
+            take(key, answer)
+            if key[0] == "me" and key[1] == "businesses":
+                for child in answer.get("data", []):
+                    walk(str(child["id"]), {k: v for k, v in child.items() if k != "id"})
+    return items

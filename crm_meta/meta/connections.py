@@ -1,0 +1,291 @@
+"""A tenant's connection: connect from the callback, inspect, select, rediscover, disconnect."""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+
+from crm_meta import audit
+from crm_meta.errors import AppError, MetaFailed, NotConnected, OAuthDenied, UnknownAsset
+from crm_meta.extensions import db
+from crm_meta.meta import assets, tokens
+from crm_meta.meta.errors import GraphError, TokenInvalidError
+from crm_meta.meta.oauth import consume_state
+from crm_meta.meta.status import days_left, effective_status, missing_scopes
+from crm_meta.meta.store import TokenStore
+from crm_meta.models import MetaToken
+
+log = logging.getLogger(__name__)
+ASSET_ID = re.compile(r"^(act_)?\d{1,30}$")
+# debug_token subcodes that say why a token died.
+DEAD_TOKEN_STATUS = {458: "revoked", 463: "expired"}
+
+
+def complete_authorization(*, graph, store: TokenStore, now: datetime, args: dict,
+                           browser_secret: str | None, redirect_uri: str, required: list[str],
+                           config_id: str, ip: str | None) -> MetaToken:
+    """The callback: state, code exchange, inspection, discovery, one transaction to store it."""
+    consumed = consume_state(state=args.get("state"), browser_secret=browser_secret,
+                             cipher=store.cipher, now=now)
+    if args.get("error"):
+        audit.record("meta.connect", actor=consumed.user_ref, tenant_id=consumed.tenant_id,
+                     outcome="denied", ip=ip, details={"reason": args.get("error_reason")},
+                     commit=True)
+        raise OAuthDenied()
+    code = args.get("code")
+    if not code or len(code) > 2048:
+        raise AppError("The callback carries no authorization code", code="invalid_request")
+    try:
+        issued = tokens.ensure_long_lived(graph, tokens.exchange_code(
+            graph, code=code, redirect_uri=redirect_uri, code_verifier=consumed.code_verifier))
+        info = tokens.inspect(graph, issued.access_token)
+        if not info.is_valid:
+            raise MetaFailed("Meta says the new token is not valid")
+        discovery = assets.discover(graph, issued.access_token, set(info.scopes))
+    except (GraphError, AppError) as exc:
+        audit.record("meta.connect", actor=consumed.user_ref, tenant_id=consumed.tenant_id,
+                     outcome="failure", ip=ip, details={"error": getattr(exc, "code", None),
+                                                        "kind": getattr(exc, "kind", None)},
+                     commit=True)
+        raise
+    row = _save(store, consumed.tenant_id, issued.access_token, info, discovery, now,
+                actor=consumed.user_ref, config_id=config_id, required=required)
+    audit.record("meta.connect", actor=consumed.user_ref, tenant_id=consumed.tenant_id, ip=ip,
+                 details={"meta_user_id": discovery.user_id, "status": row.status,
+                          "businesses": len(discovery.businesses)})
+    db.session.commit()
+    return row
+
+
+def _save(store, tenant_id, token, info, discovery, now, *, actor, config_id, required) -> MetaToken:
+    """Upsert the tenant's row; keep its chosen ad account when it is still visible."""
+    for attempt in range(2):
+        row = store.for_tenant(tenant_id, lock=True)
+        if row is None:
+            row = MetaToken(tenant_id=tenant_id, warnings_sent={})
+            db.session.add(row)
+        store.write(row, token)
+        apply_token_info(row, info, now)
+        row.declined_scopes = [s for s in required if s not in set(info.scopes)] if not config_id else []
+        row.login_config_id = config_id or None
+        row.meta_user_id = discovery.user_id
+        row.meta_user_name = discovery.user_name
+        apply_discovery(row, discovery)
+        row.status = "connected"
+        row.connected_by = actor
+        row.connected_at = now
+        row.consecutive_failures = 0
+        row.throttled_until = None
+        row.last_error = row.last_error_code = None
+        row.warnings_sent = {}
+        try:
+            db.session.flush()
+            return row
+        except IntegrityError:  # another callback for this tenant inserted first: update it
+            db.session.rollback()
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+def apply_token_info(row: MetaToken, info: tokens.TokenInfo, now: datetime) -> None:
+    """Record what debug_token said about the stored token."""
+    row.token_type = info.token_type
+    row.expires_at = info.expires_at
+    row.data_access_expires_at = info.data_access_expires_at
+    row.issued_at = info.issued_at
+    if info.is_valid:
+        row.scopes = sorted(set(info.scopes))
+    row.last_checked_at = now
+
+
+def apply_discovery(row: MetaToken, discovery: assets.Discovery) -> None:
+    row.business_managers = discovery.businesses
+    row.personal_ad_accounts = discovery.personal_ad_accounts
+    row.pages = discovery.pages
+    visible = {a["id"] for a in row.all_ad_accounts()}
+    if row.selected_ad_account_id and row.selected_ad_account_id not in visible:
+        row.selected_ad_account_id = row.selected_ad_account_name = None
+        row.selected_business_id = None
+
+
+def require(store: TokenStore, tenant_id: int) -> MetaToken:
+    row = store.for_tenant(tenant_id)
+    if row is None:
+        raise NotConnected()
+    return row
+
+
+def status_payload(row: MetaToken | None, now: datetime, required: list[str],
+                   connect_url: str) -> dict:
+    """token-status: everything from storage, no Meta call."""
+    status = effective_status(row, now, required)
+    return {
+        "connected": row is not None,
+        "status": status,
+        "expires_at": _iso(row.expires_at) if row else None,
+        "data_access_expires_at": _iso(row.data_access_expires_at) if row else None,
+        "days_left": days_left(row, now),
+        "needs_reconnect": status in {"expired", "needs_reauth", "revoked", "expiring"},
+        "scopes": list(row.scopes or []) if row else [],
+        "missing_scopes": missing_scopes(row, required),
+        "business_managers": len(row.business_managers or []) if row else 0,
+        "ad_accounts": len(row.all_ad_accounts()) if row else 0,
+        "selected_ad_account": _selected(row),
+        "meta_user_name": row.meta_user_name if row else None,
+        "last_checked_at": _iso(row.last_checked_at) if row else None,
+        "throttled_until": _iso(row.throttled_until) if row else None,
+        "connect_url": connect_url,
+    }
+
+
+def _selected(row) -> dict | None:
+    if row is None or not row.selected_ad_account_id:
+        return None
+    return {"account_id": row.selected_ad_account_id, "account_name": row.selected_ad_account_name,
+            "business_id": row.selected_business_id}
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+def test_connection(*, graph, store: TokenStore, row: MetaToken, now: datetime,
+                    required: list[str]) -> dict:
+    """Live check with Meta: debug_token then /me; records what it learns."""
+    token = store.read(row)
+    info = tokens.inspect(graph, token)
+    apply_token_info(row, info, now)
+    user = {}
+    if info.is_valid:
+        try:
+            user = graph.get("me", token=token, fields="id,name")
+            row.status = "connected"
+            row.consecutive_failures = 0
+        except TokenInvalidError as exc:
+            row.status, row.last_error_code, row.last_error = "needs_reauth", "190", exc.message
+    else:
+        row.status = DEAD_TOKEN_STATUS.get(info.error_subcode, "needs_reauth")
+        row.last_error_code, row.last_error = str(info.error_code or ""), info.error_message
+    db.session.commit()
+    status = effective_status(row, now, required)
+    return {
+        "connected": True,
+        "valid": info.is_valid and bool(user),
+        "status": status,
+        "user_id": user.get("id") or row.meta_user_id,
+        "user_name": user.get("name") or row.meta_user_name,
+        "token_type": info.token_type,
+        "expires_at": _iso(info.expires_at),
+        "expires_in_seconds": int((info.expires_at - now).total_seconds()) if info.expires_at else None,
+        "data_access_expires_at": _iso(info.data_access_expires_at),
+        "scopes": list(row.scopes or []),
+        "missing_scopes": missing_scopes(row, required),
+        "checked_at": _iso(now),
+    }
+
+
+def mask(token: str) -> str:
+    """A preview that identifies a token without revealing it."""
+    return f"{token[:4]}…{token[-4:]}" if len(token) > 12 else "…"
+
+
+def debug_token(*, graph, store: TokenStore, row: MetaToken) -> dict:
+    token = store.read(row)
+    info = tokens.inspect(graph, token)
+    return {
+        "token_preview": mask(token),
+        "is_valid": info.is_valid,
+        "type": info.token_type,
+        "app_id": graph.app_id,
+        "user_id": info.user_id,
+        "expires_at": _iso(info.expires_at),
+        "data_access_expires_at": _iso(info.data_access_expires_at),
+        "issued_at": _iso(info.issued_at),
+        "scopes": info.scopes,
+        "error": {"code": info.error_code, "subcode": info.error_subcode} if info.error_code else None,
+    }
+
+
+def rediscover(*, graph, store: TokenStore, row: MetaToken) -> None:
+    discovery = assets.discover(graph, store.read(row), set(row.scopes or []))
+    apply_discovery(row, discovery)
+    db.session.commit()
+
+
+def portfolios(row: MetaToken) -> list[dict]:
+    return [{"id": b["id"], "name": b["name"], "ad_accounts_count": len(b["ad_accounts"]),
+             "ad_accounts": b["ad_accounts"]} for b in row.business_managers or []]
+
+
+def _checked_id(value) -> str:
+    value = str(value or "").strip()
+    if not ASSET_ID.match(value):
+        raise UnknownAsset()
+    return value
+
+
+def accounts(row: MetaToken, portfolio_id: str | None) -> list[dict]:
+    """Ad accounts of one of the tenant's businesses, or every one the connection sees."""
+    if portfolio_id is None:
+        return row.all_ad_accounts()
+    portfolio_id = _checked_id(portfolio_id)
+    for business in row.business_managers or []:
+        if business["id"] == portfolio_id:
+            return business["ad_accounts"]
+    raise UnknownAsset()
+
+
+def select_account(*, row: MetaToken, account_id, business_id=None, account_name=None,
+                   actor: str, ip: str | None) -> dict:
+    """Choose the ad account the CRM works with; only one the connection discovered."""
+    account_id = _checked_id(account_id)
+    wanted = account_id if account_id.startswith("act_") else f"act_{account_id}"
+    pool = accounts(row, _checked_id(business_id) if business_id else None)
+    account = next((a for a in pool if a["id"] == wanted), None)
+    if account is None:
+        raise UnknownAsset()
+    row.selected_ad_account_id = account["id"]
+    row.selected_ad_account_name = account_name or account["name"]
+    row.selected_business_id = str(business_id) if business_id else account.get("business_id")
+    audit.record("meta.select_account", actor=actor, tenant_id=row.tenant_id, ip=ip,
+                 details={"account_id": account["id"], "business_id": row.selected_business_id})
+    db.session.commit()
+    return {"connected": True, "account_id": row.selected_ad_account_id,
+            "account_name": row.selected_ad_account_name, "business_id": row.selected_business_id}
+
+
+def disconnect(*, graph, store: TokenStore, tenant_id: int, actor: str, ip: str | None) -> dict:
+    """Revoke at Meta (best effort, and only if no other tenant shares the grant), then delete."""
+    row = store.for_tenant(tenant_id, lock=True)
+    if row is None:
+        return {"disconnected": True, "revoked_at_meta": False}
+    revoked = False
+    shared = row.meta_user_id and db.session.scalar(
+        db.select(db.func.count()).select_from(MetaToken).where(
+            MetaToken.meta_user_id == row.meta_user_id, MetaToken.tenant_id != tenant_id))
+    if not shared:
+        try:
+            graph.call("DELETE", "me/permissions", token=store.read(row))
+            revoked = True
+        except GraphError as exc:
+            log.warning("revoking at Meta failed; disconnecting locally", extra={"graph": exc.log_fields()})
+    db.session.delete(row)
+    audit.record("meta.disconnect", actor=actor, tenant_id=tenant_id, ip=ip,
+                 details={"revoked_at_meta": revoked})
+    db.session.commit()
+    return {"disconnected": True, "revoked_at_meta": revoked}
+
+
+def drop_meta_user(*, meta_user_id: str, action: str) -> list[int]:
+    """Meta's deauthorize/data-deletion: delete every connection of that Meta user."""
+    rows = db.session.scalars(db.select(MetaToken).filter_by(meta_user_id=meta_user_id)).all()
+    tenants = [row.tenant_id for row in rows]
+    for row in rows:
+        db.session.delete(row)
+        audit.record(action, actor="meta", tenant_id=row.tenant_id,
+                     details={"meta_user_id": meta_user_id})
+    return tenants

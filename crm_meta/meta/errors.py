@@ -1,0 +1,99 @@
+"""Meta's error taxonomy: every Graph failure becomes one of these, carrying code, subcode, trace."""
+
+from __future__ import annotations
+
+RATE_LIMIT_CODES = frozenset({4, 17, 32, 341, 613, *range(80000, 80015)})
+TOKEN_CODES = frozenset({190, 102})
+PERMISSION_CODES = frozenset({10, *range(200, 300)})
+TRANSIENT_CODES = frozenset({1, 2})
+
+
+class GraphError(Exception):
+    """A failed Graph call; `str()` is Meta's message, never a token or secret."""
+
+    kind = "meta_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        subcode: int | None = None,
+        fbtrace_id: str | None = None,
+        http_status: int | None = None,
+        retry_after: int | None = None,
+    ):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.subcode = subcode
+        self.fbtrace_id = fbtrace_id
+        self.http_status = http_status
+        self.retry_after = retry_after
+
+    def log_fields(self) -> dict:
+        return {
+            "kind": self.kind,
+            "code": self.code,
+            "subcode": self.subcode,
+            "fbtrace_id": self.fbtrace_id,
+            "http_status": self.http_status,
+        }
+
+
+class TransientError(GraphError):
+    """Worth retrying with backoff: 5xx, codes 1/2, `is_transient`, timeouts, garbled replies."""
+
+    kind = "transient"
+
+
+class ThrottledError(GraphError):
+    """Rate limited by Meta: stop calling until `retry_after` seconds have passed."""
+
+    kind = "throttled"
+
+
+class TokenInvalidError(GraphError):
+    """The token is unusable (190/102): the tenant must reconnect."""
+
+    kind = "token_invalid"
+
+
+class PermissionMissingError(GraphError):
+    """A permission is missing (10, 200-299): ask the user to grant it again."""
+
+    kind = "permission_missing"
+
+
+class BadRequestError(GraphError):
+    """Anything else Meta refuses (100 bad parameter, 368 policy block...): never retried."""
+
+    kind = "bad_request"
+
+
+def classify(error: dict, http_status: int, retry_after: int | None = None) -> GraphError:
+    """Turn Meta's `{"error": {...}}` body into the matching GraphError."""
+    code = _int(error.get("code"))
+    fields = {
+        "code": code,
+        "subcode": _int(error.get("error_subcode")),
+        "fbtrace_id": error.get("fbtrace_id"),
+        "http_status": http_status,
+    }
+    message = str(error.get("message") or "Meta returned an error")[:300]
+    if code in RATE_LIMIT_CODES:
+        return ThrottledError(message, retry_after=retry_after, **fields)
+    if code in TOKEN_CODES:
+        return TokenInvalidError(message, **fields)
+    if code in PERMISSION_CODES:
+        return PermissionMissingError(message, **fields)
+    if code in TRANSIENT_CODES or error.get("is_transient") or http_status >= 500:
+        return TransientError(message, **fields)
+    return BadRequestError(message, **fields)
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None

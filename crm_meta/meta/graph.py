@@ -1,0 +1,232 @@
+"""GraphClient: the one way this service talks to Meta's Graph API."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from urllib.parse import parse_qsl, urlsplit
+
+import requests
+
+from crm_meta import metrics
+from crm_meta.meta.errors import GraphError, ThrottledError, TransientError, classify
+
+log = logging.getLogger(__name__)
+# Query parameters that are secrets: they travel in a POST body, never in a URL.
+SECRET_PARAMS = frozenset({"client_secret", "code", "fb_exchange_token", "input_token",
+                           "access_token", "code_verifier"})
+USAGE_SLOWDOWN = 80  # percent of Meta's budget at which we start backing off on our own
+_ID = re.compile(r"^(act_)?\d+$")
+
+
+def appsecret_proof(app_secret: str, token: str) -> str:
+    """hex(HMAC-SHA256(key=app secret, msg=token)), required by Meta on token calls."""
+    return hmac.new(app_secret.encode(), token.encode(), hashlib.sha256).hexdigest()
+
+
+def endpoint_label(path: str) -> str:
+    """A low-cardinality metric label: ids become {id}."""
+    parts = [p for p in path.strip("/").split("/") if p]
+    if parts and re.match(r"^v\d+\.\d+$", parts[0]):
+        parts = parts[1:]
+    return "/" + "/".join("{id}" if _ID.match(p) else p for p in parts)
+
+
+def _max_regain_minutes(headers) -> int | None:
+    """The longest `estimated_time_to_regain_access` Meta announced, in minutes."""
+    raw = headers.get("x-business-use-case-usage")
+    if not raw:
+        return None
+    try:
+        usage = json.loads(raw)
+        values = [int(entry.get("estimated_time_to_regain_access") or 0)
+                  for entries in usage.values() for entry in entries]
+    except (ValueError, AttributeError, TypeError):
+        return None
+    return max(values, default=0) or None
+
+
+def _app_usage(headers) -> int:
+    try:
+        usage = json.loads(headers.get("x-app-usage") or "{}")
+        return int(max(usage.get(key, 0) for key in ("call_count", "total_time", "total_cputime")))
+    except (ValueError, AttributeError, TypeError):
+        return 0
+
+
+class GraphClient:
+    """Version, timeouts, appsecret_proof, retries with backoff, and Meta's error taxonomy."""
+
+    def __init__(self, *, base_url: str, version: str, app_id: str, app_secret: str,
+                 timeout: float = 10.0, max_retries: int = 3, clock=None,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.base_url = base_url.rstrip("/")
+        self.version = version
+        self.app_id = app_id
+        self._app_secret = app_secret
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.clock = clock
+        self.sleep = sleep
+        self._local = threading.local()
+        self.last_app_usage = 0
+
+    def __repr__(self) -> str:
+        return f"GraphClient({self.base_url}/{self.version}, app {self.app_id})"
+
+    @property
+    def session(self) -> requests.Session:
+        # requests.Session is not thread-safe: one per thread, reused for keep-alive.
+        if not hasattr(self._local, "session"):
+            self._local.session = requests.Session()
+        return self._local.session
+
+    @property
+    def app_token(self) -> str:
+        return f"{self.app_id}|{self._app_secret}"
+
+    def client_params(self) -> dict:
+        """The app's credentials for /oauth/access_token calls."""
+        return {"client_id": self.app_id, "client_secret": self._app_secret}
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}/{self.version}/{path.lstrip('/')}"
+
+    # -- the one request path ---------------------------------------------------------------
+    def call(self, method: str, path: str, *, token: str | None = None,
+             params: dict | None = None, retry: bool | None = None) -> dict:
+        """One Graph call; returns the JSON body or raises a GraphError subclass."""
+        params = {k: v for k, v in (params or {}).items() if v is not None}
+        headers = {"Accept": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+            if token != self.app_token:
+                params["appsecret_proof"] = appsecret_proof(self._app_secret, token)
+        http_method = method.upper()
+        secret = {k: params.pop(k) for k in list(params) if k in SECRET_PARAMS}
+        body = None
+        if secret or http_method == "POST":
+            # Secrets never go in a URL (URLs reach proxy and library logs): POST them,
+            # with Graph's method override when the call is a read.
+            body = {**params, **secret}
+            params = {}
+            if http_method == "GET":
+                body["method"] = "GET"
+                http_method = "POST"
+        if retry is None:
+            retry = method.upper() in {"GET", "DELETE"}
+        attempts = 1 + (self.max_retries if retry else 0)
+        label = endpoint_label(path)
+        for attempt in range(attempts):
+            try:
+                return self._once(http_method, path, label, headers, params, body)
+            except TransientError as exc:
+                if attempt + 1 >= attempts:
+                    raise
+                delay = min(8.0, 0.25 * 2 ** attempt) * (0.5 + random.random())
+                log.info("graph %s %s transient failure (code %s, trace %s); retry in %.2fs",
+                         method, label, exc.code, exc.fbtrace_id, delay)
+                self.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _once(self, method, path, label, headers, params, body) -> dict:
+        started = time.perf_counter()
+        try:
+            response = self.session.request(method, self.url(path), params=params, data=body,
+                                            headers=headers, timeout=self.timeout)
+        except requests.Timeout:
+            metrics.GRAPH_CALLS.labels(endpoint=label, outcome="timeout").inc()
+            raise TransientError(f"Meta did not answer within {self.timeout:g}s") from None
+        except requests.RequestException as exc:
+            metrics.GRAPH_CALLS.labels(endpoint=label, outcome="unreachable").inc()
+            raise TransientError(f"Meta is unreachable ({type(exc).__name__})") from None
+        elapsed = time.perf_counter() - started
+        metrics.GRAPH_LATENCY.labels(endpoint=label).observe(elapsed)
+        self.last_app_usage = _app_usage(response.headers)
+        if self.last_app_usage >= USAGE_SLOWDOWN:
+            log.warning("meta app usage at %s%% of its budget", self.last_app_usage)
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict | list) and payload is not True:
+            metrics.GRAPH_CALLS.labels(endpoint=label, outcome="malformed").inc()
+            raise TransientError("Meta sent a response that is not JSON",
+                                 http_status=response.status_code)
+        if isinstance(payload, dict) and "error" in payload or response.status_code >= 400:
+            error = payload.get("error") if isinstance(payload, dict) else None
+            regain = _max_regain_minutes(response.headers)
+            exc = classify(error if isinstance(error, dict) else {}, response.status_code,
+                           retry_after=regain * 60 if regain else None)
+            if isinstance(exc, ThrottledError) and exc.retry_after is None:
+                exc.retry_after = 300  # Meta gave no estimate: back off a generous while
+            metrics.GRAPH_CALLS.labels(endpoint=label, outcome=exc.kind).inc()
+            log.warning("graph %s %s failed: %s", method, label, exc.kind,
+                        extra={"graph": exc.log_fields()})
+            raise exc
+        metrics.GRAPH_CALLS.labels(endpoint=label, outcome="ok").inc()
+        log.debug("graph %s %s %s in %.0fms", method, label, response.status_code, elapsed * 1000)
+        return payload if isinstance(payload, dict) else {"success": bool(payload)}
+
+    def get(self, path: str, *, token: str | None = None, **params) -> dict:
+        return self.call("GET", path, token=token, params=params)
+
+    # -- pagination --------------------------------------------------------------------------
+    def next_page_params(self, page: dict) -> tuple[str, dict] | None:
+        """From a `{"data", "paging"}` page, the path and params of the next one (or None)."""
+        next_url = (page.get("paging") or {}).get("next")
+        if not next_url:
+            return None
+        parts = urlsplit(next_url)
+        base = urlsplit(self.base_url)
+        if (parts.scheme, parts.netloc) != (base.scheme, base.netloc):
+            raise GraphError("Meta's paging link points outside the Graph API")
+        path = parts.path[len(base.path):] if parts.path.startswith(base.path) else parts.path
+        path = re.sub(r"^/v\d+\.\d+", "", path)
+        query = {k: v for k, v in parse_qsl(parts.query)
+                 if k not in {"access_token", "appsecret_proof", "appsecret_time"}}
+        return path, query
+
+    def paginate(self, path: str, *, token: str, first_page: dict | None = None,
+                 **params) -> Iterator[dict]:
+        """Every item of an edge, following `paging.next` until Meta stops sending it."""
+        page = first_page if first_page is not None else self.get(path, token=token, **params)
+        seen_pages = 0
+        while True:
+            yield from page.get("data", [])
+            nxt = self.next_page_params(page)
+            seen_pages += 1
+            if nxt is None or seen_pages >= 1000:
+                return
+            next_path, next_params = nxt
+            page = self.get(next_path, token=token, **next_params)
+
+    def batch(self, requests_: list[dict], *, token: str) -> list[dict | GraphError]:
+        """One Graph batch round trip; each answer is a body dict or the GraphError it raised."""
+        payload = json.dumps([{"method": r.get("method", "GET"), "relative_url": r["relative_url"]}
+                              for r in requests_])
+        answers = self.call("POST", "", token=token, params={"batch": payload,
+                                                             "include_headers": "false"},
+                            retry=True)
+        results: list[dict | GraphError] = []
+        for answer in answers if isinstance(answers, list) else []:
+            status = int((answer or {}).get("code") or 500)
+            try:
+                body = json.loads((answer or {}).get("body") or "null")
+            except ValueError:
+                body = None
+            if status >= 400 or not isinstance(body, dict) or "error" in body:
+                error = body.get("error") if isinstance(body, dict) else None
+                results.append(classify(error if isinstance(error, dict) else {}, status))
+            else:
+                results.append(body)
+        if len(results) != len(requests_):
+            raise TransientError("Meta's batch answer does not match the request")
+        return results

@@ -1,0 +1,105 @@
+"""The authorization-code flow's first half: Authlib builds the URL, states live server-side."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from authlib.integrations.flask_client import OAuth
+from sqlalchemy import delete, update
+
+from crm_meta.errors import InvalidState
+from crm_meta.extensions import db
+from crm_meta.models import OAuthState
+
+STATE_TTL_SECONDS = 300
+
+
+def init_oauth(app) -> OAuth:
+    """An Authlib registry per app, with the `meta` client built from this app's config."""
+    config = app.config
+    registry = OAuth(app)
+    base = f"{config['META_DIALOG_URL']}/{config['META_GRAPH_API_VERSION']}"
+    registry.register(
+        "meta",
+        client_id=config["META_APP_ID"],
+        client_secret=config["META_APP_SECRET"],
+        authorize_url=f"{base}/dialog/oauth",
+        access_token_url=f"{config['META_GRAPH_URL']}/{config['META_GRAPH_API_VERSION']}"
+        "/oauth/access_token",
+        client_kwargs={"code_challenge_method": "S256",
+                       "token_endpoint_auth_method": "client_secret_post"},
+    )
+    return registry
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class AuthorizationRequest:
+    auth_url: str
+    state: str
+    expires_in: int = STATE_TTL_SECONDS
+
+
+@dataclass(frozen=True)
+class ConsumedState:
+    tenant_id: int
+    user_ref: str
+    code_verifier: str
+    rerequest: bool
+
+
+def start_authorization(*, meta_client, cipher, now: datetime, tenant_id: int, user_ref: str,
+                        browser_secret: str, redirect_uri: str, scopes: list[str],
+                        config_id: str = "", rerequest: bool = False) -> AuthorizationRequest:
+    """Build Meta's dialog URL (PKCE S256) and remember its state for five minutes."""
+    state = secrets.token_urlsafe(32)
+    extra = {"config_id": config_id} if config_id else {"scope": ",".join(scopes)}
+    if rerequest:
+        extra["auth_type"] = "rerequest"
+    built = meta_client.create_authorization_url(redirect_uri, state=state, **extra)
+    state_hash = _digest(state)
+    db.session.execute(delete(OAuthState).where(OAuthState.expires_at < now - timedelta(hours=1)))
+    db.session.add(OAuthState(
+        state_hash=state_hash,
+        tenant_id=tenant_id,
+        user_ref=user_ref,
+        browser_hash=_digest(browser_secret),
+        code_verifier=cipher.encrypt(built["code_verifier"], context=f"state:{state_hash}"),
+        rerequest=rerequest,
+        created_at=now,
+        expires_at=now + timedelta(seconds=STATE_TTL_SECONDS),
+    ))
+    db.session.commit()
+    return AuthorizationRequest(auth_url=built["url"], state=state)
+
+
+def consume_state(*, state: str | None, browser_secret: str | None, cipher,
+                  now: datetime) -> ConsumedState:
+    """Accept a state once: known, fresh, unused, and from the browser that asked for it."""
+    if not state or len(state) > 200 or not browser_secret:
+        raise InvalidState()
+    state_hash = _digest(state)
+    row = db.session.get(OAuthState, state_hash)
+    if row is None or row.used_at is not None or now >= row.expires_at:
+        raise InvalidState()
+    if not hmac.compare_digest(_digest(browser_secret), row.browser_hash):
+        raise InvalidState()
+    # The conditional update is the single-use guarantee, even for two racing callbacks.
+    claimed = db.session.execute(
+        update(OAuthState)
+        .where(OAuthState.state_hash == state_hash, OAuthState.used_at.is_(None))
+        .values(used_at=now)
+    ).rowcount
+    db.session.commit()
+    if claimed != 1:
+        raise InvalidState()
+    verifier = cipher.decrypt(row.code_verifier, context=f"state:{state_hash}")
+    return ConsumedState(tenant_id=row.tenant_id, user_ref=row.user_ref,
+                         code_verifier=verifier, rerequest=row.rerequest)

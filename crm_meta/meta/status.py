@@ -1,0 +1,56 @@
+"""A connection's status, derived from stored facts and the clock (no Meta call)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+EXPIRING_WITHIN = timedelta(days=7)
+# Stored health set by live checks; these win over anything derived from dates.
+STICKY = ("revoked", "needs_reauth", "expired")
+
+
+def missing_scopes(row, required: list[str]) -> list[str]:
+    """Required scopes the user did not grant (a Login-for-Business token brings its own)."""
+    if row is None:
+        return []
+    if row.login_config_id:
+        return sorted(set(row.declined_scopes or []))
+    granted = set(row.scopes or [])
+    return [scope for scope in required if scope not in granted]
+
+
+def effective_status(row, now: datetime, required: list[str]) -> str:
+    """One of the contract's states; `disconnected` when there is no connection."""
+    if row is None:
+        return "disconnected"
+    if row.status in STICKY:
+        return row.status
+    if row.expires_at is not None and now >= row.expires_at:
+        return "expired"
+    if row.data_access_expires_at is not None and now >= row.data_access_expires_at:
+        return "needs_reauth"
+    if row.status == "throttled" and row.throttled_until and now < row.throttled_until:
+        return "throttled"
+    if missing_scopes(row, required):
+        return "partial"
+    if ends_within(row, now, EXPIRING_WITHIN):
+        return "expiring"
+    return "connected"
+
+
+def ends_within(row, now: datetime, window: timedelta) -> bool:
+    """Whether the token or its data access ends within `window` from now."""
+    return any(
+        moment is not None and moment - now <= window
+        for moment in (row.expires_at, row.data_access_expires_at)
+    )
+
+
+def days_left(row, now: datetime) -> int | None:
+    """Whole days until the token ends (None for a token that never expires)."""
+    if row is None or row.expires_at is None:
+        return None
+    return max(0, (row.expires_at - now).days)
+
+
+NEEDS_RECONNECT = {"expired", "needs_reauth", "revoked", "expiring", "partial"}

@@ -1,0 +1,18 @@
+"""The data model: one module per aggregate."""
+
+from crm_meta.models.audit_event import AuditEvent, DataDeletionRequest
+from crm_meta.models.meta_token import STATUSES, MetaToken
+from crm_meta.models.oauth_state import OAuthState
+from crm_meta.models.tenant import Tenant
+from crm_meta.models.user import ROLES, User
+
+__all__ = [
+    "AuditEvent",
+    "DataDeletionRequest",
+    "MetaToken",
+    "OAuthState",
+    "ROLES",
+    "STATUSES",
+    "Tenant",
+    "User",
+]

@@ -1,0 +1,67 @@
+"""One Meta connection per tenant: the encrypted token and what it gave access to."""
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from crm_meta.extensions import db
+from crm_meta.models.types import UTCDateTime, utcnow
+
+# Connection states of the contract; `disconnected` is the absence of a row.
+STATUSES = ("connected", "expiring", "partial", "throttled", "needs_reauth", "expired", "revoked")
+
+
+class MetaToken(db.Model):
+    __tablename__ = "meta_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), unique=True, index=True
+    )
+    # Ciphertext from crm_meta.crypto (bound to the tenant, names its key); never the token.
+    access_token: Mapped[str] = mapped_column(Text)
+    key_id: Mapped[str] = mapped_column(String(16), index=True)
+    token_type: Mapped[str] = mapped_column(String(20), default="USER")  # debug_token `type`
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # None: never expires
+    data_access_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    scopes: Mapped[list] = mapped_column(JSON, default=list)  # granted
+    declined_scopes: Mapped[list] = mapped_column(JSON, default=list)
+    # Discovery: businesses with their ad accounts and WhatsApp accounts, plus personal assets.
+    business_managers: Mapped[list] = mapped_column(JSON, default=list)
+    personal_ad_accounts: Mapped[list] = mapped_column(JSON, default=list)
+    pages: Mapped[list] = mapped_column(JSON, default=list)  # id/name/category only, no page tokens
+    meta_user_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    meta_user_name: Mapped[str | None] = mapped_column(String(200))
+    login_config_id: Mapped[str | None] = mapped_column(String(64))
+    selected_business_id: Mapped[str | None] = mapped_column(String(64))
+    selected_ad_account_id: Mapped[str | None] = mapped_column(String(64))
+    selected_ad_account_name: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default="connected", index=True)
+    last_error_code: Mapped[str | None] = mapped_column(String(64))
+    last_error: Mapped[str | None] = mapped_column(String(500))  # Meta's message, never a token
+    connected_by: Mapped[str | None] = mapped_column(String(100))
+    connected_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Keep-alive bookkeeping (crm_meta.meta.keepalive).
+    last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    throttled_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    warnings_sent: Mapped[dict] = mapped_column(JSON, default=dict)
+    extension_attempted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    needs_rerequest: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    def all_ad_accounts(self) -> list[dict]:
+        """Every ad account the connection can see, each once (business ones first)."""
+        seen: dict[str, dict] = {}
+        for business in self.business_managers or []:
+            for account in business.get("ad_accounts", []):
+                seen.setdefault(account["id"], account)
+        for account in self.personal_ad_accounts or []:
+            seen.setdefault(account["id"], account)
+        return list(seen.values())
