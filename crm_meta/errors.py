@@ -159,7 +159,8 @@ def register_error_handlers(app: Flask) -> None:
     def handle_unexpected(exc: Exception):
         db.session.rollback()
         incident = uuid.uuid4().hex[:12]
+        # The traceback only where a developer reads it; production logs the incident id.
         log.error("unhandled %s on %s %s (incident %s)", type(exc).__name__, request.method,
-                  request.path, incident)
+                  request.path, incident, exc_info=app.debug or app.testing)
         return error_response(AppError(f"Something went wrong (incident {incident})",
                                        code="internal_error", status=500))
