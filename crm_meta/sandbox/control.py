@@ -1,0 +1,126 @@
+"""Control endpoints under `{base}/_sandbox/`: reset, faults, clock, calls, config, tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import jsonify, request
+
+
+def _json_body() -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    if body is None and not request.get_data():
+        return {}
+    if not isinstance(body, dict):
+        raise ValueError("the body must be a JSON object")
+    return body
+
+
+def _error(message: str, status: int = 400):
+    return jsonify({"error": {"message": message, "type": "SandboxControlError"}}), status
+
+
+def register(bp, sandbox) -> None:
+    """Add the control routes to the sandbox blueprint."""
+
+    def guarded(func):
+        def wrapper(*args, **kwargs):
+            try:
+                return func(*args, **kwargs)
+            except (ValueError, TypeError) as err:
+                return _error(str(err))
+
+        wrapper.__name__ = func.__name__
+        wrapper.__doc__ = func.__doc__
+        return wrapper
+
+    @bp.post("/_sandbox/reset")
+    def reset():
+        """Forget every code, token, fault, call and setting change; clock back to real time."""
+        sandbox.reset()
+        return jsonify({"success": True})
+
+    @bp.route("/_sandbox/faults", methods=["GET", "POST", "DELETE"])
+    @guarded
+    def faults():
+        """POST queues a fault; GET lists pending ones; DELETE drops them all."""
+        if request.method == "POST":
+            return jsonify({"success": True, "fault": sandbox.add_fault(_json_body())})
+        if request.method == "DELETE":
+            sandbox.clear_faults()
+            return jsonify({"success": True})
+        with sandbox.lock:
+            pending = [dict(vars(f)) for f in sandbox.faults]
+        return jsonify({"data": pending})
+
+    @bp.route("/_sandbox/clock", methods=["GET", "POST"])
+    @guarded
+    def clock():
+        """GET: {now, offset_seconds}. POST {advance_seconds}: move the sandbox clock."""
+        if request.method == "POST":
+            seconds = _json_body().get("advance_seconds")
+            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+                raise ValueError("advance_seconds must be a number")
+            return jsonify(sandbox.advance_clock(seconds))
+        return jsonify(sandbox.clock())
+
+    @bp.route("/_sandbox/calls", methods=["GET", "DELETE"])
+    def calls():
+        """Every Graph call received: method, path, time, token_id, status."""
+        if request.method == "DELETE":
+            with sandbox.lock:
+                sandbox.call_log.clear()
+            return jsonify({"success": True})
+        data = sandbox.calls(request.args.get("token_id"), request.args.get("path"))
+        return jsonify({"data": data, "count": len(data)})
+
+    @bp.post("/_sandbox/signed-request")
+    @guarded
+    def signed_request():
+        """{user_id} -> {signed_request} signed with the app secret, as Meta posts it."""
+        body = _json_body()
+        user_id = body.get("user_id")
+        if not user_id:
+            raise ValueError("user_id is required")
+        algorithm = body.get("algorithm", "HMAC-SHA256")
+        return jsonify({"signed_request": sandbox.signed_request(str(user_id), algorithm)})
+
+    @bp.route("/_sandbox/config", methods=["GET", "POST"])
+    @guarded
+    def config():
+        """GET shows the settings; POST merges some (fixture sizes rebuild the fixtures)."""
+        if request.method == "POST":
+            return jsonify(sandbox.update_config(_json_body()))
+        with sandbox.lock:
+            return jsonify(dict(sandbox.config))
+
+    @bp.post("/_sandbox/tokens")
+    @guarded
+    def tokens():
+        """Mint a token directly: {user_id?, scopes?, expires_in?, type?}."""
+        body = _json_body()
+        scopes = body.get("scopes")
+        if isinstance(scopes, str):
+            scopes = [s for s in scopes.replace(",", " ").split() if s]
+        if scopes is not None and not isinstance(scopes, list):
+            raise ValueError("scopes must be a list")
+        minted = sandbox.mint(
+            user_id=body.get("user_id"),
+            scopes=scopes,
+            expires_in=body.get("expires_in"),
+            token_type=str(body.get("type") or "USER"),
+        )
+        return jsonify(minted)
+
+    @bp.post("/_sandbox/users/<user_id>/invalidate")
+    @guarded
+    def invalidate(user_id: str):
+        """Every token of the user so far fails with 190 and the subcode (460 by default)."""
+        subcode = _json_body().get("subcode", 460)
+        sandbox.invalidate_user(user_id, subcode)
+        return jsonify({"success": True, "user_id": user_id, "subcode": subcode})
+
+    @bp.get("/_sandbox/users")
+    def users():
+        """The test users, their businesses, ad account counts, pages and WhatsApp accounts."""
+        return jsonify({"data": sandbox.users()})

@@ -1,0 +1,377 @@
+"""Graph node types, their fields and edges, permission rules and rendering with paging."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .errors import GraphError, bad_param, permission_error
+from .fields import FieldSpec
+from .tokens import TokenRecord, needs_data_access
+
+BIZ = ("business_management",)
+ADS = ("ads_management", "ads_read")
+PAGES = ("pages_show_list", "pages_read_engagement")
+WHATSAPP = ("whatsapp_business_management",)
+
+BIZ_ERROR = ("(#200) Requires business_management permission to manage the object", 200)
+ADS_ERROR = ("(#200) Ad account owner has NOT grant ads_management or ads_read permission", 200)
+PAGES_ERROR = (
+    "(#10) This endpoint requires the 'pages_read_engagement' or 'pages_show_list' permission",
+    10,
+)
+WHATSAPP_ERROR = (
+    "(#200) Requires whatsapp_business_management permission to manage the object",
+    200,
+)
+# Chosen error once data access has lapsed (Meta: token valid, data calls fail until
+# the user passes the dialog again with auth_type=reauthorize).
+DATA_ACCESS_MESSAGE = (
+    "(#200) Data access for this user has expired. The user must reauthorize the app "
+    "(auth_type=reauthorize) to restore access to {scope} data."
+)
+
+
+@dataclass
+class Context:
+    """What rendering needs: the caller's token, the clock and how to build paging URLs."""
+
+    sandbox: Any
+    token: TokenRecord
+    now: datetime
+    version: str
+    link: Callable[[str, list[tuple[str, str]]], str]  # (path, params) -> full URL
+    auth_params: list[tuple[str, str]]
+    business_ids: list[str] = field(default_factory=list)
+
+    @property
+    def access(self) -> dict[str, list[str]]:
+        return self.sandbox.fixtures.access(self.token.user_id)
+
+    def require(self, needs: tuple[tuple[str, ...], ...], error: tuple[str, int]) -> None:
+        granted = self.token.grant.granted
+        for group in needs:
+            if not granted.intersection(group):
+                raise permission_error(*error)
+
+    def require_data_access(self, scope: str) -> None:
+        if needs_data_access(scope) and self.token.grant.data_access_expired(self.now):
+            raise GraphError(
+                DATA_ACCESS_MESSAGE.format(scope=scope),
+                200,
+                status=403,
+                user_title="Data access expired",
+                user_msg="Log in again to keep using this app with your data.",
+            )
+
+    def page_token(self, page: dict[str, Any]) -> str | None:
+        if self.token.kind == "PAGE" or page["id"] not in self.access["pages"]:
+            return None
+        return self.sandbox.store.page_token(self.token, page["id"], self.now)
+
+
+def _objects(ids_of: Callable[[Context, dict], list[str]]):
+    def items(ctx: Context, parent: dict[str, Any]) -> list[dict[str, Any]]:
+        objects = ctx.sandbox.fixtures.objects
+        return [objects[i] for i in ids_of(ctx, parent)]
+
+    return items
+
+
+@dataclass(frozen=True)
+class Edge:
+    """A connection from a node to a list of nodes."""
+
+    target: str
+    items: Callable[[Context, dict], list[dict]]
+    needs: tuple[tuple[str, ...], ...] = ()
+    error: tuple[str, int] = BIZ_ERROR
+    data_access_scope: str | None = None
+
+
+@dataclass(frozen=True)
+class NodeType:
+    """Fields a node type has, which it returns by default, and its edges."""
+
+    fields: frozenset[str]
+    default: tuple[str, ...]
+    edge_default: tuple[str, ...]
+    edges: dict[str, Edge] = field(default_factory=dict)
+    objects: dict[str, str] = field(default_factory=dict)
+    needs: tuple[tuple[str, ...], ...] = ()
+    error: tuple[str, int] = BIZ_ERROR
+    data_access_scope: str | None = None
+
+
+_AD_ACCOUNT_FIELDS = frozenset(
+    [
+        "id",
+        "account_id",
+        "name",
+        "account_status",
+        "disable_reason",
+        "currency",
+        "timezone_name",
+        "timezone_offset_hours_utc",
+        "amount_spent",
+        "balance",
+        "spend_cap",
+        "created_time",
+        "business",
+        "owner",
+    ]
+)
+
+TYPES: dict[str, NodeType] = {
+    "User": NodeType(
+        fields=frozenset({"id", "name", "first_name", "last_name", "short_name"}),
+        default=("id", "name"),
+        edge_default=("id", "name"),
+        edges={
+            "businesses": Edge("Business", _objects(lambda c, p: c.access["businesses"]), (BIZ,)),
+            "adaccounts": Edge(
+                "AdAccount", _objects(lambda c, p: c.access["ad_accounts"]), (ADS,), ADS_ERROR
+            ),
+            "accounts": Edge("Page", _objects(lambda c, p: c.access["pages"]), (PAGES,), PAGES_ERROR),
+        },
+    ),
+    "Business": NodeType(
+        fields=frozenset({"id", "name", "verification_status", "created_time", "link"}),
+        default=("id", "name"),
+        edge_default=("id", "name"),
+        needs=(BIZ,),
+        edges={
+            "owned_ad_accounts": Edge(
+                "AdAccount", _objects(lambda c, p: p["_owned_ad_accounts"]), (BIZ, ADS), ADS_ERROR
+            ),
+            "client_ad_accounts": Edge(
+                "AdAccount", _objects(lambda c, p: p["_client_ad_accounts"]), (BIZ, ADS), ADS_ERROR
+            ),
+            "owned_whatsapp_business_accounts": Edge(
+                "WhatsAppBusinessAccount",
+                _objects(lambda c, p: p["_owned_wabas"]),
+                (BIZ, WHATSAPP),
+                WHATSAPP_ERROR,
+                "whatsapp_business_management",
+            ),
+            "client_whatsapp_business_accounts": Edge(
+                "WhatsAppBusinessAccount",
+                lambda c, p: [],
+                (BIZ, WHATSAPP),
+                WHATSAPP_ERROR,
+                "whatsapp_business_management",
+            ),
+            "owned_pages": Edge("Page", _objects(lambda c, p: p["_owned_pages"]), (BIZ, PAGES), PAGES_ERROR),
+        },
+    ),
+    "AdAccount": NodeType(
+        fields=_AD_ACCOUNT_FIELDS,
+        default=("account_id", "id"),
+        edge_default=("account_id", "id"),
+        objects={"business": "BusinessRef"},
+        needs=(ADS,),
+        error=ADS_ERROR,
+    ),
+    "BusinessRef": NodeType(
+        fields=frozenset({"id", "name"}), default=("id", "name"), edge_default=("id", "name")
+    ),
+    "Page": NodeType(
+        fields=frozenset(
+            {"id", "name", "category", "category_list", "tasks", "fan_count", "link", "access_token"}
+        ),
+        default=("name", "id"),
+        edge_default=("access_token", "category", "category_list", "name", "id", "tasks"),
+        needs=(PAGES,),
+        error=PAGES_ERROR,
+    ),
+    "WhatsAppBusinessAccount": NodeType(
+        fields=frozenset(
+            {"id", "name", "currency", "timezone_id", "message_template_namespace", "account_review_status"}
+        ),
+        default=("id", "name"),
+        edge_default=("id", "name"),
+        edges={
+            "phone_numbers": Edge(
+                "PhoneNumber",
+                _objects(lambda c, p: p["_phone_numbers"]),
+                (WHATSAPP,),
+                WHATSAPP_ERROR,
+                "whatsapp_business_management",
+            )
+        },
+        needs=(WHATSAPP,),
+        error=WHATSAPP_ERROR,
+        data_access_scope="whatsapp_business_management",
+    ),
+    "PhoneNumber": NodeType(
+        fields=frozenset({"id", "display_phone_number", "verified_name", "quality_rating"}),
+        default=("id", "display_phone_number", "verified_name"),
+        edge_default=("id", "display_phone_number", "verified_name", "quality_rating"),
+        needs=(WHATSAPP,),
+        error=WHATSAPP_ERROR,
+        data_access_scope="whatsapp_business_management",
+    ),
+}
+
+
+def visible(ctx: Context, obj: dict[str, Any]) -> bool:
+    """Whether the caller's token may see this object at all."""
+    kind, obj_id = obj["_type"], obj["id"]
+    if ctx.token.kind == "PAGE":
+        return obj_id == ctx.token.page_id
+    access = ctx.access
+    if kind == "User":
+        return obj_id == ctx.token.user_id
+    if kind == "Business":
+        return obj_id in access["businesses"]
+    if kind == "AdAccount":
+        return obj_id in access["ad_accounts"]
+    if kind == "Page":
+        return obj_id in access["pages"]
+    if kind in ("WhatsAppBusinessAccount", "PhoneNumber"):
+        return obj.get("_business_id") in access["businesses"]
+    return False
+
+
+def check_node(ctx: Context, obj: dict[str, Any]) -> None:
+    """Permission and data-access checks for reading a node itself."""
+    node_type = TYPES[obj["_type"]]
+    if ctx.token.kind != "PAGE":
+        ctx.require(node_type.needs, node_type.error)
+    if node_type.data_access_scope:
+        ctx.require_data_access(node_type.data_access_scope)
+
+
+def _unknown_field(name: str, type_name: str) -> GraphError:
+    shown = "Business" if type_name == "BusinessRef" else type_name
+    return bad_param(f"(#100) Tried accessing nonexisting field ({name}) on node type ({shown})")
+
+
+def render(
+    ctx: Context, obj: dict[str, Any], specs: list[FieldSpec] | None, in_edge: bool = False
+) -> dict[str, Any]:
+    """The JSON of one object with the requested (or default) fields."""
+    type_name = obj["_type"]
+    node_type = TYPES[type_name]
+    if specs is None:
+        names = node_type.edge_default if in_edge else node_type.default
+        specs = [FieldSpec(name) for name in names]
+    out: dict[str, Any] = {}
+    for spec in specs:
+        name = spec.name
+        if name in node_type.edges:
+            out[name] = render_edge(
+                ctx, obj, name, spec.modifiers, spec.children, nested_link(ctx, obj, name, spec)
+            )
+        elif name in node_type.objects:
+            ref = obj.get(name)
+            if ref is not None:
+                out[name] = render(ctx, ref, spec.children)
+        elif type_name == "User" and name == "permissions":
+            out[name] = {"data": permissions(ctx)}
+        elif name == "access_token" and type_name == "Page":
+            token = ctx.page_token(obj)
+            if token:
+                out[name] = token
+        elif name in node_type.fields:
+            if obj.get(name) is not None:
+                out[name] = obj[name]
+        else:
+            raise _unknown_field(name, type_name)
+    if "id" in obj and "id" not in out:
+        out["id"] = obj["id"]
+    return out
+
+
+def permissions(ctx: Context) -> list[dict[str, str]]:
+    """/me/permissions items: granted (or expired once data access lapsed), declined."""
+    grant = ctx.token.grant
+    lapsed = grant.data_access_expired(ctx.now)
+    ordered = sorted(grant.granted, key=lambda p: (p != "public_profile", p))
+    data = [
+        {"permission": p, "status": "expired" if lapsed and needs_data_access(p) else "granted"}
+        for p in ordered
+    ]
+    data += [{"permission": p, "status": "declined"} for p in sorted(grant.declined)]
+    return data
+
+
+def encode_cursor(obj_id: str) -> str:
+    """An opaque cursor pointing at one item."""
+    return base64.urlsafe_b64encode(f"sbx:{obj_id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, ids: list[str]) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raw = ""
+    obj_id = raw[4:] if raw.startswith("sbx:") else None
+    if obj_id not in ids:
+        raise bad_param("(#100) The cursor is invalid or does not belong to this list")
+    return ids.index(obj_id)
+
+
+def page_limit(ctx: Context, raw: str | None) -> int:
+    """The page size asked for, capped like Meta caps it."""
+    if raw in (None, ""):
+        return ctx.sandbox.config["default_limit"]
+    try:
+        value = int(raw)
+    except ValueError:
+        raise bad_param("(#100) Param limit must be a number") from None
+    return max(1, min(value, ctx.sandbox.config["max_limit"]))
+
+
+def nested_link(ctx: Context, parent: dict[str, Any], edge: str, spec: FieldSpec):
+    """URL builder for a nested edge's paging: the edge's own Graph URL."""
+    path = f"/{ctx.version}/{parent['id']}/{edge}"
+    fields = [("fields", spec.children_raw)] if spec.children_raw else []
+
+    def link(extra: list[tuple[str, str]]) -> str:
+        return ctx.link(path, ctx.auth_params + fields + extra)
+
+    return link
+
+
+def render_edge(
+    ctx: Context,
+    parent: dict[str, Any],
+    name: str,
+    modifiers: dict[str, str],
+    children: list[FieldSpec] | None,
+    link: Callable[[list[tuple[str, str]]], str],
+) -> dict[str, Any]:
+    """{"data": [...], "paging": {...}} for one edge, with Meta's cursor paging."""
+    edge = TYPES[parent["_type"]].edges[name]
+    if ctx.token.kind == "PAGE":
+        raise _unknown_field(name, parent["_type"])
+    ctx.require(edge.needs, edge.error)
+    if edge.data_access_scope:
+        ctx.require_data_access(edge.data_access_scope)
+    items = edge.items(ctx, parent)
+    limit = page_limit(ctx, modifiers.get("limit"))
+    ids = [item["id"] for item in items]
+    if modifiers.get("after"):
+        start = _decode_cursor(modifiers["after"], ids) + 1
+    elif modifiers.get("before"):
+        start = max(0, _decode_cursor(modifiers["before"], ids) - limit)
+    else:
+        start = 0
+    chunk = items[start : start + limit]
+    result: dict[str, Any] = {"data": [render(ctx, item, children, in_edge=True) for item in chunk]}
+    if chunk:
+        first, last = encode_cursor(chunk[0]["id"]), encode_cursor(chunk[-1]["id"])
+        paging: dict[str, Any] = {"cursors": {"before": first, "after": last}}
+        if start > 0:
+            paging["previous"] = link([("limit", str(limit)), ("before", first)])
+        if start + limit < len(items):
+            paging["next"] = link([("limit", str(limit)), ("after", last)])
+        result["paging"] = paging
+    if modifiers.get("summary", "").lower() in ("true", "1", "total_count"):
+        result["summary"] = {"total_count": len(items)}
+    return result
