@@ -72,7 +72,7 @@ def register(bp, sandbox) -> None:
                 sandbox.call_log.clear()
             return jsonify({"success": True})
         data = sandbox.calls(request.args.get("token_id"), request.args.get("path"))
-        return jsonify({"data": data, "count": len(data)})
+        return jsonify({"calls": data, "count": len(data)})
 
     @bp.post("/_sandbox/signed-request")
     @guarded
