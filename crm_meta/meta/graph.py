@@ -101,7 +101,7 @@ class GraphClient:
 
     # -- the one request path ---------------------------------------------------------------
     def call(self, method: str, path: str, *, token: str | None = None,
-             params: dict | None = None, retry: bool | None = None) -> dict:
+             params: dict | None = None, retry: bool | None = None) -> dict | list:
         """One Graph call; returns the JSON body or raises a GraphError subclass."""
         params = {k: v for k, v in (params or {}).items() if v is not None}
         headers = {"Accept": "application/json"}
@@ -173,7 +173,7 @@ class GraphClient:
             raise exc
         metrics.GRAPH_CALLS.labels(endpoint=label, outcome="ok").inc()
         log.debug("graph %s %s %s in %.0fms", method, label, response.status_code, elapsed * 1000)
-        return payload if isinstance(payload, dict) else {"success": bool(payload)}
+        return {"success": True} if payload is True else payload
 
     def get(self, path: str, *, token: str | None = None, **params) -> dict:
         return self.call("GET", path, token=token, params=params)

@@ -1,0 +1,130 @@
+"""Test helpers shared by fixtures and tests: constants, sandbox driver, auth and flow helpers."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+
+from config import TestingConfig
+from crm_meta.auth.principal import mint_jwt
+
+APP_ID = "100000000000777"
+APP_SECRET = "test-app-secret-0123456789abcdef"
+REDIRECT_URI = "http://localhost/crm/auth/meta/callback"
+PASSWORD = "correct horse battery"
+JWT_SECRET = "test-jwt-secret-with-enough-length-0123"
+POSTGRES_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@dataclass
+class SandboxControl:
+    """Drives the live sandbox like a test user and a test operator would."""
+
+    url: str
+
+    def post(self, path: str, **payload):
+        response = requests.post(f"{self.url}/_sandbox/{path}", json=payload, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def get(self, path: str):
+        response = requests.get(f"{self.url}/_sandbox/{path}", timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def fault(self, path: str, **fields):
+        return self.post("faults", path=path, **fields)
+
+    def advance(self, seconds: float):
+        return self.post("clock", advance_seconds=seconds)
+
+    def calls(self, path_fragment: str = "") -> list[dict]:
+        data = self.get("calls")
+        calls = data.get("calls", data) if isinstance(data, dict) else data
+        return [c for c in calls if path_fragment in c["path"]]
+
+    def consent(self, auth_url: str, *, decision="approve", granted=None, user_id=None) -> str:
+        """Answer the consent page; returns the redirect Location Meta would send."""
+        query = parse_qs(urlsplit(auth_url).query)
+        if granted is None:
+            scopes = (query.get("scope") or [""])[0]
+            granted = [s for s in scopes.replace(" ", ",").split(",") if s]
+        form = {"decision": decision, "granted": granted}
+        if user_id:
+            form["user_id"] = user_id
+        response = requests.post(auth_url, data=form, allow_redirects=False, timeout=10)
+        assert response.status_code in (302, 303), response.text[:500]
+        return response.headers["Location"]
+
+
+def testing_config(sandbox_url: str, database_url: str, **overrides) -> TestingConfig:
+    settings = dict(
+        SQLALCHEMY_DATABASE_URI=database_url,
+        META_APP_ID=APP_ID,
+        META_APP_SECRET=APP_SECRET,
+        META_REDIRECT_URI=REDIRECT_URI,
+        META_MODE="sandbox",
+        META_DIALOG_URL=sandbox_url,
+        META_GRAPH_URL=sandbox_url,
+        JWT_SECRET_KEY=JWT_SECRET,
+        ENCRYPTION_KEY="test-encryption-key-current",
+        SECRET_KEY="test-secret-key",
+        RATELIMIT_ENABLED=False,
+        META_HTTP_RETRIES=2,
+    )
+    settings.update(overrides)
+    return TestingConfig(**settings)
+
+
+@dataclass
+class TenantUsers:
+    tenant_id: int
+    slug: str
+    admin_email: str
+    member_email: str
+
+
+class AuthActions:
+    """Log a browser-like test client in and out (flaskr's helper)."""
+
+    def __init__(self, client):
+        self._client = client
+
+    def login(self, email: str, password: str = PASSWORD):
+        return self._client.post("/login", data={"email": email, "password": password})
+
+    def logout(self):
+        return self._client.post("/logout")
+
+
+def bearer(tenant_id: int, role: str = "admin", sub: str = "crm-user-1", **extra) -> dict:
+    token = mint_jwt(JWT_SECRET, tenant_id=tenant_id, sub=sub, role=role)
+    return {"Authorization": f"Bearer {token}", **extra}
+
+
+class MetaFlow:
+    """Runs the whole connect flow: our /url, the sandbox's consent, our callback."""
+
+    def __init__(self, client, sandbox: SandboxControl):
+        self.client = client
+        self.sandbox = sandbox
+
+    def start(self, **query) -> dict:
+        response = self.client.get("/crm/auth/meta/url", query_string=query)
+        assert response.status_code == 200, response.get_json()
+        return response.get_json()["data"]
+
+    def callback(self, location: str, accept: str = "application/json"):
+        parts = urlsplit(location)
+        return self.client.get(f"{parts.path}?{parts.query}", headers={"Accept": accept})
+
+    def connect(self, *, decision="approve", granted=None, user_id=None, accept="application/json",
+                **query):
+        data = self.start(**query)
+        location = self.sandbox.consent(data["auth_url"], decision=decision, granted=granted,
+                                        user_id=user_id)
+        return self.callback(location, accept=accept)

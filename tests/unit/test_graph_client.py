@@ -1,0 +1,145 @@
+"""GraphClient: proof, secrets out of URLs, retries for transient errors only, error taxonomy."""
+
+import json
+
+import pytest
+import requests
+
+from crm_meta.meta.errors import (
+    BadRequestError,
+    PermissionMissingError,
+    ThrottledError,
+    TokenInvalidError,
+    TransientError,
+)
+from crm_meta.meta.graph import GraphClient, appsecret_proof, endpoint_label
+
+BASE = "https://graph.test"
+TOKEN = "EAAsecrettoken"
+
+
+@pytest.fixture
+def graph():
+    sleeps = []
+    client = GraphClient(base_url=BASE, version="v25.0", app_id="42", app_secret="shh",
+                         max_retries=3, sleep=sleeps.append)
+    client.sleeps = sleeps
+    return client
+
+
+def error_body(code, subcode=None, transient=False, message="boom"):
+    return {"error": {"message": message, "type": "OAuthException", "code": code,
+                      "error_subcode": subcode, "fbtrace_id": "TRACE1", "is_transient": transient}}
+
+
+def test_token_goes_in_header_with_appsecret_proof(graph, requests_mock):
+    requests_mock.get(f"{BASE}/v25.0/me", json={"id": "1", "name": "Ana"})
+    assert graph.get("me", token=TOKEN, fields="id,name") == {"id": "1", "name": "Ana"}
+    sent = requests_mock.last_request
+    assert sent.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert TOKEN not in sent.url
+    assert sent.qs["appsecret_proof"] == [appsecret_proof("shh", TOKEN)]
+
+
+def test_secret_parameters_travel_in_a_post_body(graph, requests_mock):
+    requests_mock.post(f"{BASE}/v25.0/debug_token", json={"data": {"is_valid": True}})
+    graph.get("debug_token", token=graph.app_token, input_token=TOKEN)
+    sent = requests_mock.last_request
+    assert TOKEN not in sent.url and "shh" not in sent.url
+    body = dict(p.split("=", 1) for p in sent.text.split("&"))
+    assert body["method"] == "GET" and body["input_token"] == TOKEN
+
+
+@pytest.mark.parametrize("status, body", [
+    (500, error_body(2, transient=True)),
+    (503, {"error": {"message": "down"}}),
+    (400, error_body(1)),
+    (400, error_body(100, transient=True)),
+])
+def test_transient_errors_are_retried_with_backoff(graph, requests_mock, status, body):
+    requests_mock.get(f"{BASE}/v25.0/me", [{"status_code": status, "json": body},
+                                           {"json": {"id": "1"}}])
+    assert graph.get("me", token=TOKEN) == {"id": "1"}
+    assert requests_mock.call_count == 2
+    assert len(graph.sleeps) == 1 and 0 < graph.sleeps[0] <= 8
+
+
+def test_retries_stop_after_the_budget(graph, requests_mock):
+    requests_mock.get(f"{BASE}/v25.0/me", status_code=500, json=error_body(2, transient=True))
+    with pytest.raises(TransientError) as caught:
+        graph.get("me", token=TOKEN)
+    assert requests_mock.call_count == 4
+    assert caught.value.fbtrace_id == "TRACE1"
+    assert len(graph.sleeps) == 3
+
+
+@pytest.mark.parametrize("code, subcode, kind", [
+    (190, 463, TokenInvalidError), (102, None, TokenInvalidError),
+    (10, None, PermissionMissingError), (200, None, PermissionMissingError),
+    (100, None, BadRequestError), (368, None, BadRequestError),
+])
+def test_permanent_errors_are_not_retried(graph, requests_mock, code, subcode, kind):
+    requests_mock.get(f"{BASE}/v25.0/me", status_code=400, json=error_body(code, subcode))
+    with pytest.raises(kind) as caught:
+        graph.get("me", token=TOKEN)
+    assert requests_mock.call_count == 1
+    assert (caught.value.code, caught.value.subcode) == (code, subcode)
+
+
+@pytest.mark.parametrize("code", [4, 17, 32, 613, 80004])
+def test_rate_limits_become_throttled_with_retry_after(graph, requests_mock, code):
+    usage = {"123": [{"type": "ads_management", "call_count": 100, "estimated_time_to_regain_access": 7}]}
+    requests_mock.get(f"{BASE}/v25.0/me", status_code=400, json=error_body(code),
+                      headers={"x-business-use-case-usage": json.dumps(usage)})
+    with pytest.raises(ThrottledError) as caught:
+        graph.get("me", token=TOKEN)
+    assert caught.value.retry_after == 7 * 60
+    assert requests_mock.call_count == 1
+
+
+def test_timeouts_and_garbage_are_transient_and_name_no_url(graph, requests_mock):
+    requests_mock.get(f"{BASE}/v25.0/me", exc=requests.ConnectTimeout)
+    with pytest.raises(TransientError) as caught:
+        graph.get("me", token=TOKEN)
+    assert BASE not in str(caught.value)
+    requests_mock.get(f"{BASE}/v25.0/me", text="<html>oops</html>", status_code=200)
+    with pytest.raises(TransientError, match="not JSON"):
+        graph.get("me", token=TOKEN)
+
+
+def test_code_exchange_is_never_retried(graph, requests_mock):
+    requests_mock.post(f"{BASE}/v25.0/oauth/access_token", status_code=500,
+                       json=error_body(2, transient=True))
+    with pytest.raises(TransientError):
+        graph.call("POST", "oauth/access_token", retry=False, params={"code": "abc"})
+    assert requests_mock.call_count == 1
+
+
+def test_usage_headers_are_remembered(graph, requests_mock):
+    requests_mock.get(f"{BASE}/v25.0/me", json={"id": "1"},
+                      headers={"x-app-usage": json.dumps({"call_count": 85, "total_time": 10})})
+    graph.get("me", token=TOKEN)
+    assert graph.last_app_usage == 85
+
+
+def test_paging_links_are_followed_without_their_token(graph, requests_mock):
+    next_url = f"{BASE}/v25.0/me/adaccounts?access_token={TOKEN}&after=X&limit=1"
+    first = {"data": [{"id": "1"}], "paging": {"next": next_url}}
+    requests_mock.get(f"{BASE}/v25.0/me/adaccounts", [{"json": first},
+                                                      {"json": {"data": [{"id": "2"}], "paging": {}}}])
+    assert [a["id"] for a in graph.paginate("me/adaccounts", token=TOKEN, limit=1)] == ["1", "2"]
+    assert TOKEN not in requests_mock.last_request.url
+    assert "after=X" in requests_mock.last_request.url
+
+
+def test_paging_links_elsewhere_are_refused(graph):
+    with pytest.raises(Exception, match="outside"):
+        graph.next_page_params({"paging": {"next": "https://evil.test/v25.0/me?after=1"}})
+
+
+@pytest.mark.parametrize("path, label", [
+    ("me/adaccounts", "/me/adaccounts"), ("/v25.0/123456/owned_ad_accounts", "/{id}/owned_ad_accounts"),
+    ("act_99/insights", "/{id}/insights"), ("", "/"),
+])
+def test_metric_labels_hide_ids(path, label):
+    assert endpoint_label(path) == label

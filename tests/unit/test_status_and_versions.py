@@ -1,0 +1,59 @@
+"""Connection status from stored facts, and Graph version warnings."""
+
+from datetime import UTC, date, datetime, timedelta
+from types import SimpleNamespace
+
+import pytest
+
+from crm_meta.meta.status import days_left, effective_status, missing_scopes
+from crm_meta.meta.versions import version_warning
+
+NOW = datetime(2026, 11, 28, tzinfo=UTC)
+REQUIRED = ["ads_management", "business_management"]
+
+
+def row(**overrides):
+    values = dict(status="connected", expires_at=NOW + timedelta(days=50), data_access_expires_at=None,
+                  throttled_until=None, scopes=REQUIRED, declined_scopes=[], login_config_id=None)
+    values.update(overrides)
+    return SimpleNamespace(**values)
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    ({}, "connected"),
+    ({"expires_at": None}, "connected"),
+    ({"expires_at": NOW + timedelta(days=6)}, "expiring"),
+    ({"data_access_expires_at": NOW + timedelta(days=3)}, "expiring"),
+    ({"expires_at": NOW - timedelta(seconds=1)}, "expired"),
+    ({"data_access_expires_at": NOW - timedelta(days=1)}, "needs_reauth"),
+    ({"scopes": ["ads_management"]}, "partial"),
+    ({"status": "throttled", "throttled_until": NOW + timedelta(minutes=5)}, "throttled"),
+    ({"status": "throttled", "throttled_until": NOW - timedelta(minutes=5)}, "connected"),
+    ({"status": "revoked"}, "revoked"),
+    ({"status": "needs_reauth"}, "needs_reauth"),
+])
+def test_effective_status(overrides, expected):
+    assert effective_status(row(**overrides), NOW, REQUIRED) == expected
+
+
+def test_no_row_is_disconnected():
+    assert effective_status(None, NOW, REQUIRED) == "disconnected"
+
+
+def test_missing_scopes_and_days_left():
+    assert missing_scopes(row(scopes=["ads_management"]), REQUIRED) == ["business_management"]
+    assert missing_scopes(row(login_config_id="cfg", scopes=[]), REQUIRED) == []
+    assert days_left(row(), NOW) == 50
+    assert days_left(row(expires_at=None), NOW) is None
+
+
+@pytest.mark.parametrize("version, today, fragment", [
+    ("v25.0", date(2026, 11, 28), None),
+    ("v21.0", date(2026, 11, 28), "sunsets on 2027-01-21"),
+    ("v21.0", date(2027, 2, 1), "was retired"),
+    ("v20.0", date(2026, 11, 28), "retired"),
+    ("v99.0", date(2026, 11, 28), "not a version"),
+])
+def test_version_warnings(version, today, fragment):
+    message = version_warning(version, today)
+    assert (message is None) if fragment is None else (fragment in message)
