@@ -80,7 +80,7 @@ def handle(sandbox, req: GraphRequest) -> GraphResponse:
     trace = fbtrace_id()
     headers = {"facebook-api-version": version, "x-fb-trace-id": trace, "x-fb-rev": "1"}
     usage = _Usage()
-    app_pct = sandbox.count_app_call()
+    app_pct, app_over = sandbox.count_app_call()
     try:
         if version_error:
             raise version_error
@@ -90,7 +90,7 @@ def handle(sandbox, req: GraphRequest) -> GraphResponse:
             status = fault.http_status or 500
             response = GraphResponse(status, _MALFORMED_BODY, {"Content-Type": "text/html"})
         else:
-            if sandbox.config["enforce_rate_limits"] and app_pct >= 100:
+            if sandbox.config["enforce_rate_limits"] and app_over:
                 raise GraphError(default_message(4), 4)
             with sandbox.lock:
                 body = _route(sandbox, req, method, version, segments, usage)
@@ -100,7 +100,7 @@ def handle(sandbox, req: GraphRequest) -> GraphResponse:
         app_pct = 100 if err.code in RATE_LIMIT_CODES else app_pct
     headers.setdefault("x-app-usage", _usage_json(app_pct))
     if usage.business_id and "x-business-use-case-usage" not in response.headers:
-        pct = sandbox.count_business_call(usage.business_id)
+        pct, _ = sandbox.count_business_call(usage.business_id)
         headers["x-business-use-case-usage"] = _buc_json(usage.business_id, usage.use_case, pct, 0)
     if usage.ad_account:
         headers["x-ad-account-usage"] = json.dumps(

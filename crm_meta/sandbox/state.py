@@ -247,20 +247,20 @@ class Sandbox:
                 and (path is None or call["path"] == path)
             ]
 
-    def _count(self, window: deque[float], budget: int) -> int:
+    def _count(self, window: deque[float], budget: int) -> tuple[int, bool]:
         now = self.now().timestamp()
         window.append(now)
         while window and window[0] <= now - 3600:
             window.popleft()
-        return min(100, len(window) * 100 // budget)
+        return min(100, len(window) * 100 // budget), len(window) > budget
 
-    def count_app_call(self) -> int:
-        """Count a call against the hourly app budget; return the percent used."""
+    def count_app_call(self) -> tuple[int, bool]:
+        """Count a call against the hourly app budget: (percent used, budget exceeded)."""
         with self.lock:
             return self._count(self._app_calls, self.config["app_call_budget"])
 
-    def count_business_call(self, business_id: str) -> int:
-        """Count a call against the hourly budget of one business; return the percent."""
+    def count_business_call(self, business_id: str) -> tuple[int, bool]:
+        """Count a call against one business's hourly budget: (percent, exceeded)."""
         with self.lock:
             window = self._business_calls.setdefault(business_id, deque())
             return self._count(window, self.config["business_call_budget"])

@@ -126,8 +126,8 @@ class Meta:
         )
 
     # -- control -----------------------------------------------------------------------
-    def control(self, path: str, **body):
-        response = self.http.post(f"{self.url}/_sandbox/{path}", json=body, timeout=10)
+    def control(self, endpoint: str, /, **body):
+        response = self.http.post(f"{self.url}/_sandbox/{endpoint}", json=body, timeout=10)
         assert response.status_code == 200, response.text
         return response.json()
 
