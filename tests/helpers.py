@@ -26,13 +26,13 @@ class SandboxControl:
 
     url: str
 
-    def post(self, path: str, **payload):
-        response = requests.post(f"{self.url}/_sandbox/{path}", json=payload, timeout=10)
+    def post(self, endpoint: str, **payload):
+        response = requests.post(f"{self.url}/_sandbox/{endpoint}", json=payload, timeout=10)
         response.raise_for_status()
         return response.json()
 
-    def get(self, path: str):
-        response = requests.get(f"{self.url}/_sandbox/{path}", timeout=10)
+    def get(self, endpoint: str):
+        response = requests.get(f"{self.url}/_sandbox/{endpoint}", timeout=10)
         response.raise_for_status()
         return response.json()
 
