@@ -107,6 +107,10 @@ class Config:
         self.SCHEDULER_ENABLED = _bool(get("SCHEDULER_ENABLED"), False)
         self.KEEPALIVE_INTERVAL_HOURS = float(get("KEEPALIVE_INTERVAL_HOURS") or 6)
         self.KEEPALIVE_CONCURRENCY = int(get("KEEPALIVE_CONCURRENCY") or 8)
+        # How often the scheduler wakes to look for due connections (minutes).
+        self.KEEPALIVE_TICK_MINUTES = float(get("KEEPALIVE_TICK_MINUTES") or 15)
+        # Seconds a claim on a connection lasts; a killed process's claims lapse after it.
+        self.KEEPALIVE_CLAIM_SECONDS = float(get("KEEPALIVE_CLAIM_SECONDS") or 300)
         self.NOTIFY_WEBHOOK_URL = get("NOTIFY_WEBHOOK_URL") or ""
         self.NOTIFY_WEBHOOK_SECRET = get("NOTIFY_WEBHOOK_SECRET") or self.SECRET_KEY
         self.SMTP_HOST = get("SMTP_HOST") or ""

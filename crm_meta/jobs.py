@@ -1,0 +1,409 @@
+"""Scheduled jobs: APScheduler in-process, a declarative job list, and sweeps safe across processes.
+
+However many gunicorn workers or hosts run a scheduler, a connection is checked once per sweep:
+1. a cluster-wide lock (a PostgreSQL session advisory lock; a process lock on SQLite, which
+   serves one process) lets one scheduled sweep run at a time, so the concurrency bound holds
+   for the whole cluster, not per process;
+2. each connection is still claimed with a conditional UPDATE (claimed_by/claimed_until) and
+   re-read before any work (fencing), because `flask meta refresh` and a sweep whose lock
+   session dropped can overlap; a claim expires, so a killed process strands nothing;
+3. the result is written only if the row is still ours and still holds the token we checked.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import and_, or_, text, update
+
+from crm_meta.extensions import db
+from crm_meta.meta import keepalive
+from crm_meta.meta.keepalive import Outcome, Settings
+from crm_meta.models import MetaToken
+
+log = logging.getLogger(__name__)
+USAGE_SLOWDOWN = 80  # percent of Meta's app budget at which workers start pausing
+USAGE_STOP = 100  # at which the sweep leaves the rest for the next tick
+MAX_PAUSE = 2.0  # seconds a worker waits per call when Meta's budget is nearly spent
+FIRST_RUN_DELAY = timedelta(seconds=30)  # let the app finish booting before the first sweep
+
+
+# -- the declarative job list ----------------------------------------------------------------
+@dataclass(frozen=True)
+class JobSpec:
+    """A job with a stable id: re-adding it replaces, never duplicates."""
+
+    id: str
+    func: Callable
+    every: Callable[[dict], timedelta]
+    description: str
+
+
+def keepalive_tick(app) -> None:
+    """Scheduled: check the connections that are due (most ticks find few or none)."""
+    try:
+        report = run_sweep(app)
+        if report.skipped_reason:
+            log.debug("keepalive sweep skipped: %s", report.skipped_reason)
+        elif report.outcomes:
+            log.info("keepalive sweep: %s", report.counts())
+    except Exception:  # never let a bad tick take the scheduler down
+        log.exception("keepalive sweep failed")
+
+
+def _tick_every(config) -> timedelta:
+    # Wake often enough that "due sooner" (close to an end) is honoured; the per-connection
+    # interval (KEEPALIVE_INTERVAL_HOURS) lives in next_check_at.
+    interval = timedelta(hours=float(config.get("KEEPALIVE_INTERVAL_HOURS", 6)))
+    return min(interval, timedelta(minutes=float(config.get("KEEPALIVE_TICK_MINUTES", 15))))
+
+
+JOBS: tuple[JobSpec, ...] = (
+    JobSpec("meta.keepalive.sweep", keepalive_tick, _tick_every,
+            "Check due Meta connections, extend tokens, warn tenants"),
+)
+
+
+# -- the scheduler: one per process ----------------------------------------------------------
+_state_lock = threading.Lock()
+_scheduler = None
+_scheduler_pid: int | None = None
+_stopping = threading.Event()
+
+
+def start(app):
+    """Start this process's scheduler with every job in JOBS; idempotent per process."""
+    global _scheduler, _scheduler_pid
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    with _state_lock:
+        if _scheduler is not None and _scheduler_pid == os.getpid() and _scheduler.running:
+            return _scheduler
+        _stopping.clear()
+        scheduler = BackgroundScheduler(
+            timezone="UTC",
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
+        )
+        first = datetime.now(UTC) + FIRST_RUN_DELAY
+        for spec in JOBS:
+            scheduler.add_job(spec.func, "interval", args=[app], id=spec.id, name=spec.description,
+                              seconds=spec.every(app.config).total_seconds(), next_run_time=first,
+                              replace_existing=True)
+        scheduler.start()
+        _scheduler, _scheduler_pid = scheduler, os.getpid()
+        atexit.register(shutdown)
+        log.info("scheduler started in pid %s with jobs %s", os.getpid(), [s.id for s in JOBS])
+        return scheduler
+
+
+def shutdown(wait: bool = True) -> None:
+    """Stop the scheduler: sweeps in flight finish their current checks and stop claiming."""
+    global _scheduler, _scheduler_pid
+    with _state_lock:
+        scheduler, _scheduler, _scheduler_pid = _scheduler, None, None
+    if scheduler is None:
+        return
+    _stopping.set()
+    if scheduler.running:
+        scheduler.shutdown(wait=wait)
+
+
+# -- the cluster-wide lock -------------------------------------------------------------------
+_local_locks: dict[str, threading.Lock] = {}
+
+
+def _lock_key(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"crm_meta:{name}".encode()).digest()[:8], "big", signed=True)
+
+
+class ClusterLock:
+    """pg_try_advisory_lock on a dedicated connection (dies with the session); a process lock
+    on other databases."""
+
+    def __init__(self, engine, name: str = "keepalive"):
+        self.engine = engine
+        self.name = name
+        self.key = _lock_key(name)
+        self._conn = None
+        self._local: threading.Lock | None = None
+
+    def acquire(self) -> bool:
+        if self.engine.dialect.name == "postgresql":
+            conn = self.engine.connect()
+            try:
+                got = conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key}).scalar()
+                conn.commit()  # session-level lock: no transaction stays open
+            except Exception:
+                conn.close()
+                raise
+            if not got:
+                conn.close()
+                return False
+            self._conn = conn
+            return True
+        with _state_lock:
+            lock = _local_locks.setdefault(self.name, threading.Lock())
+        if lock.acquire(blocking=False):
+            self._local = lock
+            return True
+        return False
+
+    def release(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            try:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self.key})
+                conn.commit()
+                conn.close()
+            except Exception:
+                # Never hand a connection that may still hold the lock back to the pool.
+                log.warning("advisory unlock failed; discarding the connection", exc_info=True)
+                conn.invalidate()
+                conn.close()
+        if self._local is not None:
+            self._local, local = None, self._local
+            local.release()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+# -- claims ----------------------------------------------------------------------------------
+def owner_id() -> str:
+    """Who claims: host and pid (a per-claim nonce is added by keepalive.new_claim_id)."""
+    return f"{socket.gethostname()[:60]}:{os.getpid()}"
+
+
+def _claim_free(now: datetime, lease: timedelta):
+    # A claim further ahead than two leases was made under a clock that has since gone back
+    # (the sandbox's reset): treat it as stale rather than locked for weeks.
+    return or_(MetaToken.claimed_until.is_(None), MetaToken.claimed_until <= now,
+               MetaToken.claimed_until > now + 2 * lease)
+
+
+def _not_throttled(now: datetime):
+    return or_(MetaToken.throttled_until.is_(None), MetaToken.throttled_until <= now)
+
+
+def _is_due(now: datetime):
+    return or_(MetaToken.next_check_at.is_(None), MetaToken.next_check_at <= now)
+
+
+def due_ids(now: datetime, lease: timedelta) -> list[int]:
+    """Connections due for a check, most overdue first."""
+    query = (db.select(MetaToken.id)
+             .where(_is_due(now), _not_throttled(now), _claim_free(now, lease))
+             .order_by(MetaToken.next_check_at.asc().nulls_first(), MetaToken.id))
+    ids = list(db.session.scalars(query))
+    db.session.rollback()
+    return ids
+
+
+def claim(row_id: int, claim_id: str, now: datetime, lease: timedelta, *, due_only: bool) -> bool:
+    """Conditional UPDATE: the row becomes ours only if nobody holds it (and, for sweeps, it is
+    still due: a check finished elsewhere moved next_check_at on)."""
+    conditions = [MetaToken.id == row_id, _claim_free(now, lease), _not_throttled(now)]
+    if due_only:
+        conditions.append(_is_due(now))
+    result = db.session.execute(
+        update(MetaToken).where(and_(*conditions))
+        .values(claimed_by=claim_id, claimed_until=now + lease)
+        .execution_options(synchronize_session=False))
+    db.session.commit()
+    return result.rowcount == 1
+
+
+def fence(row_id: int, claim_id: str, *, ciphertext: str | None = None) -> MetaToken | None:
+    """Re-read the row (locked for the write-back); None unless the claim is still ours and,
+    when given, the token is still the one we checked (a reconnect replaces it)."""
+    query = db.select(MetaToken).where(MetaToken.id == row_id).execution_options(populate_existing=True)
+    if ciphertext is not None:
+        query = query.with_for_update()
+    row = db.session.scalar(query)
+    if row is None or row.claimed_by != claim_id:
+        return None
+    if ciphertext is not None and row.access_token != ciphertext:
+        return None
+    return row
+
+
+def release(row_id: int, claim_id: str) -> None:
+    """Give a claim back without recording anything (used when a check crashed)."""
+    db.session.execute(
+        update(MetaToken).where(MetaToken.id == row_id, MetaToken.claimed_by == claim_id)
+        .values(claimed_by=None, claimed_until=None).execution_options(synchronize_session=False))
+    db.session.commit()
+
+
+# -- the sweep -------------------------------------------------------------------------------
+@dataclass
+class SweepReport:
+    outcomes: list[Outcome] = field(default_factory=list)
+    skipped_reason: str | None = None
+
+    def counts(self) -> dict:
+        """checked, extended, warned, failed, skipped - the CLI's summary columns."""
+        return {
+            "checked": sum(o.checked for o in self.outcomes),
+            "extended": sum(o.extended for o in self.outcomes),
+            "warned": sum(len(o.notices) for o in self.outcomes),
+            "failed": sum(o.failed for o in self.outcomes),
+            "skipped": sum(not o.checked and not o.failed for o in self.outcomes),
+        }
+
+
+@dataclass
+class _Sweep:
+    app: object
+    settings: Settings
+    owner: str
+    forced: bool
+    dry_run: bool
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+def run_sweep(app, *, row_ids: Iterable[int] | None = None, forced: bool = False,
+              dry_run: bool = False, cluster_lock: bool | None = None,
+              on_done: Callable[[Outcome], None] | None = None) -> SweepReport:
+    """Check due connections (or `row_ids`, due or not when `forced`) with bounded concurrency.
+
+    Scheduled sweeps take the cluster lock; `flask meta refresh` relies on claims alone.
+    """
+    settings = Settings.from_config(app.config)
+    use_lock = (not forced) if cluster_lock is None else cluster_lock
+    with app.app_context():
+        lock = ClusterLock(db.engine) if use_lock else None
+        if lock is not None and not lock.acquire():
+            return SweepReport(skipped_reason="another process holds the keepalive lock")
+        try:
+            if row_ids is None:
+                from crm_meta.runtime import runtime
+
+                row_ids = due_ids(runtime().clock.now(), settings.lease)
+            sweep = _Sweep(app, settings, owner_id(), forced, dry_run)
+            return SweepReport(outcomes=_fan_out(sweep, row_ids, on_done))
+        finally:
+            if lock is not None:
+                lock.release()
+
+
+def _fan_out(sweep: _Sweep, row_ids: Iterable[int], on_done) -> list[Outcome]:
+    """A thread pool with at most `concurrency` checks running and a short queue behind them."""
+    outcomes: list[Outcome] = []
+
+    def collect(done) -> None:
+        for future in done:
+            outcome = future.result()
+            outcomes.append(outcome)
+            if on_done is not None:
+                on_done(outcome)
+
+    with ThreadPoolExecutor(max_workers=sweep.settings.concurrency,
+                            thread_name_prefix="keepalive") as pool:
+        pending: set = set()
+        for row_id in row_ids:
+            pending.add(pool.submit(_check_one, sweep, row_id))
+            if len(pending) >= 2 * sweep.settings.concurrency:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                collect(done)
+        collect(wait(pending).done)
+    return outcomes
+
+
+def _check_one(sweep: _Sweep, row_id: int) -> Outcome:
+    """One connection, in a worker thread with its own app context and session."""
+    with sweep.app.app_context():
+        if sweep.stop.is_set() or _stopping.is_set():
+            return Outcome(row_id, kind="skipped", error="sweep stopped")
+        claim_id = keepalive.new_claim_id(sweep.owner)
+        try:
+            return _check_claimed(sweep, row_id, claim_id)
+        except Exception as exc:  # one tenant's failure never stops the sweep
+            log.exception("keepalive check of connection %s crashed", row_id)
+            db.session.rollback()
+            if not sweep.dry_run:
+                try:
+                    release(row_id, claim_id)
+                except Exception:
+                    log.warning("could not release claim on connection %s", row_id, exc_info=True)
+            return Outcome(row_id, kind="crashed", error=type(exc).__name__)
+
+
+def _check_claimed(sweep: _Sweep, row_id: int, claim_id: str) -> Outcome:
+    from crm_meta import notify
+    from crm_meta.runtime import runtime, token_store
+
+    rt, store = runtime(), token_store()
+    now = rt.clock.now()
+    if sweep.dry_run:
+        row = db.session.get(MetaToken, row_id)
+        if row is not None and row.throttled_until and row.throttled_until > now:
+            return _not_claimed(row_id, now, sweep.settings)
+    else:
+        if not claim(row_id, claim_id, now, sweep.settings.lease, due_only=not sweep.forced):
+            return _not_claimed(row_id, now, sweep.settings)
+        row = fence(row_id, claim_id)  # fencing re-read: is the claim really ours?
+    if row is None:
+        return Outcome(row_id, kind="lost")
+    token, ciphertext, attempted = store.read(row), row.access_token, row.extension_attempted_at
+    db.session.rollback()  # no transaction stays open while Meta answers
+    _pace(rt.graph)
+    result = keepalive.probe(rt.graph, token, now=now, extension_attempted_at=attempted,
+                             allow_extend=not sweep.dry_run)
+    if result.kind == "throttled_now" and _app_wide(result.error, rt.graph):
+        sweep.stop.set()  # Meta throttles the whole app: leave the rest for a later tick
+    if sweep.dry_run:
+        row = db.session.get(MetaToken, row_id)
+    else:
+        row = fence(row_id, claim_id, ciphertext=ciphertext)
+    if row is None:  # claim taken over, or the tenant reconnected meanwhile: our answer is stale
+        db.session.rollback()
+        return Outcome(row_id, kind="lost")
+    outcome = keepalive.apply(row, result, now, sweep.settings, store=store, dry_run=sweep.dry_run)
+    if result.error is not None:
+        outcome.error = str(result.error)[:200]
+    if sweep.dry_run:
+        db.session.rollback()
+        return outcome
+    row.claimed_by = row.claimed_until = None
+    db.session.commit()
+    notify.dispatch(sweep.app, outcome.notices)
+    return outcome
+
+
+def _not_claimed(row_id: int, now: datetime, settings: Settings) -> Outcome:
+    """Why a row could not be claimed: gone, throttled, held by someone, or no longer due."""
+    row = db.session.get(MetaToken, row_id)
+    db.session.rollback()
+    if row is None:
+        return Outcome(row_id, kind="lost")
+    if row.throttled_until and row.throttled_until > now:
+        kind = "throttled"
+    elif row.claimed_until and now < row.claimed_until <= now + 2 * settings.lease:
+        kind = "busy"
+    else:
+        kind = "skipped"  # checked by another process moments ago
+    return Outcome(row_id, row.tenant_id, kind=kind)
+
+
+def _pace(graph) -> None:
+    """Slow down before Meta's budget runs out, not only after an error."""
+    usage = getattr(graph, "last_app_usage", 0) or 0
+    if usage >= USAGE_SLOWDOWN:
+        graph.sleep(MAX_PAUSE * min(1.0, (usage - USAGE_SLOWDOWN) / (USAGE_STOP - USAGE_SLOWDOWN)))
+
+
+def _app_wide(error, graph) -> bool:
+    return getattr(error, "code", None) == 4 or (getattr(graph, "last_app_usage", 0) or 0) >= USAGE_STOP

@@ -1,0 +1,388 @@
+"""Keep-alive: inspect a connection, try to extend it, move its status, and warn ahead of time.
+
+Two halves so no database transaction stays open while Meta is asked anything:
+`probe` only talks to Meta; `apply` only changes the (claimed, re-read) row. The sweep
+machinery around them - claims, locks, threads - lives in crm_meta.jobs.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import click
+
+from crm_meta import audit
+from crm_meta.errors import AppError
+from crm_meta.extensions import db
+from crm_meta.meta import tokens
+from crm_meta.meta.connections import DEAD_TOKEN_STATUS, apply_token_info
+from crm_meta.meta.errors import GraphError, ThrottledError, TokenInvalidError, TransientError
+from crm_meta.meta.status import effective_status
+from crm_meta.models import MetaToken, Tenant, User
+
+log = logging.getLogger(__name__)
+
+# States that need the tenant to act; entering or leaving one is always announced.
+FAILING = frozenset({"needs_reauth", "expired", "revoked"})
+WARN_DAYS = (14, 7, 1)  # warnings ahead of the token's or the data access's end
+EXTEND_WITHIN = timedelta(days=14)  # a user token this close to its end is worth an exchange
+EXTEND_AT_MOST_EVERY = timedelta(hours=20)  # Meta's older docs: one exchange a day at most
+MIN_GAIN = timedelta(hours=1)  # a "new" token must live at least this much longer to be kept
+TOKEN_ERROR_THRESHOLD = 2  # consecutive token errors before needs_reauth: one bad answer won't do
+RETRY_SOON = timedelta(minutes=30)  # after a transient failure
+CONFIRM_SOON = timedelta(minutes=15)  # after a first token error, to confirm or clear it
+DEAD_RECHECK = timedelta(days=1)  # revoked/expired tokens cannot come back; look rarely
+LAST_DAY_RECHECK = timedelta(hours=1)  # in the last day before an end, look hourly
+EXTENDABLE_TYPES = frozenset({"USER"})  # debug_token types of the tokens that expire and can be exchanged
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a sweep needs from the configuration."""
+
+    interval: timedelta
+    required: tuple[str, ...]
+    lease: timedelta
+    concurrency: int
+
+    @classmethod
+    def from_config(cls, config) -> Settings:
+        return cls(
+            interval=timedelta(hours=float(config.get("KEEPALIVE_INTERVAL_HOURS", 6))),
+            required=tuple(config.get("META_SCOPES", ())),
+            lease=timedelta(seconds=float(config.get("KEEPALIVE_CLAIM_SECONDS", 300))),
+            concurrency=max(1, int(config.get("KEEPALIVE_CONCURRENCY", 8))),
+        )
+
+
+@dataclass
+class Extension:
+    """One fb_exchange_token attempt and whether its token is kept."""
+
+    kept: bool = False
+    token: str | None = field(default=None, repr=False)  # never printed
+    info: tokens.TokenInfo | None = None
+    error: Exception | None = None
+
+
+@dataclass
+class Probe:
+    """What Meta said about a token: valid, invalid, token_error, throttled, transient, error."""
+
+    kind: str
+    info: tokens.TokenInfo | None = None
+    error: Exception | None = None
+    extension: Extension | None = None
+
+
+@dataclass
+class Outcome:
+    """The result of one connection's check, for the sweep report."""
+
+    row_id: int
+    tenant_id: int | None = None
+    kind: str = "skipped"  # a Probe kind, or skipped / busy / throttled / lost / crashed
+    status_before: str | None = None
+    status_after: str | None = None
+    extended: bool = False
+    notices: list = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def checked(self) -> bool:
+        return self.kind in {"valid", "invalid", "token_error", "throttled_now", "transient", "error"}
+
+    @property
+    def failed(self) -> bool:
+        return self.kind in {"token_error", "throttled_now", "transient", "error", "crashed"}
+
+
+# -- talking to Meta (no database) ------------------------------------------------------------
+def probe(graph, token: str, *, now: datetime, extension_attempted_at: datetime | None,
+          allow_extend: bool) -> Probe:
+    """debug_token the stored token; try an extension when it is a user token nearing its end."""
+    try:
+        info = tokens.inspect(graph, token)
+    except ThrottledError as exc:
+        return Probe("throttled_now", error=exc)
+    except TokenInvalidError as exc:
+        return Probe("token_error", error=exc)
+    except TransientError as exc:
+        return Probe("transient", error=exc)
+    except (GraphError, AppError) as exc:
+        return Probe("error", error=exc)
+    if not info.is_valid:
+        return Probe("invalid", info=info)
+    result = Probe("valid", info=info)
+    if allow_extend and should_extend(info, now, extension_attempted_at):
+        result.extension = try_extend(graph, token, info)
+    return result
+
+
+def should_extend(info: tokens.TokenInfo, now: datetime, attempted_at: datetime | None) -> bool:
+    """Only user tokens that end, within EXTEND_WITHIN, at most once per EXTEND_AT_MOST_EVERY."""
+    if info.token_type not in EXTENDABLE_TYPES or info.expires_at is None:
+        return False
+    if info.expires_at - now > EXTEND_WITHIN:
+        return False
+    return attempted_at is None or now - attempted_at >= EXTEND_AT_MOST_EVERY
+
+
+def try_extend(graph, token: str, info: tokens.TokenInfo) -> Extension:
+    """Exchange the token and inspect the new one; keep it only when it is really better."""
+    try:
+        issued = tokens.exchange_long_lived(graph, token)
+        new_info = tokens.inspect(graph, issued.access_token)
+    except (GraphError, AppError) as exc:
+        return Extension(error=exc)
+    if is_better(info, new_info):
+        return Extension(kept=True, token=issued.access_token, info=new_info)
+    return Extension(info=new_info)
+
+
+def is_better(old: tokens.TokenInfo, new: tokens.TokenInfo) -> bool:
+    """Valid, same user and type, no scope lost, lives longer, data access no shorter."""
+    if not new.is_valid or new.token_type != old.token_type:
+        return False
+    if old.user_id and new.user_id != old.user_id:
+        return False
+    if not set(old.scopes) <= set(new.scopes):
+        return False
+    if old.expires_at is None:
+        return False  # nothing outlives "never"
+    if new.expires_at is not None and new.expires_at < old.expires_at + MIN_GAIN:
+        return False
+    old_access, new_access = old.data_access_expires_at, new.data_access_expires_at
+    return not (old_access and new_access and new_access < old_access)
+
+
+# -- changing the row (no Meta calls) --------------------------------------------------------
+def apply(row: MetaToken, result: Probe, now: datetime, settings: Settings, *, store,
+          dry_run: bool = False) -> Outcome:
+    """Record the probe on the row: status with its threshold, token, warnings, next check.
+
+    Adds audit events to the session; the caller commits (or rolls back for a dry run).
+    """
+    before = effective_status(row, now, list(settings.required))
+    outcome = Outcome(row.id, row.tenant_id, result.kind, status_before=before)
+    retry_soon = None
+    if result.kind == "valid":
+        _record_valid(row, result, now, outcome, store=store, dry_run=dry_run)
+    elif result.kind == "invalid":
+        info = result.info
+        row.last_checked_at = now
+        row.last_error_code = str(info.error_code or "190")
+        row.last_error = (info.error_message or "Meta says the token is not valid")[:500]
+        if info.error_subcode in DEAD_TOKEN_STATUS:  # Meta's own verdict: authoritative
+            row.status = DEAD_TOKEN_STATUS[info.error_subcode]
+            row.consecutive_failures = (row.consecutive_failures or 0) + 1
+        else:
+            retry_soon = _strike(row)
+    elif result.kind == "token_error":
+        row.last_checked_at = now
+        row.last_error_code = f"{result.error.code}/{result.error.subcode or ''}".rstrip("/")
+        row.last_error = result.error.message[:500]
+        retry_soon = _strike(row)
+    elif result.kind == "throttled_now":
+        wait = result.error.retry_after or 300
+        row.status = "throttled"
+        row.throttled_until = now + timedelta(seconds=wait)
+    else:  # transient or error: no verdict on the token, so neither status nor token moves
+        row.last_error_code = str(getattr(result.error, "code", None) or result.kind)
+        row.last_error = str(result.error)[:500]
+        retry_soon = RETRY_SOON
+    after = effective_status(row, now, list(settings.required))
+    outcome.status_after = after
+    outcome.notices = _notices(row, now, before, after, dry_run=dry_run)
+    row.next_check_at = next_check(row, now, settings.interval, after, retry_soon)
+    if before != after:
+        audit.record("meta.keepalive.status", actor="keepalive", tenant_id=row.tenant_id,
+                     outcome="success" if after not in FAILING else "failure",
+                     details={"from": before, "to": after, "check": result.kind,
+                              "error_code": row.last_error_code if after in FAILING else None})
+    return outcome
+
+
+def _record_valid(row, result: Probe, now, outcome: Outcome, *, store, dry_run: bool) -> None:
+    apply_token_info(row, result.info, now)
+    row.status = "connected"
+    row.consecutive_failures = 0
+    row.throttled_until = None
+    row.last_error = row.last_error_code = None
+    ext = result.extension
+    if ext is None:
+        return
+    row.extension_attempted_at = now
+    if ext.kept and not dry_run:
+        store.write(row, ext.token)  # the new string replaces the old one, encrypted
+        apply_token_info(row, ext.info, now)
+        outcome.extended = True
+        audit.record("meta.keepalive.extend", actor="keepalive", tenant_id=row.tenant_id,
+                     details={"expires_at": _iso(ext.info.expires_at),
+                              "previous_expires_at": _iso(result.info.expires_at)})
+    elif ext.error is not None:
+        # The stored token is untouched: a failed exchange never costs a working token.
+        audit.record("meta.keepalive.extend", actor="keepalive", tenant_id=row.tenant_id,
+                     outcome="failure", details={"error": type(ext.error).__name__,
+                                                 "code": getattr(ext.error, "code", None)})
+        if isinstance(ext.error, ThrottledError):
+            row.status = "throttled"
+            row.throttled_until = now + timedelta(seconds=ext.error.retry_after or 300)
+
+
+def _strike(row: MetaToken) -> timedelta:
+    """One more consecutive token error; the threshold turns it into needs_reauth."""
+    row.consecutive_failures = (row.consecutive_failures or 0) + 1
+    if row.consecutive_failures >= TOKEN_ERROR_THRESHOLD:
+        row.status = "needs_reauth"
+    return CONFIRM_SOON
+
+
+def next_check(row: MetaToken, now: datetime, interval: timedelta, status: str,
+               retry_soon: timedelta | None = None) -> datetime:
+    """The regular interval, sooner after a failure, and never later than the next warning."""
+    if status == "throttled" and row.throttled_until:
+        return row.throttled_until
+    step = min(interval, retry_soon) if retry_soon else interval
+    if status in ("revoked", "expired"):
+        step = max(interval, DEAD_RECHECK)
+    moment = now + step
+    for end in (row.expires_at, row.data_access_expires_at):
+        if end is None or end <= now:
+            continue
+        upcoming = [end - timedelta(days=d) for d in (*WARN_DAYS, 0)]
+        moment = min([moment, *(m for m in upcoming if m > now)])
+        if end - now <= timedelta(days=1):
+            moment = min(moment, now + LAST_DAY_RECHECK)
+    return moment
+
+
+# -- warnings --------------------------------------------------------------------------------
+def _notices(row: MetaToken, now: datetime, before: str, after: str, *, dry_run: bool) -> list:
+    """Warnings due now (each once per deadline) and a notice on entering/leaving a failing state."""
+    from crm_meta.notify import Notice
+
+    sent = dict(row.warnings_sent or {})
+    due: list[dict] = []
+    if after not in FAILING:
+        for kind, end in (("token", row.expires_at), ("data_access", row.data_access_expires_at)):
+            due.extend(_deadline_warnings(sent, kind, end, now))
+    notified_state = sent.get("state")  # the failing state last announced; None: healthy
+    current = after if after in FAILING else None
+    if current != notified_state:
+        due.append({"event": "status_changed", "previous_status": notified_state or before})
+        sent["state"] = current
+    if not due:
+        return []
+    row.warnings_sent = sent  # a new dict: the JSON column notices the change
+    if dry_run:
+        return [Notice.create(event=d["event"], tenant_id=row.tenant_id, status=after,
+                              kind=d.get("kind"), days=d.get("days"), ends_at=d.get("ends_at"),
+                              previous_status=d.get("previous_status"), now=now) for d in due]
+    tenant, recipients = _tenant_and_admins(row.tenant_id)
+    notices = []
+    for item in due:
+        notice = Notice.create(event=item["event"], tenant_id=row.tenant_id, status=after,
+                               kind=item.get("kind"), days=item.get("days"),
+                               ends_at=item.get("ends_at"), previous_status=item.get("previous_status"),
+                               now=now, tenant_slug=tenant.slug if tenant else None,
+                               tenant_name=tenant.name if tenant else None, recipients=recipients)
+        audit.record(f"meta.keepalive.{item['event']}", actor="keepalive", tenant_id=row.tenant_id,
+                     outcome="failure" if after in FAILING else "success",
+                     details={"notice": notice.id, "kind": notice.kind, "days": notice.days,
+                              "ends_at": notice.ends_at, "status": after,
+                              "previous_status": notice.previous_status})
+        notices.append(notice)
+    return notices
+
+
+def _deadline_warnings(sent: dict, kind: str, end: datetime | None, now: datetime) -> list[dict]:
+    """The most urgent threshold crossed for this deadline, unless already sent for it."""
+    if end is None or end <= now:
+        return []
+    crossed = [d for d in WARN_DAYS if end - now <= timedelta(days=d)]
+    if not crossed:
+        return []
+    stamp = _iso(end)
+    urgent = min(crossed)
+    fresh = sent.get(f"{kind}:{urgent}", {}).get("ends_at") != stamp
+    for days in crossed:  # thresholds jumped over are marked, so they never fire late
+        key = f"{kind}:{days}"
+        if sent.get(key, {}).get("ends_at") != stamp:
+            sent[key] = {"ends_at": stamp, "at": _iso(now), "sent": days == urgent}
+    if not fresh:
+        return []
+    return [{"event": "warning", "kind": kind, "days": urgent, "ends_at": stamp}]
+
+
+def _tenant_and_admins(tenant_id: int) -> tuple[Tenant | None, tuple[str, ...]]:
+    tenant = db.session.get(Tenant, tenant_id)
+    emails = db.session.scalars(
+        db.select(User.email).filter_by(tenant_id=tenant_id, role="admin").order_by(User.id)).all()
+    return tenant, tuple(emails)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+def new_claim_id(owner: str) -> str:
+    """A fencing token: who claims, plus a nonce so a later claim by the same process differs."""
+    return f"{owner}:{uuid.uuid4().hex[:8]}"[:100]
+
+
+# -- `flask meta refresh` ---------------------------------------------------------------------
+SUMMARY_COLUMNS = ("checked", "extended", "warned", "failed", "skipped")
+
+
+def refresh_command(*, tenant_slug: str | None, dry_run: bool) -> dict:
+    """Check every connection (or one tenant's) now, due or not; progress bar and summary."""
+    from flask import current_app
+
+    from crm_meta import jobs
+    from crm_meta.cli import tenant_by_slug
+
+    query = db.select(MetaToken.id).order_by(MetaToken.id)
+    if tenant_slug:
+        query = query.filter_by(tenant_id=tenant_by_slug(tenant_slug).id)
+    ids = list(db.session.scalars(query))
+    db.session.rollback()
+    if not ids:
+        click.echo("no Meta connections to check" + (f" for tenant {tenant_slug}" if tenant_slug else ""))
+        return dict.fromkeys(SUMMARY_COLUMNS, 0)
+    app = current_app._get_current_object()
+    label = "Checking connections" + (" (dry run: nothing is changed)" if dry_run else "")
+    with click.progressbar(length=len(ids), label=label, show_pos=True) as bar:
+        report = jobs.run_sweep(app, row_ids=ids, forced=True, dry_run=dry_run,
+                                on_done=lambda outcome: bar.update(1))
+    counts = report.counts()
+    click.echo(format_table(counts, would=dry_run))
+    for outcome in report.outcomes:
+        if outcome.failed or outcome.status_before != outcome.status_after or outcome.kind in (
+                "busy", "throttled", "lost"):
+            click.echo(describe(outcome))
+    return counts
+
+
+def format_table(counts: dict, *, would: bool = False) -> str:
+    """A small fixed-width summary table."""
+    headers = [("would warn" if would and c == "warned" else c) for c in SUMMARY_COLUMNS]
+    widths = [max(len(h), len(str(counts.get(c, 0)))) for h, c in zip(headers, SUMMARY_COLUMNS,
+                                                                        strict=True)]
+    line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+    head = "|" + "|".join(f" {h:<{w}} " for h, w in zip(headers, widths, strict=True)) + "|"
+    body = "|" + "|".join(f" {counts.get(c, 0):>{w}} " for c, w in zip(SUMMARY_COLUMNS, widths,
+                                                                     strict=True)) + "|"
+    return "\n".join([line, head, line, body, line])
+
+
+def describe(outcome: Outcome) -> str:
+    """One line about a connection worth the operator's attention (never a token)."""
+    tenant = f"tenant {outcome.tenant_id}" if outcome.tenant_id else f"connection {outcome.row_id}"
+    moved = (f"{outcome.status_before} -> {outcome.status_after}"
+             if outcome.status_before != outcome.status_after else outcome.status_after or "")
+    detail = f" ({outcome.error})" if outcome.error else ""
+    return f"  {tenant}: {outcome.kind} {moved}{detail}".rstrip()
