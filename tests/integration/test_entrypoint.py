@@ -93,7 +93,7 @@ def _sqlite_database(tmp_path: Path) -> Database:
 def postgres_database() -> Iterator[Database]:
     """A new, empty PostgreSQL database on the test server, dropped afterwards.
 
-    With REQUIRE_POSTGRES=1 an unreachable server is a failure; otherwise a visible skip.
+    With REQUIRE_POSTGRES set an unreachable server is a failure; otherwise a visible skip.
     """
     admin = make_url(os.environ.get("TEST_DATABASE_URL") or DEFAULT_TEST_DATABASE_URL)
     admin = admin.set(drivername="postgresql")
@@ -104,9 +104,9 @@ def postgres_database() -> Iterator[Database]:
         first_line = (str(exc).strip().splitlines() or ["no answer"])[0]
         where = admin.render_as_string(hide_password=True)
         reason = f"PostgreSQL not reachable at {where}: {first_line}"
-        if os.environ.get("REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"REQUIRE_POSTGRES=1 but {reason}")
-        pytest.skip(reason)
+        if os.environ.get("REQUIRE_POSTGRES"):
+            pytest.fail(f"PostgreSQL is required (REQUIRE_POSTGRES=1) but unreachable: {reason}")
+        pytest.skip(f"{reason}; set REQUIRE_POSTGRES=1 to make this a failure")
     name = f"crm_meta_entrypoint_{uuid.uuid4().hex[:12]}"
     conn.autocommit = True
     try:
@@ -124,7 +124,7 @@ def postgres_database() -> Iterator[Database]:
         conn.close()
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
+@pytest.fixture(params=[pytest.param("postgresql", marks=pytest.mark.postgres), "sqlite"])
 def database(request, tmp_path) -> Database:
     """Both databases the service supports; the PostgreSQL case skips or fails as above."""
     if request.param == "sqlite":
