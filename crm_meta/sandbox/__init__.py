@@ -1,8 +1,29 @@
 """Meta sandbox: an in-memory emulator of Meta's login dialog and Graph API.
 
-Same paths, shapes, status codes and error bodies as Meta (see
-shared/docs/meta-graph-reference.md), under one base URL serving both the dialog and the
-Graph API, plus `/_sandbox/...` control endpoints for tests. Never served in production.
+Same paths, shapes, status codes and error bodies as Meta (shared/docs/meta-graph-reference.md)
+under one base URL serving both the dialog and the Graph API. Never served in production.
+
+Modules: state (Sandbox), config (settings), fixtures (test data), tokens (grants, tokens,
+codes), auth (token checks, appsecret_proof), dialog (consent page), oauth (access_token,
+debug_token), graph (dispatcher, headers, faults), schema/nodes/fields (Graph objects),
+batch, control (/_sandbox endpoints), server (blueprint, standalone app, live server).
+
+Control endpoints (relative to the base):
+  POST /_sandbox/reset
+  GET|POST|DELETE /_sandbox/faults   {path, code?, error_subcode?, http_status?, count?,
+                                     latency_ms?, malformed?, regain_minutes?, method?, message?}
+  GET|POST /_sandbox/clock           POST {advance_seconds} -> {now, offset_seconds}
+  GET|DELETE /_sandbox/calls         -> {calls: [{method, path, time, token_id, status}], count}
+  POST /_sandbox/signed-request      {user_id} -> {signed_request}
+  GET|POST /_sandbox/config          merge settings (see config.DEFAULTS)
+  POST /_sandbox/tokens              {user_id?, scopes?, expires_in?, type?} -> {access_token, ...}
+  POST /_sandbox/users/<id>/invalidate  {subcode: 460|459|464|467|458}
+  GET /_sandbox/users                test users and their assets
+
+Data access: once `data_access_expires_at` passes, WhatsApp calls fail with HTTP 403,
+code 200, error_user_title "Data access expired" (the token itself stays valid) until the
+user passes the dialog again; /me/permissions then lists whatsapp_business_management as
+"expired".
 """
 
 from .fixtures import USER_WITH_BUSINESSES, USER_WITHOUT_ASSETS, USER_WITHOUT_BUSINESSES

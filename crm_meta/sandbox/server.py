@@ -153,6 +153,9 @@ def serve_in_thread(flask_app: Flask, host: str = "127.0.0.1", port: int = 0) ->
 def run_standalone(host: str, port: int, app_id: str, app_secret: str, redirect_uri: str) -> None:
     """Serve the sandbox on its own until interrupted (threaded; used by the CLI)."""
     app = create_sandbox_app(app_id, app_secret, redirect_uri)
+    if not _log.handlers:  # an access log on the console, paths only (no query strings)
+        _log.addHandler(logging.StreamHandler())
+        _log.setLevel(logging.INFO)
     server = make_server(host, port, app, threaded=True, request_handler=_RequestHandler)
     print(f"Meta sandbox on http://{host}:{server.server_port} (app {app_id}); Ctrl+C stops it")
     try:
