@@ -1,25 +1,222 @@
-"""Hub and wizard pages (placeholder views; the wizard work fills them in)."""
+"""The marketing hub and the connection wizard: thin views over the connection services."""
 
-from flask import render_template
+from __future__ import annotations
+
+from flask import current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import login_required
 
-from crm_meta.web import bp
+from crm_meta import flow
+from crm_meta.auth import binding
+from crm_meta.auth.decorators import admin_required
+from crm_meta.auth.principal import current_principal
+from crm_meta.errors import AppError, from_graph_error
+from crm_meta.extensions import limiter
+from crm_meta.meta import connections
+from crm_meta.meta.errors import GraphError
+from crm_meta.runtime import now, runtime, token_store
+from crm_meta.web import bp, presenters
+from crm_meta.web.forms import ConfirmForm, SelectAccountForm, StartForm
+from crm_meta.web.messages import callback_error, translated
+
+PERSONAL = "personal"
+
+
+def _limit(name: str):
+    return limiter.limit(lambda: current_app.config[name])
+
+
+def _required() -> list[str]:
+    return current_app.config["META_SCOPES"]
+
+
+def _row():
+    return token_store().for_tenant(current_principal().tenant.id)
+
+
+def _flash_failure(exc: Exception) -> None:
+    """A Graph or domain failure as a translated flash message (never a raw page)."""
+    error = from_graph_error(exc) if isinstance(exc, GraphError) else exc
+    flash(translated(getattr(error, "message", "Meta returned an error")), "error")
 
 
 @bp.get("/")
 def index():
-    from flask import redirect, url_for
-
     return redirect(url_for("web.hub"))
 
 
 @bp.get("/crm/marketing")
 @login_required
 def hub():
-    return render_template("marketing/hub.html")
+    principal = current_principal()
+    row = _row()
+    moment = now()
+    payload = connections.status_payload(row, moment, _required(), url_for("web.wizard"))
+    banner = presenters.banner(row, payload, moment, is_admin=principal.is_admin)
+    return render_template("marketing/hub.html", banner=banner, now=moment,
+                           is_admin=principal.is_admin, form=ConfirmForm())
 
 
+# -- the wizard ----------------------------------------------------------------------------
 @bp.get("/crm/marketing/meta/connect")
 @login_required
 def wizard():
-    return render_template("wizard/connect.html")
+    principal = current_principal()
+    step = request.args.get("step")
+    row = _row()
+    error = callback_error(request.args.get("error"))
+    if error or step not in {"select", "done"} or not principal.is_admin:
+        return render_template("wizard/connect.html", step=1, error=error, row=row,
+                               is_admin=principal.is_admin, form=StartForm(),
+                               uses_login_config=bool(current_app.config["META_LOGIN_CONFIG_ID"]),
+                               permissions=presenters.permissions(_required()))
+    if row is None:
+        flash(_("Connect Meta first: the connection was not found."), "error")
+        return redirect(url_for("web.wizard"))
+    if step == "done":
+        if not row.selected_ad_account_id:
+            return redirect(url_for("web.wizard", step="select"))
+        return render_template("wizard/done.html", step=4, row=row, now=now(),
+                               account=_selected_account(row),
+                               business_name=presenters.business_name(row, row.selected_business_id))
+    return render_template("wizard/select.html", step=3, row=row, form=SelectAccountForm(),
+                           start_form=StartForm(), **_selection(row))
+
+
+def _selected_account(row) -> dict | None:
+    return next((a for a in row.all_ad_accounts() if a["id"] == row.selected_ad_account_id), None)
+
+
+def _selection(row) -> dict:
+    """Step 3's lists: businesses, the chosen one's ad accounts (searched, one page of them)."""
+    businesses = [{"id": b["id"], "name": b["name"], "count": len(b["ad_accounts"])}
+                  for b in row.business_managers or []]
+    personal = row.personal_ad_accounts or []
+    if personal:
+        businesses.append({"id": PERSONAL, "name": _("Personal ad accounts"), "count": len(personal)})
+    known = {b["id"] for b in businesses}
+    chosen = request.args.get("business")
+    if chosen not in known:
+        chosen = _earlier_business(row, known)
+        if chosen is None and len(businesses) == 1:
+            chosen = businesses[0]["id"]
+    accounts: list[dict] = []
+    if chosen == PERSONAL:
+        accounts = personal
+    elif chosen:
+        accounts = connections.accounts(row, chosen)
+    query = (request.args.get("q") or "").strip()[:100]
+    found = presenters.search(accounts, query)
+    number = request.args.get("page", type=int)
+    if number is None:
+        number = presenters.page_of(found, row.selected_ad_account_id)
+    page = presenters.paginate(found, number)
+    return {"businesses": businesses, "business": chosen, "query": query, "page": page,
+            "chosen_name": next((b["name"] for b in businesses if b["id"] == chosen), None),
+            "missing": presenters.permissions(connections.status_payload(
+                row, now(), _required(), "")["missing_scopes"]),
+            "account_status": presenters.account_status}
+
+
+def _earlier_business(row, known: set[str]) -> str | None:
+    if not row.selected_ad_account_id:
+        return None
+    if row.selected_business_id in known:
+        return row.selected_business_id
+    if any(a["id"] == row.selected_ad_account_id for a in row.personal_ad_accounts or []):
+        return PERSONAL if PERSONAL in known else None
+    return None
+
+
+@bp.post("/crm/marketing/meta/connect/start")
+@login_required
+@admin_required
+@_limit("RATELIMIT_META_URL")
+def connect_start():
+    """Step 2: send the browser to Meta's consent page, bound to this browser."""
+    form = StartForm()
+    rerequest = form.rerequest.data in {"1", "true"}
+    try:
+        started, secret = flow.begin(current_principal(), rerequest=rerequest)
+    except (AppError, GraphError) as exc:
+        _flash_failure(exc)
+        return redirect(url_for("web.wizard"))
+    return binding.attach(redirect(started.auth_url, code=303), secret)
+
+
+@bp.post("/crm/marketing/meta/connect/select")
+@login_required
+@admin_required
+def connect_select():
+    """Step 3 → 4: keep the chosen ad account."""
+    form = SelectAccountForm()
+    business = form.business_id.data or None
+    back = url_for("web.wizard", step="select", business=business)
+    if not form.validate_on_submit():
+        flash(_("Choose an ad account from the list."), "error")
+        return redirect(back)
+    row = _row()
+    if row is None:
+        flash(_("Connect Meta first: the connection was not found."), "error")
+        return redirect(url_for("web.wizard"))
+    try:
+        connections.select_account(row=row, account_id=form.account_id.data,
+                                   business_id=None if business == PERSONAL else business,
+                                   actor=current_principal().actor, ip=request.remote_addr)
+    except AppError:
+        flash(_("That ad account is not one this Meta connection can use. Choose one from "
+                "the list."), "error")
+        return redirect(back)
+    return redirect(url_for("web.wizard", step="done"))
+
+
+# -- hub actions ---------------------------------------------------------------------------
+@bp.post("/crm/marketing/meta/test")
+@login_required
+@_limit("RATELIMIT_META_TEST")
+def test_connection():
+    """A live check with Meta; members may run it too (it changes nothing they choose)."""
+    ConfirmForm()  # CSRF is checked globally; the form documents the intent
+    store = token_store()
+    row = _row()
+    if row is None:
+        flash(_("Meta is not connected."), "error")
+        return redirect(url_for("web.hub"))
+    try:
+        result = connections.test_connection(graph=runtime().graph, store=store, row=row,
+                                             now=now(), required=_required())
+    except (AppError, GraphError) as exc:
+        _flash_failure(exc)
+        return redirect(url_for("web.hub"))
+    if result["valid"]:
+        flash(_("Meta confirmed that the connection works."), "success")
+    else:
+        flash(_("Meta says this connection no longer works. Reconnect to continue."), "error")
+    return redirect(url_for("web.hub"))
+
+
+@bp.get("/crm/marketing/meta/disconnect")
+@login_required
+@admin_required
+def disconnect_confirm():
+    """The confirmation step (works without JavaScript)."""
+    row = _row()
+    if row is None:
+        return redirect(url_for("web.hub"))
+    return render_template("marketing/disconnect.html", row=row, form=ConfirmForm(),
+                           business_name=presenters.business_name(row, row.selected_business_id))
+
+
+@bp.post("/crm/marketing/meta/disconnect")
+@login_required
+@admin_required
+@_limit("RATELIMIT_META_DISCONNECT")
+def disconnect():
+    result = connections.disconnect(graph=runtime().graph, store=token_store(),
+                                    tenant_id=current_principal().tenant.id,
+                                    actor=current_principal().actor, ip=request.remote_addr)
+    if result["revoked_at_meta"]:
+        flash(_("Meta has been disconnected and the CRM's access was removed at Meta."), "success")
+    else:
+        flash(_("Meta has been disconnected from the CRM."), "success")
+    return redirect(url_for("web.hub"))
