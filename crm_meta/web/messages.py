@@ -7,10 +7,11 @@ listed here with ``N_`` so that ``pybabel extract`` puts them in the catalogue.
 
 from __future__ import annotations
 
-from flask_babel import gettext, lazy_gettext as _l
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 
 
-def N_(text: str) -> str:  # noqa: N802  (the conventional name the extractor looks for)
+def N_(text: str) -> str:  # the conventional name the extractor looks for
     """Mark a string for extraction without translating it here."""
     return text
 
