@@ -1,0 +1,150 @@
+"""Keep-alive fixtures: connections minted straight in the sandbox, call counting, a webhook sink."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from crm_meta import jobs
+from crm_meta.extensions import db
+from crm_meta.meta.store import TokenStore
+from crm_meta.models import AuditEvent, MetaToken, Tenant, User
+
+DEBUG_TOKEN = "/debug_token"
+EXCHANGE = "/oauth/access_token"
+
+
+@dataclass
+class Conn:
+    tenant_id: int
+    slug: str
+    row_id: int
+    token_id: str
+    user_id: str
+    token: str
+
+    def __repr__(self) -> str:  # keep tokens out of assertion messages
+        return f"Conn({self.slug}, row {self.row_id})"
+
+
+class Connections:
+    """Tenants with a stored connection whose token the sandbox minted directly."""
+
+    def __init__(self, app, sandbox):
+        self.app = app
+        self.sandbox = sandbox
+        self.count = 0
+
+    def add(self, slug: str | None = None, *, user_id: str | None = None, **mint) -> Conn:
+        self.count += 1
+        slug = slug or f"tenant-{self.count}"
+        user_id = user_id or f"7{self.count:06d}"  # a user of its own: invalidations stay local
+        minted = self.sandbox.post("tokens", user_id=user_id, **mint)
+        with self.app.app_context():
+            tenant = Tenant(name=slug.title(), slug=slug)
+            db.session.add(tenant)
+            db.session.flush()
+            db.session.add(User(email=f"admin@{slug}.test", tenant_id=tenant.id, role="admin",
+                                password_hash="!"))
+            row = MetaToken(tenant_id=tenant.id, warnings_sent={}, status="connected",
+                            token_type=minted.get("type", "USER"),
+                            scopes=list(self.app.config["META_SCOPES"]),
+                            expires_at=_moment(minted["expires_at"]), meta_user_id=user_id)
+            TokenStore(self.app.extensions["crm_meta"].cipher).write(row, minted["access_token"])
+            db.session.add(row)
+            db.session.commit()
+            return Conn(tenant.id, slug, row.id, minted["token_id"], user_id, minted["access_token"])
+
+    def row(self, conn: Conn) -> MetaToken:
+        """A fresh, detached copy of the connection's row."""
+        with self.app.app_context():
+            row = db.session.get(MetaToken, conn.row_id)
+            db.session.expunge(row)
+            return row
+
+    def token(self, conn: Conn) -> str:
+        with self.app.app_context():
+            row = db.session.get(MetaToken, conn.row_id)
+            return TokenStore(self.app.extensions["crm_meta"].cipher).read(row)
+
+    def audit(self, action: str | None = None) -> list[AuditEvent]:
+        with self.app.app_context():
+            query = db.select(AuditEvent).order_by(AuditEvent.id)
+            if action:
+                query = query.filter_by(action=action)
+            events = list(db.session.scalars(query))
+            db.session.expunge_all()
+            return events
+
+
+def _moment(epoch: int) -> datetime | None:
+    return datetime.fromtimestamp(epoch, UTC) if epoch else None
+
+
+@pytest.fixture
+def connections(pg_app, sandbox):
+    return Connections(pg_app, sandbox)
+
+
+@pytest.fixture
+def sqlite_connections(app, sandbox):
+    return Connections(app, sandbox)
+
+
+def debug_calls(sandbox) -> Counter:
+    """debug_token calls per token id, from the sandbox's call log."""
+    calls = sandbox.get("calls")["calls"]
+    return Counter(c["token_id"] for c in calls if c["path"].endswith(DEBUG_TOKEN))
+
+
+def sweep(app, **options):
+    return jobs.run_sweep(app, **options)
+
+
+@pytest.fixture(autouse=True)
+def _no_scheduler_left():
+    yield
+    jobs.shutdown()
+
+
+# -- a webhook receiver ------------------------------------------------------------------------
+class WebhookSink:
+    def __init__(self):
+        self.received: list[tuple[dict, bytes]] = []
+        self.statuses: list[int] = []  # answers to give, in order; then 200
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's naming)
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                status = sink.statuses.pop(0) if sink.statuses else 200
+                if status < 300:
+                    sink.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/meta"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def payloads(self) -> list[dict]:
+        return [json.loads(body) for _, body in self.received]
+
+
+@pytest.fixture
+def webhook_sink():
+    sink = WebhookSink()
+    yield sink
+    sink.server.shutdown()
+    sink.server.server_close()
