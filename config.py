@@ -126,6 +126,8 @@ class Config:
         self.LANGUAGES = ["en", "es"]
         self.BABEL_DEFAULT_LOCALE = "en"
         self.LOG_LEVEL = get("LOG_LEVEL") or "INFO"
+        # Werkzeug's scrypt with its default cost for stored passwords.
+        self.PASSWORD_HASH_METHOD = "scrypt"
         # Reverse proxies in front of the app whose X-Forwarded-* headers are trusted.
         self.TRUSTED_PROXIES = int(get("TRUSTED_PROXIES") or 0)
         for key, value in overrides.items():
@@ -156,6 +158,8 @@ class TestingConfig(Config):
         super().__init__(env if env is not None else {}, **overrides)
         self.WTF_CSRF_ENABLED = overrides.get("WTF_CSRF_ENABLED", False)
         self.SANDBOX_CLOCK_TTL = overrides.get("SANDBOX_CLOCK_TTL", 0.0)
+        # Still scrypt, with parameters cheap enough for hundreds of test logins.
+        self.PASSWORD_HASH_METHOD = overrides.get("PASSWORD_HASH_METHOD", "scrypt:1024:8:1")
         self.META_HTTP_TIMEOUT = overrides.get("META_HTTP_TIMEOUT", 5.0)
 
 

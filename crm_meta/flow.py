@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import current_app, redirect, request, url_for
+from flask_login import current_user
 
 from crm_meta.auth import binding
 from crm_meta.auth.principal import Principal
@@ -27,9 +28,13 @@ def begin(principal: Principal, *, rerequest: bool) -> tuple[AuthorizationReques
 def finish():
     """Complete the callback for this request; returns the stored connection."""
     config = current_app.config
+    # A session user on the callback must be the one who started it; a JSON client that
+    # only carries the binding cookie is bound by that cookie alone.
+    caller = current_user.get_id() if current_user.is_authenticated else None
     return connections.complete_authorization(
         graph=runtime().graph, store=token_store(), now=now(), args=request.args.to_dict(),
-        browser_secret=binding.browser_secret(), redirect_uri=config["META_REDIRECT_URI"],
+        browser_secret=binding.browser_secret(), caller_ref=f"user:{caller}" if caller else None,
+        redirect_uri=config["META_REDIRECT_URI"],
         required=config["META_SCOPES"], config_id=config["META_LOGIN_CONFIG_ID"],
         ip=request.remote_addr)
 

@@ -60,6 +60,8 @@ def meta_callback():
         "token_expires_at": connections._iso(row.expires_at),
         "scopes": list(row.scopes or []),
         "missing_scopes": missing_scopes(row, _required()),
+        "rerequest_url": url_for("api.meta_auth_url", rerequest=1)
+        if missing_scopes(row, _required()) else None,
     })
 
 
@@ -97,8 +99,8 @@ def meta_debug_token():
 @member_required
 def token_status():
     row = token_store().for_tenant(g.tenant.id)
-    connect_url = url_for("web.wizard", _external=False)
-    return ok(connections.status_payload(row, now(), _required(), connect_url))
+    return ok(connections.status_payload(row, now(), _required(), url_for("web.wizard"),
+                                         url_for("api.meta_auth_url", rerequest=1)))
 
 
 @bp.get("/crm/marketing/meta-portfolios")

@@ -25,11 +25,11 @@ DEAD_TOKEN_STATUS = {458: "revoked", 463: "expired"}
 
 
 def complete_authorization(*, graph, store: TokenStore, now: datetime, args: dict,
-                           browser_secret: str | None, redirect_uri: str, required: list[str],
-                           config_id: str, ip: str | None) -> MetaToken:
+                           browser_secret: str | None, caller_ref: str | None, redirect_uri: str,
+                           required: list[str], config_id: str, ip: str | None) -> MetaToken:
     """The callback: state, code exchange, inspection, discovery, one transaction to store it."""
     consumed = consume_state(state=args.get("state"), browser_secret=browser_secret,
-                             cipher=store.cipher, now=now)
+                             cipher=store.cipher, now=now, caller_ref=caller_ref)
     if args.get("error"):
         audit.record("meta.connect", actor=consumed.user_ref, tenant_id=consumed.tenant_id,
                      outcome="denied", ip=ip, details={"reason": args.get("error_reason")},
@@ -120,7 +120,7 @@ def require(store: TokenStore, tenant_id: int) -> MetaToken:
 
 
 def status_payload(row: MetaToken | None, now: datetime, required: list[str],
-                   connect_url: str) -> dict:
+                   connect_url: str, rerequest_url: str | None = None) -> dict:
     """token-status: everything from storage, no Meta call."""
     status = effective_status(row, now, required)
     return {
@@ -132,6 +132,7 @@ def status_payload(row: MetaToken | None, now: datetime, required: list[str],
         "needs_reconnect": status in {"expired", "needs_reauth", "revoked", "expiring"},
         "scopes": list(row.scopes or []) if row else [],
         "missing_scopes": missing_scopes(row, required),
+        "rerequest_url": rerequest_url if missing_scopes(row, required) else None,
         "business_managers": len(row.business_managers or []) if row else 0,
         "ad_accounts": len(row.all_ad_accounts()) if row else 0,
         "selected_ad_account": _selected(row),

@@ -77,6 +77,8 @@ class GraphClient:
         self.sleep = sleep
         self._local = threading.local()
         self.last_app_usage = 0
+        # App-wide cool-down (monotonic seconds) after Meta throttles the whole app.
+        self._cooldown_until = 0.0
 
     def __repr__(self) -> str:
         return f"GraphClient({self.base_url}/{self.version}, app {self.app_id})"
@@ -124,6 +126,10 @@ class GraphClient:
             retry = method.upper() in {"GET", "DELETE"}
         attempts = 1 + (self.max_retries if retry else 0)
         label = endpoint_label(path)
+        wait = self._cooldown_until - time.monotonic()
+        if wait > 0:  # Meta said the app is over budget: never hammer it
+            raise ThrottledError("The Meta app is rate limited; waiting before calling again",
+                                 code=4, retry_after=int(wait) + 1)
         for attempt in range(attempts):
             try:
                 return self._once(http_method, path, label, headers, params, body)
@@ -152,6 +158,8 @@ class GraphClient:
         self.last_app_usage = _app_usage(response.headers)
         if self.last_app_usage >= USAGE_SLOWDOWN:
             log.warning("meta app usage at %s%% of its budget", self.last_app_usage)
+        if self.last_app_usage >= 100:
+            self._cool_down(60)
         try:
             payload = response.json()
         except ValueError:
@@ -167,6 +175,8 @@ class GraphClient:
                            retry_after=regain * 60 if regain else None)
             if isinstance(exc, ThrottledError) and exc.retry_after is None:
                 exc.retry_after = 300  # Meta gave no estimate: back off a generous while
+            if isinstance(exc, ThrottledError) and exc.code == 4:
+                self._cool_down(exc.retry_after)  # code 4 throttles the whole app
             metrics.GRAPH_CALLS.labels(endpoint=label, outcome=exc.kind).inc()
             log.warning("graph %s %s failed: %s", method, label, exc.kind,
                         extra={"graph": exc.log_fields()})
@@ -174,6 +184,9 @@ class GraphClient:
         metrics.GRAPH_CALLS.labels(endpoint=label, outcome="ok").inc()
         log.debug("graph %s %s %s in %.0fms", method, label, response.status_code, elapsed * 1000)
         return {"success": True} if payload is True else payload
+
+    def _cool_down(self, seconds: float) -> None:
+        self._cooldown_until = max(self._cooldown_until, time.monotonic() + seconds)
 
     def get(self, path: str, *, token: str | None = None, **params) -> dict:
         return self.call("GET", path, token=token, params=params)

@@ -80,9 +80,9 @@ def start_authorization(*, meta_client, cipher, now: datetime, tenant_id: int, u
     return AuthorizationRequest(auth_url=built["url"], state=state)
 
 
-def consume_state(*, state: str | None, browser_secret: str | None, cipher,
-                  now: datetime) -> ConsumedState:
-    """Accept a state once: known, fresh, unused, and from the browser that asked for it."""
+def consume_state(*, state: str | None, browser_secret: str | None, cipher, now: datetime,
+                  caller_ref: str | None = None) -> ConsumedState:
+    """Accept a state once: known, fresh, unused, from the browser (and user) that asked."""
     if not state or len(state) > 200 or not browser_secret:
         raise InvalidState()
     state_hash = _digest(state)
@@ -91,6 +91,8 @@ def consume_state(*, state: str | None, browser_secret: str | None, cipher,
         raise InvalidState()
     if not hmac.compare_digest(_digest(browser_secret), row.browser_hash):
         raise InvalidState()
+    if caller_ref is not None and not hmac.compare_digest(caller_ref, row.user_ref):
+        raise InvalidState()  # someone else is logged in to this browser now
     # The conditional update is the single-use guarantee, even for two racing callbacks.
     claimed = db.session.execute(
         update(OAuthState)

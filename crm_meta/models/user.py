@@ -2,6 +2,7 @@
 
 from datetime import datetime
 
+from flask import current_app
 from flask_login import UserMixin
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -29,8 +30,9 @@ class User(UserMixin, db.Model):
     tenant: Mapped[Tenant] = relationship()
 
     def set_password(self, password: str) -> None:
-        # Werkzeug's default is scrypt, a current memory-hard algorithm.
-        self.password_hash = generate_password_hash(password)
+        # scrypt, a current memory-hard algorithm; tests use cheaper scrypt parameters.
+        method = current_app.config.get("PASSWORD_HASH_METHOD", "scrypt")
+        self.password_hash = generate_password_hash(password, method=method)
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)

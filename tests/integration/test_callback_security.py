@@ -148,3 +148,11 @@ def test_frontend_url_receives_browsers_when_configured(make_app, make_tenant, s
     assert ok.headers["Location"] == "https://app.crm.test/crm/marketing?success=connected"
     denied = flow.connect(decision="cancel", accept="text/html")
     assert denied.headers["Location"] == "https://app.crm.test/crm/marketing?error=oauth_denied"
+
+
+def test_state_is_bound_to_the_user_who_started_it(approved, tenant):
+    """Same browser, but another user logged in since: the state is not theirs."""
+    flow, location = approved
+    flow.client.post("/logout")
+    flow.client.post("/login", data={"email": tenant.member_email, "password": PASSWORD})
+    assert_invalid_state(flow.callback(location))

@@ -116,6 +116,7 @@ def test_partial_consent_reports_missing_scopes(app, meta_flow, tenant):
     data = response.get_json()["data"]
     assert data["status"] == "partial"
     assert data["missing_scopes"] == ["whatsapp_business_management"]
+    assert data["rerequest_url"] == "/crm/auth/meta/url?rerequest=1"
     status = meta_flow.client.get("/crm/marketing/token-status").get_json()["data"]
     assert status["status"] == "partial" and status["missing_scopes"] == ["whatsapp_business_management"]
     # granting it again through a rerequest completes the connection

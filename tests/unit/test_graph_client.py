@@ -143,3 +143,22 @@ def test_paging_links_elsewhere_are_refused(graph):
 ])
 def test_metric_labels_hide_ids(path, label):
     assert endpoint_label(path) == label
+
+
+def test_app_level_throttling_stops_further_calls(graph, requests_mock):
+    requests_mock.get(f"{BASE}/v25.0/me", status_code=400, json=error_body(4))
+    with pytest.raises(ThrottledError):
+        graph.get("me", token=TOKEN)
+    with pytest.raises(ThrottledError) as caught:
+        graph.get("me", token=TOKEN)
+    assert requests_mock.call_count == 1  # the second call never left the process
+    assert caught.value.retry_after > 0
+
+
+def test_usage_at_the_budget_stops_further_calls(graph, requests_mock):
+    requests_mock.get(f"{BASE}/v25.0/me", json={"id": "1"},
+                      headers={"x-app-usage": json.dumps({"call_count": 100})})
+    graph.get("me", token=TOKEN)
+    with pytest.raises(ThrottledError):
+        graph.get("me", token=TOKEN)
+    assert requests_mock.call_count == 1
