@@ -53,6 +53,8 @@ DEFAULTS: dict[str, Any] = {
     # Page size of edges when no limit is given, and the largest limit honoured.
     "default_limit": 25,
     "max_limit": 100,
+    # Quirk seen at Meta: the first page of every listing comes back empty, with `next`.
+    "empty_first_page": False,
     # How many Graph calls the call log keeps (oldest dropped first).
     "call_log_limit": 100000,
     # Version used for calls without a version prefix (Meta: the app's default version).
@@ -70,7 +72,12 @@ FIXTURE_KEYS = frozenset(
     }
 )
 
-_BOOL_KEYS = {"require_appsecret_proof", "extend_long_lived", "enforce_rate_limits"}
+_BOOL_KEYS = {
+    "require_appsecret_proof",
+    "extend_long_lived",
+    "enforce_rate_limits",
+    "empty_first_page",
+}
 _STR_KEYS = {"app_name", "default_version"}
 _POSITIVE_KEYS = {
     "code_ttl_seconds",

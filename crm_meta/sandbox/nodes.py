@@ -147,12 +147,17 @@ def encode_cursor(obj_id: str) -> str:
     return base64.urlsafe_b64encode(f"sbx:{obj_id}".encode()).decode().rstrip("=")
 
 
+_START = "\x00start"  # cursor id meaning "before the first item" (empty first page quirk)
+
+
 def _decode_cursor(cursor: str, ids: list[str]) -> int:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raw = ""
     obj_id = raw[4:] if raw.startswith("sbx:") else None
+    if obj_id == _START:
+        return -1
     if obj_id not in ids:
         raise bad_param("(#100) The cursor is invalid or does not belong to this list")
     return ids.index(obj_id)
@@ -204,6 +209,16 @@ def render_edge(
         start = max(0, _decode_cursor(modifiers["before"], ids) - limit)
     else:
         start = 0
+        if items and ctx.sandbox.config["empty_first_page"]:
+            # Observed at Meta: a page can be empty and still have `next`.
+            marker = encode_cursor(_START)
+            return {
+                "data": [],
+                "paging": {
+                    "cursors": {"before": marker, "after": marker},
+                    "next": link([("limit", str(limit)), ("after", marker)]),
+                },
+            }
     chunk = items[start : start + limit]
     result: dict[str, Any] = {"data": [render(ctx, item, children, in_edge=True) for item in chunk]}
     if chunk:

@@ -307,3 +307,18 @@ def test_batch_requests(meta):
     assert "headers" not in plain[0]
     paths = [c["path"] for c in meta.calls()]
     assert paths.count(f"/{meta.version}/me") == 2
+
+
+def test_empty_first_page_quirk_still_walks_every_item(meta):
+    meta.control("config", empty_first_page=True, require_appsecret_proof=False)
+    token = meta.login()
+    url = f"{meta.url}/{meta.version}/me/businesses?access_token={token}"
+    first = meta.http.get(url).json()
+    assert first["data"] == [] and first["paging"]["next"]
+    seen = []
+    while url:
+        body = meta.http.get(url).json()
+        seen += [b["id"] for b in body["data"]]
+        url = body.get("paging", {}).get("next")
+    assert len(seen) == len(set(seen)) == 3
+    assert meta.graph("/me/adaccounts", meta.login(user_id="10160000000000003")).json() == {"data": []}
