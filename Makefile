@@ -18,15 +18,17 @@ $(VENV)/.deps: requirements.txt requirements-dev.txt | $(BIN)/python
 deps: $(VENV)/.deps
 
 translations: deps
-	$(BIN)/pybabel compile -q -d translations
+	$(BIN)/pybabel -q compile -d translations
 
 db: deps translations
 	$(FLASK) db upgrade
 
+# One gunicorn worker with threads: the in-app sandbox keeps its state in that one process.
 run: db
 	$(FLASK) demo seed
 	@echo "Serving crm-meta at http://localhost:8000 (sandbox mode: Meta is emulated at /sandbox/meta)"
-	SCHEDULER_ENABLED=$${SCHEDULER_ENABLED:-1} $(FLASK) run --host 0.0.0.0 --port 8000 --with-threads --no-reload
+	PORT=8000 GUNICORN_WORKERS=1 GUNICORN_THREADS=$${GUNICORN_THREADS:-8} \
+	SCHEDULER_ENABLED=$${SCHEDULER_ENABLED:-1} $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 lint: deps
 	$(BIN)/ruff check .

@@ -61,9 +61,9 @@ class Config:
         self.SQLALCHEMY_DATABASE_URI = normalise_database_url(url) if url else None
         self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
         # Secrets: development values outside production only (validate() refuses them there).
-        self.SECRET_KEY = get("SECRET_KEY") or dev + "secret-key"
-        self.JWT_SECRET_KEY = get("JWT_SECRET_KEY") or dev + "jwt-secret"
-        self.ENCRYPTION_KEY = get("ENCRYPTION_KEY") or dev + "encryption-key"
+        self.SECRET_KEY = get("SECRET_KEY") or dev + "secret-key-for-local-use-only"
+        self.JWT_SECRET_KEY = get("JWT_SECRET_KEY") or dev + "jwt-secret-for-local-use-only"
+        self.ENCRYPTION_KEY = get("ENCRYPTION_KEY") or dev + "encryption-key-for-local-use-only"
         # Older keys, decrypt-only, so rotation never strands a stored token.
         self.ENCRYPTION_KEYS_PREVIOUS = _list(get("ENCRYPTION_KEYS_PREVIOUS"))
         # The Meta app and the one Graph version that drives dialog and API alike.

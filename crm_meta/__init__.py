@@ -24,6 +24,7 @@ def create_app(config: Config | None = None) -> Flask:
         load_dotenv(ROOT / ".env")
         config = config_from_env()
     config.validate()
+    _configure_logging(config)
     app = Flask(__name__, template_folder=str(ROOT / "templates"),
                 static_folder=str(ROOT / "static"), instance_path=str(ROOT / "instance"))
     app.config.from_object(config)
@@ -51,6 +52,17 @@ def create_app(config: Config | None = None) -> Flask:
 
         jobs.start(app)
     return app
+
+
+def _configure_logging(config) -> None:
+    """Log lines to stderr for servers and commands, unless something else set logging up."""
+    root = logging.getLogger()
+    if config.TESTING or root.handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root.addHandler(handler)
+    logging.getLogger("crm_meta").setLevel(config.LOG_LEVEL)
 
 
 def _select_locale():

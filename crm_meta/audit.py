@@ -31,6 +31,6 @@ def record(action: str, *, actor: str, tenant_id: int | None = None, outcome: st
     db.session.add(event)
     if commit:
         db.session.commit()
-    log.info("audit %s %s", action, outcome,
+    log.info("audit %s %s tenant=%s actor=%s", action, outcome, tenant_id, actor,
              extra={"tenant_id": tenant_id, "actor": actor, "action": action, "outcome": outcome})
     return event

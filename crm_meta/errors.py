@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from crm_meta.crypto import CryptoError
 from crm_meta.envelope import error_payload
 from crm_meta.extensions import db
 from crm_meta.meta.errors import (
@@ -139,6 +140,13 @@ def register_error_handlers(app: Flask) -> None:
     def handle_graph_error(exc: GraphError):
         log.warning("graph call failed", extra={"graph": exc.log_fields()})
         return error_response(from_graph_error(exc))
+
+    @app.errorhandler(CryptoError)
+    def handle_crypto(exc: CryptoError):
+        log.error("stored token unreadable on %s: %s", request.path, exc)
+        return error_response(AppError(
+            "The stored Meta token cannot be read; reconnect, or restore the encryption key",
+            code="token_unreadable", status=409))
 
     @app.errorhandler(CSRFError)
     def handle_csrf(exc: CSRFError):

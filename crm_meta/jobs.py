@@ -48,10 +48,10 @@ class JobSpec:
     description: str
 
 
-def keepalive_tick(app) -> None:
+def keepalive_tick(app, stopping: threading.Event | None = None) -> None:
     """Scheduled: check the connections that are due (most ticks find few or none)."""
     try:
-        report = run_sweep(app)
+        report = run_sweep(app, stopping=stopping)
         if report.skipped_reason:
             log.debug("keepalive sweep skipped: %s", report.skipped_reason)
         elif report.outcomes:
@@ -77,29 +77,29 @@ JOBS: tuple[JobSpec, ...] = (
 _state_lock = threading.Lock()
 _scheduler = None
 _scheduler_pid: int | None = None
-_stopping = threading.Event()
+_stopping: threading.Event | None = None  # set on shutdown: the running sweep stops claiming
 
 
 def start(app):
     """Start this process's scheduler with every job in JOBS; idempotent per process."""
-    global _scheduler, _scheduler_pid
+    global _scheduler, _scheduler_pid, _stopping
     from apscheduler.schedulers.background import BackgroundScheduler
 
     with _state_lock:
         if _scheduler is not None and _scheduler_pid == os.getpid() and _scheduler.running:
             return _scheduler
-        _stopping.clear()
+        stopping = threading.Event()
         scheduler = BackgroundScheduler(
             timezone="UTC",
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
         )
         first = datetime.now(UTC) + FIRST_RUN_DELAY
         for spec in JOBS:
-            scheduler.add_job(spec.func, "interval", args=[app], id=spec.id, name=spec.description,
+            scheduler.add_job(spec.func, "interval", args=[app, stopping], id=spec.id, name=spec.description,
                               seconds=spec.every(app.config).total_seconds(), next_run_time=first,
                               replace_existing=True)
         scheduler.start()
-        _scheduler, _scheduler_pid = scheduler, os.getpid()
+        _scheduler, _scheduler_pid, _stopping = scheduler, os.getpid(), stopping
         atexit.register(shutdown)
         log.info("scheduler started in pid %s with jobs %s", os.getpid(), [s.id for s in JOBS])
         return scheduler
@@ -107,12 +107,13 @@ def start(app):
 
 def shutdown(wait: bool = True) -> None:
     """Stop the scheduler: sweeps in flight finish their current checks and stop claiming."""
-    global _scheduler, _scheduler_pid
+    global _scheduler, _scheduler_pid, _stopping
     with _state_lock:
-        scheduler, _scheduler, _scheduler_pid = _scheduler, None, None
+        scheduler, stopping = _scheduler, _stopping
+        _scheduler, _scheduler_pid, _stopping = None, None, None
     if scheduler is None:
         return
-    _stopping.set()
+    stopping.set()
     if scheduler.running:
         scheduler.shutdown(wait=wait)
 
@@ -271,11 +272,13 @@ class _Sweep:
     owner: str
     forced: bool
     dry_run: bool
+    stopping: threading.Event | None  # a scheduler's sweep also stops when it shuts down
     stop: threading.Event = field(default_factory=threading.Event)
 
 
 def run_sweep(app, *, row_ids: Iterable[int] | None = None, forced: bool = False,
               dry_run: bool = False, cluster_lock: bool | None = None,
+              stopping: threading.Event | None = None,
               on_done: Callable[[Outcome], None] | None = None) -> SweepReport:
     """Check due connections (or `row_ids`, due or not when `forced`) with bounded concurrency.
 
@@ -292,7 +295,7 @@ def run_sweep(app, *, row_ids: Iterable[int] | None = None, forced: bool = False
                 from crm_meta.runtime import runtime
 
                 row_ids = due_ids(runtime().clock.now(), settings.lease)
-            sweep = _Sweep(app, settings, owner_id(), forced, dry_run)
+            sweep = _Sweep(app, settings, owner_id(), forced, dry_run, stopping)
             return SweepReport(outcomes=_fan_out(sweep, row_ids, on_done))
         finally:
             if lock is not None:
@@ -325,7 +328,7 @@ def _fan_out(sweep: _Sweep, row_ids: Iterable[int], on_done) -> list[Outcome]:
 def _check_one(sweep: _Sweep, row_id: int) -> Outcome:
     """One connection, in a worker thread with its own app context and session."""
     with sweep.app.app_context():
-        if sweep.stop.is_set() or _stopping.is_set():
+        if sweep.stop.is_set() or (sweep.stopping is not None and sweep.stopping.is_set()):
             return Outcome(row_id, kind="skipped", error="sweep stopped")
         claim_id = keepalive.new_claim_id(sweep.owner)
         try:
@@ -362,8 +365,12 @@ def _check_claimed(sweep: _Sweep, row_id: int, claim_id: str) -> Outcome:
     _pace(rt.graph)
     result = keepalive.probe(rt.graph, token, now=now, extension_attempted_at=attempted,
                              allow_extend=not sweep.dry_run)
-    if result.kind == "throttled_now" and _app_wide(result.error, rt.graph):
+    if _app_wide(result, rt.graph):
         sweep.stop.set()  # Meta throttles the whole app: leave the rest for a later tick
+    if result.kind == "app_throttled":  # nothing learnt about this connection: it stays due
+        if not sweep.dry_run:
+            release(row_id, claim_id)
+        return Outcome(row_id, kind="deferred", error=str(result.error)[:200])
     if sweep.dry_run:
         row = db.session.get(MetaToken, row_id)
     else:
@@ -405,5 +412,9 @@ def _pace(graph) -> None:
         graph.sleep(MAX_PAUSE * min(1.0, (usage - USAGE_SLOWDOWN) / (USAGE_STOP - USAGE_SLOWDOWN)))
 
 
-def _app_wide(error, graph) -> bool:
-    return getattr(error, "code", None) == 4 or (getattr(graph, "last_app_usage", 0) or 0) >= USAGE_STOP
+def _app_wide(result: keepalive.Probe, graph) -> bool:
+    """Meta throttles the app as a whole (code 4), or its usage header says the budget is spent."""
+    errors = [result.error, result.extension.error if result.extension else None]
+    if any(getattr(e, "code", None) == keepalive.APP_THROTTLE_CODE for e in errors):
+        return True
+    return result.kind == "throttled_now" and (getattr(graph, "last_app_usage", 0) or 0) >= USAGE_STOP

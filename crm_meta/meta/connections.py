@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 
 from crm_meta import audit
+from crm_meta.crypto import CryptoError
 from crm_meta.errors import AppError, MetaFailed, NotConnected, OAuthDenied, UnknownAsset
 from crm_meta.extensions import db
 from crm_meta.meta import assets, tokens
@@ -273,7 +274,10 @@ def disconnect(*, graph, store: TokenStore, tenant_id: int, actor: str, ip: str 
             graph.call("DELETE", "me/permissions", token=store.read(row))
             revoked = True
         except GraphError as exc:
-            log.warning("revoking at Meta failed; disconnecting locally", extra={"graph": exc.log_fields()})
+            log.warning("revoking at Meta failed (%s); disconnecting locally", exc.kind,
+                        extra={"graph": exc.log_fields()})
+        except CryptoError as exc:  # a token we cannot open is still ours to delete
+            log.error("stored token of tenant %s does not decrypt (%s); deleting it", tenant_id, exc)
     db.session.delete(row)
     audit.record("meta.disconnect", actor=actor, tenant_id=tenant_id, ip=ip,
                  details={"revoked_at_meta": revoked})

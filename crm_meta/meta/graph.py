@@ -178,7 +178,8 @@ class GraphClient:
             if isinstance(exc, ThrottledError) and exc.code == 4:
                 self._cool_down(exc.retry_after)  # code 4 throttles the whole app
             metrics.GRAPH_CALLS.labels(endpoint=label, outcome=exc.kind).inc()
-            log.warning("graph %s %s failed: %s", method, label, exc.kind,
+            log.warning("graph %s %s failed: %s code=%s subcode=%s fbtrace_id=%s", method, label,
+                        exc.kind, exc.code, exc.subcode, exc.fbtrace_id,
                         extra={"graph": exc.log_fields()})
             raise exc
         metrics.GRAPH_CALLS.labels(endpoint=label, outcome="ok").inc()

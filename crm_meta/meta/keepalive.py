@@ -36,6 +36,7 @@ RETRY_SOON = timedelta(minutes=30)  # after a transient failure
 CONFIRM_SOON = timedelta(minutes=15)  # after a first token error, to confirm or clear it
 DEAD_RECHECK = timedelta(days=1)  # revoked/expired tokens cannot come back; look rarely
 LAST_DAY_RECHECK = timedelta(hours=1)  # in the last day before an end, look hourly
+APP_THROTTLE_CODE = 4  # Meta's "application request limit reached"
 EXTENDABLE_TYPES = frozenset({"USER"})  # debug_token types of the tokens that expire and can be exchanged
 
 
@@ -84,7 +85,7 @@ class Outcome:
 
     row_id: int
     tenant_id: int | None = None
-    kind: str = "skipped"  # a Probe kind, or skipped / busy / throttled / lost / crashed
+    kind: str = "skipped"  # a Probe kind, or skipped / deferred / busy / throttled / lost / crashed
     status_before: str | None = None
     status_after: str | None = None
     extended: bool = False
@@ -107,7 +108,9 @@ def probe(graph, token: str, *, now: datetime, extension_attempted_at: datetime 
     try:
         info = tokens.inspect(graph, token)
     except ThrottledError as exc:
-        return Probe("throttled_now", error=exc)
+        # Code 4 throttles the whole app (Meta's answer, or the client's own cool-down after
+        # it): not this connection's state. The sweep stops; the connection stays due.
+        return Probe("app_throttled" if exc.code == APP_THROTTLE_CODE else "throttled_now", error=exc)
     except TokenInvalidError as exc:
         return Probe("token_error", error=exc)
     except TransientError as exc:
@@ -228,7 +231,7 @@ def _record_valid(row, result: Probe, now, outcome: Outcome, *, store, dry_run: 
         audit.record("meta.keepalive.extend", actor="keepalive", tenant_id=row.tenant_id,
                      outcome="failure", details={"error": type(ext.error).__name__,
                                                  "code": getattr(ext.error, "code", None)})
-        if isinstance(ext.error, ThrottledError):
+        if isinstance(ext.error, ThrottledError) and ext.error.code != APP_THROTTLE_CODE:
             row.status = "throttled"
             row.throttled_until = now + timedelta(seconds=ext.error.retry_after or 300)
 

@@ -217,3 +217,23 @@ def test_jwt_callers_use_the_same_api(connected, tenant):
     assert client.get("/crm/auth/meta/url", headers=headers).status_code == 200
     member = bearer(tenant.tenant_id, role="member")
     assert error_code(client.post("/crm/auth/meta/disconnect", headers=member), 403) == "admin_required"
+
+
+def test_disconnect_deletes_a_token_that_no_longer_decrypts(connected, app):
+    with app.app_context():
+        row = db.session.scalar(db.select(MetaToken))
+        row.access_token = row.access_token[:-4] + "AAAA"  # corrupted at rest
+        db.session.commit()
+    data = envelope_ok(connected.client.post("/crm/auth/meta/disconnect"))
+    assert data == {"disconnected": True, "revoked_at_meta": False}
+    with app.app_context():
+        assert db.session.scalar(db.select(MetaToken)) is None
+
+
+def test_an_unreadable_token_is_a_clear_409_not_a_500(connected, app):
+    with app.app_context():
+        row = db.session.scalar(db.select(MetaToken))
+        row.access_token = row.access_token[:-4] + "AAAA"
+        db.session.commit()
+    response = connected.client.get("/crm/auth/meta/test-connection")
+    assert error_code(response, 409) == "token_unreadable"
