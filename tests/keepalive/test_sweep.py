@@ -103,28 +103,32 @@ def sandbox_now(app):
 
 def test_throttled_connection_is_skipped_until_meta_allows_it_again(pg_app, connections, sandbox):
     conns = [connections.add() for _ in range(3)]
-    sandbox.fault(VERSIONED_DEBUG, code=613, count=1)  # regain access in 5 minutes
+    sandbox.fault(VERSIONED_DEBUG, code=613, count=1)  # regain access in 5 minutes; app usage 100%
 
     first = sweep(pg_app)
 
-    kinds = sorted(o.kind for o in first.outcomes)
-    assert "throttled_now" in kinds
-    throttled = next(c for c in conns if connections.row(c).status == "throttled")
+    [throttled] = [c for c in conns if connections.row(c).status == "throttled"]
     row = connections.row(throttled)
     assert row.throttled_until - sandbox_now(pg_app) <= timedelta(minutes=5)
+    assert row.next_check_at == row.throttled_until
     assert connections.token(throttled) == throttled.token
-    # Meta said the app's budget is spent: the rest waits for a later sweep instead of hammering.
-    checked_first = sum(o.checked for o in first.outcomes)
+    # Meta said the app's budget is spent: the others were left due for a later sweep (or were
+    # already in flight), never hammered.
+    assert {o.kind for o in first.outcomes} <= {"throttled_now", "deferred", "skipped", "valid"}
+    assert first.counts()["checked"] + first.counts()["skipped"] == 3
 
+    pg_app.extensions["crm_meta"].graph._cooldown_until = 0.0  # the client's real-time minute passes
     sandbox.advance(60)
     second = sweep(pg_app)
-    assert throttled.row_id not in {o.row_id for o in second.outcomes if o.checked}
+    assert throttled.row_id not in {o.row_id for o in second.outcomes}
+    assert all(connections.row(c).status == "connected" for c in conns if c is not throttled)
 
     sandbox.advance(5 * 60)
-    sweep(pg_app)
+    third = sweep(pg_app)
+    assert [o.row_id for o in third.outcomes if o.checked] == [throttled.row_id]
     assert all(connections.row(c).status == "connected" for c in conns)
-    assert checked_first + sum(o.checked for o in second.outcomes) >= 3
     assert all(connections.token(c) == c.token for c in conns)
+    assert debug_calls(sandbox)[throttled.token_id] == 2  # the throttled call, then one after the wait
 
 
 def test_one_token_error_is_not_enough_two_in_a_row_are_and_recovery_clears_it(pg_app, connections,
