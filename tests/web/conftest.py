@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -55,7 +54,3 @@ def edit_row(app, tenant):
             db.session.commit()
 
     return edit
-
-
-def days(n: float) -> timedelta:
-    return timedelta(days=n)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 
-from tests.web.conftest import days
-
 ADMIN_BUTTONS = ("/connect/start", "/crm/marketing/meta/disconnect", "step=select",
                  'href="/crm/marketing/meta/connect"')
+
+
+def days(n: float) -> timedelta:
+    return timedelta(days=n)
 
 
 def html(response) -> str:
