@@ -11,6 +11,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, urlsplit
 
 import requests
@@ -77,8 +78,9 @@ class GraphClient:
         self.sleep = sleep
         self._local = threading.local()
         self.last_app_usage = 0
-        # App-wide cool-down (monotonic seconds) after Meta throttles the whole app.
-        self._cooldown_until = 0.0
+        # App-wide cool-down after Meta throttles the whole app (domain clock, so the
+        # sandbox's clock can age it like everything else).
+        self._cooldown_until: datetime | None = None
 
     def __repr__(self) -> str:
         return f"GraphClient({self.base_url}/{self.version}, app {self.app_id})"
@@ -126,10 +128,12 @@ class GraphClient:
             retry = method.upper() in {"GET", "DELETE"}
         attempts = 1 + (self.max_retries if retry else 0)
         label = endpoint_label(path)
-        wait = self._cooldown_until - time.monotonic()
-        if wait > 0:  # Meta said the app is over budget: never hammer it
-            raise ThrottledError("The Meta app is rate limited; waiting before calling again",
-                                 code=4, retry_after=int(wait) + 1)
+        if self._cooldown_until is not None:
+            wait = (self._cooldown_until - self._now()).total_seconds()
+            if wait > 0:  # Meta said the app is over budget: never hammer it
+                raise ThrottledError("The Meta app is rate limited; waiting before calling again",
+                                     code=4, retry_after=int(wait) + 1)
+            self._cooldown_until = None
         for attempt in range(attempts):
             try:
                 return self._once(http_method, path, label, headers, params, body)
@@ -186,8 +190,12 @@ class GraphClient:
         log.debug("graph %s %s %s in %.0fms", method, label, response.status_code, elapsed * 1000)
         return {"success": True} if payload is True else payload
 
+    def _now(self) -> datetime:
+        return self.clock.now() if self.clock is not None else datetime.now(UTC)
+
     def _cool_down(self, seconds: float) -> None:
-        self._cooldown_until = max(self._cooldown_until, time.monotonic() + seconds)
+        until = self._now() + timedelta(seconds=seconds)
+        self._cooldown_until = max(self._cooldown_until or until, until)
 
     def get(self, path: str, *, token: str | None = None, **params) -> dict:
         return self.call("GET", path, token=token, params=params)

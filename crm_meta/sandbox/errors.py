@@ -7,6 +7,7 @@ import string
 from typing import Any
 
 RATE_LIMIT_CODES = frozenset({4, 17, 32, 341, 613, *range(80000, 80015)})
+APP_LIMIT_CODE = 4  # the application as a whole is throttled
 
 _TRACE_ALPHABET = string.ascii_letters + string.digits
 

@@ -13,6 +13,7 @@ from . import auth, nodes, oauth
 from .batch import run_batch
 from .config import CURRENT_VERSIONS
 from .errors import (
+    APP_LIMIT_CODE,
     RATE_LIMIT_CODES,
     GraphError,
     bad_param,
@@ -97,7 +98,7 @@ def handle(sandbox, req: GraphRequest) -> GraphResponse:
             response = GraphResponse(200, body)
     except GraphError as err:
         response = GraphResponse(err.status, err.body(trace), dict(err.headers))
-        app_pct = 100 if err.code in RATE_LIMIT_CODES else app_pct
+        app_pct = 100 if err.code == APP_LIMIT_CODE else app_pct
     headers.setdefault("x-app-usage", _usage_json(app_pct))
     if usage.business_id and "x-business-use-case-usage" not in response.headers:
         pct, _ = sandbox.count_business_call(usage.business_id)
@@ -139,7 +140,8 @@ def _fault_error(sandbox, fault, segments: list[str]) -> GraphError:
     )
     if code in RATE_LIMIT_CODES:
         business_id = _business_of_path(sandbox, segments)
-        err.headers["x-app-usage"] = _usage_json(100)
+        if code == APP_LIMIT_CODE:  # only code 4 means the whole app is over its budget
+            err.headers["x-app-usage"] = _usage_json(100)
         err.headers["x-business-use-case-usage"] = _buc_json(
             business_id, "ads_management", 100, fault.regain_minutes
         )
