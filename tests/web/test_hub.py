@@ -136,3 +136,14 @@ def test_forms_are_protected_against_csrf(make_app, make_tenant):
     token = re.search(r'name="csrf_token" value="([^"]+)"', hub.split("<main", 1)[1]).group(1)
     genuine = client.post("/crm/marketing/meta/connect/start", data={"csrf_token": token})
     assert genuine.status_code == 303
+
+
+def test_rate_limited_forms_answer_with_a_page(make_app, make_tenant):
+    app = make_app(RATELIMIT_ENABLED=True, RATELIMIT_META_URL="2/minute")
+    users = make_tenant("limited", app_=app)
+    client = app.test_client()
+    client.post("/login", data={"email": users.admin_email, "password": "correct horse battery"})
+    statuses = [client.post("/crm/marketing/meta/connect/start").status_code for _ in range(3)]
+    assert statuses == [303, 303, 429]
+    page = client.post("/crm/marketing/meta/connect/start")
+    assert page.mimetype == "text/html" and "Too many requests" in html(page)
