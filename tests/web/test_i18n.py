@@ -129,3 +129,16 @@ def test_a_language_chosen_on_the_login_page_survives_logging_in(client, auth, t
     auth.login(tenant.admin_email)
     page = html(client.get("/crm/marketing", headers={"Accept-Language": "en"}))
     assert '<html lang="es">' in page
+
+
+def test_an_unexpected_error_is_a_translated_page_with_an_incident(app, client):
+    def boom():
+        raise RuntimeError("secret internals")
+
+    app.add_url_rule("/boom", "boom", boom)
+    client.get("/lang/es")
+    response = client.get("/boom")
+    page = html(response)
+    assert response.status_code == 500 and "Algo salió mal por nuestra parte" in page
+    assert re.search(r"incidencia [0-9a-f]{12}", page)
+    assert "secret internals" not in page and "Traceback" not in page
