@@ -50,7 +50,9 @@ def me_fields(granted: set[str]) -> str:
             nested.append(f"owned_whatsapp_business_accounts.limit({PAGE_LIMIT}){{id,name}}")
         fields.append(f"businesses.limit({PAGE_LIMIT}){{{','.join(['id', 'name', *nested])}}}")
     if ads:
-        fields.append(f"adaccounts.limit({PAGE_LIMIT}){{{AD_FIELDS}}}")
+        # Only the person's own accounts: /me/adaccounts would repeat every business account
+        # and need one sequential page per hundred of them.
+        fields.append(f"personal_ad_accounts.limit({PAGE_LIMIT}){{{AD_FIELDS}}}")
     if granted & {"pages_show_list", "pages_read_engagement"}:
         fields.append(f"accounts.limit({PAGE_LIMIT}){{id,name,category,tasks}}")
     return ",".join(fields)
@@ -78,7 +80,7 @@ def discover(graph, token: str, granted: set[str]) -> Discovery:
             ],
         })
     in_business = {a["id"] for b in businesses for a in b["ad_accounts"]}
-    personal = [ad_account(raw, None) for raw in edges.get(("me", "adaccounts"), [])]
+    personal = [ad_account(raw, None) for raw in edges.get(("me", "personal_ad_accounts"), [])]
     pages = [{"id": str(p["id"]), "name": p.get("name"), "category": p.get("category"),
               "tasks": p.get("tasks", [])} for p in edges.get(("me", "accounts"), [])]
     return Discovery(

@@ -96,7 +96,8 @@ class Fixtures:
         if cached is not None:
             return cached
         businesses = list(self.user_businesses.get(user_id, []))
-        accounts = list(self.user_personal_accounts.get(user_id, []))
+        personal = list(self.user_personal_accounts.get(user_id, []))
+        accounts = list(personal)
         wabas: list[str] = []
         for biz_id in businesses:
             biz = self.objects[biz_id]
@@ -105,6 +106,7 @@ class Fixtures:
         result = {
             "businesses": businesses,
             "ad_accounts": list(dict.fromkeys(accounts)),
+            "personal_ad_accounts": personal,
             "pages": list(self.user_pages.get(user_id, [])),
             "wabas": wabas,
         }

@@ -85,6 +85,10 @@ TYPES: dict[str, NodeType] = {
             "adaccounts": Edge(
                 "AdAccount", _objects(lambda c, p: c.access["ad_accounts"]), (ADS,), ADS_ERROR
             ),
+            # Accounts the person holds outside any business (Meta's User edge of that name).
+            "personal_ad_accounts": Edge(
+                "AdAccount", _objects(lambda c, p: c.access["personal_ad_accounts"]), (ADS,), ADS_ERROR
+            ),
             "accounts": Edge("Page", _objects(lambda c, p: c.access["pages"]), (PAGES,), PAGES_ERROR),
         },
     ),

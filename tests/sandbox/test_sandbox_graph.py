@@ -322,3 +322,10 @@ def test_empty_first_page_quirk_still_walks_every_item(meta):
         url = body.get("paging", {}).get("next")
     assert len(seen) == len(set(seen)) == 3
     assert meta.graph("/me/adaccounts", meta.login(user_id="10160000000000003")).json() == {"data": []}
+
+
+def test_personal_ad_accounts_are_only_the_ones_outside_businesses(meta):
+    solo = meta.graph("/me/personal_ad_accounts", meta.login(user_id="10160000000000002")).json()
+    assert [a["id"] for a in solo["data"]] == [
+        "act_309000000000001", "act_309000000000002", "act_309000000000003"]
+    assert meta.graph("/me/personal_ad_accounts", meta.login()).json() == {"data": []}
