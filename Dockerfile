@@ -24,14 +24,16 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     APP_ENV=production \
-    PORT=8000
+    PORT=8000 \
+    PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus
 RUN groupadd --system --gid 10001 app \
  && useradd --system --uid 10001 --gid app --home-dir /app --no-create-home \
       --shell /usr/sbin/nologin app
 COPY --from=build /opt/venv /opt/venv
 # Code stays owned by root (read-only for the app); only instance/ (embedded SQLite) is writable.
 COPY --from=build /app /app
-RUN mkdir -p /app/instance && chown app:app /app/instance
+# /tmp/prometheus: per-worker metric files, so /metrics adds up every gunicorn worker.
+RUN mkdir -p /app/instance /tmp/prometheus && chown app:app /app/instance /tmp/prometheus
 WORKDIR /app
 USER app:app
 EXPOSE 8000

@@ -1,12 +1,53 @@
 """Prometheus metrics of the service (exposed at /metrics)."""
 
-from prometheus_client import Counter, Gauge, Histogram
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client.core import GaugeMetricFamily
 
 OAUTH_REQUESTS = Counter("meta_oauth_requests_total", "OAuth endpoint calls", ["endpoint", "status"])
 OAUTH_ERRORS = Counter("meta_oauth_errors_total", "OAuth flow failures", ["reason"])
 TOKEN_VALIDATIONS = Counter("meta_token_validations_total", "Token checks with Meta", ["result"])
 GRAPH_CALLS = Counter("meta_graph_calls_total", "Graph API calls", ["endpoint", "outcome"])
 GRAPH_LATENCY = Histogram("meta_api_response_time_seconds", "Graph API latency", ["endpoint"])
-TOKEN_EXPIRY_HOURS = Gauge("meta_token_expires_in_hours", "Hours until a tenant's token expires",
-                           ["tenant"])
-CONNECTIONS = Gauge("meta_connections", "Stored Meta connections by status", ["status"])
+
+
+class ConnectionCollector:
+    """Per-scrape gauges read from storage, so every worker reports the same truth."""
+
+    def __init__(self, rows, now):
+        self.rows = rows  # [(tenant slug, effective status, expires_at or None)]
+        self.now = now
+
+    def collect(self):
+        expiry = GaugeMetricFamily("meta_token_expires_in_hours",
+                                   "Hours until a tenant's Meta token expires", labels=["tenant"])
+        by_status = GaugeMetricFamily("meta_connections", "Stored Meta connections by status",
+                                      labels=["status"])
+        counts: dict[str, int] = {}
+        for slug, status, expires_at in self.rows:
+            counts[status] = counts.get(status, 0) + 1
+            if expires_at is not None:
+                expiry.add_metric([slug], round((expires_at - self.now).total_seconds() / 3600, 2))
+        for status, count in sorted(counts.items()):
+            by_status.add_metric([status], count)
+        yield expiry
+        yield by_status
+
+
+def exposition(extra_collector) -> bytes:
+    """The text exposition: all workers' counters in multiprocess mode, else this process's."""
+    registry = CollectorRegistry()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        from prometheus_client import REGISTRY
+
+        registry = REGISTRY
+    registry.register(extra_collector)
+    try:
+        return generate_latest(registry)
+    finally:
+        registry.unregister(extra_collector)

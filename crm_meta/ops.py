@@ -1,11 +1,15 @@
 """Liveness, readiness and Prometheus metrics."""
 
-from flask import Blueprint, Response, jsonify
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from flask import Blueprint, Response, current_app, jsonify
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from crm_meta.extensions import db
+from crm_meta.meta.status import effective_status
+from crm_meta.metrics import ConnectionCollector, exposition
+from crm_meta.models import MetaToken, Tenant
+from crm_meta.runtime import now
 
 bp = Blueprint("ops", __name__)
 
@@ -27,4 +31,11 @@ def readyz():
 
 @bp.get("/metrics")
 def metrics():
-    return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
+    moment = now()
+    required = current_app.config["META_SCOPES"]
+    rows = db.session.execute(db.select(Tenant.slug, MetaToken).join(
+        MetaToken, MetaToken.tenant_id == Tenant.id)).all()
+    collector = ConnectionCollector(
+        [(slug, effective_status(row, moment, required), row.expires_at) for slug, row in rows],
+        moment)
+    return Response(exposition(collector), mimetype=CONTENT_TYPE_LATEST)

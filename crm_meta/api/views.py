@@ -2,7 +2,7 @@
 
 from flask import current_app, g, request, url_for
 
-from crm_meta import flow
+from crm_meta import flow, metrics
 from crm_meta.api import bp
 from crm_meta.auth import binding
 from crm_meta.auth.decorators import admin_required, member_required
@@ -24,6 +24,14 @@ def _required():
     return current_app.config["META_SCOPES"]
 
 
+@bp.after_request
+def count_oauth_calls(response):
+    if request.endpoint and request.endpoint.startswith("api.meta_"):
+        metrics.OAUTH_REQUESTS.labels(endpoint=request.endpoint.removeprefix("api."),
+                                      status=str(response.status_code)).inc()
+    return response
+
+
 @bp.get("/crm/auth/meta/url")
 @admin_required
 @_limit("RATELIMIT_META_URL")
@@ -43,10 +51,12 @@ def meta_callback():
     try:
         row = flow.finish()
     except GraphError as exc:
+        metrics.OAUTH_ERRORS.labels(reason="meta_error").inc()
         if browser:
             return flow.browser_redirect(error="meta_error")
         raise MetaFailed() from exc
     except AppError as exc:
+        metrics.OAUTH_ERRORS.labels(reason=exc.code).inc()
         if browser:
             return flow.browser_redirect(error=exc.code)
         raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from crm_meta import metrics
 from crm_meta.errors import MetaFailed
 
 SHORT_LIVED_BELOW = timedelta(days=7)  # anything shorter is worth a long-lived exchange
@@ -73,6 +74,7 @@ def _moment(value) -> datetime | None:
 def inspect(graph, token: str) -> TokenInfo:
     """debug_token with the app token; refuses a token issued to another app."""
     data = graph.get("debug_token", token=graph.app_token, input_token=token).get("data") or {}
+    metrics.TOKEN_VALIDATIONS.labels(result="valid" if data.get("is_valid") else "invalid").inc()
     if data.get("is_valid") and str(data.get("app_id")) != str(graph.app_id):
         raise MetaFailed("The token was issued for another Meta app")
     error = data.get("error") or {}
