@@ -16,7 +16,9 @@ def test_metrics_after_a_connection(meta_flow, client):
 
 def test_multiprocess_mode_adds_up_every_worker(client, tmp_path, monkeypatch):
     """With PROMETHEUS_MULTIPROC_DIR set (as in the Docker image), /metrics reads that folder."""
-    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    folder = tmp_path / "prometheus"
+    folder.mkdir()
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(folder))
     response = client.get("/metrics")
     assert response.status_code == 200
     assert "meta_connections" in response.get_data(as_text=True)
