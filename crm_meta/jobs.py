@@ -35,6 +35,7 @@ USAGE_SLOWDOWN = 80  # percent of Meta's app budget at which workers start pausi
 USAGE_STOP = 100  # at which the sweep leaves the rest for the next tick
 MAX_PAUSE = 2.0  # seconds a worker waits per call when Meta's budget is nearly spent
 FIRST_RUN_DELAY = timedelta(seconds=30)  # let the app finish booting before the first sweep
+NOTIFY_FLUSH_SECONDS = 5.0  # at shutdown, how long queued notifications may still go out
 
 
 # -- the declarative job list ----------------------------------------------------------------
@@ -77,12 +78,13 @@ JOBS: tuple[JobSpec, ...] = (
 _state_lock = threading.Lock()
 _scheduler = None
 _scheduler_pid: int | None = None
+_scheduler_app = None
 _stopping: threading.Event | None = None  # set on shutdown: the running sweep stops claiming
 
 
 def start(app):
     """Start this process's scheduler with every job in JOBS; idempotent per process."""
-    global _scheduler, _scheduler_pid, _stopping
+    global _scheduler, _scheduler_pid, _stopping, _scheduler_app
     from apscheduler.schedulers.background import BackgroundScheduler
 
     with _state_lock:
@@ -100,6 +102,7 @@ def start(app):
                               replace_existing=True)
         scheduler.start()
         _scheduler, _scheduler_pid, _stopping = scheduler, os.getpid(), stopping
+        _scheduler_app = app
         atexit.register(shutdown)
         log.info("scheduler started in pid %s with jobs %s", os.getpid(), [s.id for s in JOBS])
         return scheduler
@@ -107,15 +110,18 @@ def start(app):
 
 def shutdown(wait: bool = True) -> None:
     """Stop the scheduler: sweeps in flight finish their current checks and stop claiming."""
-    global _scheduler, _scheduler_pid, _stopping
+    global _scheduler, _scheduler_pid, _stopping, _scheduler_app
     with _state_lock:
-        scheduler, stopping = _scheduler, _stopping
-        _scheduler, _scheduler_pid, _stopping = None, None, None
+        scheduler, stopping, app = _scheduler, _stopping, _scheduler_app
+        _scheduler, _scheduler_pid, _stopping, _scheduler_app = None, None, None, None
     if scheduler is None:
         return
     stopping.set()
     if scheduler.running:
         scheduler.shutdown(wait=wait)
+    sender = app.extensions.get("crm_meta_notifier") if app is not None else None
+    if sender is not None and not sender.flush(timeout=NOTIFY_FLUSH_SECONDS):
+        log.warning("shutting down with notifications still queued")
 
 
 # -- the cluster-wide lock -------------------------------------------------------------------
@@ -212,18 +218,27 @@ def due_ids(now: datetime, lease: timedelta) -> list[int]:
     return ids
 
 
-def claim(row_id: int, claim_id: str, now: datetime, lease: timedelta, *, due_only: bool) -> bool:
-    """Conditional UPDATE: the row becomes ours only if nobody holds it (and, for sweeps, it is
-    still due: a check finished elsewhere moved next_check_at on)."""
-    conditions = [MetaToken.id == row_id, _claim_free(now, lease), _not_throttled(now)]
+def claim(row_ids: list[int], claim_id: str, now: datetime, lease: timedelta, *,
+          due_only: bool) -> set[int]:
+    """Conditional UPDATE: a row becomes ours only if nobody holds it (and, for sweeps, it is
+    still due: a check finished elsewhere moved next_check_at on). Returns the ids won.
+
+    One statement and one commit for a batch of rows; each row is re-read (fenced) by the
+    worker that checks it before anything is done with it.
+    """
+    conditions = [MetaToken.id.in_(row_ids), _claim_free(now, lease), _not_throttled(now)]
     if due_only:
         conditions.append(_is_due(now))
     result = db.session.execute(
         update(MetaToken).where(and_(*conditions))
         .values(claimed_by=claim_id, claimed_until=now + lease)
         .execution_options(synchronize_session=False))
+    won: set[int] = set()
+    if result.rowcount:
+        won = set(db.session.scalars(db.select(MetaToken.id).where(
+            MetaToken.id.in_(row_ids), MetaToken.claimed_by == claim_id)))
     db.session.commit()
-    return result.rowcount == 1
+    return won
 
 
 def fence(row_id: int, claim_id: str, *, ciphertext: str | None = None) -> MetaToken | None:
@@ -275,6 +290,10 @@ class _Sweep:
     stopping: threading.Event | None  # a scheduler's sweep also stops when it shuts down
     stop: threading.Event = field(default_factory=threading.Event)
 
+    @property
+    def stopped(self) -> bool:
+        return self.stop.is_set() or (self.stopping is not None and self.stopping.is_set())
+
 
 def run_sweep(app, *, row_ids: Iterable[int] | None = None, forced: bool = False,
               dry_run: bool = False, cluster_lock: bool | None = None,
@@ -313,24 +332,48 @@ def _fan_out(sweep: _Sweep, row_ids: Iterable[int], on_done) -> list[Outcome]:
             if on_done is not None:
                 on_done(outcome)
 
-    with ThreadPoolExecutor(max_workers=sweep.settings.concurrency,
-                            thread_name_prefix="keepalive") as pool:
+    from crm_meta.runtime import runtime
+
+    size = sweep.settings.concurrency
+    ids = list(row_ids)
+    with ThreadPoolExecutor(max_workers=size, thread_name_prefix="keepalive") as pool:
         pending: set = set()
-        for row_id in row_ids:
-            pending.add(pool.submit(_check_one, sweep, row_id))
-            if len(pending) >= 2 * sweep.settings.concurrency:
+        for start in range(0, len(ids), size):
+            batch = ids[start:start + size]
+            if sweep.stopped:
+                collect_now = [Outcome(row_id, kind="skipped", error="sweep stopped") for row_id in batch]
+                _report(collect_now, outcomes, on_done)
+                continue
+            claim_id = keepalive.new_claim_id(sweep.owner)
+            now = runtime().clock.now()
+            won = set(batch) if sweep.dry_run else claim(batch, claim_id, now, sweep.settings.lease,
+                                                         due_only=not sweep.forced)
+            lost = [_not_claimed(row_id, now, sweep.settings) for row_id in batch if row_id not in won]
+            _report(lost, outcomes, on_done)
+            for row_id in batch:
+                if row_id in won:
+                    pending.add(pool.submit(_check_one, sweep, row_id, claim_id))
+            while len(pending) >= size:  # claim the next batch while this one is being checked
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 collect(done)
         collect(wait(pending).done)
     return outcomes
 
 
-def _check_one(sweep: _Sweep, row_id: int) -> Outcome:
-    """One connection, in a worker thread with its own app context and session."""
+def _report(items: list[Outcome], outcomes: list[Outcome], on_done) -> None:
+    for outcome in items:
+        outcomes.append(outcome)
+        if on_done is not None:
+            on_done(outcome)
+
+
+def _check_one(sweep: _Sweep, row_id: int, claim_id: str) -> Outcome:
+    """One claimed connection, in a worker thread with its own app context and session."""
     with sweep.app.app_context():
-        if sweep.stop.is_set() or (sweep.stopping is not None and sweep.stopping.is_set()):
+        if sweep.stopped:
+            if not sweep.dry_run:
+                release(row_id, claim_id)
             return Outcome(row_id, kind="skipped", error="sweep stopped")
-        claim_id = keepalive.new_claim_id(sweep.owner)
         try:
             return _check_claimed(sweep, row_id, claim_id)
         except Exception as exc:  # one tenant's failure never stops the sweep
@@ -355,9 +398,7 @@ def _check_claimed(sweep: _Sweep, row_id: int, claim_id: str) -> Outcome:
         if row is not None and row.throttled_until and row.throttled_until > now:
             return _not_claimed(row_id, now, sweep.settings)
     else:
-        if not claim(row_id, claim_id, now, sweep.settings.lease, due_only=not sweep.forced):
-            return _not_claimed(row_id, now, sweep.settings)
-        row = fence(row_id, claim_id)  # fencing re-read: is the claim really ours?
+        row = fence(row_id, claim_id)  # fencing re-read: is the claim really (still) ours?
     if row is None:
         return Outcome(row_id, kind="lost")
     token, ciphertext, attempted = store.read(row), row.access_token, row.extension_attempted_at
@@ -377,6 +418,8 @@ def _check_claimed(sweep: _Sweep, row_id: int, claim_id: str) -> Outcome:
         row = fence(row_id, claim_id, ciphertext=ciphertext)
     if row is None:  # claim taken over, or the tenant reconnected meanwhile: our answer is stale
         db.session.rollback()
+        if not sweep.dry_run:
+            release(row_id, claim_id)  # only if it is still ours
         return Outcome(row_id, kind="lost")
     outcome = keepalive.apply(row, result, now, sweep.settings, store=store, dry_run=sweep.dry_run)
     if result.error is not None:
