@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 
-.PHONY: run test lint venv deps translations db clean
+.PHONY: run test lint venv deps translations messages db bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,15 @@ run: db
 	@echo "Serving crm-meta at http://localhost:8000 (sandbox mode: Meta is emulated at /sandbox/meta)"
 	PORT=8000 GUNICORN_WORKERS=1 GUNICORN_THREADS=$${GUNICORN_THREADS:-8} \
 	SCHEDULER_ENABLED=$${SCHEDULER_ENABLED:-1} $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
+# After changing a user-visible text: refresh the catalogue, translate, then `make translations`.
+messages: deps
+	$(BIN)/pybabel -q extract -F babel.cfg -k _l -k lazy_gettext -k N_ -o translations/messages.pot .
+	$(BIN)/pybabel -q update -i translations/messages.pot -d translations --no-fuzzy-matching
+
+# Benchmarks (by hand, not in `make test`): figures land in bench/results/.
+bench: deps
+	$(BIN)/python bench/connect_bench.py
 
 lint: deps
 	$(BIN)/ruff check .

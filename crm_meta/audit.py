@@ -12,22 +12,25 @@ log = logging.getLogger("crm_meta.audit")
 SECRET_MARKERS = ("token", "secret", "password", "code_verifier", "signed_request", "proof")
 
 
-def _clean(details: dict | None) -> dict:
-    clean = {}
-    for key, value in (details or {}).items():
-        if any(marker in key.lower() for marker in SECRET_MARKERS):
-            continue
-        if isinstance(value, str):
-            value = value[:300]
-        clean[key] = value
-    return clean
+def _clean(value, depth: int = 0):
+    """Drop secret-looking keys at any depth; cut long strings and deep nesting."""
+    if depth > 4:
+        return None
+    if isinstance(value, dict):
+        return {str(k): _clean(v, depth + 1) for k, v in value.items()
+                if not any(marker in str(k).lower() for marker in SECRET_MARKERS)}
+    if isinstance(value, list | tuple):
+        return [_clean(v, depth + 1) for v in value[:50]]
+    if isinstance(value, str):
+        return value[:300]
+    return value
 
 
 def record(action: str, *, actor: str, tenant_id: int | None = None, outcome: str = "success",
            ip: str | None = None, details: dict | None = None, commit: bool = False) -> AuditEvent:
     """Add an audit event to the current transaction (or commit it at once)."""
     event = AuditEvent(tenant_id=tenant_id, actor=actor[:120], action=action, outcome=outcome,
-                       ip=ip, details=_clean(details))
+                       ip=ip, details=_clean(details or {}))
     db.session.add(event)
     if commit:
         db.session.commit()

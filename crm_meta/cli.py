@@ -6,6 +6,7 @@ import re
 
 import click
 from flask import Flask, current_app
+from flask.cli import AppGroup
 
 from crm_meta.extensions import db
 from crm_meta.models import ROLES, Tenant, User
@@ -37,12 +38,15 @@ def tenant_by_slug(slug: str) -> Tenant:
 
 
 def create_tenant(name: str, slug: str | None) -> Tenant:
+    name = name.strip()
+    if not name:
+        raise click.ClickException("NAME must not be blank")
     slug = slug or slugify(name)
     if not SLUG.match(slug):
         raise click.ClickException("slug: lowercase letters, digits and dashes, 1-63 characters")
     if db.session.scalar(db.select(Tenant).filter_by(slug=slug)):
         raise click.ClickException(f"a tenant with slug {slug!r} already exists")
-    tenant = Tenant(name=name.strip(), slug=slug)
+    tenant = Tenant(name=name, slug=slug)
     db.session.add(tenant)
     db.session.commit()
     return tenant
@@ -64,12 +68,12 @@ def create_user(email: str, tenant: Tenant, role: str, password: str) -> User:
     return user
 
 
-tenants_cli = click.Group("tenants", help="Manage tenants (companies using the CRM).")
-users_cli = click.Group("users", help="Manage users who log in to the pages.")
-demo_cli = click.Group("demo", help="Local demo data.")
-jwt_cli = click.Group("jwt", help="API bearer tokens.")
-meta_cli = click.Group("meta", help="The Meta connection: sandbox and keep-alive.")
-crypto_cli = click.Group("crypto", help="Encryption of stored tokens.")
+tenants_cli = AppGroup("tenants", help="Manage tenants (companies using the CRM).")
+users_cli = AppGroup("users", help="Manage users who log in to the pages.")
+demo_cli = AppGroup("demo", help="Local demo data.")
+jwt_cli = AppGroup("jwt", help="API bearer tokens.")
+meta_cli = AppGroup("meta", help="The Meta connection: sandbox and keep-alive.")
+crypto_cli = AppGroup("crypto", help="Encryption of stored tokens.")
 
 
 @tenants_cli.command("create")
@@ -145,10 +149,16 @@ def meta_refresh(tenant_slug: str | None, dry_run: bool):
 @crypto_cli.command("rotate")
 def crypto_rotate():
     """Re-encrypt every stored token with the current ENCRYPTION_KEY."""
+    from crm_meta.crypto import CryptoError
     from crm_meta.runtime import token_store
 
-    count = token_store().rotate()
-    click.echo(f"re-encrypted {count} token(s) with key {token_store().cipher.current.kid}")
+    store = token_store()
+    try:
+        count = store.rotate()
+    except CryptoError as exc:
+        raise click.ClickException(
+            f"{exc}; add the old key to ENCRYPTION_KEYS_PREVIOUS and run again") from None
+    click.echo(f"re-encrypted {count} token(s) with key {store.cipher.current.kid}")
 
 
 def register_cli(app: Flask) -> None:

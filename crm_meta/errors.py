@@ -33,12 +33,13 @@ class AppError(Exception):
     message = "Bad request"
 
     def __init__(self, message: str | None = None, *, code: str | None = None, status=None,
-                 retry_after: int | None = None):
+                 retry_after: int | None = None, incident: str | None = None):
         super().__init__(message or self.message)
         self.message = message or self.message
         self.code = code or self.code
         self.status = status or self.status
         self.retry_after = retry_after
+        self.incident = incident  # support reference of an unexpected failure
 
 
 class NotAuthenticated(AppError):
@@ -111,7 +112,7 @@ def error_response(error: AppError):
         response = jsonify(error_payload(error.code, error.message))
     else:
         response = render_template("errors/error.html", status=error.status, code=error.code,
-                                   message=_(error.message))
+                                   message=_(error.message), incident=error.incident)
         response = Flask.response_class(response, mimetype="text/html")
     response.status_code = error.status
     if error.retry_after:
@@ -161,7 +162,10 @@ def register_error_handlers(app: Flask) -> None:
             retry_after = exc.get_response().headers.get("Retry-After")
         error = AppError(message, code=code, status=exc.code,
                          retry_after=int(retry_after) if retry_after else None)
-        return error_response(error)
+        response = error_response(error)
+        if "Allow" in (exc.get_response().headers if exc.code == 405 else {}):
+            response.headers["Allow"] = exc.get_response().headers["Allow"]
+        return response
 
     @app.errorhandler(Exception)
     def handle_unexpected(exc: Exception):
@@ -171,4 +175,4 @@ def register_error_handlers(app: Flask) -> None:
         log.error("unhandled %s on %s %s (incident %s)", type(exc).__name__, request.method,
                   request.path, incident, exc_info=app.debug or app.testing)
         return error_response(AppError(f"Something went wrong (incident {incident})",
-                                       code="internal_error", status=500))
+                                       code="internal_error", status=500, incident=incident))

@@ -12,7 +12,7 @@ csrf.exempt(bp)
 def protect_session_writes():
     # Bearer-token callers cannot be forged by another site; cookie sessions need CSRF.
     if (request.method in {"POST", "PUT", "PATCH", "DELETE"}
-            and "Authorization" not in request.headers
+            and not request.headers.get("Authorization", "").strip()
             and current_app.config.get("WTF_CSRF_ENABLED", True)):
         csrf.protect()
 

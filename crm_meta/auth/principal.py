@@ -36,6 +36,8 @@ def mint_jwt(secret: str, *, tenant_id: int, sub: str, role: str, ttl: int = 360
 
 
 def _tenant_by_ref(ref) -> Tenant | None:
+    if isinstance(ref, bool):  # JSON true is an int to Python, never a tenant id
+        return None
     if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
         return db.session.get(Tenant, int(ref))
     if isinstance(ref, str):

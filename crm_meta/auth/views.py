@@ -36,8 +36,11 @@ def login():
                          outcome="failure", ip=request.remote_addr, commit=True)
             flash(_("Wrong email or password."), "error")
             return render_template("auth/login.html", form=form), 401
+        lang = session.get("lang")
         session.clear()  # a fresh session on login: no fixation
         login_user(user)
+        if lang:  # a language chosen on the login page carries over
+            session["lang"] = user.locale = lang
         user.last_login_at = utcnow()
         audit.record("login", actor=f"user:{user.id}", tenant_id=user.tenant_id,
                      ip=request.remote_addr, commit=True)

@@ -122,8 +122,6 @@ def test_the_confirmation_step_in_spanish(connected, client):
     assert "Listo: Meta está conectado" in done and not _english_leftovers(visible_text(done))
 
 
-@pytest.mark.xfail(reason="auth.login clears the session, dropping a language chosen before "
-                          "logging in (fix belongs in crm_meta/auth/views.py)", strict=False)
 def test_a_language_chosen_on_the_login_page_survives_logging_in(client, auth, tenant):
     client.get("/lang/es")
     auth.login(tenant.admin_email)
