@@ -10,9 +10,8 @@ from crm_meta.auth.principal import current_principal
 from crm_meta.envelope import ok
 from crm_meta.errors import AppError, MetaFailed, ValidationFailed
 from crm_meta.extensions import limiter
-from crm_meta.meta import connections
+from crm_meta.meta import connections, payloads
 from crm_meta.meta.errors import GraphError
-from crm_meta.meta.status import missing_scopes
 from crm_meta.runtime import now, runtime, token_store
 
 
@@ -62,17 +61,8 @@ def meta_callback():
         raise
     if browser:
         return flow.browser_redirect()
-    return ok({
-        "connected": True,
-        "status": connections.status_payload(row, now(), _required(), "")["status"],
-        "business_managers": connections.portfolios(row),
-        "personal_ad_accounts": row.personal_ad_accounts,
-        "token_expires_at": connections._iso(row.expires_at),
-        "scopes": list(row.scopes or []),
-        "missing_scopes": missing_scopes(row, _required()),
-        "rerequest_url": url_for("api.meta_auth_url", rerequest=1)
-        if missing_scopes(row, _required()) else None,
-    })
+    return ok(payloads.connected_payload(row, now(), _required(),
+                                         url_for("api.meta_auth_url", rerequest=1)))
 
 
 @bp.post("/crm/auth/meta/disconnect")
@@ -109,7 +99,7 @@ def meta_debug_token():
 @member_required
 def token_status():
     row = token_store().for_tenant(g.tenant.id)
-    return ok(connections.status_payload(row, now(), _required(), url_for("web.wizard"),
+    return ok(payloads.status_payload(row, now(), _required(), url_for("web.wizard"),
                                          url_for("api.meta_auth_url", rerequest=1)))
 
 
@@ -120,7 +110,7 @@ def meta_portfolios():
     row = connections.require(store, g.tenant.id)
     if request.args.get("refresh") in {"1", "true"}:
         connections.rediscover(graph=runtime().graph, store=store, row=row)
-    return ok(connections.portfolios(row))
+    return ok(payloads.portfolios(row))
 
 
 @bp.get("/crm/marketing/meta-accounts")

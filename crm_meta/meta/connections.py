@@ -15,7 +15,8 @@ from crm_meta.extensions import db
 from crm_meta.meta import assets, tokens
 from crm_meta.meta.errors import GraphError, TokenInvalidError
 from crm_meta.meta.oauth import consume_state
-from crm_meta.meta.status import days_left, effective_status, missing_scopes
+from crm_meta.meta.payloads import iso
+from crm_meta.meta.status import effective_status, missing_scopes
 from crm_meta.meta.store import TokenStore
 from crm_meta.models import MetaToken
 
@@ -120,41 +121,6 @@ def require(store: TokenStore, tenant_id: int) -> MetaToken:
     return row
 
 
-def status_payload(row: MetaToken | None, now: datetime, required: list[str],
-                   connect_url: str, rerequest_url: str | None = None) -> dict:
-    """token-status: everything from storage, no Meta call."""
-    status = effective_status(row, now, required)
-    return {
-        "connected": row is not None,
-        "status": status,
-        "expires_at": _iso(row.expires_at) if row else None,
-        "data_access_expires_at": _iso(row.data_access_expires_at) if row else None,
-        "days_left": days_left(row, now),
-        "needs_reconnect": status in {"expired", "needs_reauth", "revoked", "expiring"},
-        "scopes": list(row.scopes or []) if row else [],
-        "missing_scopes": missing_scopes(row, required),
-        "rerequest_url": rerequest_url if missing_scopes(row, required) else None,
-        "business_managers": len(row.business_managers or []) if row else 0,
-        "ad_accounts": len(row.all_ad_accounts()) if row else 0,
-        "selected_ad_account": _selected(row),
-        "meta_user_name": row.meta_user_name if row else None,
-        "last_checked_at": _iso(row.last_checked_at) if row else None,
-        "throttled_until": _iso(row.throttled_until) if row else None,
-        "connect_url": connect_url,
-    }
-
-
-def _selected(row) -> dict | None:
-    if row is None or not row.selected_ad_account_id:
-        return None
-    return {"account_id": row.selected_ad_account_id, "account_name": row.selected_ad_account_name,
-            "business_id": row.selected_business_id}
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat().replace("+00:00", "Z") if moment else None
-
-
 def test_connection(*, graph, store: TokenStore, row: MetaToken, now: datetime,
                     required: list[str]) -> dict:
     """Live check with Meta: debug_token then /me; records what it learns."""
@@ -181,12 +147,12 @@ def test_connection(*, graph, store: TokenStore, row: MetaToken, now: datetime,
         "user_id": user.get("id") or row.meta_user_id,
         "user_name": user.get("name") or row.meta_user_name,
         "token_type": info.token_type,
-        "expires_at": _iso(info.expires_at),
+        "expires_at": iso(info.expires_at),
         "expires_in_seconds": int((info.expires_at - now).total_seconds()) if info.expires_at else None,
-        "data_access_expires_at": _iso(info.data_access_expires_at),
+        "data_access_expires_at": iso(info.data_access_expires_at),
         "scopes": list(row.scopes or []),
         "missing_scopes": missing_scopes(row, required),
-        "checked_at": _iso(now),
+        "checked_at": iso(now),
     }
 
 
@@ -204,9 +170,9 @@ def debug_token(*, graph, store: TokenStore, row: MetaToken) -> dict:
         "type": info.token_type,
         "app_id": graph.app_id,
         "user_id": info.user_id,
-        "expires_at": _iso(info.expires_at),
-        "data_access_expires_at": _iso(info.data_access_expires_at),
-        "issued_at": _iso(info.issued_at),
+        "expires_at": iso(info.expires_at),
+        "data_access_expires_at": iso(info.data_access_expires_at),
+        "issued_at": iso(info.issued_at),
         "scopes": info.scopes,
         "error": {"code": info.error_code, "subcode": info.error_subcode} if info.error_code else None,
     }
@@ -216,11 +182,6 @@ def rediscover(*, graph, store: TokenStore, row: MetaToken) -> None:
     discovery = assets.discover(graph, store.read(row), set(row.scopes or []))
     apply_discovery(row, discovery)
     db.session.commit()
-
-
-def portfolios(row: MetaToken) -> list[dict]:
-    return [{"id": b["id"], "name": b["name"], "ad_accounts_count": len(b["ad_accounts"]),
-             "ad_accounts": b["ad_accounts"]} for b in row.business_managers or []]
 
 
 def _checked_id(value) -> str:

@@ -53,4 +53,5 @@ def days_left(row, now: datetime) -> int | None:
     return max(0, (row.expires_at - now).days)
 
 
-NEEDS_RECONNECT = {"expired", "needs_reauth", "revoked", "expiring", "partial"}
+# States the user can only fix by passing through Meta's dialog again.
+NEEDS_RECONNECT = frozenset({"expired", "needs_reauth", "revoked", "expiring"})

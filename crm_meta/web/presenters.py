@@ -149,7 +149,7 @@ def business_name(row, business_id: str | None) -> str | None:
 
 
 def banner(row, payload: dict, now, *, is_admin: bool) -> Banner:
-    """The banner for a status payload (from `connections.status_payload`)."""
+    """The banner for a status payload (from `payloads.status_payload`)."""
     status = payload["status"]
     actions = (ADMIN_ACTIONS if is_admin else MEMBER_ACTIONS).get(status, [])
     selected = payload.get("selected_ad_account") or {}

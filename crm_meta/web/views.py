@@ -12,7 +12,7 @@ from crm_meta.auth.decorators import admin_required
 from crm_meta.auth.principal import current_principal
 from crm_meta.errors import AppError, from_graph_error
 from crm_meta.extensions import limiter
-from crm_meta.meta import connections
+from crm_meta.meta import connections, payloads
 from crm_meta.meta.errors import GraphError
 from crm_meta.runtime import now, runtime, token_store
 from crm_meta.web import bp, presenters
@@ -51,7 +51,7 @@ def hub():
     principal = current_principal()
     row = _row()
     moment = now()
-    payload = connections.status_payload(row, moment, _required(), url_for("web.wizard"))
+    payload = payloads.status_payload(row, moment, _required(), url_for("web.wizard"))
     banner = presenters.banner(row, payload, moment, is_admin=principal.is_admin)
     return render_template("marketing/hub.html", banner=banner, now=moment,
                            is_admin=principal.is_admin, form=ConfirmForm())
@@ -113,7 +113,7 @@ def _selection(row) -> dict:
     page = presenters.paginate(found, number)
     return {"businesses": businesses, "business": chosen, "query": query, "page": page,
             "chosen_name": next((b["name"] for b in businesses if b["id"] == chosen), None),
-            "missing": presenters.permissions(connections.status_payload(
+            "missing": presenters.permissions(payloads.status_payload(
                 row, now(), _required(), "")["missing_scopes"]),
             "account_status": presenters.account_status}
 
