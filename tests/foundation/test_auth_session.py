@@ -231,10 +231,6 @@ def test_csrf_session_api_write_with_the_page_token_passes(csrf_app):
     assert response.get_json()["data"] == {"disconnected": True, "revoked_at_meta": False}
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="an empty Authorization header skips CSRF yet the session "
-    "still authenticates (crm_meta/api/__init__.py protect_session_writes)")
 def test_csrf_empty_authorization_header_does_not_bypass_csrf(csrf_app):
     client = csrf_app.test_client()
     csrf_login(client, "admin@acme.test")

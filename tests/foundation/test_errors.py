@@ -66,10 +66,6 @@ def test_browser_gets_a_friendly_404_page(client):
     assert b'href="/crm/marketing"' in response.data
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="405 answers lose the Allow header (crm_meta/errors.py handle_http "
-    "builds a new response and copies only Retry-After)")
 def test_405_keeps_the_allow_header(client, tenant):
     response = client.get("/crm/auth/meta/disconnect", headers=JSON)
     assert response.status_code == 405

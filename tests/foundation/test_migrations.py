@@ -17,10 +17,6 @@ from sqlalchemy.engine import make_url
 
 from crm_meta.extensions import db
 
-# migrations/env.py calls Flask-SQLAlchemy's deprecated `db.get_engine()` first (see
-# test_env_py_uses_no_deprecated_api); the schema tests look past that warning, that test does not.
-GET_ENGINE_DEPRECATED = "ignore:'get_engine' is deprecated:DeprecationWarning"
-pytestmark = pytest.mark.filterwarnings(GET_ENGINE_DEPRECATED)
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 EXPECTED_TABLES = {"tenants", "users", "meta_tokens", "oauth_states", "audit_events"}
 
@@ -122,10 +118,6 @@ def test_the_migrated_schema_serves_the_app(bare_app, make_tenant):
     assert client.get("/crm/marketing/token-status").status_code == 200
 
 
-@pytest.mark.xfail(
-    strict=True, raises=DeprecationWarning,
-    reason="migrations/env.py get_engine() calls db.get_engine(), deprecated in Flask-SQLAlchemy 3.1 "
-    "and removed in 3.2; under filterwarnings=error `db upgrade` crashes")
 def test_env_py_uses_no_deprecated_api(build_app, tmp_path, keep_logging):
     app = build_app(f"sqlite:///{tmp_path / 'warnings.db'}")
     with app.app_context(), warnings.catch_warnings():
