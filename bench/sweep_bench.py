@@ -24,6 +24,7 @@ import sys
 import time
 import tracemalloc
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -235,9 +236,10 @@ def main() -> None:
         print(f"seeded {args.connections} connections in {time.perf_counter() - started:.1f}s",
               flush=True)
         runs = []
-        if not args.no_baseline:
-            floor = baseline(database_url, sandbox_url, int(args.concurrency.split(",")[0]),
-                             args.latency_ms)
+        if not args.no_baseline:  # in a child process: its memory is not the sweep's
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as child:
+                floor = child.submit(baseline, database_url, sandbox_url,
+                                     int(args.concurrency.split(",")[0]), args.latency_ms).result()
             print(json.dumps(floor), flush=True)
             runs.append(floor)
         for index, concurrency in enumerate(int(c) for c in args.concurrency.split(",")):
