@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import click
 from flask import Flask, current_app, request, session
 from flask_babel import get_locale
 from flask_login import current_user
@@ -47,7 +48,9 @@ def create_app(config: Config | None = None) -> Flask:
     from crm_meta.meta.versions import warn_about_version
 
     warn_about_version(app.config["META_GRAPH_API_VERSION"], logging.getLogger("crm_meta"))
-    if app.config["SCHEDULER_ENABLED"]:
+    # The sweep runs where the app serves (gunicorn); a `flask ...` command loads the app
+    # inside a click context and never starts one, whatever SCHEDULER_ENABLED says.
+    if app.config["SCHEDULER_ENABLED"] and click.get_current_context(silent=True) is None:
         from crm_meta import jobs
 
         jobs.start(app)
