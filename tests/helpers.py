@@ -80,6 +80,9 @@ def testing_config(sandbox_url: str, database_url: str, **overrides) -> TestingC
     return TestingConfig(**settings)
 
 
+testing_config.__test__ = False  # a helper, not a test, wherever it is imported
+
+
 @dataclass
 class TenantUsers:
     tenant_id: int
