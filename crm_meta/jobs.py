@@ -4,9 +4,10 @@ However many gunicorn workers or hosts run a scheduler, a connection is checked 
 1. a cluster-wide lock (a PostgreSQL session advisory lock; a process lock on SQLite, which
    serves one process) lets one scheduled sweep run at a time, so the concurrency bound holds
    for the whole cluster, not per process;
-2. each connection is still claimed with a conditional UPDATE (claimed_by/claimed_until) and
-   re-read before any work (fencing), because `flask meta refresh` and a sweep whose lock
-   session dropped can overlap; a claim expires, so a killed process strands nothing;
+2. each connection is still claimed with a conditional UPDATE (claimed_by/claimed_until, one
+   statement per small batch) and re-read by its worker before any work (fencing), because
+   `flask meta refresh` and a sweep whose lock session dropped can overlap; a claim expires,
+   so a killed process strands nothing;
 3. the result is written only if the row is still ours and still holds the token we checked.
 """
 
