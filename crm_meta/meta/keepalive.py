@@ -363,10 +363,12 @@ def refresh_command(*, tenant_slug: str | None, dry_run: bool) -> dict:
                                 on_done=lambda outcome: bar.update(1))
     counts = report.counts()
     click.echo(format_table(counts, would=dry_run))
-    for outcome in report.outcomes:
-        if outcome.failed or outcome.status_before != outcome.status_after or outcome.kind in (
-                "busy", "throttled", "lost"):
-            click.echo(describe(outcome))
+    notable = [o for o in report.outcomes if o.failed or o.status_before != o.status_after
+               or o.kind in ("busy", "throttled", "lost", "deferred")]
+    slugs = dict(db.session.execute(db.select(Tenant.id, Tenant.slug).where(
+        Tenant.id.in_({o.tenant_id for o in notable if o.tenant_id}))).all()) if notable else {}
+    for outcome in notable:
+        click.echo(describe(outcome, slugs.get(outcome.tenant_id)))
     return counts
 
 
@@ -382,10 +384,18 @@ def format_table(counts: dict, *, would: bool = False) -> str:
     return "\n".join([line, head, line, body, line])
 
 
-def describe(outcome: Outcome) -> str:
+KIND_WORDS = {
+    "valid": "checked", "invalid": "token invalid", "token_error": "token error",
+    "throttled_now": "throttled by Meta", "transient": "Meta unavailable", "error": "Meta refused",
+    "crashed": "check crashed", "busy": "being checked elsewhere", "throttled": "skipped, throttled",
+    "deferred": "deferred, app throttled", "lost": "changed meanwhile", "skipped": "skipped",
+}
+
+
+def describe(outcome: Outcome, slug: str | None = None) -> str:
     """One line about a connection worth the operator's attention (never a token)."""
-    tenant = f"tenant {outcome.tenant_id}" if outcome.tenant_id else f"connection {outcome.row_id}"
+    who = slug or (f"tenant {outcome.tenant_id}" if outcome.tenant_id else f"connection {outcome.row_id}")
     moved = (f"{outcome.status_before} -> {outcome.status_after}"
              if outcome.status_before != outcome.status_after else outcome.status_after or "")
     detail = f" ({outcome.error})" if outcome.error else ""
-    return f"  {tenant}: {outcome.kind} {moved}{detail}".rstrip()
+    return f"  {who}: {KIND_WORDS.get(outcome.kind, outcome.kind)}; {moved}{detail}".rstrip("; ")

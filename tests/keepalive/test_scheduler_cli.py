@@ -119,3 +119,15 @@ def test_refresh_dry_run_changes_nothing_and_never_exchanges(app, sqlite_connect
     result = refresh(app)  # for real this time: warned, and the extension was tried
     assert result.output.splitlines()[-2].split("|")[1:-1][2].strip() == "1"
     assert [c for c in sandbox.get("calls")["calls"] if c["path"].endswith(EXCHANGE)]
+
+
+def test_refresh_names_the_connections_that_need_attention(app, sqlite_connections, sandbox):
+    sqlite_connections.add("fine")
+    gone = sqlite_connections.add("gone")
+    sandbox.post(f"users/{gone.user_id}/invalidate", subcode=458)
+
+    result = refresh(app)
+
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == "  gone: token invalid; connected -> revoked"
+    assert "fine" not in result.output
