@@ -38,6 +38,7 @@ messages: deps
 # Benchmarks (by hand, not in `make test`): figures land in bench/results/.
 bench: deps
 	$(BIN)/python bench/connect_bench.py
+	$(BIN)/python bench/sweep_bench.py
 
 lint: deps
 	$(BIN)/ruff check .
