@@ -12,7 +12,6 @@ from sqlalchemy.engine import make_url
 
 from crm_meta import create_app
 from crm_meta.extensions import db
-from crm_meta.models import Tenant, User
 from tests.helpers import (  # noqa: F401  (re-exported for tests that import from conftest)
     APP_ID,
     APP_SECRET,
@@ -25,7 +24,9 @@ from tests.helpers import (  # noqa: F401  (re-exported for tests that import fr
     MetaFlow,
     SandboxControl,
     TenantUsers,
+    add_tenant,
     bearer,
+    compile_catalogues,
     testing_config,
 )
 
@@ -81,6 +82,12 @@ def redis_url():
     return REDIS_URL
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _catalogues():
+    """Pages render the Spanish catalogue: compile it when `make` has not."""
+    compile_catalogues()
+
+
 # -- the Meta sandbox on a live port ---------------------------------------------------------
 @pytest.fixture(scope="session")
 def sandbox_server():
@@ -101,17 +108,19 @@ def sandbox(sandbox_server):
 # -- the app ---------------------------------------------------------------------------------
 @pytest.fixture
 def make_app(tmp_path, sandbox_server):
-    """Build an app on a fresh SQLite file (or `database_url=`), schema created, sandbox wired."""
+    """Build an app on a fresh SQLite file (or `database_url=`), sandbox wired; `schema=False`
+    leaves the database as it is (as a second process would find it)."""
     apps = []
 
-    def factory(database_url: str | None = None, **overrides):
+    def factory(database_url: str | None = None, *, schema: bool = True, **overrides):
         url = database_url or f"sqlite:///{tmp_path / f'app{len(apps)}.db'}"
         app = create_app(testing_config(sandbox_server.url, url, **overrides))
         # Never sleep between Graph retries in tests.
         app.extensions["crm_meta"].graph.sleep = lambda seconds: None
-        with app.app_context():
-            db.drop_all()
-            db.create_all()
+        if schema:
+            with app.app_context():
+                db.drop_all()
+                db.create_all()
         apps.append(app)
         return app
 
@@ -146,17 +155,7 @@ def runner(app):
 @pytest.fixture
 def make_tenant(app):
     def factory(slug: str = "acme", app_=None) -> TenantUsers:
-        target = app_ or app
-        with target.app_context():
-            tenant = Tenant(name=slug.title(), slug=slug)
-            db.session.add(tenant)
-            db.session.flush()
-            for role in ("admin", "member"):
-                user = User(email=f"{role}@{slug}.test", tenant_id=tenant.id, role=role)
-                user.set_password(PASSWORD)
-                db.session.add(user)
-            db.session.commit()
-            return TenantUsers(tenant.id, slug, f"admin@{slug}.test", f"member@{slug}.test")
+        return add_tenant(app_ or app, slug)
 
     return factory
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import requests
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
 
 from config import TestingConfig
 from crm_meta.auth.principal import mint_jwt
@@ -91,6 +94,23 @@ class TenantUsers:
     member_email: str
 
 
+def add_tenant(app, slug: str) -> TenantUsers:
+    """A tenant with an admin and a member (password PASSWORD) in `app`'s database."""
+    from crm_meta.extensions import db
+    from crm_meta.models import Tenant, User
+
+    with app.app_context():
+        tenant = Tenant(name=slug.title(), slug=slug)
+        db.session.add(tenant)
+        db.session.flush()
+        for role in ("admin", "member"):
+            user = User(email=f"{role}@{slug}.test", tenant_id=tenant.id, role=role)
+            user.set_password(PASSWORD)
+            db.session.add(user)
+        db.session.commit()
+        return TenantUsers(tenant.id, slug, f"admin@{slug}.test", f"member@{slug}.test")
+
+
 class AuthActions:
     """Log a browser-like test client in and out (flaskr's helper)."""
 
@@ -131,3 +151,18 @@ class MetaFlow:
         location = self.sandbox.consent(data["auth_url"], decision=decision, granted=granted,
                                         user_id=user_id)
         return self.callback(location, accept=accept)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def compile_catalogues() -> None:
+    """`pybabel compile`, in-process, when a .mo is missing or older than its .po."""
+    for po in (ROOT / "translations").glob("*/LC_MESSAGES/messages.po"):
+        mo = po.with_suffix(".mo")
+        if mo.exists() and mo.stat().st_mtime >= po.stat().st_mtime:
+            continue
+        with po.open("rb") as source:
+            catalog = read_po(source)
+        with mo.open("wb") as target:
+            write_mo(target, catalog)

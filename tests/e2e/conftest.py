@@ -18,17 +18,13 @@ from pathlib import Path
 
 import pytest
 import requests
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
 from werkzeug.serving import make_server
 
 from crm_meta import create_app
 from crm_meta.extensions import db
-from crm_meta.models import Tenant, User
-from tests.helpers import PASSWORD, testing_config
+from tests.helpers import add_tenant, testing_config
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
 ARTIFACTS = HERE / "artifacts"
 CACHE = HERE / ".cache"  # axe-core from npm, installed at test time (never committed)
 AXE = CACHE / "node_modules" / "axe-core" / "axe.min.js"
@@ -42,18 +38,6 @@ def unavailable(reason: str):
     if os.environ.get("REQUIRE_BROWSER") == "1":
         pytest.fail(f"{reason} (REQUIRE_BROWSER=1)")
     pytest.skip(f"{reason}; set REQUIRE_BROWSER=1 to make this a failure")
-
-
-def compile_catalogues() -> None:
-    """`pybabel compile`, in-process, when a .mo is missing or older than its .po."""
-    for po in (ROOT / "translations").glob("*/LC_MESSAGES/messages.po"):
-        mo = po.with_suffix(".mo")
-        if mo.exists() and mo.stat().st_mtime >= po.stat().st_mtime:
-            continue
-        with po.open("rb") as source:
-            catalog = read_po(source)
-        with mo.open("wb") as target:
-            write_mo(target, catalog)
 
 
 # -- the app on a live port ------------------------------------------------------------------
@@ -71,24 +55,12 @@ class LiveApp:
 
     def add_tenant(self) -> dict:
         """A fresh tenant with an admin and a member; returns their emails."""
-        slug = f"t{uuid.uuid4().hex[:10]}"
-        with self.app.app_context():
-            tenant = Tenant(name=f"Tenant {slug}", slug=slug)
-            db.session.add(tenant)
-            db.session.flush()
-            emails = {}
-            for role in ("admin", "member"):
-                user = User(email=f"{role}@{slug}.test", tenant_id=tenant.id, role=role)
-                user.set_password(PASSWORD)
-                db.session.add(user)
-                emails[role] = user.email
-            db.session.commit()
-        return emails
+        added = add_tenant(self.app, f"t{uuid.uuid4().hex[:10]}")
+        return {"admin": added.admin_email, "member": added.member_email}
 
 
 @pytest.fixture(scope="session")
 def live(tmp_path_factory):
-    compile_catalogues()
     # Bind first (port 0 = a free one), then build the app for that exact address.
     server = make_server("127.0.0.1", 0, lambda environ, start: [], threaded=True)
     base = f"http://127.0.0.1:{server.port}"

@@ -6,27 +6,11 @@ import logging
 
 import pytest
 
-from crm_meta import create_app
-from crm_meta.extensions import db
-from tests.helpers import testing_config
-
 
 @pytest.fixture
-def build_app(sandbox_server):
+def build_app(make_app):
     """Build an app on a given database without touching its schema (as a second process would)."""
-    apps = []
-
-    def factory(database_url: str, **overrides):
-        app = create_app(testing_config(sandbox_server.url, database_url, **overrides))
-        app.extensions["crm_meta"].graph.sleep = lambda seconds: None
-        apps.append(app)
-        return app
-
-    yield factory
-    for app in apps:
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
+    return lambda database_url, **overrides: make_app(database_url, schema=False, **overrides)
 
 
 @pytest.fixture

@@ -2,33 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
 
 from crm_meta.extensions import db
 from crm_meta.models import MetaToken
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def compile_catalogues() -> None:
-    """`pybabel compile`, in-process, when a .mo is missing or older than its .po."""
-    for po in (ROOT / "translations").glob("*/LC_MESSAGES/messages.po"):
-        mo = po.with_suffix(".mo")
-        if mo.exists() and mo.stat().st_mtime >= po.stat().st_mtime:
-            continue
-        with po.open("rb") as source:
-            catalog = read_po(source)
-        with mo.open("wb") as target:
-            write_mo(target, catalog)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _catalogues():
-    compile_catalogues()
 
 
 @pytest.fixture
