@@ -24,6 +24,8 @@ from email.message import EmailMessage
 
 import requests
 
+from crm_meta.meta.payloads import iso
+
 log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-CRM-Meta-Signature"  # "sha256=<hex HMAC-SHA256 of the raw body>"
 DELIVERY_HEADER = "X-CRM-Meta-Delivery"  # the notice id: receivers can drop duplicates
@@ -53,9 +55,8 @@ class Notice:
 
     @classmethod
     def create(cls, *, event: str, tenant_id: int, status: str, now: datetime, **fields) -> Notice:
-        stamp = now.isoformat().replace("+00:00", "Z")
         return cls(id=uuid.uuid4().hex, event=event, tenant_id=tenant_id, status=status,
-                   created_at=stamp, **fields)
+                   created_at=iso(now), **fields)
 
     def payload(self) -> dict:
         """The webhook's JSON body."""

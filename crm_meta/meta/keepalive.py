@@ -20,6 +20,7 @@ from crm_meta.extensions import db
 from crm_meta.meta import tokens
 from crm_meta.meta.connections import DEAD_TOKEN_STATUS, apply_token_info
 from crm_meta.meta.errors import GraphError, ThrottledError, TokenInvalidError, TransientError
+from crm_meta.meta.payloads import iso
 from crm_meta.meta.status import effective_status
 from crm_meta.models import MetaToken, Tenant, User
 
@@ -224,8 +225,8 @@ def _record_valid(row, result: Probe, now, outcome: Outcome, *, store, dry_run: 
         apply_token_info(row, ext.info, now)
         outcome.extended = True
         audit.record("meta.keepalive.extend", actor="keepalive", tenant_id=row.tenant_id,
-                     details={"expires_at": _iso(ext.info.expires_at),
-                              "previous_expires_at": _iso(result.info.expires_at)})
+                     details={"expires_at": iso(ext.info.expires_at),
+                              "previous_expires_at": iso(result.info.expires_at)})
     elif ext.error is not None:
         # The stored token is untouched: a failed exchange never costs a working token.
         audit.record("meta.keepalive.extend", actor="keepalive", tenant_id=row.tenant_id,
@@ -281,11 +282,7 @@ def _notices(row: MetaToken, now: datetime, before: str, after: str, *, dry_run:
     if not due:
         return []
     row.warnings_sent = sent  # a new dict: the JSON column notices the change
-    if dry_run:
-        return [Notice.create(event=d["event"], tenant_id=row.tenant_id, status=after,
-                              kind=d.get("kind"), days=d.get("days"), ends_at=d.get("ends_at"),
-                              previous_status=d.get("previous_status"), now=now) for d in due]
-    tenant, recipients = _tenant_and_admins(row.tenant_id)
+    tenant, recipients = (None, ()) if dry_run else _tenant_and_admins(row.tenant_id)
     notices = []
     for item in due:
         notice = Notice.create(event=item["event"], tenant_id=row.tenant_id, status=after,
@@ -293,11 +290,12 @@ def _notices(row: MetaToken, now: datetime, before: str, after: str, *, dry_run:
                                ends_at=item.get("ends_at"), previous_status=item.get("previous_status"),
                                now=now, tenant_slug=tenant.slug if tenant else None,
                                tenant_name=tenant.name if tenant else None, recipients=recipients)
-        audit.record(f"meta.keepalive.{item['event']}", actor="keepalive", tenant_id=row.tenant_id,
-                     outcome="failure" if after in FAILING else "success",
-                     details={"notice": notice.id, "kind": notice.kind, "days": notice.days,
-                              "ends_at": notice.ends_at, "status": after,
-                              "previous_status": notice.previous_status})
+        if not dry_run:
+            audit.record(f"meta.keepalive.{item['event']}", actor="keepalive",
+                         tenant_id=row.tenant_id, outcome="failure" if after in FAILING else "success",
+                         details={"notice": notice.id, "kind": notice.kind, "days": notice.days,
+                                  "ends_at": notice.ends_at, "status": after,
+                                  "previous_status": notice.previous_status})
         notices.append(notice)
     return notices
 
@@ -309,13 +307,13 @@ def _deadline_warnings(sent: dict, kind: str, end: datetime | None, now: datetim
     crossed = [d for d in WARN_DAYS if end - now <= timedelta(days=d)]
     if not crossed:
         return []
-    stamp = _iso(end)
+    stamp = iso(end)
     urgent = min(crossed)
     fresh = sent.get(f"{kind}:{urgent}", {}).get("ends_at") != stamp
     for days in crossed:  # thresholds jumped over are marked, so they never fire late
         key = f"{kind}:{days}"
         if sent.get(key, {}).get("ends_at") != stamp:
-            sent[key] = {"ends_at": stamp, "at": _iso(now), "sent": days == urgent}
+            sent[key] = {"ends_at": stamp, "at": iso(now), "sent": days == urgent}
     if not fresh:
         return []
     return [{"event": "warning", "kind": kind, "days": urgent, "ends_at": stamp}]
@@ -326,10 +324,6 @@ def _tenant_and_admins(tenant_id: int) -> tuple[Tenant | None, tuple[str, ...]]:
     emails = db.session.scalars(
         db.select(User.email).filter_by(tenant_id=tenant_id, role="admin").order_by(User.id)).all()
     return tenant, tuple(emails)
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat().replace("+00:00", "Z") if moment else None
 
 
 def new_claim_id(owner: str) -> str:
