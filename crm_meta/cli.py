@@ -131,7 +131,6 @@ def meta_sandbox(host: str, port: int):
     from crm_meta.sandbox import run_standalone
 
     config = current_app.config
-    click.echo(f"Meta sandbox at http://{host}:{port} (app {config['META_APP_ID']})")
     run_standalone(host, port, config["META_APP_ID"], config["META_APP_SECRET"],
                    config["META_REDIRECT_URI"])
 

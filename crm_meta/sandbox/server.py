@@ -156,6 +156,7 @@ def run_standalone(host: str, port: int, app_id: str, app_secret: str, redirect_
     if not _log.handlers:  # an access log on the console, paths only (no query strings)
         _log.addHandler(logging.StreamHandler())
         _log.setLevel(logging.INFO)
+        _log.propagate = False  # the app's own log handler would print each line twice
     server = make_server(host, port, app, threaded=True, request_handler=_RequestHandler)
     print(f"Meta sandbox on http://{host}:{server.server_port} (app {app_id}); Ctrl+C stops it")
     try:
