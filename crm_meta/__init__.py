@@ -15,6 +15,14 @@ from config import Config, config_from_env
 from crm_meta.extensions import babel, csrf, db, limiter, login_manager, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
+# Sent on every response. No form-action: the wizard's form ends in a redirect to Meta.
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",  # the callback's URL carries a code: never send it on
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; "
+                               "base-uri 'self'; frame-ancestors 'none'",
+}
 
 
 def create_app(config: Config | None = None) -> Flask:
@@ -42,6 +50,13 @@ def create_app(config: Config | None = None) -> Flask:
     from crm_meta.errors import register_error_handlers
 
     register_error_handlers(app)
+
+    @app.after_request
+    def security_headers(response):
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
     from crm_meta.cli import register_cli
 
     register_cli(app)

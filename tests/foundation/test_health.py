@@ -58,3 +58,13 @@ def test_metrics_serve_prometheus_text(client):
     for name in ("meta_oauth_requests_total", "meta_graph_calls_total", "meta_api_response_time_seconds",
                  "meta_token_expires_in_hours", "meta_connections"):
         assert f"# TYPE {name} " in body, name
+
+
+def test_every_response_carries_the_security_headers(client):
+    for path in ("/healthz", "/login", "/nope"):
+        headers = client.get(path).headers
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["X-Frame-Options"] == "DENY"
+        assert headers["Referrer-Policy"] == "same-origin"
+        assert "default-src 'self'" in headers["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
