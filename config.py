@@ -118,6 +118,16 @@ class Config:
         self.SMTP_USER = get("SMTP_USER") or ""
         self.SMTP_PASSWORD = get("SMTP_PASSWORD") or ""
         self.SMTP_FROM = get("SMTP_FROM") or "crm-meta@localhost"
+        # Outbox delivery attempts per notice before it is given up (kept, audited).
+        self.NOTIFY_MAX_ATTEMPTS = int(get("NOTIFY_MAX_ATTEMPTS") or 12)
+        # Seconds before the first retry of a failed notice; doubles per attempt.
+        self.NOTIFY_RETRY_BASE_SECONDS = float(get("NOTIFY_RETRY_BASE_SECONDS") or 60)
+        # The longest wait between two attempts (seconds).
+        self.NOTIFY_RETRY_MAX_SECONDS = float(get("NOTIFY_RETRY_MAX_SECONDS") or 6 * 3600)
+        # Seconds a sender holds a notice; a killed sender's notices are due again after it.
+        self.NOTIFY_CLAIM_SECONDS = float(get("NOTIFY_CLAIM_SECONDS") or 300)
+        # Days delivered notices stay in the outbox before the outbox job deletes them.
+        self.NOTIFY_OUTBOX_KEEP_DAYS = float(get("NOTIFY_OUTBOX_KEEP_DAYS") or 7)
         # Cookies: Secure when the public URL is https (always in production).
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"

@@ -36,7 +36,7 @@ USAGE_SLOWDOWN = 80  # percent of Meta's app budget at which workers start pausi
 USAGE_STOP = 100  # at which the sweep leaves the rest for the next tick
 MAX_PAUSE = 2.0  # seconds a worker waits per call when Meta's budget is nearly spent
 FIRST_RUN_DELAY = timedelta(seconds=30)  # let the app finish booting before the first sweep
-NOTIFY_FLUSH_SECONDS = 5.0  # at shutdown, how long queued notifications may still go out
+NOTIFY_FLUSH_SECONDS = 5.0  # at shutdown, time for a delivery in flight (the outbox keeps the rest)
 
 
 # -- the declarative job list ----------------------------------------------------------------
@@ -69,9 +69,27 @@ def _tick_every(config) -> timedelta:
     return min(interval, timedelta(minutes=float(config.get("KEEPALIVE_TICK_MINUTES", 15))))
 
 
+def outbox_tick(app, stopping: threading.Event | None = None) -> None:
+    """Scheduled: deliver the notices still due (a failed attempt, or a process that died before
+    its sender ran), then prune delivered ones. Safe in every process at once: rows are claimed."""
+    from crm_meta import notify
+
+    try:
+        counts = notify.deliver_due(app, stopping=stopping)
+        if counts:
+            log.info("notification outbox: %s", dict(counts))
+        pruned = notify.prune(app)
+        if pruned:
+            log.info("notification outbox: %s delivered notices pruned", pruned)
+    except Exception:  # never let a bad tick take the scheduler down
+        log.exception("notification outbox run failed")
+
+
 JOBS: tuple[JobSpec, ...] = (
     JobSpec("meta.keepalive.sweep", keepalive_tick, _tick_every,
             "Check due Meta connections, extend tokens, warn tenants"),
+    JobSpec("meta.notify.outbox", outbox_tick, lambda config: timedelta(minutes=1),
+            "Deliver due notifications from the outbox, prune delivered ones"),
 )
 
 
@@ -122,7 +140,7 @@ def shutdown(wait: bool = True) -> None:
         scheduler.shutdown(wait=wait)
     sender = app.extensions.get("crm_meta_notifier") if app is not None else None
     if sender is not None and not sender.flush(timeout=NOTIFY_FLUSH_SECONDS):
-        log.warning("shutting down with notifications still queued")
+        log.warning("shutting down during a delivery; the outbox keeps what was not sent")
 
 
 # -- the cluster-wide lock -------------------------------------------------------------------

@@ -1,9 +1,13 @@
-"""Tenant notifications from the keep-alive: a signed webhook and an optional e-mail.
+"""Tenant notifications from the keep-alive: a signed webhook and an optional e-mail, at least once.
 
-Delivery happens on one background thread per process, fed by a bounded queue, so a slow
-or dead receiver never holds up a sweep. The decision to warn (once per deadline) is taken
-and recorded by crm_meta.meta.keepalive in the same transaction as the check; this module
-only carries the message, retrying the webhook with backoff.
+The decision to warn (once per deadline) is taken by crm_meta.meta.keepalive, which writes the
+notice to the outbox (crm_meta.models.NotificationOutbox) in the same transaction as the check.
+Delivery comes after, from the outbox: the sweep only wakes this process's sender thread (so a
+slow or dead receiver never holds up a sweep), and the `meta.notify.outbox` job delivers
+whatever is still due, in whichever process runs next. A sender claims a row with a
+conditional UPDATE that moves `next_attempt_at` ahead by a lease, so two processes never send
+the same row at once and a killed sender's rows come back after the lease. Receivers drop
+duplicates by the notice id in X-CRM-Meta-Delivery, which stays the same across retries.
 """
 
 from __future__ import annotations
@@ -12,19 +16,25 @@ import hashlib
 import hmac
 import json
 import logging
-import queue
+import os
 import random
 import smtplib
+import socket
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass
-from datetime import datetime
+from collections import Counter
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 
 import requests
+from sqlalchemy import delete, update
 
+from crm_meta import audit
+from crm_meta.extensions import db
 from crm_meta.meta.payloads import iso
+from crm_meta.models import NotificationOutbox
 
 log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-CRM-Meta-Signature"  # "sha256=<hex HMAC-SHA256 of the raw body>"
@@ -32,7 +42,7 @@ DELIVERY_HEADER = "X-CRM-Meta-Delivery"  # the notice id: receivers can drop dup
 WEBHOOK_ATTEMPTS = 4
 WEBHOOK_TIMEOUT = 5.0  # seconds per attempt
 BACKOFF_BASE = 1.0  # seconds; doubles per attempt, with jitter
-QUEUE_SIZE = 10000
+BATCH = 50  # due rows looked up per query; each is still claimed on its own
 EVENTS = {"warning": "meta.connection.warning", "status_changed": "meta.connection.status_changed"}
 
 
@@ -98,49 +108,45 @@ def verify(secret: str, body: bytes, header: str | None) -> bool:
     return bool(header) and hmac.compare_digest(sign(secret, body), header)
 
 
+def channels_configured(config) -> bool:
+    """A webhook URL or an SMTP host: only then are notices queued at all."""
+    return bool(config.get("NOTIFY_WEBHOOK_URL") or config.get("SMTP_HOST"))
+
+
 class Notifier:
-    """A queue and one daemon thread that deliver notices; `submit` never blocks."""
+    """The channels (webhook, e-mail) and this process's sender thread; `wake` never blocks."""
 
     def __init__(self, config, *, app=None, sleep=time.sleep, smtp_factory=None):
         self.webhook_url = config.get("NOTIFY_WEBHOOK_URL") or ""
         self.webhook_secret = config.get("NOTIFY_WEBHOOK_SECRET") or ""
         self.smtp = {k: config.get(f"SMTP_{k}") for k in ("HOST", "PORT", "USER", "PASSWORD", "FROM")}
-        self.app = app  # to record deliveries in the audit trail
+        self.app = app  # the sender thread delivers this app's outbox
         self.sleep = sleep
         self.smtp_factory = smtp_factory
-        self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_SIZE)
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._session = requests.Session()
+        self._changed = threading.Condition()
+        self._requested = self._handled = 0  # wake-ups asked for / passes finished
+        self._local = threading.local()  # one requests.Session per thread (sender, jobs)
 
     @property
     def enabled(self) -> bool:
         return bool(self.webhook_url or self.smtp["HOST"])
 
-    def submit(self, notices) -> int:
-        """Queue notices for delivery; returns how many were queued (never waits)."""
-        if not self.enabled:
-            return 0
-        queued = 0
-        for notice in notices:
-            try:
-                self._queue.put_nowait(notice)
-                queued += 1
-            except queue.Full:
-                log.error("notification queue full; notice %s for tenant %s dropped",
-                          notice.id, notice.tenant_id)
-        if queued:
-            self._ensure_thread()
-        return queued
+    def wake(self) -> None:
+        """Ask the sender thread for a pass over the outbox; returns at once."""
+        if self.app is None or not self.enabled:
+            return
+        with self._changed:
+            self._requested += 1
+            self._changed.notify_all()
+        self._ensure_thread()
 
     def flush(self, timeout: float = 30.0) -> bool:
-        """Wait until everything queued has been handled (tests, shutdown)."""
-        deadline = time.monotonic() + timeout
-        while self._queue.unfinished_tasks:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.01)
-        return True
+        """Wait until the sender has made the passes asked for so far (tests, shutdown)."""
+        with self._changed:
+            target = self._requested
+            return self._changed.wait_for(lambda: self._handled >= target, timeout)
 
     def _ensure_thread(self) -> None:
         with self._lock:
@@ -150,23 +156,36 @@ class Notifier:
 
     def _run(self) -> None:
         while True:
-            notice = self._queue.get()
+            with self._changed:
+                self._changed.wait_for(lambda: self._handled < self._requested)
+                target = self._requested  # one pass answers every wake-up so far
             try:
-                self.deliver(notice)
-            except Exception:  # one notice's failure never stops the others
-                log.exception("delivering notice %s failed", notice.id)
-            finally:
-                self._queue.task_done()
+                deliver_due(self.app)
+            except Exception:  # the outbox keeps the notices; the job will try again
+                log.exception("delivering notifications failed")
+            with self._changed:
+                self._handled = target
+                self._changed.notify_all()
 
-    def deliver(self, notice: Notice) -> dict:
-        """Send one notice on every configured channel; returns channel -> outcome."""
-        results = {}
-        if self.webhook_url:
-            results["webhook"] = self.post_webhook(notice)
+    def channels_for(self, notice: Notice) -> list[str]:
+        """The configured channels this notice goes to."""
+        wanted = ["webhook"] if self.webhook_url else []
         if self.smtp["HOST"] and notice.recipients:
-            results["email"] = self.send_email(notice)
-        self._audit(notice, results)
-        return results
+            wanted.append("email")
+        return wanted
+
+    def deliver(self, notice: Notice, channels: list[str] | None = None) -> dict:
+        """Send one notice on every configured channel (or on `channels`); channel -> outcome."""
+        send = {"webhook": self.post_webhook, "email": self.send_email}
+        return {channel: send[channel](notice)
+                for channel in (self.channels_for(notice) if channels is None else channels)}
+
+    @property
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        return session
 
     def post_webhook(self, notice: Notice) -> str:
         """POST the signed JSON body; retry timeouts, 429 and 5xx with exponential backoff."""
@@ -217,20 +236,169 @@ class Notifier:
             log.warning("e-mail for notice %s failed: %s", notice.id, type(exc).__name__)
             return f"failed:{type(exc).__name__}"
 
-    def _audit(self, notice: Notice, results: dict) -> None:
-        if self.app is None or not results:
-            return
-        from crm_meta import audit
 
-        ok = all(value == "delivered" for value in results.values())
-        try:
-            with self.app.app_context():
-                audit.record("meta.notify.delivery", actor="keepalive", tenant_id=notice.tenant_id,
-                             outcome="success" if ok else "failure",
-                             details={"notice": notice.id, "event": notice.event, **results},
-                             commit=True)
-        except Exception:  # the audit table may be gone (tests) or the database down
-            log.warning("could not record the delivery of notice %s", notice.id, exc_info=True)
+# -- the outbox ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and for how long the outbox tries a notice, from the configuration."""
+
+    max_attempts: int = 12
+    base: timedelta = timedelta(minutes=1)
+    cap: timedelta = timedelta(hours=6)
+    lease: timedelta = timedelta(minutes=5)
+    keep: timedelta = timedelta(days=7)
+
+    @classmethod
+    def from_config(cls, config) -> RetryPolicy:
+        return cls(
+            max_attempts=max(1, int(config.get("NOTIFY_MAX_ATTEMPTS", 12))),
+            base=timedelta(seconds=float(config.get("NOTIFY_RETRY_BASE_SECONDS", 60))),
+            cap=timedelta(seconds=float(config.get("NOTIFY_RETRY_MAX_SECONDS", 6 * 3600))),
+            lease=timedelta(seconds=float(config.get("NOTIFY_CLAIM_SECONDS", 300))),
+            keep=timedelta(days=float(config.get("NOTIFY_OUTBOX_KEEP_DAYS", 7))),
+        )
+
+    def delay(self, attempts: int) -> timedelta:
+        """The wait after the n-th failed attempt: base, 2 x base, 4 x base ... at most cap."""
+        return min(self.cap, self.base * 2 ** min(max(attempts - 1, 0), 30))
+
+
+_COLUMNS = ("id", "event", "tenant_id")  # kept in their own columns, not in the payload
+
+
+def outbox_rows(notices, now: datetime) -> list[NotificationOutbox]:
+    """Outbox rows for notices, due at once; the caller adds them to the check's transaction."""
+    rows = []
+    for notice in notices:
+        payload = {k: v for k, v in asdict(notice).items() if k not in _COLUMNS}
+        payload["recipients"] = list(notice.recipients)
+        rows.append(NotificationOutbox(id=notice.id, tenant_id=notice.tenant_id, event=notice.event,
+                                       payload=payload, created_at=now, attempts=0,
+                                       next_attempt_at=now, channels_done=[]))
+    return rows
+
+
+def to_notice(row: NotificationOutbox) -> Notice:
+    """The Notice a row was made from (fields unknown to this version are ignored)."""
+    known = {f.name for f in fields(Notice)} - set(_COLUMNS)
+    values = {k: v for k, v in (row.payload or {}).items() if k in known}
+    values["recipients"] = tuple(values.get("recipients") or ())
+    return Notice(id=row.id, event=row.event, tenant_id=row.tenant_id, **values)
+
+
+def deliver_due(app, *, stopping: threading.Event | None = None) -> Counter:
+    """Deliver every notice due now, whoever queued it; counts by result. Each row is tried
+    at most once per call, so a call always ends."""
+    from crm_meta.runtime import runtime
+
+    sender = notifier(app)
+    counts: Counter = Counter()
+    with app.app_context():
+        policy = RetryPolicy.from_config(app.config)
+        tried: set[str] = set()
+        while not (stopping is not None and stopping.is_set()):
+            query = (db.select(NotificationOutbox.id)
+                     .where(NotificationOutbox.next_attempt_at <= runtime().clock.now())
+                     .order_by(NotificationOutbox.next_attempt_at).limit(BATCH))
+            if tried:
+                query = query.where(NotificationOutbox.id.not_in(tried))
+            ids = list(db.session.scalars(query))
+            db.session.rollback()
+            if not ids:
+                break
+            for row_id in ids:
+                if stopping is not None and stopping.is_set():
+                    break
+                tried.add(row_id)
+                counts[_deliver_one(sender, row_id, policy)] += 1
+    return counts
+
+
+def _claim(row_id: str, claim_id: str, now: datetime, lease: timedelta) -> bool:
+    """Conditional UPDATE: the row is ours only if it is still due; the lease and the attempt
+    are recorded in the same statement (a sender killed mid-delivery still used an attempt)."""
+    result = db.session.execute(
+        update(NotificationOutbox)
+        .where(NotificationOutbox.id == row_id, NotificationOutbox.delivered_at.is_(None),
+               NotificationOutbox.next_attempt_at <= now)
+        .values(claimed_by=claim_id, next_attempt_at=now + lease,
+                attempts=NotificationOutbox.attempts + 1)
+        .execution_options(synchronize_session=False))
+    db.session.commit()
+    return result.rowcount == 1
+
+
+def _deliver_one(sender: Notifier, row_id: str, policy: RetryPolicy) -> str:
+    """Claim, send on the channels not done yet (no transaction open meanwhile), record."""
+    from crm_meta.runtime import runtime
+
+    claim_id = f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    if not _claim(row_id, claim_id, runtime().clock.now(), policy.lease):
+        return "busy"  # another sender got it first, or it was delivered meanwhile
+    try:
+        row = db.session.get(NotificationOutbox, row_id, populate_existing=True)
+        if row is None:
+            db.session.rollback()
+            return "lost"  # the tenant was deleted
+        notice, done = to_notice(row), set(row.channels_done or ())
+        db.session.rollback()
+        results = sender.deliver(notice, [c for c in sender.channels_for(notice) if c not in done])
+    except Exception as exc:  # a broken row or channel: it is retried like any failure
+        log.exception("delivering notice %s crashed", row_id)
+        db.session.rollback()
+        results = {"sender": f"crashed:{type(exc).__name__}"}
+    return _record(row_id, claim_id, results, policy)
+
+
+def _record(row_id: str, claim_id: str, results: dict, policy: RetryPolicy) -> str:
+    """Delivered, retried later with backoff, or given up: written only while the claim is ours."""
+    from crm_meta.runtime import runtime
+
+    now = runtime().clock.now()
+    row = db.session.scalar(db.select(NotificationOutbox).where(NotificationOutbox.id == row_id)
+                            .with_for_update().execution_options(populate_existing=True))
+    if row is None or row.claimed_by != claim_id:
+        db.session.rollback()
+        log.warning("notice %s was taken over while it was being delivered", row_id)
+        return "lost"
+    row.claimed_by = None
+    row.channels_done = sorted(set(row.channels_done or ()) | {c for c, o in results.items()
+                                                                if o == "delivered"})
+    failed = {c: o for c, o in results.items() if o != "delivered"}
+    if results:
+        row.last_outcome = " ".join(f"{c}={o}" for c, o in results.items())[:200]
+    details = {"notice": row.id, "event": row.event, "attempts": row.attempts, **results}
+    if not failed:
+        row.delivered_at, row.next_attempt_at, outcome = now, None, "delivered"
+        if results:
+            audit.record("meta.notify.delivery", actor="keepalive", tenant_id=row.tenant_id,
+                         details=details)
+    elif row.attempts >= policy.max_attempts:
+        row.next_attempt_at, outcome = None, "gave_up"
+        audit.record("meta.notify.gave_up", actor="keepalive", tenant_id=row.tenant_id,
+                     outcome="failure", details=details)
+        log.error("notice %s for tenant %s given up after %s attempts (%s)", row.id, row.tenant_id,
+                  row.attempts, row.last_outcome)
+    else:
+        row.next_attempt_at, outcome = now + policy.delay(row.attempts), "retrying"
+        log.warning("notice %s not delivered (%s); attempt %s of %s at %s", row.id, row.last_outcome,
+                    row.attempts + 1, policy.max_attempts, iso(row.next_attempt_at))
+    db.session.commit()
+    return outcome
+
+
+def prune(app) -> int:
+    """Delete notices delivered longer ago than NOTIFY_OUTBOX_KEEP_DAYS; given-up ones stay."""
+    from crm_meta.runtime import runtime
+
+    with app.app_context():
+        keep = RetryPolicy.from_config(app.config).keep
+        result = db.session.execute(
+            delete(NotificationOutbox).where(NotificationOutbox.delivered_at.is_not(None),
+                                             NotificationOutbox.delivered_at < runtime().clock.now() - keep)
+            .execution_options(synchronize_session=False))
+        db.session.commit()
+        return result.rowcount
 
 
 _creation = threading.Lock()
@@ -246,7 +414,14 @@ def notifier(app) -> Notifier:
 
 
 def dispatch(app, notices) -> int:
-    """Hand notices to the background sender; a no-op when no channel is configured."""
+    """After the sweep's commit: wake the sender for the notices it put in the outbox (no waiting).
+
+    Returns how many notices the wake-up is for; 0 when no channel is configured.
+    """
     if not notices:
         return 0
-    return notifier(app).submit(notices)
+    sender = notifier(app)
+    if not sender.enabled:
+        return 0
+    sender.wake()
+    return len(notices)

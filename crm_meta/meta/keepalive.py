@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import click
 
-from crm_meta import audit
+from crm_meta import audit, notify
 from crm_meta.errors import AppError
 from crm_meta.extensions import db
 from crm_meta.meta import tokens
@@ -49,6 +49,7 @@ class Settings:
     required: tuple[str, ...]
     lease: timedelta
     concurrency: int
+    outbox: bool = False  # a channel is configured: notices go to the outbox with the check
 
     @classmethod
     def from_config(cls, config) -> Settings:
@@ -57,6 +58,7 @@ class Settings:
             required=tuple(config.get("META_SCOPES", ())),
             lease=timedelta(seconds=float(config.get("KEEPALIVE_CLAIM_SECONDS", 300))),
             concurrency=max(1, int(config.get("KEEPALIVE_CONCURRENCY", 8))),
+            outbox=notify.channels_configured(config),
         )
 
 
@@ -168,7 +170,8 @@ def apply(row: MetaToken, result: Probe, now: datetime, settings: Settings, *, s
           dry_run: bool = False) -> Outcome:
     """Record the probe on the row: status with its threshold, token, warnings, next check.
 
-    Adds audit events to the session; the caller commits (or rolls back for a dry run).
+    Adds audit events and outbox rows to the session; the caller commits (or rolls back for a
+    dry run), so a recorded warning and its delivery are one transaction.
     """
     before = effective_status(row, now, list(settings.required))
     outcome = Outcome(row.id, row.tenant_id, result.kind, status_before=before)
@@ -201,6 +204,8 @@ def apply(row: MetaToken, result: Probe, now: datetime, settings: Settings, *, s
     after = effective_status(row, now, list(settings.required))
     outcome.status_after = after
     outcome.notices = _notices(row, now, before, after, dry_run=dry_run)
+    if settings.outbox and not dry_run:
+        db.session.add_all(notify.outbox_rows(outcome.notices, now))
     row.next_check_at = next_check(row, now, settings.interval, after, retry_soon)
     if before != after:
         audit.record("meta.keepalive.status", actor="keepalive", tenant_id=row.tenant_id,
@@ -267,8 +272,6 @@ def next_check(row: MetaToken, now: datetime, interval: timedelta, status: str,
 # -- warnings --------------------------------------------------------------------------------
 def _notices(row: MetaToken, now: datetime, before: str, after: str, *, dry_run: bool) -> list:
     """Warnings due now (each once per deadline) and a notice on entering/leaving a failing state."""
-    from crm_meta.notify import Notice
-
     sent = dict(row.warnings_sent or {})
     due: list[dict] = []
     if after not in FAILING:
@@ -285,7 +288,7 @@ def _notices(row: MetaToken, now: datetime, before: str, after: str, *, dry_run:
     tenant, recipients = (None, ()) if dry_run else _tenant_and_admins(row.tenant_id)
     notices = []
     for item in due:
-        notice = Notice.create(event=item["event"], tenant_id=row.tenant_id, status=after,
+        notice = notify.Notice.create(event=item["event"], tenant_id=row.tenant_id, status=after,
                                kind=item.get("kind"), days=item.get("days"),
                                ends_at=item.get("ends_at"), previous_status=item.get("previous_status"),
                                now=now, tenant_slug=tenant.slug if tenant else None,

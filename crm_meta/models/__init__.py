@@ -2,6 +2,7 @@
 
 from crm_meta.models.audit_event import AuditEvent, DataDeletionRequest
 from crm_meta.models.meta_token import STATUSES, MetaToken
+from crm_meta.models.notification import NotificationOutbox
 from crm_meta.models.oauth_state import OAuthState
 from crm_meta.models.tenant import Tenant
 from crm_meta.models.user import ROLES, User
@@ -10,6 +11,7 @@ __all__ = [
     "AuditEvent",
     "DataDeletionRequest",
     "MetaToken",
+    "NotificationOutbox",
     "OAuthState",
     "ROLES",
     "STATUSES",

@@ -117,13 +117,18 @@ def _no_scheduler_left():
 class WebhookSink:
     def __init__(self):
         self.received: list[tuple[dict, bytes]] = []
-        self.statuses: list[int] = []  # answers to give, in order; then 200
+        self.statuses: list[int] = []  # answers to give, in order; then `status`
+        self.status = 200
+        self.hits = 0  # every POST, answered or refused
+        self._hits = threading.Lock()
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                status = sink.statuses.pop(0) if sink.statuses else 200
+                with sink._hits:
+                    sink.hits += 1
+                    status = sink.statuses.pop(0) if sink.statuses else sink.status
                 if status < 300:
                     sink.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
                 self.send_response(status)
@@ -140,6 +145,9 @@ class WebhookSink:
 
     def payloads(self) -> list[dict]:
         return [json.loads(body) for _, body in self.received]
+
+    def delivery_ids(self) -> list[str]:
+        return [headers["x-crm-meta-delivery"] for headers, _ in self.received]
 
 
 @pytest.fixture

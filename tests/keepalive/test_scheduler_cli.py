@@ -19,10 +19,11 @@ def test_the_scheduler_starts_only_when_asked_once_per_process_and_stops_cleanly
     scheduler = jobs._scheduler
     assert scheduler is not None and scheduler.running
     assert jobs.start(app) is scheduler  # idempotent
-    assert [job.id for job in scheduler.get_jobs()] == ["meta.keepalive.sweep"]
-    [job] = scheduler.get_jobs()
-    assert job.trigger.interval.total_seconds() == 15 * 60
-    assert job.args[0] is app
+    assert [job.id for job in scheduler.get_jobs()] == ["meta.keepalive.sweep", "meta.notify.outbox"]
+    sweep_job, outbox_job = scheduler.get_jobs()
+    assert sweep_job.trigger.interval.total_seconds() == 15 * 60
+    assert outbox_job.trigger.interval.total_seconds() == 60
+    assert sweep_job.args[0] is app and outbox_job.args[0] is app
 
     jobs.shutdown()
     assert not scheduler.running and jobs._scheduler is None
@@ -31,7 +32,7 @@ def test_the_scheduler_starts_only_when_asked_once_per_process_and_stops_cleanly
 
 def test_job_ids_are_unique_and_stable():
     ids = [spec.id for spec in jobs.JOBS]
-    assert ids == ["meta.keepalive.sweep"] and len(set(ids)) == len(ids)
+    assert ids == ["meta.keepalive.sweep", "meta.notify.outbox"] and len(set(ids)) == len(ids)
     assert jobs._tick_every({"KEEPALIVE_INTERVAL_HOURS": 0.1}).total_seconds() == 360
 
 

@@ -7,6 +7,8 @@ from collections import Counter
 import pytest
 
 from crm_meta.auth.principal import mint_jwt
+from crm_meta.extensions import db
+from crm_meta.models import NotificationOutbox
 from crm_meta.notify import SIGNATURE_HEADER, verify
 from tests.keepalive.conftest import Connections, sweep
 
@@ -74,6 +76,10 @@ def test_sixty_days_give_each_warning_once_then_the_end_is_announced(make_app, p
                                                             "meta.connection.status_changed"}
     deliveries = connections.audit("meta.notify.delivery")
     assert len(deliveries) == 8 and {d.outcome for d in deliveries} == {"success"}
+    with app.app_context():  # every notice went through the outbox and left it delivered
+        rows = db.session.scalars(db.select(NotificationOutbox)).all()
+        assert sorted(r.id for r in rows) == sorted(p["id"] for p in webhook_sink.payloads())
+        assert all(r.delivered_at is not None and r.attempts == 1 for r in rows)
 
 
 def test_sixty_days_with_meta_extending_tokens_keep_the_connection_without_warnings(pg_app, connections,

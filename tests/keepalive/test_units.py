@@ -199,15 +199,6 @@ def test_webhook_gives_up_after_its_attempts_and_never_retries_a_refusal(request
     assert refused.call_count == 1
 
 
-def test_submit_never_blocks_and_delivers_in_the_background(requests_mock):
-    hook = requests_mock.post("https://hooks.example/meta", status_code=200)
-    sender = notifier()
-    assert sender.submit([notice(), notice()]) == 2
-    assert sender.flush(timeout=10)
-    assert hook.call_count == 2
-    assert Notifier({}).submit([notice()]) == 0  # nothing configured: nothing queued
-
-
 class FakeSMTP:
     sent: list = []
 
