@@ -12,7 +12,7 @@ from flask_login import current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import Config, config_from_env
-from crm_meta.extensions import babel, csrf, db, limiter, login_manager, migrate
+from crm_meta.extensions import babel, csrf, db, login_manager, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 # Sent on every response. No form-action: the wizard's form ends in a redirect to Meta.
@@ -47,6 +47,9 @@ def create_app(config: Config | None = None) -> Flask:
                                 x_host=app.config["TRUSTED_PROXIES"])
     _init_extensions(app)
     _register_blueprints(app)
+    from crm_meta import ratelimits
+
+    ratelimits.init_app(app)  # after the blueprints: it wraps their endpoints
     from crm_meta.errors import register_error_handlers
 
     register_error_handlers(app)
@@ -111,7 +114,6 @@ def _init_extensions(app: Flask) -> None:
 
     babel.init_app(app, locale_selector=_select_locale)
     app.jinja_env.globals["current_locale"] = lambda: str(get_locale() or "en")
-    limiter.init_app(app)
     app.extensions["crm_meta"] = build_runtime(app.config)
     init_oauth(app)
 
@@ -128,6 +130,5 @@ def _register_blueprints(app: Flask) -> None:
                           [app.config["META_REDIRECT_URI"]])
         blueprint = create_blueprint(sandbox)
         csrf.exempt(blueprint)
-        limiter.exempt(blueprint)
         app.register_blueprint(blueprint, url_prefix="/sandbox/meta")
         app.extensions["meta_sandbox"] = sandbox

@@ -9,14 +9,9 @@ from crm_meta.auth.decorators import admin_required, member_required
 from crm_meta.auth.principal import current_principal
 from crm_meta.envelope import ok
 from crm_meta.errors import AppError, MetaFailed, ValidationFailed
-from crm_meta.extensions import limiter
 from crm_meta.meta import connections, payloads
 from crm_meta.meta.errors import GraphError
 from crm_meta.runtime import now, runtime, token_store
-
-
-def _limit(name):
-    return limiter.limit(lambda: current_app.config[name])
 
 
 def _required():
@@ -33,7 +28,6 @@ def count_oauth_calls(response):
 
 @bp.get("/crm/auth/meta/url")
 @admin_required
-@_limit("RATELIMIT_META_URL")
 def meta_auth_url():
     rerequest = request.args.get("rerequest") in {"1", "true"}
     started, secret = flow.begin(current_principal(), rerequest=rerequest)
@@ -43,8 +37,6 @@ def meta_auth_url():
 
 
 @bp.get("/crm/auth/meta/callback")
-@limiter.limit(lambda: current_app.config["RATELIMIT_META_CALLBACK"],
-               key_func=lambda: f"ip:{request.remote_addr}")
 def meta_callback():
     browser = flow.prefers_html()
     try:
@@ -67,7 +59,6 @@ def meta_callback():
 
 @bp.post("/crm/auth/meta/disconnect")
 @admin_required
-@_limit("RATELIMIT_META_DISCONNECT")
 def meta_disconnect():
     result = connections.disconnect(graph=runtime().graph, store=token_store(),
                                     tenant_id=g.tenant.id, actor=current_principal().actor,
@@ -77,7 +68,6 @@ def meta_disconnect():
 
 @bp.get("/crm/auth/meta/test-connection")
 @member_required
-@_limit("RATELIMIT_META_TEST")
 def meta_test_connection():
     store = token_store()
     row = store.for_tenant(g.tenant.id)

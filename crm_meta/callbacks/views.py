@@ -7,7 +7,7 @@ from flask import current_app, jsonify, render_template, request, url_for
 from crm_meta import audit
 from crm_meta.callbacks import bp
 from crm_meta.errors import NotFound
-from crm_meta.extensions import db, limiter
+from crm_meta.extensions import db
 from crm_meta.meta import connections, signed_request
 from crm_meta.models import DataDeletionRequest
 from crm_meta.models.types import utcnow
@@ -19,13 +19,7 @@ def _verified() -> dict:
                                 current_app.config["META_APP_SECRET"], now())
 
 
-def _limit():
-    return limiter.limit(lambda: current_app.config["RATELIMIT_META_CALLBACKS"],
-                         key_func=lambda: f"ip:{request.remote_addr}")
-
-
 @bp.post("/crm/meta/deauthorize")
-@_limit()
 def deauthorize():
     payload = _verified()
     tenants = connections.drop_meta_user(meta_user_id=str(payload["user_id"]),
@@ -37,7 +31,6 @@ def deauthorize():
 
 
 @bp.post("/crm/meta/data-deletion")
-@_limit()
 def data_deletion():
     payload = _verified()
     tenants = connections.drop_meta_user(meta_user_id=str(payload["user_id"]),

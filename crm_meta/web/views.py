@@ -11,7 +11,6 @@ from crm_meta.auth import binding
 from crm_meta.auth.decorators import admin_required
 from crm_meta.auth.principal import current_principal
 from crm_meta.errors import AppError, from_graph_error
-from crm_meta.extensions import limiter
 from crm_meta.meta import connections, payloads
 from crm_meta.meta.errors import GraphError
 from crm_meta.runtime import now, runtime, token_store
@@ -20,10 +19,6 @@ from crm_meta.web.forms import ConfirmForm, SelectAccountForm, StartForm
 from crm_meta.web.messages import callback_error, translated
 
 PERSONAL = "personal"
-
-
-def _limit(name: str):
-    return limiter.limit(lambda: current_app.config[name])
 
 
 def _required() -> list[str]:
@@ -131,7 +126,6 @@ def _earlier_business(row, known: set[str]) -> str | None:
 @bp.post("/crm/marketing/meta/connect/start")
 @login_required
 @admin_required
-@_limit("RATELIMIT_META_URL")
 def connect_start():
     """Step 2: send the browser to Meta's consent page, bound to this browser."""
     form = StartForm()
@@ -173,7 +167,6 @@ def connect_select():
 # -- hub actions ---------------------------------------------------------------------------
 @bp.post("/crm/marketing/meta/test")
 @login_required
-@_limit("RATELIMIT_META_TEST")
 def test_connection():
     """A live check with Meta; members may run it too (it changes nothing they choose)."""
     ConfirmForm()  # CSRF is checked globally; the form documents the intent
@@ -210,7 +203,6 @@ def disconnect_confirm():
 @bp.post("/crm/marketing/meta/disconnect")
 @login_required
 @admin_required
-@_limit("RATELIMIT_META_DISCONNECT")
 def disconnect():
     result = connections.disconnect(graph=runtime().graph, store=token_store(),
                                     tenant_id=current_principal().tenant.id,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from crm_meta.extensions import db, limiter
+from crm_meta.extensions import db
 from crm_meta.models import Tenant, User
 from tests.foundation.support import assert_envelope
 from tests.helpers import PASSWORD, bearer
@@ -72,8 +72,7 @@ def call_from_another_process(app, sandbox_server, redis_url, tenant_id) -> int:
     config = {
         "sandbox": sandbox_server.url, "database": app.config["SQLALCHEMY_DATABASE_URI"],
         "redis": redis_url, "limit": LIMIT, "path": PATH, "tenant": tenant_id,
-        # The in-process limiter keeps the prefix of the first app it served; match it.
-        "prefix": limiter._key_prefix,
+        "prefix": app.config["RATELIMIT_KEY_PREFIX"],
     }
     result = subprocess.run([sys.executable, "-c", OTHER_PROCESS, json.dumps(config)], cwd=ROOT,
                             capture_output=True, text=True, timeout=120, check=False)

@@ -1,0 +1,41 @@
+"""Rate limits on our own endpoints: one table of config strings, one Limiter per app."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, request
+from flask_limiter import Limiter
+
+from crm_meta.auth.principal import rate_limit_key
+
+
+def by_address() -> str:
+    """Anonymous endpoints count per client address (see TRUSTED_PROXIES behind a proxy)."""
+    return f"ip:{request.remote_addr or 'unknown'}"
+
+
+# endpoint -> (setting that holds its limit string, key function, methods it counts or None).
+# rate_limit_key counts per tenant for authenticated callers and per address otherwise.
+LIMITS = {
+    "auth.login": ("RATELIMIT_LOGIN", by_address, ["POST"]),
+    "api.meta_auth_url": ("RATELIMIT_META_URL", rate_limit_key, None),
+    "api.meta_callback": ("RATELIMIT_META_CALLBACK", by_address, None),
+    "api.meta_disconnect": ("RATELIMIT_META_DISCONNECT", rate_limit_key, None),
+    "api.meta_test_connection": ("RATELIMIT_META_TEST", rate_limit_key, None),
+    "web.connect_start": ("RATELIMIT_META_URL", rate_limit_key, None),
+    "web.test_connection": ("RATELIMIT_META_TEST", rate_limit_key, None),
+    "web.disconnect": ("RATELIMIT_META_DISCONNECT", rate_limit_key, None),
+    "callbacks.deauthorize": ("RATELIMIT_META_CALLBACKS", by_address, None),
+    "callbacks.data_deletion": ("RATELIMIT_META_CALLBACKS", by_address, None),
+}
+
+
+def init_app(app: Flask) -> Limiter:
+    """A Limiter of this app's own (storage, switch and prefix from its config), wrapping
+    the endpoints of LIMITS; each app in a process keeps its own counters and settings."""
+    limiter = Limiter(key_func=rate_limit_key, app=app)
+    for endpoint, (setting, key_func, methods) in LIMITS.items():
+        limit = limiter.limit(lambda setting=setting: current_app.config[setting],
+                              key_func=key_func, methods=methods)
+        app.view_functions[endpoint] = limit(app.view_functions[endpoint])
+    app.extensions["crm_meta_limiter"] = limiter  # the wrapped views only hold a weak reference
+    return limiter
