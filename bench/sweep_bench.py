@@ -146,7 +146,7 @@ def run(database_url: str, sandbox_url: str, concurrency: int, latency_ms: int, 
         scheduled: bool) -> dict:
     from sqlalchemy import update
 
-    from crm_meta import create_app, jobs
+    from crm_meta import create_app
     from crm_meta.extensions import db
     from crm_meta.models import MetaToken
 
@@ -163,12 +163,14 @@ def run(database_url: str, sandbox_url: str, concurrency: int, latency_ms: int, 
         tracemalloc.start()
     cpu_before = _cpu()
     started = time.perf_counter()
+    from crm_meta.meta import sweep as sweeping
+
     if scheduled:  # the scheduler's path: due query, cluster lock, claims
-        report = jobs.run_sweep(app)
+        report = sweeping.run_sweep(app)
     else:  # `flask meta refresh`: every connection, claims only
         with app.app_context():
             ids = [row_id for (row_id,) in db.session.query(MetaToken.id)]
-        report = jobs.run_sweep(app, row_ids=ids, forced=True)
+        report = sweeping.run_sweep(app, row_ids=ids, forced=True)
     elapsed = time.perf_counter() - started
     cpu = _cpu() - cpu_before
     traced_peak = None

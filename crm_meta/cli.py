@@ -140,7 +140,7 @@ def meta_sandbox(host: str, port: int):
 @click.option("--dry-run", is_flag=True, help="Check and report; change nothing.")
 def meta_refresh(tenant_slug: str | None, dry_run: bool):
     """Check every connection (or one tenant's) now, due or not."""
-    from crm_meta.meta.keepalive import refresh_command
+    from crm_meta.meta.refresh import refresh_command
 
     refresh_command(tenant_slug=tenant_slug, dry_run=dry_run)
 

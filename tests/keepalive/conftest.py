@@ -13,6 +13,7 @@ import pytest
 
 from crm_meta import jobs
 from crm_meta.extensions import db
+from crm_meta.meta import sweep as sweeping
 from crm_meta.meta.store import TokenStore
 from crm_meta.models import AuditEvent, MetaToken, Tenant, User
 
@@ -104,7 +105,7 @@ def debug_calls(sandbox) -> Counter:
 
 
 def sweep(app, **options):
-    return jobs.run_sweep(app, **options)
+    return sweeping.run_sweep(app, **options)
 
 
 @pytest.fixture(autouse=True)

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from crm_meta import jobs
 from crm_meta.extensions import db
+from crm_meta.meta import sweep as sweeping
 from crm_meta.models import MetaToken
 from crm_meta.runtime import now
 
@@ -19,19 +19,19 @@ def test_a_claim_is_exclusive_until_it_lapses_and_a_stale_holder_is_fenced_out(p
     conn = connections.add()
     with pg_app.app_context():
         at = now()
-        assert jobs.claim([conn.row_id], "host-a:1:aaaa", at, LEASE, due_only=True) == {conn.row_id}
-        assert jobs.claim([conn.row_id], "host-b:2:bbbb", at, LEASE, due_only=True) == set()
-        assert jobs.fence(conn.row_id, "host-b:2:bbbb") is None
-        row = jobs.fence(conn.row_id, "host-a:1:aaaa")
+        assert sweeping.claim([conn.row_id], "host-a:1:aaaa", at, LEASE, due_only=True) == {conn.row_id}
+        assert sweeping.claim([conn.row_id], "host-b:2:bbbb", at, LEASE, due_only=True) == set()
+        assert sweeping.fence(conn.row_id, "host-b:2:bbbb") is None
+        row = sweeping.fence(conn.row_id, "host-a:1:aaaa")
         assert row is not None
         ciphertext = row.access_token
         db.session.rollback()
 
         later = at + LEASE + timedelta(seconds=1)  # host a stalled past its lease
-        assert jobs.claim([conn.row_id], "host-b:2:bbbb", later, LEASE, due_only=True) == {conn.row_id}
-        assert jobs.fence(conn.row_id, "host-a:1:aaaa", ciphertext=ciphertext) is None  # fenced out
+        assert sweeping.claim([conn.row_id], "host-b:2:bbbb", later, LEASE, due_only=True) == {conn.row_id}
+        assert sweeping.fence(conn.row_id, "host-a:1:aaaa", ciphertext=ciphertext) is None  # fenced out
         db.session.rollback()
-        assert jobs.fence(conn.row_id, "host-b:2:bbbb", ciphertext=ciphertext) is not None
+        assert sweeping.fence(conn.row_id, "host-b:2:bbbb", ciphertext=ciphertext) is not None
         db.session.rollback()
 
 
@@ -39,13 +39,13 @@ def test_a_reconnect_during_a_check_wins_over_the_checks_answer(pg_app, connecti
     conn = connections.add()
     with pg_app.app_context():
         at = now()
-        assert jobs.claim([conn.row_id], "host-a:1:aaaa", at, LEASE, due_only=True)
-        ciphertext = jobs.fence(conn.row_id, "host-a:1:aaaa").access_token
+        assert sweeping.claim([conn.row_id], "host-a:1:aaaa", at, LEASE, due_only=True)
+        ciphertext = sweeping.fence(conn.row_id, "host-a:1:aaaa").access_token
         db.session.rollback()
         row = db.session.get(MetaToken, conn.row_id)  # the tenant reconnects meanwhile
         row.access_token = row.access_token[:-4] + "AAAA"
         db.session.commit()
-        assert jobs.fence(conn.row_id, "host-a:1:aaaa", ciphertext=ciphertext) is None
+        assert sweeping.fence(conn.row_id, "host-a:1:aaaa", ciphertext=ciphertext) is None
         db.session.rollback()
 
 
@@ -54,8 +54,8 @@ def test_claims_from_a_clock_that_went_back_are_not_locks_for_weeks(pg_app, conn
     with pg_app.app_context():
         at = now()
         future = at + timedelta(days=60)  # claimed while the sandbox clock was 60 days ahead
-        assert jobs.claim([conn.row_id], "host-a:1:aaaa", future, LEASE, due_only=False)
-        assert jobs.claim([conn.row_id], "host-b:2:bbbb", at, LEASE, due_only=False) == {conn.row_id}
+        assert sweeping.claim([conn.row_id], "host-a:1:aaaa", future, LEASE, due_only=False)
+        assert sweeping.claim([conn.row_id], "host-b:2:bbbb", at, LEASE, due_only=False) == {conn.row_id}
 
 
 def test_a_sweep_does_not_claim_what_is_not_due(pg_app, connections):
@@ -63,5 +63,5 @@ def test_a_sweep_does_not_claim_what_is_not_due(pg_app, connections):
     with pg_app.app_context():
         db.session.get(MetaToken, conn.row_id).next_check_at = now() + timedelta(hours=1)
         db.session.commit()
-        assert jobs.claim([conn.row_id], "host-a:1:aaaa", now(), LEASE, due_only=True) == set()
-        assert jobs.claim([conn.row_id], "host-a:1:aaaa", now(), LEASE, due_only=False) == {conn.row_id}
+        assert sweeping.claim([conn.row_id], "host-a:1:aaaa", now(), LEASE, due_only=True) == set()
+        assert sweeping.claim([conn.row_id], "host-a:1:aaaa", now(), LEASE, due_only=False) == {conn.row_id}

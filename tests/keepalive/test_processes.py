@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from crm_meta import jobs
 from crm_meta.extensions import db
+from crm_meta.meta import sweep as sweeping
 from crm_meta.models import MetaToken
 from tests.keepalive.conftest import debug_calls, sweep
 
@@ -103,7 +103,7 @@ def test_a_process_killed_mid_sweep_leaves_nothing_locked_for_ever(pg_app, conne
     # The advisory lock died with the killed process's database session.
     def lock_is_free():
         with pg_app.app_context():
-            lock = jobs.ClusterLock(db.engine)
+            lock = sweeping.ClusterLock(db.engine)
             if lock.acquire():
                 lock.release()
                 return True

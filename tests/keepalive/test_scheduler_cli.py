@@ -6,6 +6,7 @@ import pytest
 
 from crm_meta import jobs
 from crm_meta.extensions import db
+from crm_meta.meta import sweep as sweeping
 from tests.keepalive.conftest import EXCHANGE, debug_calls, sweep
 
 DAY = 86400
@@ -45,7 +46,7 @@ def test_a_tick_sweeps_due_connections_on_sqlite(app, sqlite_connections, sandbo
 def test_on_sqlite_one_sweep_at_a_time_per_process(app, sqlite_connections, sandbox):
     sqlite_connections.add()
     with app.app_context():
-        lock = jobs.ClusterLock(db.engine)
+        lock = sweeping.ClusterLock(db.engine)
         assert lock.acquire()
         try:
             report = sweep(app)
@@ -58,7 +59,7 @@ def test_on_sqlite_one_sweep_at_a_time_per_process(app, sqlite_connections, sand
 @pytest.mark.postgres
 def test_the_advisory_lock_is_exclusive_across_sessions(pg_app):
     with pg_app.app_context():
-        first, second = jobs.ClusterLock(db.engine), jobs.ClusterLock(db.engine)
+        first, second = sweeping.ClusterLock(db.engine), sweeping.ClusterLock(db.engine)
         assert first.acquire()
         try:
             assert not second.acquire()

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from crm_meta.clock import FrozenClock
-from crm_meta.meta import keepalive
+from crm_meta.meta import keepalive, refresh
 from crm_meta.meta.errors import TokenInvalidError, TransientError
 from crm_meta.meta.keepalive import Probe, Settings
 from crm_meta.meta.tokens import TokenInfo
@@ -239,7 +239,7 @@ def test_email_goes_to_the_tenants_admins_over_starttls():
 
 
 def test_summary_table():
-    table = keepalive.format_table({"checked": 12, "extended": 1, "warned": 3, "failed": 0, "skipped": 2})
+    table = refresh.format_table({"checked": 12, "extended": 1, "warned": 3, "failed": 0, "skipped": 2})
     lines = table.splitlines()
     assert lines[1].split("|")[1:-1] == [" checked ", " extended ", " warned ", " failed ", " skipped "]
     assert [cell.strip() for cell in lines[3].split("|")[1:-1]] == ["12", "1", "3", "0", "2"]
