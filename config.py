@@ -111,8 +111,10 @@ class Config:
         self.KEEPALIVE_TICK_MINUTES = float(get("KEEPALIVE_TICK_MINUTES") or 15)
         # Seconds a claim on a connection lasts; a killed process's claims lapse after it.
         self.KEEPALIVE_CLAIM_SECONDS = float(get("KEEPALIVE_CLAIM_SECONDS") or 300)
+        # Where keep-alive notices are POSTed, and the HMAC key the receiver verifies them with:
+        # a secret of its own, shared with the receiver (never SECRET_KEY, which signs sessions).
         self.NOTIFY_WEBHOOK_URL = get("NOTIFY_WEBHOOK_URL") or ""
-        self.NOTIFY_WEBHOOK_SECRET = get("NOTIFY_WEBHOOK_SECRET") or self.SECRET_KEY
+        self.NOTIFY_WEBHOOK_SECRET = get("NOTIFY_WEBHOOK_SECRET") or ""
         self.SMTP_HOST = get("SMTP_HOST") or ""
         self.SMTP_PORT = int(get("SMTP_PORT") or 587)
         self.SMTP_USER = get("SMTP_USER") or ""
@@ -151,9 +153,11 @@ class Config:
         return self.META_MODE == "sandbox"
 
     def validate(self) -> None:
-        """Raise ConfigError naming the first unsafe setting; no-op outside production."""
+        """Raise ConfigError naming the first unsafe setting."""
         if self.META_MODE not in {"live", "sandbox"}:
             raise ConfigError(f"META_MODE must be 'live' or 'sandbox', not {self.META_MODE!r}")
+        if self.NOTIFY_WEBHOOK_URL and len(self.NOTIFY_WEBHOOK_SECRET) < 16:
+            raise ConfigError("NOTIFY_WEBHOOK_SECRET (16+ characters) is required with NOTIFY_WEBHOOK_URL")
 
 
 class DevelopmentConfig(Config):

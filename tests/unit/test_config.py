@@ -109,3 +109,13 @@ def test_wsgi_exits_with_one_line_naming_the_variable(tmp_path):
     assert len(lines) == 1, result.stderr
     assert "JWT_SECRET_KEY" in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_a_webhook_needs_its_own_secret_never_the_session_key():
+    config = DevelopmentConfig({"NOTIFY_WEBHOOK_URL": "https://hooks.example/meta",
+                                "SECRET_KEY": "s" * 40})
+    assert config.NOTIFY_WEBHOOK_SECRET == ""
+    with pytest.raises(ConfigError, match="NOTIFY_WEBHOOK_SECRET"):
+        config.validate()
+    DevelopmentConfig({"NOTIFY_WEBHOOK_URL": "https://hooks.example/meta",
+                       "NOTIFY_WEBHOOK_SECRET": "w" * 32}).validate()
