@@ -4,6 +4,7 @@ from flask import Blueprint, Response, current_app, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import load_only
 
 from crm_meta.extensions import db
 from crm_meta.meta.status import effective_status
@@ -33,8 +34,13 @@ def readyz():
 def metrics():
     moment = now()
     required = current_app.config["META_SCOPES"]
+    # Only the columns a status needs: the discovered assets (large JSON) stay in the database.
+    status_columns = load_only(
+        MetaToken.status, MetaToken.expires_at, MetaToken.data_access_expires_at,
+        MetaToken.throttled_until, MetaToken.scopes, MetaToken.declined_scopes,
+        MetaToken.login_config_id, raiseload=True)
     rows = db.session.execute(db.select(Tenant.slug, MetaToken).join(
-        MetaToken, MetaToken.tenant_id == Tenant.id)).all()
+        MetaToken, MetaToken.tenant_id == Tenant.id).options(status_columns)).all()
     collector = ConnectionCollector(
         [(slug, effective_status(row, moment, required), row.expires_at) for slug, row in rows],
         moment)

@@ -13,6 +13,7 @@ from crm_meta.auth.principal import current_principal
 from crm_meta.errors import AppError, from_graph_error
 from crm_meta.meta import connections, payloads
 from crm_meta.meta.errors import GraphError
+from crm_meta.meta.status import missing_scopes
 from crm_meta.runtime import now, runtime, token_store
 from crm_meta.web import bp, presenters
 from crm_meta.web.forms import ConfirmForm, SelectAccountForm, StartForm
@@ -108,8 +109,7 @@ def _selection(row) -> dict:
     page = presenters.paginate(found, number)
     return {"businesses": businesses, "business": chosen, "query": query, "page": page,
             "chosen_name": next((b["name"] for b in businesses if b["id"] == chosen), None),
-            "missing": presenters.permissions(payloads.status_payload(
-                row, now(), _required(), "")["missing_scopes"]),
+            "missing": presenters.permissions(missing_scopes(row, _required())),
             "account_status": presenters.account_status}
 
 

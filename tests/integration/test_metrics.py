@@ -1,5 +1,13 @@
 """Prometheus metrics: the seed plan's names, fed by the real flow."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
 
 def test_metrics_after_a_connection(meta_flow, client):
     assert meta_flow.connect().status_code == 200
@@ -15,10 +23,17 @@ def test_metrics_after_a_connection(meta_flow, client):
 
 
 def test_multiprocess_mode_adds_up_every_worker(client, tmp_path, monkeypatch):
-    """With PROMETHEUS_MULTIPROC_DIR set (as in the Docker image), /metrics reads that folder."""
+    """With PROMETHEUS_MULTIPROC_DIR set (as in the Docker image), /metrics includes what
+    another worker process counted."""
     folder = tmp_path / "prometheus"
     folder.mkdir()
+    other_worker = ("from crm_meta import metrics; "
+                    "metrics.OAUTH_ERRORS.labels(reason='seen_by_another_worker').inc(3)")
+    subprocess.run([sys.executable, "-c", other_worker], cwd=ROOT, check=True, timeout=60,
+                   env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(folder)})
+    assert not [line for line in client.get("/metrics").get_data(as_text=True).splitlines()
+                if "seen_by_another_worker" in line]  # without the setting: this process only
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(folder))
-    response = client.get("/metrics")
-    assert response.status_code == 200
-    assert "meta_connections" in response.get_data(as_text=True)
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'meta_oauth_errors_total{reason="seen_by_another_worker"} 3.0' in text
+    assert "# HELP meta_connections" in text  # the per-scrape gauges are still there
