@@ -88,6 +88,3 @@ class TokenCipher:
         if len(parts) != 3 or parts[0] != VERSION:
             raise CryptoError("not a crm-meta ciphertext")
         return parts[1]
-
-    def needs_rotation(self, ciphertext: str) -> bool:
-        return self.key_id(ciphertext) != self.current.kid

@@ -54,10 +54,6 @@ class NotFound(AppError):
     status, code, message = 404, "not_found", "Not found"
 
 
-class Conflict(AppError):
-    status, code, message = 409, "conflict", "Conflict"
-
-
 class ValidationFailed(AppError):
     status, code, message = 422, "validation_error", "Invalid input"
 

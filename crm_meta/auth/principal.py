@@ -23,7 +23,6 @@ class Principal:
     actor: str  # "user:<id>" for a session, "jwt:<sub>" for a bearer token
     role: str
     is_admin: bool
-    via: str  # "session" or "jwt"
     user: User | None = None
 
 
@@ -64,7 +63,7 @@ def _from_jwt(token: str) -> Principal:
         raise Forbidden("X-Tenant-ID does not match the token's tenant", code="tenant_mismatch")
     role = str(claims["role"])
     return Principal(tenant=tenant, actor=f"jwt:{claims['sub']}", role=role,
-                     is_admin=role in config["META_ADMIN_ROLES"], via="jwt")
+                     is_admin=role in config["META_ADMIN_ROLES"])
 
 
 def _resolve() -> Principal | None:
@@ -80,7 +79,7 @@ def _resolve() -> Principal | None:
         if header is not None and header not in (str(user.tenant_id), user.tenant.slug):
             raise Forbidden("X-Tenant-ID does not match your tenant", code="tenant_mismatch")
         return Principal(tenant=user.tenant, actor=f"user:{user.id}", role=user.role,
-                         is_admin=user.is_admin, via="session", user=user)
+                         is_admin=user.is_admin, user=user)
     return None
 
 

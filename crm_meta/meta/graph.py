@@ -10,7 +10,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, urlsplit
 
@@ -215,20 +215,6 @@ class GraphClient:
         query = {k: v for k, v in parse_qsl(parts.query)
                  if k not in {"access_token", "appsecret_proof", "appsecret_time"}}
         return path, query
-
-    def paginate(self, path: str, *, token: str, first_page: dict | None = None,
-                 **params) -> Iterator[dict]:
-        """Every item of an edge, following `paging.next` until Meta stops sending it."""
-        page = first_page if first_page is not None else self.get(path, token=token, **params)
-        seen_pages = 0
-        while True:
-            yield from page.get("data", [])
-            nxt = self.next_page_params(page)
-            seen_pages += 1
-            if nxt is None or seen_pages >= 1000:
-                return
-            next_path, next_params = nxt
-            page = self.get(next_path, token=token, **next_params)
 
     def batch(self, requests_: list[dict], *, token: str) -> list[dict | GraphError]:
         """One Graph batch round trip; each answer is a body dict or the GraphError it raised."""

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_meta.extensions import db
@@ -52,7 +52,6 @@ class MetaToken(db.Model):
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     warnings_sent: Mapped[dict] = mapped_column(JSON, default=dict)
     extension_attempted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    needs_rerequest: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -22,7 +22,6 @@ DOMAIN_MESSAGES = (
     N_("Authentication required"),
     N_("You are not allowed to do this"),
     N_("Not found"),
-    N_("Conflict"),
     N_("Invalid input"),
     N_("Method not allowed"),
     N_("Request too large"),

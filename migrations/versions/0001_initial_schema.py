@@ -86,7 +86,6 @@ def upgrade():
     sa.Column('claimed_until', sa.DateTime(timezone=True), nullable=True),
     sa.Column('warnings_sent', sa.JSON(), nullable=False),
     sa.Column('extension_attempted_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('needs_rerequest', sa.Boolean(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], ondelete='CASCADE'),
