@@ -5,9 +5,10 @@ from __future__ import annotations
 from flask import current_app, redirect, request, url_for
 from flask_login import current_user
 
+from crm_meta import notify
 from crm_meta.auth import binding
 from crm_meta.auth.principal import Principal
-from crm_meta.meta import connections
+from crm_meta.meta import connections, keepalive, payloads
 from crm_meta.meta.oauth import AuthorizationRequest, start_authorization
 from crm_meta.runtime import now, runtime, token_store
 
@@ -54,3 +55,12 @@ def prefers_html() -> bool:
     best = request.accept_mimetypes.best_match(["application/json", "text/html"])
     return best == "text/html" and request.accept_mimetypes[best] > request.accept_mimetypes[
         "application/json"]
+
+
+def test_connection(row) -> dict:
+    """A live check of the tenant's connection, asked for by a person or a program."""
+    config = current_app.config
+    result, outcome = keepalive.check_now(runtime().graph, token_store(), row, now(),
+                                          keepalive.Settings.from_config(config))
+    notify.dispatch(current_app._get_current_object(), outcome.notices)
+    return payloads.checked_payload(row, result.info, now(), config["META_SCOPES"])

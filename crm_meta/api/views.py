@@ -69,12 +69,10 @@ def meta_disconnect():
 @bp.get("/crm/auth/meta/test-connection")
 @member_required
 def meta_test_connection():
-    store = token_store()
-    row = store.for_tenant(g.tenant.id)
+    row = token_store().for_tenant(g.tenant.id)
     if row is None:
         return ok({"connected": False, "valid": False, "status": "disconnected"})
-    return ok(connections.test_connection(graph=runtime().graph, store=store, row=row,
-                                          now=now(), required=_required()))
+    return ok(flow.test_connection(row))
 
 
 @bp.get("/crm/auth/meta/debug/token")

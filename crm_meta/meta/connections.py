@@ -13,17 +13,14 @@ from crm_meta.crypto import CryptoError
 from crm_meta.errors import AppError, MetaFailed, NotConnected, OAuthDenied, UnknownAsset
 from crm_meta.extensions import db
 from crm_meta.meta import assets, tokens
-from crm_meta.meta.errors import GraphError, TokenInvalidError
+from crm_meta.meta.errors import GraphError
 from crm_meta.meta.oauth import consume_state
 from crm_meta.meta.payloads import iso
-from crm_meta.meta.status import effective_status, missing_scopes
 from crm_meta.meta.store import TokenStore
 from crm_meta.models import MetaToken
 
 log = logging.getLogger(__name__)
 ASSET_ID = re.compile(r"^(act_)?\d{1,30}$")
-# debug_token subcodes that say why a token died.
-DEAD_TOKEN_STATUS = {458: "revoked", 463: "expired"}
 
 
 def complete_authorization(*, graph, store: TokenStore, now: datetime, args: dict,
@@ -119,41 +116,6 @@ def require(store: TokenStore, tenant_id: int) -> MetaToken:
     if row is None:
         raise NotConnected()
     return row
-
-
-def test_connection(*, graph, store: TokenStore, row: MetaToken, now: datetime,
-                    required: list[str]) -> dict:
-    """Live check with Meta: debug_token then /me; records what it learns."""
-    token = store.read(row)
-    info = tokens.inspect(graph, token)
-    apply_token_info(row, info, now)
-    user = {}
-    if info.is_valid:
-        try:
-            user = graph.get("me", token=token, fields="id,name")
-            row.status = "connected"
-            row.consecutive_failures = 0
-        except TokenInvalidError as exc:
-            row.status, row.last_error_code, row.last_error = "needs_reauth", "190", exc.message
-    else:
-        row.status = DEAD_TOKEN_STATUS.get(info.error_subcode, "needs_reauth")
-        row.last_error_code, row.last_error = str(info.error_code or ""), info.error_message
-    db.session.commit()
-    status = effective_status(row, now, required)
-    return {
-        "connected": True,
-        "valid": info.is_valid and bool(user),
-        "status": status,
-        "user_id": user.get("id") or row.meta_user_id,
-        "user_name": user.get("name") or row.meta_user_name,
-        "token_type": info.token_type,
-        "expires_at": iso(info.expires_at),
-        "expires_in_seconds": int((info.expires_at - now).total_seconds()) if info.expires_at else None,
-        "data_access_expires_at": iso(info.data_access_expires_at),
-        "scopes": list(row.scopes or []),
-        "missing_scopes": missing_scopes(row, required),
-        "checked_at": iso(now),
-    }
 
 
 def mask(token: str) -> str:

@@ -15,16 +15,16 @@ from crm_meta import audit, notify
 from crm_meta.errors import AppError
 from crm_meta.extensions import db
 from crm_meta.meta import tokens
-from crm_meta.meta.connections import DEAD_TOKEN_STATUS, apply_token_info
+from crm_meta.meta.connections import apply_token_info
 from crm_meta.meta.errors import GraphError, ThrottledError, TokenInvalidError, TransientError
 from crm_meta.meta.payloads import iso
-from crm_meta.meta.status import effective_status
+from crm_meta.meta.status import FAILING_STATUSES, effective_status
 from crm_meta.models import MetaToken, Tenant, User
 
 log = logging.getLogger(__name__)
 
-# States that need the tenant to act; entering or leaving one is always announced.
-FAILING = frozenset({"needs_reauth", "expired", "revoked"})
+# debug_token subcodes that say why a token died: Meta's own verdict, no threshold.
+DEAD_TOKEN_STATUS = {458: "revoked", 463: "expired"}
 WARN_DAYS = (14, 7, 1)  # warnings ahead of the token's or the data access's end
 EXTEND_WITHIN = timedelta(days=14)  # a user token this close to its end is worth an exchange
 EXTEND_AT_MOST_EVERY = timedelta(hours=20)  # Meta's older docs: one exchange a day at most
@@ -162,10 +162,34 @@ def is_better(old: tokens.TokenInfo, new: tokens.TokenInfo) -> bool:
     return not (old_access and new_access and new_access < old_access)
 
 
+def check_now(graph, store, row: MetaToken, now: datetime, settings: Settings) -> tuple[Probe, Outcome]:
+    """A check someone asked for (test-connection): the same probe and status rules as the
+    sweep, /me on top, and Meta's verdict counts at once. Commits; Meta failures re-raise."""
+    token = store.read(row)
+    db.session.rollback()  # no transaction stays open while Meta answers
+    result = probe(graph, token, now=now, extension_attempted_at=None, allow_extend=False)
+    if result.kind == "valid":
+        try:
+            me = graph.get("me", token=token, fields="id,name")
+            row.meta_user_name = me.get("name") or row.meta_user_name
+        except TokenInvalidError as exc:  # debug_token was fine, a real call is not
+            result = Probe("token_error", info=result.info, error=exc)
+        except GraphError:
+            pass  # no verdict on the token: keep the stored name
+    outcome = apply(row, result, now, settings, store=store, confirmed=True)
+    db.session.commit()
+    if result.kind in {"throttled_now", "app_throttled", "transient", "error"}:
+        raise result.error
+    return result, outcome
+
+
 # -- changing the row (no Meta calls) --------------------------------------------------------
 def apply(row: MetaToken, result: Probe, now: datetime, settings: Settings, *, store,
-          dry_run: bool = False) -> Outcome:
+          dry_run: bool = False, confirmed: bool = False) -> Outcome:
     """Record the probe on the row: status with its threshold, token, warnings, next check.
+
+    `confirmed`: someone asked for this check (test-connection) and sees its answer, so a
+    token error counts at once instead of waiting for a second one.
 
     Adds audit events and outbox rows to the session; the caller commits (or rolls back for a
     dry run), so a recorded warning and its delivery are one transaction.
@@ -184,12 +208,12 @@ def apply(row: MetaToken, result: Probe, now: datetime, settings: Settings, *, s
             row.status = DEAD_TOKEN_STATUS[info.error_subcode]
             row.consecutive_failures = (row.consecutive_failures or 0) + 1
         else:
-            retry_soon = _strike(row)
+            retry_soon = _strike(row, confirmed)
     elif result.kind == "token_error":
         row.last_checked_at = now
         row.last_error_code = f"{result.error.code}/{result.error.subcode or ''}".rstrip("/")
         row.last_error = result.error.message[:500]
-        retry_soon = _strike(row)
+        retry_soon = _strike(row, confirmed)
     elif result.kind == "throttled_now":
         wait = result.error.retry_after or 300
         row.status = "throttled"
@@ -206,9 +230,9 @@ def apply(row: MetaToken, result: Probe, now: datetime, settings: Settings, *, s
     row.next_check_at = next_check(row, now, settings.interval, after, retry_soon)
     if before != after:
         audit.record("meta.keepalive.status", actor="keepalive", tenant_id=row.tenant_id,
-                     outcome="success" if after not in FAILING else "failure",
+                     outcome="success" if after not in FAILING_STATUSES else "failure",
                      details={"from": before, "to": after, "check": result.kind,
-                              "error_code": row.last_error_code if after in FAILING else None})
+                              "error_code": row.last_error_code if after in FAILING_STATUSES else None})
     return outcome
 
 
@@ -239,10 +263,10 @@ def _record_valid(row, result: Probe, now, outcome: Outcome, *, store, dry_run: 
             row.throttled_until = now + timedelta(seconds=ext.error.retry_after or 300)
 
 
-def _strike(row: MetaToken) -> timedelta:
+def _strike(row: MetaToken, confirmed: bool = False) -> timedelta:
     """One more consecutive token error; the threshold turns it into needs_reauth."""
     row.consecutive_failures = (row.consecutive_failures or 0) + 1
-    if row.consecutive_failures >= TOKEN_ERROR_THRESHOLD:
+    if confirmed or row.consecutive_failures >= TOKEN_ERROR_THRESHOLD:
         row.status = "needs_reauth"
     return CONFIRM_SOON
 
@@ -271,11 +295,11 @@ def _notices(row: MetaToken, now: datetime, before: str, after: str, *, dry_run:
     """Warnings due now (each once per deadline) and a notice on entering/leaving a failing state."""
     sent = dict(row.warnings_sent or {})
     due: list[dict] = []
-    if after not in FAILING:
+    if after not in FAILING_STATUSES:
         for kind, end in (("token", row.expires_at), ("data_access", row.data_access_expires_at)):
             due.extend(_deadline_warnings(sent, kind, end, now))
     notified_state = sent.get("state")  # the failing state last announced; None: healthy
-    current = after if after in FAILING else None
+    current = after if after in FAILING_STATUSES else None
     if current != notified_state:
         due.append({"event": "status_changed", "previous_status": notified_state or before})
         sent["state"] = current
@@ -292,7 +316,8 @@ def _notices(row: MetaToken, now: datetime, before: str, after: str, *, dry_run:
                                tenant_name=tenant.name if tenant else None, recipients=recipients)
         if not dry_run:
             audit.record(f"meta.keepalive.{item['event']}", actor="keepalive",
-                         tenant_id=row.tenant_id, outcome="failure" if after in FAILING else "success",
+                         tenant_id=row.tenant_id,
+                         outcome="failure" if after in FAILING_STATUSES else "success",
                          details={"notice": notice.id, "kind": notice.kind, "days": notice.days,
                                   "ends_at": notice.ends_at, "status": after,
                                   "previous_status": notice.previous_status})

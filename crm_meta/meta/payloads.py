@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from crm_meta.meta.status import NEEDS_RECONNECT, days_left, effective_status, missing_scopes
+from crm_meta.meta.status import (
+    FAILING_STATUSES,
+    NEEDS_RECONNECT,
+    days_left,
+    effective_status,
+    missing_scopes,
+)
 from crm_meta.models import MetaToken
 
 
@@ -65,3 +71,24 @@ def portfolios(row: MetaToken) -> list[dict]:
     """The tenant's businesses with their ad accounts, as meta-portfolios answers."""
     return [{"id": b["id"], "name": b["name"], "ad_accounts_count": len(b["ad_accounts"]),
              "ad_accounts": b["ad_accounts"]} for b in row.business_managers or []]
+
+
+def checked_payload(row: MetaToken, info, now: datetime, required: list[str]) -> dict:
+    """test-connection's answer: what Meta said just now (`info`: debug_token's TokenInfo,
+    None when it could not even inspect the token), and the status that follows."""
+    status = effective_status(row, now, required)
+    expires_at = info.expires_at if info else row.expires_at
+    return {
+        "connected": True,
+        "valid": status not in FAILING_STATUSES and bool(info and info.is_valid),
+        "status": status,
+        "user_id": (info.user_id if info else None) or row.meta_user_id,
+        "user_name": row.meta_user_name,
+        "token_type": info.token_type if info else row.token_type,
+        "expires_at": iso(expires_at),
+        "expires_in_seconds": int((expires_at - now).total_seconds()) if expires_at else None,
+        "data_access_expires_at": iso(info.data_access_expires_at if info else row.data_access_expires_at),
+        "scopes": list(row.scopes or []),
+        "missing_scopes": missing_scopes(row, required),
+        "checked_at": iso(now),
+    }

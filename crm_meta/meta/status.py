@@ -53,5 +53,7 @@ def days_left(row, now: datetime) -> int | None:
     return max(0, (row.expires_at - now).days)
 
 
+# States in which the token no longer works: the tenant must reconnect.
+FAILING_STATUSES = frozenset({"needs_reauth", "expired", "revoked"})
 # States the user can only fix by passing through Meta's dialog again.
 NEEDS_RECONNECT = frozenset({"expired", "needs_reauth", "revoked", "expiring"})

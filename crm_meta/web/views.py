@@ -170,14 +170,12 @@ def connect_select():
 def test_connection():
     """A live check with Meta; members may run it too (it changes nothing they choose)."""
     ConfirmForm()  # CSRF is checked globally; the form documents the intent
-    store = token_store()
     row = _row()
     if row is None:
         flash(_("Meta is not connected."), "error")
         return redirect(url_for("web.hub"))
     try:
-        result = connections.test_connection(graph=runtime().graph, store=store, row=row,
-                                             now=now(), required=_required())
+        result = flow.test_connection(row)
     except (AppError, GraphError) as exc:
         _flash_failure(exc)
         return redirect(url_for("web.hub"))

@@ -90,6 +90,11 @@ def test_test_connection_after_revocation_at_meta(connected, sandbox, app):
     assert data["valid"] is False and data["status"] == "needs_reauth"
     status = envelope_ok(connected.client.get("/crm/marketing/token-status"))
     assert status["status"] == "needs_reauth" and status["needs_reconnect"] is True
+    with app.app_context():  # the same transition the sweep makes: audited, announced
+        event = db.session.scalar(db.select(AuditEvent).filter_by(action="meta.keepalive.status"))
+        assert event.details["to"] == "needs_reauth" and event.outcome == "failure"
+        row = db.session.scalar(db.select(MetaToken))
+        assert row.warnings_sent["state"] == "needs_reauth"
 
 
 @pytest.mark.parametrize("fault, status, code", [
