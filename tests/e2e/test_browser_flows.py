@@ -33,6 +33,14 @@ def log_in(page, email: str, text: dict) -> None:
     expect(page.locator("section.banner")).to_be_visible()
 
 
+def logged_in_page(browsing, email: str, text: dict):
+    """A fresh page, logged in at /login; returns it on the hub."""
+    page = browsing.new_page()
+    page.goto("/login")
+    log_in(page, email, text)
+    return page
+
+
 def approve_at_meta(page, uncheck: tuple[str, ...] = ()) -> None:
     """The sandbox's consent page, answered like a person."""
     page.wait_for_url(re.compile(r"/sandbox/meta/v[\d.]+/dialog/oauth\?"))
@@ -138,9 +146,7 @@ def test_connect_in_spanish(browsing, users):
 
 
 def test_cancel_at_meta_returns_to_step_one(browsing, users):
-    page = browsing.new_page()
-    page.goto("/login")
-    log_in(page, users["admin"], TEXT["en"])
+    page = logged_in_page(browsing, users["admin"], TEXT["en"])
     page.get_by_role("link", name="Connect Meta").click()
     page.get_by_role("button", name="Continue to Meta").click()
     page.wait_for_url(re.compile(r"/dialog/oauth\?"))
@@ -156,9 +162,7 @@ def test_cancel_at_meta_returns_to_step_one(browsing, users):
 
 
 def test_partial_consent_then_grant_them(browsing, users):
-    page = browsing.new_page()
-    page.goto("/login")
-    log_in(page, users["admin"], TEXT["en"])
+    page = logged_in_page(browsing, users["admin"], TEXT["en"])
     page.get_by_role("link", name="Connect Meta").click()
     page.get_by_role("button", name="Continue to Meta").click()
     approve_at_meta(page, uncheck=("read_insights",))
@@ -185,9 +189,7 @@ def test_partial_consent_then_grant_them(browsing, users):
 
 
 def test_disconnect_with_confirmation(browsing, users):
-    page = browsing.new_page()
-    page.goto("/login")
-    log_in(page, users["admin"], TEXT["en"])
+    page = logged_in_page(browsing, users["admin"], TEXT["en"])
     connect(page, browsing, TEXT["en"], check=False)
     page.get_by_role("button", name="Test connection").click()
     expect(page.locator(".flash.success")).to_contain_text("Meta confirmed")
@@ -202,13 +204,9 @@ def test_disconnect_with_confirmation(browsing, users):
 
 
 def test_members_see_state_without_admin_buttons(browsing, users):
-    admin = browsing.new_page()
-    admin.goto("/login")
-    log_in(admin, users["admin"], TEXT["en"])
+    admin = logged_in_page(browsing, users["admin"], TEXT["en"])
     connect(admin, browsing, TEXT["en"], check=False)
-    page = browsing.new_page()
-    page.goto("/login")
-    log_in(page, users["member"], TEXT["en"])
+    page = logged_in_page(browsing, users["member"], TEXT["en"])
     banner = page.locator("section.banner")
     expect(banner).to_have_attribute("data-status", "connected")
     expect(page.get_by_test_id("ad-account")).to_contain_text(ACCOUNT)

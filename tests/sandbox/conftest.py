@@ -115,14 +115,15 @@ class Meta:
         return self.control("tokens", **body)["access_token"]
 
     # -- graph -------------------------------------------------------------------------
-    def graph(self, path: str, token: str | None, method: str = "GET", **params):
+    def graph(self, path: str, token: str | None, method: str = "GET", *, version: str = VERSION,
+              **params):
         """A Graph call with the token in the Authorization header and a plain proof."""
         headers = {}
         if token:
             headers["Authorization"] = f"Bearer {token}"
             params.setdefault("appsecret_proof", proof(token))
         return self.http.request(
-            method, f"{self.url}/{VERSION}{path}", params=params, headers=headers, timeout=10
+            method, f"{self.url}/{version}{path}", params=params, headers=headers, timeout=10
         )
 
     # -- control -----------------------------------------------------------------------

@@ -14,33 +14,21 @@ from crm_meta.sandbox.fixtures import build_fixtures
 
 @pytest.mark.parametrize("version", ["v21.0", "v22.0", "v23.0", "v24.0", "v25.0", "v26.0"])
 def test_current_versions_are_served_as_asked(meta, version):
-    token = meta.login()
-    response = meta.http.get(
-        f"{meta.url}/{version}/me",
-        params={"access_token": token, "appsecret_proof": meta.proof(token)},
-    )
+    response = meta.graph("/me", meta.login(), version=version)
     assert response.status_code == 200
     assert response.headers["facebook-api-version"] == version
 
 
 @pytest.mark.parametrize("version", ["v19.0", "v20.0", "v2.8"])
 def test_retired_versions_silently_run_on_the_oldest_usable_one(meta, version):
-    token = meta.login()
-    response = meta.http.get(
-        f"{meta.url}/{version}/me",
-        params={"access_token": token, "appsecret_proof": meta.proof(token)},
-    )
+    response = meta.graph("/me", meta.login(), version=version)
     assert response.status_code == 200
     assert response.headers["facebook-api-version"] == "v21.0"
 
 
 @pytest.mark.parametrize("version", ["v99.0", "v27.0", "latest"])
 def test_unknown_versions_get_a_meta_shaped_error(meta, version):
-    token = meta.login()
-    response = meta.http.get(
-        f"{meta.url}/{version}/me",
-        params={"access_token": token, "appsecret_proof": meta.proof(token)},
-    )
+    response = meta.graph("/me", meta.login(), version=version)
     assert response.status_code == 400
     error = response.json()["error"]
     assert {"message", "type", "code", "fbtrace_id", "is_transient"} <= set(error)
