@@ -57,3 +57,11 @@ def test_missing_scopes_and_days_left():
 def test_version_warnings(version, today, fragment):
     message = version_warning(version, today)
     assert (message is None) if fragment is None else (fragment in message)
+
+
+def test_start_up_warns_about_a_version_near_its_sunset(make_app, caplog):
+    make_app(META_GRAPH_API_VERSION="v26.0")  # no sunset announced
+    assert not [r for r in caplog.records if "Graph API" in r.getMessage()]
+    make_app(META_GRAPH_API_VERSION="v20.0")
+    warnings = [r for r in caplog.records if "Graph API v20.0" in r.getMessage()]
+    assert warnings and warnings[0].levelname == "WARNING"
