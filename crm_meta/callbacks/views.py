@@ -34,7 +34,7 @@ def deauthorize():
 def data_deletion():
     payload = _verified()
     tenants = connections.drop_meta_user(meta_user_id=str(payload["user_id"]),
-                                         action="meta.data_deletion")
+                                         action="meta.data_deletion", forget=True)
     code = secrets.token_hex(8)
     db.session.add(DataDeletionRequest(confirmation_code=code, status="completed",
                                        connections_deleted=len(tenants), completed_at=utcnow()))

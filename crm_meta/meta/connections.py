@@ -17,7 +17,7 @@ from crm_meta.meta.errors import GraphError
 from crm_meta.meta.oauth import consume_state
 from crm_meta.meta.payloads import iso
 from crm_meta.meta.store import TokenStore
-from crm_meta.models import MetaToken
+from crm_meta.models import AuditEvent, MetaToken
 
 log = logging.getLogger(__name__)
 ASSET_ID = re.compile(r"^(act_)?\d{1,30}$")
@@ -208,12 +208,21 @@ def disconnect(*, graph, store: TokenStore, tenant_id: int, actor: str, ip: str 
     return {"disconnected": True, "revoked_at_meta": revoked}
 
 
-def drop_meta_user(*, meta_user_id: str, action: str) -> list[int]:
-    """Meta's deauthorize/data-deletion: delete every connection of that Meta user."""
+def drop_meta_user(*, meta_user_id: str, action: str, forget: bool = False) -> list[int]:
+    """Meta's deauthorize/data-deletion: delete every connection of that Meta user.
+
+    `forget` (data deletion): the user's id also leaves the audit trail, where connect
+    events recorded it; the events themselves stay, without it.
+    """
     rows = db.session.scalars(db.select(MetaToken).filter_by(meta_user_id=meta_user_id)).all()
     tenants = [row.tenant_id for row in rows]
     for row in rows:
         db.session.delete(row)
         audit.record(action, actor="meta", tenant_id=row.tenant_id,
-                     details={"meta_user_id": meta_user_id})
+                     details={} if forget else {"meta_user_id": meta_user_id})
+    if forget and tenants:
+        events = db.session.scalars(db.select(AuditEvent).where(AuditEvent.tenant_id.in_(tenants)))
+        for event in events:
+            if (event.details or {}).get("meta_user_id") == meta_user_id:
+                event.details = {k: v for k, v in event.details.items() if k != "meta_user_id"}
     return tenants

@@ -34,6 +34,9 @@ def test_data_deletion_deletes_and_gives_a_status_page(app, client, sandbox, con
     assert body["url"].endswith(f"/crm/meta/data-deletion/{body['confirmation_code']}")
     with app.app_context():
         assert db.session.scalar(db.select(MetaToken)) is None
+        events = db.session.scalars(db.select(AuditEvent)).all()
+        assert {"meta.connect", "meta.data_deletion"} <= {e.action for e in events}
+        assert all(connected_user not in str(e.details) for e in events)  # forgotten everywhere
     page = client.get(f"/crm/meta/data-deletion/{body['confirmation_code']}",
                       headers={"Accept": "text/html"})
     assert page.status_code == 200
