@@ -58,6 +58,7 @@ def _presented_token(req: GraphRequest, segments: list[str]) -> str | None:
 
 def handle(sandbox, req: GraphRequest) -> GraphResponse:
     """Answer one Graph call exactly as Meta would, and log it."""
+    generation = sandbox.generation
     method = req.method.upper()
     override = req.params.get("method", "").upper()
     if method in ("GET", "POST") and override in ("GET", "POST", "DELETE"):
@@ -109,7 +110,7 @@ def handle(sandbox, req: GraphRequest) -> GraphResponse:
         )
     response.headers = {**headers, **response.headers}
     response.headers.setdefault("Content-Type", "application/json; charset=UTF-8")
-    sandbox.record_call(method, req.path, _presented_token(req, segments), response.status)
+    sandbox.record_call(method, req.path, _presented_token(req, segments), response.status, generation)
     return response
 
 

@@ -65,12 +65,16 @@ class Sandbox:
         self.redirect_uris = list(redirect_uris)
         self._initial_config = settings.validate(config)
         self.lock = threading.RLock()
+        self.generation = 0
         self.reset()
 
     # -- lifecycle ---------------------------------------------------------------------
     def reset(self) -> None:
         """Forget everything issued and injected; back to the constructor's settings."""
         with self.lock:
+            # Calls still in flight (sleeping on latency) when a reset lands belong to the old
+            # generation: they must not appear in the new call log (a test's reset is a clean slate).
+            self.generation += 1
             self.config: dict[str, Any] = {**settings.DEFAULTS, **self._initial_config}
             self.offset = timedelta(0)
             self.fixtures: Fixtures = build_fixtures(self.config)
@@ -224,9 +228,13 @@ class Sandbox:
             self.faults.clear()
 
     # -- call log and usage ------------------------------------------------------------
-    def record_call(self, method: str, path: str, token: str | None, status: int) -> None:
-        """Append a Graph call to the log: no token, only its opaque id."""
+    def record_call(self, method: str, path: str, token: str | None, status: int,
+                    generation: int | None = None) -> None:
+        """Append a Graph call to the log: no token, only its opaque id. A call that began before
+        the last reset (`generation` older than now) is not logged."""
         with self.lock:
+            if generation is not None and generation != self.generation:
+                return
             self.call_log.append(
                 {
                     "method": method,

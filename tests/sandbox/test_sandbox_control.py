@@ -182,6 +182,23 @@ def test_reset_forgets_everything(meta):
     assert meta.debug(token)["is_valid"] is False
 
 
+def test_a_call_in_flight_during_a_reset_stays_out_of_the_new_call_log(meta):
+    # A process killed mid-sweep leaves calls sleeping on latency inside the sandbox; they must
+    # not show up in the next test's call log (this once made the suite fail at random).
+    import threading
+
+    token = meta.login()
+    meta.control("faults", path="/v25.0/me", latency_ms=500)  # a delay, no error
+    slow = threading.Thread(target=meta.graph, args=("/me", token))
+    slow.start()
+    # The call takes its fault as it arrives, before sleeping: once the fault is gone it is in flight.
+    while meta.http.get(f"{meta.url}/_sandbox/faults").json()["data"]:
+        pass
+    meta.control("reset")
+    slow.join()
+    assert meta.calls() == []
+
+
 def test_minting_tokens(meta):
     system = meta.control("tokens", type="SYSTEM_USER")
     assert system["expires_at"] == 0 and meta.debug(system["access_token"])["type"] == "SYSTEM_USER"
