@@ -28,9 +28,9 @@ def bench_config(database_url: str, sandbox_url: str, concurrency: int, **overri
     return Config({}, **(settings | overrides))
 
 
-def seed(database_url: str, sandbox_url: str, count: int) -> list[str]:
+def seed(database_url: str, sandbox_url: str, count: int) -> list[tuple[int, str]]:
     """Schema, `count` tenants, and one sandbox-minted connection each (stored encrypted
-    through TokenStore). Returns the sandbox's token ids, in row order."""
+    through TokenStore). Returns (row id, the sandbox's token id) per connection."""
     from crm_meta import create_app
     from crm_meta.extensions import db
     from crm_meta.meta.store import TokenStore
@@ -38,7 +38,7 @@ def seed(database_url: str, sandbox_url: str, count: int) -> list[str]:
 
     app = create_app(bench_config(database_url, sandbox_url, 8))
     session = requests.Session()
-    token_ids = []
+    seeded = []
     with app.app_context():
         db.create_all()
         store = TokenStore(app.extensions["crm_meta"].cipher)
@@ -47,6 +47,7 @@ def seed(database_url: str, sandbox_url: str, count: int) -> list[str]:
                        for i in range(start, min(count, start + 500))]
             db.session.add_all(tenants)
             db.session.flush()
+            batch = []
             for tenant in tenants:
                 minted = session.post(f"{sandbox_url}/_sandbox/tokens", json={}, timeout=10).json()
                 row = MetaToken(tenant_id=tenant.id, warnings_sent={}, status="connected",
@@ -54,9 +55,11 @@ def seed(database_url: str, sandbox_url: str, count: int) -> list[str]:
                                 expires_at=datetime.fromtimestamp(minted["expires_at"], UTC))
                 store.write(row, minted["access_token"])
                 db.session.add(row)
-                token_ids.append(minted["token_id"])
+                batch.append((row, minted["token_id"]))
+            db.session.flush()
+            seeded += [(row.id, token_id) for row, token_id in batch]
             db.session.commit()
-    return token_ids
+    return seeded
 
 
 def baseline(database_url: str, sandbox_url: str, concurrency: int, latency_ms: int) -> dict:

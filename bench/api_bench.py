@@ -271,14 +271,17 @@ def main() -> None:
 
 def print_round_trips(name: str, figures: dict) -> None:
     kinds = ", ".join(f"{k} {v:g}" for k, v in figures["wire_by_kind_per_request"].items())
-    print(f"{name}: DATABASE ROUND TRIPS PER token-status REQUEST = "
-          f"{figures['wire_round_trips_per_request']:g} on the wire ({kinds}); "
-          f"SQLAlchemy statements + transaction ends = "
+    target = "  (target: <= 1)" if name == "crm-meta" else ""
+    print(f"{name}: {figures['wire_round_trips_per_request']:g} DATABASE ROUND TRIPS per "
+          f"token-status request{target}\n"
+          f"    on the wire: {kinds}\n"
+          f"    SQLAlchemy statements + transaction ends: "
           f"{figures['statements_plus_transaction_ends_per_request']:g} "
           f"({figures['sqlalchemy_statements_per_request']:g} statements, "
           f"{figures['sqlalchemy_commits_per_request']:g} commits, "
-          f"{figures['sqlalchemy_rollbacks_per_request']:g} rollbacks); one request: "
-          f"{' | '.join(figures['one_request'])}", flush=True)
+          f"{figures['sqlalchemy_rollbacks_per_request']:g} rollbacks; "
+          f"{figures['pool_checkouts_per_request']:g} pool checkouts)\n"
+          f"    one request: {' | '.join(sql[:48] for sql in figures['one_request'])}", flush=True)
 
 
 def summarise(results: dict) -> None:
