@@ -35,10 +35,13 @@ messages: deps
 	$(BIN)/pybabel -q extract -F babel.cfg -k _l -k lazy_gettext -k N_ -o translations/messages.pot .
 	$(BIN)/pybabel -q update -i translations/messages.pot -d translations --no-fuzzy-matching
 
-# Benchmarks (by hand, not in `make test`): figures land in bench/results/.
+# Benchmarks (by hand, not in `make test`; on a quiet machine): figures land in bench/results/.
+# api_bench needs wrk (`apt-get install -y wrk`); all need the PostgreSQL server (BENCH_DATABASE_URL).
 bench: deps
 	$(BIN)/python bench/connect_bench.py
 	$(BIN)/python bench/sweep_bench.py
+	$(BIN)/python bench/api_bench.py
+	$(BIN)/python bench/sweep_cluster_bench.py
 
 lint: deps
 	$(BIN)/ruff check .
