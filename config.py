@@ -130,6 +130,8 @@ class Config:
         self.NOTIFY_CLAIM_SECONDS = float(get("NOTIFY_CLAIM_SECONDS") or 300)
         # Days delivered notices stay in the outbox before the outbox job deletes them.
         self.NOTIFY_OUTBOX_KEEP_DAYS = float(get("NOTIFY_OUTBOX_KEEP_DAYS") or 7)
+        # Largest request body accepted (bytes); larger ones get 413 before anything parses them.
+        self.MAX_CONTENT_LENGTH = int(get("MAX_CONTENT_LENGTH") or 1024 * 1024)
         # Cookies: Secure when the public URL is https (always in production).
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
