@@ -94,6 +94,12 @@ class Config:
         self.META_ADMIN_ROLES = _list(get("META_ADMIN_ROLES") or "admin,ceo")
         # Rate limits (Flask-Limiter strings); counters in Redis when REDIS_URL is set.
         self.RATELIMIT_STORAGE_URI = self.REDIS_URL or "memory://"
+        # Redis unreachable: count in this process (a warning and a metric say so) rather than fail.
+        self.RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+        # Seconds before an unreachable Redis counts as down, so a request never hangs on it.
+        self.REDIS_TIMEOUT = float(get("REDIS_TIMEOUT") or 1.0)
+        self.RATELIMIT_STORAGE_OPTIONS = {"socket_connect_timeout": self.REDIS_TIMEOUT,
+                                          "socket_timeout": self.REDIS_TIMEOUT}
         self.RATELIMIT_HEADERS_ENABLED = True
         self.RATELIMIT_ENABLED = _bool(get("RATELIMIT_ENABLED"), True)
         self.RATELIMIT_KEY_PREFIX = "crm-meta"
