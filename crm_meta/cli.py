@@ -131,8 +131,10 @@ def meta_sandbox(host: str, port: int):
     from crm_meta.sandbox import run_standalone
 
     config = current_app.config
+    if config["APP_ENV"] == "production":
+        raise click.ClickException("the Meta sandbox never runs with APP_ENV=production")
     run_standalone(host, port, config["META_APP_ID"], config["META_APP_SECRET"],
-                   config["META_REDIRECT_URI"])
+                   config["META_REDIRECT_URI"], control_token=config["SANDBOX_CONTROL_TOKEN"])
 
 
 @meta_cli.command("refresh")

@@ -107,10 +107,11 @@ def smtp_server(certificates):
             return SMTP(state, hostname="mail.test", tls_context=tls, auth_require_tls=False,
                         authenticator=state.authenticate, loop=loop)
 
-        server = loop.run_until_complete(loop.create_server(factory, "127.0.0.1", 0))
-        state.port = server.sockets[0].getsockname()[1]
         thread = threading.Thread(target=loop.run_forever, name="smtp-test", daemon=True)
-        thread.start()
+        thread.start()  # the loop runs in its own thread (a browser test may run one here)
+        server = asyncio.run_coroutine_threadsafe(
+            loop.create_server(factory, "127.0.0.1", 0), loop).result(10)
+        state.port = server.sockets[0].getsockname()[1]
         started.append((loop, server, thread))
         return state
 
