@@ -24,11 +24,22 @@ db: deps translations
 	$(FLASK) db upgrade
 
 # One gunicorn worker with threads: the in-app sandbox keeps its state in that one process.
+# Listens on 127.0.0.1 (this machine only: the demo login is public) unless HOST says otherwise;
+# APP_ENV stays development (wsgi refuses testing, which turns CSRF off).
 run: db
-	$(FLASK) demo seed
-	@echo "Serving crm-meta at http://localhost:8000 (sandbox mode: Meta is emulated at /sandbox/meta)"
-	PORT=8000 GUNICORN_WORKERS=1 GUNICORN_THREADS=$${GUNICORN_THREADS:-8} \
-	SCHEDULER_ENABLED=$${SCHEDULER_ENABLED:-1} $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+	@host="$${HOST:-127.0.0.1}"; port="$${PORT:-8000}"; \
+	if [ "$$port" != 8000 ]; then \
+	  export API_BASE_URL="$${API_BASE_URL:-http://localhost:$$port}"; \
+	  export META_REDIRECT_URI="$${META_REDIRECT_URI:-http://localhost:$$port/crm/auth/meta/callback}"; \
+	fi; \
+	$(FLASK) demo seed || exit $$?; \
+	echo "Serving crm-meta on $$host:$$port: http://localhost:$$port (sandbox mode: Meta is emulated at /sandbox/meta)"; \
+	case "$$host" in \
+	  127.*|localhost|::1) echo "Only this machine can reach it; HOST=0.0.0.0 make run opens it to the network." ;; \
+	  *) echo "Listening on $$host: other machines can reach it, and the demo login above works for them too." ;; \
+	esac; \
+	HOST="$$host" PORT="$$port" GUNICORN_WORKERS=1 GUNICORN_THREADS=$${GUNICORN_THREADS:-8} \
+	SCHEDULER_ENABLED=$${SCHEDULER_ENABLED:-1} exec $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 # After changing a user-visible text: refresh the catalogue, translate, then `make translations`.
 messages: deps

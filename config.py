@@ -5,15 +5,16 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+# Values of this shape came from older development defaults; production still refuses them.
 DEV_SECRET_PREFIX = "dev-insecure-"
 DEFAULT_SCOPES = (
     "ads_management,business_management,whatsapp_business_management,"
     "pages_read_engagement,read_insights"
 )
 DEFAULT_REDIRECT_URI = "http://localhost:8000/crm/auth/meta/callback"
-# The sandbox's registered app outside production: obviously not a real Meta app.
+# The sandbox's registered app outside production: obviously not a real Meta app (its secret,
+# like every other one, is generated into instance/ by crm_meta.local_secrets).
 SANDBOX_APP_ID = "100000000000001"
-SANDBOX_APP_SECRET = DEV_SECRET_PREFIX + "sandbox-app-secret"
 
 REQUIRED_IN_PRODUCTION = (
     "SECRET_KEY",
@@ -51,24 +52,26 @@ class Config:
 
     APP_ENV = "development"
     TESTING = False
+    # Where generated secrets and the embedded SQLite file live; None: instance/ in the checkout.
+    INSTANCE_PATH: str | None = None
 
     def __init__(self, env: Mapping[str, str] | None = None, **overrides):
         env = dict(os.environ if env is None else env)
         get = env.get
-        dev = DEV_SECRET_PREFIX
         # Database: DATABASE_URL, or the seed's POSTGRES_DSN; None means SQLite under instance/.
         url = get("DATABASE_URL") or get("POSTGRES_DSN")
         self.SQLALCHEMY_DATABASE_URI = normalise_database_url(url) if url else None
         self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
-        # Secrets: development values outside production only (validate() refuses them there).
-        self.SECRET_KEY = get("SECRET_KEY") or dev + "secret-key-for-local-use-only"
-        self.JWT_SECRET_KEY = get("JWT_SECRET_KEY") or dev + "jwt-secret-for-local-use-only"
-        self.ENCRYPTION_KEY = get("ENCRYPTION_KEY") or dev + "encryption-key-for-local-use-only"
+        # Secrets: never a default in code. Outside production missing ones are generated into
+        # instance/ at start (crm_meta.local_secrets); production refuses to start without them.
+        self.SECRET_KEY = get("SECRET_KEY") or ""
+        self.JWT_SECRET_KEY = get("JWT_SECRET_KEY") or ""
+        self.ENCRYPTION_KEY = get("ENCRYPTION_KEY") or ""
         # Older keys, decrypt-only, so rotation never strands a stored token.
         self.ENCRYPTION_KEYS_PREVIOUS = _list(get("ENCRYPTION_KEYS_PREVIOUS"))
         # The Meta app and the one Graph version that drives dialog and API alike.
         self.META_APP_ID = get("META_APP_ID") or SANDBOX_APP_ID
-        self.META_APP_SECRET = get("META_APP_SECRET") or SANDBOX_APP_SECRET
+        self.META_APP_SECRET = get("META_APP_SECRET") or ""  # generated for the sandbox when empty
         self.META_REDIRECT_URI = get("META_REDIRECT_URI") or DEFAULT_REDIRECT_URI
         self.META_GRAPH_API_VERSION = get("META_GRAPH_API_VERSION") or "v25.0"
         self.META_SCOPES = _list(get("META_SCOPES") or DEFAULT_SCOPES)
@@ -86,6 +89,9 @@ class Config:
         # Graph client manners: seconds per call, retries for transient errors only.
         self.META_HTTP_TIMEOUT = float(get("META_HTTP_TIMEOUT") or 10)
         self.META_HTTP_RETRIES = int(get("META_HTTP_RETRIES") or 3)
+        # When set, the sandbox's /_sandbox/* control API needs it (header X-Sandbox-Control-Token)
+        # from every caller; when empty it answers loopback clients only.
+        self.SANDBOX_CONTROL_TOKEN = get("SANDBOX_CONTROL_TOKEN") or ""
         # How long a cached sandbox clock offset is trusted (seconds); tests use 0.
         self.SANDBOX_CLOCK_TTL = float(get("SANDBOX_CLOCK_TTL") or 1.0)
         # When set, browser callbacks end in the CRM's own frontend instead of the wizard.
@@ -94,6 +100,12 @@ class Config:
         self.META_ADMIN_ROLES = _list(get("META_ADMIN_ROLES") or "admin,ceo")
         # Rate limits (Flask-Limiter strings); counters in Redis when REDIS_URL is set.
         self.RATELIMIT_STORAGE_URI = self.REDIS_URL or "memory://"
+        # Redis unreachable: count in this process (a warning and a metric say so) rather than fail.
+        self.RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+        # Seconds before an unreachable Redis counts as down, so a request never hangs on it.
+        self.REDIS_TIMEOUT = float(get("REDIS_TIMEOUT") or 1.0)
+        self.RATELIMIT_STORAGE_OPTIONS = {"socket_connect_timeout": self.REDIS_TIMEOUT,
+                                          "socket_timeout": self.REDIS_TIMEOUT}
         self.RATELIMIT_HEADERS_ENABLED = True
         self.RATELIMIT_ENABLED = _bool(get("RATELIMIT_ENABLED"), True)
         self.RATELIMIT_KEY_PREFIX = "crm-meta"
@@ -130,6 +142,8 @@ class Config:
         self.NOTIFY_CLAIM_SECONDS = float(get("NOTIFY_CLAIM_SECONDS") or 300)
         # Days delivered notices stay in the outbox before the outbox job deletes them.
         self.NOTIFY_OUTBOX_KEEP_DAYS = float(get("NOTIFY_OUTBOX_KEEP_DAYS") or 7)
+        # Largest request body accepted (bytes); larger ones get 413 before anything parses them.
+        self.MAX_CONTENT_LENGTH = int(get("MAX_CONTENT_LENGTH") or 1024 * 1024)
         # Cookies: Secure when the public URL is https (always in production).
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
@@ -140,6 +154,9 @@ class Config:
         self.LOG_LEVEL = get("LOG_LEVEL") or "INFO"
         # Werkzeug's scrypt with its default cost for stored passwords.
         self.PASSWORD_HASH_METHOD = "scrypt"
+        # Where `make run` and gunicorn listen; read by gunicorn.conf.py (the image sets 0.0.0.0).
+        self.HOST = get("HOST") or "127.0.0.1"
+        self.PORT = int(get("PORT") or 8000)
         # Reverse proxies in front of the app whose X-Forwarded-* headers are trusted.
         self.TRUSTED_PROXIES = int(get("TRUSTED_PROXIES") or 0)
         for key, value in overrides.items():

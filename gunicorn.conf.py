@@ -9,8 +9,9 @@ def _int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
-# Listen on every interface of the container; PORT is the usual platform convention.
-bind = f"{os.environ.get('HOST', '0.0.0.0')}:{_int('PORT', 8000)}"
+# This machine only unless HOST says otherwise; the image sets HOST=0.0.0.0 (every interface
+# of the container). PORT is the usual platform convention.
+bind = f"{os.environ.get('HOST') or '127.0.0.1'}:{_int('PORT', 8000)}"
 # Worker processes; each builds its own app and scheduler (jobs coordinate through the database).
 workers = _int("GUNICORN_WORKERS", 2)
 # Threaded workers: requests that wait on the Graph API do not block the whole process.

@@ -11,7 +11,7 @@ from flask_babel import get_locale
 from flask_login import current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from config import Config, config_from_env
+from config import Config, ConfigError, config_from_env
 from crm_meta.extensions import babel, csrf, db, login_manager, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,10 +32,18 @@ def create_app(config: Config | None = None) -> Flask:
 
         load_dotenv(ROOT / ".env")
         config = config_from_env()
+        if config.TESTING:  # CSRF off, cheap hashes: for the test suite's own configs only
+            raise ConfigError("APP_ENV=testing is for the test suite; serve with development or production")
+    instance = Path(config.INSTANCE_PATH or ROOT / "instance")
+    if config.APP_ENV != "production":
+        from crm_meta.local_secrets import fill_missing
+
+        # Tests get fresh secrets per process; development keeps them in instance/.
+        fill_missing(config, instance, persist=not config.TESTING)
     config.validate()
     _configure_logging(config)
     app = Flask(__name__, template_folder=str(ROOT / "templates"),
-                static_folder=str(ROOT / "static"), instance_path=str(ROOT / "instance"))
+                static_folder=str(ROOT / "static"), instance_path=str(instance))
     app.config.from_object(config)
     if not app.config["SQLALCHEMY_DATABASE_URI"]:
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)

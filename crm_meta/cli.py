@@ -131,8 +131,10 @@ def meta_sandbox(host: str, port: int):
     from crm_meta.sandbox import run_standalone
 
     config = current_app.config
+    if config["APP_ENV"] == "production":
+        raise click.ClickException("the Meta sandbox never runs with APP_ENV=production")
     run_standalone(host, port, config["META_APP_ID"], config["META_APP_SECRET"],
-                   config["META_REDIRECT_URI"])
+                   config["META_REDIRECT_URI"], control_token=config["SANDBOX_CONTROL_TOKEN"])
 
 
 @meta_cli.command("refresh")
@@ -146,18 +148,29 @@ def meta_refresh(tenant_slug: str | None, dry_run: bool):
 
 
 @crypto_cli.command("rotate")
-def crypto_rotate():
+@click.option("--wait", type=click.FloatRange(0, 3600), default=60, show_default=True,
+              help="Seconds to keep retrying tokens that other sessions hold locked.")
+def crypto_rotate(wait: float):
     """Re-encrypt every stored token with the current ENCRYPTION_KEY."""
     from crm_meta.crypto import CryptoError
     from crm_meta.runtime import token_store
 
     store = token_store()
     try:
-        count = store.rotate()
+        count, left = store.rotate_all(wait)
     except CryptoError as exc:
         raise click.ClickException(
             f"{exc}; add the old key to ENCRYPTION_KEYS_PREVIOUS and run again") from None
-    click.echo(f"re-encrypted {count} token(s) with key {store.cipher.current.kid}")
+    kid = store.cipher.current.kid
+    if left:
+        # Never a success while a row still needs an old key: dropping it would strand them.
+        slugs = dict(db.session.execute(db.select(Tenant.id, Tenant.slug).where(Tenant.id.in_(left))).all())
+        names = ", ".join(f"{slugs.get(tenant_id, '?')} (id {tenant_id})" for tenant_id in left)
+        raise click.ClickException(
+            f"re-encrypted {count} token(s) with key {kid}, but {len(left)} still use an older key "
+            f"(held by another session for {wait:g}s): {names}; run again, and keep the old key "
+            "in ENCRYPTION_KEYS_PREVIOUS until this reports success")
+    click.echo(f"re-encrypted {count} token(s) with key {kid}")
 
 
 def register_cli(app: Flask) -> None:

@@ -22,8 +22,11 @@ class SystemClock:
 class SandboxClock:
     """Real time plus the sandbox's offset, read from `{base}/_sandbox/clock`."""
 
-    def __init__(self, base_url: str, ttl: float = 1.0, timeout: float = 2.0):
+    def __init__(self, base_url: str, ttl: float = 1.0, timeout: float = 2.0, control_token: str = ""):
         self.url = base_url.rstrip("/") + "/_sandbox/clock"
+        # The control API wants SANDBOX_CONTROL_TOKEN when set (say the app reaches its own
+        # sandbox through a public API_BASE_URL, not loopback).
+        self.headers = {"X-Sandbox-Control-Token": control_token} if control_token else {}
         self.ttl = ttl
         self.timeout = timeout
         self._offset = 0.0
@@ -34,7 +37,7 @@ class SandboxClock:
         with self._lock:
             if time.monotonic() - self._fetched_at >= self.ttl:
                 try:
-                    response = requests.get(self.url, timeout=self.timeout)
+                    response = requests.get(self.url, headers=self.headers, timeout=self.timeout)
                     response.raise_for_status()
                     self._offset = float(response.json()["offset_seconds"])
                     self._fetched_at = time.monotonic()

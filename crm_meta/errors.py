@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import uuid
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, current_app, g, jsonify, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from crm_meta.crypto import CryptoError
@@ -76,6 +78,22 @@ class NotConnected(AppError):
 
 class MetaFailed(AppError):
     status, code, message = 502, "meta_error", "Meta returned an error"
+
+
+class DatabaseUnavailable(AppError):
+    status, code, message = 503, "database_unavailable", "The database is not reachable; retry shortly"
+    retry_seconds = 5  # a PostgreSQL restart or fail-over is usually over by then
+
+    def __init__(self):
+        super().__init__(retry_after=self.retry_seconds)
+
+
+def database_down(exc: SQLAlchemyError) -> bool:
+    """Whether a database error means "unreachable right now" (refused, dropped, pool
+    exhausted) rather than a bug in a query."""
+    if isinstance(exc, OperationalError | InterfaceError | DisconnectionError | PoolTimeout):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 def from_graph_error(exc: GraphError) -> AppError:
@@ -162,6 +180,20 @@ def register_error_handlers(app: Flask) -> None:
         if "Allow" in (exc.get_response().headers if exc.code == 405 else {}):
             response.headers["Allow"] = exc.get_response().headers["Allow"]
         return response
+
+    @app.errorhandler(SQLAlchemyError)
+    def handle_database(exc: SQLAlchemyError):
+        if not database_down(exc):
+            return handle_unexpected(exc)
+        try:
+            db.session.rollback()
+        except SQLAlchemyError:
+            pass  # the connection is gone already; the pool replaces it
+        # The page must not look the logged-in user up again (that is a query too).
+        g._login_user = current_app.login_manager.anonymous_user()
+        log.warning("database unavailable on %s %s: %s", request.method, request.path,
+                    type(getattr(exc, "orig", None) or exc).__name__)
+        return error_response(DatabaseUnavailable())
 
     @app.errorhandler(Exception)
     def handle_unexpected(exc: Exception):

@@ -11,6 +11,8 @@ OAUTH_REQUESTS = Counter("meta_oauth_requests_total", "OAuth endpoint calls", ["
 OAUTH_ERRORS = Counter("meta_oauth_errors_total", "OAuth flow failures", ["reason"])
 TOKEN_VALIDATIONS = Counter("meta_token_validations_total", "Token checks with Meta", ["result"])
 GRAPH_CALLS = Counter("meta_graph_calls_total", "Graph API calls", ["endpoint", "outcome"])
+RATELIMIT_FALLBACKS = Counter("meta_ratelimit_storage_fallbacks_total",
+                              "Times rate limiting fell back to in-process counters (Redis unreachable)")
 GRAPH_LATENCY = Histogram("meta_api_response_time_seconds", "Graph API latency", ["endpoint"])
 
 

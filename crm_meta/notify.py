@@ -31,7 +31,7 @@ from email.message import EmailMessage
 import requests
 from sqlalchemy import delete, update
 
-from crm_meta import audit
+from crm_meta import audit, mail
 from crm_meta.extensions import db
 from crm_meta.meta.payloads import iso
 from crm_meta.models import NotificationOutbox
@@ -212,26 +212,22 @@ class Notifier:
         return outcome
 
     def send_email(self, notice: Notice) -> str:
-        """One message to the tenant's admins through the configured SMTP server."""
+        """One message to the tenant's admins through the configured SMTP server (crm_meta.mail)."""
         message = EmailMessage()
         message["From"] = self.smtp["FROM"] or "crm-meta@localhost"
         message["To"] = ", ".join(notice.recipients)
         message["Subject"] = notice.subject()
         message["Message-ID"] = f"<{notice.id}@crm-meta>"
         message.set_content(notice.text())
-        port = int(self.smtp["PORT"] or 587)
-        factory = self.smtp_factory or (smtplib.SMTP_SSL if port == 465 else smtplib.SMTP)
         try:
-            with factory(self.smtp["HOST"], port, timeout=10) as server:
-                if port != 465 and hasattr(server, "starttls"):
-                    server.ehlo()
-                    if server.has_extn("starttls"):
-                        server.starttls()
-                        server.ehlo()
-                if self.smtp["USER"]:
-                    server.login(self.smtp["USER"], self.smtp["PASSWORD"] or "")
-                server.send_message(message)
+            mail.send(message, host=self.smtp["HOST"], port=int(self.smtp["PORT"] or 587),
+                      user=self.smtp["USER"] or "", password=self.smtp["PASSWORD"] or "",
+                      factory=self.smtp_factory)
             return "delivered"
+        except mail.SMTPWithoutTLS as exc:
+            log.warning("e-mail for notice %s not sent: %s (set up STARTTLS, or SMTPS on port %s)",
+                        notice.id, exc, mail.SMTPS_PORT)
+            return "failed:no_starttls"
         except (OSError, smtplib.SMTPException) as exc:
             log.warning("e-mail for notice %s failed: %s", notice.id, type(exc).__name__)
             return f"failed:{type(exc).__name__}"

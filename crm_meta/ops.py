@@ -6,10 +6,12 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import load_only
 
+from crm_meta.errors import DatabaseUnavailable
 from crm_meta.extensions import db
 from crm_meta.meta.status import effective_status
 from crm_meta.metrics import ConnectionCollector, exposition
 from crm_meta.models import MetaToken, Tenant
+from crm_meta.ratelimits import in_fallback
 from crm_meta.runtime import now
 
 bp = Blueprint("ops", __name__)
@@ -22,12 +24,19 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
+    """503 while the database does not answer; Redis down only degrades (limits count in
+    process), so the instance stays in rotation and says so."""
+    redis_state = _redis_state()
     try:
         db.session.execute(text("SELECT 1"))
     except SQLAlchemyError:
         db.session.rollback()
-        return jsonify(status="unavailable", database=False), 503
-    return jsonify(status="ok", database=True)
+        response = jsonify(status="unavailable", database=False, **redis_state)
+        response.status_code = 503
+        response.headers["Retry-After"] = str(DatabaseUnavailable.retry_seconds)
+        return response
+    degraded = redis_state.get("redis") == "degraded"
+    return jsonify(status="degraded" if degraded else "ok", database=True, **redis_state)
 
 
 @bp.get("/metrics")
@@ -45,3 +54,14 @@ def metrics():
         [(slug, effective_status(row, moment, required), row.expires_at) for slug, row in rows],
         moment)
     return Response(exposition(collector), mimetype=CONTENT_TYPE_LATEST)
+
+
+def _redis_state() -> dict:
+    """{"redis": "ok" | "degraded"} when REDIS_URL is set, else nothing."""
+    if not current_app.config.get("REDIS_URL"):
+        return {}
+    limiter = current_app.extensions["crm_meta_limiter"]
+    if limiter.initialized and limiter.enabled and in_fallback(limiter):
+        return {"redis": "degraded"}
+    # A ping through the limiter's own connection pool (its timeouts: REDIS_TIMEOUT).
+    return {"redis": "ok" if limiter.storage.check() else "degraded"}

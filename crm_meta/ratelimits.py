@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+
 from flask import Flask, current_app, request
 from flask_limiter import Limiter
 
 from crm_meta.auth.principal import rate_limit_key
+from crm_meta.metrics import RATELIMIT_FALLBACKS
+
+log = logging.getLogger(__name__)
 
 
 def by_address() -> str:
@@ -38,4 +44,35 @@ def init_app(app: Flask) -> Limiter:
                               key_func=key_func, methods=methods)
         app.view_functions[endpoint] = limit(app.view_functions[endpoint])
     app.extensions["crm_meta_limiter"] = limiter  # the wrapped views only hold a weak reference
+    watch = FallbackWatch(limiter)
+    app.teardown_request(lambda exc: watch.check())
     return limiter
+
+
+def in_fallback(limiter: Limiter) -> bool:
+    """Whether the limiter counts in process memory because its storage is unreachable (the
+    strategy in use then holds another storage than the configured one)."""
+    return limiter.limiter.storage is not limiter.storage
+
+
+class FallbackWatch:
+    """Turns the limiter's switch to (and back from) in-process counters into a warning, a
+    metric and an info line, once per switch rather than once per request."""
+
+    def __init__(self, limiter: Limiter):
+        self.limiter = limiter
+        self.degraded = False
+        self._lock = threading.Lock()
+
+    def check(self) -> None:
+        if not self.limiter.initialized or not self.limiter.enabled:
+            return
+        now = in_fallback(self.limiter)
+        with self._lock:
+            changed, self.degraded = now != self.degraded, now
+        if changed and now:
+            RATELIMIT_FALLBACKS.inc()
+            log.warning("rate-limit storage (REDIS_URL) unreachable: counting in this process "
+                        "until it answers again; limits are per process meanwhile")
+        elif changed:
+            log.info("rate-limit storage reachable again: counters are shared once more")

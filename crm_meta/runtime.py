@@ -21,7 +21,8 @@ class Runtime:
 def build_runtime(config) -> Runtime:
     """Wire the collaborators from configuration; no network I/O happens here."""
     if config["META_MODE"] == "sandbox":
-        clock = SandboxClock(config["META_GRAPH_URL"], ttl=config["SANDBOX_CLOCK_TTL"])
+        clock = SandboxClock(config["META_GRAPH_URL"], ttl=config["SANDBOX_CLOCK_TTL"],
+                             control_token=config.get("SANDBOX_CONTROL_TOKEN") or "")
     else:
         clock = SystemClock()
     graph = GraphClient(

@@ -220,9 +220,16 @@ def drop_meta_user(*, meta_user_id: str, action: str, forget: bool = False) -> l
         db.session.delete(row)
         audit.record(action, actor="meta", tenant_id=row.tenant_id,
                      details={} if forget else {"meta_user_id": meta_user_id})
-    if forget and tenants:
-        events = db.session.scalars(db.select(AuditEvent).where(AuditEvent.tenant_id.in_(tenants)))
-        for event in events:
-            if (event.details or {}).get("meta_user_id") == meta_user_id:
-                event.details = {k: v for k, v in event.details.items() if k != "meta_user_id"}
+    if forget:
+        forget_meta_user(meta_user_id)
     return tenants
+
+
+def forget_meta_user(meta_user_id: str) -> int:
+    """Remove the Meta user's id from every audit event that names it, whatever tenant or row
+    it belonged to (deauthorize usually came first and deleted the rows already)."""
+    named = AuditEvent.details["meta_user_id"].as_string() == meta_user_id
+    events = db.session.scalars(db.select(AuditEvent).where(named)).all()
+    for event in events:
+        event.details = {k: v for k, v in event.details.items() if k != "meta_user_id"}
+    return len(events)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import json
+import math
 from datetime import datetime
 
 from crm_meta.errors import AppError
@@ -27,24 +29,32 @@ def parse(signed_request: str | None, app_secret: str, now: datetime) -> dict:
     if not signed_request or len(signed_request) > 4096 or signed_request.count(".") != 1:
         raise InvalidSignedRequest()
     encoded_sig, payload = signed_request.split(".", 1)
+    # The signature first: nothing an anonymous caller sends is parsed before it is verified.
     try:
         signature = _b64decode(encoded_sig)
+        signed = payload.encode("ascii")
+    except (ValueError, binascii.Error):
+        raise InvalidSignedRequest() from None
+    expected = hmac.new(app_secret.encode(), signed, hashlib.sha256).digest()
+    if not hmac.compare_digest(signature, expected):
+        raise InvalidSignedRequest()
+    try:
         data = json.loads(_b64decode(payload))
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         raise InvalidSignedRequest() from None
     if not isinstance(data, dict) or str(data.get("algorithm", "")).upper() != "HMAC-SHA256":
         raise InvalidSignedRequest()
-    expected = hmac.new(app_secret.encode(), payload.encode(), hashlib.sha256).digest()
-    if not hmac.compare_digest(signature, expected):
+    issued_at = data.get("issued_at")  # Meta always sends it; without it a replay never ages
+    if isinstance(issued_at, bool) or not isinstance(issued_at, int | float):
         raise InvalidSignedRequest()
-    issued_at = data.get("issued_at")
-    if issued_at is not None:
-        try:
-            age = now.timestamp() - float(issued_at)
-        except (TypeError, ValueError):
-            raise InvalidSignedRequest() from None
-        if age > MAX_AGE_SECONDS or age < -MAX_SKEW_SECONDS:
-            raise InvalidSignedRequest("The signed_request is too old")
+    try:
+        age = now.timestamp() - float(issued_at)
+    except OverflowError:
+        raise InvalidSignedRequest() from None
+    if not math.isfinite(age):
+        raise InvalidSignedRequest()
+    if age > MAX_AGE_SECONDS or age < -MAX_SKEW_SECONDS:
+        raise InvalidSignedRequest("The signed_request is too old")
     if not str(data.get("user_id") or "").isdigit():
         raise InvalidSignedRequest()
     return data

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from crm_meta.crypto import TokenCipher
 from crm_meta.extensions import db
 from crm_meta.models import MetaToken
@@ -43,3 +45,26 @@ class TokenStore:
                 self.write(row, self.read(row))
             db.session.commit()
             rotated += len(rows)
+
+    def not_current(self) -> list[int]:
+        """Tenant ids whose token is still under an older key (locked rows included)."""
+        query = (db.select(MetaToken.tenant_id).where(MetaToken.key_id != self.cipher.current.kid)
+                 .order_by(MetaToken.tenant_id))
+        left = list(db.session.scalars(query))
+        db.session.rollback()
+        return left
+
+    def rotate_all(self, wait: float, *, sleep=None, clock=None) -> tuple[int, list[int]]:
+        """Rotate until every row is on the current key, retrying rows other sessions hold
+        locked for up to `wait` seconds; (tokens re-encrypted, tenant ids still left)."""
+        sleep, clock = sleep or time.sleep, clock or time.monotonic
+        deadline = clock() + wait
+        rotated, pause = 0, 0.2
+        while True:
+            rotated += self.rotate()
+            left = self.not_current()
+            remaining = deadline - clock()
+            if not left or remaining <= 0:
+                return rotated, left
+            sleep(min(pause, remaining))
+            pause = min(pause * 2, 5.0)

@@ -8,7 +8,8 @@ codes), auth (token checks, appsecret_proof), dialog (consent page), oauth (acce
 debug_token), graph (dispatcher, headers, faults), schema/nodes/fields (Graph objects),
 batch, control (/_sandbox endpoints), server (blueprint, standalone app, live server).
 
-Control endpoints (relative to the base):
+Control endpoints (relative to the base; loopback clients only, or callers sending
+SANDBOX_CONTROL_TOKEN in X-Sandbox-Control-Token; see control.py):
   POST /_sandbox/reset
   GET|POST|DELETE /_sandbox/faults   {path, code?, error_subcode?, http_status?, count?,
                                      latency_ms?, malformed?, regain_minutes?, method?, message?}

@@ -1,10 +1,20 @@
-"""Control endpoints under `{base}/_sandbox/`: reset, faults, clock, calls, config, tokens."""
+"""Control endpoints under `{base}/_sandbox/`: reset, faults, clock, calls, config, tokens.
+
+They answer loopback clients only, or, when SANDBOX_CONTROL_TOKEN is set, callers sending it
+in X-Sandbox-Control-Token (loopback ones too); never with APP_ENV=production.
+"""
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 from typing import Any
 
-from flask import jsonify, request
+from flask import current_app, jsonify, request
+
+CONTROL_HEADER = "X-Sandbox-Control-Token"
+# Headers a reverse proxy on this host adds; without ProxyFix they mean "not really loopback".
+PROXY_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
 
 
 def _json_body() -> dict[str, Any]:
@@ -20,8 +30,44 @@ def _error(message: str, status: int = 400):
     return jsonify({"error": {"message": message, "type": "SandboxControlError"}}), status
 
 
+def _loopback_client() -> bool:
+    """The caller is on this machine: a loopback peer that no local proxy relays for."""
+    proxied = "werkzeug.proxy_fix.orig" not in request.environ and any(
+        name in request.headers for name in PROXY_HEADERS)
+    if proxied:
+        return False
+    try:
+        address = ipaddress.ip_address((request.remote_addr or "").split("%", 1)[0])
+    except ValueError:
+        return False
+    if address.version == 6 and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
+def control_allowed() -> bool:
+    """The token when one is configured (compared in constant time), else a loopback peer."""
+    token = current_app.config.get("SANDBOX_CONTROL_TOKEN") or ""
+    if token:
+        given = request.headers.get(CONTROL_HEADER, "")
+        return hmac.compare_digest(given.encode(), token.encode())
+    return _loopback_client()
+
+
 def register(bp, sandbox) -> None:
     """Add the control routes to the sandbox blueprint."""
+
+    @bp.before_request
+    def only_trusted_callers():
+        rule = request.url_rule
+        if rule is None or "/_sandbox/" not in rule.rule or request.endpoint.endswith(".stylesheet"):
+            return None  # the dialog, the Graph API and the consent page's stylesheet
+        if current_app.config.get("APP_ENV") == "production":
+            return _error("Not found", 404)
+        if not control_allowed():
+            return _error("The sandbox control API answers loopback clients only, or callers "
+                          f"sending {CONTROL_HEADER}", 403)
+        return None
 
     def guarded(func):
         def wrapper(*args, **kwargs):

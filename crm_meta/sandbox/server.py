@@ -150,9 +150,11 @@ def serve_in_thread(flask_app: Flask, host: str = "127.0.0.1", port: int = 0) ->
     return LiveServer(url=f"http://{host}:{real_port}", port=real_port, server=server, thread=thread)
 
 
-def run_standalone(host: str, port: int, app_id: str, app_secret: str, redirect_uri: str) -> None:
+def run_standalone(host: str, port: int, app_id: str, app_secret: str, redirect_uri: str,
+                   control_token: str = "") -> None:
     """Serve the sandbox on its own until interrupted (threaded; used by the CLI)."""
     app = create_sandbox_app(app_id, app_secret, redirect_uri)
+    app.config["SANDBOX_CONTROL_TOKEN"] = control_token  # else /_sandbox/* is loopback-only
     if not _log.handlers:  # an access log on the console, paths only (no query strings)
         _log.addHandler(logging.StreamHandler())
         _log.setLevel(logging.INFO)

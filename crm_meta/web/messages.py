@@ -44,6 +44,7 @@ DOMAIN_MESSAGES = (
     N_("Meta did not return an access token"),
     N_("The token was issued for another Meta app"),
     N_("No deletion request with this confirmation code"),
+    N_("The database is not reachable; retry shortly"),
 )
 
 # Why the callback sent the browser back to step 1 (`?error=<code>`).

@@ -61,3 +61,25 @@ def test_a_request_signed_with_another_secret_is_refused(app, client, connected_
 
     forged = sign({"algorithm": "HMAC-SHA256", "user_id": connected_user}, secret="not-our-secret")
     assert client.post("/crm/meta/deauthorize", data={"signed_request": forged}).status_code == 400
+
+
+@pytest.mark.parametrize("path", ["/crm/meta/deauthorize", "/crm/meta/data-deletion"])
+def test_an_unsigned_deeply_nested_payload_is_a_clean_400(app, client, path):
+    """Before the fix the payload was parsed before the signature: json recursed into a 500."""
+    from tests.unit.test_signed_request import encode
+
+    nested = encode(b"[" * 3000)[:4000]
+    response = client.post(path, data={"signed_request": encode(b"x" * 32) + "." + nested})
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "invalid_signed_request"
+
+
+def test_a_signed_request_without_issued_at_is_refused(app, client, connected_user):
+    from tests.helpers import APP_SECRET
+    from tests.unit.test_signed_request import sign
+
+    undated = sign({"algorithm": "HMAC-SHA256", "user_id": connected_user}, secret=APP_SECRET)
+    response = client.post("/crm/meta/deauthorize", data={"signed_request": undated})
+    assert response.status_code == 400
+    with app.app_context():
+        assert db.session.scalar(db.select(MetaToken)) is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -202,8 +203,8 @@ def test_webhook_gives_up_after_its_attempts_and_never_retries_a_refusal(request
 class FakeSMTP:
     sent: list = []
 
-    def __init__(self, host, port, timeout):
-        self.host, self.port = host, port
+    def __init__(self, host, port, timeout, context=None):
+        self.host, self.port, self.context = host, port, context
 
     def __enter__(self):
         return self
@@ -217,8 +218,8 @@ class FakeSMTP:
     def has_extn(self, name):
         return True
 
-    def starttls(self):
-        self.tls = True
+    def starttls(self, context=None):
+        self.tls, self.context = True, context
 
     def login(self, user, password):
         self.user = user
@@ -234,6 +235,7 @@ def test_email_goes_to_the_tenants_admins_over_starttls():
     assert sender.deliver(notice()) == {"email": "delivered"}
     [(server, message)] = FakeSMTP.sent
     assert server.tls and server.user == "mailer"
+    assert server.context.verify_mode == ssl.CERT_REQUIRED and server.context.check_hostname
     assert message["To"] == "admin@acme.test" and "7 days" in message["Subject"]
     assert "2026-12-05" in message.get_content()
 

@@ -40,3 +40,41 @@ def test_valid_request_parses():
 def test_invalid_requests_are_refused(signed):
     with pytest.raises(InvalidSignedRequest):
         parse(signed, SECRET, NOW)
+
+
+def encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def test_the_signature_is_checked_before_the_payload_is_parsed(monkeypatch):
+    """An anonymous caller's payload is never parsed: a forged one never reaches json.loads."""
+    parsed = []
+    monkeypatch.setattr(json, "loads", lambda *a, **k: parsed.append(a) or {})
+    with pytest.raises(InvalidSignedRequest):
+        parse(encode(b"not-the-signature") + "." + encode(b'{"user_id": "1"}'), SECRET, NOW)
+    assert parsed == []
+
+
+def test_an_unsigned_deeply_nested_payload_is_refused_cleanly():
+    nested = encode(b"[" * 2500 + b"]" * 2500)[:4000]
+    with pytest.raises(InvalidSignedRequest):
+        parse(encode(b"x" * 32) + "." + nested, SECRET, NOW)
+
+
+def test_a_signed_deeply_nested_payload_is_refused_cleanly():
+    payload_part = encode(b"[" * 2500 + b"]" * 2500)[:4000]
+    sig = hmac.new(SECRET.encode(), payload_part.encode(), hashlib.sha256).digest()
+    with pytest.raises(InvalidSignedRequest):
+        parse(encode(sig) + "." + payload_part, SECRET, NOW)
+
+
+@pytest.mark.parametrize("issued_at", [None, "1700000000", True, 10**400, float("nan")],
+                         ids=["missing", "string", "bool", "huge", "nan"])
+def test_issued_at_is_required_and_a_number(issued_at):
+    body = payload()
+    if issued_at is None:
+        del body["issued_at"]
+    else:
+        body["issued_at"] = issued_at
+    with pytest.raises(InvalidSignedRequest):
+        parse(sign(body), SECRET, NOW)

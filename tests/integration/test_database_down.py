@@ -1,0 +1,96 @@
+"""PostgreSQL going away (a restart, a fail-over): 503 `database_unavailable` with Retry-After,
+never a 500, and service again as soon as it is back.
+
+The app reaches the real PostgreSQL through a TCP proxy the test cuts: open connections drop
+and new ones are refused, as while the server restarts.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+
+from crm_meta.extensions import db
+from tests.foundation.support import assert_envelope
+from tests.helpers import AuthActions, add_tenant, bearer
+from tests.tcp_proxy import TcpProxy
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def proxy(postgres_url):
+    url = make_url(postgres_url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+    yield proxy
+    proxy.cut()
+
+
+@pytest.fixture
+def proxied(make_app, postgres_url, proxy):
+    """An app whose every database connection goes through the proxy, with one tenant."""
+    url = make_url(postgres_url).set(host="127.0.0.1", port=proxy.port)
+    app = make_app(database_url=url.render_as_string(hide_password=False))
+    tenant = add_tenant(app, "acme")
+    return app, tenant
+
+
+def token_status(client, tenant):
+    return client.get("/crm/marketing/token-status", headers=bearer(tenant.tenant_id))
+
+
+def test_a_database_restart_answers_503_with_retry_after_then_recovers(proxied, proxy):
+    app, tenant = proxied
+    client = app.test_client()
+    assert token_status(client, tenant).status_code == 200  # a pooled connection exists now
+
+    proxy.cut()
+    response = token_status(client, tenant)
+    assert_envelope(response, 503, "database_unavailable")
+    assert int(response.headers["Retry-After"]) > 0
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.get_json()["database"] is False
+    assert client.get("/healthz").status_code == 200  # alive: no restart loop over a database
+
+    proxy.restore()
+    assert token_status(client, tenant).status_code == 200
+    assert client.get("/readyz").status_code == 200
+
+
+def test_a_browser_gets_a_page_not_a_stack_trace(proxied, proxy):
+    app, tenant = proxied
+    client = app.test_client()
+    AuthActions(client).login(tenant.admin_email)
+    assert client.get("/crm/marketing", headers={"Accept": "text/html"}).status_code == 200
+
+    proxy.cut()
+    page = client.get("/crm/marketing", headers={"Accept": "text/html"})
+    assert page.status_code == 503 and page.mimetype == "text/html"
+    assert page.headers["Retry-After"]
+    text = page.get_data(as_text=True)
+    assert "The database is not reachable" in text and "Traceback" not in text
+
+
+def test_the_connection_dropping_mid_request_is_a_503(proxied, proxy):
+    """The first statement of the request succeeds; the server goes away before the second."""
+    app, tenant = proxied
+    client = app.test_client()
+    statements = []
+
+    def before_execute(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+        if len(statements) == 2:
+            proxy.cut()
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", before_execute)
+    try:
+        response = token_status(client, tenant)
+    finally:
+        event.remove(engine, "before_cursor_execute", before_execute)
+    assert len(statements) >= 2
+    assert_envelope(response, 503, "database_unavailable")
+    proxy.restore()
+    assert token_status(client, tenant).status_code == 200
