@@ -74,7 +74,7 @@ class Fixtures:
     user_businesses: dict[str, list[str]] = field(default_factory=dict)
     user_personal_accounts: dict[str, list[str]] = field(default_factory=dict)
     user_pages: dict[str, list[str]] = field(default_factory=dict)
-    _access_cache: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    _access_cache: dict[tuple, dict[str, list[str]]] = field(default_factory=dict)
 
     def get(self, obj_id: str) -> dict[str, Any] | None:
         """The object with that id, or None."""
@@ -90,12 +90,15 @@ class Fixtures:
             self.objects[user_id] = obj
         return obj
 
-    def access(self, user_id: str) -> dict[str, list[str]]:
-        """Ids the user can reach: businesses, ad_accounts (act_ ids), pages, wabas."""
-        cached = self._access_cache.get(user_id)
+    def access(self, user_id: str, business_ids: frozenset[str] | None = None) -> dict[str, list[str]]:
+        """Ids the user can reach: businesses, ad_accounts (act_ ids), pages, wabas; only the
+        shared businesses (and what they hold) when the grant names some."""
+        cache_key = (user_id, business_ids)
+        cached = self._access_cache.get(cache_key)
         if cached is not None:
             return cached
-        businesses = list(self.user_businesses.get(user_id, []))
+        businesses = [b for b in self.user_businesses.get(user_id, [])
+                      if business_ids is None or b in business_ids]
         personal = list(self.user_personal_accounts.get(user_id, []))
         accounts = list(personal)
         wabas: list[str] = []
@@ -110,7 +113,7 @@ class Fixtures:
             "pages": list(self.user_pages.get(user_id, [])),
             "wabas": wabas,
         }
-        self._access_cache[user_id] = result
+        self._access_cache[cache_key] = result
         return result
 
 
