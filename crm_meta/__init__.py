@@ -33,6 +33,12 @@ def create_app(config: Config | None = None) -> Flask:
         load_dotenv(ROOT / ".env")
         config = config_from_env()
     config.validate()
+    from crm_meta import logredact
+
+    # Before anything can log: no secret reaches a log line, whoever writes it (tests too).
+    logredact.install(config.META_APP_SECRET, config.SECRET_KEY, config.JWT_SECRET_KEY,
+                      config.ENCRYPTION_KEY, *config.ENCRYPTION_KEYS_PREVIOUS,
+                      config.NOTIFY_WEBHOOK_SECRET, config.SMTP_PASSWORD)
     _configure_logging(config)
     app = Flask(__name__, template_folder=str(ROOT / "templates"),
                 static_folder=str(ROOT / "static"), instance_path=str(ROOT / "instance"))

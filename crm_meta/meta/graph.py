@@ -164,7 +164,7 @@ class GraphClient:
             metrics.GRAPH_CALLS.labels(endpoint=label, outcome="unreachable").inc()
             raise TransientError(f"Meta is unreachable ({type(exc).__name__})") from None
         elapsed = time.perf_counter() - started
-        self._local.last_date = response.headers.get("Date")
+        self._local.last_headers = response.headers
         metrics.GRAPH_LATENCY.labels(endpoint=label).observe(elapsed)
         self.last_app_usage = _app_usage(response.headers)
         if self.last_app_usage >= USAGE_SLOWDOWN:
@@ -207,9 +207,24 @@ class GraphClient:
     def get(self, path: str, *, token: str | None = None, **params) -> dict:
         return self.call("GET", path, token=token, params=params)
 
-    def date_header(self) -> str | None:
-        """The `Date` header of the last answer (used to compare clocks)."""
-        return getattr(self._local, "last_date", None)
+    def last_headers(self) -> dict:
+        """The headers of this thread's last answer (`Date`, `facebook-api-version`...)."""
+        return dict(getattr(self._local, "last_headers", None) or {})
+
+    def ping(self) -> tuple[int, dict]:
+        """One plain GET of the versioned root, no token: is Meta reachable (DNS, TCP, TLS)?
+        Returns status and headers; raises TransientError naming the failure otherwise."""
+        try:
+            response = self.session.get(self.url(""), timeout=self.timeout,
+                                        headers={"Accept": "application/json"})
+        except requests.exceptions.SSLError:
+            raise TransientError("the TLS handshake with Meta failed") from None
+        except requests.ConnectionError as exc:
+            cause = "name resolution failed" if "resolve" in str(exc).lower() else "connection failed"
+            raise TransientError(f"Meta is unreachable ({cause})") from None
+        except requests.RequestException as exc:
+            raise TransientError(f"Meta is unreachable ({type(exc).__name__})") from None
+        return response.status_code, dict(response.headers)
 
     # -- pagination --------------------------------------------------------------------------
     def next_page_params(self, page: dict) -> tuple[str, dict] | None:
