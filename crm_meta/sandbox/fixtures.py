@@ -105,7 +105,7 @@ class Fixtures:
         for biz_id in businesses:
             biz = self.objects[biz_id]
             accounts.extend(biz["_owned_ad_accounts"] + biz["_client_ad_accounts"])
-            wabas.extend(biz["_owned_wabas"])
+            wabas.extend(biz["_owned_wabas"] + biz["_client_wabas"])
         result = {
             "businesses": businesses,
             "ad_accounts": list(dict.fromkeys(accounts)),
@@ -191,6 +191,7 @@ class _Builder:
                 "_owned_ad_accounts": [],
                 "_client_ad_accounts": [],
                 "_owned_wabas": [],
+                "_client_wabas": [],  # shared with the business by a client
                 "_owned_pages": [],
             }
         )
@@ -257,6 +258,22 @@ class _Builder:
                     "quality_rating": "GREEN",
                 }
             )
+        if len(businesses) > 1:
+            second = businesses[1]
+            client = self.add(
+                {
+                    "_type": "WhatsAppBusinessAccount",
+                    "_business_id": second["id"],
+                    "id": str(_WABA_BASE + 2),
+                    "name": "Cliente WhatsApp " + second["name"].split()[0],
+                    "currency": "EUR",
+                    "timezone_id": "1",
+                    "message_template_namespace": "sandbox_ns_0002",
+                    "account_review_status": "APPROVED",
+                    "_phone_numbers": [],
+                }
+            )
+            second["_client_wabas"].append(client["id"])
         self.pages(businesses)
         personal = []
         for k in range(1, self.config["personal_ad_accounts"] + 1):

@@ -129,7 +129,7 @@ TYPES: dict[str, NodeType] = {
             ),
             "client_whatsapp_business_accounts": Edge(
                 "WhatsAppBusinessAccount",
-                lambda c, p: [],
+                _objects(lambda c, p: p["_client_wabas"]),
                 (BIZ, WHATSAPP),
                 WHATSAPP_ERROR,
                 "whatsapp_business_management",
