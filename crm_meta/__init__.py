@@ -40,6 +40,7 @@ def create_app(config: Config | None = None) -> Flask:
                       config.ENCRYPTION_KEY, *config.ENCRYPTION_KEYS_PREVIOUS,
                       config.NOTIFY_WEBHOOK_SECRET, config.SMTP_PASSWORD)
     _configure_logging(config)
+    logredact.install()  # again: the handler just configured gets the filter too
     app = Flask(__name__, template_folder=str(ROOT / "templates"),
                 static_folder=str(ROOT / "static"), instance_path=str(ROOT / "instance"))
     app.config.from_object(config)

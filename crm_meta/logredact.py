@@ -1,8 +1,10 @@
 """Keep secrets out of every log line, whoever writes it (urllib3, requests, werkzeug, gunicorn,
-our own code): a log-record factory, installed once per process, redacts each record as it is
-made - the formatted message and its args, string extras, and exception and stack text.
+our own code).
 
-`redact(text)` is the standalone piece a formatter (JSON or text) can also call.
+`install()` (idempotent) puts a log-record factory in place that redacts each record as it is
+made - the formatted message with its args, exception and stack text - and a filter on every
+handler present, which also covers `extra=` fields (set after the factory runs). `redact(text)`
+and `RedactingFilter` are the standalone pieces a formatter or handler (JSON or text) can use.
 """
 
 from __future__ import annotations
@@ -95,15 +97,21 @@ class RedactingFilter(logging.Filter):
 
 
 def install(*secrets: str | None) -> None:
-    """Redact every record this process makes from now on; idempotent (safe to call per app)."""
+    """Redact every record this process makes from now on; idempotent (safe to call per app,
+    and again after handlers were added, e.g. by gunicorn)."""
     register(*secrets)
     with _lock:
         factory = logging.getLogRecordFactory()
-        if getattr(factory, _MARK, False):
-            return
+        if not getattr(factory, _MARK, False):
 
-        def redacting_factory(*args, **kwargs):
-            return redact_record(factory(*args, **kwargs))
+            def redacting_factory(*args, **kwargs):
+                return redact_record(factory(*args, **kwargs))
 
-        setattr(redacting_factory, _MARK, True)
-        logging.setLogRecordFactory(redacting_factory)
+            setattr(redacting_factory, _MARK, True)
+            logging.setLogRecordFactory(redacting_factory)
+        loggers = [logging.getLogger(), *(logger for logger in logging.root.manager.loggerDict.values()
+                                          if isinstance(logger, logging.Logger))]
+        for logger in loggers:
+            for handler in list(logger.handlers):
+                if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+                    handler.addFilter(RedactingFilter())
