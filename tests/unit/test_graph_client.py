@@ -179,3 +179,14 @@ def test_usage_at_the_budget_stops_further_calls(graph, requests_mock):
     with pytest.raises(ThrottledError):
         graph.get("me", token=TOKEN)
     assert requests_mock.call_count == 1
+
+
+def test_a_batch_carries_its_token_as_a_top_level_body_parameter(graph, requests_mock):
+    answers = [{"code": 200, "body": json.dumps({"id": "1"})}, None]
+    requests_mock.post(f"{BASE}/v25.0/", json=answers)
+    results = graph.batch([{"relative_url": "me"}, {"relative_url": "me/businesses"}], token=TOKEN)
+    assert results == [{"id": "1"}, None]  # null: timed out inside the batch, to be asked again
+    sent = requests_mock.last_request
+    body = dict(p.split("=", 1) for p in sent.text.split("&"))
+    assert body["access_token"] == TOKEN and body["appsecret_proof"] == appsecret_proof("shh", TOKEN)
+    assert "Authorization" not in sent.headers and TOKEN not in sent.url
