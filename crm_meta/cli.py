@@ -72,7 +72,7 @@ tenants_cli = AppGroup("tenants", help="Manage tenants (companies using the CRM)
 users_cli = AppGroup("users", help="Manage users who log in to the pages.")
 demo_cli = AppGroup("demo", help="Local demo data.")
 jwt_cli = AppGroup("jwt", help="API bearer tokens.")
-meta_cli = AppGroup("meta", help="The Meta connection: sandbox and keep-alive.")
+meta_cli = AppGroup("meta", help="The Meta connection: sandbox, keep-alive and doctor.")
 crypto_cli = AppGroup("crypto", help="Encryption of stored tokens.")
 
 
@@ -148,7 +148,7 @@ def meta_refresh(tenant_slug: str | None, dry_run: bool):
 @meta_cli.command("doctor")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of lines.")
 def meta_doctor(as_json: bool):
-    """Check the configured Meta app before going live; exit 0 only when every check passes."""
+    """Check the configured Meta app before going live (exit 0: all passed)."""
     import json
 
     from crm_meta.meta import doctor
