@@ -9,7 +9,7 @@ from collections.abc import Mapping
 DEV_SECRET_PREFIX = "dev-insecure-"
 DEFAULT_SCOPES = (
     "ads_management,business_management,whatsapp_business_management,"
-    "pages_read_engagement,read_insights"
+    "pages_show_list,pages_read_engagement,read_insights"
 )
 DEFAULT_REDIRECT_URI = "http://localhost:8000/crm/auth/meta/callback"
 # The sandbox's registered app outside production: obviously not a real Meta app (its secret,

@@ -48,6 +48,13 @@ control_socket_disable = True
 proc_name = "crm-meta"
 
 
+def on_starting(server):
+    """Redact secrets from every log record (gunicorn's own too) before anything is logged."""
+    from crm_meta.logredact import install
+
+    install()
+
+
 def child_exit(server, worker):
     """Drop a dead worker's metric files when prometheus_client runs in multiprocess mode."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

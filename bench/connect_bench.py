@@ -42,7 +42,7 @@ def connect_once(base: str) -> tuple[int, float, int, int]:
     code = parse_qs(urlsplit(location).query)["code"][0]
     started = time.perf_counter()
     issued = tokens.ensure_long_lived(graph, tokens.exchange_code(
-        graph, code=code, redirect_uri=REDIRECT, code_verifier=None))
+        graph, code=code, redirect_uri=REDIRECT))
     info = tokens.inspect(graph, issued.access_token)
     found = assets.discover(graph, issued.access_token, set(info.scopes))
     elapsed = time.perf_counter() - started

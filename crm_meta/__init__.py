@@ -41,7 +41,14 @@ def create_app(config: Config | None = None) -> Flask:
         # Tests get fresh secrets per process; development keeps them in instance/.
         fill_missing(config, instance, persist=not config.TESTING)
     config.validate()
+    from crm_meta import logredact
+
+    # Before anything can log: no secret reaches a log line, whoever writes it (tests too).
+    logredact.install(config.META_APP_SECRET, config.SECRET_KEY, config.JWT_SECRET_KEY,
+                      config.ENCRYPTION_KEY, *config.ENCRYPTION_KEYS_PREVIOUS,
+                      config.NOTIFY_WEBHOOK_SECRET, config.SMTP_PASSWORD)
     _configure_logging(config)
+    logredact.install()  # again: the handler just configured gets the filter too
     app = Flask(__name__, template_folder=str(ROOT / "templates"),
                 static_folder=str(ROOT / "static"), instance_path=str(instance))
     app.config.from_object(config)

@@ -72,7 +72,7 @@ tenants_cli = AppGroup("tenants", help="Manage tenants (companies using the CRM)
 users_cli = AppGroup("users", help="Manage users who log in to the pages.")
 demo_cli = AppGroup("demo", help="Local demo data.")
 jwt_cli = AppGroup("jwt", help="API bearer tokens.")
-meta_cli = AppGroup("meta", help="The Meta connection: sandbox and keep-alive.")
+meta_cli = AppGroup("meta", help="The Meta connection: sandbox, keep-alive and doctor.")
 crypto_cli = AppGroup("crypto", help="Encryption of stored tokens.")
 
 
@@ -145,6 +145,27 @@ def meta_refresh(tenant_slug: str | None, dry_run: bool):
     from crm_meta.meta.refresh import refresh_command
 
     refresh_command(tenant_slug=tenant_slug, dry_run=dry_run)
+
+
+@meta_cli.command("doctor")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of lines.")
+def meta_doctor(as_json: bool):
+    """Check the configured Meta app before going live (exit 0: all passed)."""
+    import json
+
+    from crm_meta.meta import doctor
+    from crm_meta.runtime import runtime
+
+    checks = doctor.run(runtime().graph, current_app.config)
+    if as_json:
+        click.echo(json.dumps(doctor.report(checks), indent=2))
+    else:
+        for check in checks:
+            click.echo(check.line())
+        failed = sum(not c.ok for c in checks)
+        click.echo("all checks passed" if not failed else f"{failed} check(s) failed")
+    if not all(c.ok for c in checks):
+        raise SystemExit(1)
 
 
 @crypto_cli.command("rotate")

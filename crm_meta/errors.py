@@ -16,6 +16,7 @@ from crm_meta.crypto import CryptoError
 from crm_meta.envelope import error_payload
 from crm_meta.extensions import db
 from crm_meta.meta.errors import (
+    AppMisconfiguredError,
     GraphError,
     PermissionMissingError,
     ThrottledError,
@@ -98,6 +99,9 @@ def database_down(exc: SQLAlchemyError) -> bool:
 
 def from_graph_error(exc: GraphError) -> AppError:
     """How a Graph failure reads to our callers."""
+    if isinstance(exc, AppMisconfiguredError):
+        return AppError("The Meta app is misconfigured; an operator must fix its credentials",
+                        code="meta_app_misconfigured", status=503, retry_after=300)
     if isinstance(exc, ThrottledError):
         return AppError("Meta is rate limiting this connection; retry later", code="meta_throttled",
                         status=429, retry_after=exc.retry_after or 60)

@@ -19,7 +19,7 @@ def begin(principal: Principal, *, rerequest: bool) -> tuple[AuthorizationReques
     secret = binding.ensure_browser_secret()
     started = start_authorization(
         meta_client=current_app.extensions["authlib.integrations.flask_client"].meta,
-        cipher=runtime().cipher, now=now(), tenant_id=principal.tenant.id,
+        now=now(), tenant_id=principal.tenant.id,
         user_ref=principal.actor, browser_secret=secret,
         redirect_uri=config["META_REDIRECT_URI"], scopes=config["META_SCOPES"],
         config_id=config["META_LOGIN_CONFIG_ID"], rerequest=rerequest)
@@ -37,7 +37,7 @@ def finish():
         browser_secret=binding.browser_secret(), caller_ref=f"user:{caller}" if caller else None,
         redirect_uri=config["META_REDIRECT_URI"],
         required=config["META_SCOPES"], config_id=config["META_LOGIN_CONFIG_ID"],
-        ip=request.remote_addr)
+        ip=request.remote_addr, outbox=notify.channels_configured(config))
 
 
 def browser_redirect(*, error: str | None = None):
@@ -60,7 +60,12 @@ def prefers_html() -> bool:
 def test_connection(row) -> dict:
     """A live check of the tenant's connection, asked for by a person or a program."""
     config = current_app.config
-    result, outcome = keepalive.check_now(runtime().graph, token_store(), row, now(),
-                                          keepalive.Settings.from_config(config))
-    notify.dispatch(current_app._get_current_object(), outcome.notices)
+    app = current_app._get_current_object()
+    try:
+        result, outcome = keepalive.check_now(runtime().graph, token_store(), row, now(),
+                                              keepalive.Settings.from_config(config))
+    except keepalive.AppCheckFailed as failed:
+        notify.dispatch(app, failed.notices)
+        raise failed.error from None
+    notify.dispatch(app, outcome.notices)
     return payloads.checked_payload(row, result.info, now(), config["META_SCOPES"])

@@ -19,9 +19,10 @@ GRAPH_LATENCY = Histogram("meta_api_response_time_seconds", "Graph API latency",
 class ConnectionCollector:
     """Per-scrape gauges read from storage, so every worker reports the same truth."""
 
-    def __init__(self, rows, now):
+    def __init__(self, rows, now, app_misconfigured: bool = False):
         self.rows = rows  # [(tenant slug, effective status, expires_at or None)]
         self.now = now
+        self.app_misconfigured = app_misconfigured  # stored verdict, the same for every worker
 
     def collect(self):
         expiry = GaugeMetricFamily("meta_token_expires_in_hours",
@@ -37,6 +38,9 @@ class ConnectionCollector:
             by_status.add_metric([status], count)
         yield expiry
         yield by_status
+        yield GaugeMetricFamily("meta_app_misconfigured",
+                                "1 when Meta refuses the app's own credential (checks paused), else 0",
+                                value=1 if self.app_misconfigured else 0)
 
 
 def exposition(extra_collector) -> bytes:

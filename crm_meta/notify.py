@@ -43,7 +43,8 @@ WEBHOOK_ATTEMPTS = 4
 WEBHOOK_TIMEOUT = 5.0  # seconds per attempt
 BACKOFF_BASE = 1.0  # seconds; doubles per attempt, with jitter
 BATCH = 50  # due rows looked up per query; each is still claimed on its own
-EVENTS = {"warning": "meta.connection.warning", "status_changed": "meta.connection.status_changed"}
+EVENTS = {"warning": "meta.connection.warning", "status_changed": "meta.connection.status_changed",
+          "app_misconfigured": "meta.app.misconfigured"}
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,8 @@ class Notice:
     """One notification about one tenant's connection (no token, no secret)."""
 
     id: str
-    event: str  # warning | status_changed
-    tenant_id: int
+    event: str  # warning | status_changed | app_misconfigured (app-wide: no tenant)
+    tenant_id: int | None
     status: str
     created_at: str
     kind: str | None = None  # token | data_access (warnings)
@@ -64,8 +65,13 @@ class Notice:
     recipients: tuple[str, ...] = ()
 
     @classmethod
-    def create(cls, *, event: str, tenant_id: int, status: str, now: datetime, **fields) -> Notice:
-        return cls(id=uuid.uuid4().hex, event=event, tenant_id=tenant_id, status=status,
+    def create(cls, *, event: str, tenant_id: int | None, status: str, now: datetime,
+               key: tuple | None = None, **fields) -> Notice:
+        """A notice; with `key`, its id is derived from it, so that two checks deciding the same
+        notice at once queue it once (the outbox keeps the first)."""
+        notice_id = (hashlib.sha256(repr((event, tenant_id, *key)).encode()).hexdigest()[:32]
+                     if key is not None else uuid.uuid4().hex)
+        return cls(id=notice_id, event=event, tenant_id=tenant_id, status=status,
                    created_at=iso(now), **fields)
 
     def payload(self) -> dict:
@@ -78,6 +84,8 @@ class Notice:
         return body
 
     def subject(self) -> str:
+        if self.event == "app_misconfigured":
+            return "The Meta app is misconfigured"
         if self.event == "warning":
             what = "Meta connection" if self.kind == "token" else "Meta data access"
             return f"Your {what} ends in {self.days} day{'s' if self.days != 1 else ''}"
@@ -86,6 +94,11 @@ class Notice:
         return "Your Meta connection works again"
 
     def text(self) -> str:
+        if self.event == "app_misconfigured":
+            return (f"{self.subject()}: Meta refuses the app's own credential (for example, the app "
+                    "secret was reset at Meta). Connection checks are paused and no tenant's "
+                    "connection is marked. An operator must fix META_APP_ID / META_APP_SECRET; "
+                    "`flask meta doctor` names the cause.\n")
         name = self.tenant_name or self.tenant_slug or f"tenant {self.tenant_id}"
         lines = [f"{self.subject()} ({name})."]
         if self.event == "warning":
@@ -272,6 +285,15 @@ def outbox_rows(notices, now: datetime) -> list[NotificationOutbox]:
                                        payload=payload, created_at=now, attempts=0,
                                        next_attempt_at=now, channels_done=[]))
     return rows
+
+
+def queue(rows: list[NotificationOutbox]) -> int:
+    """Add outbox rows to the current transaction; a row whose id is already queued (the same
+    notice decided by a concurrent check) is skipped. Returns how many were queued."""
+    from crm_meta.upsert import insert_ignore
+
+    columns = [c.name for c in NotificationOutbox.__table__.columns]
+    return insert_ignore(NotificationOutbox, [{c: getattr(r, c) for c in columns} for r in rows])
 
 
 def to_notice(row: NotificationOutbox) -> Notice:

@@ -8,11 +8,12 @@ from sqlalchemy.orm import load_only
 
 from crm_meta.errors import DatabaseUnavailable
 from crm_meta.extensions import db
+from crm_meta.meta import app_health
 from crm_meta.meta.status import effective_status
 from crm_meta.metrics import ConnectionCollector, exposition
 from crm_meta.models import MetaToken, Tenant
 from crm_meta.ratelimits import in_fallback
-from crm_meta.runtime import now
+from crm_meta.runtime import now, runtime
 
 bp = Blueprint("ops", __name__)
 
@@ -52,7 +53,7 @@ def metrics():
         MetaToken, MetaToken.tenant_id == Tenant.id).options(status_columns)).all()
     collector = ConnectionCollector(
         [(slug, effective_status(row, moment, required), row.expires_at) for slug, row in rows],
-        moment)
+        moment, app_misconfigured=app_health.is_misconfigured(runtime().graph.credential))
     return Response(exposition(collector), mimetype=CONTENT_TYPE_LATEST)
 
 

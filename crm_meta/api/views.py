@@ -10,7 +10,7 @@ from crm_meta.auth.principal import current_principal
 from crm_meta.envelope import ok
 from crm_meta.errors import AppError, MetaFailed, ValidationFailed
 from crm_meta.meta import connections, payloads
-from crm_meta.meta.errors import GraphError
+from crm_meta.meta.errors import AppMisconfiguredError, GraphError
 from crm_meta.runtime import now, runtime, token_store
 
 
@@ -42,9 +42,12 @@ def meta_callback():
     try:
         row = flow.finish()
     except GraphError as exc:
-        metrics.OAUTH_ERRORS.labels(reason="meta_error").inc()
+        # The contract's JSON answer stays 502 meta_error; a person is told when the cause is
+        # the Meta app itself (nobody can connect until an operator fixes it).
+        reason = "meta_app_misconfigured" if isinstance(exc, AppMisconfiguredError) else "meta_error"
+        metrics.OAUTH_ERRORS.labels(reason=reason).inc()
         if browser:
-            return flow.browser_redirect(error="meta_error")
+            return flow.browser_redirect(error=reason)
         raise MetaFailed() from exc
     except AppError as exc:
         metrics.OAUTH_ERRORS.labels(reason=exc.code).inc()

@@ -5,11 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
+from crm_meta.meta.errors import TransientError
+
 ACCOUNT_STATUS = {1: "ACTIVE", 2: "DISABLED", 3: "UNSETTLED", 7: "PENDING_RISK_REVIEW",
                   8: "PENDING_SETTLEMENT", 9: "IN_GRACE_PERIOD", 100: "PENDING_CLOSURE",
                   101: "CLOSED"}
 AD_FIELDS = "id,account_id,name,account_status,currency,timezone_name"
 PAGE_LIMIT = 100
+BATCH_SIZE = 50  # Meta's limit of requests per batch
+NULL_RETRIES = 3  # rounds a page answered `null` inside a batch (Meta's timeout) is asked again
+WABA_EDGES = (("owned_whatsapp_business_accounts", "owned"),
+              ("client_whatsapp_business_accounts", "client"))
 
 
 @dataclass
@@ -47,13 +53,14 @@ def me_fields(granted: set[str]) -> str:
             nested += [f"owned_ad_accounts.limit({PAGE_LIMIT}){{{AD_FIELDS}}}",
                        f"client_ad_accounts.limit({PAGE_LIMIT}){{{AD_FIELDS}}}"]
         if "whatsapp_business_management" in granted:
-            nested.append(f"owned_whatsapp_business_accounts.limit({PAGE_LIMIT}){{id,name}}")
+            # A business sees the WhatsApp accounts it owns and those its clients shared with it.
+            nested += [f"{edge}.limit({PAGE_LIMIT}){{id,name}}" for edge, _ in WABA_EDGES]
         fields.append(f"businesses.limit({PAGE_LIMIT}){{{','.join(['id', 'name', *nested])}}}")
     if ads:
         # Only the person's own accounts: /me/adaccounts would repeat every business account
         # and need one sequential page per hundred of them.
         fields.append(f"personal_ad_accounts.limit({PAGE_LIMIT}){{{AD_FIELDS}}}")
-    if granted & {"pages_show_list", "pages_read_engagement"}:
+    if "pages_show_list" in granted:  # Meta lists /me/accounts only with pages_show_list
         fields.append(f"accounts.limit({PAGE_LIMIT}){{id,name,category,tasks}}")
     return ",".join(fields)
 
@@ -74,10 +81,7 @@ def discover(graph, token: str, granted: set[str]) -> Discovery:
             "id": bid,
             "name": business.get("name") or bid,
             "ad_accounts": list(accounts.values()),
-            "whatsapp_business_accounts": [
-                {"id": str(w["id"]), "name": w.get("name")}
-                for w in edges.get((bid, "owned_whatsapp_business_accounts"), [])
-            ],
+            "whatsapp_business_accounts": _wabas(edges, bid),
         })
     in_business = {a["id"] for b in businesses for a in b["ad_accounts"]}
     personal = [ad_account(raw, None) for raw in edges.get(("me", "personal_ad_accounts"), [])]
@@ -90,6 +94,15 @@ def discover(graph, token: str, granted: set[str]) -> Discovery:
         personal_ad_accounts=[a for a in personal if a["id"] not in in_business],
         pages=pages,
     )
+
+
+def _wabas(edges: dict, business_id: str) -> list[dict]:
+    found: dict[str, dict] = {}
+    for edge, relationship in WABA_EDGES:
+        for raw in edges.get((business_id, edge), []):
+            found.setdefault(str(raw["id"]), {"id": str(raw["id"]), "name": raw.get("name"),
+                                              "relationship": relationship})
+    return list(found.values())
 
 
 def _complete_edges(graph, token: str, me: dict) -> dict[tuple[str, str], list[dict]]:
@@ -111,13 +124,20 @@ def _complete_edges(graph, token: str, me: dict) -> dict[tuple[str, str], list[d
                         walk(str(child["id"]), {k: v for k, v in child.items() if k != "id"})
 
     walk("me", {k: v for k, v in me.items() if k not in ("id", "name")})
+    nulls: dict[int, int] = {}  # id(page) -> rounds it came back null
     while pending:
-        round_, pending = pending[:50], pending[50:]
+        round_, pending = pending[:BATCH_SIZE], pending[BATCH_SIZE:]
         requests_ = []
         for _key, page in round_:
             path, params = graph.next_page_params(page)
             requests_.append({"relative_url": f"{path.lstrip('/')}?{urlencode(params)}"})
-        for (key, _page), answer in zip(round_, graph.batch(requests_, token=token), strict=True):
+        for (key, page), answer in zip(round_, graph.batch(requests_, token=token), strict=True):
+            if answer is None:  # timed out inside the batch: ask again in a later round
+                nulls[id(page)] = nulls.get(id(page), 0) + 1
+                if nulls[id(page)] > NULL_RETRIES:
+                    raise TransientError("Meta kept timing out on a page of assets")
+                pending.append((key, page))
+                continue
             if isinstance(answer, Exception):
                 raise answer
             take(key, answer)

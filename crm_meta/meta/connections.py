@@ -12,8 +12,8 @@ from crm_meta import audit
 from crm_meta.crypto import CryptoError
 from crm_meta.errors import AppError, MetaFailed, NotConnected, OAuthDenied, UnknownAsset
 from crm_meta.extensions import db
-from crm_meta.meta import assets, tokens
-from crm_meta.meta.errors import GraphError
+from crm_meta.meta import app_health, assets, tokens
+from crm_meta.meta.errors import AppMisconfiguredError, GraphError
 from crm_meta.meta.oauth import consume_state
 from crm_meta.meta.payloads import iso
 from crm_meta.meta.store import TokenStore
@@ -25,10 +25,11 @@ ASSET_ID = re.compile(r"^(act_)?\d{1,30}$")
 
 def complete_authorization(*, graph, store: TokenStore, now: datetime, args: dict,
                            browser_secret: str | None, caller_ref: str | None, redirect_uri: str,
-                           required: list[str], config_id: str, ip: str | None) -> MetaToken:
+                           required: list[str], config_id: str, ip: str | None,
+                           outbox: bool = False) -> MetaToken:
     """The callback: state, code exchange, inspection, discovery, one transaction to store it."""
     consumed = consume_state(state=args.get("state"), browser_secret=browser_secret,
-                             cipher=store.cipher, now=now, caller_ref=caller_ref)
+                             now=now, caller_ref=caller_ref)
     if args.get("error"):
         audit.record("meta.connect", actor=consumed.user_ref, tenant_id=consumed.tenant_id,
                      outcome="denied", ip=ip, details={"reason": args.get("error_reason")},
@@ -39,8 +40,10 @@ def complete_authorization(*, graph, store: TokenStore, now: datetime, args: dic
         raise AppError("The callback carries no authorization code", code="invalid_request")
     try:
         issued = tokens.ensure_long_lived(graph, tokens.exchange_code(
-            graph, code=code, redirect_uri=redirect_uri, code_verifier=consumed.code_verifier))
+            graph, code=code, redirect_uri=redirect_uri))
         info = tokens.inspect(graph, issued.access_token)
+        app_health.report_healthy(now=now, credential=graph.credential, app_id=graph.app_id,
+                                  actor=consumed.user_ref)
         if not info.is_valid:
             raise MetaFailed("Meta says the new token is not valid")
         discovery = assets.discover(graph, issued.access_token, set(info.scopes))
@@ -49,6 +52,10 @@ def complete_authorization(*, graph, store: TokenStore, now: datetime, args: dic
                      outcome="failure", ip=ip, details={"error": getattr(exc, "code", None),
                                                         "kind": getattr(exc, "kind", None)},
                      commit=True)
+        if isinstance(exc, AppMisconfiguredError):
+            app_health.report_misconfigured(exc, now=now, credential=graph.credential,
+                                            app_id=graph.app_id, outbox=outbox,
+                                            actor=consumed.user_ref)
         raise
     row = _save(store, consumed.tenant_id, issued.access_token, info, discovery, now,
                 actor=consumed.user_ref, config_id=config_id, required=required)
@@ -66,7 +73,7 @@ def _save(store, tenant_id, token, info, discovery, now, *, actor, config_id, re
         if row is None:
             row = MetaToken(tenant_id=tenant_id, warnings_sent={})
             db.session.add(row)
-        store.write(row, token)
+        store.replace(row, token)
         apply_token_info(row, info, now)
         row.declined_scopes = [s for s in required if s not in set(info.scopes)] if not config_id else []
         row.login_config_id = config_id or None
@@ -98,6 +105,7 @@ def apply_token_info(row: MetaToken, info: tokens.TokenInfo, now: datetime) -> N
     row.issued_at = info.issued_at
     if info.is_valid:
         row.scopes = sorted(set(info.scopes))
+        row.granular_scopes = list(info.granular_scopes)
     row.last_checked_at = now
 
 

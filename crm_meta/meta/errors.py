@@ -65,6 +65,13 @@ class PermissionMissingError(GraphError):
     kind = "permission_missing"
 
 
+class AppMisconfiguredError(GraphError):
+    """Meta refuses the app's own credential (e.g. the secret was reset at Meta): app-wide, never
+    a verdict on a tenant's token. Nothing is retried; an operator must fix the configuration."""
+
+    kind = "app_misconfigured"
+
+
 class BadRequestError(GraphError):
     """Anything else Meta refuses (100 bad parameter, 368 policy block...): never retried."""
 
@@ -87,9 +94,18 @@ def classify(error: dict, http_status: int, retry_after: int | None = None) -> G
         return TokenInvalidError(message, **fields)
     if code in PERMISSION_CODES:
         return PermissionMissingError(message, **fields)
+    if code == 1 and error.get("type") == "OAuthException" and 400 <= http_status < 500:
+        # e.g. "Error validating client secret.": a refusal, however often it is asked again.
+        return BadRequestError(message, **fields)
     if code in TRANSIENT_CODES or error.get("is_transient") or http_status >= 500:
         return TransientError(message, **fields)
     return BadRequestError(message, **fields)
+
+
+def app_misconfigured(exc: GraphError) -> AppMisconfiguredError:
+    """The same failure, read as Meta refusing the app itself."""
+    return AppMisconfiguredError(exc.message, code=exc.code, subcode=exc.subcode,
+                                 fbtrace_id=exc.fbtrace_id, http_status=exc.http_status)
 
 
 def _int(value) -> int | None:

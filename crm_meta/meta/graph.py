@@ -20,9 +20,6 @@ from crm_meta import metrics
 from crm_meta.meta.errors import GraphError, ThrottledError, TransientError, classify
 
 log = logging.getLogger(__name__)
-# Query parameters that are secrets: they travel in a POST body, never in a URL.
-SECRET_PARAMS = frozenset({"client_secret", "code", "fb_exchange_token", "input_token",
-                           "access_token", "code_verifier"})
 USAGE_SLOWDOWN = 80  # percent of Meta's budget at which we start backing off on our own
 _ID = re.compile(r"^(act_)?\d+$")
 
@@ -96,6 +93,11 @@ class GraphClient:
     def app_token(self) -> str:
         return f"{self.app_id}|{self._app_secret}"
 
+    @property
+    def credential(self) -> str:
+        """A short fingerprint of the app credential (app id and secret), never the secret."""
+        return hashlib.sha256(f"crm_meta:{self.app_token}".encode()).hexdigest()[:16]
+
     def client_params(self) -> dict:
         """The app's credentials for /oauth/access_token calls."""
         return {"client_id": self.app_id, "client_secret": self._app_secret}
@@ -105,25 +107,29 @@ class GraphClient:
 
     # -- the one request path ---------------------------------------------------------------
     def call(self, method: str, path: str, *, token: str | None = None,
-             params: dict | None = None, retry: bool | None = None) -> dict | list:
-        """One Graph call; returns the JSON body or raises a GraphError subclass."""
+             params: dict | None = None, retry: bool | None = None,
+             token_in_body: bool = False) -> dict | list:
+        """One Graph call with the endpoint's documented method; returns the JSON body or
+        raises a GraphError subclass.
+
+        GET and DELETE carry their parameters in the query (debug_token's `input_token` too:
+        the log redaction keeps it out of every log line); POST carries them in the body. The
+        token travels in the Authorization header, or as a top-level body parameter where Meta
+        requires it (`token_in_body`: batch requests).
+        """
         params = {k: v for k, v in (params or {}).items() if v is not None}
         headers = {"Accept": "application/json"}
+        http_method = method.upper()
         if token:
-            headers["Authorization"] = f"Bearer {token}"
+            if token_in_body:
+                params["access_token"] = token
+            else:
+                headers["Authorization"] = f"Bearer {token}"
             if token != self.app_token:
                 params["appsecret_proof"] = appsecret_proof(self._app_secret, token)
-        http_method = method.upper()
-        secret = {k: params.pop(k) for k in list(params) if k in SECRET_PARAMS}
         body = None
-        if secret or http_method == "POST":
-            # Secrets never go in a URL (URLs reach proxy and library logs): POST them,
-            # with Graph's method override when the call is a read.
-            body = {**params, **secret}
-            params = {}
-            if http_method == "GET":
-                body["method"] = "GET"
-                http_method = "POST"
+        if http_method == "POST":
+            body, params = params, {}
         if retry is None:
             retry = method.upper() in {"GET", "DELETE"}
         attempts = 1 + (self.max_retries if retry else 0)
@@ -158,6 +164,7 @@ class GraphClient:
             metrics.GRAPH_CALLS.labels(endpoint=label, outcome="unreachable").inc()
             raise TransientError(f"Meta is unreachable ({type(exc).__name__})") from None
         elapsed = time.perf_counter() - started
+        self._local.last_headers = response.headers
         metrics.GRAPH_LATENCY.labels(endpoint=label).observe(elapsed)
         self.last_app_usage = _app_usage(response.headers)
         if self.last_app_usage >= USAGE_SLOWDOWN:
@@ -200,6 +207,25 @@ class GraphClient:
     def get(self, path: str, *, token: str | None = None, **params) -> dict:
         return self.call("GET", path, token=token, params=params)
 
+    def last_headers(self) -> dict:
+        """The headers of this thread's last answer (`Date`, `facebook-api-version`...)."""
+        return dict(getattr(self._local, "last_headers", None) or {})
+
+    def ping(self) -> tuple[int, dict]:
+        """One plain GET of the versioned root, no token: is Meta reachable (DNS, TCP, TLS)?
+        Returns status and headers; raises TransientError naming the failure otherwise."""
+        try:
+            response = self.session.get(self.url(""), timeout=self.timeout,
+                                        headers={"Accept": "application/json"})
+        except requests.exceptions.SSLError:
+            raise TransientError("the TLS handshake with Meta failed") from None
+        except requests.ConnectionError as exc:
+            cause = "name resolution failed" if "resolve" in str(exc).lower() else "connection failed"
+            raise TransientError(f"Meta is unreachable ({cause})") from None
+        except requests.RequestException as exc:
+            raise TransientError(f"Meta is unreachable ({type(exc).__name__})") from None
+        return response.status_code, dict(response.headers)
+
     # -- pagination --------------------------------------------------------------------------
     def next_page_params(self, page: dict) -> tuple[str, dict] | None:
         """From a `{"data", "paging"}` page, the path and params of the next one (or None)."""
@@ -216,15 +242,21 @@ class GraphClient:
                  if k not in {"access_token", "appsecret_proof", "appsecret_time"}}
         return path, query
 
-    def batch(self, requests_: list[dict], *, token: str) -> list[dict | GraphError]:
-        """One Graph batch round trip; each answer is a body dict or the GraphError it raised."""
+    def batch(self, requests_: list[dict], *, token: str) -> list[dict | GraphError | None]:
+        """One Graph batch round trip; each answer is a body dict, the GraphError it raised, or
+        None when Meta answered `null` (that request timed out inside the batch: retry it).
+
+        Meta's batch doc: the access token is a top-level parameter of the batch request.
+        """
         payload = json.dumps([{"method": r.get("method", "GET"), "relative_url": r["relative_url"]}
                               for r in requests_])
-        answers = self.call("POST", "", token=token, params={"batch": payload,
-                                                             "include_headers": "false"},
-                            retry=True)
-        results: list[dict | GraphError] = []
+        answers = self.call("POST", "", token=token, token_in_body=True, retry=True,
+                            params={"batch": payload, "include_headers": "false"})
+        results: list[dict | GraphError | None] = []
         for answer in answers if isinstance(answers, list) else []:
+            if answer is None:
+                results.append(None)
+                continue
             status = int((answer or {}).get("code") or 500)
             try:
                 body = json.loads((answer or {}).get("body") or "null")

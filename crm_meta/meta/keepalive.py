@@ -14,9 +14,15 @@ from datetime import datetime, timedelta
 from crm_meta import audit, notify
 from crm_meta.errors import AppError
 from crm_meta.extensions import db
-from crm_meta.meta import tokens
+from crm_meta.meta import app_health, tokens
 from crm_meta.meta.connections import apply_token_info
-from crm_meta.meta.errors import GraphError, ThrottledError, TokenInvalidError, TransientError
+from crm_meta.meta.errors import (
+    AppMisconfiguredError,
+    GraphError,
+    ThrottledError,
+    TokenInvalidError,
+    TransientError,
+)
 from crm_meta.meta.payloads import iso
 from crm_meta.meta.status import FAILING_STATUSES, effective_status
 from crm_meta.models import MetaToken, Tenant, User
@@ -35,7 +41,10 @@ CONFIRM_SOON = timedelta(minutes=15)  # after a first token error, to confirm or
 DEAD_RECHECK = timedelta(days=1)  # revoked/expired tokens cannot come back; look rarely
 LAST_DAY_RECHECK = timedelta(hours=1)  # in the last day before an end, look hourly
 APP_THROTTLE_CODE = 4  # Meta's "application request limit reached"
-EXTENDABLE_TYPES = frozenset({"USER"})  # debug_token types of the tokens that expire and can be exchanged
+# debug_token types of tokens that expire and can be exchanged: user tokens, and Meta's expiring
+# (60-day) system-user tokens, refreshed with set_token_expires_in_60_days=true.
+SYSTEM_USER = "SYSTEM_USER"
+EXTENDABLE_TYPES = frozenset({"USER", SYSTEM_USER})
 
 
 @dataclass(frozen=True)
@@ -71,7 +80,8 @@ class Extension:
 
 @dataclass
 class Probe:
-    """What Meta said about a token: valid, invalid, token_error, throttled, transient, error."""
+    """What Meta said about a token: valid, invalid, token_error, throttled_now, app_throttled,
+    app_misconfigured (Meta refuses the app itself: no verdict on the token), transient, error."""
 
     kind: str
     info: tokens.TokenInfo | None = None
@@ -98,7 +108,8 @@ class Outcome:
 
     @property
     def failed(self) -> bool:
-        return self.kind in {"token_error", "throttled_now", "transient", "error", "crashed"}
+        return self.kind in {"token_error", "throttled_now", "transient", "error", "crashed",
+                             "app_misconfigured"}
 
 
 # -- talking to Meta (no database) ------------------------------------------------------------
@@ -107,6 +118,8 @@ def probe(graph, token: str, *, now: datetime, extension_attempted_at: datetime 
     """debug_token the stored token; try an extension when it is a user token nearing its end."""
     try:
         info = tokens.inspect(graph, token)
+    except AppMisconfiguredError as exc:
+        return Probe("app_misconfigured", error=exc)
     except ThrottledError as exc:
         # Code 4 throttles the whole app (Meta's answer, or the client's own cool-down after
         # it): not this connection's state. The sweep stops; the connection stays due.
@@ -126,7 +139,8 @@ def probe(graph, token: str, *, now: datetime, extension_attempted_at: datetime 
 
 
 def should_extend(info: tokens.TokenInfo, now: datetime, attempted_at: datetime | None) -> bool:
-    """Only user tokens that end, within EXTEND_WITHIN, at most once per EXTEND_AT_MOST_EVERY."""
+    """Only tokens that end (user, expiring system-user), within EXTEND_WITHIN, at most once per
+    EXTEND_AT_MOST_EVERY."""
     if info.token_type not in EXTENDABLE_TYPES or info.expires_at is None:
         return False
     if info.expires_at - now > EXTEND_WITHIN:
@@ -137,7 +151,8 @@ def should_extend(info: tokens.TokenInfo, now: datetime, attempted_at: datetime 
 def try_extend(graph, token: str, info: tokens.TokenInfo) -> Extension:
     """Exchange the token and inspect the new one; keep it only when it is really better."""
     try:
-        issued = tokens.exchange_long_lived(graph, token)
+        issued = tokens.exchange_long_lived(graph, token,
+                                            system_user=info.token_type == SYSTEM_USER)
         new_info = tokens.inspect(graph, issued.access_token)
     except (GraphError, AppError) as exc:
         return Extension(error=exc)
@@ -164,23 +179,56 @@ def is_better(old: tokens.TokenInfo, new: tokens.TokenInfo) -> bool:
 
 def check_now(graph, store, row: MetaToken, now: datetime, settings: Settings) -> tuple[Probe, Outcome]:
     """A check someone asked for (test-connection): the same probe and status rules as the
-    sweep, /me on top, and Meta's verdict counts at once. Commits; Meta failures re-raise."""
-    token = store.read(row)
+    sweep, /me on top, and Meta's verdict counts at once. Fenced like the sweep: the verdict is
+    applied only to the token that was checked (a reconnect meanwhile makes it stale).
+    Commits; Meta failures re-raise."""
+    token, ciphertext, row_id = store.read(row), row.access_token, row.id
     db.session.rollback()  # no transaction stays open while Meta answers
     result = probe(graph, token, now=now, extension_attempted_at=None, allow_extend=False)
+    if result.kind == "app_misconfigured":
+        notices = app_health.report_misconfigured(result.error, now=now, credential=graph.credential,
+                                                  app_id=graph.app_id, outbox=settings.outbox,
+                                                  actor="test-connection")
+        raise AppCheckFailed(result.error, notices)
+    if result.kind in {"valid", "invalid"}:
+        app_health.report_healthy(now=now, credential=graph.credential, app_id=graph.app_id,
+                                  actor="test-connection")
+    name = None
     if result.kind == "valid":
         try:
-            me = graph.get("me", token=token, fields="id,name")
-            row.meta_user_name = me.get("name") or row.meta_user_name
+            name = graph.get("me", token=token, fields="id,name").get("name")
         except TokenInvalidError as exc:  # debug_token was fine, a real call is not
             result = Probe("token_error", info=result.info, error=exc)
         except GraphError:
             pass  # no verdict on the token: keep the stored name
+    row = db.session.scalar(db.select(MetaToken).where(MetaToken.id == row_id).with_for_update()
+                            .execution_options(populate_existing=True))
+    if row is None or row.access_token != ciphertext:
+        db.session.rollback()  # reconnected (or disconnected) meanwhile: our verdict is stale
+        raise ConnectionChanged()
+    if name:
+        row.meta_user_name = name
     outcome = apply(row, result, now, settings, store=store, confirmed=True)
     db.session.commit()
     if result.kind in {"throttled_now", "app_throttled", "transient", "error"}:
         raise result.error
     return result, outcome
+
+
+class ConnectionChanged(AppError):
+    """The connection was replaced while it was being checked; the answer was about the old one."""
+
+    status, code = 409, "connection_changed"
+    message = "The Meta connection changed during the check; check it again"
+
+
+class AppCheckFailed(Exception):
+    """Meta refuses the app itself; carries the Graph error and the notices to dispatch."""
+
+    def __init__(self, error: AppMisconfiguredError, notices: list):
+        super().__init__(str(error))
+        self.error = error
+        self.notices = notices
 
 
 # -- changing the row (no Meta calls) --------------------------------------------------------
@@ -226,7 +274,7 @@ def apply(row: MetaToken, result: Probe, now: datetime, settings: Settings, *, s
     outcome.status_after = after
     outcome.notices = _notices(row, now, before, after, dry_run=dry_run)
     if settings.outbox and not dry_run:
-        db.session.add_all(notify.outbox_rows(outcome.notices, now))
+        notify.queue(notify.outbox_rows(outcome.notices, now))
     row.next_check_at = next_check(row, now, settings.interval, after, retry_soon)
     if before != after:
         audit.record("meta.keepalive.status", actor="keepalive", tenant_id=row.tenant_id,
@@ -247,7 +295,7 @@ def _record_valid(row, result: Probe, now, outcome: Outcome, *, store, dry_run: 
         return
     row.extension_attempted_at = now
     if ext.kept and not dry_run:
-        store.write(row, ext.token)  # the new string replaces the old one, encrypted
+        store.replace(row, ext.token)  # the new string replaces the old one, encrypted
         apply_token_info(row, ext.info, now)
         outcome.extended = True
         audit.record("meta.keepalive.extend", actor="keepalive", tenant_id=row.tenant_id,
@@ -301,7 +349,11 @@ def _notices(row: MetaToken, now: datetime, before: str, after: str, *, dry_run:
     notified_state = sent.get("state")  # the failing state last announced; None: healthy
     current = after if after in FAILING_STATUSES else None
     if current != notified_state:
-        due.append({"event": "status_changed", "previous_status": notified_state or before})
+        # Each announced change is an episode: two checks that decide the same change at once
+        # read the same episode number, so their notices share one id and are queued once.
+        sent["episode"] = int(sent.get("episode") or 0) + 1
+        due.append({"event": "status_changed", "previous_status": notified_state or before,
+                    "key": (after, row.token_generation or 0, sent["episode"])})
         sent["state"] = current
     if not due:
         return []
@@ -309,8 +361,10 @@ def _notices(row: MetaToken, now: datetime, before: str, after: str, *, dry_run:
     tenant, recipients = (None, ()) if dry_run else _tenant_and_admins(row.tenant_id)
     notices = []
     for item in due:
+        key = item.get("key") or (item.get("kind"), item.get("days"), item.get("ends_at"),
+                                  row.token_generation or 0)
         notice = notify.Notice.create(event=item["event"], tenant_id=row.tenant_id, status=after,
-                               kind=item.get("kind"), days=item.get("days"),
+                               key=key, kind=item.get("kind"), days=item.get("days"),
                                ends_at=item.get("ends_at"), previous_status=item.get("previous_status"),
                                now=now, tenant_slug=tenant.slug if tenant else None,
                                tenant_name=tenant.name if tenant else None, recipients=recipients)

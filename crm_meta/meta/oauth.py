@@ -1,4 +1,9 @@
-"""The authorization-code flow's first half: Authlib builds the URL, states live server-side."""
+"""The authorization-code flow's first half: Authlib builds the URL, states live server-side.
+
+No PKCE: Meta's web login dialog silently drops `code_challenge`, then refuses an exchange
+that carries a `code_verifier`. CSRF protection is the single-use state, bound to tenant,
+user and browser.
+"""
 
 from __future__ import annotations
 
@@ -30,8 +35,7 @@ def init_oauth(app) -> OAuth:
         authorize_url=f"{base}/dialog/oauth",
         access_token_url=f"{config['META_GRAPH_URL']}/{config['META_GRAPH_API_VERSION']}"
         "/oauth/access_token",
-        client_kwargs={"code_challenge_method": "S256",
-                       "token_endpoint_auth_method": "client_secret_post"},
+        client_kwargs={"token_endpoint_auth_method": "client_secret_post"},
     )
     return registry
 
@@ -51,14 +55,13 @@ class AuthorizationRequest:
 class ConsumedState:
     tenant_id: int
     user_ref: str
-    code_verifier: str
     rerequest: bool
 
 
-def start_authorization(*, meta_client, cipher, now: datetime, tenant_id: int, user_ref: str,
+def start_authorization(*, meta_client, now: datetime, tenant_id: int, user_ref: str,
                         browser_secret: str, redirect_uri: str, scopes: list[str],
                         config_id: str = "", rerequest: bool = False) -> AuthorizationRequest:
-    """Build Meta's dialog URL (PKCE S256) and remember its state for five minutes."""
+    """Build Meta's dialog URL and remember its state for five minutes."""
     state = secrets.token_urlsafe(32)
     extra = {"config_id": config_id} if config_id else {"scope": ",".join(scopes)}
     if rerequest:
@@ -71,7 +74,6 @@ def start_authorization(*, meta_client, cipher, now: datetime, tenant_id: int, u
         tenant_id=tenant_id,
         user_ref=user_ref,
         browser_hash=_digest(browser_secret),
-        code_verifier=cipher.encrypt(built["code_verifier"], context=f"state:{state_hash}"),
         rerequest=rerequest,
         created_at=now,
         expires_at=now + timedelta(seconds=STATE_TTL_SECONDS),
@@ -80,7 +82,7 @@ def start_authorization(*, meta_client, cipher, now: datetime, tenant_id: int, u
     return AuthorizationRequest(auth_url=built["url"], state=state)
 
 
-def consume_state(*, state: str | None, browser_secret: str | None, cipher, now: datetime,
+def consume_state(*, state: str | None, browser_secret: str | None, now: datetime,
                   caller_ref: str | None = None) -> ConsumedState:
     """Accept a state once: known, fresh, unused, from the browser (and user) that asked."""
     if not state or len(state) > 200 or not browser_secret:
@@ -102,6 +104,4 @@ def consume_state(*, state: str | None, browser_secret: str | None, cipher, now:
     db.session.commit()
     if claimed != 1:
         raise InvalidState()
-    verifier = cipher.decrypt(row.code_verifier, context=f"state:{state_hash}")
-    return ConsumedState(tenant_id=row.tenant_id, user_ref=row.user_ref,
-                         code_verifier=verifier, rerequest=row.rerequest)
+    return ConsumedState(tenant_id=row.tenant_id, user_ref=row.user_ref, rerequest=row.rerequest)

@@ -59,6 +59,7 @@ KIND_WORDS = {
     "throttled_now": "throttled by Meta", "transient": "Meta unavailable", "error": "Meta refused",
     "crashed": "check crashed", "busy": "being checked elsewhere", "throttled": "skipped, throttled",
     "deferred": "deferred, app throttled", "lost": "changed meanwhile", "skipped": "skipped",
+    "app_misconfigured": "the Meta app is misconfigured (checks stopped; see `flask meta doctor`)",
 }
 
 

@@ -28,6 +28,11 @@ class TokenStore:
         row.access_token = self.cipher.encrypt(token, context=self.context(row.tenant_id))
         row.key_id = self.cipher.current.kid
 
+    def replace(self, row: MetaToken, token: str) -> None:
+        """Store a different token (connect, extension): a new generation of the connection."""
+        self.write(row, token)
+        row.token_generation = (row.token_generation or 0) + 1
+
     def read(self, row: MetaToken) -> str:
         return self.cipher.decrypt(row.access_token, context=self.context(row.tenant_id))
 

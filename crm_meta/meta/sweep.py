@@ -208,6 +208,7 @@ class _Sweep:
     dry_run: bool
     stopping: threading.Event | None  # a scheduler's sweep also stops when it shuts down
     stop: threading.Event = field(default_factory=threading.Event)
+    app_ok_reported: bool = False  # Meta accepted the app's credential once in this sweep
 
     @property
     def stopped(self) -> bool:
@@ -325,6 +326,12 @@ def _check_claimed(sweep: _Sweep, row_id: int, claim_id: str) -> Outcome:
     _pace(rt.graph)
     result = keepalive.probe(rt.graph, token, now=now, extension_attempted_at=attempted,
                              allow_extend=not sweep.dry_run)
+    if result.kind == "app_misconfigured":
+        return _app_misconfigured(sweep, rt, row_id, claim_id, result, now)
+    if not sweep.app_ok_reported and not sweep.dry_run and result.kind in {"valid", "invalid"}:
+        sweep.app_ok_reported = True
+        keepalive.app_health.report_healthy(now=now, credential=rt.graph.credential,
+                                            app_id=rt.graph.app_id)
     if _app_wide(result, rt.graph):
         sweep.stop.set()  # Meta throttles the whole app: leave the rest for a later tick
     if result.kind == "app_throttled":  # nothing learnt about this connection: it stays due
@@ -350,6 +357,21 @@ def _check_claimed(sweep: _Sweep, row_id: int, claim_id: str) -> Outcome:
     db.session.commit()
     notify.dispatch(sweep.app, outcome.notices)
     return outcome
+
+
+def _app_misconfigured(sweep: _Sweep, rt, row_id: int, claim_id: str, result, now) -> Outcome:
+    """Meta refuses the app itself: stop the sweep, strike nobody, tell operators once."""
+    from crm_meta import notify
+
+    sweep.stop.set()
+    if sweep.dry_run:
+        return Outcome(row_id, kind="app_misconfigured", error=str(result.error)[:200])
+    release(row_id, claim_id)  # nothing learnt about this connection: it stays due
+    notices = keepalive.app_health.report_misconfigured(
+        result.error, now=now, credential=rt.graph.credential, app_id=rt.graph.app_id,
+        outbox=sweep.settings.outbox)
+    notify.dispatch(sweep.app, notices)
+    return Outcome(row_id, kind="app_misconfigured", notices=notices, error=str(result.error)[:200])
 
 
 def _not_claimed(row_id: int, now: datetime, settings: Settings) -> Outcome:

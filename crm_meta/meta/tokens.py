@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from crm_meta import metrics
 from crm_meta.errors import MetaFailed
+from crm_meta.meta.errors import (
+    BadRequestError,
+    PermissionMissingError,
+    TokenInvalidError,
+    app_misconfigured,
+)
 
 SHORT_LIVED_BELOW = timedelta(days=7)  # anything shorter is worth a long-lived exchange
+# Codes with which /oauth/access_token refuses the app itself (1: "Error validating client
+# secret.", 101: invalid application id), whatever token or code it was given.
+APP_REFUSED_CODES = frozenset({1, 101})
 
 
 @dataclass(frozen=True)
@@ -32,6 +41,7 @@ class TokenInfo:
     error_code: int | None = None
     error_subcode: int | None = None
     error_message: str | None = None
+    granular_scopes: list[dict] = field(default_factory=list)  # [{"scope", "target_ids"}]
 
 
 def _issued(body: dict) -> IssuedToken:
@@ -42,21 +52,32 @@ def _issued(body: dict) -> IssuedToken:
     return IssuedToken(token, int(expires_in) if expires_in not in (None, "") else None)
 
 
-def exchange_code(graph, *, code: str, redirect_uri: str, code_verifier: str | None) -> IssuedToken:
-    """Authorization code -> user token (single use: never retried)."""
-    body = graph.call("POST", "oauth/access_token", retry=False, params={
-        "grant_type": "authorization_code", **graph.client_params(), "redirect_uri": redirect_uri,
-        "code": code, "code_verifier": code_verifier,
-    })
+def _exchange(graph, params: dict, *, retry: bool) -> IssuedToken:
+    # POST: the documented practice of the widely used clients, and it keeps the app secret
+    # and the tokens out of every URL.
+    try:
+        body = graph.call("POST", "oauth/access_token", retry=retry,
+                          params={**graph.client_params(), **params})
+    except BadRequestError as exc:
+        if exc.code in APP_REFUSED_CODES:
+            raise app_misconfigured(exc) from None
+        raise
     return _issued(body)
 
 
-def exchange_long_lived(graph, token: str) -> IssuedToken:
-    """fb_exchange_token: a short-lived user token -> a ~60-day one (new string)."""
-    body = graph.call("GET", "oauth/access_token", params={
-        "grant_type": "fb_exchange_token", **graph.client_params(), "fb_exchange_token": token,
-    })
-    return _issued(body)
+def exchange_code(graph, *, code: str, redirect_uri: str) -> IssuedToken:
+    """Authorization code -> user token (single use: never retried; no PKCE, Meta refuses it)."""
+    return _exchange(graph, {"grant_type": "authorization_code", "redirect_uri": redirect_uri,
+                             "code": code}, retry=False)
+
+
+def exchange_long_lived(graph, token: str, *, system_user: bool = False) -> IssuedToken:
+    """fb_exchange_token: a new ~60-day token (new string). For an expiring system-user token
+    Meta's refresh also takes `set_token_expires_in_60_days=true`."""
+    params = {"grant_type": "fb_exchange_token", "fb_exchange_token": token}
+    if system_user:
+        params["set_token_expires_in_60_days"] = "true"  # noqa: S105 - a flag, not a secret
+    return _exchange(graph, params, retry=True)
 
 
 def ensure_long_lived(graph, issued: IssuedToken) -> IssuedToken:
@@ -71,9 +92,30 @@ def _moment(value) -> datetime | None:
     return datetime.fromtimestamp(value, UTC) if value else None
 
 
+def _granular(raw) -> list[dict]:
+    result = []
+    for entry in raw if isinstance(raw, list) else []:
+        if isinstance(entry, dict) and entry.get("scope"):
+            targets = entry.get("target_ids")
+            item = {"scope": str(entry["scope"])}
+            if isinstance(targets, list):
+                item["target_ids"] = [str(t) for t in targets]
+            result.append(item)
+    return result
+
+
 def inspect(graph, token: str) -> TokenInfo:
-    """debug_token with the app token; refuses a token issued to another app."""
-    data = graph.get("debug_token", token=graph.app_token, input_token=token).get("data") or {}
+    """debug_token (a GET: `input_token` in the query, the app token in the header); refuses a
+    token issued to another app.
+
+    Meta answers 200 for any problem of the inspected token (inside `data`); an error at the
+    top level is about the caller, the app's own credential: AppMisconfiguredError.
+    """
+    try:
+        body = graph.get("debug_token", token=graph.app_token, input_token=token)
+    except (TokenInvalidError, PermissionMissingError, BadRequestError) as exc:
+        raise app_misconfigured(exc) from None
+    data = (body.get("data") or {}) if isinstance(body, dict) else {}
     metrics.TOKEN_VALIDATIONS.labels(result="valid" if data.get("is_valid") else "invalid").inc()
     if data.get("is_valid") and str(data.get("app_id")) != str(graph.app_id):
         raise MetaFailed("The token was issued for another Meta app")
@@ -89,4 +131,5 @@ def inspect(graph, token: str) -> TokenInfo:
         error_code=error.get("code"),
         error_subcode=error.get("subcode") or error.get("error_subcode"),
         error_message=error.get("message"),
+        granular_scopes=_granular(data.get("granular_scopes")),
     )

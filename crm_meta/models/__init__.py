@@ -1,5 +1,6 @@
 """The data model: one module per aggregate."""
 
+from crm_meta.models.app_health import AppHealth
 from crm_meta.models.audit_event import AuditEvent, DataDeletionRequest
 from crm_meta.models.meta_token import STATUSES, MetaToken
 from crm_meta.models.notification import NotificationOutbox
@@ -8,6 +9,7 @@ from crm_meta.models.tenant import Tenant
 from crm_meta.models.user import ROLES, User
 
 __all__ = [
+    "AppHealth",
     "AuditEvent",
     "DataDeletionRequest",
     "MetaToken",

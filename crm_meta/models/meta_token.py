@@ -22,12 +22,17 @@ class MetaToken(db.Model):
     # Ciphertext from crm_meta.crypto (bound to the tenant, names its key); never the token.
     access_token: Mapped[str] = mapped_column(Text)
     key_id: Mapped[str] = mapped_column(String(16), index=True)
+    # Bumped whenever a different token is stored (connect, extension), never by re-encryption:
+    # part of the notices' de-duplication key, and how a late verdict knows it is stale.
+    token_generation: Mapped[int] = mapped_column(Integer, default=0)
     token_type: Mapped[str] = mapped_column(String(20), default="USER")  # debug_token `type`
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # None: never expires
     data_access_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     scopes: Mapped[list] = mapped_column(JSON, default=list)  # granted
     declined_scopes: Mapped[list] = mapped_column(JSON, default=list)
+    # debug_token's granular_scopes: [{"scope", "target_ids"}], which assets each permission covers.
+    granular_scopes: Mapped[list] = mapped_column(JSON, default=list)
     # Discovery: businesses with their ad accounts and WhatsApp accounts, plus personal assets.
     business_managers: Mapped[list] = mapped_column(JSON, default=list)
     personal_ad_accounts: Mapped[list] = mapped_column(JSON, default=list)

@@ -19,7 +19,9 @@ class NotificationOutbox(db.Model):
     __tablename__ = "notification_outbox"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the notice id (X-CRM-Meta-Delivery)
-    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    # None for an app-wide notice (the Meta app itself is misconfigured).
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"),
+                                                  index=True)
     event: Mapped[str] = mapped_column(String(32))  # warning | status_changed
     payload: Mapped[dict] = mapped_column(JSON, default=dict)  # the Notice's other fields, recipients too
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)  # domain clock, like every time here

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, String, Text
+from sqlalchemy import Boolean, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_meta.extensions import db
@@ -17,7 +17,6 @@ class OAuthState(db.Model):
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     user_ref: Mapped[str] = mapped_column(String(100))  # "user:<id>" or "jwt:<sub>"
     browser_hash: Mapped[str] = mapped_column(String(64))  # SHA-256 of the binding cookie
-    code_verifier: Mapped[str] = mapped_column(Text)  # PKCE verifier, encrypted
     rerequest: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

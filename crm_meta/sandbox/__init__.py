@@ -12,7 +12,9 @@ Control endpoints (relative to the base; loopback clients only, or callers sendi
 SANDBOX_CONTROL_TOKEN in X-Sandbox-Control-Token; see control.py):
   POST /_sandbox/reset
   GET|POST|DELETE /_sandbox/faults   {path, code?, error_subcode?, http_status?, count?,
-                                     latency_ms?, malformed?, regain_minutes?, method?, message?}
+                                     latency_ms?, malformed?, regain_minutes?, method?, message?,
+                                     inspect_error? (debug_token: the error inside `data`, HTTP
+                                     200), batch_null? (inside a batch: the item answers null)}
   GET|POST /_sandbox/clock           POST {advance_seconds} -> {now, offset_seconds}
   GET|DELETE /_sandbox/calls         -> {calls: [{method, path, time, token_id, status}], count}
   POST /_sandbox/signed-request      {user_id} -> {signed_request}
@@ -20,6 +22,13 @@ SANDBOX_CONTROL_TOKEN in X-Sandbox-Control-Token; see control.py):
   POST /_sandbox/tokens              {user_id?, scopes?, expires_in?, type?} -> {access_token, ...}
   POST /_sandbox/users/<id>/invalidate  {subcode: 460|459|464|467|458}
   GET /_sandbox/users                test users and their assets
+
+Like Meta: no PKCE (the dialog drops code_challenge, the exchange refuses any code_verifier);
+no `method=GET` override (a POST to a read-only node or edge is 100/33, see schema.Edge.methods);
+a batch needs its access_token as a top-level parameter; Login for Business issues system-user
+tokens that never expire, or expire in 60 days (config system_user_expires_in) and are
+refreshed by fb_exchange_token with set_token_expires_in_60_days=true; a consent form may
+share only some businesses (`business_id`, repeated), reflected in granular_scopes.
 
 Data access: once `data_access_expires_at` passes, WhatsApp calls fail with HTTP 403,
 code 200, error_user_title "Data access expired" (the token itself stays valid) until the

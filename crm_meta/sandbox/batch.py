@@ -50,8 +50,6 @@ def _sub_request(item: Any, req: GraphRequest, version: str, versioned: bool) ->
     for key in _CARRIED:  # the batch's own token and proof apply to items without one
         if key not in params and req.params.get(key):
             params[key] = req.params[key]
-    if "access_token" not in params and req.bearer:
-        params["access_token"] = req.bearer
     if versioned and not _VERSIONED.match(path):
         path = f"{version}/{path}"
     return GraphRequest(
@@ -68,6 +66,9 @@ def run_batch(sandbox, req: GraphRequest, version: str, handle: Callable) -> Gra
     """Run each item through the normal dispatcher; answer Meta's batch shape."""
     versioned = req.path.strip("/") != ""
     try:
+        if not req.params.get("access_token"):
+            # Meta's batch doc: the access token is a top-level parameter of the batch itself.
+            raise GraphError("An access token is required to request this resource.", 104)
         items = _parse(req.params["batch"])
     except GraphError as err:
         return _error_response(err, version)
@@ -79,6 +80,9 @@ def run_batch(sandbox, req: GraphRequest, version: str, handle: Callable) -> Gra
         except GraphError as err:
             response = _error_response(err, version)
         else:
+            if sandbox.take_fault(sub.path, sub.method, in_batch=True) is not None:
+                results.append(None)  # Meta: this request timed out inside the batch
+                continue
             response = handle(sandbox, sub)
         entry: dict[str, Any] = {"code": response.status}
         if include_headers:

@@ -9,6 +9,7 @@ PRODUCT_SCOPES = (
     "ads_management",
     "business_management",
     "whatsapp_business_management",
+    "pages_show_list",
     "pages_read_engagement",
     "read_insights",
 )
@@ -27,6 +28,10 @@ DEFAULTS: dict[str, Any] = {
     "code_token_expires_in": 5183944,
     # Lifetime of a token from fb_exchange_token (about 60 days).
     "long_lived_expires_in": 5184000,
+    # Lifetime of a system-user token from Facebook Login for Business (config_id): 0 never
+    # expires; 5184000 is Meta's expiring kind (60 days, refreshed with fb_exchange_token and
+    # set_token_expires_in_60_days=true).
+    "system_user_expires_in": 0,
     # Lifetime of an authorization code.
     "code_ttl_seconds": 600,
     # Data access lasts this long after the user's last pass through the dialog.

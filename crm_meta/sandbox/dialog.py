@@ -52,7 +52,6 @@ class DialogRequest:
     config_id: str | None
     auth_type: str | None
     return_scopes: bool
-    code_challenge: str | None
 
 
 def _split_scopes(raw: str) -> list[str]:
@@ -81,10 +80,8 @@ def parse(sandbox, version: str, args) -> DialogRequest:
     response_type = set((args.get("response_type") or "code").replace(",", " ").split())
     if "code" not in response_type or not response_type <= {"code", "granted_scopes"}:
         raise DialogError("Error", "The Meta sandbox supports only response_type=code.")
-    challenge = args.get("code_challenge") or None
-    method = args.get("code_challenge_method")
-    if challenge and method and method != "S256":
-        raise DialogError("Error", "Invalid code_challenge_method: only S256 is supported.")
+    # Meta's web dialog silently drops code_challenge and code_challenge_method (PKCE exists
+    # only in its OIDC flow): they are accepted here and forgotten.
     config_id = args.get("config_id") or None
     scopes = list(PRODUCT_SCOPES) if config_id else _split_scopes(args.get("scope") or "")
     unknown = [s for s in scopes if s not in PERMISSIONS]
@@ -103,7 +100,6 @@ def parse(sandbox, version: str, args) -> DialogRequest:
         config_id=config_id,
         auth_type=args.get("auth_type"),
         return_scopes=(args.get("return_scopes") or "").lower() == "true",
-        code_challenge=challenge,
     )
 
 
@@ -134,6 +130,18 @@ def view(sandbox, version: str | None = None):
         return _decide(sandbox, dialog, request.form)
     except DialogError as err:
         return _error_page(err)
+
+
+def _chosen_businesses(sandbox, user_id: str, form) -> frozenset[str] | None:
+    """The businesses the user shared (form field `business_id`, repeated); None: all of them.
+    Meta lets a user grant a permission for only some of their businesses."""
+    if "business_id" not in form:
+        return None
+    own = set(sandbox.fixtures.user_businesses.get(user_id, []))
+    chosen = set(form.getlist("business_id"))
+    if not chosen <= own:
+        raise DialogError("Error", "Unknown business for this test user.")
+    return frozenset(chosen)
 
 
 def _consent_page(sandbox, dialog: DialogRequest):
@@ -171,10 +179,11 @@ def _decide(sandbox, dialog: DialogRequest, form):
         return _to_redirect_uri(dialog.redirect_uri, params)
     if decision != "approve":
         raise DialogError("Error", "decision must be approve or cancel.")
+    businesses = _chosen_businesses(sandbox, user_id, form)
     with sandbox.lock:
         store = sandbox.store
         if dialog.config_id:
-            grant = Grant(user_id=user_id, granted=set(dialog.scopes))
+            grant = Grant(user_id=user_id, granted=set(dialog.scopes), business_ids=businesses)
             kind = "SYSTEM_USER"
         else:
             requested = set(dialog.scopes)
@@ -190,7 +199,8 @@ def _decide(sandbox, dialog: DialogRequest, form):
             if previous is not None and dialog.auth_type != "rerequest":
                 kept_declined = previous.declined & requested
             granted = ((requested & chosen) - kept_declined) | {"public_profile"}
-            grant = store.record_consent(user_id, granted, requested - granted, sandbox.data_access_until())
+            grant = store.record_consent(user_id, granted, requested - granted,
+                                         sandbox.data_access_until(), businesses)
             kind = "USER"
         code = store.issue_code(
             CodeRecord(
@@ -199,7 +209,6 @@ def _decide(sandbox, dialog: DialogRequest, form):
                 kind=kind,
                 redirect_uri=dialog.redirect_uri,
                 created_at=sandbox.now(),
-                code_challenge=dialog.code_challenge,
             )
         )
         params = [("code", code)]

@@ -74,7 +74,7 @@ class Fixtures:
     user_businesses: dict[str, list[str]] = field(default_factory=dict)
     user_personal_accounts: dict[str, list[str]] = field(default_factory=dict)
     user_pages: dict[str, list[str]] = field(default_factory=dict)
-    _access_cache: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    _access_cache: dict[tuple, dict[str, list[str]]] = field(default_factory=dict)
 
     def get(self, obj_id: str) -> dict[str, Any] | None:
         """The object with that id, or None."""
@@ -90,19 +90,22 @@ class Fixtures:
             self.objects[user_id] = obj
         return obj
 
-    def access(self, user_id: str) -> dict[str, list[str]]:
-        """Ids the user can reach: businesses, ad_accounts (act_ ids), pages, wabas."""
-        cached = self._access_cache.get(user_id)
+    def access(self, user_id: str, business_ids: frozenset[str] | None = None) -> dict[str, list[str]]:
+        """Ids the user can reach: businesses, ad_accounts (act_ ids), pages, wabas; only the
+        shared businesses (and what they hold) when the grant names some."""
+        cache_key = (user_id, business_ids)
+        cached = self._access_cache.get(cache_key)
         if cached is not None:
             return cached
-        businesses = list(self.user_businesses.get(user_id, []))
+        businesses = [b for b in self.user_businesses.get(user_id, [])
+                      if business_ids is None or b in business_ids]
         personal = list(self.user_personal_accounts.get(user_id, []))
         accounts = list(personal)
         wabas: list[str] = []
         for biz_id in businesses:
             biz = self.objects[biz_id]
             accounts.extend(biz["_owned_ad_accounts"] + biz["_client_ad_accounts"])
-            wabas.extend(biz["_owned_wabas"])
+            wabas.extend(biz["_owned_wabas"] + biz["_client_wabas"])
         result = {
             "businesses": businesses,
             "ad_accounts": list(dict.fromkeys(accounts)),
@@ -110,7 +113,7 @@ class Fixtures:
             "pages": list(self.user_pages.get(user_id, [])),
             "wabas": wabas,
         }
-        self._access_cache[user_id] = result
+        self._access_cache[cache_key] = result
         return result
 
 
@@ -188,6 +191,7 @@ class _Builder:
                 "_owned_ad_accounts": [],
                 "_client_ad_accounts": [],
                 "_owned_wabas": [],
+                "_client_wabas": [],  # shared with the business by a client
                 "_owned_pages": [],
             }
         )
@@ -254,6 +258,22 @@ class _Builder:
                     "quality_rating": "GREEN",
                 }
             )
+        if len(businesses) > 1:
+            second = businesses[1]
+            client = self.add(
+                {
+                    "_type": "WhatsAppBusinessAccount",
+                    "_business_id": second["id"],
+                    "id": str(_WABA_BASE + 2),
+                    "name": "Cliente WhatsApp " + second["name"].split()[0],
+                    "currency": "EUR",
+                    "timezone_id": "1",
+                    "message_template_namespace": "sandbox_ns_0002",
+                    "account_review_status": "APPROVED",
+                    "_phone_numbers": [],
+                }
+            )
+            second["_client_wabas"].append(client["id"])
         self.pages(businesses)
         personal = []
         for k in range(1, self.config["personal_ad_accounts"] + 1):

@@ -59,10 +59,8 @@ def _presented_token(req: GraphRequest, segments: list[str]) -> str | None:
 def handle(sandbox, req: GraphRequest) -> GraphResponse:
     """Answer one Graph call exactly as Meta would, and log it."""
     generation = sandbox.generation
+    # The HTTP method is the method: no `method=GET` override (Meta refuses a POST to a read).
     method = req.method.upper()
-    override = req.params.get("method", "").upper()
-    if method in ("GET", "POST") and override in ("GET", "POST", "DELETE"):
-        method = override
     segments = [s for s in req.path.split("/") if s]
     version = sandbox.config["default_version"]
     version_error = None
@@ -86,9 +84,13 @@ def handle(sandbox, req: GraphRequest) -> GraphResponse:
     try:
         if version_error:
             raise version_error
-        if fault and fault.code is not None and not fault.malformed:
+        if fault and fault.inspect_error and segments == ["debug_token"]:
+            # The inspected token's problem, the way Meta reports it: HTTP 200, inside `data`.
+            response = GraphResponse(200, oauth.inspect_error(fault.code or 190, fault.error_subcode,
+                                                              fault.message))
+        elif fault and fault.code is not None and not fault.malformed:
             raise _fault_error(sandbox, fault, segments)
-        if fault and fault.malformed:
+        elif fault and fault.malformed:
             status = fault.http_status or 500
             response = GraphResponse(status, _MALFORMED_BODY, {"Content-Type": "text/html"})
         else:
@@ -168,8 +170,8 @@ def _route(sandbox, req, method, version, segments, usage) -> Any:
     if segments == ["oauth", "access_token"]:
         return oauth.access_token(sandbox, method, req.params)
     if segments == ["debug_token"]:
-        if method != "GET":
-            raise bad_param(f"Unsupported {method.lower()} request.")
+        if method not in oauth.DEBUG_TOKEN_METHODS:  # documented as a GET only
+            raise unsupported(method, "debug_token")
         return oauth.debug_token(sandbox, req.bearer, req.params)
     return _node_call(sandbox, req, method, version, segments, usage)
 
@@ -200,21 +202,26 @@ def _node_call(sandbox, req, method, version, segments, usage) -> Any:
         if obj is None or not nodes.visible(ctx, obj):
             raise unsupported(method, node_id)
     _note_usage(sandbox, obj, rest, usage)
+    node_type = nodes.TYPES[obj["_type"]]
     if not rest:
-        if method != "GET":
+        if method not in node_type.methods:  # a read-only node: Meta's 100/33
             raise unsupported(method, node_id)
         nodes.check_node(ctx, obj)
+        if method != "GET":
+            return node_type.write(ctx, obj, method, req.params)
         return nodes.render(ctx, obj, parse_fields(req.params.get("fields")))
     if obj["_type"] == "User" and rest[0] == "permissions":
         return _permissions(sandbox, ctx, method, rest)
-    node_type = nodes.TYPES[obj["_type"]]
     if len(rest) > 1:
         raise unknown_path("/" + "/".join(rest[1:]))
     if rest[0] not in node_type.edges:
         raise bad_param(f"(#100) Tried accessing nonexisting field ({rest[0]}) on node type ({obj['_type']})")
-    if method != "GET":
+    edge = node_type.edges[rest[0]]
+    if method not in edge.methods:  # each edge declares what it accepts; most are GET only
         raise unsupported(method, node_id)
     nodes.check_node(ctx, obj)
+    if method != "GET":
+        return edge.write(ctx, obj, method, req.params)
     kept = [(k, v) for k, v in req.query if k not in _PAGING_PARAMS]
 
     def link(extra: list[tuple[str, str]]) -> str:

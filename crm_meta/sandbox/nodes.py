@@ -36,7 +36,7 @@ class Context:
 
     @property
     def access(self) -> dict[str, list[str]]:
-        return self.sandbox.fixtures.access(self.token.user_id)
+        return self.sandbox.fixtures.access(self.token.user_id, self.token.grant.business_ids)
 
     def require(self, needs: tuple[tuple[str, ...], ...], error: tuple[str, int]) -> None:
         granted = self.token.grant.granted

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,10 +24,10 @@ GRANULAR = {
 }
 
 
-def s256(verifier: str) -> str:
-    """PKCE S256: base64url(sha256(verifier)) without padding."""
-    digest = hashlib.sha256(verifier.encode()).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+# Meta's answer to an exchange that carries a PKCE verifier: its web dialog keeps no challenge.
+PKCE_REFUSED = "code_verifier param is provided without a code_challenge in authorization request."
+SIXTY_DAYS = 60 * 86400
+DEBUG_TOKEN_METHODS = ("GET",)  # Meta documents debug_token as a read only
 
 
 def _check_client(sandbox, params: dict[str, str]) -> None:
@@ -57,6 +55,8 @@ def access_token(sandbox, method: str, params: dict[str, str]) -> dict[str, Any]
     grant_type = params.get("grant_type") or "authorization_code"
     _check_client(sandbox, params)
     now = sandbox.now()
+    if grant_type == "authorization_code" and params.get("code_verifier"):
+        raise GraphError(PKCE_REFUSED, 1, status=400, is_transient=False)
     if grant_type == "authorization_code":
         return _exchange_code(sandbox, params, now)
     if grant_type == "fb_exchange_token":
@@ -83,13 +83,9 @@ def _exchange_code(sandbox, params: dict[str, str], now: datetime) -> dict[str, 
             "identical to the one you used in the OAuth dialog request",
             36008,
         )
-    if record.code_challenge:
-        verifier = params.get("code_verifier") or ""
-        if not verifier or not hmac.compare_digest(s256(verifier), record.code_challenge):
-            raise bad_param("Invalid code_verifier: it does not match the code_challenge.")
     record.used = True
     if record.kind == "SYSTEM_USER":
-        expires_at = None
+        expires_at = expiry(now, sandbox.config["system_user_expires_in"])
         long_lived = True
     else:
         lifetime = sandbox.config["code_token_expires_in"]
@@ -108,6 +104,11 @@ def _exchange_token(sandbox, params: dict[str, str], now: datetime) -> dict[str,
     record = auth.lookup(sandbox, old, now)
     if record.expires_at is None:
         expires_at = None
+    elif record.kind == "SYSTEM_USER":
+        # Meta's expiring system-user tokens: a refresh with set_token_expires_in_60_days=true
+        # gives a new token valid 60 days; without it the end stays where it was.
+        refresh = (params.get("set_token_expires_in_60_days") or "").lower() == "true"
+        expires_at = now + timedelta(seconds=SIXTY_DAYS) if refresh else record.expires_at
     elif record.long_lived and not sandbox.config["extend_long_lived"]:
         expires_at = record.expires_at  # observed at Meta: the expiry is not pushed out
     else:
@@ -119,7 +120,7 @@ def _exchange_token(sandbox, params: dict[str, str], now: datetime) -> dict[str,
 
 
 def _granular(sandbox, record: TokenRecord) -> list[dict[str, Any]]:
-    access = sandbox.fixtures.access(record.user_id)
+    access = sandbox.fixtures.access(record.user_id, record.grant.business_ids)
     result = []
     for scope in sorted(record.grant.granted):
         entry: dict[str, Any] = {"scope": scope}
@@ -134,6 +135,14 @@ def _granular(sandbox, record: TokenRecord) -> list[dict[str, Any]]:
                 entry["target_ids"] = [str(i) for i in ids]
         result.append(entry)
     return result
+
+
+def inspect_error(code: int, subcode: int | None, message: str | None) -> dict[str, Any]:
+    """debug_token's answer for an unusable input token (an injected fault)."""
+    error: dict[str, Any] = {"code": code, "message": message or "Error validating access token."}
+    if subcode is not None:
+        error["subcode"] = subcode
+    return {"data": {"error": error, "is_valid": False, "scopes": [], "granular_scopes": []}}
 
 
 def debug_token(sandbox, bearer: str | None, params: dict[str, str]) -> dict[str, Any]:

@@ -31,15 +31,29 @@ def _objects(ids_of: Callable[[Any, dict], list[str]]):
     return items
 
 
+GET_ONLY = ("GET",)
+
+
+def _read_only(ctx, obj: dict, method: str, params: dict) -> Any:  # pragma: no cover - guarded
+    raise NotImplementedError(f"{method} is not declared for this node or edge")
+
+
 @dataclass(frozen=True)
 class Edge:
-    """A connection from a node to a list of nodes."""
+    """A connection from a node to a list of nodes.
+
+    `methods`: the HTTP methods Meta documents for the edge; any other is refused with Meta's
+    "Unsupported <method> request" (code 100, subcode 33). An edge that accepts more than GET
+    (e.g. POST to an ad account's `campaigns`) gives `write(ctx, parent, method, params)`.
+    """
 
     target: str
     items: Callable[[Any, dict], list[dict]]
     needs: tuple[tuple[str, ...], ...] = ()
     error: tuple[str, int] = BIZ_ERROR
     data_access_scope: str | None = None
+    methods: tuple[str, ...] = GET_ONLY
+    write: Callable[[Any, dict, str, dict], Any] = _read_only
 
 
 @dataclass(frozen=True)
@@ -54,6 +68,8 @@ class NodeType:
     needs: tuple[tuple[str, ...], ...] = ()
     error: tuple[str, int] = BIZ_ERROR
     data_access_scope: str | None = None
+    methods: tuple[str, ...] = GET_ONLY  # as Edge.methods, for the node itself
+    write: Callable[[Any, dict, str, dict], Any] = _read_only
 
 
 _AD_ACCOUNT_FIELDS = frozenset(
@@ -113,7 +129,7 @@ TYPES: dict[str, NodeType] = {
             ),
             "client_whatsapp_business_accounts": Edge(
                 "WhatsAppBusinessAccount",
-                lambda c, p: [],
+                _objects(lambda c, p: p["_client_wabas"]),
                 (BIZ, WHATSAPP),
                 WHATSAPP_ERROR,
                 "whatsapp_business_management",

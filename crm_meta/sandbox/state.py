@@ -46,6 +46,11 @@ class Fault:
     type: str = "OAuthException"
     is_transient: bool | None = None
     method: str | None = None
+    # debug_token only: answer HTTP 200 with the error inside `data` (the inspected token's
+    # problem, as Meta reports it) rather than at the top level (the caller's problem).
+    inspect_error: bool = False
+    # Inside a batch only: the item answers `null` (Meta's timeout inside a batch).
+    batch_null: bool = False
 
 
 def normalize_path(path: str) -> str:
@@ -202,19 +207,23 @@ class Sandbox:
                 raise ValueError(f"{name} must be an integer")
         if fault.count < 1:
             raise ValueError("count must be at least 1")
-        if fault.code is None and not fault.malformed and not fault.latency_ms:
-            raise ValueError("a fault needs code, malformed or latency_ms")
+        if fault.code is None and not (fault.malformed or fault.latency_ms or fault.batch_null
+                                       or fault.inspect_error):
+            raise ValueError("a fault needs code, malformed, latency_ms, batch_null or inspect_error")
         if fault.method:
             fault.method = fault.method.upper()
         with self.lock:
             self.faults.append(fault)
         return asdict(fault)
 
-    def take_fault(self, path: str, method: str) -> Fault | None:
-        """Consume one use of the first fault matching this call, if any."""
+    def take_fault(self, path: str, method: str, *, in_batch: bool = False) -> Fault | None:
+        """Consume one use of the first fault matching this call, if any (batch_null faults
+        only match calls inside a batch)."""
         path = normalize_path(path)
         with self.lock:
             for fault in self.faults:
+                if fault.batch_null != in_batch:
+                    continue
                 if fault.path == path and fault.method in (None, method):
                     fault.count -= 1
                     if fault.count <= 0:

@@ -36,6 +36,7 @@ class Grant:
     granted: set[str]
     declined: set[str] = field(default_factory=set)
     data_access_expires_at: datetime | None = None  # None: never (system users)
+    business_ids: frozenset[str] | None = None  # the businesses shared; None: every one
 
     def data_access_expired(self, now: datetime) -> bool:
         """True once data access has lapsed."""
@@ -66,7 +67,6 @@ class CodeRecord:
     kind: str
     redirect_uri: str
     created_at: datetime
-    code_challenge: str | None = None
     used: bool = False
 
 
@@ -155,6 +155,7 @@ class TokenStore:
         granted: set[str],
         declined: set[str],
         data_access_until: datetime,
+        business_ids: frozenset[str] | None = None,
     ) -> Grant:
         """Merge one pass through the dialog into the user's grant (permissions add up)."""
         grant = self.user_grants.get(user_id)
@@ -164,6 +165,7 @@ class TokenStore:
         grant.granted = (grant.granted - declined) | granted
         grant.declined = (grant.declined - granted) | declined
         grant.data_access_expires_at = data_access_until
+        grant.business_ids = business_ids
         return grant
 
     def page_token(self, parent: TokenRecord, page_id: str, now: datetime) -> str:

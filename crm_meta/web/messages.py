@@ -45,6 +45,8 @@ DOMAIN_MESSAGES = (
     N_("The token was issued for another Meta app"),
     N_("No deletion request with this confirmation code"),
     N_("The database is not reachable; retry shortly"),
+    N_("The Meta app is misconfigured; an operator must fix its credentials"),
+    N_("The Meta connection changed during the check; check it again"),
 )
 
 # Why the callback sent the browser back to step 1 (`?error=<code>`).
@@ -63,6 +65,8 @@ CALLBACK_ERRORS = {
                            "minutes."),
     "meta_permission_missing": _l("A permission the CRM needs was not granted. Please connect "
                                   "again and keep every permission checked."),
+    "meta_app_misconfigured": _l("The Meta app is misconfigured, so nobody can connect right "
+                                 "now. An operator must fix it; please try again later."),
 }
 CALLBACK_ERROR_FALLBACK = _l("Something went wrong while connecting to Meta. Please try again.")
 

@@ -123,6 +123,8 @@ class Banner:
     ends_at: object | None = None  # the nearer of token expiry and data-access expiry
     ends_in_days: int | None = None
     actions: list[str] = field(default_factory=list)
+    # Names of the businesses Meta's grant covers, when the grant names them (granular scopes).
+    granted_businesses: list[str] = field(default_factory=list)
 
 
 ADMIN_ACTIONS = {
@@ -148,6 +150,18 @@ def business_name(row, business_id: str | None) -> str | None:
     return None
 
 
+def granted_businesses(row) -> list[str]:
+    """The businesses business_management was granted for (debug_token's granular_scopes):
+    a user may grant only some of them. Names where discovered, ids otherwise."""
+    if row is None:
+        return []
+    names = {b["id"]: b["name"] for b in row.business_managers or []}
+    for entry in row.granular_scopes or []:
+        if entry.get("scope") == "business_management" and entry.get("target_ids"):
+            return [names.get(str(t), str(t)) for t in entry["target_ids"]]
+    return []
+
+
 def banner(row, payload: dict, now, *, is_admin: bool) -> Banner:
     """The banner for a status payload (from `payloads.status_payload`)."""
     status = payload["status"]
@@ -165,7 +179,7 @@ def banner(row, payload: dict, now, *, is_admin: bool) -> Banner:
                   missing=permissions(payload.get("missing_scopes") or []),
                   data_access_ended=ended, ends_at=ends_at,
                   ends_in_days=max(0, (ends_at - now).days) if ends_at else None,
-                  actions=list(actions))
+                  actions=list(actions), granted_businesses=granted_businesses(row))
 
 
 # -- the wizard's account list: search and pages, server-side ---------------------------------

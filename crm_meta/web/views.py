@@ -11,7 +11,7 @@ from crm_meta.auth import binding
 from crm_meta.auth.decorators import admin_required
 from crm_meta.auth.principal import current_principal
 from crm_meta.errors import AppError, from_graph_error
-from crm_meta.meta import connections, payloads
+from crm_meta.meta import app_health, connections, payloads
 from crm_meta.meta.errors import GraphError
 from crm_meta.meta.status import missing_scopes
 from crm_meta.runtime import now, runtime, token_store
@@ -49,8 +49,9 @@ def hub():
     moment = now()
     payload = payloads.status_payload(row, moment, _required(), url_for("web.wizard"))
     banner = presenters.banner(row, payload, moment, is_admin=principal.is_admin)
+    app_problem = (app_health.current(runtime().graph.credential) if principal.is_admin else None)
     return render_template("marketing/hub.html", banner=banner, now=moment,
-                           is_admin=principal.is_admin, form=ConfirmForm())
+                           is_admin=principal.is_admin, form=ConfirmForm(), app_problem=app_problem)
 
 
 # -- the wizard ----------------------------------------------------------------------------

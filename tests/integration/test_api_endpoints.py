@@ -101,7 +101,9 @@ def test_test_connection_after_revocation_at_meta(connected, sandbox, app):
     ({"code": 613, "http_status": 400, "count": 5}, 429, "meta_throttled"),
     ({"code": 2, "http_status": 500, "count": 5}, 503, "meta_unavailable"),
     ({"http_status": 200, "malformed": True, "count": 5}, 503, "meta_unavailable"),
-    ({"code": 100, "http_status": 400, "count": 1}, 502, "meta_error"),
+    # An error at the top level of debug_token is about the app's own credential, not the token.
+    ({"code": 100, "http_status": 400, "count": 1}, 503, "meta_app_misconfigured"),
+    ({"code": 190, "http_status": 400, "count": 1}, 503, "meta_app_misconfigured"),
 ])
 def test_test_connection_maps_meta_failures(connected, fault, status, code):
     connected.sandbox.fault(path="/v25.0/debug_token", **fault)

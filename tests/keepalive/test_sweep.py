@@ -134,7 +134,9 @@ def test_throttled_connection_is_skipped_until_meta_allows_it_again(pg_app, conn
 def test_one_token_error_is_not_enough_two_in_a_row_are_and_recovery_clears_it(pg_app, connections,
                                                                              sandbox):
     conn = connections.add()
-    sandbox.fault(VERSIONED_DEBUG, code=190, error_subcode=460, count=1)
+    # Meta reports a token's problem inside debug_token's `data` (HTTP 200); a top-level error
+    # would be about the app's own credential.
+    sandbox.fault(VERSIONED_DEBUG, code=190, error_subcode=460, count=1, inspect_error=True)
 
     sweep(pg_app)
     row = connections.row(conn)
@@ -145,7 +147,7 @@ def test_one_token_error_is_not_enough_two_in_a_row_are_and_recovery_clears_it(p
     sweep(pg_app)  # Meta answers normally: the strike is forgotten
     assert (connections.row(conn).status, connections.row(conn).consecutive_failures) == ("connected", 0)
 
-    sandbox.fault(VERSIONED_DEBUG, code=190, error_subcode=460, count=2)
+    sandbox.fault(VERSIONED_DEBUG, code=190, error_subcode=460, count=2, inspect_error=True)
     sandbox.advance(7 * 3600)
     sweep(pg_app)
     sandbox.advance(16 * 60)

@@ -66,7 +66,8 @@ def row(**fields):
                 data_access_expires_at=NOW + timedelta(days=80), throttled_until=None,
                 consecutive_failures=0, warnings_sent={}, scopes=["ads_management"], declined_scopes=[],
                 login_config_id=None, last_checked_at=None, last_error=None, last_error_code=None,
-                extension_attempted_at=None, token_type="USER", issued_at=None, next_check_at=None)
+                extension_attempted_at=None, token_type="USER", issued_at=None, next_check_at=None,
+                token_generation=0)
     return SimpleNamespace(**{**base, **fields})
 
 

@@ -1,4 +1,4 @@
-"""The login dialog: validation, consent page, redirects, declined scopes, config_id, PKCE."""
+"""The login dialog: validation, consent page, redirects, declined scopes, config_id, no PKCE."""
 
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ from crm_meta.sandbox import USER_WITH_BUSINESSES, USER_WITHOUT_BUSINESSES, crea
         ({"redirect_uri": None}, 400, "URL blocked"),
         ({"scope": "ads_management,made_up_scope"}, 400, "Invalid Scopes: made_up_scope"),
         ({"response_type": "token"}, 400, "response_type=code"),
-        ({"code_challenge": "abc", "code_challenge_method": "plain"}, 400, "S256"),
     ],
 )
 def test_dialog_refuses_bad_requests_with_an_error_page_and_no_redirect(meta, params, status, text):
@@ -161,18 +160,38 @@ def _challenge(verifier: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def test_pkce_verifier_must_match_when_a_challenge_was_sent(meta):
+PKCE_REFUSED = "code_verifier param is provided without a code_challenge in authorization request."
+
+
+@pytest.mark.parametrize("method", ["S256", "plain"])
+def test_the_dialog_silently_drops_a_pkce_challenge(meta, method):
+    # Meta's web dialog accepts code_challenge and forgets it (NangoHQ/nango PR #7156):
+    # an exchange without a verifier then works, as if no challenge had been sent.
+    pkce = {"code_challenge": _challenge("v" * 50), "code_challenge_method": method}
+    location = meta.approve(**pkce)
+    assert "code_challenge" not in location
+    assert meta.exchange(meta.query_of(location)["code"]).status_code == 200
+
+
+@pytest.mark.parametrize("with_challenge", [True, False])
+def test_any_code_verifier_is_refused_with_metas_error(meta, with_challenge):
     verifier = "v" * 50
-    pkce = {"code_challenge": _challenge(verifier), "code_challenge_method": "S256"}
-    missing = meta.exchange(meta.code(**pkce))
-    assert missing.status_code == 400 and missing.json()["error"]["code"] == 100
-    wrong = meta.exchange(meta.code(**pkce), code_verifier="w" * 50)
-    assert wrong.status_code == 400 and wrong.json()["error"]["code"] == 100
-    assert meta.exchange(meta.code(**pkce), code_verifier=verifier).status_code == 200
+    pkce = {"code_challenge": _challenge(verifier), "code_challenge_method": "S256"} if with_challenge else {}
+    code = meta.code(**pkce)
+    refused = meta.exchange(code, code_verifier=verifier)
+    assert refused.status_code == 400
+    error = refused.json()["error"]
+    assert (error["message"], error["type"], error["code"]) == (PKCE_REFUSED, "OAuthException", 1)
+    assert error["is_transient"] is False and error["fbtrace_id"]
+    assert meta.exchange(code).status_code == 200  # the refusal did not use the code up
 
 
-def test_pkce_verifier_is_ignored_without_a_challenge(meta):
-    assert meta.exchange(meta.code(), code_verifier="anything").status_code == 200
+def test_a_verifier_is_refused_on_a_post_exchange_too(meta):
+    data = {"client_id": meta.app_id, "client_secret": meta.app_secret,
+            "redirect_uri": meta.redirect_uri, "code": meta.code(), "code_verifier": "x" * 43,
+            "grant_type": "authorization_code"}
+    refused = meta.http.post(f"{meta.url}/{meta.version}/oauth/access_token", data=data, timeout=10)
+    assert refused.status_code == 400 and refused.json()["error"]["message"] == PKCE_REFUSED
 
 
 def test_redirect_uri_with_its_own_query_keeps_it():

@@ -34,8 +34,8 @@ def test_development_defaults_follow_the_contract():
     assert config.META_GRAPH_URL == "http://localhost:8000/sandbox/meta"
     assert config.META_REDIRECT_URI == "http://localhost:8000/crm/auth/meta/callback"
     assert config.META_SCOPES == ["ads_management", "business_management",
-                                  "whatsapp_business_management", "pages_read_engagement",
-                                  "read_insights"]
+                                  "whatsapp_business_management", "pages_show_list",
+                                  "pages_read_engagement", "read_insights"]
     assert config.META_ADMIN_ROLES == ["admin", "ceo"]
     assert config.RATELIMIT_STORAGE_URI == "memory://"
     assert config.SQLALCHEMY_DATABASE_URI is None  # SQLite under instance/

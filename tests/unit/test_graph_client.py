@@ -41,19 +41,39 @@ def test_token_goes_in_header_with_appsecret_proof(graph, requests_mock):
     assert sent.qs["appsecret_proof"] == [appsecret_proof("shh", TOKEN)]
 
 
-def test_secret_parameters_travel_in_a_post_body(graph, requests_mock):
-    requests_mock.post(f"{BASE}/v25.0/debug_token", json={"data": {"is_valid": True}})
+def test_debug_token_is_a_get_with_the_app_token_in_the_header(graph, requests_mock):
+    # Meta documents debug_token as GET only and refuses a POST (code 100, subcode 33): no
+    # `method=GET` override. The secret-looking query is kept out of logs by crm_meta.logredact.
+    requests_mock.get(f"{BASE}/v25.0/debug_token", json={"data": {"is_valid": True}})
     graph.get("debug_token", token=graph.app_token, input_token=TOKEN)
     sent = requests_mock.last_request
-    assert TOKEN not in sent.url and "shh" not in sent.url
-    body = dict(p.split("=", 1) for p in sent.text.split("&"))
-    assert body["method"] == "GET" and body["input_token"] == TOKEN
+    assert sent.method == "GET" and sent.qs["input_token"] == [TOKEN.lower()]
+    assert sent.headers["Authorization"] == "Bearer 42|shh"
+    assert "shh" not in sent.url and "method" not in sent.qs and not sent.body
+    assert "appsecret_proof" not in sent.qs  # the app token needs no proof
+
+
+def test_posts_carry_their_parameters_in_the_body(graph, requests_mock):
+    requests_mock.post(f"{BASE}/v25.0/oauth/access_token", json={"access_token": "EAAnew"})
+    graph.call("POST", "oauth/access_token", params={**graph.client_params(), "code": "AQcode"})
+    sent = requests_mock.last_request
+    assert "shh" not in sent.url and "AQcode" not in sent.url
+    assert dict(p.split("=", 1) for p in sent.text.split("&"))["client_secret"] == "shh"
+
+
+def test_a_refusal_with_code_1_is_permanent(graph, requests_mock):
+    # code 1 + OAuthException + HTTP 4xx (e.g. "Error validating client secret.") is a refusal.
+    requests_mock.get(f"{BASE}/v25.0/me", status_code=400, json=error_body(1))
+    with pytest.raises(BadRequestError):
+        graph.get("me", token=TOKEN)
+    assert requests_mock.call_count == 1 and graph.sleeps == []
 
 
 @pytest.mark.parametrize("status, body", [
     (500, error_body(2, transient=True)),
     (503, {"error": {"message": "down"}}),
-    (400, error_body(1)),
+    (500, error_body(1)),
+    (400, {"error": {**error_body(1)["error"], "type": "GraphMethodException"}}),
     (400, error_body(100, transient=True)),
 ])
 def test_transient_errors_are_retried_with_backoff(graph, requests_mock, status, body):
@@ -159,3 +179,14 @@ def test_usage_at_the_budget_stops_further_calls(graph, requests_mock):
     with pytest.raises(ThrottledError):
         graph.get("me", token=TOKEN)
     assert requests_mock.call_count == 1
+
+
+def test_a_batch_carries_its_token_as_a_top_level_body_parameter(graph, requests_mock):
+    answers = [{"code": 200, "body": json.dumps({"id": "1"})}, None]
+    requests_mock.post(f"{BASE}/v25.0/", json=answers)
+    results = graph.batch([{"relative_url": "me"}, {"relative_url": "me/businesses"}], token=TOKEN)
+    assert results == [{"id": "1"}, None]  # null: timed out inside the batch, to be asked again
+    sent = requests_mock.last_request
+    body = dict(p.split("=", 1) for p in sent.text.split("&"))
+    assert body["access_token"] == TOKEN and body["appsecret_proof"] == appsecret_proof("shh", TOKEN)
+    assert "Authorization" not in sent.headers and TOKEN not in sent.url

@@ -1,0 +1,87 @@
+"""The Meta app's own health: when Meta refuses the app's credential, the whole app is
+misconfigured. Stored in the database so every process (hub, /metrics, sweeps) sees it."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import datetime
+
+from sqlalchemy import and_, not_, update
+
+from crm_meta import audit, notify
+from crm_meta.extensions import db
+from crm_meta.meta.errors import GraphError
+from crm_meta.models import AppHealth
+from crm_meta.upsert import insert_ignore
+
+log = logging.getLogger(__name__)
+NAME = "meta_app"
+
+
+def current(credential: str) -> AppHealth | None:
+    """The stored verdict when it says the app (with this credential) is misconfigured."""
+    row = db.session.get(AppHealth, NAME)
+    if row is None or not row.misconfigured or row.credential != credential:
+        return None
+    return row
+
+
+def is_misconfigured(credential: str) -> bool:
+    return current(credential) is not None
+
+
+def report_misconfigured(exc: GraphError, *, now: datetime, credential: str, app_id: str,
+                         outbox: bool, actor: str = "keepalive") -> list:
+    """Record the verdict; the process that makes the transition tells operators once (log
+    line, audit event, notice). Commits. Returns the notices queued (none unless this call
+    made the transition), for the caller to dispatch."""
+    insert_ignore(AppHealth, [{"name": NAME, "misconfigured": False}])
+    code = f"{exc.code}/{exc.subcode or ''}".rstrip("/") if exc.code else exc.kind
+    won = db.session.execute(
+        update(AppHealth)
+        .where(AppHealth.name == NAME,
+               not_(and_(AppHealth.misconfigured.is_(True), AppHealth.credential == credential)))
+        .values(misconfigured=True, credential=credential, since=now, checked_at=now,
+                error_code=code[:64], error_message=str(exc.message)[:500])
+        .execution_options(synchronize_session=False)).rowcount == 1
+    if not won:
+        db.session.execute(update(AppHealth).where(AppHealth.name == NAME)
+                           .values(checked_at=now).execution_options(synchronize_session=False))
+        db.session.commit()
+        return []
+    log.error("the Meta app %s is misconfigured: Meta refuses its credential (code %s, trace %s); "
+              "checks are paused and no connection is marked; fix META_APP_ID/META_APP_SECRET",
+              app_id, code, exc.fbtrace_id)
+    audit.record("meta.app.misconfigured", actor=actor, outcome="failure",
+                 details={"app_id": app_id, "error_code": code, "fbtrace_id": exc.fbtrace_id})
+    notices = [notify.Notice(id=notice_id(credential, now), event="app_misconfigured", tenant_id=None,
+                             status="misconfigured", created_at=_iso(now))]
+    if outbox:
+        notify.queue(notify.outbox_rows(notices, now))
+    db.session.commit()
+    return notices if outbox else []
+
+
+def report_healthy(*, now: datetime, credential: str, app_id: str, actor: str = "keepalive") -> bool:
+    """Meta accepted the app's credential: clear a stored verdict about it. Commits when it did."""
+    cleared = db.session.execute(
+        update(AppHealth)
+        .where(AppHealth.name == NAME, AppHealth.misconfigured.is_(True),
+               AppHealth.credential == credential)
+        .values(misconfigured=False, checked_at=now)
+        .execution_options(synchronize_session=False)).rowcount == 1
+    if cleared:
+        log.warning("the Meta app %s accepts its credential again; checks resume", app_id)
+        audit.record("meta.app.recovered", actor=actor, details={"app_id": app_id})
+        db.session.commit()
+    return cleared
+
+
+def notice_id(credential: str, since: datetime) -> str:
+    """One notice per episode, whichever process noticed it first."""
+    return hashlib.sha256(f"app_misconfigured:{credential}:{_iso(since)}".encode()).hexdigest()[:32]
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")

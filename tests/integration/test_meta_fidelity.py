@@ -1,0 +1,100 @@
+"""The connect flow against the sandbox as Meta behaves: no PKCE, documented methods, batches with
+a top-level token and `null` items, Pages only with pages_show_list, client WhatsApp accounts,
+granular scopes."""
+
+from __future__ import annotations
+
+import requests
+
+from crm_meta.extensions import db
+from crm_meta.meta.assets import me_fields
+from crm_meta.models import MetaToken, OAuthState
+from crm_meta.sandbox.fixtures import BUSINESS_BASE
+
+FIRST_BUSINESS = str(BUSINESS_BASE + 1)
+SECOND_BUSINESS = str(BUSINESS_BASE + 2)
+# The only writes of a connect: the code exchange and the batch (Meta's batch endpoint is a POST).
+POST_PATHS = {"/v25.0/oauth/access_token", "/v25.0/"}
+
+
+def stored(app) -> MetaToken:
+    with app.app_context():
+        row = db.session.scalar(db.select(MetaToken))
+        db.session.expunge(row)
+        return row
+
+
+def test_a_connect_sends_no_pkce_and_no_post_to_a_read_endpoint(app, meta_flow, sandbox):
+    response = meta_flow.connect()  # the sandbox refuses any code_verifier, as Meta does
+    assert response.status_code == 200, response.get_json()
+    calls = sandbox.calls()
+    assert {c["path"] for c in calls if c["method"] == "POST"} <= POST_PATHS
+    assert [c["method"] for c in calls if c["path"].endswith("/debug_token")] == ["GET"]
+    assert all(c["status"] == 200 for c in calls)
+    assert "code_verifier" not in OAuthState.__table__.columns
+
+
+def count_batches(app, monkeypatch) -> list:
+    graph = app.extensions["crm_meta"].graph
+    rounds, original = [], graph.batch
+
+    def batch(requests_, *, token):
+        answers = original(requests_, token=token)
+        rounds.append(sum(answer is None for answer in answers))
+        return answers
+
+    monkeypatch.setattr(graph, "batch", batch)
+    return rounds
+
+
+def test_batch_items_answered_null_are_asked_again(app, meta_flow, sandbox, monkeypatch):
+    rounds = count_batches(app, monkeypatch)
+    # The first business's second page of ad accounts times out inside two batches in a row.
+    sandbox.fault(f"/v25.0/{FIRST_BUSINESS}/owned_ad_accounts", batch_null=True, count=2)
+    response = meta_flow.connect()
+    assert response.status_code == 200, response.get_json()
+    [first] = [b for b in response.get_json()["data"]["business_managers"] if b["id"] == FIRST_BUSINESS]
+    assert first["ad_accounts_count"] == 132  # 130 owned + 2 of clients: nothing lost
+    assert rounds == [1, 1, 0]
+
+
+def test_a_page_that_keeps_timing_out_fails_the_discovery_as_transient(app, meta_flow, sandbox,
+                                                                       monkeypatch):
+    rounds = count_batches(app, monkeypatch)
+    sandbox.fault(f"/v25.0/{FIRST_BUSINESS}/owned_ad_accounts", batch_null=True, count=10)
+    response = meta_flow.connect()
+    assert response.status_code == 502  # the contract's answer to a Meta failure at the callback
+    assert response.get_json()["error"]["code"] == "meta_error"
+    assert rounds == [1, 1, 1, 1]  # the first round and three retries: bounded
+    with app.app_context():
+        assert db.session.scalar(db.select(MetaToken)) is None
+
+
+def test_pages_are_requested_only_with_pages_show_list():
+    assert "accounts" not in me_fields({"pages_read_engagement", "business_management"})
+    assert "accounts.limit(100)" in me_fields({"pages_show_list"})
+
+
+def test_whatsapp_accounts_shared_by_clients_are_discovered(app, meta_flow):
+    assert meta_flow.connect().status_code == 200
+    row = stored(app)
+    [second] = [b for b in row.business_managers if b["id"] == SECOND_BUSINESS]
+    assert [w["relationship"] for w in second["whatsapp_business_accounts"]] == ["client"]
+    [first] = [b for b in row.business_managers if b["id"] == FIRST_BUSINESS]
+    assert [w["relationship"] for w in first["whatsapp_business_accounts"]] == ["owned"]
+    assert row.pages  # pages_show_list is among the default scopes
+
+
+def test_granular_scopes_are_recorded_and_the_hub_names_the_shared_business(app, meta_flow,
+                                                                            sandbox, client):
+    started = meta_flow.start()
+    form = {"decision": "approve", "business_id": [FIRST_BUSINESS]}
+    response = requests.post(started["auth_url"], data=form, allow_redirects=False, timeout=10)
+    assert meta_flow.callback(response.headers["Location"]).status_code == 200
+    row = stored(app)
+    granted = {g["scope"]: g.get("target_ids") for g in row.granular_scopes}
+    assert granted["business_management"] == [FIRST_BUSINESS]
+    assert [b["id"] for b in row.business_managers] == [FIRST_BUSINESS]
+    page = client.get("/crm/marketing").get_data(as_text=True)
+    assert 'data-testid="granted-businesses"' in page
+    assert "Distribuidora Andina S.A." in page.split('data-testid="granted-businesses"')[1][:200]
