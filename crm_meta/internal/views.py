@@ -1,0 +1,73 @@
+"""Thin views of /internal/meta/...: authenticate the service, resolve the tenant, call one service."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Response, current_app, request, url_for
+
+from crm_meta import notify
+from crm_meta.envelope import ok
+from crm_meta.errors import NotFound, ValidationFailed
+from crm_meta.extensions import db
+from crm_meta.internal import bp, keys
+from crm_meta.meta import credentials, keepalive, proxy
+from crm_meta.models import Tenant
+from crm_meta.runtime import runtime, token_store
+
+MAX_TENANT_ID = 2**31 - 1  # an integer column: a larger "id" names no tenant
+
+
+def _tenant(ref: str) -> Tenant:
+    """A tenant by numeric id (an all-digit reference is always an id) or by slug."""
+    if ref.isascii() and ref.isdigit():
+        tenant = db.session.get(Tenant, int(ref)) if int(ref) <= MAX_TENANT_ID else None
+    else:
+        tenant = db.session.scalar(db.select(Tenant).filter_by(slug=ref)) if len(ref) <= 64 else None
+    if tenant is None:
+        raise NotFound("No tenant with that id or slug", code="unknown_tenant")
+    return tenant
+
+
+@bp.get("/connections/<tenant>/credentials")
+def connection_credentials(tenant: str):
+    key = keys.authenticate(request.headers.get("Authorization"), "credentials:read")
+    fmt = request.args.get("format") or None
+    if fmt not in (None, credentials.CRM_VENTAS):
+        raise ValidationFailed(f"format must be {credentials.CRM_VENTAS} or absent", code="invalid_format")
+    rt = runtime()
+    return ok(credentials.read(store=token_store(), graph=rt.graph, tenant_id=_tenant(tenant).id,
+                               service=key.name, now=rt.clock.now(),
+                               required=current_app.config["META_SCOPES"], fmt=fmt,
+                               ip=request.remote_addr))
+
+
+@bp.route("/connections/<tenant>/graph/<path:path>", methods=["GET", "POST", "DELETE"])
+def graph_proxy(tenant: str, path: str):
+    key = keys.authenticate(request.headers.get("Authorization"), "graph:proxy")
+    row = _tenant(tenant)
+    app, rt = current_app._get_current_object(), runtime()
+    config = app.config
+    call = proxy.Call(request.method, path, list(request.args.items(multi=True)), _form())
+    base = url_for("internal.graph_proxy", tenant=tenant, path="_", _external=True)[:-1]
+    answer = proxy.forward(call, tenant_id=row.id, service=key.name, graph=rt.graph, store=token_store(),
+                           version=config["META_GRAPH_API_VERSION"],
+                           allowed=config["META_PROXY_ALLOWED_PATHS"], required=config["META_SCOPES"],
+                           now=rt.clock.now, link_base=base,
+                           settings=keepalive.Settings.from_config(config),
+                           on_notices=lambda notices: notify.dispatch(app, notices))
+    return Response(answer.body, status=answer.status, headers=answer.headers)
+
+
+def _form() -> dict[str, str] | None:
+    """A POST's fields, from a form or a JSON object (non-string values as JSON, as Graph takes them)."""
+    if request.method == "GET":
+        return None
+    if request.is_json:
+        body = request.get_json(silent=True)
+        if body is None and not request.get_data():
+            return None
+        if not isinstance(body, dict):
+            raise ValidationFailed("Send a JSON object or form fields", code="invalid_body")
+        return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in body.items()}
+    return request.form.to_dict(flat=True) or None
