@@ -9,7 +9,7 @@ import requests
 
 from crm_meta.extensions import db
 from crm_meta.models import AuditEvent, ServiceKey
-from tests.helpers import APP_SECRET, bearer
+from tests.helpers import bearer
 from tests.internal.conftest import ACCOUNT, row_of, set_status, stored_token
 
 URL = "/internal/meta/connections/{}/credentials"
