@@ -98,8 +98,8 @@ def from_graph_error(exc: GraphError) -> AppError:
 
 
 def wants_json() -> bool:
-    if request.blueprint in JSON_BLUEPRINTS:
-        return True
+    if request.blueprint in JSON_BLUEPRINTS or request.path.startswith("/internal/"):
+        return True  # a path under /internal/ that matched no route (404/405) is a service's too
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return best == "application/json"
 
