@@ -12,6 +12,10 @@ OAUTH_ERRORS = Counter("meta_oauth_errors_total", "OAuth flow failures", ["reaso
 TOKEN_VALIDATIONS = Counter("meta_token_validations_total", "Token checks with Meta", ["result"])
 GRAPH_CALLS = Counter("meta_graph_calls_total", "Graph API calls", ["endpoint", "outcome"])
 GRAPH_LATENCY = Histogram("meta_api_response_time_seconds", "Graph API latency", ["endpoint"])
+PROXY_CALLS = Counter("meta_proxy_calls_total", "Graph calls the CRM's services made through the proxy",
+                      ["service", "status"])
+GOVERNOR_HOLDS = Counter("meta_governor_refusals_total",
+                         "Calls the rate governor refused before Meta", ["scope"])  # app/business/ad_account
 
 
 class ConnectionCollector:

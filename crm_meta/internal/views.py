@@ -12,21 +12,24 @@ from crm_meta.errors import NotFound, ValidationFailed
 from crm_meta.extensions import db
 from crm_meta.internal import bp, keys
 from crm_meta.meta import credentials, keepalive, proxy
-from crm_meta.models import Tenant
+from crm_meta.models import MetaToken, Tenant
 from crm_meta.runtime import runtime, token_store
 
 MAX_TENANT_ID = 2**31 - 1  # an integer column: a larger "id" names no tenant
 
 
-def _tenant(ref: str) -> Tenant:
-    """A tenant by numeric id (an all-digit reference is always an id) or by slug."""
+def _connection(ref: str) -> tuple[int, MetaToken | None]:
+    """The tenant (by numeric id, which an all-digit reference always is, or by slug) and its
+    connection, in one query."""
+    query = db.select(Tenant.id, MetaToken).outerjoin(MetaToken, MetaToken.tenant_id == Tenant.id)
     if ref.isascii() and ref.isdigit():
-        tenant = db.session.get(Tenant, int(ref)) if int(ref) <= MAX_TENANT_ID else None
+        found = db.session.execute(query.where(Tenant.id == int(ref))).first() \
+            if int(ref) <= MAX_TENANT_ID else None
     else:
-        tenant = db.session.scalar(db.select(Tenant).filter_by(slug=ref)) if len(ref) <= 64 else None
-    if tenant is None:
+        found = db.session.execute(query.where(Tenant.slug == ref)).first() if len(ref) <= 64 else None
+    if found is None:
         raise NotFound("No tenant with that id or slug", code="unknown_tenant")
-    return tenant
+    return found[0], found[1]
 
 
 @bp.get("/connections/<tenant>/credentials")
@@ -36,7 +39,8 @@ def connection_credentials(tenant: str):
     if fmt not in (None, credentials.CRM_VENTAS):
         raise ValidationFailed(f"format must be {credentials.CRM_VENTAS} or absent", code="invalid_format")
     rt = runtime()
-    return ok(credentials.read(store=token_store(), graph=rt.graph, tenant_id=_tenant(tenant).id,
+    tenant_id, row = _connection(tenant)
+    return ok(credentials.read(store=token_store(), graph=rt.graph, tenant_id=tenant_id, row=row,
                                service=key.name, now=rt.clock.now(),
                                required=current_app.config["META_SCOPES"], fmt=fmt,
                                ip=request.remote_addr))
@@ -45,13 +49,13 @@ def connection_credentials(tenant: str):
 @bp.route("/connections/<tenant>/graph/<path:path>", methods=["GET", "POST", "DELETE"])
 def graph_proxy(tenant: str, path: str):
     key = keys.authenticate(request.headers.get("Authorization"), "graph:proxy")
-    row = _tenant(tenant)
+    tenant_id, row = _connection(tenant)
     app, rt = current_app._get_current_object(), runtime()
     config = app.config
     call = proxy.Call(request.method, path, list(request.args.items(multi=True)), _form())
     base = url_for("internal.graph_proxy", tenant=tenant, path="_", _external=True)[:-1]
-    answer = proxy.forward(call, tenant_id=row.id, service=key.name, graph=rt.graph, store=token_store(),
-                           version=config["META_GRAPH_API_VERSION"],
+    answer = proxy.forward(call, tenant_id=tenant_id, row=row, service=key.name, graph=rt.graph,
+                           store=token_store(), version=config["META_GRAPH_API_VERSION"],
                            allowed=config["META_PROXY_ALLOWED_PATHS"], required=config["META_SCOPES"],
                            now=rt.clock.now, link_base=base,
                            settings=keepalive.Settings.from_config(config),

@@ -30,10 +30,9 @@ def usable_status(row: MetaToken | None, now: datetime, required: list[str]) -> 
     return status
 
 
-def read(*, store, graph, tenant_id: int, service: str, now: datetime, required: list[str],
-         fmt: str | None = None, ip: str | None = None) -> dict:
+def read(*, store, graph, tenant_id: int, row: MetaToken | None, service: str, now: datetime,
+         required: list[str], fmt: str | None = None, ip: str | None = None) -> dict:
     """The tenant's token with its proof and facts; every read is audited, never the token."""
-    row = store.for_tenant(tenant_id)
     try:
         status = usable_status(row, now, required)
         token = store.read(row)

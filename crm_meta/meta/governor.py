@@ -20,6 +20,7 @@ import re
 import threading
 import time
 
+from crm_meta import metrics
 from crm_meta.meta.errors import ThrottledError
 
 log = logging.getLogger(__name__)
@@ -164,6 +165,7 @@ class Governor:
         now = self.now()
         if latest > now:
             scope = scopes[until.index(latest)]
+            metrics.GOVERNOR_HOLDS.labels(scope=scope.split(":")[0]).inc()
             raise GovernorRefusal(scope, max(1, math.ceil(latest - now)))
 
 

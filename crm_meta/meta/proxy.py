@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlencode
 
+from crm_meta import metrics
 from crm_meta.extensions import db
 from crm_meta.meta import keepalive
 from crm_meta.meta.credentials import usable_status
@@ -106,12 +107,11 @@ def scopes(path: str, row: MetaToken) -> list[str]:
     return found + ([f"business:{row.selected_business_id}"] if row.selected_business_id else [])
 
 
-def forward(call: Call, *, tenant_id: int, service: str, graph, store, version: str,
+def forward(call: Call, *, tenant_id: int, row: MetaToken | None, service: str, graph, store, version: str,
             allowed: list[str], required: list[str], now: Callable[[], datetime], link_base: str,
             settings: keepalive.Settings, on_notices: Callable[[list], object]) -> Answer:
     """Check, govern, forward with the tenant's token, relink, and learn from token errors."""
     path = check(call, version, allowed)
-    row = store.for_tenant(tenant_id)
     usable_status(row, now(), required)
     token, ciphertext, row_id, held = store.read(row), row.access_token, row.id, scopes(path, row)
     db.session.commit()  # the key's last use; no transaction stays open while Meta answers
@@ -120,6 +120,7 @@ def forward(call: Call, *, tenant_id: int, service: str, graph, store, version: 
     answer = graph.forward(call.method, path, token=token, query=call.query, form=call.form)
     log.info("proxy %s %s for tenant %s by service %s: %s", call.method, endpoint_label(path),
              tenant_id, service, answer.status)
+    metrics.PROXY_CALLS.labels(service=service, status=str(answer.status)).inc()
     if isinstance(answer.error, TokenInvalidError):
         record_token_error(row_id, ciphertext, answer.error, now(), settings, store, on_notices)
     headers = {name: answer.headers[name] for name in PASSED_HEADERS if name in answer.headers}

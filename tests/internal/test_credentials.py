@@ -63,17 +63,28 @@ def test_every_read_is_audited_without_the_token(app, client, connect, service):
     assert stored_token(app, acme.tenant_id) not in text
 
 
-def test_each_use_records_when_the_key_was_last_used(app, client, connect, service):
+def test_uses_record_when_the_key_was_last_used_to_the_minute(app, client, connect, service):
     connect("acme")
-    with app.app_context():
-        assert db.session.scalar(db.select(ServiceKey.last_used_at)) is None
+
+    def last_used():
+        with app.app_context():
+            return db.session.scalar(db.select(ServiceKey.last_used_at))
+
+    assert last_used() is None
+    client.get(URL.format("acme")[:-len("credentials")] + "graph/me", headers=service.headers)
+    forged = service.key[:-1] + ("A" if service.key[-1] != "A" else "B")
+    client.get(URL.format("acme"), headers={"Authorization": f"Bearer {forged}"})
+    assert last_used() is None  # refused calls (a path off the allow-list, a forged key) leave no mark
     client.get(URL.format("acme"), headers=service.headers)
-    with app.app_context():
-        first = db.session.scalar(db.select(ServiceKey.last_used_at))
+    first = last_used()
+    assert first is not None
     client.get(URL.format("acme"), headers=service.headers)
+    assert last_used() == first  # within the minute: no write per call
     with app.app_context():
-        second = db.session.scalar(db.select(ServiceKey.last_used_at))
-    assert first is not None and second >= first
+        db.session.execute(db.update(ServiceKey).values(last_used_at=first - timedelta(minutes=2)))
+        db.session.commit()
+    client.get(URL.format("acme"), headers=service.headers)
+    assert last_used() > first
 
 
 @pytest.mark.parametrize(("status", "columns"), [
