@@ -52,7 +52,8 @@ def graph_proxy(tenant: str, path: str):
     tenant_id, row = _connection(tenant)
     app, rt = current_app._get_current_object(), runtime()
     config = app.config
-    call = proxy.Call(request.method, path, list(request.args.items(multi=True)), _form())
+    method = "GET" if request.method == "HEAD" else request.method  # Flask answers HEAD with GET's view
+    call = proxy.Call(method, path, list(request.args.items(multi=True)), _form())
     base = url_for("internal.graph_proxy", tenant=tenant, path="_", _external=True)[:-1]
     answer = proxy.forward(call, tenant_id=tenant_id, row=row, service=key.name, graph=rt.graph,
                            store=token_store(), version=config["META_GRAPH_API_VERSION"],

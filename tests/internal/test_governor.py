@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+import config as configuration
 from crm_meta.clock import FrozenClock
 from crm_meta.meta import sweep
 from crm_meta.meta.governor import Governor, GovernorRefusal, MemoryHolds, RedisHolds, readings
@@ -137,3 +138,22 @@ def test_sweep_answers_feed_the_governor_too(make_app, connect, make_key, sandbo
     held = app.test_client().get(PROXY.format("acme", f"{ACCOUNT}/campaigns"),
                                  headers=make_key(app_=app).headers)
     assert held.status_code == 429
+
+
+@pytest.mark.parametrize(("setting", "value", "word"), [
+    ("META_GOVERNOR_THRESHOLD", 0, "META_GOVERNOR_THRESHOLD"),
+    ("META_GOVERNOR_THRESHOLD", 101, "META_GOVERNOR_THRESHOLD"),
+    ("META_PROXY_ALLOWED_PATHS", ["act_*/campaigns", "../me"], "META_PROXY_ALLOWED_PATHS"),
+    ("META_PROXY_ALLOWED_PATHS", ["act_*//insights"], "META_PROXY_ALLOWED_PATHS"),
+])
+def test_governor_and_allow_list_settings_are_checked_at_start(setting, value, word):
+    with pytest.raises(configuration.ConfigError, match=word):
+        configuration.TestingConfig(**{setting: value}).validate()
+
+
+def test_the_settings_come_from_the_environment():
+    config = configuration.TestingConfig({"META_GOVERNOR_THRESHOLD": "80", "META_GOVERNOR_HOLD_SECONDS": "15",
+                            "META_PROXY_ALLOWED_PATHS": "act_*/insights, */leads"})
+    config.validate()
+    assert config.META_GOVERNOR_THRESHOLD == 80 and config.META_GOVERNOR_HOLD_SECONDS == 15
+    assert config.META_PROXY_ALLOWED_PATHS == ["act_*/insights", "*/leads"]
