@@ -87,26 +87,31 @@ def revoke(name: str, *, actor: str = "cli") -> int:
     return len(rows)
 
 
-def authenticate(header: str | None, scope: str) -> Caller:
-    """The service presenting `Authorization: Bearer cms_...`, if its key is live and holds `scope`.
-
-    Only service keys open these routes: a user's JWT or session cookie never does. The key's
-    last use is recorded to the minute (the caller's commit stores it): a busy service costs a
-    write a minute, not a write and a disk flush per call.
-    """
-    scheme, _, presented = (header or "").partition(" ")
-    presented = presented.strip()
-    if scheme.lower() != "bearer" or not presented.startswith(KEY_PREFIX):
+def presented(header: str | None) -> str:
+    """The key of `Authorization: Bearer cms_...`; a user's JWT or session never opens /internal/."""
+    scheme, _, key = (header or "").partition(" ")
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key.startswith(KEY_PREFIX):
         raise NotAuthenticated("A service key is required: Authorization: Bearer cms_...",
                                code="service_key_required")
-    found = None
-    if _KEY.match(presented):
-        found = db.session.execute(
-            db.select(ServiceKey.id, ServiceKey.name, ServiceKey.key_hash, ServiceKey.scopes,
+    return key
+
+
+def lookup(key: str):
+    """The SELECT of a key's row by its prefix (callers may join more to it); None if malformed."""
+    if not _KEY.match(key):
+        return None
+    return (db.select(ServiceKey.id, ServiceKey.name, ServiceKey.key_hash, ServiceKey.scopes,
                       ServiceKey.revoked_at, ServiceKey.last_used_at)
-            .where(ServiceKey.prefix == presented[:PREFIX_LENGTH])).first()
+            .where(ServiceKey.prefix == key[:PREFIX_LENGTH]))
+
+
+def verify(key: str, found, scope: str) -> Caller:
+    """Accept the key if `found` (lookup's row, or None) matches it in constant time, is live
+    and holds `scope`. The last use is recorded to the minute (the caller's commit stores it):
+    a busy service costs a write a minute, not a write and a disk flush per call."""
     expected = found.key_hash if found is not None else _DUMMY_HASH
-    if not hmac.compare_digest(digest(presented).encode(), expected.encode()) or found is None:
+    if not hmac.compare_digest(digest(key).encode(), expected.encode()) or found is None:
         raise NotAuthenticated("The service key is not valid", code="invalid_service_key")
     if found.revoked_at is not None:
         raise NotAuthenticated("The service key was revoked", code="service_key_revoked")
@@ -117,3 +122,10 @@ def authenticate(header: str | None, scope: str) -> Caller:
         db.session.execute(update(ServiceKey).where(ServiceKey.id == found.id)
                            .values(last_used_at=now).execution_options(synchronize_session=False))
     return Caller(name=found.name, scopes=tuple(found.scopes))
+
+
+def authenticate(header: str | None, scope: str) -> Caller:
+    """The service presenting `Authorization: Bearer cms_...`, if its key is live and holds `scope`."""
+    key = presented(header)
+    statement = lookup(key)
+    return verify(key, db.session.execute(statement).first() if statement is not None else None, scope)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from flask import Response, current_app, request, url_for
+from sqlalchemy import false
 
 from crm_meta import notify
 from crm_meta.envelope import ok
@@ -12,34 +13,39 @@ from crm_meta.errors import NotFound, ValidationFailed
 from crm_meta.extensions import db
 from crm_meta.internal import bp, keys
 from crm_meta.meta import credentials, keepalive, proxy
-from crm_meta.models import MetaToken, Tenant
+from crm_meta.models import MetaToken, ServiceKey, Tenant
 from crm_meta.runtime import runtime, token_store
 
 MAX_TENANT_ID = 2**31 - 1  # an integer column: a larger "id" names no tenant
 
 
-def _connection(ref: str) -> tuple[int, MetaToken | None]:
-    """The tenant (by numeric id, which an all-digit reference always is, or by slug) and its
-    connection, in one query."""
-    query = db.select(Tenant.id, MetaToken).outerjoin(MetaToken, MetaToken.tenant_id == Tenant.id)
+def _caller(scope: str, ref: str) -> tuple[keys.Caller, int, MetaToken | None]:
+    """The calling service, the tenant (by numeric id, which an all-digit reference always is,
+    or by slug) and its connection, in one query: the key decides before the tenant is told."""
+    key = keys.presented(request.headers.get("Authorization"))
+    statement = keys.lookup(key)
+    if statement is None:
+        keys.verify(key, None, scope)  # refuses, in the same time as any wrong key
     if ref.isascii() and ref.isdigit():
-        found = db.session.execute(query.where(Tenant.id == int(ref))).first() \
-            if int(ref) <= MAX_TENANT_ID else None
+        named = Tenant.id == int(ref) if int(ref) <= MAX_TENANT_ID else false()
     else:
-        found = db.session.execute(query.where(Tenant.slug == ref)).first() if len(ref) <= 64 else None
-    if found is None:
+        named = Tenant.slug == ref if len(ref) <= 64 else false()
+    found = db.session.execute(
+        statement.add_columns(Tenant.id.label("tenant_id"), MetaToken).select_from(ServiceKey)
+        .outerjoin(Tenant, named).outerjoin(MetaToken, MetaToken.tenant_id == Tenant.id)).first()
+    caller = keys.verify(key, found, scope)
+    if found.tenant_id is None:
         raise NotFound("No tenant with that id or slug", code="unknown_tenant")
-    return found[0], found[1]
+    return caller, found.tenant_id, found.MetaToken
 
 
 @bp.get("/connections/<tenant>/credentials")
 def connection_credentials(tenant: str):
-    key = keys.authenticate(request.headers.get("Authorization"), "credentials:read")
+    key, tenant_id, row = _caller("credentials:read", tenant)
     fmt = request.args.get("format") or None
     if fmt not in (None, credentials.CRM_VENTAS):
         raise ValidationFailed(f"format must be {credentials.CRM_VENTAS} or absent", code="invalid_format")
     rt = runtime()
-    tenant_id, row = _connection(tenant)
     return ok(credentials.read(store=token_store(), graph=rt.graph, tenant_id=tenant_id, row=row,
                                service=key.name, now=rt.clock.now(),
                                required=current_app.config["META_SCOPES"], fmt=fmt,
@@ -48,8 +54,7 @@ def connection_credentials(tenant: str):
 
 @bp.route("/connections/<tenant>/graph/<path:path>", methods=["GET", "POST", "DELETE"])
 def graph_proxy(tenant: str, path: str):
-    key = keys.authenticate(request.headers.get("Authorization"), "graph:proxy")
-    tenant_id, row = _connection(tenant)
+    key, tenant_id, row = _caller("graph:proxy", tenant)
     app, rt = current_app._get_current_object(), runtime()
     config = app.config
     method = "GET" if request.method == "HEAD" else request.method  # Flask answers HEAD with GET's view
