@@ -27,7 +27,7 @@ def _caller(scope: str, ref: str) -> tuple[keys.Caller, int, MetaToken | None]:
     if statement is None:
         keys.verify(key, None, scope)  # refuses, in the same time as any wrong key
     if ref.isascii() and ref.isdigit():
-        named = Tenant.id == int(ref) if int(ref) <= MAX_TENANT_ID else false()
+        named = Tenant.id == int(ref) if len(ref) <= 10 and int(ref) <= MAX_TENANT_ID else false()
     else:
         named = Tenant.slug == ref if len(ref) <= 64 else false()
     found = db.session.execute(

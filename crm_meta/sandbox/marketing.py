@@ -35,18 +35,6 @@ LEADS_ERROR = ("(#200) Requires leads_retrieval permission to manage the object"
 STATUSES = ("ACTIVE", "PAUSED", "ARCHIVED", "DELETED")
 SPECIAL_AD_CATEGORIES = ("NONE", "EMPLOYMENT", "HOUSING", "CREDIT", "ISSUES_ELECTIONS_POLITICS",
                          "FINANCIAL_PRODUCTS_SERVICES")
-CAMPAIGN_FIELDS = frozenset({
-    "id", "account_id", "name", "objective", "status", "configured_status", "effective_status",
-    "buying_type", "daily_budget", "lifetime_budget", "budget_remaining", "bid_strategy",
-    "special_ad_categories", "spend_cap", "created_time", "updated_time", "start_time", "stop_time",
-})
-FORM_FIELDS = frozenset({"id", "name", "status", "locale", "leads_count", "created_time", "page_id",
-                         "questions", "privacy_policy_url", "follow_up_action_url"})
-LEAD_FIELDS = frozenset({"id", "created_time", "field_data", "form_id", "ad_id", "ad_name",
-                         "adset_id", "campaign_id", "campaign_name", "is_organic", "platform"})
-DEFAULTS = {"Campaign": ("id",), "LeadgenForm": ("id", "locale", "name", "status"),
-            "Lead": ("created_time", "id", "field_data")}
-TYPE_FIELDS = {"Campaign": CAMPAIGN_FIELDS, "LeadgenForm": FORM_FIELDS, "Lead": LEAD_FIELDS}
 # Edges this module adds to the fixtures' own node types.
 _PARENT_EDGES = frozenset({("AdAccount", "campaigns"), ("AdAccount", "insights"), ("Page", "leadgen_forms")})
 
@@ -299,9 +287,9 @@ def render(obj: dict[str, Any], raw_fields: str | None) -> dict[str, Any]:
     """The requested (or default) flat fields of a Campaign, LeadgenForm or Lead."""
     kind = obj["_type"]
     specs = parse_fields(raw_fields)
-    names = list(DEFAULTS[kind]) if specs is None else []
+    names = list(data.DEFAULTS[kind]) if specs is None else []
     for spec in specs or []:
-        if spec.name not in TYPE_FIELDS[kind] or spec.children is not None or spec.modifiers:
+        if spec.name not in data.TYPE_FIELDS[kind] or spec.children is not None or spec.modifiers:
             raise bad_param(f"(#100) Tried accessing nonexisting field ({spec.name}) on node type ({kind})")
         names.append(spec.name)
     out = {name: obj[name] for name in names if obj.get(name) is not None}

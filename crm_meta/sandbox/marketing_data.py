@@ -19,6 +19,19 @@ THROTTLED_80004 = ("(#80004) There have been too many calls to this ad-account. 
                    "again. For more info, please refer to "
                    "https://developers.facebook.com/docs/graph-api/overview/rate-limiting#ads-management.")
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S+0000"
+# Fields each type serves (Meta's Campaign, LeadgenForm and Lead references) and its defaults.
+CAMPAIGN_FIELDS = frozenset({
+    "id", "account_id", "name", "objective", "status", "configured_status", "effective_status",
+    "buying_type", "daily_budget", "lifetime_budget", "budget_remaining", "bid_strategy",
+    "special_ad_categories", "spend_cap", "created_time", "updated_time", "start_time", "stop_time",
+})
+FORM_FIELDS = frozenset({"id", "name", "status", "locale", "leads_count", "created_time", "page_id",
+                         "questions", "privacy_policy_url", "follow_up_action_url"})
+LEAD_FIELDS = frozenset({"id", "created_time", "field_data", "form_id", "ad_id", "ad_name",
+                         "adset_id", "campaign_id", "campaign_name", "is_organic", "platform"})
+DEFAULTS = {"Campaign": ("id",), "LeadgenForm": ("id", "locale", "name", "status"),
+            "Lead": ("created_time", "id", "field_data")}
+TYPE_FIELDS = {"Campaign": CAMPAIGN_FIELDS, "LeadgenForm": FORM_FIELDS, "Lead": LEAD_FIELDS}
 _CAMPAIGN_BASE = 23850000000000000
 _FORM_BASE = 1250000000000000
 _LEAD_BASE = 1330000000000000

@@ -110,7 +110,7 @@ def test_a_tenant_without_a_connection_or_unknown_is_refused(client, make_tenant
     make_tenant("empty")
     none = client.get(URL.format("empty"), headers=service.headers)
     assert none.status_code == 409 and none.get_json()["error"]["code"] == "not_connected"
-    for ref in ("ghost", "999999", "99999999999999999999", "²"):
+    for ref in ("ghost", "999999", "99999999999999999999", "9" * 5000, "x" * 300, "²"):
         unknown = client.get(URL.format(ref), headers=service.headers)
         assert unknown.status_code == 404 and unknown.get_json()["error"]["code"] == "unknown_tenant"
 
