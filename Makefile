@@ -39,6 +39,7 @@ messages: deps
 bench: deps
 	$(BIN)/python bench/connect_bench.py
 	$(BIN)/python bench/sweep_bench.py
+	$(BIN)/python bench/proxy_bench.py
 
 lint: deps
 	$(BIN)/ruff check .

@@ -6,7 +6,9 @@ crm-meta runs as it is deployed: gunicorn (gthread workers), PostgreSQL (a throw
 dropped afterwards), the rate governor in Redis, `META_MODE=live` pointed at the sandbox, which
 runs in a process of its own. The load comes from this process: N timed GETs of an ad account's
 campaigns per mode and concurrency, after a warm-up, direct and proxied in alternating rounds so
-that both see the same machine. Figures go to bench/results/proxy.json; see bench/README.md.
+that both see the same machine. A third mode, crm-meta's `/healthz` under the same gunicorn,
+shows the floor of any request to crm-meta (the extra HTTP hop, gunicorn and Flask).
+Figures go to bench/results/proxy.json; see bench/README.md.
 """
 
 from __future__ import annotations
@@ -174,6 +176,9 @@ def main() -> None:
             return session.get(f"{sandbox_url}/v25.0/{PATH}", params=direct_params, timeout=30,
                                headers={"Authorization": f"Bearer {token}"})
 
+        def hop(session):  # the floor of any crm-meta request: gunicorn and Flask, no work
+            return session.get(f"{crm_url}/healthz", timeout=30)
+
         def proxied(session):
             return session.get(f"{crm_url}/internal/meta/connections/bench/graph/{PATH}", params=PARAMS,
                                timeout=30, headers={"Authorization": f"Bearer {key}"})
@@ -181,18 +186,20 @@ def main() -> None:
         before = load()
         cases = []
         for concurrency in levels:
-            found: dict[str, list[float]] = {"direct": [], "proxy": []}
-            spent = {"direct": 0.0, "proxy": 0.0}
-            for target in (direct, proxied):
-                run(target, 50 * concurrency, concurrency)  # warm-up: connections, caches, JIT-free
-            for _ in range(2):  # alternate, so both modes share the machine's ups and downs
-                for mode, target in (("direct", direct), ("proxy", proxied)):
+            modes = {"direct": direct, "hop": hop, "proxy": proxied}
+            found: dict[str, list[float]] = {mode: [] for mode in modes}
+            spent = dict.fromkeys(modes, 0.0)
+            for target in modes.values():
+                run(target, 50 * concurrency, concurrency)  # warm-up: connections, pools
+            for _ in range(2):  # alternate, so every mode shares the machine's ups and downs
+                for mode, target in modes.items():
                     started = time.perf_counter()
                     found[mode] += run(target, args.requests // 2, concurrency)
                     spent[mode] += time.perf_counter() - started
             direct_s = summary(found["direct"], spent["direct"])
             proxy_s = summary(found["proxy"], spent["proxy"])
             case = {"concurrency": concurrency, "direct": direct_s, "proxy": proxy_s,
+                    "hop_healthz": summary(found["hop"], spent["hop"]),
                     "overhead_p50_ms": round(proxy_s["p50_ms"] - direct_s["p50_ms"], 2),
                     "overhead_p99_ms": round(proxy_s["p99_ms"] - direct_s["p99_ms"], 2)}
             cases.append(case)
