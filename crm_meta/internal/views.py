@@ -7,7 +7,7 @@ import json
 from flask import Response, current_app, request, url_for
 from sqlalchemy import false
 
-from crm_meta import notify
+from crm_meta import audit, notify
 from crm_meta.envelope import ok
 from crm_meta.errors import NotFound, ValidationFailed
 from crm_meta.extensions import db
@@ -35,6 +35,10 @@ def _caller(scope: str, ref: str) -> tuple[keys.Caller, int, MetaToken | None]:
         .outerjoin(Tenant, named).outerjoin(MetaToken, MetaToken.tenant_id == Tenant.id)).first()
     caller = keys.verify(key, found, scope)
     if found.tenant_id is None:
+        if scope == "credentials:read":  # every credentials read is audited, this one too
+            audit.record("meta.credentials.read", actor=f"service:{caller.name}", outcome="refused",
+                         ip=request.remote_addr, commit=True,
+                         details={"service": caller.name, "reason": "unknown_tenant", "tenant_ref": ref[:64]})
         raise NotFound("No tenant with that id or slug", code="unknown_tenant")
     return caller, found.tenant_id, found.MetaToken
 

@@ -106,13 +106,18 @@ def test_an_unusable_connection_is_refused_with_its_reason(app, client, connect,
     assert client.get(URL.format("acme"), headers=service.headers).status_code == 200
 
 
-def test_a_tenant_without_a_connection_or_unknown_is_refused(client, make_tenant, service):
+def test_a_tenant_without_a_connection_or_unknown_is_refused(app, client, make_tenant, service):
     make_tenant("empty")
     none = client.get(URL.format("empty"), headers=service.headers)
     assert none.status_code == 409 and none.get_json()["error"]["code"] == "not_connected"
-    for ref in ("ghost", "999999", "99999999999999999999", "9" * 5000, "x" * 300, "²"):
+    refs = ("ghost", "999999", "99999999999999999999", "9" * 5000, "x" * 300, "²")
+    for ref in refs:
         unknown = client.get(URL.format(ref), headers=service.headers)
         assert unknown.status_code == 404 and unknown.get_json()["error"]["code"] == "unknown_tenant"
+    with app.app_context():
+        reasons = [e.details["reason"] for e in db.session.scalars(
+            db.select(AuditEvent).filter_by(action="meta.credentials.read", outcome="refused"))]
+    assert reasons == ["not_connected"] + ["unknown_tenant"] * len(refs)
 
 
 def test_an_all_digit_reference_is_always_an_id(app, client, connect, service):
