@@ -53,6 +53,7 @@ bench: deps
 	$(BIN)/python bench/sweep_bench.py
 	$(BIN)/python bench/api_bench.py
 	$(BIN)/python bench/sweep_cluster_bench.py
+	$(BIN)/python bench/proxy_bench.py
 
 lint: deps
 	$(BIN)/ruff check .

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 
 # Values of this shape came from older development defaults; production still refuses them.
@@ -12,9 +13,17 @@ DEFAULT_SCOPES = (
     "pages_show_list,pages_read_engagement,read_insights"
 )
 DEFAULT_REDIRECT_URI = "http://localhost:8000/crm/auth/meta/callback"
+# Graph paths the services' proxy forwards: ad accounts, campaigns, insights, pages, lead forms
+# and leads, WhatsApp Business accounts. `*` is a numeric id, `act_*` an ad account id.
+DEFAULT_PROXY_PATHS = (
+    "act_*,act_*/campaigns,act_*/insights,*,*/insights,*/leadgen_forms,*/leads,"
+    "*/phone_numbers,*/message_templates"
+)
 # The sandbox's registered app outside production: obviously not a real Meta app (its secret,
 # like every other one, is generated into instance/ by crm_meta.local_secrets).
 SANDBOX_APP_ID = "100000000000001"
+
+PROXY_PATTERN = re.compile(r"^(act_\*|\*|[a-z_]+)(/(act_\*|\*|[a-z_]+))*$")
 
 REQUIRED_IN_PRODUCTION = (
     "SECRET_KEY",
@@ -115,6 +124,15 @@ class Config:
         self.RATELIMIT_META_TEST = get("RATELIMIT_META_TEST") or "5/minute"
         self.RATELIMIT_META_CALLBACK = get("RATELIMIT_META_CALLBACK") or "30/minute"
         self.RATELIMIT_META_CALLBACKS = get("RATELIMIT_META_CALLBACKS") or "60/minute"
+        # The services' Graph proxy (/internal/...): path patterns it forwards (see DEFAULT_PROXY_PATHS).
+        self.META_PROXY_ALLOWED_PATHS = _list(get("META_PROXY_ALLOWED_PATHS") or DEFAULT_PROXY_PATHS)
+        # Rate governor: hold calls back while Meta reports the app, a business or an ad account
+        # at or over this percent of its budget (shared through REDIS_URL).
+        self.META_GOVERNOR_THRESHOLD = float(get("META_GOVERNOR_THRESHOLD") or 90)
+        # Seconds a scope over the threshold is held when Meta names no time to wait.
+        self.META_GOVERNOR_HOLD_SECONDS = float(get("META_GOVERNOR_HOLD_SECONDS") or 60)
+        # Prefix of the governor's Redis keys, so deployments can share one Redis.
+        self.META_GOVERNOR_KEY_PREFIX = get("META_GOVERNOR_KEY_PREFIX") or "crm-meta:governor"
         # Keep-alive sweep: the scheduler runs only where asked (the served app, not tests/CLI).
         self.SCHEDULER_ENABLED = _bool(get("SCHEDULER_ENABLED"), False)
         self.KEEPALIVE_INTERVAL_HOURS = float(get("KEEPALIVE_INTERVAL_HOURS") or 6)
@@ -173,6 +191,12 @@ class Config:
         """Raise ConfigError naming the first unsafe setting."""
         if self.META_MODE not in {"live", "sandbox"}:
             raise ConfigError(f"META_MODE must be 'live' or 'sandbox', not {self.META_MODE!r}")
+        if not 0 < self.META_GOVERNOR_THRESHOLD <= 100:
+            raise ConfigError("META_GOVERNOR_THRESHOLD must be a percent above 0 and at most 100")
+        bad = [p for p in self.META_PROXY_ALLOWED_PATHS if not PROXY_PATTERN.match(p)]
+        if bad:
+            raise ConfigError(f"META_PROXY_ALLOWED_PATHS: {bad[0]!r} is not a path pattern "
+                              "(segments of letters, digits and _, or * / act_* for ids)")
         if self.NOTIFY_WEBHOOK_URL and len(self.NOTIFY_WEBHOOK_SECRET) < 16:
             raise ConfigError("NOTIFY_WEBHOOK_SECRET (16+ characters) is required with NOTIFY_WEBHOOK_URL")
 

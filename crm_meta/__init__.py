@@ -134,9 +134,9 @@ def _init_extensions(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from crm_meta import api, auth, callbacks, ops, web
+    from crm_meta import api, auth, callbacks, internal, ops, web
 
-    for blueprint in (ops.bp, auth.bp, api.bp, callbacks.bp, web.bp):
+    for blueprint in (ops.bp, auth.bp, api.bp, callbacks.bp, web.bp, internal.bp):
         app.register_blueprint(blueprint)
     if app.config["META_MODE"] == "sandbox":
         from crm_meta.sandbox import Sandbox, create_blueprint

@@ -195,5 +195,7 @@ def crypto_rotate(wait: float):
 
 
 def register_cli(app: Flask) -> None:
-    for group in (tenants_cli, users_cli, demo_cli, jwt_cli, meta_cli, crypto_cli):
+    from crm_meta.internal.cli import services_cli
+
+    for group in (tenants_cli, users_cli, demo_cli, jwt_cli, meta_cli, crypto_cli, services_cli):
         app.cli.add_command(group)

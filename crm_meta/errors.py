@@ -17,15 +17,17 @@ from crm_meta.envelope import error_payload
 from crm_meta.extensions import db
 from crm_meta.meta.errors import (
     AppMisconfiguredError,
+    ConnectionUnusable,
     GraphError,
     PermissionMissingError,
+    ProxyRefused,
     ThrottledError,
     TokenInvalidError,
     TransientError,
 )
 
 log = logging.getLogger(__name__)
-JSON_BLUEPRINTS = {"api", "callbacks"}
+JSON_BLUEPRINTS = {"api", "callbacks", "internal"}
 
 
 class AppError(Exception):
@@ -118,8 +120,8 @@ def from_graph_error(exc: GraphError) -> AppError:
 
 
 def wants_json() -> bool:
-    if request.blueprint in JSON_BLUEPRINTS:
-        return True
+    if request.blueprint in JSON_BLUEPRINTS or request.path.startswith("/internal/"):
+        return True  # a path under /internal/ that matched no route (404/405) is a service's too
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return best == "application/json"
 
@@ -159,6 +161,15 @@ def register_error_handlers(app: Flask) -> None:
     def handle_graph_error(exc: GraphError):
         log.warning("graph call failed", extra={"graph": exc.log_fields()})
         return error_response(from_graph_error(exc))
+
+    @app.errorhandler(ConnectionUnusable)
+    def handle_unusable(exc: ConnectionUnusable):
+        return error_response(AppError(exc.message, code=exc.reason, status=409))
+
+    @app.errorhandler(ProxyRefused)
+    def handle_proxy_refused(exc: ProxyRefused):
+        status = 403 if exc.code == "path_not_allowed" else 400
+        return error_response(AppError(exc.message, code=exc.code, status=status))
 
     @app.errorhandler(CryptoError)
     def handle_crypto(exc: CryptoError):

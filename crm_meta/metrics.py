@@ -14,6 +14,10 @@ GRAPH_CALLS = Counter("meta_graph_calls_total", "Graph API calls", ["endpoint", 
 RATELIMIT_FALLBACKS = Counter("meta_ratelimit_storage_fallbacks_total",
                               "Times rate limiting fell back to in-process counters (Redis unreachable)")
 GRAPH_LATENCY = Histogram("meta_api_response_time_seconds", "Graph API latency", ["endpoint"])
+PROXY_CALLS = Counter("meta_proxy_calls_total", "Graph calls the CRM's services made through the proxy",
+                      ["service", "status"])
+GOVERNOR_HOLDS = Counter("meta_governor_refusals_total",
+                         "Calls the rate governor refused before Meta", ["scope"])  # app/business/ad_account
 
 
 class ConnectionCollector:

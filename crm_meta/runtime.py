@@ -8,6 +8,7 @@ from flask import current_app
 
 from crm_meta.clock import SandboxClock, SystemClock
 from crm_meta.crypto import TokenCipher
+from crm_meta.meta.governor import build_governor
 from crm_meta.meta.graph import GraphClient
 
 
@@ -34,6 +35,7 @@ def build_runtime(config) -> Runtime:
         max_retries=config["META_HTTP_RETRIES"],
         clock=clock,
     )
+    graph.governor = build_governor(config, clock)  # one per app; shared via Redis when set
     cipher = TokenCipher(config["ENCRYPTION_KEY"], config["ENCRYPTION_KEYS_PREVIOUS"])
     return Runtime(cipher=cipher, clock=clock, graph=graph)
 

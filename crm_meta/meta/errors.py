@@ -113,3 +113,21 @@ def _int(value) -> int | None:
         return int(value) if value is not None else None
     except (TypeError, ValueError):
         return None
+
+
+class ConnectionUnusable(Exception):
+    """The tenant's connection cannot serve a call now; `reason` is why (a status or not_connected)."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+class ProxyRefused(Exception):
+    """A call the services' proxy does not forward; `code` says why (path_not_allowed, ...)."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message

@@ -10,7 +10,8 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, urlsplit
 
@@ -22,6 +23,8 @@ from crm_meta.meta.errors import GraphError, ThrottledError, TransientError, cla
 log = logging.getLogger(__name__)
 USAGE_SLOWDOWN = 80  # percent of Meta's budget at which we start backing off on our own
 _ID = re.compile(r"^(act_)?\d+$")
+# What a caller of the services' proxy may not choose: we add the tenant's own.
+CALLER_SECRETS = frozenset({"access_token", "appsecret_proof", "appsecret_time"})
 
 
 def appsecret_proof(app_secret: str, token: str) -> str:
@@ -59,8 +62,20 @@ def _app_usage(headers) -> int:
         return 0
 
 
+@dataclass
+class Forwarded:
+    """Meta's answer to a proxied call, as it came: status, headers, raw body; `error` classified."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    error: GraphError | None = None
+
+
 class GraphClient:
     """Version, timeouts, appsecret_proof, retries with backoff, and Meta's error taxonomy."""
+
+    governor = None  # crm_meta.meta.governor.Governor: the runtime sets the shared one
 
     def __init__(self, *, base_url: str, version: str, app_id: str, app_secret: str,
                  timeout: float = 10.0, max_retries: int = 3, clock=None,
@@ -166,6 +181,7 @@ class GraphClient:
         elapsed = time.perf_counter() - started
         self._local.last_headers = response.headers
         metrics.GRAPH_LATENCY.labels(endpoint=label).observe(elapsed)
+        self.observe_usage(path, response.headers)
         self.last_app_usage = _app_usage(response.headers)
         if self.last_app_usage >= USAGE_SLOWDOWN:
             log.warning("meta app usage at %s%% of its budget", self.last_app_usage)
@@ -270,3 +286,46 @@ class GraphClient:
         if len(results) != len(requests_):
             raise TransientError("Meta's batch answer does not match the request")
         return results
+
+    # -- the services' proxy and the shared rate governor -----------------------------------
+    def proof(self, token: str) -> str:
+        """The appsecret_proof of a token, for a service that calls Meta itself."""
+        return appsecret_proof(self._app_secret, token)
+
+    def observe_usage(self, path: str, headers) -> None:
+        """Every Graph answer's usage headers reach the shared governor (one place for all)."""
+        if self.governor is not None:
+            self.governor.observe(path, headers)
+
+    def forward(self, method: str, path: str, *, token: str, query: list[tuple[str, str]],
+                form: dict[str, str] | None = None) -> Forwarded:
+        """One proxied call, not retried: Meta's status, headers and body come back as they are."""
+        label = endpoint_label(path)
+        query = [(k, v) for k, v in query if k not in CALLER_SECRETS]
+        query.append(("appsecret_proof", self.proof(token)))
+        form = {k: v for k, v in (form or {}).items() if k not in CALLER_SECRETS} or None
+        headers = {"Accept": "application/json", "Authorization": f"Bearer {token}"}
+        started = time.perf_counter()
+        try:
+            response = self.session.request(method.upper(), self.url(path), params=query, data=form,
+                                            headers=headers, timeout=self.timeout)
+        except requests.Timeout:
+            metrics.GRAPH_CALLS.labels(endpoint=label, outcome="timeout").inc()
+            raise TransientError(f"Meta did not answer within {self.timeout:g}s") from None
+        except requests.RequestException as exc:
+            metrics.GRAPH_CALLS.labels(endpoint=label, outcome="unreachable").inc()
+            raise TransientError(f"Meta is unreachable ({type(exc).__name__})") from None
+        metrics.GRAPH_LATENCY.labels(endpoint=label).observe(time.perf_counter() - started)
+        self.observe_usage(path, response.headers)
+        error = None
+        if response.status_code >= 400:
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+            detail = body.get("error") if isinstance(body, dict) else None
+            regain = _max_regain_minutes(response.headers)
+            error = classify(detail if isinstance(detail, dict) else {}, response.status_code,
+                             retry_after=regain * 60 if regain else None)
+        metrics.GRAPH_CALLS.labels(endpoint=label, outcome=error.kind if error else "ok").inc()
+        return Forwarded(response.status_code, response.headers, response.content, error)

@@ -5,6 +5,7 @@ from crm_meta.models.audit_event import AuditEvent, DataDeletionRequest
 from crm_meta.models.meta_token import STATUSES, MetaToken
 from crm_meta.models.notification import NotificationOutbox
 from crm_meta.models.oauth_state import OAuthState
+from crm_meta.models.service_key import ServiceKey
 from crm_meta.models.tenant import Tenant
 from crm_meta.models.user import ROLES, User
 
@@ -17,6 +18,7 @@ __all__ = [
     "OAuthState",
     "ROLES",
     "STATUSES",
+    "ServiceKey",
     "Tenant",
     "User",
 ]

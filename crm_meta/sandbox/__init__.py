@@ -6,7 +6,9 @@ under one base URL serving both the dialog and the Graph API. Never served in pr
 Modules: state (Sandbox), config (settings), fixtures (test data), tokens (grants, tokens,
 codes), auth (token checks, appsecret_proof), dialog (consent page), oauth (access_token,
 debug_token), graph (dispatcher, headers, faults), schema/nodes/fields (Graph objects),
-batch, control (/_sandbox endpoints), server (blueprint, standalone app, live server).
+marketing/marketing_data/insights (an ad account's campaigns and insights, a page's lead forms
+and their leads), batch, control (/_sandbox endpoints), server (blueprint, standalone app,
+live server).
 
 Control endpoints (relative to the base; loopback clients only, or callers sending
 SANDBOX_CONTROL_TOKEN in X-Sandbox-Control-Token; see control.py):
@@ -29,6 +31,12 @@ a batch needs its access_token as a top-level parameter; Login for Business issu
 tokens that never expire, or expire in 60 days (config system_user_expires_in) and are
 refreshed by fb_exchange_token with set_token_expires_in_60_days=true; a consent form may
 share only some businesses (`business_id`, repeated), reflected in granular_scopes.
+
+Marketing: GET/POST act_<id>/campaigns, GET/POST/DELETE /<campaign id>, GET act_<id>/insights
+and /<campaign id>/insights (date_preset, time_range, fields, level, time_increment, cursor
+paging), GET /<page id>/leadgen_forms, GET /<form id>/leads (filtering on time_created). Each
+call naming an ad account counts against its hourly `ad_account_call_budget`, reported in
+x-ad-account-usage and, with enforce_rate_limits, refused with 80004 once spent.
 
 Data access: once `data_access_expires_at` passes, WhatsApp calls fail with HTTP 403,
 code 200, error_user_title "Data access expired" (the token itself stays valid) until the

@@ -53,6 +53,8 @@ DEFAULTS: dict[str, Any] = {
     "app_call_budget": 10000,
     # Calls per hour and business that make x-business-use-case-usage report 100.
     "business_call_budget": 10000,
+    # Calls per hour and ad account that make x-ad-account-usage report 100.
+    "ad_account_call_budget": 10000,
     # When on, a call once a budget is spent fails with code 4 / 80004 like Meta.
     "enforce_rate_limits": False,
     # Page size of edges when no limit is given, and the largest limit honoured.
@@ -89,6 +91,7 @@ _POSITIVE_KEYS = {
     "data_access_days",
     "app_call_budget",
     "business_call_budget",
+    "ad_account_call_budget",
     "default_limit",
     "max_limit",
     "call_log_limit",

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from . import auth, nodes, oauth
+from . import auth, marketing, nodes, oauth
 from .batch import run_batch
 from .config import CURRENT_VERSIONS
 from .errors import (
@@ -36,6 +36,7 @@ class _Usage:
     business_id: str | None = None
     use_case: str = "business_management"
     ad_account: bool = False
+    headers: dict[str, str] = field(default_factory=dict)  # a node module's own usage headers
 
 
 def resolve_version(segment: str) -> str | None:
@@ -110,6 +111,7 @@ def handle(sandbox, req: GraphRequest) -> GraphResponse:
         headers["x-ad-account-usage"] = json.dumps(
             {"acc_id_util_pct": round(app_pct / 2, 2), "reset_time_duration": 0}
         )
+    headers.update(usage.headers)
     response.headers = {**headers, **response.headers}
     response.headers.setdefault("Content-Type", "application/json; charset=UTF-8")
     sandbox.record_call(method, req.path, _presented_token(req, segments), response.status, generation)
@@ -192,6 +194,9 @@ def _node_call(sandbox, req, method, version, segments, usage) -> Any:
         raise unsupported(method, node_id)
     auth_params = [(k, v) for k, v in req.query if k in ("access_token", "appsecret_proof", "appsecret_time")]
     ctx = nodes.Context(sandbox, record, now, version, _link_builder(req.base_url), auth_params)
+    answer = marketing.dispatch(ctx, req, method, node_id, rest, usage)
+    if answer is not marketing.PASS:
+        return answer
     if node_id == "me":
         if record.kind == "PAGE":
             obj = sandbox.fixtures.get(record.page_id)

@@ -1,0 +1,131 @@
+"""Service keys: issue, list and revoke them; check a presented key in constant time."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import update
+
+from crm_meta import audit
+from crm_meta.errors import Forbidden, NotAuthenticated
+from crm_meta.extensions import db
+from crm_meta.models import ServiceKey
+from crm_meta.models.types import utcnow
+
+KEY_PREFIX = "cms_"
+PREFIX_LENGTH = len(KEY_PREFIX) + 8  # the stored, displayable start of a key
+SCOPES = ("credentials:read", "graph:proxy")
+NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_KEY = re.compile(r"^cms_[A-Za-z0-9_-]{43}$")
+LAST_USED_RESOLUTION = timedelta(minutes=1)  # last_used_at is kept to the minute
+_DUMMY_HASH = hashlib.sha256(b"no such key").hexdigest()
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The service behind an accepted key."""
+
+    name: str
+    scopes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A new key: shown once to whoever created it, then only its hash remains."""
+
+    row: ServiceKey
+    key: str = field(repr=False)
+
+
+def digest(key: str) -> str:
+    """SHA-256 hex of a key: keys are 256 random bits, so a fast hash is enough."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def active(name: str) -> ServiceKey | None:
+    return db.session.scalar(db.select(ServiceKey).filter_by(name=name, revoked_at=None))
+
+
+def create(name: str, scopes: list[str], *, actor: str = "cli") -> Issued:
+    """A new key for service NAME with the given scopes (ValueError when either is wrong)."""
+    if not NAME.match(name):
+        raise ValueError("NAME: lowercase letters, digits, dots, dashes and underscores, up to 64")
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown or not scopes:
+        raise ValueError(f"scopes must be some of {', '.join(SCOPES)}; got {', '.join(unknown) or 'none'}")
+    if active(name) is not None:
+        raise ValueError(f"service {name!r} already has a key; revoke it first")
+    while True:
+        key = KEY_PREFIX + secrets.token_urlsafe(32)
+        if db.session.scalar(db.select(ServiceKey.id).filter_by(prefix=key[:PREFIX_LENGTH])) is None:
+            break
+    row = ServiceKey(name=name, prefix=key[:PREFIX_LENGTH], key_hash=digest(key),
+                     scopes=sorted(set(scopes)))
+    db.session.add(row)
+    audit.record("service_key.create", actor=actor, details={"service": name, "prefix": row.prefix,
+                                                            "scopes": row.scopes})
+    db.session.commit()
+    return Issued(row=row, key=key)
+
+
+def listing() -> list[ServiceKey]:
+    return list(db.session.scalars(db.select(ServiceKey).order_by(ServiceKey.name, ServiceKey.id)))
+
+
+def revoke(name: str, *, actor: str = "cli") -> int:
+    """Revoke service NAME's active key(s); returns how many."""
+    rows = db.session.scalars(db.select(ServiceKey).filter_by(name=name, revoked_at=None)).all()
+    for row in rows:
+        row.revoked_at = utcnow()
+        audit.record("service_key.revoke", actor=actor, details={"service": name, "prefix": row.prefix})
+    db.session.commit()
+    return len(rows)
+
+
+def presented(header: str | None) -> str:
+    """The key of `Authorization: Bearer cms_...`; a user's JWT or session never opens /internal/."""
+    scheme, _, key = (header or "").partition(" ")
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key.startswith(KEY_PREFIX):
+        raise NotAuthenticated("A service key is required: Authorization: Bearer cms_...",
+                               code="service_key_required")
+    return key
+
+
+def lookup(key: str):
+    """The SELECT of a key's row by its prefix (callers may join more to it); None if malformed."""
+    if not _KEY.match(key):
+        return None
+    return (db.select(ServiceKey.id, ServiceKey.name, ServiceKey.key_hash, ServiceKey.scopes,
+                      ServiceKey.revoked_at, ServiceKey.last_used_at)
+            .where(ServiceKey.prefix == key[:PREFIX_LENGTH]))
+
+
+def verify(key: str, found, scope: str) -> Caller:
+    """Accept the key if `found` (lookup's row, or None) matches it in constant time, is live
+    and holds `scope`. The last use is recorded to the minute (the caller's commit stores it):
+    a busy service costs a write a minute, not a write and a disk flush per call."""
+    expected = found.key_hash if found is not None else _DUMMY_HASH
+    if not hmac.compare_digest(digest(key).encode(), expected.encode()) or found is None:
+        raise NotAuthenticated("The service key is not valid", code="invalid_service_key")
+    if found.revoked_at is not None:
+        raise NotAuthenticated("The service key was revoked", code="service_key_revoked")
+    if scope not in (found.scopes or []):
+        raise Forbidden(f"The service key lacks the scope {scope}", code="insufficient_scope")
+    now = utcnow()
+    if found.last_used_at is None or now - found.last_used_at >= LAST_USED_RESOLUTION:
+        db.session.execute(update(ServiceKey).where(ServiceKey.id == found.id)
+                           .values(last_used_at=now).execution_options(synchronize_session=False))
+    return Caller(name=found.name, scopes=tuple(found.scopes))
+
+
+def authenticate(header: str | None, scope: str) -> Caller:
+    """The service presenting `Authorization: Bearer cms_...`, if its key is live and holds `scope`."""
+    key = presented(header)
+    statement = lookup(key)
+    return verify(key, db.session.execute(statement).first() if statement is not None else None, scope)

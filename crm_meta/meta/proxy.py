@@ -1,0 +1,184 @@
+"""The services' Graph proxy: an allow-list, the tenant's token and proof, the shared governor,
+paging links that lead back through the proxy, and token errors fed to the connection's status.
+
+A service never sees the token: it is added here (and any token or proof the caller sent is
+dropped), `fields=access_token` (page tokens) is refused, and Meta's paging links, which carry
+the token at Meta, are rewritten to the proxy's own URL without it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlencode
+
+from crm_meta import metrics
+from crm_meta.extensions import db
+from crm_meta.meta import keepalive
+from crm_meta.meta.credentials import usable_status
+from crm_meta.meta.errors import GraphError, ProxyRefused, ThrottledError, TokenInvalidError
+from crm_meta.meta.graph import endpoint_label
+from crm_meta.models import MetaToken
+
+log = logging.getLogger(__name__)
+VERSION = re.compile(r"^v\d+\.\d+$")
+SEGMENT = re.compile(r"^[A-Za-z0-9_]+$")
+AD_ACCOUNT = re.compile(r"^act_\d+$")
+TOKEN_FIELD = re.compile(r"\baccess_token\b")
+# Meta's headers a service gets back; nothing else of Meta's answer (cookies, ...) passes.
+PASSED_HEADERS = ("content-type", "x-app-usage", "x-business-use-case-usage", "x-ad-account-usage",
+                  "x-fb-trace-id", "x-fb-rev", "facebook-api-version", "www-authenticate")
+
+
+@dataclass
+class Call:
+    """A service's call as received: method, Graph path, query pairs, form fields."""
+
+    method: str
+    path: str
+    query: list[tuple[str, str]]
+    form: dict[str, str] | None = None
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+def normalise(path: str, version: str) -> str:
+    """The path without slashes or a version prefix; only the configured version is served."""
+    segments = path.strip("/").split("/")
+    if segments and VERSION.match(segments[0]):
+        if segments[0] != version:
+            raise ProxyRefused("version_not_allowed", f"The proxy calls Graph {version} only")
+        segments = segments[1:]
+    if not segments or not all(SEGMENT.match(s) for s in segments):
+        raise ProxyRefused("path_not_allowed", "Not a Graph path the proxy forwards")
+    return "/".join(segments)
+
+
+def matches(path: str, pattern: str) -> bool:
+    """`*` is a numeric id, `act_*` an ad account id, anything else itself."""
+    parts, wanted = path.split("/"), pattern.split("/")
+    if len(parts) != len(wanted):
+        return False
+    for part, want in zip(parts, wanted, strict=True):
+        if want == "*":
+            ok = part.isascii() and part.isdigit()
+        elif want == "act_*":
+            ok = bool(AD_ACCOUNT.match(part))
+        else:
+            ok = part == want
+        if not ok:
+            return False
+    return True
+
+
+def check(call: Call, version: str, allowed: list[str]) -> str:
+    """The normalised path when the proxy forwards this call; ProxyRefused otherwise."""
+    path = normalise(call.path, version)
+    if not any(matches(path, pattern) for pattern in allowed):
+        raise ProxyRefused("path_not_allowed", f"{endpoint_label(path)} is not on the proxy's allow-list")
+    fields = [v for k, v in call.query if k == "fields"] + [(call.form or {}).get("fields") or ""]
+    if any(TOKEN_FIELD.search(value) for value in fields):
+        raise ProxyRefused("field_not_allowed", "Tokens are not read through the proxy")
+    return path
+
+
+def scopes(path: str, row: MetaToken) -> list[str]:
+    """The governor's scopes of a call: its ad account and business when the path names them;
+    for ids the connection does not know (a campaign, a form), its selected account's."""
+    first = path.split("/")[0]
+    accounts = {a["id"]: a for a in row.all_ad_accounts()}
+    if first in accounts or AD_ACCOUNT.match(first):
+        business = (accounts.get(first) or {}).get("business_id")
+        return [f"ad_account:{first}"] + ([f"business:{business}"] if business else [])
+    if first in {b["id"] for b in row.business_managers or []}:
+        return [f"business:{first}"]
+    if first in {p["id"] for p in row.pages or []} or not row.selected_ad_account_id:
+        return []
+    found = [f"ad_account:{row.selected_ad_account_id}"]
+    return found + ([f"business:{row.selected_business_id}"] if row.selected_business_id else [])
+
+
+def forward(call: Call, *, tenant_id: int, row: MetaToken | None, service: str, graph, store, version: str,
+            allowed: list[str], required: list[str], now: Callable[[], datetime], link_base: str,
+            settings: keepalive.Settings, on_notices: Callable[[list], object]) -> Answer:
+    """Check, govern, forward with the tenant's token, relink, and learn from token errors."""
+    path = check(call, version, allowed)
+    usable_status(row, now(), required)
+    token, ciphertext, row_id, held = store.read(row), row.access_token, row.id, scopes(path, row)
+    db.session.commit()  # the key's last use; no transaction stays open while Meta answers
+    if graph.governor is not None:
+        graph.governor.check(held)
+    answer = graph.forward(call.method, path, token=token, query=call.query, form=call.form)
+    log.info("proxy %s %s for tenant %s by service %s: %s", call.method, endpoint_label(path),
+             tenant_id, service, answer.status)
+    metrics.PROXY_CALLS.labels(service=service, status=str(answer.status)).inc()
+    if isinstance(answer.error, TokenInvalidError):
+        record_token_error(row_id, ciphertext, answer.error, now(), settings, store, on_notices)
+    headers = {name: answer.headers[name] for name in PASSED_HEADERS if name in answer.headers}
+    if isinstance(answer.error, ThrottledError) and answer.error.retry_after:
+        headers["Retry-After"] = str(int(answer.error.retry_after))
+    return Answer(answer.status, headers, relinked(answer.body, headers, graph, link_base))
+
+
+def record_token_error(row_id: int, ciphertext: str, error: GraphError, moment: datetime, settings,
+                       store, on_notices) -> None:
+    """A 190-family answer counts like a sweep's token error: two strikes make needs_reauth.
+
+    Fenced: the verdict is dropped when the tenant reconnected while Meta answered (the row no
+    longer holds the token that failed).
+    """
+    row = db.session.scalar(db.select(MetaToken).where(MetaToken.id == row_id).with_for_update()
+                            .execution_options(populate_existing=True))
+    if row is None or row.access_token != ciphertext:
+        db.session.rollback()
+        return
+    outcome = keepalive.apply(row, keepalive.Probe("token_error", error=error), moment, settings,
+                              store=store)
+    db.session.commit()
+    on_notices(outcome.notices)
+
+
+def relinked(body: bytes, headers: dict[str, str], graph, link_base: str) -> bytes:
+    """Meta's paging links, pointed at the proxy and stripped of token and proof."""
+    if b'"paging"' not in body or "json" not in headers.get("content-type", ""):
+        return body
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return body
+    _relink(payload, graph, link_base)
+    return json.dumps(payload, ensure_ascii=False).encode()
+
+
+def _relink(node, graph, link_base: str) -> None:
+    if isinstance(node, list):
+        for item in node:
+            _relink(item, graph, link_base)
+        return
+    if not isinstance(node, dict):
+        return
+    paging = node.get("paging")
+    if isinstance(paging, dict):
+        for key in ("next", "previous"):
+            if isinstance(paging.get(key), str):
+                try:
+                    found = graph.next_page_params({"paging": {"next": paging[key]}})
+                except GraphError:
+                    found = None  # a link outside the Graph API: never handed on
+                if found is None:
+                    paging.pop(key)
+                else:
+                    path, query = found
+                    paging[key] = f"{link_base}{path.lstrip('/')}?{urlencode(query)}"
+    for key, value in node.items():
+        if key != "paging":
+            _relink(value, graph, link_base)

@@ -1,0 +1,87 @@
+"""Fixtures for the services' API: service keys, tenants connected through the real flow."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from crm_meta.extensions import db
+from crm_meta.internal import keys
+from crm_meta.models import MetaToken
+from tests.helpers import PASSWORD, MetaFlow, TenantUsers, add_tenant
+
+ACCOUNT = "act_301000001000001"  # an active account of the first business of the first test user
+BUSINESS = "2010000000000001"
+
+
+@dataclass
+class Service:
+    """A CRM service holding a key (never a Meta token)."""
+
+    name: str
+    key: str
+
+    @property
+    def headers(self) -> dict:
+        return {"Authorization": f"Bearer {self.key}"}
+
+    def __repr__(self) -> str:  # keep the key out of assertion messages
+        return f"Service({self.name})"
+
+
+@pytest.fixture
+def make_key(app):
+    def factory(name="marketing", scopes=("credentials:read", "graph:proxy"), app_=None) -> Service:
+        with (app_ or app).app_context():
+            return Service(name, keys.create(name, list(scopes)).key)
+
+    return factory
+
+
+@pytest.fixture
+def service(make_key):
+    return make_key()
+
+
+@pytest.fixture
+def connect(app, sandbox):
+    """A tenant connected through our /url, the sandbox's consent and our callback, with an
+    ad account selected (`account=None` selects none)."""
+
+    def factory(slug: str, *, user_id=None, account=ACCOUNT, app_=None) -> TenantUsers:
+        the_app = app_ or app
+        tenant = add_tenant(the_app, slug)
+        client = the_app.test_client()
+        client.post("/login", data={"email": tenant.admin_email, "password": PASSWORD})
+        response = MetaFlow(client, sandbox).connect(user_id=user_id)
+        assert response.status_code == 200, response.get_json()
+        if account:
+            selected = client.post("/crm/marketing/connect", json={"account_id": account})
+            assert selected.status_code == 200, selected.get_json()
+        return tenant
+
+    return factory
+
+
+def stored_token(app, tenant_id: int) -> str:
+    from crm_meta.runtime import token_store
+
+    with app.app_context():
+        store = token_store()
+        return store.read(store.for_tenant(tenant_id))
+
+
+def set_status(app, tenant_id: int, **columns) -> None:
+    with app.app_context():
+        row = db.session.scalar(db.select(MetaToken).filter_by(tenant_id=tenant_id))
+        for name, value in columns.items():
+            setattr(row, name, value)
+        db.session.commit()
+
+
+def row_of(app, tenant_id: int) -> MetaToken:
+    with app.app_context():
+        row = db.session.scalar(db.select(MetaToken).filter_by(tenant_id=tenant_id))
+        db.session.expunge(row)
+        return row

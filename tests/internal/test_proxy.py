@@ -1,0 +1,207 @@
+"""The services' Graph proxy: the tenant's token added, Meta's answer passed back, refusals."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from crm_meta.extensions import db
+from crm_meta.meta import keepalive, proxy
+from crm_meta.meta.errors import TokenInvalidError
+from crm_meta.meta.graph import GraphClient
+from crm_meta.models import AuditEvent
+from crm_meta.runtime import token_store
+from crm_meta.sandbox.tokens import token_id
+from tests.internal.conftest import ACCOUNT, row_of, stored_token
+
+PROXY = "/internal/meta/connections/{}/graph/{}"
+OTHER_BUSINESS_ACCOUNT = "act_301000002000001"
+PAGE = "1090000000000001"
+
+
+def graph_calls(sandbox, fragment: str) -> list[dict]:
+    return sandbox.calls(fragment)
+
+
+def test_a_service_lists_campaigns_with_the_tenants_token_and_never_sees_it(app, client, connect,
+                                                                           service, sandbox):
+    acme = connect("acme")
+    token = stored_token(app, acme.tenant_id)
+    response = client.get(PROXY.format("acme", f"{ACCOUNT}/campaigns"), headers=service.headers,
+                          query_string={"fields": "name,status,objective", "access_token": "EAAforged",
+                                        "appsecret_proof": "0" * 64})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    campaigns = response.get_json()["data"]
+    assert campaigns and {"id", "name", "status", "objective"} == set(campaigns[0])
+    for header in ("x-app-usage", "x-business-use-case-usage", "x-ad-account-usage", "facebook-api-version"):
+        assert header in response.headers, header
+    assert response.headers["Cache-Control"] == "no-store"
+    assert token not in response.get_data(as_text=True) and token not in str(response.headers)
+    call = graph_calls(sandbox, "/campaigns")[-1]
+    assert call["token_id"] == token_id(token) and call["status"] == 200  # the forged token was dropped
+
+
+def test_paging_links_lead_back_through_the_proxy_without_token_or_proof(app, client, connect, service):
+    connect("acme")
+    url = PROXY.format("acme", f"v25.0/{ACCOUNT}/insights")
+    response = client.get(url, headers=service.headers,
+                          query_string={"date_preset": "last_14d", "time_increment": "1", "limit": "5",
+                                        "fields": "spend"})
+    rows = []
+    while True:
+        assert response.status_code == 200, response.get_data(as_text=True)
+        body = response.get_json()
+        rows += body["data"]
+        link = body.get("paging", {}).get("next")
+        if not link:
+            break
+        parts = urlsplit(link)
+        assert parts.path == f"/internal/meta/connections/acme/graph/{ACCOUNT}/insights"
+        assert not {"access_token", "appsecret_proof"} & set(parse_qs(parts.query))
+        response = client.get(f"{parts.path}?{parts.query}", headers=service.headers)
+    assert len(rows) == 14
+
+
+def test_campaigns_are_created_updated_and_deleted_through_the_proxy(client, connect, service):
+    connect("acme")
+    created = client.post(PROXY.format("acme", f"{ACCOUNT}/campaigns"), headers=service.headers,
+                          json={"name": "Leads de invierno", "objective": "OUTCOME_LEADS",
+                                "status": "PAUSED", "special_ad_categories": []})
+    assert created.status_code == 200, created.get_data(as_text=True)
+    campaign = created.get_json()["id"]
+    updated = client.post(PROXY.format("acme", campaign), headers=service.headers,
+                          data={"status": "ACTIVE", "name": "Leads de invierno 2"})
+    assert updated.get_json() == {"success": True}
+    read = client.get(PROXY.format("acme", campaign), headers=service.headers,
+                      query_string={"fields": "name,status"}).get_json()
+    assert read == {"name": "Leads de invierno 2", "status": "ACTIVE", "id": campaign}
+    deleted = client.delete(PROXY.format("acme", campaign), headers=service.headers)
+    assert deleted.get_json() == {"success": True}
+
+
+def test_metas_errors_come_back_as_meta_sent_them(client, connect, service, sandbox):
+    connect("acme")
+    sandbox.fault(f"/v25.0/{ACCOUNT}/campaigns", code=100, message="(#100) Invalid parameter")
+    response = client.get(PROXY.format("acme", f"{ACCOUNT}/campaigns"), headers=service.headers)
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["code"] == 100 and error["fbtrace_id"]
+    bad = client.get(PROXY.format("acme", f"{ACCOUNT}/insights"), headers=service.headers,
+                     query_string={"date_preset": "someday"})
+    assert bad.status_code == 400 and "date_preset" in bad.get_json()["error"]["message"]
+
+
+@pytest.mark.parametrize(("method", "path", "status", "code"), [
+    ("GET", "me", 403, "path_not_allowed"),
+    ("GET", "me/accounts", 403, "path_not_allowed"),  # page tokens
+    ("DELETE", "me/permissions", 403, "path_not_allowed"),
+    ("GET", "debug_token", 403, "path_not_allowed"),
+    ("GET", "oauth/access_token", 403, "path_not_allowed"),
+    ("GET", f"{ACCOUNT}/users", 403, "path_not_allowed"),
+    ("GET", "2010000000000001/system_users", 403, "path_not_allowed"),
+    ("GET", f"{ACCOUNT}/campaigns/extra", 403, "path_not_allowed"),
+    ("GET", "act_1%2F..%2Fme", 403, "path_not_allowed"),
+    ("GET", f"v24.0/{ACCOUNT}/campaigns", 400, "version_not_allowed"),
+    ("GET", f"{PAGE}?fields=name,access_token", 400, "field_not_allowed"),
+    ("PUT", f"{ACCOUNT}/campaigns", 405, "method_not_allowed"),
+])
+def test_paths_outside_the_allow_list_never_reach_meta(client, connect, service, sandbox,
+                                                        method, path, status, code):
+    connect("acme")
+    before = len(sandbox.calls())
+    response = client.open(PROXY.format("acme", path), method=method, headers=service.headers)
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.get_json()["error"]["code"] == code
+    assert len(sandbox.calls()) == before
+
+
+def test_the_allow_list_is_a_setting(make_app, connect, make_key):
+    app = make_app(META_PROXY_ALLOWED_PATHS=["act_*/insights"])
+    connect("acme", app_=app)
+    service = make_key(app_=app)
+    client = app.test_client()
+    assert client.get(PROXY.format("acme", f"{ACCOUNT}/insights"), headers=service.headers).status_code == 200
+    refused = client.get(PROXY.format("acme", f"{ACCOUNT}/campaigns"), headers=service.headers)
+    assert refused.status_code == 403
+
+
+def test_another_tenants_unusable_connection_is_refused_before_meta(app, client, connect, service, sandbox):
+    connect("acme")
+    beta = connect("beta", user_id="10160000000000002", account=None)
+    with app.app_context():
+        row = token_store().for_tenant(beta.tenant_id)
+        row.status = "revoked"
+        db.session.commit()
+    before = len(sandbox.calls())
+    refused = client.get(PROXY.format("beta", "act_309000000000001/campaigns"), headers=service.headers)
+    assert refused.status_code == 409 and refused.get_json()["error"]["code"] == "revoked"
+    assert len(sandbox.calls()) == before
+    mine = client.get(PROXY.format("acme", f"{ACCOUNT}/campaigns"), headers=service.headers)
+    assert mine.status_code == 200
+
+
+# -- token errors feed the connection's status (the keep-alive's rules) ------------------------
+def test_token_errors_on_proxied_calls_count_like_the_sweeps(app, client, connect, service, sandbox):
+    acme = connect("acme")
+    sandbox.fault(f"/v25.0/{ACCOUNT}/campaigns", code=190, error_subcode=460, count=2)
+    url = PROXY.format("acme", f"{ACCOUNT}/campaigns")
+    first = client.get(url, headers=service.headers)
+    assert first.status_code == 400 and first.get_json()["error"]["code"] == 190  # Meta's answer
+    row = row_of(app, acme.tenant_id)
+    assert (row.status, row.consecutive_failures) == ("connected", 1)  # one strike is not a verdict
+    assert row.next_check_at - row.last_checked_at <= keepalive.CONFIRM_SOON  # the sweep confirms soon
+    assert client.get(url, headers=service.headers).status_code == 400
+    assert row_of(app, acme.tenant_id).status == "needs_reauth"
+    before = len(sandbox.calls())
+    refused = client.get(url, headers=service.headers)
+    assert refused.status_code == 409 and refused.get_json()["error"]["code"] == "needs_reauth"
+    assert len(sandbox.calls()) == before
+    with app.app_context():
+        change = db.session.scalar(db.select(AuditEvent).filter_by(action="meta.keepalive.status"))
+        assert change.details["to"] == "needs_reauth" and change.tenant_id == acme.tenant_id
+    status = client.application.test_client().get(
+        "/internal/meta/connections/acme/credentials", headers=service.headers)
+    assert status.status_code == 409
+
+
+def test_a_token_error_about_a_token_since_replaced_is_dropped(app, connect, sandbox):
+    acme = connect("acme")
+    settings = keepalive.Settings.from_config(app.config)
+    error = TokenInvalidError("Error validating access token", code=190, subcode=460)
+    with app.app_context():
+        store = token_store()
+        row = store.for_tenant(acme.tenant_id)
+        old, row_id, now = row.access_token, row.id, row.connected_at
+        store.write(row, sandbox.post("tokens")["access_token"])  # the tenant reconnected meanwhile
+        db.session.commit()
+        proxy.record_token_error(row_id, old, error, now, settings, store, lambda notices: None)
+        assert row_of(app, acme.tenant_id).consecutive_failures == 0
+        current = store.for_tenant(acme.tenant_id).access_token
+        proxy.record_token_error(row_id, current, error, now, settings, store, lambda notices: None)
+        assert row_of(app, acme.tenant_id).consecutive_failures == 1
+
+
+def test_meta_unreachable_is_a_503_envelope(make_app, connect, make_key):
+    app = make_app()
+    connect("acme", app_=app)
+    service = make_key(app_=app)
+    app.extensions["crm_meta"].graph.base_url = "http://127.0.0.1:9"  # nothing listens there
+    response = app.test_client().get(PROXY.format("acme", f"{ACCOUNT}/campaigns"), headers=service.headers)
+    assert response.status_code == 503 and response.get_json()["error"]["code"] == "meta_unavailable"
+    assert response.headers["Retry-After"]
+
+
+def test_metas_own_paging_links_lose_token_and_proof_on_the_way_back():
+    graph = GraphClient(base_url="https://graph.facebook.com", version="v25.0", app_id="1", app_secret="s")
+    body = json.dumps({"data": [], "paging": {
+        "next": "https://graph.facebook.com/v25.0/act_1/insights?access_token=EAAsecret&appsecret_proof=ab"
+                "&limit=5&after=QQ",
+        "previous": "https://evil.example/v25.0/act_1/insights?access_token=EAAsecret"},
+        "nested": {"data": [], "paging": {"next": "https://graph.facebook.com/v25.0/1/leads?after=Z"}}}).encode()
+    out = proxy.relinked(body, {"content-type": "application/json"}, graph, "https://crm/internal/x/graph/")
+    assert b"EAAsecret" not in out and b"appsecret_proof" not in out and b"evil" not in out
+    page = json.loads(out)
+    assert page["paging"]["next"] == "https://crm/internal/x/graph/act_1/insights?limit=5&after=QQ"
+    assert page["nested"]["paging"]["next"] == "https://crm/internal/x/graph/1/leads?after=Z"
