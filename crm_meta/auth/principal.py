@@ -1,4 +1,4 @@
-"""Who is calling: a session user or a bearer JWT, resolved once per request."""
+"""Who is calling: a bearer JWT, a session user or the CRM's JWT cookie, resolved once per request."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ REQUIRED_CLAIMS = ["tenant_id", "role", "exp"]
 @dataclass(frozen=True)
 class Principal:
     tenant: Tenant
-    actor: str  # "user:<id>" for a session, "jwt:<sub>" for a bearer token
+    actor: str  # "user:<id>" for a session, "jwt:<subject>" for a JWT (header or cookie)
     role: str
     is_admin: bool
     user: User | None = None
@@ -61,9 +61,9 @@ def _from_jwt(token: str) -> Principal:
         claims = jwt.decode(token, config["JWT_SECRET_KEY"], algorithms=["HS256"],
                             options={"require": REQUIRED_CLAIMS})
     except jwt.ExpiredSignatureError:
-        raise NotAuthenticated("The bearer token has expired", code="token_expired") from None
+        raise NotAuthenticated("The token has expired", code="token_expired") from None
     except jwt.InvalidTokenError:
-        raise NotAuthenticated("The bearer token is invalid", code="invalid_token") from None
+        raise NotAuthenticated("The token is invalid", code="invalid_token") from None
     sub = claims_.subject(claims, config["JWT_SUBJECT_CLAIMS"])
     role = claims_.role(claims["role"])
     tenant = _tenant_by_ref(claims["tenant_id"])
