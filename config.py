@@ -35,6 +35,10 @@ REQUIRED_IN_PRODUCTION = (
 )
 
 
+# An exact web origin: scheme, host, optional port; nothing else (never a wildcard).
+ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
+
+
 class ConfigError(RuntimeError):
     """A setting is missing or unsafe; the message names it in one line."""
 
@@ -106,7 +110,19 @@ class Config:
         # When set, browser callbacks end in the CRM's own frontend instead of the wizard.
         self.FRONTEND_URL = (get("FRONTEND_URL") or "").rstrip("/")
         self.REDIS_URL = get("REDIS_URL") or ""
+        # JWT roles of tenant admins (CRM Ventas' owner is `ceo`).
         self.META_ADMIN_ROLES = _list(get("META_ADMIN_ROLES") or "admin,ceo")
+        # JWT roles that may read; a role in neither list is refused, as CRM Ventas does.
+        self.META_MEMBER_ROLES = _list(get("META_MEMBER_ROLES")
+                                       or "member,professional,secretary,setter,closer")
+        # Claims tried in order for the caller's subject (CRM Ventas' login has `user_id`).
+        self.JWT_SUBJECT_CLAIMS = _list(get("JWT_SUBJECT_CLAIMS") or "sub,user_id")
+        # Cookie that may carry the CRM's JWT when no Authorization header is sent.
+        self.JWT_COOKIE_NAME = get("JWT_COOKIE_NAME") or "access_token"
+        # When set, every API call must carry it as X-Admin-Token (CRM Ventas' ADMIN_TOKEN).
+        self.CRM_ADMIN_TOKEN = get("CRM_ADMIN_TOKEN") or ""
+        # Exact origins of the CRM's frontend, allowed by CORS with credentials.
+        self.CRM_ORIGINS = [origin.rstrip("/") for origin in _list(get("CRM_ORIGINS"))]
         # Rate limits (Flask-Limiter strings); counters in Redis when REDIS_URL is set.
         self.RATELIMIT_STORAGE_URI = self.REDIS_URL or "memory://"
         # Redis unreachable: count in this process (a warning and a metric say so) rather than fail.
@@ -175,6 +191,8 @@ class Config:
         # Where `make run` and gunicorn listen; read by gunicorn.conf.py (the image sets 0.0.0.0).
         self.HOST = get("HOST") or "127.0.0.1"
         self.PORT = int(get("PORT") or 8000)
+        # Strict-Transport-Security sent on every response; production only (https there).
+        self.HSTS = ""
         # Reverse proxies in front of the app whose X-Forwarded-* headers are trusted.
         self.TRUSTED_PROXIES = int(get("TRUSTED_PROXIES") or 0)
         for key, value in overrides.items():
@@ -199,6 +217,12 @@ class Config:
                               "(segments of letters, digits and _, or * / act_* for ids)")
         if self.NOTIFY_WEBHOOK_URL and len(self.NOTIFY_WEBHOOK_SECRET) < 16:
             raise ConfigError("NOTIFY_WEBHOOK_SECRET (16+ characters) is required with NOTIFY_WEBHOOK_URL")
+        for origin in self.CRM_ORIGINS:
+            if not ORIGIN.fullmatch(origin):
+                raise ConfigError(f"CRM_ORIGINS: {origin!r} is not an exact origin like "
+                                  "https://crm.example.com (no '*', no path); credentials need one")
+        if not self.JWT_SUBJECT_CLAIMS:
+            raise ConfigError("JWT_SUBJECT_CLAIMS must name at least one claim")
 
 
 class DevelopmentConfig(Config):
@@ -228,6 +252,8 @@ class ProductionConfig(Config):
         super().__init__(env, **overrides)
         self._raw = dict(os.environ if env is None else env)
         self.SESSION_COOKIE_SECURE = True
+        # Browsers keep to https for a year once they have seen the service over https.
+        self.HSTS = "max-age=31536000"
 
     def validate(self) -> None:
         super().validate()

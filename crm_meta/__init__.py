@@ -62,6 +62,10 @@ def create_app(config: Config | None = None) -> Flask:
                                 x_host=app.config["TRUSTED_PROXIES"])
     _init_extensions(app)
     _register_blueprints(app)
+    from crm_meta.api import PUBLIC
+    from crm_meta.auth.edge import init_cors
+
+    init_cors(app, PUBLIC)
     from crm_meta import ratelimits
 
     ratelimits.init_app(app)  # after the blueprints: it wraps their endpoints
@@ -73,6 +77,8 @@ def create_app(config: Config | None = None) -> Flask:
     def security_headers(response):
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+        if app.config["HSTS"]:
+            response.headers.setdefault("Strict-Transport-Security", app.config["HSTS"])
         return response
 
     from crm_meta.cli import register_cli

@@ -10,8 +10,8 @@ from flask.cli import AppGroup
 
 from crm_meta.extensions import db
 from crm_meta.models import ROLES, Tenant, User
+from crm_meta.models.tenant import slug_problem
 
-SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 COMMON_PASSWORDS = {"password", "password1", "123456789", "1234567890", "qwertyuiop", "letmein123"}
 DEMO_EMAIL = "admin@demo.test"
 DEMO_PASSWORD = "demo-admin-2026"  # noqa: S105  (local demo only; printed by `demo seed`)
@@ -42,8 +42,9 @@ def create_tenant(name: str, slug: str | None) -> Tenant:
     if not name:
         raise click.ClickException("NAME must not be blank")
     slug = slug or slugify(name)
-    if not SLUG.match(slug):
-        raise click.ClickException("slug: lowercase letters, digits and dashes, 1-63 characters")
+    problem = slug_problem(slug)
+    if problem:
+        raise click.ClickException(f"slug {slug!r} {problem}; choose one with --slug")
     if db.session.scalar(db.select(Tenant).filter_by(slug=slug)):
         raise click.ClickException(f"a tenant with slug {slug!r} already exists")
     tenant = Tenant(name=name, slug=slug)

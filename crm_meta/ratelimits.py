@@ -35,13 +35,20 @@ LIMITS = {
 }
 
 
+def authorized(response) -> bool:
+    """Count a call once it got past authentication and roles: refusals (401, 403) spend no
+    one's budget, so a member or a stranger cannot use up the admins' calls."""
+    return response.status_code not in (401, 403)
+
+
 def init_app(app: Flask) -> Limiter:
     """A Limiter of this app's own (storage, switch and prefix from its config), wrapping
     the endpoints of LIMITS; each app in a process keeps its own counters and settings."""
     limiter = Limiter(key_func=rate_limit_key, app=app)
     for endpoint, (setting, key_func, methods) in LIMITS.items():
+        deduct_when = authorized if key_func is rate_limit_key else None
         limit = limiter.limit(lambda setting=setting: current_app.config[setting],
-                              key_func=key_func, methods=methods)
+                              key_func=key_func, methods=methods, deduct_when=deduct_when)
         app.view_functions[endpoint] = limit(app.view_functions[endpoint])
     app.extensions["crm_meta_limiter"] = limiter  # the wrapped views only hold a weak reference
     watch = FallbackWatch(limiter)

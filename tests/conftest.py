@@ -21,6 +21,7 @@ from tests.helpers import (  # noqa: F401  (re-exported for tests that import fr
     REDIRECT_URI,
     REDIS_URL,
     AuthActions,
+    BrowserClient,
     MetaFlow,
     SandboxControl,
     TenantUsers,
@@ -115,6 +116,7 @@ def make_app(tmp_path, sandbox_server):
     def factory(database_url: str | None = None, *, schema: bool = True, **overrides):
         url = database_url or f"sqlite:///{tmp_path / f'app{len(apps)}.db'}"
         app = create_app(testing_config(sandbox_server.url, url, **overrides))
+        app.test_client_class = BrowserClient
         # Never sleep between Graph retries in tests.
         app.extensions["crm_meta"].graph.sleep = lambda seconds: None
         if schema:

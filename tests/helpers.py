@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+from flask.testing import FlaskClient
 
 from config import TestingConfig
 from crm_meta.auth.principal import mint_jwt
@@ -62,6 +63,16 @@ class SandboxControl:
         response = requests.post(auth_url, data=form, allow_redirects=False, timeout=10)
         assert response.status_code in (302, 303), response.text[:500]
         return response.headers["Location"]
+
+
+class BrowserClient(FlaskClient):
+    """A test client that, like a browser on the app's own pages, sends `Sec-Fetch-Site:
+    same-origin` (state-changing GETs refuse cookie callers without it); a test of a cross-site
+    call sends its own value."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.environ_base.setdefault("HTTP_SEC_FETCH_SITE", "same-origin")
 
 
 def testing_config(sandbox_url: str, database_url: str, **overrides) -> TestingConfig:

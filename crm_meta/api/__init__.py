@@ -2,19 +2,46 @@
 
 from flask import Blueprint, current_app, request
 
+from crm_meta.auth import edge
 from crm_meta.extensions import csrf
 
 bp = Blueprint("api", __name__)
 csrf.exempt(bp)
+# Meta sends the browser back here: it carries no header of ours and changes nothing by itself
+# (the state and the browser-binding cookie protect it).
+PUBLIC = {"api.meta_callback"}
+# GETs that change something (the CRM's client calls them by GET), with the query that makes
+# them do so (None: always).
+STATE_CHANGING_GETS = {"api.meta_auth_url": None, "api.meta_test_connection": None,
+                       "api.meta_portfolios": "refresh"}
+
+
+def _session_csrf() -> None:
+    if current_app.config.get("WTF_CSRF_ENABLED", True):
+        csrf.protect()
+
+
+def _changes_state() -> bool:
+    if request.method in {"POST", "PUT", "PATCH", "DELETE"}:
+        return True
+    if request.endpoint not in STATE_CHANGING_GETS:
+        return False
+    flag = STATE_CHANGING_GETS[request.endpoint]
+    return flag is None or request.args.get(flag) in {"1", "true"}
 
 
 @bp.before_request
-def protect_session_writes():
-    # Bearer-token callers cannot be forged by another site; cookie sessions need CSRF.
-    if (request.method in {"POST", "PUT", "PATCH", "DELETE"}
-            and not request.headers.get("Authorization", "").strip()
-            and current_app.config.get("WTF_CSRF_ENABLED", True)):
-        csrf.protect()
+def guard_the_edge():
+    # Preflights carry no credentials and no custom headers: Flask-CORS answers them.
+    if request.method == "OPTIONS" or request.endpoint in PUBLIC:
+        return
+    edge.check_admin_token()
+    if not _changes_state():
+        return
+    if request.method == "GET":
+        edge.protect_cookie_get()
+    else:
+        edge.protect_cookie_write(session_csrf=_session_csrf)
 
 
 from crm_meta.api import views  # noqa: E402,F401  (routes register on import)

@@ -1,4 +1,4 @@
-"""Who is calling: a session user or a bearer JWT, resolved once per request."""
+"""Who is calling: a bearer JWT, a session user or the CRM's JWT cookie, resolved once per request."""
 
 from __future__ import annotations
 
@@ -10,17 +10,20 @@ import jwt
 from flask import current_app, g, request
 from flask_login import current_user
 
+from crm_meta.auth import claims as claims_
 from crm_meta.errors import AppError, Forbidden, NotAuthenticated
 from crm_meta.extensions import db
 from crm_meta.models import Tenant, User
+from crm_meta.models.tenant import SLUG
 
-REQUIRED_CLAIMS = ["sub", "tenant_id", "role", "exp"]
+# The subject is not required by name: it comes from JWT_SUBJECT_CLAIMS (`sub` or `user_id`).
+REQUIRED_CLAIMS = ["tenant_id", "role", "exp"]
 
 
 @dataclass(frozen=True)
 class Principal:
     tenant: Tenant
-    actor: str  # "user:<id>" for a session, "jwt:<sub>" for a bearer token
+    actor: str  # "user:<id>" for a session, "jwt:<subject>" for a JWT (header or cookie)
     role: str
     is_admin: bool
     user: User | None = None
@@ -35,13 +38,21 @@ def mint_jwt(secret: str, *, tenant_id: int, sub: str, role: str, ttl: int = 360
 
 
 def _tenant_by_ref(ref) -> Tenant | None:
-    if isinstance(ref, bool):  # JSON true is an int to Python, never a tenant id
+    """A tenant by id (an int or a digit string) or by slug; slugs are never digits only."""
+    ref = claims_.tenant_ref(ref)
+    if isinstance(ref, int):
+        return db.session.get(Tenant, ref) if 0 < ref <= claims_.MAX_TENANT_ID else None
+    if not SLUG.fullmatch(ref):
         return None
-    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-        return db.session.get(Tenant, int(ref))
-    if isinstance(ref, str):
-        return db.session.scalar(db.select(Tenant).filter_by(slug=ref))
-    return None
+    return db.session.scalar(db.select(Tenant).filter_by(slug=ref))
+
+
+def _check_tenant_header(tenant: Tenant) -> None:
+    header = claims_.tenant_header(request.headers.get("X-Tenant-ID"))
+    if header is not None and not any(
+        hmac.compare_digest(header, str(ref)) for ref in (tenant.id, tenant.slug)
+    ):
+        raise Forbidden("X-Tenant-ID does not match your tenant", code="tenant_mismatch")
 
 
 def _from_jwt(token: str) -> Principal:
@@ -50,36 +61,52 @@ def _from_jwt(token: str) -> Principal:
         claims = jwt.decode(token, config["JWT_SECRET_KEY"], algorithms=["HS256"],
                             options={"require": REQUIRED_CLAIMS})
     except jwt.ExpiredSignatureError:
-        raise NotAuthenticated("The bearer token has expired", code="token_expired") from None
+        raise NotAuthenticated("The token has expired", code="token_expired") from None
     except jwt.InvalidTokenError:
-        raise NotAuthenticated("The bearer token is invalid", code="invalid_token") from None
+        raise NotAuthenticated("The token is invalid", code="invalid_token") from None
+    sub = claims_.subject(claims, config["JWT_SUBJECT_CLAIMS"])
+    role = claims_.role(claims["role"])
     tenant = _tenant_by_ref(claims["tenant_id"])
     if tenant is None:
         raise NotAuthenticated("The token's tenant does not exist", code="unknown_tenant")
-    header = request.headers.get("X-Tenant-ID")
-    if header is not None and not any(
-        hmac.compare_digest(header, str(ref)) for ref in (tenant.id, tenant.slug)
-    ):
-        raise Forbidden("X-Tenant-ID does not match the token's tenant", code="tenant_mismatch")
-    role = str(claims["role"])
-    return Principal(tenant=tenant, actor=f"jwt:{claims['sub']}", role=role,
-                     is_admin=role in config["META_ADMIN_ROLES"])
+    _check_tenant_header(tenant)
+    is_admin = role in config["META_ADMIN_ROLES"]
+    if not is_admin and role not in config["META_MEMBER_ROLES"]:
+        raise Forbidden("This role has no access to the Meta integration", code="unknown_role")
+    return Principal(tenant=tenant, actor=f"{claims_.ACTOR_PREFIX}{sub}", role=role,
+                     is_admin=is_admin)
+
+
+def bearer_token() -> str | None:
+    """The JWT of an `Authorization: Bearer` header (None without the header)."""
+    header = request.headers.get("Authorization", "")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise NotAuthenticated("Use 'Authorization: Bearer <token>'", code="invalid_token")
+    return token.strip()
+
+
+def cookie_token() -> str | None:
+    """The CRM's JWT from its login cookie (JWT_COOKIE_NAME), when the browser sent one."""
+    return request.cookies.get(current_app.config["JWT_COOKIE_NAME"]) or None
 
 
 def _resolve() -> Principal | None:
-    header = request.headers.get("Authorization", "")
-    if header:
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise NotAuthenticated("Use 'Authorization: Bearer <token>'", code="invalid_token")
-        return _from_jwt(token.strip())
+    # Order: an explicit bearer header; our own login session; the CRM's login cookie. A bad
+    # header is never rescued by a session; a stale CRM cookie never hides a valid session.
+    token = bearer_token()
+    if token is not None:
+        return _from_jwt(token)
     if current_user.is_authenticated:
         user: User = current_user._get_current_object()
-        header = request.headers.get("X-Tenant-ID")
-        if header is not None and header not in (str(user.tenant_id), user.tenant.slug):
-            raise Forbidden("X-Tenant-ID does not match your tenant", code="tenant_mismatch")
+        _check_tenant_header(user.tenant)
         return Principal(tenant=user.tenant, actor=f"user:{user.id}", role=user.role,
                          is_admin=user.is_admin, user=user)
+    token = cookie_token()
+    if token is not None:
+        return _from_jwt(token)
     return None
 
 

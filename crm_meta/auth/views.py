@@ -9,8 +9,8 @@ from flask_login import current_user, login_user, logout_user
 from crm_meta import audit
 from crm_meta.auth import bp
 from crm_meta.auth.forms import LoginForm
+from crm_meta.auth.login import authenticate
 from crm_meta.extensions import db
-from crm_meta.models import User
 from crm_meta.models.types import utcnow
 
 
@@ -28,8 +28,8 @@ def login():
     form = LoginForm()
     if form.validate_on_submit():
         email = form.email.data.strip().lower()
-        user = db.session.scalar(db.select(User).filter_by(email=email))
-        if user is None or not user.check_password(form.password.data):
+        user, valid = authenticate(email, form.password.data)
+        if not valid:
             audit.record("login", actor=f"email:{email}", tenant_id=user.tenant_id if user else None,
                          outcome="failure", ip=request.remote_addr, commit=True)
             flash(_("Wrong email or password."), "error")
@@ -47,12 +47,9 @@ def login():
     return render_template("auth/login.html", form=form), status
 
 
-@bp.route("/logout", methods=["GET", "POST"])
+@bp.post("/logout")
 def logout():
-    if request.method == "GET":
-        if not current_user.is_authenticated:
-            return redirect(url_for("auth.login"))
-        return render_template("auth/logout.html")
+    """POST only, with the form's CSRF token: a link or a cross-site GET never logs anyone out."""
     if current_user.is_authenticated:
         audit.record("logout", actor=f"user:{current_user.id}", tenant_id=current_user.tenant_id,
                      ip=request.remote_addr, commit=True)

@@ -125,12 +125,23 @@ def test_a_bad_bearer_is_not_rescued_by_a_session(admin_client, tenant):
     assert_envelope(response, 401, "invalid_token")
 
 
-@pytest.mark.parametrize("value", ["2", "other", "ACME", " 1", ""])
+@pytest.mark.parametrize("value", ["2", "other", "ACME", "01", "1.0"])
 def test_disagreeing_x_tenant_id_is_403(client, make_tenant, value):
     acme = make_tenant("acme")
     make_tenant("other")
     response = client.get(STATUS, headers=bearer(acme.tenant_id, **{"X-Tenant-ID": value}))
     assert_envelope(response, 403, "tenant_mismatch")
+
+
+@pytest.mark.parametrize("value", [" 1", "", "1 ", "acmé", "ñ", "\x7f", "a\tb", "x" * 65])
+@pytest.mark.parametrize("how", ["bearer", "session"])
+def test_malformed_x_tenant_id_is_a_400_envelope(client, auth, tenant, value, how):
+    headers = {"X-Tenant-ID": value}
+    if how == "bearer":
+        headers.update(bearer(tenant.tenant_id))
+    else:
+        auth.login(tenant.admin_email)
+    assert_envelope(client.get(STATUS, headers=headers), 400, "invalid_tenant_header")
 
 
 @pytest.mark.parametrize("which", ["id", "slug"])
@@ -148,30 +159,53 @@ def test_admin_roles_reach_admin_endpoints(client, tenant, role):
 
 
 def test_admin_roles_follow_configuration(make_app, make_tenant):
-    app = make_app(META_ADMIN_ROLES=["owner"])
+    app = make_app(META_ADMIN_ROLES=["owner"], META_MEMBER_ROLES=["admin", "staff"])
     acme = make_tenant("acme", app_=app)
     client = app.test_client()
     assert client.get(ADMIN_URL, headers=bearer(acme.tenant_id, role="owner")).status_code == 200
     assert_envelope(client.get(ADMIN_URL, headers=bearer(acme.tenant_id, role="admin")), 403,
                     "admin_required")
+    assert client.get(STATUS, headers=bearer(acme.tenant_id, role="staff")).status_code == 200
+    assert_envelope(client.get(STATUS, headers=bearer(acme.tenant_id, role="ceo")), 403,
+                    "unknown_role")
 
 
-@pytest.mark.parametrize("role", ["member", "viewer", "Admin", ""])
-@pytest.mark.parametrize(("method", "path"), [
+ADMIN_ENDPOINTS = [
     ("GET", ADMIN_URL),
     ("POST", "/crm/auth/meta/disconnect"),
     ("GET", "/crm/auth/meta/debug/token"),
     ("POST", "/crm/marketing/connect"),
-])
-def test_non_admin_roles_get_403_on_admin_endpoints(client, tenant, role, method, path):
+]
+CRM_MEMBER_ROLES = ["member", "professional", "secretary", "setter", "closer"]
+
+
+@pytest.mark.parametrize("role", CRM_MEMBER_ROLES)
+@pytest.mark.parametrize(("method", "path"), ADMIN_ENDPOINTS)
+def test_member_roles_get_403_on_admin_endpoints(client, tenant, role, method, path):
     response = client.open(path, method=method, headers=bearer(tenant.tenant_id, role=role),
                            json={"account_id": "act_1"})
     assert_envelope(response, 403, "admin_required")
 
 
-@pytest.mark.parametrize("role", ["member", "viewer"])
+@pytest.mark.parametrize("role", ["viewer", "Admin", "CEO", "", "superadmin"])
+@pytest.mark.parametrize(("method", "path"), [*ADMIN_ENDPOINTS, ("GET", STATUS),
+                                              ("GET", "/crm/auth/meta/test-connection")])
+def test_unknown_roles_are_refused_everywhere(client, tenant, role, method, path):
+    response = client.open(path, method=method, headers=bearer(tenant.tenant_id, role=role),
+                           json={"account_id": "act_1"})
+    assert_envelope(response, 403, "unknown_role")
+
+
+@pytest.mark.parametrize("role", [1, None, ["admin"], {"name": "admin"}, True])
+def test_a_role_that_is_not_a_string_is_refused(client, tenant, role):
+    token = jwt.encode(claims(tenant.tenant_id, role="admin") | {"role": role}, JWT_SECRET,
+                       algorithm="HS256")
+    assert_envelope(client.get(STATUS, headers=header(token)), 401, "invalid_token")
+
+
+@pytest.mark.parametrize("role", CRM_MEMBER_ROLES)
 @pytest.mark.parametrize("path", [STATUS, "/crm/auth/meta/test-connection"])
-def test_non_admin_roles_read_member_endpoints(client, tenant, role, path):
+def test_member_roles_read_member_endpoints(client, tenant, role, path):
     response = client.get(path, headers=bearer(tenant.tenant_id, role=role))
     assert response.status_code == 200, response.get_json()
 

@@ -46,7 +46,7 @@ def test_seed_example_auth_url_points_at_facebook(make_app, make_tenant):
     make_tenant("acme", app_=app)
     client = app.test_client()
     client.post("/login", data={"email": "admin@acme.test", "password": PASSWORD})
-    response = client.get("/crm/auth/meta/url")
+    response = client.get("/crm/auth/meta/url", headers={"Sec-Fetch-Site": "same-origin"})
     assert response.status_code == 200
     assert "auth_url" in response.get_json()["data"]
     assert response.get_json()["data"]["auth_url"].startswith("https://www.facebook.com")
