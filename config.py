@@ -138,6 +138,10 @@ class Config:
         self.LANGUAGES = ["en", "es"]
         self.BABEL_DEFAULT_LOCALE = "en"
         self.LOG_LEVEL = get("LOG_LEVEL") or "INFO"
+        # `text` or `json` (one object per line with the request id); the image sets json.
+        self.LOG_FORMAT = (get("LOG_FORMAT") or "text").strip().lower()
+        # When set, /metrics needs `Authorization: Bearer <it>`; otherwise loopback callers only.
+        self.METRICS_TOKEN = get("METRICS_TOKEN") or ""
         # Werkzeug's scrypt with its default cost for stored passwords.
         self.PASSWORD_HASH_METHOD = "scrypt"
         # Reverse proxies in front of the app whose X-Forwarded-* headers are trusted.
@@ -156,6 +160,8 @@ class Config:
         """Raise ConfigError naming the first unsafe setting."""
         if self.META_MODE not in {"live", "sandbox"}:
             raise ConfigError(f"META_MODE must be 'live' or 'sandbox', not {self.META_MODE!r}")
+        if self.LOG_FORMAT not in {"text", "json"}:
+            raise ConfigError(f"LOG_FORMAT must be 'text' or 'json', not {self.LOG_FORMAT!r}")
         if self.NOTIFY_WEBHOOK_URL and len(self.NOTIFY_WEBHOOK_SECRET) < 16:
             raise ConfigError("NOTIFY_WEBHOOK_SECRET (16+ characters) is required with NOTIFY_WEBHOOK_URL")
 

@@ -43,14 +43,20 @@ def meta_callback():
         row = flow.finish()
     except GraphError as exc:
         metrics.OAUTH_ERRORS.labels(reason="meta_error").inc()
+        metrics.OAUTH_CALLBACKS.labels(outcome="meta_error").inc()
         if browser:
             return flow.browser_redirect(error="meta_error")
         raise MetaFailed() from exc
     except AppError as exc:
         metrics.OAUTH_ERRORS.labels(reason=exc.code).inc()
+        metrics.OAUTH_CALLBACKS.labels(outcome=exc.code).inc()
         if browser:
             return flow.browser_redirect(error=exc.code)
         raise
+    except Exception:
+        metrics.OAUTH_CALLBACKS.labels(outcome="internal_error").inc()
+        raise
+    metrics.OAUTH_CALLBACKS.labels(outcome="connected").inc()
     if browser:
         return flow.browser_redirect()
     return ok(payloads.connected_payload(row, now(), _required(),
