@@ -45,6 +45,7 @@ lint: deps
 
 test: deps translations lint
 	bash scripts/ensure_chromium.sh
+	bash scripts/ensure_promtool.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
