@@ -17,4 +17,4 @@ def protect_session_writes():
         csrf.protect()
 
 
-from crm_meta.api import views  # noqa: E402,F401  (routes register on import)
+from crm_meta.api import openapi, views  # noqa: E402,F401  (routes register on import)
