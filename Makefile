@@ -44,7 +44,7 @@ bench: deps
 # `make test` runs the same test with a small one. Replay a failure with FUZZ_SEED=<printed seed>.
 fuzz: deps translations
 	FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-1000} FUZZ_PHASES=$${FUZZ_PHASES:-examples,coverage,fuzzing,stateful} \
-	FUZZ_SEED=$${FUZZ_SEED:-random} $(BIN)/python -m pytest -p no:randomly -q tests/api/test_fuzz.py
+	FUZZ_SEED=$${FUZZ_SEED:-random} $(BIN)/python -m pytest -p no:randomly -q -rP tests/api/test_fuzz.py
 
 lint: deps
 	$(BIN)/ruff check .
