@@ -66,4 +66,4 @@ def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_document(
         server.shutdown()
     operations = {f"{method.upper()} {path}" for path, item in document()["paths"].items()
                   for method in item if path != "/crm/openapi.json"}  # the schema itself: not fuzzed
-    assert operations_in(tmp_path / "main.xml") | operations_in(tmp_path / "last.xml") == operations
+    assert operations <= operations_in(tmp_path / "main.xml") | operations_in(tmp_path / "last.xml")
