@@ -40,8 +40,8 @@ def schemathesis(url: str, headers: dict, report: Path, *selection: str, phases:
         "--report", "junit", "--report-junit-path", str(report),
         *[arg for name, value in headers.items() for arg in ("--header", f"{name}: {value}")],
     ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT,
-                            env={**os.environ, "NO_COLOR": "1"})
+    result = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT,  # its cache too
+                            env={**os.environ, "NO_COLOR": "1"}, cwd=report.parent)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-20000:]
     print(output[output.find("SUMMARY"):])  # shown by `make fuzz` (-rP)
