@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 
-.PHONY: run test lint venv deps translations messages db bench clean
+.PHONY: run test lint venv deps translations messages db bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,11 +55,18 @@ bench: deps
 	$(BIN)/python bench/sweep_cluster_bench.py
 	$(BIN)/python bench/proxy_bench.py
 
+# Schemathesis with a large budget against the app on a live port (by hand or nightly; minutes).
+# `make test` runs the same test with a small one. Replay a failure with FUZZ_SEED=<printed seed>.
+fuzz: deps translations
+	FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-1000} FUZZ_PHASES=$${FUZZ_PHASES:-examples,coverage,fuzzing,stateful} \
+	FUZZ_SEED=$${FUZZ_SEED:-random} $(BIN)/python -m pytest -p no:randomly -q -rP tests/api/test_fuzz.py
+
 lint: deps
 	$(BIN)/ruff check .
 
 test: deps translations lint
 	bash scripts/ensure_chromium.sh
+	bash scripts/ensure_promtool.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

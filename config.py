@@ -186,6 +186,10 @@ class Config:
         self.LANGUAGES = ["en", "es"]
         self.BABEL_DEFAULT_LOCALE = "en"
         self.LOG_LEVEL = get("LOG_LEVEL") or "INFO"
+        # `text` or `json` (one object per line with the request id); the image sets json.
+        self.LOG_FORMAT = (get("LOG_FORMAT") or "text").strip().lower()
+        # When set, /metrics needs `Authorization: Bearer <it>`; otherwise loopback callers only.
+        self.METRICS_TOKEN = get("METRICS_TOKEN") or ""
         # Werkzeug's scrypt with its default cost for stored passwords.
         self.PASSWORD_HASH_METHOD = "scrypt"
         # Where `make run` and gunicorn listen; read by gunicorn.conf.py (the image sets 0.0.0.0).
@@ -215,6 +219,8 @@ class Config:
         if bad:
             raise ConfigError(f"META_PROXY_ALLOWED_PATHS: {bad[0]!r} is not a path pattern "
                               "(segments of letters, digits and _, or * / act_* for ids)")
+        if self.LOG_FORMAT not in {"text", "json"}:
+            raise ConfigError(f"LOG_FORMAT must be 'text' or 'json', not {self.LOG_FORMAT!r}")
         if self.NOTIFY_WEBHOOK_URL and len(self.NOTIFY_WEBHOOK_SECRET) < 16:
             raise ConfigError("NOTIFY_WEBHOOK_SECRET (16+ characters) is required with NOTIFY_WEBHOOK_URL")
         for origin in self.CRM_ORIGINS:

@@ -38,6 +38,24 @@ access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms "%(a)s"'
 errorlog = "-"
 # Verbosity of gunicorn's own messages.
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
+# LOG_FORMAT=json (the image's default): every line is one JSON object. The app writes one line
+# per request itself (with its request id), so gunicorn's access log is off, and gunicorn's own
+# messages use the app's JSON formatter. The root logger is left without handlers: the app
+# adds its own (crm_meta.logs).
+if os.environ.get("LOG_FORMAT", "").strip().lower() == "json":
+    accesslog = None
+    logconfig_dict = {
+        "root": {"level": "INFO", "handlers": []},
+        "loggers": {
+            "gunicorn.error": {"level": loglevel.upper(), "handlers": ["json_stderr"],
+                               "propagate": False, "qualname": "gunicorn.error"},
+            "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": False,
+                                "qualname": "gunicorn.access"},
+        },
+        "handlers": {"json_stderr": {"class": "logging.StreamHandler", "formatter": "json",
+                                     "stream": "ext://sys.stderr"}},
+        "formatters": {"json": {"()": "crm_meta.logs.JsonFormatter"}},
+    }
 # Peers whose X-Forwarded-Proto gunicorn believes; set to the proxy's address (or "*") behind one.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 # Heartbeat files in memory rather than on the container's overlay filesystem.

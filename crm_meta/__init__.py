@@ -52,6 +52,9 @@ def create_app(config: Config | None = None) -> Flask:
     app = Flask(__name__, template_folder=str(ROOT / "templates"),
                 static_folder=str(ROOT / "static"), instance_path=str(instance))
     app.config.from_object(config)
+    from crm_meta import logs
+
+    logs.init_app(app)  # first hooks: every request, even a refused one, gets its id and line
     if not app.config["SQLALCHEMY_DATABASE_URI"]:
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
         app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{Path(app.instance_path) / 'crm_meta.db'}"
@@ -101,9 +104,9 @@ def _configure_logging(config) -> None:
     root = logging.getLogger()
     if config.TESTING or root.handlers:
         return
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    root.addHandler(handler)
+    from crm_meta.logs import handler
+
+    root.addHandler(handler(config.LOG_FORMAT))  # text, or one JSON object per line
     logging.getLogger("crm_meta").setLevel(config.LOG_LEVEL)
 
 

@@ -11,10 +11,12 @@ import atexit
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from crm_meta import metrics
 from crm_meta.meta.sweep import run_sweep
 
 log = logging.getLogger(__name__)
@@ -35,14 +37,26 @@ class JobSpec:
 
 def keepalive_tick(app, stopping: threading.Event | None = None) -> None:
     """Scheduled: check the connections that are due (most ticks find few or none)."""
+    started = time.monotonic()
     try:
         report = run_sweep(app, stopping=stopping)
         if report.skipped_reason:
+            metrics.SWEEPS.labels(result="skipped").inc()
             log.debug("keepalive sweep skipped: %s", report.skipped_reason)
-        elif report.outcomes:
+            return
+        if report.outcomes:
             log.info("keepalive sweep: %s", report.counts())
     except Exception:  # never let a bad tick take the scheduler down
+        metrics.SWEEPS.labels(result="failed").inc()
         log.exception("keepalive sweep failed")
+        return
+    metrics.SWEEP_DURATION.observe(time.monotonic() - started)
+    metrics.SWEEPS.labels(result="completed").inc()
+    metrics.SWEEP_LAST_SUCCESS.set(time.time())
+    for outcome in report.outcomes:
+        metrics.KEEPALIVE_CHECKS.labels(outcome=outcome.kind).inc()
+        if outcome.extended:
+            metrics.TOKENS_EXTENDED.inc()
 
 
 def _tick_every(config) -> timedelta:
@@ -103,6 +117,9 @@ def start(app):
                               seconds=spec.every(app.config).total_seconds(), next_run_time=first,
                               replace_existing=True)
         scheduler.start()
+        # Until a sweep completes, the alert on a stalled sweep counts from the scheduler's start.
+        metrics.SWEEP_INTERVAL.set(_tick_every(app.config).total_seconds())
+        metrics.SWEEP_LAST_SUCCESS.set(time.time())
         _scheduler, _scheduler_pid, _stopping = scheduler, os.getpid(), stopping
         _scheduler_app = app
         atexit.register(shutdown)

@@ -1,17 +1,14 @@
 """Liveness, readiness and Prometheus metrics."""
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import load_only
 
+from crm_meta import monitoring
 from crm_meta.errors import DatabaseUnavailable
 from crm_meta.extensions import db
-from crm_meta.meta import app_health
-from crm_meta.meta.status import effective_status
-from crm_meta.metrics import ConnectionCollector, exposition
-from crm_meta.models import MetaToken, Tenant
+from crm_meta.metrics import StateCollector, exposition
 from crm_meta.ratelimits import in_fallback
 from crm_meta.runtime import now, runtime
 
@@ -42,19 +39,13 @@ def readyz():
 
 @bp.get("/metrics")
 def metrics():
-    moment = now()
-    required = current_app.config["META_SCOPES"]
-    # Only the columns a status needs: the discovered assets (large JSON) stay in the database.
-    status_columns = load_only(
-        MetaToken.status, MetaToken.expires_at, MetaToken.data_access_expires_at,
-        MetaToken.throttled_until, MetaToken.scopes, MetaToken.declined_scopes,
-        MetaToken.login_config_id, raiseload=True)
-    rows = db.session.execute(db.select(Tenant.slug, MetaToken).join(
-        MetaToken, MetaToken.tenant_id == Tenant.id).options(status_columns)).all()
-    collector = ConnectionCollector(
-        [(slug, effective_status(row, moment, required), row.expires_at) for slug, row in rows],
-        moment, app_misconfigured=app_health.is_misconfigured(runtime().graph.credential))
-    return Response(exposition(collector), mimetype=CONTENT_TYPE_LATEST)
+    config = current_app.config
+    monitoring.check_access(token=config["METRICS_TOKEN"], remote_addr=request.remote_addr,
+                            authorization=request.headers.get("Authorization"))
+    state = monitoring.read_state(now=now(), required=config["META_SCOPES"],
+                                  version=config["META_GRAPH_API_VERSION"],
+                                  credential=runtime().graph.credential)
+    return Response(exposition(StateCollector(state)), mimetype=CONTENT_TYPE_LATEST)
 
 
 def _redis_state() -> dict:

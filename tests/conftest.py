@@ -7,6 +7,7 @@ import os
 import uuid
 
 import pytest
+from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -87,6 +88,25 @@ def redis_url():
 def _catalogues():
     """Pages render the Spanish catalogue: compile it when `make` has not."""
     compile_catalogues()
+
+
+# -- the OpenAPI document stays true -------------------------------------------------------
+@pytest.fixture(autouse=True)
+def _responses_follow_the_openapi_document(request, monkeypatch):
+    """Every response a Flask test client receives is checked against crm_meta/api/openapi.yaml
+    (tests/openapi_check.py); `@pytest.mark.openapi_unchecked` opts a test out, with a reason."""
+    if request.node.get_closest_marker("openapi_unchecked"):
+        return
+    from tests import openapi_check
+
+    original = FlaskClient.open
+
+    def open_and_check(self, *args, **kwargs):
+        response = original(self, *args, **kwargs)
+        openapi_check.check(self.application, response)
+        return response
+
+    monkeypatch.setattr(FlaskClient, "open", open_and_check)
 
 
 # -- the Meta sandbox on a live port ---------------------------------------------------------

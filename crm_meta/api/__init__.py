@@ -44,4 +44,4 @@ def guard_the_edge():
         edge.protect_cookie_write(session_csrf=_session_csrf)
 
 
-from crm_meta.api import views  # noqa: E402,F401  (routes register on import)
+from crm_meta.api import openapi, views  # noqa: E402,F401  (routes register on import)

@@ -46,14 +46,20 @@ def meta_callback():
         # the Meta app itself (nobody can connect until an operator fixes it).
         reason = "meta_app_misconfigured" if isinstance(exc, AppMisconfiguredError) else "meta_error"
         metrics.OAUTH_ERRORS.labels(reason=reason).inc()
+        metrics.OAUTH_CALLBACKS.labels(outcome="meta_error").inc()
         if browser:
             return flow.browser_redirect(error=reason)
         raise MetaFailed() from exc
     except AppError as exc:
         metrics.OAUTH_ERRORS.labels(reason=exc.code).inc()
+        metrics.OAUTH_CALLBACKS.labels(outcome=exc.code).inc()
         if browser:
             return flow.browser_redirect(error=exc.code)
         raise
+    except Exception:
+        metrics.OAUTH_CALLBACKS.labels(outcome="internal_error").inc()
+        raise
+    metrics.OAUTH_CALLBACKS.labels(outcome="connected").inc()
     if browser:
         return flow.browser_redirect()
     return ok(payloads.connected_payload(row, now(), _required(),

@@ -183,9 +183,12 @@ class GraphClient:
         metrics.GRAPH_LATENCY.labels(endpoint=label).observe(elapsed)
         self.observe_usage(path, response.headers)
         self.last_app_usage = _app_usage(response.headers)
+        if "x-app-usage" in response.headers:
+            metrics.APP_USAGE.set(self.last_app_usage)
         if self.last_app_usage >= USAGE_SLOWDOWN:
             log.warning("meta app usage at %s%% of its budget", self.last_app_usage)
         if self.last_app_usage >= 100:
+            metrics.APP_THROTTLED.labels(cause="app_usage").inc()
             self._cool_down(60)
         try:
             payload = response.json()
@@ -203,6 +206,7 @@ class GraphClient:
             if isinstance(exc, ThrottledError) and exc.retry_after is None:
                 exc.retry_after = 300  # Meta gave no estimate: back off a generous while
             if isinstance(exc, ThrottledError) and exc.code == 4:
+                metrics.APP_THROTTLED.labels(cause="code_4").inc()
                 self._cool_down(exc.retry_after)  # code 4 throttles the whole app
             metrics.GRAPH_CALLS.labels(endpoint=label, outcome=exc.kind).inc()
             log.warning("graph %s %s failed: %s code=%s subcode=%s fbtrace_id=%s", method, label,

@@ -7,6 +7,7 @@ production settings the image would get, against a throw-away database.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import secrets
 import signal
@@ -334,3 +335,42 @@ def test_entrypoint_migrates_then_runs_a_given_command_without_the_scheduler(tmp
     assert result.stdout.strip().splitlines()[-1] == "SCHEDULER_ENABLED=0"
     assert database.alembic_versions() == _migration_heads()
     assert "Booting worker" not in result.stdout + result.stderr
+
+
+def test_served_with_log_format_json_every_server_line_is_json_with_request_ids(tmp_path):
+    """As in the image: gunicorn's own lines and the app's lines are JSON objects, one per line,
+    and the app's request line replaces gunicorn's access log."""
+    port = _free_port()
+    env = production_env(tmp_path, _sqlite_database(tmp_path).url, HOST="127.0.0.1", PORT=str(port),
+                         GUNICORN_WORKERS="1", LOG_FORMAT="json",
+                         GUNICORN_GRACEFUL_TIMEOUT=str(GRACEFUL_TIMEOUT))
+    stdout_path, stderr_path = tmp_path / "stdout.log", tmp_path / "stderr.log"
+
+    def logs() -> str:
+        return f"--- stdout ---\n{stdout_path.read_text()}--- stderr ---\n{stderr_path.read_text()}"
+
+    with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
+        proc = subprocess.Popen([str(ENTRYPOINT)], cwd=tmp_path, env=env, stdout=out, stderr=err,
+                                start_new_session=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait_for_200(proc, f"{base}/healthz", time.monotonic() + START_WAIT_SECONDS, logs)
+        answer = requests.get(f"{base}/healthz?code=entrypoint-secret-code", timeout=5,
+                              headers={"X-Request-ID": "from-the-load-balancer"})
+        assert answer.headers["X-Request-ID"] == "from-the-load-balancer"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=GRACEFUL_TIMEOUT + 10) == 0, logs()
+    finally:
+        if proc.poll() is None or _group_alive(proc.pid):
+            _kill_group(proc)
+
+    stdout, stderr = stdout_path.read_text(), stderr_path.read_text()
+    assert stdout == "", logs()  # no plain access log
+    # The entrypoint's own start-up lines come first; from gunicorn's start on, JSON only.
+    served = stderr.split("entrypoint: starting: gunicorn", 1)[1].split("\n", 1)[1]
+    lines = [json.loads(line) for line in served.splitlines()]
+    assert any(line["logger"] == "gunicorn.error" and "Booting worker" in line["message"]
+               for line in lines), logs()
+    [request_line] = [line for line in lines if line.get("request_id") == "from-the-load-balancer"]
+    assert (request_line["route"], request_line["status"]) == ("/healthz", 200)
+    assert "entrypoint-secret-code" not in stdout + stderr
