@@ -40,8 +40,9 @@ def _loopback(address: str | None) -> bool:
 
 
 def extendable(row: MetaToken) -> bool:
-    """Whether the keep-alive may still extend this token: a user token it has not tried to
-    extend since it entered the extension window (a try that worked moves expires_at out)."""
+    """Whether the keep-alive may still extend this token: an expiring user or system-user token
+    it has not tried to extend since it entered the extension window (a try that worked moves
+    expires_at out)."""
     if row.token_type not in EXTENDABLE_TYPES or row.expires_at is None:
         return False
     tried = row.extension_attempted_at

@@ -39,7 +39,7 @@ def _caller(scope: str, ref: str) -> tuple[keys.Caller, int, MetaToken | None]:
             audit.record("meta.credentials.read", actor=f"service:{caller.name}", outcome="refused",
                          ip=request.remote_addr, commit=True,
                          details={"service": caller.name, "reason": "unknown_tenant", "tenant_ref": ref[:64]})
-        raise NotFound("No tenant with that id or slug", code="unknown_tenant")
+        raise NotFound("No tenant with that id or slug", code="not_found")
     return caller, found.tenant_id, found.MetaToken
 
 

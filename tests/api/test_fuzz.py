@@ -29,6 +29,9 @@ TIMEOUT = int(os.environ.get("FUZZ_TIMEOUT") or 1800)
 LAST = "metaDisconnect"  # ends the connection the other operations need
 
 
+HTTP_METHODS = {"get", "put", "post", "delete", "patch", "options", "head"}
+
+
 def schemathesis(url: str, headers: dict, report: Path, *selection: str, phases: str = PHASES) -> str:
     """One schemathesis run; fails the test with its output unless it passes."""
     command = [
@@ -65,5 +68,5 @@ def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_document(
     finally:
         server.shutdown()
     operations = {f"{method.upper()} {path}" for path, item in document()["paths"].items()
-                  for method in item if path != "/crm/openapi.json"}  # the schema itself: not fuzzed
+                  for method in item if method in HTTP_METHODS and path != "/crm/openapi.json"}  # the schema itself: not fuzzed
     assert operations <= operations_in(tmp_path / "main.xml") | operations_in(tmp_path / "last.xml")

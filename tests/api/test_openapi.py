@@ -13,7 +13,7 @@ from tests import openapi_check
 from tests.helpers import bearer
 from tests.openapi_check import OpenAPIMismatch, openapi_path
 
-JSON_BLUEPRINTS = {"api", "callbacks"}
+JSON_BLUEPRINTS = {"api", "callbacks", "internal"}
 JSON_OPS_ENDPOINTS = {"ops.healthz", "ops.readyz"}
 
 
@@ -81,7 +81,7 @@ def test_an_undocumented_json_route_fails_loudly_and_pages_do_not(make_app):
     app = make_app()
     extra = Blueprint("services", __name__)
 
-    @extra.get("/internal/meta/connections/<tenant>/credentials")
+    @extra.get("/internal/meta/connections/<tenant>/report")
     def credentials(tenant):
         return jsonify(success=True, data={"tenant": tenant})
 
@@ -92,7 +92,7 @@ def test_an_undocumented_json_route_fails_loudly_and_pages_do_not(make_app):
     app.register_blueprint(extra)
     client = app.test_client()
     with pytest.raises(OpenAPIMismatch, match="not in crm_meta/api/openapi.yaml: document it"):
-        openapi_check.check(app, client.get("/internal/meta/connections/acme/credentials"))
+        openapi_check.check(app, client.get("/internal/meta/connections/acme/report"))
     openapi_check.check(app, client.get("/crm/marketing/report"))  # HTML: not the JSON API
     openapi_check.check(app, client.get("/crm/marketing", headers={"Accept": "application/json"}))
     openapi_check.check(app, client.get("/crm/no/such/route"))

@@ -77,7 +77,7 @@ def test_the_flows_log_json_lines_with_context_and_never_a_secret(app, tenant, m
     assert client.post("/crm/marketing/connect", json={"account_id": account["id"]}).status_code == 200
     headers = bearer(tenant.tenant_id, role="member")
     assert client.get("/crm/marketing/token-status", headers=headers).status_code == 200
-    sandbox.fault(path="/v25.0/debug_token", code=190, error_subcode=463, count=1)
+    sandbox.fault(path="/v25.0/debug_token", code=190, error_subcode=463, count=1, inspect_error=True)
     assert client.get("/crm/auth/meta/test-connection").status_code == 200  # reports the dead token
     with app.app_context():
         token = token_store().read(db.session.scalar(db.select(MetaToken)))

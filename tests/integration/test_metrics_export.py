@@ -90,7 +90,9 @@ def test_an_extension_that_worked_keeps_the_token_extendable():
     row.expires_at = start + timedelta(days=59)
     assert monitoring.extendable(row) is True  # the try gave a fresh 60 days
     row.token_type = "SYSTEM_USER"
-    assert monitoring.extendable(row) is False  # the keep-alive only exchanges user tokens
+    assert monitoring.extendable(row) is True  # an expiring system-user token is refreshed too
+    row.token_type = "PAGE"
+    assert monitoring.extendable(row) is False  # the keep-alive exchanges only user and system-user tokens
 
 
 def test_the_outbox_reports_pending_and_given_up_notices(app, tenant, client):
