@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import current_app, redirect, request, url_for
 from flask_login import current_user
 
-from crm_meta import notify
+from crm_meta import negotiation, notify
 from crm_meta.auth import binding
 from crm_meta.auth.principal import Principal
 from crm_meta.meta import connections, keepalive, payloads
@@ -52,9 +52,8 @@ def browser_redirect(*, error: str | None = None):
 
 
 def prefers_html() -> bool:
-    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
-    return best == "text/html" and request.accept_mimetypes[best] > request.accept_mimetypes[
-        "application/json"]
+    """A browser on the callback: it ranks HTML strictly above JSON (a tie is a program's)."""
+    return negotiation.preferred() == "html"
 
 
 def test_connection(row) -> dict:

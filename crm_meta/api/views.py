@@ -8,9 +8,9 @@ from crm_meta.auth import binding
 from crm_meta.auth.decorators import admin_required, member_required
 from crm_meta.auth.principal import current_principal
 from crm_meta.envelope import ok
-from crm_meta.errors import AppError, MetaFailed, ValidationFailed
+from crm_meta.errors import AppError, ValidationFailed, callback_failure
 from crm_meta.meta import connections, payloads
-from crm_meta.meta.errors import AppMisconfiguredError, GraphError
+from crm_meta.meta.errors import DomainError, GraphError
 from crm_meta.runtime import now, runtime, token_store
 
 
@@ -41,21 +41,15 @@ def meta_callback():
     browser = flow.prefers_html()
     try:
         row = flow.finish()
-    except GraphError as exc:
-        # The contract's JSON answer stays 502 meta_error; a person is told when the cause is
-        # the Meta app itself (nobody can connect until an operator fixes it).
-        reason = "meta_app_misconfigured" if isinstance(exc, AppMisconfiguredError) else "meta_error"
+    except (AppError, DomainError, GraphError) as exc:
+        error, reason = callback_failure(exc)
         metrics.OAUTH_ERRORS.labels(reason=reason).inc()
-        metrics.OAUTH_CALLBACKS.labels(outcome="meta_error").inc()
+        metrics.OAUTH_CALLBACKS.labels(outcome=error.code).inc()
         if browser:
             return flow.browser_redirect(error=reason)
-        raise MetaFailed() from exc
-    except AppError as exc:
-        metrics.OAUTH_ERRORS.labels(reason=exc.code).inc()
-        metrics.OAUTH_CALLBACKS.labels(outcome=exc.code).inc()
-        if browser:
-            return flow.browser_redirect(error=exc.code)
-        raise
+        if error is exc:
+            raise
+        raise error from exc
     except Exception:
         metrics.OAUTH_CALLBACKS.labels(outcome="internal_error").inc()
         raise

@@ -10,10 +10,18 @@ from sqlalchemy.exc import IntegrityError
 
 from crm_meta import audit
 from crm_meta.crypto import CryptoError
-from crm_meta.errors import AppError, MetaFailed, NotConnected, OAuthDenied, UnknownAsset
 from crm_meta.extensions import db
 from crm_meta.meta import app_health, assets, tokens
-from crm_meta.meta.errors import AppMisconfiguredError, GraphError
+from crm_meta.meta.errors import (
+    AppMisconfiguredError,
+    DomainError,
+    GraphError,
+    InvalidCallback,
+    MetaRefused,
+    NotConnected,
+    OAuthDenied,
+    UnknownAsset,
+)
 from crm_meta.meta.oauth import consume_state
 from crm_meta.meta.payloads import iso
 from crm_meta.meta.store import TokenStore
@@ -37,7 +45,7 @@ def complete_authorization(*, graph, store: TokenStore, now: datetime, args: dic
         raise OAuthDenied()
     code = args.get("code")
     if not code or len(code) > 2048:
-        raise AppError("The callback carries no authorization code", code="invalid_request")
+        raise InvalidCallback()
     try:
         issued = tokens.ensure_long_lived(graph, tokens.exchange_code(
             graph, code=code, redirect_uri=redirect_uri))
@@ -45,9 +53,9 @@ def complete_authorization(*, graph, store: TokenStore, now: datetime, args: dic
         app_health.report_healthy(now=now, credential=graph.credential, app_id=graph.app_id,
                                   actor=consumed.user_ref)
         if not info.is_valid:
-            raise MetaFailed("Meta says the new token is not valid")
+            raise MetaRefused("Meta says the new token is not valid")
         discovery = assets.discover(graph, issued.access_token, set(info.scopes))
-    except (GraphError, AppError) as exc:
+    except (GraphError, DomainError) as exc:
         audit.record("meta.connect", actor=consumed.user_ref, tenant_id=consumed.tenant_id,
                      outcome="failure", ip=ip, details={"error": getattr(exc, "code", None),
                                                         "kind": getattr(exc, "kind", None)},

@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from crm_meta import audit, notify
-from crm_meta.errors import AppError
 from crm_meta.extensions import db
 from crm_meta.meta import app_health, tokens
 from crm_meta.meta.connections import apply_token_info
 from crm_meta.meta.errors import (
     AppMisconfiguredError,
+    ConnectionChanged,
+    DomainError,
     GraphError,
     ThrottledError,
     TokenInvalidError,
@@ -128,7 +129,7 @@ def probe(graph, token: str, *, now: datetime, extension_attempted_at: datetime 
         return Probe("token_error", error=exc)
     except TransientError as exc:
         return Probe("transient", error=exc)
-    except (GraphError, AppError) as exc:
+    except (GraphError, DomainError) as exc:
         return Probe("error", error=exc)
     if not info.is_valid:
         return Probe("invalid", info=info)
@@ -154,7 +155,7 @@ def try_extend(graph, token: str, info: tokens.TokenInfo) -> Extension:
         issued = tokens.exchange_long_lived(graph, token,
                                             system_user=info.token_type == SYSTEM_USER)
         new_info = tokens.inspect(graph, issued.access_token)
-    except (GraphError, AppError) as exc:
+    except (GraphError, DomainError) as exc:
         return Extension(error=exc)
     if is_better(info, new_info):
         return Extension(kept=True, token=issued.access_token, info=new_info)
@@ -213,13 +214,6 @@ def check_now(graph, store, row: MetaToken, now: datetime, settings: Settings) -
     if result.kind in {"throttled_now", "app_throttled", "transient", "error"}:
         raise result.error
     return result, outcome
-
-
-class ConnectionChanged(AppError):
-    """The connection was replaced while it was being checked; the answer was about the old one."""
-
-    status, code = 409, "connection_changed"
-    message = "The Meta connection changed during the check; check it again"
 
 
 class AppCheckFailed(Exception):

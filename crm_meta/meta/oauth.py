@@ -16,8 +16,8 @@ from datetime import datetime, timedelta
 from authlib.integrations.flask_client import OAuth
 from sqlalchemy import delete, update
 
-from crm_meta.errors import InvalidState
 from crm_meta.extensions import db
+from crm_meta.meta.errors import InvalidState
 from crm_meta.models import OAuthState
 
 STATE_TTL_SECONDS = 300
