@@ -31,8 +31,8 @@ def bench_config(database_url: str, sandbox_url: str, concurrency: int, **overri
 def seed(database_url: str, sandbox_url: str, count: int) -> list[tuple[int, str]]:
     """Schema, `count` tenants, and one sandbox-minted connection each (stored encrypted
     through TokenStore). Returns (row id, the sandbox's token id) per connection."""
-    from crm_meta import create_app
-    from crm_meta.extensions import db
+    from crm_meta.app import create_app
+    from crm_meta.database import db
     from crm_meta.meta.store import TokenStore
     from crm_meta.models import MetaToken, Tenant
 
@@ -67,8 +67,8 @@ def baseline(database_url: str, sandbox_url: str, concurrency: int, latency_ms: 
     database, no claims), through the same GraphClient and the same sandbox."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from crm_meta import create_app
-    from crm_meta.extensions import db
+    from crm_meta.app import create_app
+    from crm_meta.database import db
     from crm_meta.meta import tokens
     from crm_meta.meta.store import TokenStore
     from crm_meta.models import MetaToken
@@ -101,10 +101,11 @@ def measure_sweep(database_url: str, sandbox_url: str, concurrency: int, latency
     `flask meta refresh`'s (every connection, claims only)."""
     from sqlalchemy import update
 
-    from crm_meta import create_app
-    from crm_meta.extensions import db
+    from crm_meta.app import create_app
+    from crm_meta.database import db
     from crm_meta.meta import sweep as sweeping
     from crm_meta.models import MetaToken
+    from crm_meta.runtime import of
 
     app = create_app(bench_config(database_url, sandbox_url, concurrency))
     with app.app_context():
@@ -122,9 +123,9 @@ def measure_sweep(database_url: str, sandbox_url: str, concurrency: int, latency
     cpu_before = cpu_seconds()
     started = time.perf_counter()
     if scheduled:
-        report = sweeping.run_sweep(app)
+        report = sweeping.run_sweep(app, of(app))
     else:
-        report = sweeping.run_sweep(app, row_ids=ids, forced=True)
+        report = sweeping.run_sweep(app, of(app), row_ids=ids, forced=True)
     elapsed = time.perf_counter() - started
     cpu = cpu_seconds() - cpu_before
     traced_peak = None

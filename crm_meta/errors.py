@@ -16,8 +16,8 @@ from werkzeug.exceptions import HTTPException
 
 from crm_meta import negotiation
 from crm_meta.crypto import CryptoError
+from crm_meta.database import db
 from crm_meta.envelope import error_payload
-from crm_meta.extensions import db
 from crm_meta.meta.errors import (
     AppMisconfiguredError,
     ConnectionChanged,

@@ -9,8 +9,8 @@ from datetime import datetime
 from sqlalchemy import case, func
 from sqlalchemy.orm import load_only
 
+from crm_meta.database import db
 from crm_meta.errors import Forbidden, NotAuthenticated
-from crm_meta.extensions import db
 from crm_meta.meta import app_health
 from crm_meta.meta.keepalive import EXTEND_WITHIN, EXTENDABLE_TYPES
 from crm_meta.meta.status import effective_status

@@ -32,9 +32,10 @@ import requests
 from sqlalchemy import delete, update
 
 from crm_meta import audit, mail
-from crm_meta.extensions import db
-from crm_meta.meta.payloads import iso
+from crm_meta.database import db
 from crm_meta.models import NotificationOutbox
+from crm_meta.timestamps import iso
+from crm_meta.upsert import insert_ignore
 
 log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-CRM-Meta-Signature"  # "sha256=<hex HMAC-SHA256 of the raw body>"
@@ -129,11 +130,12 @@ def channels_configured(config) -> bool:
 class Notifier:
     """The channels (webhook, e-mail) and this process's sender thread; `wake` never blocks."""
 
-    def __init__(self, config, *, app=None, sleep=time.sleep, smtp_factory=None):
+    def __init__(self, config, *, app=None, clock=None, sleep=time.sleep, smtp_factory=None):
         self.webhook_url = config.get("NOTIFY_WEBHOOK_URL") or ""
         self.webhook_secret = config.get("NOTIFY_WEBHOOK_SECRET") or ""
         self.smtp = {k: config.get(f"SMTP_{k}") for k in ("HOST", "PORT", "USER", "PASSWORD", "FROM")}
         self.app = app  # the sender thread delivers this app's outbox
+        self.clock = clock  # the app's clock: when a notice is due
         self.sleep = sleep
         self.smtp_factory = smtp_factory
         self._thread: threading.Thread | None = None
@@ -173,7 +175,7 @@ class Notifier:
                 self._changed.wait_for(lambda: self._handled < self._requested)
                 target = self._requested  # one pass answers every wake-up so far
             try:
-                deliver_due(self.app)
+                deliver_due(self.app, sender=self)
             except Exception:  # the outbox keeps the notices; the job will try again
                 log.exception("delivering notifications failed")
             with self._changed:
@@ -290,8 +292,6 @@ def outbox_rows(notices, now: datetime) -> list[NotificationOutbox]:
 def queue(rows: list[NotificationOutbox]) -> int:
     """Add outbox rows to the current transaction; a row whose id is already queued (the same
     notice decided by a concurrent check) is skipped. Returns how many were queued."""
-    from crm_meta.upsert import insert_ignore
-
     columns = [c.name for c in NotificationOutbox.__table__.columns]
     return insert_ignore(NotificationOutbox, [{c: getattr(r, c) for c in columns} for r in rows])
 
@@ -304,19 +304,16 @@ def to_notice(row: NotificationOutbox) -> Notice:
     return Notice(id=row.id, event=row.event, tenant_id=row.tenant_id, **values)
 
 
-def deliver_due(app, *, stopping: threading.Event | None = None) -> Counter:
+def deliver_due(app, *, sender: Notifier, stopping: threading.Event | None = None) -> Counter:
     """Deliver every notice due now, whoever queued it; counts by result. Each row is tried
     at most once per call, so a call always ends."""
-    from crm_meta.runtime import runtime
-
-    sender = notifier(app)
     counts: Counter = Counter()
     with app.app_context():
         policy = RetryPolicy.from_config(app.config)
         tried: set[str] = set()
         while not (stopping is not None and stopping.is_set()):
             query = (db.select(NotificationOutbox.id)
-                     .where(NotificationOutbox.next_attempt_at <= runtime().clock.now())
+                     .where(NotificationOutbox.next_attempt_at <= sender.clock.now())
                      .order_by(NotificationOutbox.next_attempt_at).limit(BATCH))
             if tried:
                 query = query.where(NotificationOutbox.id.not_in(tried))
@@ -348,10 +345,8 @@ def _claim(row_id: str, claim_id: str, now: datetime, lease: timedelta) -> bool:
 
 def _deliver_one(sender: Notifier, row_id: str, policy: RetryPolicy) -> str:
     """Claim, send on the channels not done yet (no transaction open meanwhile), record."""
-    from crm_meta.runtime import runtime
-
     claim_id = f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    if not _claim(row_id, claim_id, runtime().clock.now(), policy.lease):
+    if not _claim(row_id, claim_id, sender.clock.now(), policy.lease):
         return "busy"  # another sender got it first, or it was delivered meanwhile
     try:
         row = db.session.get(NotificationOutbox, row_id, populate_existing=True)
@@ -365,14 +360,11 @@ def _deliver_one(sender: Notifier, row_id: str, policy: RetryPolicy) -> str:
         log.exception("delivering notice %s crashed", row_id)
         db.session.rollback()
         results = {"sender": f"crashed:{type(exc).__name__}"}
-    return _record(row_id, claim_id, results, policy)
+    return _record(row_id, claim_id, results, policy, sender.clock.now())
 
 
-def _record(row_id: str, claim_id: str, results: dict, policy: RetryPolicy) -> str:
+def _record(row_id: str, claim_id: str, results: dict, policy: RetryPolicy, now: datetime) -> str:
     """Delivered, retried later with backoff, or given up: written only while the claim is ours."""
-    from crm_meta.runtime import runtime
-
-    now = runtime().clock.now()
     row = db.session.scalar(db.select(NotificationOutbox).where(NotificationOutbox.id == row_id)
                             .with_for_update().execution_options(populate_existing=True))
     if row is None or row.claimed_by != claim_id:
@@ -405,40 +397,25 @@ def _record(row_id: str, claim_id: str, results: dict, policy: RetryPolicy) -> s
     return outcome
 
 
-def prune(app) -> int:
+def prune(app, *, clock) -> int:
     """Delete notices delivered longer ago than NOTIFY_OUTBOX_KEEP_DAYS; given-up ones stay."""
-    from crm_meta.runtime import runtime
-
     with app.app_context():
         keep = RetryPolicy.from_config(app.config).keep
         result = db.session.execute(
             delete(NotificationOutbox).where(NotificationOutbox.delivered_at.is_not(None),
-                                             NotificationOutbox.delivered_at < runtime().clock.now() - keep)
+                                             NotificationOutbox.delivered_at < clock.now() - keep)
             .execution_options(synchronize_session=False))
         db.session.commit()
         return result.rowcount
 
 
-_creation = threading.Lock()
-
-
-def notifier(app) -> Notifier:
-    """The app's Notifier, created on first use."""
-    with _creation:
-        existing = app.extensions.get("crm_meta_notifier")
-        if existing is None:
-            existing = app.extensions["crm_meta_notifier"] = Notifier(app.config, app=app)
-        return existing
-
-
-def dispatch(app, notices) -> int:
+def dispatch(sender: Notifier, notices) -> int:
     """After the sweep's commit: wake the sender for the notices it put in the outbox (no waiting).
 
     Returns how many notices the wake-up is for; 0 when no channel is configured.
     """
     if not notices:
         return 0
-    sender = notifier(app)
     if not sender.enabled:
         return 0
     sender.wake()

@@ -11,8 +11,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from crm_meta import create_app
-from crm_meta.extensions import db
+from crm_meta.app import create_app
+from crm_meta.database import db
 from tests.helpers import (  # noqa: F401  (re-exported for tests that import from conftest)
     APP_ID,
     APP_SECRET,

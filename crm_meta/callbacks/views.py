@@ -6,8 +6,8 @@ from flask import current_app, jsonify, render_template, request, url_for
 
 from crm_meta import audit, negotiation
 from crm_meta.callbacks import bp
+from crm_meta.database import db
 from crm_meta.errors import NotFound
-from crm_meta.extensions import db
 from crm_meta.meta import connections, signed_request
 from crm_meta.models import DataDeletionRequest
 from crm_meta.models.types import utcnow

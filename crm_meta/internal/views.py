@@ -8,13 +8,13 @@ from flask import Response, current_app, request, url_for
 from sqlalchemy import false
 
 from crm_meta import audit, notify
+from crm_meta.database import db
 from crm_meta.envelope import ok
 from crm_meta.errors import NotFound, ValidationFailed
-from crm_meta.extensions import db
 from crm_meta.internal import bp, keys
 from crm_meta.meta import credentials, keepalive, proxy
 from crm_meta.models import MetaToken, ServiceKey, Tenant
-from crm_meta.runtime import runtime, token_store
+from crm_meta.runtime import runtime
 
 MAX_TENANT_ID = 2**31 - 1  # an integer column: a larger "id" names no tenant
 
@@ -50,7 +50,7 @@ def connection_credentials(tenant: str):
     if fmt not in (None, credentials.CRM_VENTAS):
         raise ValidationFailed(f"format must be {credentials.CRM_VENTAS} or absent", code="invalid_format")
     rt = runtime()
-    return ok(credentials.read(store=token_store(), graph=rt.graph, tenant_id=tenant_id, row=row,
+    return ok(credentials.read(store=runtime().store, graph=rt.graph, tenant_id=tenant_id, row=row,
                                service=key.name, now=rt.clock.now(),
                                required=current_app.config["META_SCOPES"], fmt=fmt,
                                ip=request.remote_addr))
@@ -59,17 +59,17 @@ def connection_credentials(tenant: str):
 @bp.route("/connections/<tenant>/graph/<path:path>", methods=["GET", "POST", "DELETE"])
 def graph_proxy(tenant: str, path: str):
     key, tenant_id, row = _caller("graph:proxy", tenant)
-    app, rt = current_app._get_current_object(), runtime()
-    config = app.config
+    rt = runtime()
+    config = current_app.config
     method = "GET" if request.method == "HEAD" else request.method  # Flask answers HEAD with GET's view
     call = proxy.Call(method, path, list(request.args.items(multi=True)), _form())
     base = url_for("internal.graph_proxy", tenant=tenant, path="_", _external=True)[:-1]
     answer = proxy.forward(call, tenant_id=tenant_id, row=row, service=key.name, graph=rt.graph,
-                           store=token_store(), version=config["META_GRAPH_API_VERSION"],
+                           store=rt.store, version=config["META_GRAPH_API_VERSION"],
                            allowed=config["META_PROXY_ALLOWED_PATHS"], required=config["META_SCOPES"],
                            now=rt.clock.now, link_base=base,
                            settings=keepalive.Settings.from_config(config),
-                           on_notices=lambda notices: notify.dispatch(app, notices))
+                           on_notices=lambda notices: notify.dispatch(rt.notifier, notices))
     return Response(answer.body, status=answer.status, headers=answer.headers)
 
 

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from crm_meta import audit
 from crm_meta.crypto import CryptoError
-from crm_meta.extensions import db
+from crm_meta.database import db
 from crm_meta.meta import app_health, assets, tokens
 from crm_meta.meta.errors import (
     AppMisconfiguredError,
@@ -23,9 +23,9 @@ from crm_meta.meta.errors import (
     UnknownAsset,
 )
 from crm_meta.meta.oauth import consume_state
-from crm_meta.meta.payloads import iso
 from crm_meta.meta.store import TokenStore
 from crm_meta.models import AuditEvent, MetaToken
+from crm_meta.timestamps import iso
 
 log = logging.getLogger(__name__)
 ASSET_ID = re.compile(r"^(act_)?\d{1,30}$")

@@ -6,11 +6,11 @@ from datetime import datetime
 
 from crm_meta import audit
 from crm_meta.crypto import CryptoError
-from crm_meta.extensions import db
+from crm_meta.database import db
 from crm_meta.meta.errors import ConnectionUnusable
-from crm_meta.meta.payloads import iso
 from crm_meta.meta.status import FAILING_STATUSES, effective_status
 from crm_meta.models import MetaToken
+from crm_meta.timestamps import iso
 
 REASONS = {
     "not_connected": "This tenant has no Meta connection",

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from crm_meta import audit, notify
-from crm_meta.extensions import db
+from crm_meta.database import db
 from crm_meta.meta import app_health, tokens
 from crm_meta.meta.connections import apply_token_info
 from crm_meta.meta.errors import (
@@ -24,9 +24,9 @@ from crm_meta.meta.errors import (
     TokenInvalidError,
     TransientError,
 )
-from crm_meta.meta.payloads import iso
 from crm_meta.meta.status import FAILING_STATUSES, effective_status
 from crm_meta.models import MetaToken, Tenant, User
+from crm_meta.timestamps import iso
 
 log = logging.getLogger(__name__)
 

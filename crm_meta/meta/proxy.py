@@ -17,7 +17,7 @@ from datetime import datetime
 from urllib.parse import urlencode
 
 from crm_meta import metrics
-from crm_meta.extensions import db
+from crm_meta.database import db
 from crm_meta.meta import keepalive
 from crm_meta.meta.credentials import usable_status
 from crm_meta.meta.errors import GraphError, ProxyRefused, ThrottledError, TokenInvalidError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from crm_meta.crypto import TokenCipher
-from crm_meta.extensions import db
+from crm_meta.database import db
 from crm_meta.models import MetaToken
 
 

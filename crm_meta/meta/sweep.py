@@ -26,7 +26,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, text, update
 
-from crm_meta.extensions import db
+from crm_meta import notify
+from crm_meta.database import db
 from crm_meta.meta import keepalive
 from crm_meta.meta.keepalive import Outcome, Settings
 from crm_meta.models import MetaToken
@@ -202,6 +203,7 @@ class SweepReport:
 @dataclass
 class _Sweep:
     app: object
+    runtime: object  # crm_meta.runtime.Runtime: clock, graph, store, notifier
     settings: Settings
     owner: str
     forced: bool
@@ -215,13 +217,14 @@ class _Sweep:
         return self.stop.is_set() or (self.stopping is not None and self.stopping.is_set())
 
 
-def run_sweep(app, *, row_ids: Iterable[int] | None = None, forced: bool = False,
+def run_sweep(app, runtime, *, row_ids: Iterable[int] | None = None, forced: bool = False,
               dry_run: bool = False, cluster_lock: bool | None = None,
               stopping: threading.Event | None = None,
               on_done: Callable[[Outcome], None] | None = None) -> SweepReport:
     """Check due connections (or `row_ids`, due or not when `forced`) with bounded concurrency.
 
     Scheduled sweeps take the cluster lock; `flask meta refresh` relies on claims alone.
+    `runtime` brings the clock, Graph client, token store and notifier.
     """
     settings = Settings.from_config(app.config)
     use_lock = (not forced) if cluster_lock is None else cluster_lock
@@ -231,10 +234,8 @@ def run_sweep(app, *, row_ids: Iterable[int] | None = None, forced: bool = False
             return SweepReport(skipped_reason="another process holds the keepalive lock")
         try:
             if row_ids is None:
-                from crm_meta.runtime import runtime
-
-                row_ids = due_ids(runtime().clock.now(), settings.lease)
-            sweep = _Sweep(app, settings, owner_id(), forced, dry_run, stopping)
+                row_ids = due_ids(runtime.clock.now(), settings.lease)
+            sweep = _Sweep(app, runtime, settings, owner_id(), forced, dry_run, stopping)
             return SweepReport(outcomes=_fan_out(sweep, row_ids, on_done))
         finally:
             if lock is not None:
@@ -252,8 +253,6 @@ def _fan_out(sweep: _Sweep, row_ids: Iterable[int], on_done) -> list[Outcome]:
             if on_done is not None:
                 on_done(outcome)
 
-    from crm_meta.runtime import runtime
-
     size = sweep.settings.concurrency
     ids = list(row_ids)
     with ThreadPoolExecutor(max_workers=size, thread_name_prefix="keepalive") as pool:
@@ -265,7 +264,7 @@ def _fan_out(sweep: _Sweep, row_ids: Iterable[int], on_done) -> list[Outcome]:
                 _report(collect_now, outcomes, on_done)
                 continue
             claim_id = new_claim_id(sweep.owner)
-            now = runtime().clock.now()
+            now = sweep.runtime.clock.now()
             won = set(batch) if sweep.dry_run else claim(batch, claim_id, now, sweep.settings.lease,
                                                          due_only=not sweep.forced)
             lost = [_not_claimed(row_id, now, sweep.settings) for row_id in batch if row_id not in won]
@@ -308,10 +307,8 @@ def _check_one(sweep: _Sweep, row_id: int, claim_id: str) -> Outcome:
 
 
 def _check_claimed(sweep: _Sweep, row_id: int, claim_id: str) -> Outcome:
-    from crm_meta import notify
-    from crm_meta.runtime import runtime, token_store
-
-    rt, store = runtime(), token_store()
+    rt = sweep.runtime
+    store = rt.store
     now = rt.clock.now()
     if sweep.dry_run:
         row = db.session.get(MetaToken, row_id)
@@ -355,14 +352,12 @@ def _check_claimed(sweep: _Sweep, row_id: int, claim_id: str) -> Outcome:
         return outcome
     row.claimed_by = row.claimed_until = None
     db.session.commit()
-    notify.dispatch(sweep.app, outcome.notices)
+    notify.dispatch(rt.notifier, outcome.notices)
     return outcome
 
 
 def _app_misconfigured(sweep: _Sweep, rt, row_id: int, claim_id: str, result, now) -> Outcome:
     """Meta refuses the app itself: stop the sweep, strike nobody, tell operators once."""
-    from crm_meta import notify
-
     sweep.stop.set()
     if sweep.dry_run:
         return Outcome(row_id, kind="app_misconfigured", error=str(result.error)[:200])
@@ -370,7 +365,7 @@ def _app_misconfigured(sweep: _Sweep, rt, row_id: int, claim_id: str, result, no
     notices = keepalive.app_health.report_misconfigured(
         result.error, now=now, credential=rt.graph.credential, app_id=rt.graph.app_id,
         outbox=sweep.settings.outbox)
-    notify.dispatch(sweep.app, notices)
+    notify.dispatch(rt.notifier, notices)
     return Outcome(row_id, kind="app_misconfigured", notices=notices, error=str(result.error)[:200])
 
 

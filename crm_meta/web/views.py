@@ -6,15 +6,15 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 from flask_babel import gettext as _
 from flask_login import login_required
 
-from crm_meta import flow
+from crm_meta import flow, payloads
 from crm_meta.auth import binding
 from crm_meta.auth.decorators import admin_required
 from crm_meta.auth.principal import current_principal
 from crm_meta.errors import AppError, to_app_error
-from crm_meta.meta import app_health, connections, payloads
+from crm_meta.meta import app_health, connections
 from crm_meta.meta.errors import DomainError, GraphError
 from crm_meta.meta.status import missing_scopes
-from crm_meta.runtime import now, runtime, token_store
+from crm_meta.runtime import now, runtime
 from crm_meta.web import bp, presenters
 from crm_meta.web.forms import ConfirmForm, SelectAccountForm, StartForm
 from crm_meta.web.messages import callback_error, translated
@@ -27,7 +27,7 @@ def _required() -> list[str]:
 
 
 def _row():
-    return token_store().for_tenant(current_principal().tenant.id)
+    return runtime().store.for_tenant(current_principal().tenant.id)
 
 
 def _flash_failure(exc: Exception) -> None:
@@ -203,7 +203,7 @@ def disconnect_confirm():
 @login_required
 @admin_required
 def disconnect():
-    result = connections.disconnect(graph=runtime().graph, store=token_store(),
+    result = connections.disconnect(graph=runtime().graph, store=runtime().store,
                                     tenant_id=current_principal().tenant.id,
                                     actor=current_principal().actor, ip=request.remote_addr)
     if result["revoked_at_meta"]:

@@ -7,7 +7,7 @@ import jwt
 import pytest
 
 from crm_meta.crypto import CryptoError
-from crm_meta.extensions import db
+from crm_meta.database import db
 from crm_meta.meta.store import TokenStore
 from crm_meta.models import MetaToken, Tenant, User
 from crm_meta.runtime import runtime

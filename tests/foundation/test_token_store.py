@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import text
 
 from crm_meta.crypto import CryptoError
-from crm_meta.extensions import db
+from crm_meta.database import db
 from crm_meta.meta.store import TokenStore
 from crm_meta.models import MetaToken
 from crm_meta.runtime import runtime

@@ -2,7 +2,7 @@
 
 import pytest
 
-from crm_meta.extensions import db
+from crm_meta.database import db
 from crm_meta.models import AuditEvent, MetaToken
 from tests.helpers import PASSWORD, bearer
 
@@ -37,7 +37,7 @@ def test_seed_example_disconnect(admin_client):
 
 def test_seed_example_auth_url_points_at_facebook(make_app, make_tenant):
     from config import TestingConfig
-    from crm_meta import create_app
+    from crm_meta.app import create_app
 
     app = create_app(TestingConfig(env={"META_MODE": "live"}, SQLALCHEMY_DATABASE_URI="sqlite://",
                                    RATELIMIT_ENABLED=False))
@@ -118,9 +118,9 @@ def test_debug_token_shows_only_a_masked_preview(connected, app):
     assert data["is_valid"] is True and data["type"] == "USER"
     assert "…" in data["token_preview"] and len(data["token_preview"]) <= 9
     with app.app_context():
-        from crm_meta.runtime import token_store
+        from crm_meta.runtime import runtime
 
-        token = token_store().read(db.session.scalar(db.select(MetaToken)))
+        token = runtime().store.read(db.session.scalar(db.select(MetaToken)))
     assert token not in connected.client.get("/crm/auth/meta/debug/token").get_data(as_text=True)
 
 

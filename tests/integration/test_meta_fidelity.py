@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import requests
 
-from crm_meta.extensions import db
+from crm_meta.database import db
 from crm_meta.meta.assets import me_fields
 from crm_meta.models import MetaToken, OAuthState
 from crm_meta.sandbox.fixtures import BUSINESS_BASE

@@ -11,7 +11,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from crm_meta import jobs, monitoring, notify
-from crm_meta.extensions import db
+from crm_meta.database import db
 from crm_meta.meta.graph import GraphClient
 from crm_meta.meta.versions import SUNSETS
 from crm_meta.models import MetaToken, NotificationOutbox

@@ -2,7 +2,7 @@
 
 import pytest
 
-from crm_meta.extensions import db
+from crm_meta.database import db
 from crm_meta.models import MetaToken
 from crm_meta.sandbox.fixtures import USER_WITHOUT_BUSINESSES
 from tests.helpers import PASSWORD, MetaFlow, bearer

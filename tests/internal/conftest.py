@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from crm_meta.extensions import db
+from crm_meta.database import db
 from crm_meta.internal import keys
 from crm_meta.models import MetaToken
 from tests.helpers import PASSWORD, MetaFlow, TenantUsers, add_tenant
@@ -65,10 +65,10 @@ def connect(app, sandbox):
 
 
 def stored_token(app, tenant_id: int) -> str:
-    from crm_meta.runtime import token_store
+    from crm_meta.runtime import runtime
 
     with app.app_context():
-        store = token_store()
+        store = runtime().store
         return store.read(store.for_tenant(tenant_id))
 
 

@@ -12,10 +12,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from crm_meta import jobs
-from crm_meta.extensions import db
+from crm_meta.database import db
 from crm_meta.meta import sweep as sweeping
 from crm_meta.meta.store import TokenStore
 from crm_meta.models import AuditEvent, MetaToken, Tenant, User
+from crm_meta.runtime import of
 
 DEBUG_TOKEN = "/debug_token"
 EXCHANGE = "/oauth/access_token"
@@ -105,7 +106,7 @@ def debug_calls(sandbox) -> Counter:
 
 
 def sweep(app, **options):
-    return sweeping.run_sweep(app, **options)
+    return sweeping.run_sweep(app, of(app), **options)
 
 
 @pytest.fixture(autouse=True)

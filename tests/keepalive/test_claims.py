@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from crm_meta.extensions import db
+from crm_meta.database import db
 from crm_meta.meta import sweep as sweeping
 from crm_meta.models import MetaToken
 from crm_meta.runtime import now

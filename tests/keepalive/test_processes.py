@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from crm_meta.extensions import db
+from crm_meta.database import db
 from crm_meta.meta import sweep as sweeping
 from crm_meta.models import MetaToken
 from tests.keepalive.conftest import debug_calls, sweep

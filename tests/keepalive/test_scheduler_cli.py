@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from crm_meta import jobs
-from crm_meta.extensions import db
+from crm_meta.database import db
 from crm_meta.meta import sweep as sweeping
 from tests.keepalive.conftest import EXCHANGE, debug_calls, sweep
 
@@ -13,12 +16,12 @@ DAY = 86400
 
 
 def test_the_scheduler_starts_only_when_asked_once_per_process_and_stops_cleanly(make_app):
-    make_app()
-    assert jobs._scheduler is None  # tests and CLI commands do not get one
+    assert jobs.start_if_enabled(make_app()) is None and jobs._scheduler is None
 
     app = make_app(SCHEDULER_ENABLED=True)
-    scheduler = jobs._scheduler
-    assert scheduler is not None and scheduler.running
+    assert jobs._scheduler is None  # the factory never starts one: the entry point does
+    scheduler = jobs.start_if_enabled(app)
+    assert scheduler is jobs._scheduler and scheduler.running
     assert jobs.start(app) is scheduler  # idempotent
     assert [job.id for job in scheduler.get_jobs()] == ["meta.keepalive.sweep", "meta.notify.outbox"]
     sweep_job, outbox_job = scheduler.get_jobs()
@@ -29,6 +32,30 @@ def test_the_scheduler_starts_only_when_asked_once_per_process_and_stops_cleanly
     jobs.shutdown()
     assert not scheduler.running and jobs._scheduler is None
     jobs.shutdown()  # twice is fine (atexit calls it again)
+
+
+def test_flask_jobs_run_hosts_the_jobs_until_stopped(make_app, monkeypatch):
+    app = make_app()
+    run_forever = jobs.run_forever
+    hosted = []
+    monkeypatch.setattr(jobs, "run_forever", hosted.append)
+    result = app.test_cli_runner().invoke(args=["jobs", "run"])
+    assert result.exit_code == 0, result.output
+    assert hosted == [app] and "meta.keepalive.sweep" in result.output
+
+    stop = threading.Event()
+    host = threading.Thread(target=run_forever, args=(app, stop))
+    host.start()
+    try:
+        for _ in range(500):
+            if jobs._scheduler is not None:
+                break
+            time.sleep(0.01)
+        assert jobs._scheduler is not None and jobs._scheduler.running
+    finally:
+        stop.set()
+        host.join(30)
+    assert not host.is_alive() and jobs._scheduler is None
 
 
 def test_job_ids_are_unique_and_stable():

@@ -204,7 +204,7 @@ def test_one_tenants_broken_row_never_stops_the_sweep(pg_app, connections, sandb
     good = [connections.add() for _ in range(3)]
     bad = connections.add()
     with pg_app.app_context():
-        from crm_meta.extensions import db
+        from crm_meta.database import db
         from crm_meta.models import MetaToken
 
         db.session.get(MetaToken, bad.row_id).access_token = "not-a-ciphertext"

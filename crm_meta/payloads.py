@@ -12,11 +12,7 @@ from crm_meta.meta.status import (
     missing_scopes,
 )
 from crm_meta.models import MetaToken
-
-
-def iso(moment: datetime | None) -> str | None:
-    """ISO 8601 in UTC with a Z, as the envelope's timestamps."""
-    return moment.isoformat().replace("+00:00", "Z") if moment else None
+from crm_meta.timestamps import iso
 
 
 def status_payload(row: MetaToken | None, now: datetime, required: list[str],
