@@ -2,8 +2,9 @@
 
 `make test` runs a small budget (every operation, a few dozen cases each); `make fuzz` a large
 one (FUZZ_MAX_EXAMPLES, FUZZ_PHASES, FUZZ_SEED). Zero 5xx and zero responses that break the
-document are required. The tenant admin's JWT opens every operation, and the tenant is
-connected, so reads reach Meta (the sandbox); disconnecting runs last, in a pass of its own.
+document are required. The tenant admin's JWT opens every /crm operation, and the tenant is
+connected, so reads reach Meta (the sandbox); a service key with every scope opens the
+/internal ones in a pass of their own; disconnecting runs last, in a pass of its own.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from crm_meta.api.openapi import document
+from crm_meta.internal import keys
 from crm_meta.sandbox import serve_in_thread
 from tests.helpers import bearer
 
@@ -64,10 +66,18 @@ def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_document(
         url = f"{server.url}/crm/openapi.json"
         schemathesis(url, headers, tmp_path / "main.xml", "--exclude-operation-id", LAST)
         alone = ",".join(p for p in PHASES.split(",") if p != "stateful")  # no links to follow
+        # The services' routes with a key that holds every scope (a JWT only meets their 401).
+        with app.app_context():
+            key = keys.create("fuzz", ["credentials:read", "graph:proxy"]).key
+        # The connected tenant in every services' path (random slugs would only meet 404).
+        (tmp_path / "schemathesis.toml").write_text(f'[parameters]\n"path.tenant" = "{tenant.slug}"\n')
+        schemathesis(url, {"Authorization": f"Bearer {key}"}, tmp_path / "internal.xml",
+                     "--include-path-regex", "^/internal/", phases=alone)
         schemathesis(url, headers, tmp_path / "last.xml", "--include-operation-id", LAST, phases=alone)
     finally:
         server.shutdown()
     # Every operation but the schema itself (not fuzzed).
     operations = {f"{method.upper()} {path}" for path, item in document()["paths"].items()
                   for method in item if method in HTTP_METHODS and path != "/crm/openapi.json"}
-    assert operations <= operations_in(tmp_path / "main.xml") | operations_in(tmp_path / "last.xml")
+    tested = set().union(*(operations_in(tmp_path / f"{run}.xml") for run in ("main", "internal", "last")))
+    assert operations <= tested
