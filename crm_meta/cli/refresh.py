@@ -8,7 +8,7 @@ from flask import Flask
 from crm_meta.database import db
 from crm_meta.meta.keepalive import Outcome
 from crm_meta.meta.sweep import run_sweep
-from crm_meta.models import MetaToken, Tenant
+from crm_meta.models import MetaConnection, Tenant
 from crm_meta.runtime import of
 
 SUMMARY_COLUMNS = ("checked", "extended", "warned", "failed", "skipped")
@@ -17,7 +17,7 @@ SUMMARY_COLUMNS = ("checked", "extended", "warned", "failed", "skipped")
 def refresh_command(app: Flask, *, tenant: Tenant | None, dry_run: bool) -> dict:
     """Check every connection (or one tenant's) now, due or not; progress bar and summary."""
     tenant_slug = tenant.slug if tenant else None
-    query = db.select(MetaToken.id).order_by(MetaToken.id)
+    query = db.select(MetaConnection.id).order_by(MetaConnection.id)
     if tenant is not None:
         query = query.filter_by(tenant_id=tenant.id)
     ids = list(db.session.scalars(query))

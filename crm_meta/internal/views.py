@@ -13,13 +13,13 @@ from crm_meta.envelope import ok
 from crm_meta.errors import NotFound, ValidationFailed
 from crm_meta.internal import bp, keys
 from crm_meta.meta import credentials, keepalive, proxy
-from crm_meta.models import MetaToken, ServiceKey, Tenant
+from crm_meta.models import MetaConnection, ServiceKey, Tenant
 from crm_meta.runtime import runtime
 
 MAX_TENANT_ID = 2**31 - 1  # an integer column: a larger "id" names no tenant
 
 
-def _caller(scope: str, ref: str) -> tuple[keys.Caller, int, MetaToken | None]:
+def _caller(scope: str, ref: str) -> tuple[keys.Caller, int, MetaConnection | None]:
     """The calling service, the tenant (by numeric id, which an all-digit reference always is,
     or by slug) and its connection, in one query: the key decides before the tenant is told."""
     key = keys.presented(request.headers.get("Authorization"))
@@ -31,8 +31,8 @@ def _caller(scope: str, ref: str) -> tuple[keys.Caller, int, MetaToken | None]:
     else:
         named = Tenant.slug == ref if len(ref) <= 64 else false()
     found = db.session.execute(
-        statement.add_columns(Tenant.id.label("tenant_id"), MetaToken).select_from(ServiceKey)
-        .outerjoin(Tenant, named).outerjoin(MetaToken, MetaToken.tenant_id == Tenant.id)).first()
+        statement.add_columns(Tenant.id.label("tenant_id"), MetaConnection).select_from(ServiceKey)
+        .outerjoin(Tenant, named).outerjoin(MetaConnection, MetaConnection.tenant_id == Tenant.id)).first()
     caller = keys.verify(key, found, scope)
     if found.tenant_id is None:
         if scope == "credentials:read":  # every credentials read is audited, this one too
@@ -40,7 +40,7 @@ def _caller(scope: str, ref: str) -> tuple[keys.Caller, int, MetaToken | None]:
                          ip=request.remote_addr, commit=True,
                          details={"service": caller.name, "reason": "unknown_tenant", "tenant_ref": ref[:64]})
         raise NotFound("No tenant with that id or slug", code="not_found")
-    return caller, found.tenant_id, found.MetaToken
+    return caller, found.tenant_id, found.MetaConnection
 
 
 @bp.get("/connections/<tenant>/credentials")

@@ -30,7 +30,7 @@ from crm_meta import notify
 from crm_meta.database import db
 from crm_meta.meta import keepalive
 from crm_meta.meta.keepalive import Outcome, Settings
-from crm_meta.models import MetaToken
+from crm_meta.models import MetaConnection
 
 log = logging.getLogger(__name__)
 USAGE_SLOWDOWN = 80  # percent of Meta's app budget at which workers start pausing
@@ -116,23 +116,23 @@ def owner_id() -> str:
 def _claim_free(now: datetime, lease: timedelta):
     # A claim further ahead than two leases was made under a clock that has since gone back
     # (the sandbox's reset): treat it as stale rather than locked for weeks.
-    return or_(MetaToken.claimed_until.is_(None), MetaToken.claimed_until <= now,
-               MetaToken.claimed_until > now + 2 * lease)
+    return or_(MetaConnection.claimed_until.is_(None), MetaConnection.claimed_until <= now,
+               MetaConnection.claimed_until > now + 2 * lease)
 
 
 def _not_throttled(now: datetime):
-    return or_(MetaToken.throttled_until.is_(None), MetaToken.throttled_until <= now)
+    return or_(MetaConnection.throttled_until.is_(None), MetaConnection.throttled_until <= now)
 
 
 def _is_due(now: datetime):
-    return or_(MetaToken.next_check_at.is_(None), MetaToken.next_check_at <= now)
+    return or_(MetaConnection.next_check_at.is_(None), MetaConnection.next_check_at <= now)
 
 
 def due_ids(now: datetime, lease: timedelta) -> list[int]:
     """Connections due for a check, most overdue first."""
-    query = (db.select(MetaToken.id)
+    query = (db.select(MetaConnection.id)
              .where(_is_due(now), _not_throttled(now), _claim_free(now, lease))
-             .order_by(MetaToken.next_check_at.asc().nulls_first(), MetaToken.id))
+             .order_by(MetaConnection.next_check_at.asc().nulls_first(), MetaConnection.id))
     ids = list(db.session.scalars(query))
     db.session.rollback()
     return ids
@@ -146,31 +146,32 @@ def claim(row_ids: list[int], claim_id: str, now: datetime, lease: timedelta, *,
     One statement and one commit for a batch of rows; each row is re-read (fenced) by the
     worker that checks it before anything is done with it.
     """
-    conditions = [MetaToken.id.in_(row_ids), _claim_free(now, lease), _not_throttled(now)]
+    conditions = [MetaConnection.id.in_(row_ids), _claim_free(now, lease), _not_throttled(now)]
     if due_only:
         conditions.append(_is_due(now))
     result = db.session.execute(
-        update(MetaToken).where(and_(*conditions))
+        update(MetaConnection).where(and_(*conditions))
         .values(claimed_by=claim_id, claimed_until=now + lease)
         .execution_options(synchronize_session=False))
     won: set[int] = set()
     if result.rowcount:
-        won = set(db.session.scalars(db.select(MetaToken.id).where(
-            MetaToken.id.in_(row_ids), MetaToken.claimed_by == claim_id)))
+        won = set(db.session.scalars(db.select(MetaConnection.id).where(
+            MetaConnection.id.in_(row_ids), MetaConnection.claimed_by == claim_id)))
     db.session.commit()
     return won
 
 
-def fence(row_id: int, claim_id: str, *, ciphertext: str | None = None) -> MetaToken | None:
+def fence(row_id: int, claim_id: str, *, ciphertext: str | None = None) -> MetaConnection | None:
     """Re-read the row (locked for the write-back); None unless the claim is still ours and,
     when given, the token is still the one we checked (a reconnect replaces it)."""
-    query = db.select(MetaToken).where(MetaToken.id == row_id).execution_options(populate_existing=True)
+    query = (db.select(MetaConnection).where(MetaConnection.id == row_id)
+             .execution_options(populate_existing=True))
     if ciphertext is not None:
         query = query.with_for_update()
     row = db.session.scalar(query)
     if row is None or row.claimed_by != claim_id:
         return None
-    if ciphertext is not None and row.access_token != ciphertext:
+    if ciphertext is not None and row.token_ciphertext != ciphertext:
         return None
     return row
 
@@ -178,7 +179,7 @@ def fence(row_id: int, claim_id: str, *, ciphertext: str | None = None) -> MetaT
 def release(row_id: int, claim_id: str) -> None:
     """Give a claim back without recording anything (used when a check crashed)."""
     db.session.execute(
-        update(MetaToken).where(MetaToken.id == row_id, MetaToken.claimed_by == claim_id)
+        update(MetaConnection).where(MetaConnection.id == row_id, MetaConnection.claimed_by == claim_id)
         .values(claimed_by=None, claimed_until=None).execution_options(synchronize_session=False))
     db.session.commit()
 
@@ -311,14 +312,14 @@ def _check_claimed(sweep: _Sweep, row_id: int, claim_id: str) -> Outcome:
     store = rt.store
     now = rt.clock.now()
     if sweep.dry_run:
-        row = db.session.get(MetaToken, row_id)
+        row = db.session.get(MetaConnection, row_id)
         if row is not None and row.throttled_until and row.throttled_until > now:
             return _not_claimed(row_id, now, sweep.settings)
     else:
         row = fence(row_id, claim_id)  # fencing re-read: is the claim really (still) ours?
     if row is None:
         return Outcome(row_id, kind="lost")
-    token, ciphertext, attempted = store.read(row), row.access_token, row.extension_attempted_at
+    token, ciphertext, attempted = store.read(row), row.token_ciphertext, row.extension_attempted_at
     db.session.rollback()  # no transaction stays open while Meta answers
     _pace(rt.graph)
     result = keepalive.probe(rt.graph, token, now=now, extension_attempted_at=attempted,
@@ -336,7 +337,7 @@ def _check_claimed(sweep: _Sweep, row_id: int, claim_id: str) -> Outcome:
             release(row_id, claim_id)
         return Outcome(row_id, kind="deferred", error=str(result.error)[:200])
     if sweep.dry_run:
-        row = db.session.get(MetaToken, row_id)
+        row = db.session.get(MetaConnection, row_id)
     else:
         row = fence(row_id, claim_id, ciphertext=ciphertext)
     if row is None:  # claim taken over, or the tenant reconnected meanwhile: our answer is stale
@@ -371,7 +372,7 @@ def _app_misconfigured(sweep: _Sweep, rt, row_id: int, claim_id: str, result, no
 
 def _not_claimed(row_id: int, now: datetime, settings: Settings) -> Outcome:
     """Why a row could not be claimed: gone, throttled, held by someone, or no longer due."""
-    row = db.session.get(MetaToken, row_id)
+    row = db.session.get(MetaConnection, row_id)
     db.session.rollback()
     if row is None:
         return Outcome(row_id, kind="lost")

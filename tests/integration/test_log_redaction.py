@@ -124,14 +124,14 @@ def run_flow(app, served, sandbox, tenant) -> dict:
         assert http.get(f"{served}{path}", headers=headers, timeout=30).status_code == 200
     with app.app_context():
         from crm_meta.database import db
-        from crm_meta.models import MetaToken
+        from crm_meta.models import MetaConnection
 
-        row = db.session.scalar(db.select(MetaToken))
+        row = db.session.scalar(db.select(MetaConnection))
         first_token, row_id = runtime().store.read(row), row.id
     sandbox.advance(50 * DAY)  # close to its end: the sweep exchanges it (fb_exchange_token)
     run_sweep(app, of(app), row_ids=[row_id], forced=True)
     with app.app_context():
-        row = db.session.scalar(db.select(MetaToken))
+        row = db.session.scalar(db.select(MetaConnection))
         current = runtime().store.read(row)
     return {"code": parse_qs(parts.query)["code"][0], "token": first_token, "current": current,
             "app_secret": APP_SECRET, "app_token": f"{APP_ID}|{APP_SECRET}",

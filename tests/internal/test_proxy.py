@@ -173,12 +173,12 @@ def test_a_token_error_about_a_token_since_replaced_is_dropped(app, connect, san
     with app.app_context():
         store = runtime().store
         row = store.for_tenant(acme.tenant_id)
-        old, row_id, now = row.access_token, row.id, row.connected_at
+        old, row_id, now = row.token_ciphertext, row.id, row.connected_at
         store.write(row, sandbox.post("tokens")["access_token"])  # the tenant reconnected meanwhile
         db.session.commit()
         proxy.record_token_error(row_id, old, error, now, settings, store, lambda notices: None)
         assert row_of(app, acme.tenant_id).consecutive_failures == 0
-        current = store.for_tenant(acme.tenant_id).access_token
+        current = store.for_tenant(acme.tenant_id).token_ciphertext
         proxy.record_token_error(row_id, current, error, now, settings, store, lambda notices: None)
         assert row_of(app, acme.tenant_id).consecutive_failures == 1
 

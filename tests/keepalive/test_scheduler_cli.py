@@ -139,7 +139,7 @@ def test_refresh_dry_run_changes_nothing_and_never_exchanges(app, sqlite_connect
     assert "dry run" in result.output and "would warn" in result.output
     assert result.output.splitlines()[-2].split("|")[1:-1][2].strip() == "1"
     after = sqlite_connections.row(conn)
-    for column in ("last_checked_at", "next_check_at", "warnings_sent", "status", "access_token",
+    for column in ("last_checked_at", "next_check_at", "warnings_sent", "status", "token_ciphertext",
                    "extension_attempted_at", "data_access_expires_at", "claimed_by"):
         assert getattr(after, column) == getattr(before, column), column
     assert sqlite_connections.audit() == []
