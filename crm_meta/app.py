@@ -23,7 +23,7 @@ from crm_meta.local_secrets import fill_missing
 from crm_meta.meta.versions import warn_about_version
 from crm_meta.models import User
 from crm_meta.runtime import KEY, build_runtime
-from crm_meta.sandbox import create_blueprint as sandbox_blueprint
+from meta_sandbox import create_blueprint as sandbox_blueprint
 
 ROOT = Path(__file__).resolve().parent.parent
 # Sent on every response. No form-action: the wizard's form ends in a redirect to Meta.

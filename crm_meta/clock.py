@@ -27,7 +27,7 @@ class InAppSandboxClock:
     """The in-app sandbox's own time, read in-process: a request never waits on a call to itself."""
 
     def __init__(self, sandbox):
-        self.sandbox = sandbox  # crm_meta.sandbox.Sandbox, served by this very app
+        self.sandbox = sandbox  # meta_sandbox.Sandbox, served by this very app
 
     def offset(self) -> float:
         return self.sandbox.offset.total_seconds()

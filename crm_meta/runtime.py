@@ -15,7 +15,7 @@ from crm_meta.meta.graph import GraphClient
 from crm_meta.meta.oauth import MetaDialog, meta_dialog
 from crm_meta.meta.store import TokenStore
 from crm_meta.notify import Notifier
-from crm_meta.sandbox import Sandbox
+from meta_sandbox import Sandbox
 
 KEY = "crm_meta"  # our one entry in app.extensions
 

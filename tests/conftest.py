@@ -112,7 +112,7 @@ def _responses_follow_the_openapi_document(request, monkeypatch):
 # -- the Meta sandbox on a live port ---------------------------------------------------------
 @pytest.fixture(scope="session")
 def sandbox_server():
-    from crm_meta.sandbox import create_sandbox_app, serve_in_thread
+    from meta_sandbox import create_sandbox_app, serve_in_thread
 
     server = serve_in_thread(create_sandbox_app(APP_ID, APP_SECRET, REDIRECT_URI))
     yield server

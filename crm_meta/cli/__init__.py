@@ -19,7 +19,7 @@ from crm_meta.meta import doctor
 from crm_meta.models import ROLES, Tenant, User
 from crm_meta.models.tenant import slug_problem
 from crm_meta.runtime import runtime
-from crm_meta.sandbox import run_standalone
+from meta_sandbox import run_standalone
 
 COMMON_PASSWORDS = {"password", "password1", "123456789", "1234567890", "qwertyuiop", "letmein123"}
 DEMO_EMAIL = "admin@demo.test"

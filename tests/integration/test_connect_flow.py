@@ -4,7 +4,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from crm_meta.database import db
 from crm_meta.models import AuditEvent, MetaConnection
-from crm_meta.sandbox.fixtures import USER_WITHOUT_BUSINESSES
+from meta_sandbox.fixtures import USER_WITHOUT_BUSINESSES
 from tests.helpers import APP_ID, REDIRECT_URI
 
 ALL_SCOPES = ["ads_management", "business_management", "whatsapp_business_management",

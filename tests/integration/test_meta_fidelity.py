@@ -9,7 +9,7 @@ import requests
 from crm_meta.database import db
 from crm_meta.meta.assets import me_fields
 from crm_meta.models import MetaConnection, OAuthState
-from crm_meta.sandbox.fixtures import BUSINESS_BASE
+from meta_sandbox.fixtures import BUSINESS_BASE
 
 FIRST_BUSINESS = str(BUSINESS_BASE + 1)
 SECOND_BUSINESS = str(BUSINESS_BASE + 2)

@@ -4,7 +4,7 @@ import pytest
 
 from crm_meta.database import db
 from crm_meta.models import MetaConnection
-from crm_meta.sandbox.fixtures import USER_WITHOUT_BUSINESSES
+from meta_sandbox.fixtures import USER_WITHOUT_BUSINESSES
 from tests.helpers import PASSWORD, MetaFlow, bearer
 
 

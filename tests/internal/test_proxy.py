@@ -13,7 +13,7 @@ from crm_meta.meta.errors import TokenInvalidError
 from crm_meta.meta.graph import GraphClient
 from crm_meta.models import AuditEvent
 from crm_meta.runtime import runtime
-from crm_meta.sandbox.tokens import token_id
+from meta_sandbox.tokens import token_id
 from tests.internal.conftest import ACCOUNT, row_of, stored_token
 
 PROXY = "/internal/meta/connections/{}/graph/{}"
