@@ -11,7 +11,8 @@ from crm_meta import jobs, notify
 from crm_meta.clock import FrozenClock
 from crm_meta.database import db
 from crm_meta.models import NotificationOutbox
-from crm_meta.notify import Notice, RetryPolicy
+from crm_meta.notify import Notice, RetryPolicy, channels
+from crm_meta.notify import outbox as outbox_module
 from crm_meta.runtime import of
 from tests.helpers import add_tenant
 from tests.keepalive.conftest import Connections, sweep
@@ -132,7 +133,7 @@ def test_a_killed_senders_lease_lapses_by_the_clock_and_nothing_is_stranded(make
     from crm_meta.runtime import runtime
 
     with app.app_context():  # a sender claims the row, then is SIGKILLed mid-delivery
-        assert notify._claim(notice_id, "dead-host:4242:feedbeef", runtime().clock.now(),
+        assert outbox_module._claim(notice_id, "dead-host:4242:feedbeef", runtime().clock.now(),
                              timedelta(seconds=300))
 
     jobs.outbox_tick(app)
@@ -181,7 +182,7 @@ def test_a_failing_webhook_is_retried_on_later_runs_with_backoff_then_given_up(m
                  NOTIFY_RETRY_BASE_SECONDS=600)
     webhook_sink.status = 503
     [notice_id] = queue_notices(app, add_tenant(app, "acme").tenant_id)
-    per_attempt = notify.WEBHOOK_ATTEMPTS  # the in-call retries of one attempt
+    per_attempt = channels.WEBHOOK_ATTEMPTS  # the in-call retries of one attempt
 
     jobs.outbox_tick(app)  # attempt 1 fails: next in 10 minutes
     assert webhook_sink.hits == per_attempt
@@ -215,7 +216,7 @@ def test_a_retry_sends_only_the_channels_that_failed(make_app, sandbox, webhook_
     app = hooked(make_app, NOTIFY_WEBHOOK_URL=webhook_sink.url, SMTP_HOST="smtp.example",
                  NOTIFY_RETRY_BASE_SECONDS=60)
     of(app).notifier.smtp_factory = FakeSMTP
-    webhook_sink.statuses = [500] * notify.WEBHOOK_ATTEMPTS
+    webhook_sink.statuses = [500] * channels.WEBHOOK_ATTEMPTS
     [notice_id] = queue_notices(app, add_tenant(app, "acme").tenant_id)
 
     jobs.outbox_tick(app)
