@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from crm_meta.database import db
-from crm_meta.meta import sweep as sweeping
+from crm_meta.meta import claims
 from crm_meta.models import MetaConnection
 from tests.keepalive.conftest import debug_calls, sweep
 
@@ -104,7 +104,7 @@ def test_a_process_killed_mid_sweep_leaves_nothing_locked_for_ever(pg_app, conne
     # The advisory lock died with the killed process's database session.
     def lock_is_free():
         with pg_app.app_context():
-            lock = sweeping.ClusterLock(db.engine)
+            lock = claims.ClusterLock(db.engine)
             if lock.acquire():
                 lock.release()
                 return True
