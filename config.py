@@ -39,6 +39,11 @@ REQUIRED_IN_PRODUCTION = (
 ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 
 
+
+def in_app_sandbox_url(api_base_url: str) -> str:
+    """Where this app serves its own sandbox (META_MODE=sandbox): the default Meta base URL."""
+    return (api_base_url or "http://localhost:8000") + "/sandbox/meta"
+
 class ConfigError(RuntimeError):
     """A setting is missing or unsafe; the message names it in one line."""
 
@@ -95,7 +100,7 @@ class Config:
         self.META_MODE = (get("META_MODE") or self.default_meta_mode()).lower()
         # Public base URL of this service; empty means "derive it from the request".
         self.API_BASE_URL = (get("API_BASE_URL") or "").rstrip("/")
-        sandbox_base = (self.API_BASE_URL or "http://localhost:8000") + "/sandbox/meta"
+        sandbox_base = in_app_sandbox_url(self.API_BASE_URL)
         default_meta = sandbox_base if self.META_MODE == "sandbox" else None
         self.META_DIALOG_URL = (get("META_DIALOG_URL") or default_meta or "https://www.facebook.com").rstrip("/")
         self.META_GRAPH_URL = (get("META_GRAPH_URL") or default_meta or "https://graph.facebook.com").rstrip("/")

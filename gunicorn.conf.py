@@ -12,7 +12,7 @@ def _int(name: str, default: int) -> int:
 # This machine only unless HOST says otherwise; the image sets HOST=0.0.0.0 (every interface
 # of the container). PORT is the usual platform convention.
 bind = f"{os.environ.get('HOST') or '127.0.0.1'}:{_int('PORT', 8000)}"
-# Worker processes; each builds its own app and scheduler (jobs coordinate through the database).
+# Worker processes; each builds its own app, and its scheduler in post_worker_init below.
 workers = _int("GUNICORN_WORKERS", 2)
 # Threaded workers: requests that wait on the Graph API do not block the whole process.
 worker_class = "gthread"
@@ -71,6 +71,14 @@ def on_starting(server):
     from crm_meta.logredact import install
 
     install()
+
+
+def post_worker_init(worker):
+    """Each worker's scheduler, once its app is loaded (never in the master: nothing is shared
+    by fork); SCHEDULER_ENABLED decides. Jobs coordinate through the database."""
+    from crm_meta import jobs
+
+    jobs.start_if_enabled(worker.wsgi)
 
 
 def child_exit(server, worker):

@@ -62,10 +62,10 @@ class Monitor:
     def __init__(self, database_url: str):
         from sqlalchemy import create_engine
 
-        from crm_meta.models import MetaToken
+        from crm_meta.models import MetaConnection
 
         self.engine = create_engine(database_url, pool_size=1)
-        self.table = MetaToken.__table__
+        self.table = MetaConnection.__table__
 
     def progress(self, since: datetime) -> int:
         """Connections checked at or after `since` (domain time) and no longer claimed."""

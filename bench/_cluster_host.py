@@ -36,7 +36,8 @@ def main(argv: list[str]) -> int:
     settings, ready, go, events = json.loads(argv[0]), Path(argv[1]), Path(argv[2]), Path(argv[3])
     from _sweeps import bench_config
 
-    from crm_meta import create_app, jobs
+    from crm_meta import jobs
+    from crm_meta.app import create_app
 
     app = create_app(bench_config(
         settings["database_url"], settings["sandbox_url"], settings["concurrency"],

@@ -37,7 +37,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 SANDBOX_SCRIPT = f"""
 import sys, time
 sys.path.insert(0, {str(ROOT)!r})
-from crm_meta.sandbox import create_sandbox_app, serve_in_thread
+from meta_sandbox import create_sandbox_app, serve_in_thread
 server = serve_in_thread(create_sandbox_app({APP_ID!r}, {APP_SECRET!r}, {REDIRECT_URI!r}),
                          port=int(sys.argv[1]))
 print(server.url, flush=True)

@@ -10,7 +10,7 @@ from collections import Counter
 def _build(name: str, env: dict, url: str):
     if name == "crm-meta":
         from config import config_from_env
-        from crm_meta import create_app
+        from crm_meta.app import create_app
 
         return create_app(config_from_env(env | {"DATABASE_URL": url}))
     import peer_app

@@ -31,10 +31,10 @@ def bench_config(database_url: str, sandbox_url: str, concurrency: int, **overri
 def seed(database_url: str, sandbox_url: str, count: int) -> list[tuple[int, str]]:
     """Schema, `count` tenants, and one sandbox-minted connection each (stored encrypted
     through TokenStore). Returns (row id, the sandbox's token id) per connection."""
-    from crm_meta import create_app
-    from crm_meta.extensions import db
+    from crm_meta.app import create_app
+    from crm_meta.database import db
     from crm_meta.meta.store import TokenStore
-    from crm_meta.models import MetaToken, Tenant
+    from crm_meta.models import MetaConnection, Tenant
 
     app = create_app(bench_config(database_url, sandbox_url, 8))
     session = requests.Session()
@@ -50,7 +50,7 @@ def seed(database_url: str, sandbox_url: str, count: int) -> list[tuple[int, str
             batch = []
             for tenant in tenants:
                 minted = session.post(f"{sandbox_url}/_sandbox/tokens", json={}, timeout=10).json()
-                row = MetaToken(tenant_id=tenant.id, warnings_sent={}, status="connected",
+                row = MetaConnection(tenant_id=tenant.id, warnings_sent={}, status="connected",
                                 scopes=list(app.config["META_SCOPES"]),
                                 expires_at=datetime.fromtimestamp(minted["expires_at"], UTC))
                 store.write(row, minted["access_token"])
@@ -67,16 +67,16 @@ def baseline(database_url: str, sandbox_url: str, concurrency: int, latency_ms: 
     database, no claims), through the same GraphClient and the same sandbox."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from crm_meta import create_app
-    from crm_meta.extensions import db
+    from crm_meta.app import create_app
+    from crm_meta.database import db
     from crm_meta.meta import tokens
     from crm_meta.meta.store import TokenStore
-    from crm_meta.models import MetaToken
+    from crm_meta.models import MetaConnection
 
     app = create_app(bench_config(database_url, sandbox_url, concurrency))
     with app.app_context():
         store = TokenStore(app.extensions["crm_meta"].cipher)
-        secrets = [store.read(row) for row in db.session.scalars(db.select(MetaToken))]
+        secrets = [store.read(row) for row in db.session.scalars(db.select(MetaConnection))]
     graph = app.extensions["crm_meta"].graph
     requests.post(f"{sandbox_url}/_sandbox/config", json={"latency_ms": latency_ms}, timeout=10)
     started = time.perf_counter()
@@ -101,18 +101,19 @@ def measure_sweep(database_url: str, sandbox_url: str, concurrency: int, latency
     `flask meta refresh`'s (every connection, claims only)."""
     from sqlalchemy import update
 
-    from crm_meta import create_app
-    from crm_meta.extensions import db
+    from crm_meta.app import create_app
+    from crm_meta.database import db
     from crm_meta.meta import sweep as sweeping
-    from crm_meta.models import MetaToken
+    from crm_meta.models import MetaConnection
+    from crm_meta.runtime import of
 
     app = create_app(bench_config(database_url, sandbox_url, concurrency))
     with app.app_context():
-        db.session.execute(update(MetaToken).values(next_check_at=None, last_checked_at=None,
+        db.session.execute(update(MetaConnection).values(next_check_at=None, last_checked_at=None,
                                                     claimed_by=None, claimed_until=None))
         db.session.commit()
-        count = db.session.query(MetaToken).count()
-        ids = [row_id for (row_id,) in db.session.query(MetaToken.id)]
+        count = db.session.query(MetaConnection).count()
+        ids = [row_id for (row_id,) in db.session.query(MetaConnection.id)]
     requests.delete(f"{sandbox_url}/_sandbox/calls", timeout=10)
     requests.post(f"{sandbox_url}/_sandbox/config", json={"latency_ms": latency_ms}, timeout=10)
     gc.collect()
@@ -122,9 +123,9 @@ def measure_sweep(database_url: str, sandbox_url: str, concurrency: int, latency
     cpu_before = cpu_seconds()
     started = time.perf_counter()
     if scheduled:
-        report = sweeping.run_sweep(app)
+        report = sweeping.run_sweep(app, of(app))
     else:
-        report = sweeping.run_sweep(app, row_ids=ids, forced=True)
+        report = sweeping.run_sweep(app, of(app), row_ids=ids, forced=True)
     elapsed = time.perf_counter() - started
     cpu = cpu_seconds() - cpu_before
     traced_peak = None

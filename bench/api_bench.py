@@ -76,7 +76,7 @@ def seed_crm(env: dict, businesses: int, accounts: int) -> dict:
     from flask_migrate import upgrade
 
     from config import config_from_env
-    from crm_meta import create_app
+    from crm_meta.app import create_app
     from crm_meta.auth.principal import mint_jwt
     from crm_meta.cli import create_tenant
 

@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from crm_meta.meta import assets, tokens  # noqa: E402
 from crm_meta.meta.graph import GraphClient  # noqa: E402
-from crm_meta.sandbox import create_sandbox_app, serve_in_thread  # noqa: E402
+from meta_sandbox import create_sandbox_app, serve_in_thread  # noqa: E402
 
 APP_ID, SECRET, REDIRECT = "100000000000123", "bench-secret", "http://localhost/cb"
 SCOPES = ["ads_management", "business_management", "whatsapp_business_management",

@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from config import TestingConfig  # noqa: E402
-from crm_meta import create_app  # noqa: E402
-from crm_meta.extensions import db  # noqa: E402
+from crm_meta.app import create_app  # noqa: E402
+from crm_meta.database import db  # noqa: E402
 from crm_meta.models import Tenant, User  # noqa: E402
 
 ROUNDS = 30

@@ -56,11 +56,11 @@ def settings(database_url: str, sandbox_url: str, redis_url: str, prefix: str) -
 def seed(env: dict[str, str], sandbox_url: str) -> tuple[str, str]:
     """Schema, one connected tenant with a selected ad account, one service key; (key, token)."""
     from config import config_from_env
-    from crm_meta import create_app
-    from crm_meta.extensions import db
+    from crm_meta.app import create_app
+    from crm_meta.database import db
     from crm_meta.internal import keys
     from crm_meta.meta.store import TokenStore
-    from crm_meta.models import MetaToken, Tenant
+    from crm_meta.models import MetaConnection, Tenant
 
     app = create_app(config_from_env(env))
     minted = requests.post(f"{sandbox_url}/_sandbox/tokens", json={}, timeout=10).json()
@@ -70,7 +70,7 @@ def seed(env: dict[str, str], sandbox_url: str) -> tuple[str, str]:
         tenant = Tenant(name="Bench", slug="bench")
         db.session.add(tenant)
         db.session.flush()
-        row = MetaToken(tenant_id=tenant.id, warnings_sent={}, status="connected",
+        row = MetaConnection(tenant_id=tenant.id, warnings_sent={}, status="connected",
                         scopes=list(app.config["META_SCOPES"]),
                         expires_at=datetime.fromtimestamp(minted["expires_at"], UTC),
                         business_managers=[{"id": BUSINESS, "name": "Bench", "ad_accounts": [account]}],

@@ -1,4 +1,8 @@
-"""One clock for every "what time is it" in the domain; follows the sandbox in sandbox mode."""
+"""One clock for every "what time is it" in the domain; follows the sandbox in sandbox mode.
+
+`now()` never waits on the network for the in-app sandbox (it is read in-process); only a
+standalone sandbox is asked over HTTP, and its answer is cached for `ttl` seconds.
+"""
 
 from __future__ import annotations
 
@@ -19,8 +23,22 @@ class SystemClock:
         return datetime.now(UTC)
 
 
+class InAppSandboxClock:
+    """The in-app sandbox's own time, read in-process: a request never waits on a call to itself."""
+
+    def __init__(self, sandbox):
+        self.sandbox = sandbox  # meta_sandbox.Sandbox, served by this very app
+
+    def offset(self) -> float:
+        return self.sandbox.offset.total_seconds()
+
+    def now(self) -> datetime:
+        return self.sandbox.now()
+
+
 class SandboxClock:
-    """Real time plus the sandbox's offset, read from `{base}/_sandbox/clock`."""
+    """A standalone sandbox's time: real time plus its offset, read from `{base}/_sandbox/clock`
+    at most once per `ttl` seconds."""
 
     def __init__(self, base_url: str, ttl: float = 1.0, timeout: float = 2.0, control_token: str = ""):
         self.url = base_url.rstrip("/") + "/_sandbox/clock"
@@ -42,7 +60,7 @@ class SandboxClock:
                     self._offset = float(response.json()["offset_seconds"])
                     self._fetched_at = time.monotonic()
                 except (requests.RequestException, ValueError, KeyError):
-                    # The sandbox may not be up yet (it is served by this very process).
+                    # The sandbox may not be up yet, or may have gone away: time goes on.
                     log.warning("sandbox clock unreachable at %s; using the last offset", self.url)
             return self._offset
 

@@ -1,9 +1,11 @@
-"""Domain errors, and the one place that turns any exception into JSON or an HTML page."""
+"""HTTP errors, the one table mapping domain errors to HTTP, and the one place that turns any
+exception into a JSON envelope or an HTML page."""
 
 from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 
 from flask import Flask, current_app, g, jsonify, render_template, request
 from flask_babel import gettext as _
@@ -12,18 +14,28 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, Opera
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
+from crm_meta import negotiation
 from crm_meta.crypto import CryptoError
+from crm_meta.database import db
 from crm_meta.envelope import error_payload
-from crm_meta.extensions import db
 from crm_meta.meta.errors import (
     AppMisconfiguredError,
+    ConnectionChanged,
     ConnectionUnusable,
+    DomainError,
     GraphError,
+    InvalidCallback,
+    InvalidSignedRequest,
+    InvalidState,
+    MetaRefused,
+    NotConnected,
+    OAuthDenied,
     PermissionMissingError,
     ProxyRefused,
     ThrottledError,
     TokenInvalidError,
     TransientError,
+    UnknownAsset,
 )
 
 log = logging.getLogger(__name__)
@@ -63,22 +75,6 @@ class ValidationFailed(AppError):
     status, code, message = 422, "validation_error", "Invalid input"
 
 
-class InvalidState(AppError):
-    status, code, message = 400, "invalid_state", "Invalid or expired OAuth state"
-
-
-class OAuthDenied(AppError):
-    status, code, message = 400, "oauth_denied", "The Meta authorization was cancelled"
-
-
-class UnknownAsset(AppError):
-    status, code, message = 404, "unknown_asset", "Not one of this tenant's Meta assets"
-
-
-class NotConnected(AppError):
-    status, code, message = 409, "not_connected", "This tenant has no Meta connection"
-
-
 class MetaFailed(AppError):
     status, code, message = 502, "meta_error", "Meta returned an error"
 
@@ -99,31 +95,79 @@ def database_down(exc: SQLAlchemyError) -> bool:
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
-def from_graph_error(exc: GraphError) -> AppError:
-    """How a Graph failure reads to our callers."""
-    if isinstance(exc, AppMisconfiguredError):
-        return AppError("The Meta app is misconfigured; an operator must fix its credentials",
-                        code="meta_app_misconfigured", status=503, retry_after=300)
-    if isinstance(exc, ThrottledError):
-        return AppError("Meta is rate limiting this connection; retry later", code="meta_throttled",
-                        status=429, retry_after=exc.retry_after or 60)
-    if isinstance(exc, TokenInvalidError):
-        return AppError("The Meta connection must be reconnected", code="meta_reauth_required",
-                        status=409)
-    if isinstance(exc, PermissionMissingError):
-        return AppError("A Meta permission is missing; grant it again", code="meta_permission_missing",
-                        status=403)
-    if isinstance(exc, TransientError):
-        return AppError("Meta is not answering right now; retry later", code="meta_unavailable",
-                        status=503, retry_after=30)
-    return MetaFailed()
+@dataclass(frozen=True)
+class Rule:
+    """How one kind of domain failure reads to callers: status, and the code and message when
+    the kind does not carry its own; `retry_after` is a default the error may override."""
+
+    status: int
+    code: str | None = None
+    message: str | None = None
+    retry_after: int | None = None
+    own_retry_after: bool = False
+
+
+# The one table from domain failures to HTTP, for the API and the pages alike. A key is a
+# class, or (class, code) for a code that reads differently from the rest of its class.
+RULES: dict = {
+    InvalidState: Rule(400),
+    OAuthDenied: Rule(400),
+    InvalidCallback: Rule(400),
+    InvalidSignedRequest: Rule(400),
+    UnknownAsset: Rule(404),
+    NotConnected: Rule(409),
+    ConnectionChanged: Rule(409),
+    ConnectionUnusable: Rule(409),
+    ProxyRefused: Rule(400),
+    (ProxyRefused, "path_not_allowed"): Rule(403),
+    MetaRefused: Rule(502),
+    DomainError: Rule(400),
+    AppMisconfiguredError: Rule(503, "meta_app_misconfigured",
+                                "The Meta app is misconfigured; an operator must fix its credentials",
+                                retry_after=300),
+    ThrottledError: Rule(429, "meta_throttled", "Meta is rate limiting this connection; retry later",
+                         retry_after=60, own_retry_after=True),
+    TokenInvalidError: Rule(409, "meta_reauth_required", "The Meta connection must be reconnected"),
+    PermissionMissingError: Rule(403, "meta_permission_missing",
+                                 "A Meta permission is missing; grant it again"),
+    TransientError: Rule(503, "meta_unavailable", "Meta is not answering right now; retry later",
+                         retry_after=30),
+    GraphError: Rule(502, "meta_error", MetaFailed.message),
+}
+
+
+def _rule(exc: Exception) -> Rule:
+    for kind in type(exc).__mro__:
+        rule = RULES.get((kind, getattr(exc, "code", None))) or RULES.get(kind)
+        if rule is not None:
+            return rule
+    raise TypeError(f"no rule for {type(exc).__name__}")
+
+
+def to_app_error(exc: DomainError | GraphError) -> AppError:
+    """How a domain or Graph failure reads to our callers (status, code, message)."""
+    rule = _rule(exc)
+    retry_after = (getattr(exc, "retry_after", None) if rule.own_retry_after else None) or rule.retry_after
+    own = isinstance(exc, DomainError)
+    return AppError(rule.message or (exc.message if own else None),
+                    code=rule.code or (exc.code if own else None), status=rule.status,
+                    retry_after=retry_after)
+
+
+def callback_failure(exc: AppError | DomainError | GraphError) -> tuple[AppError, str]:
+    """The OAuth callback's answer: the contract keeps any Graph failure a 502 meta_error for
+    programs; the reason (for people and metrics) names a misconfigured Meta app."""
+    if isinstance(exc, GraphError):
+        reason = "meta_app_misconfigured" if isinstance(exc, AppMisconfiguredError) else "meta_error"
+        return MetaFailed(), reason
+    error = exc if isinstance(exc, AppError) else to_app_error(exc)
+    return error, error.code
 
 
 def wants_json() -> bool:
     if request.blueprint in JSON_BLUEPRINTS or request.path.startswith("/internal/"):
         return True  # a path under /internal/ that matched no route (404/405) is a service's too
-    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
-    return best == "application/json"
+    return negotiation.preferred() == "json"  # a tie (*/*) is a page's: HTML
 
 
 def error_response(error: AppError):
@@ -160,16 +204,11 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(GraphError)
     def handle_graph_error(exc: GraphError):
         log.warning("graph call failed", extra={"graph": exc.log_fields()})
-        return error_response(from_graph_error(exc))
+        return error_response(to_app_error(exc))
 
-    @app.errorhandler(ConnectionUnusable)
-    def handle_unusable(exc: ConnectionUnusable):
-        return error_response(AppError(exc.message, code=exc.reason, status=409))
-
-    @app.errorhandler(ProxyRefused)
-    def handle_proxy_refused(exc: ProxyRefused):
-        status = 403 if exc.code == "path_not_allowed" else 400
-        return error_response(AppError(exc.message, code=exc.code, status=status))
+    @app.errorhandler(DomainError)
+    def handle_domain_error(exc: DomainError):
+        return error_response(to_app_error(exc))
 
     @app.errorhandler(CryptoError)
     def handle_crypto(exc: CryptoError):

@@ -5,12 +5,12 @@ from __future__ import annotations
 from flask import current_app, redirect, request, url_for
 from flask_login import current_user
 
-from crm_meta import notify
+from crm_meta import negotiation, notify, payloads
 from crm_meta.auth import binding
 from crm_meta.auth.principal import Principal
-from crm_meta.meta import connections, keepalive, payloads
+from crm_meta.meta import connections, keepalive
 from crm_meta.meta.oauth import AuthorizationRequest, start_authorization
-from crm_meta.runtime import now, runtime, token_store
+from crm_meta.runtime import now, runtime
 
 
 def begin(principal: Principal, *, rerequest: bool) -> tuple[AuthorizationRequest, str]:
@@ -18,7 +18,7 @@ def begin(principal: Principal, *, rerequest: bool) -> tuple[AuthorizationReques
     config = current_app.config
     secret = binding.ensure_browser_secret()
     started = start_authorization(
-        meta_client=current_app.extensions["authlib.integrations.flask_client"].meta,
+        dialog=runtime().dialog,
         now=now(), tenant_id=principal.tenant.id,
         user_ref=principal.actor, browser_secret=secret,
         redirect_uri=config["META_REDIRECT_URI"], scopes=config["META_SCOPES"],
@@ -33,7 +33,7 @@ def finish():
     # only carries the binding cookie is bound by that cookie alone.
     caller = current_user.get_id() if current_user.is_authenticated else None
     return connections.complete_authorization(
-        graph=runtime().graph, store=token_store(), now=now(), args=request.args.to_dict(),
+        graph=runtime().graph, store=runtime().store, now=now(), args=request.args.to_dict(),
         browser_secret=binding.browser_secret(), caller_ref=f"user:{caller}" if caller else None,
         redirect_uri=config["META_REDIRECT_URI"],
         required=config["META_SCOPES"], config_id=config["META_LOGIN_CONFIG_ID"],
@@ -52,20 +52,19 @@ def browser_redirect(*, error: str | None = None):
 
 
 def prefers_html() -> bool:
-    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
-    return best == "text/html" and request.accept_mimetypes[best] > request.accept_mimetypes[
-        "application/json"]
+    """A browser on the callback: it ranks HTML strictly above JSON (a tie is a program's)."""
+    return negotiation.preferred() == "html"
 
 
 def test_connection(row) -> dict:
     """A live check of the tenant's connection, asked for by a person or a program."""
     config = current_app.config
-    app = current_app._get_current_object()
+    parts = runtime()
     try:
-        result, outcome = keepalive.check_now(runtime().graph, token_store(), row, now(),
+        result, outcome = keepalive.check_now(parts.graph, parts.store, row, parts.clock.now(),
                                               keepalive.Settings.from_config(config))
     except keepalive.AppCheckFailed as failed:
-        notify.dispatch(app, failed.notices)
+        notify.dispatch(parts.notifier, failed.notices)
         raise failed.error from None
-    notify.dispatch(app, outcome.notices)
-    return payloads.checked_payload(row, result.info, now(), config["META_SCOPES"])
+    notify.dispatch(parts.notifier, outcome.notices)
+    return payloads.checked_payload(row, result.info, parts.clock.now(), config["META_SCOPES"])

@@ -10,13 +10,17 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from crm_meta import metrics
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from crm_meta import metrics, notify
+from crm_meta import runtime as runtimes
 from crm_meta.meta.sweep import run_sweep
 
 log = logging.getLogger(__name__)
@@ -39,7 +43,7 @@ def keepalive_tick(app, stopping: threading.Event | None = None) -> None:
     """Scheduled: check the connections that are due (most ticks find few or none)."""
     started = time.monotonic()
     try:
-        report = run_sweep(app, stopping=stopping)
+        report = run_sweep(app, runtimes.of(app), stopping=stopping)
         if report.skipped_reason:
             metrics.SWEEPS.labels(result="skipped").inc()
             log.debug("keepalive sweep skipped: %s", report.skipped_reason)
@@ -69,13 +73,12 @@ def _tick_every(config) -> timedelta:
 def outbox_tick(app, stopping: threading.Event | None = None) -> None:
     """Scheduled: deliver the notices still due (a failed attempt, or a process that died before
     its sender ran), then prune delivered ones. Safe in every process at once: rows are claimed."""
-    from crm_meta import notify
-
+    parts = runtimes.of(app)
     try:
-        counts = notify.deliver_due(app, stopping=stopping)
+        counts = notify.deliver_due(app, sender=parts.notifier, stopping=stopping)
         if counts:
             log.info("notification outbox: %s", dict(counts))
-        pruned = notify.prune(app)
+        pruned = notify.prune(app, clock=parts.clock)
         if pruned:
             log.info("notification outbox: %s delivered notices pruned", pruned)
     except Exception:  # never let a bad tick take the scheduler down
@@ -101,8 +104,6 @@ _stopping: threading.Event | None = None  # set on shutdown: the running sweep s
 def start(app):
     """Start this process's scheduler with every job in JOBS; idempotent per process."""
     global _scheduler, _scheduler_pid, _stopping, _scheduler_app
-    from apscheduler.schedulers.background import BackgroundScheduler
-
     with _state_lock:
         if _scheduler is not None and _scheduler_pid == os.getpid() and _scheduler.running:
             return _scheduler
@@ -138,6 +139,28 @@ def shutdown(wait: bool = True) -> None:
     stopping.set()
     if scheduler.running:
         scheduler.shutdown(wait=wait)
-    sender = app.extensions.get("crm_meta_notifier") if app is not None else None
+    sender = runtimes.of(app).notifier if app is not None else None
     if sender is not None and not sender.flush(timeout=NOTIFY_FLUSH_SECONDS):
         log.warning("shutting down during a delivery; the outbox keeps what was not sent")
+
+
+def start_if_enabled(app):
+    """The serving entry point's call (gunicorn's post_worker_init): a scheduler in this worker
+    when SCHEDULER_ENABLED says so, nothing otherwise."""
+    if app.config["SCHEDULER_ENABLED"]:
+        return start(app)
+    log.info("scheduler not started in pid %s (SCHEDULER_ENABLED is off)", os.getpid())
+    return None
+
+
+def run_forever(app, stop: threading.Event | None = None) -> None:
+    """`flask jobs run`: this process hosts the jobs until SIGTERM, SIGINT or `stop`."""
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    start(app)
+    try:
+        stop.wait()
+    finally:
+        shutdown()

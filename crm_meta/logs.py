@@ -20,6 +20,8 @@ from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 from sqlalchemy import event, inspect
 from sqlalchemy.exc import NoInspectionAvailable
 
+from crm_meta.models import Tenant
+
 REQUEST_ID_HEADER = "X-Request-ID"
 # Plain ids only: log injection, header injection and huge values all stay out.
 SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:=+/-]{1,128}")
@@ -101,6 +103,16 @@ class JsonFormatter(_JsonFormatter):
         return {**first, **log_data}
 
 
+def configure(config) -> None:
+    """Log lines to stderr for servers and commands (the entry point's call, never the factory's),
+    unless something else set logging up (gunicorn's JSON logconfig, a test runner)."""
+    root = logging.getLogger()
+    if config.get("TESTING") or root.handlers:
+        return
+    root.addHandler(handler(config["LOG_FORMAT"]))  # text, or one JSON object per line
+    logging.getLogger("crm_meta").setLevel(config["LOG_LEVEL"])
+
+
 def handler(log_format: str, stream=None) -> logging.Handler:
     """A stream handler (stderr by default) in the configured format, with request context."""
     result = logging.StreamHandler(stream)
@@ -126,8 +138,6 @@ def _remember_slug(tenant, *args) -> None:
 
 def init_app(app: Flask) -> None:
     """Request ids in and out, and the line that ends every request."""
-    from crm_meta.models import Tenant
-
     graph_log = logging.getLogger("crm_meta.meta.graph")
     if not any(isinstance(f, _RememberGraphTrace) for f in graph_log.filters):
         graph_log.addFilter(_RememberGraphTrace())

@@ -9,14 +9,14 @@ from datetime import datetime
 from sqlalchemy import case, func
 from sqlalchemy.orm import load_only
 
+from crm_meta.database import db
 from crm_meta.errors import Forbidden, NotAuthenticated
-from crm_meta.extensions import db
 from crm_meta.meta import app_health
 from crm_meta.meta.keepalive import EXTEND_WITHIN, EXTENDABLE_TYPES
 from crm_meta.meta.status import effective_status
 from crm_meta.meta.versions import RETIRED, SUNSETS
 from crm_meta.metrics import ConnectionState, State
-from crm_meta.models import MetaToken, NotificationOutbox, Tenant
+from crm_meta.models import MetaConnection, NotificationOutbox, Tenant
 
 
 def check_access(*, token: str, remote_addr: str | None, authorization: str | None) -> None:
@@ -39,7 +39,7 @@ def _loopback(address: str | None) -> bool:
         return False
 
 
-def extendable(row: MetaToken) -> bool:
+def extendable(row: MetaConnection) -> bool:
     """Whether the keep-alive may still extend this token: an expiring user or system-user token
     it has not tried to extend since it entered the extension window (a try that worked moves
     expires_at out)."""
@@ -60,12 +60,12 @@ def days_to_sunset(version: str, today) -> int | None:
 def read_state(*, now: datetime, required: list[str], version: str, credential: str) -> State:
     """One query of status columns (the discovered assets stay in the database) and one count."""
     columns = load_only(
-        MetaToken.status, MetaToken.expires_at, MetaToken.data_access_expires_at,
-        MetaToken.throttled_until, MetaToken.scopes, MetaToken.declined_scopes,
-        MetaToken.login_config_id, MetaToken.token_type, MetaToken.extension_attempted_at,
+        MetaConnection.status, MetaConnection.expires_at, MetaConnection.data_access_expires_at,
+        MetaConnection.throttled_until, MetaConnection.scopes, MetaConnection.declined_scopes,
+        MetaConnection.login_config_id, MetaConnection.token_type, MetaConnection.extension_attempted_at,
         raiseload=True)
-    rows = db.session.execute(db.select(Tenant.slug, MetaToken).join(
-        MetaToken, MetaToken.tenant_id == Tenant.id).options(columns)).all()
+    rows = db.session.execute(db.select(Tenant.slug, MetaConnection).join(
+        MetaConnection, MetaConnection.tenant_id == Tenant.id).options(columns)).all()
     connections = [ConnectionState(slug, effective_status(row, now, required), row.expires_at,
                                    row.data_access_expires_at, extendable(row)) for slug, row in rows]
     state_of = case((NotificationOutbox.next_attempt_at.is_(None), "given_up"), else_="pending")

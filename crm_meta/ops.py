@@ -6,8 +6,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from crm_meta import monitoring
+from crm_meta.database import db
 from crm_meta.errors import DatabaseUnavailable
-from crm_meta.extensions import db
 from crm_meta.metrics import StateCollector, exposition
 from crm_meta.ratelimits import in_fallback
 from crm_meta.runtime import now, runtime
@@ -52,7 +52,7 @@ def _redis_state() -> dict:
     """{"redis": "ok" | "degraded"} when REDIS_URL is set, else nothing."""
     if not current_app.config.get("REDIS_URL"):
         return {}
-    limiter = current_app.extensions["crm_meta_limiter"]
+    limiter = runtime().limiter
     if limiter.initialized and limiter.enabled and in_fallback(limiter):
         return {"redis": "degraded"}
     # A ping through the limiter's own connection pool (its timeouts: REDIS_TIMEOUT).

@@ -50,7 +50,6 @@ def init_app(app: Flask) -> Limiter:
         limit = limiter.limit(lambda setting=setting: current_app.config[setting],
                               key_func=key_func, methods=methods, deduct_when=deduct_when)
         app.view_functions[endpoint] = limit(app.view_functions[endpoint])
-    app.extensions["crm_meta_limiter"] = limiter  # the wrapped views only hold a weak reference
     watch = FallbackWatch(limiter)
     app.teardown_request(lambda exc: watch.check())
     return limiter

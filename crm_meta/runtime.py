@@ -1,27 +1,46 @@
-"""The app's long-lived collaborators (cipher, clock, Graph client), built once per app."""
+"""The composition root: every long-lived collaborator of one app, built once by create_app."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from flask import current_app
+from flask import Flask, current_app
 
-from crm_meta.clock import SandboxClock, SystemClock
+from config import in_app_sandbox_url
+from crm_meta.clock import InAppSandboxClock, SandboxClock, SystemClock
 from crm_meta.crypto import TokenCipher
 from crm_meta.meta.governor import build_governor
 from crm_meta.meta.graph import GraphClient
+from crm_meta.meta.oauth import MetaDialog, meta_dialog
+from crm_meta.meta.store import TokenStore
+from crm_meta.notify import Notifier
+from meta_sandbox import Sandbox
+
+KEY = "crm_meta"  # our one entry in app.extensions
 
 
 @dataclass
 class Runtime:
     cipher: TokenCipher
-    clock: SystemClock | SandboxClock
+    clock: Any  # SystemClock, InAppSandboxClock or SandboxClock: `now()` without I/O in-app
     graph: GraphClient
+    store: TokenStore  # the one place tokens are encrypted and read
+    dialog: MetaDialog  # Authlib's client for Meta's login dialog
+    notifier: Notifier  # channels and this process's sender thread for the outbox
+    sandbox: Sandbox | None = None  # the in-app sandbox (META_MODE=sandbox), mounted by create_app
+    limiter: Any = None  # Flask-Limiter, set once ratelimits has wrapped the endpoints
 
 
-def build_runtime(config) -> Runtime:
-    """Wire the collaborators from configuration; no network I/O happens here."""
+def build_runtime(app: Flask) -> Runtime:
+    """Wire the collaborators from the app's configuration; no network I/O happens here."""
+    config = app.config
+    sandbox = None
     if config["META_MODE"] == "sandbox":
+        sandbox = Sandbox(config["META_APP_ID"], config["META_APP_SECRET"], [config["META_REDIRECT_URI"]])
+    if sandbox is not None and config["META_GRAPH_URL"] == in_app_sandbox_url(config["API_BASE_URL"]):
+        clock = InAppSandboxClock(sandbox)
+    elif config["META_MODE"] == "sandbox":  # a standalone sandbox elsewhere: over HTTP, cached
         clock = SandboxClock(config["META_GRAPH_URL"], ttl=config["SANDBOX_CLOCK_TTL"],
                              control_token=config.get("SANDBOX_CONTROL_TOKEN") or "")
     else:
@@ -37,18 +56,19 @@ def build_runtime(config) -> Runtime:
     )
     graph.governor = build_governor(config, clock)  # one per app; shared via Redis when set
     cipher = TokenCipher(config["ENCRYPTION_KEY"], config["ENCRYPTION_KEYS_PREVIOUS"])
-    return Runtime(cipher=cipher, clock=clock, graph=graph)
+    return Runtime(cipher=cipher, clock=clock, graph=graph, store=TokenStore(cipher),
+                   dialog=meta_dialog(config), notifier=Notifier(config, app=app, clock=clock),
+                   sandbox=sandbox)
+
+
+def of(app: Flask) -> Runtime:
+    """An app's Runtime (jobs, commands and tests that hold the app)."""
+    return app.extensions[KEY]
 
 
 def runtime() -> Runtime:
     """The current app's Runtime (views pass its parts into services)."""
-    return current_app.extensions["crm_meta"]
-
-
-def token_store():
-    from crm_meta.meta.store import TokenStore
-
-    return TokenStore(runtime().cipher)
+    return current_app.extensions[KEY]
 
 
 def now():

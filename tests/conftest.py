@@ -11,8 +11,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from crm_meta import create_app
-from crm_meta.extensions import db
+from crm_meta.app import create_app
+from crm_meta.database import db
 from tests.helpers import (  # noqa: F401  (re-exported for tests that import from conftest)
     APP_ID,
     APP_SECRET,
@@ -112,7 +112,7 @@ def _responses_follow_the_openapi_document(request, monkeypatch):
 # -- the Meta sandbox on a live port ---------------------------------------------------------
 @pytest.fixture(scope="session")
 def sandbox_server():
-    from crm_meta.sandbox import create_sandbox_app, serve_in_thread
+    from meta_sandbox import create_sandbox_app, serve_in_thread
 
     server = serve_in_thread(create_sandbox_app(APP_ID, APP_SECRET, REDIRECT_URI))
     yield server

@@ -107,7 +107,7 @@ class TenantUsers:
 
 def add_tenant(app, slug: str) -> TenantUsers:
     """A tenant with an admin and a member (password PASSWORD) in `app`'s database."""
-    from crm_meta.extensions import db
+    from crm_meta.database import db
     from crm_meta.models import Tenant, User
 
     with app.app_context():

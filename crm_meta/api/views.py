@@ -2,16 +2,16 @@
 
 from flask import current_app, g, request, url_for
 
-from crm_meta import flow, metrics
+from crm_meta import flow, metrics, payloads
 from crm_meta.api import bp
 from crm_meta.auth import binding
 from crm_meta.auth.decorators import admin_required, member_required
 from crm_meta.auth.principal import current_principal
 from crm_meta.envelope import ok
-from crm_meta.errors import AppError, MetaFailed, ValidationFailed
-from crm_meta.meta import connections, payloads
-from crm_meta.meta.errors import AppMisconfiguredError, GraphError
-from crm_meta.runtime import now, runtime, token_store
+from crm_meta.errors import AppError, ValidationFailed, callback_failure
+from crm_meta.meta import connections
+from crm_meta.meta.errors import DomainError, GraphError
+from crm_meta.runtime import now, runtime
 
 
 def _required():
@@ -41,21 +41,15 @@ def meta_callback():
     browser = flow.prefers_html()
     try:
         row = flow.finish()
-    except GraphError as exc:
-        # The contract's JSON answer stays 502 meta_error; a person is told when the cause is
-        # the Meta app itself (nobody can connect until an operator fixes it).
-        reason = "meta_app_misconfigured" if isinstance(exc, AppMisconfiguredError) else "meta_error"
+    except (AppError, DomainError, GraphError) as exc:
+        error, reason = callback_failure(exc)
         metrics.OAUTH_ERRORS.labels(reason=reason).inc()
-        metrics.OAUTH_CALLBACKS.labels(outcome="meta_error").inc()
+        metrics.OAUTH_CALLBACKS.labels(outcome=error.code).inc()
         if browser:
             return flow.browser_redirect(error=reason)
-        raise MetaFailed() from exc
-    except AppError as exc:
-        metrics.OAUTH_ERRORS.labels(reason=exc.code).inc()
-        metrics.OAUTH_CALLBACKS.labels(outcome=exc.code).inc()
-        if browser:
-            return flow.browser_redirect(error=exc.code)
-        raise
+        if error is exc:
+            raise
+        raise error from exc
     except Exception:
         metrics.OAUTH_CALLBACKS.labels(outcome="internal_error").inc()
         raise
@@ -69,7 +63,7 @@ def meta_callback():
 @bp.post("/crm/auth/meta/disconnect")
 @admin_required
 def meta_disconnect():
-    result = connections.disconnect(graph=runtime().graph, store=token_store(),
+    result = connections.disconnect(graph=runtime().graph, store=runtime().store,
                                     tenant_id=g.tenant.id, actor=current_principal().actor,
                                     ip=request.remote_addr)
     return ok(result)
@@ -78,7 +72,7 @@ def meta_disconnect():
 @bp.get("/crm/auth/meta/test-connection")
 @member_required
 def meta_test_connection():
-    row = token_store().for_tenant(g.tenant.id)
+    row = runtime().store.for_tenant(g.tenant.id)
     if row is None:
         return ok({"connected": False, "valid": False, "status": "disconnected"})
     return ok(flow.test_connection(row))
@@ -87,7 +81,7 @@ def meta_test_connection():
 @bp.get("/crm/auth/meta/debug/token")
 @admin_required
 def meta_debug_token():
-    store = token_store()
+    store = runtime().store
     row = connections.require(store, g.tenant.id)
     return ok(connections.debug_token(graph=runtime().graph, store=store, row=row))
 
@@ -95,7 +89,7 @@ def meta_debug_token():
 @bp.get("/crm/marketing/token-status")
 @member_required
 def token_status():
-    row = token_store().for_tenant(g.tenant.id)
+    row = runtime().store.for_tenant(g.tenant.id)
     return ok(payloads.status_payload(row, now(), _required(), url_for("web.wizard"),
                                          url_for("api.meta_auth_url", rerequest=1)))
 
@@ -103,7 +97,7 @@ def token_status():
 @bp.get("/crm/marketing/meta-portfolios")
 @member_required
 def meta_portfolios():
-    store = token_store()
+    store = runtime().store
     row = connections.require(store, g.tenant.id)
     if request.args.get("refresh") in {"1", "true"}:
         connections.rediscover(graph=runtime().graph, store=store, row=row)
@@ -113,7 +107,7 @@ def meta_portfolios():
 @bp.get("/crm/marketing/meta-accounts")
 @member_required
 def meta_accounts():
-    row = connections.require(token_store(), g.tenant.id)
+    row = connections.require(runtime().store, g.tenant.id)
     return ok(connections.accounts(row, request.args.get("portfolio_id")))
 
 
@@ -126,7 +120,7 @@ def marketing_connect():
     name = body.get("account_name")
     if name is not None and (not isinstance(name, str) or len(name) > 200):
         raise ValidationFailed("account_name must be a string of at most 200 characters")
-    row = connections.require(token_store(), g.tenant.id)
+    row = connections.require(runtime().store, g.tenant.id)
     return ok(connections.select_account(row=row, account_id=body["account_id"],
                                          business_id=body.get("business_id"), account_name=name,
                                          actor=current_principal().actor, ip=request.remote_addr))

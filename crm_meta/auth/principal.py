@@ -11,8 +11,8 @@ from flask import current_app, g, request
 from flask_login import current_user
 
 from crm_meta.auth import claims as claims_
+from crm_meta.database import db
 from crm_meta.errors import AppError, Forbidden, NotAuthenticated
-from crm_meta.extensions import db
 from crm_meta.models import Tenant, User
 from crm_meta.models.tenant import SLUG
 

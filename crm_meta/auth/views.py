@@ -10,7 +10,7 @@ from crm_meta import audit
 from crm_meta.auth import bp
 from crm_meta.auth.forms import LoginForm
 from crm_meta.auth.login import authenticate
-from crm_meta.extensions import db
+from crm_meta.database import db
 from crm_meta.models.types import utcnow
 
 

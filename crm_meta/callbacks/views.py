@@ -4,10 +4,10 @@ import secrets
 
 from flask import current_app, jsonify, render_template, request, url_for
 
-from crm_meta import audit
+from crm_meta import audit, negotiation
 from crm_meta.callbacks import bp
+from crm_meta.database import db
 from crm_meta.errors import NotFound
-from crm_meta.extensions import db
 from crm_meta.meta import connections, signed_request
 from crm_meta.models import DataDeletionRequest
 from crm_meta.models.types import utcnow
@@ -55,8 +55,7 @@ def deletion_status(confirmation_code: str):
         found = db.session.get(DataDeletionRequest, confirmation_code)
     if found is None:
         raise NotFound("No deletion request with this confirmation code")
-    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
-    if best == "application/json":
+    if negotiation.preferred() == "json":
         return jsonify(confirmation_code=found.confirmation_code, status=found.status,
                        requested_at=found.created_at.isoformat())
     return render_template("callbacks/deletion_status.html", deletion=found)

@@ -6,7 +6,7 @@ import click
 from flask.cli import AppGroup
 
 from crm_meta.internal import keys
-from crm_meta.meta.payloads import iso
+from crm_meta.timestamps import iso
 
 services_cli = AppGroup("services", help="Keys for the CRM's other services (/internal/ API).")
 

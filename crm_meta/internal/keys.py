@@ -12,8 +12,8 @@ from datetime import timedelta
 from sqlalchemy import update
 
 from crm_meta import audit
+from crm_meta.database import db
 from crm_meta.errors import Forbidden, NotAuthenticated
-from crm_meta.extensions import db
 from crm_meta.models import ServiceKey
 from crm_meta.models.types import utcnow
 

@@ -8,18 +8,18 @@ from flask import Response, current_app, request, url_for
 from sqlalchemy import false
 
 from crm_meta import audit, notify
+from crm_meta.database import db
 from crm_meta.envelope import ok
 from crm_meta.errors import NotFound, ValidationFailed
-from crm_meta.extensions import db
 from crm_meta.internal import bp, keys
 from crm_meta.meta import credentials, keepalive, proxy
-from crm_meta.models import MetaToken, ServiceKey, Tenant
-from crm_meta.runtime import runtime, token_store
+from crm_meta.models import MetaConnection, ServiceKey, Tenant
+from crm_meta.runtime import runtime
 
 MAX_TENANT_ID = 2**31 - 1  # an integer column: a larger "id" names no tenant
 
 
-def _caller(scope: str, ref: str) -> tuple[keys.Caller, int, MetaToken | None]:
+def _caller(scope: str, ref: str) -> tuple[keys.Caller, int, MetaConnection | None]:
     """The calling service, the tenant (by numeric id, which an all-digit reference always is,
     or by slug) and its connection, in one query: the key decides before the tenant is told."""
     key = keys.presented(request.headers.get("Authorization"))
@@ -31,8 +31,8 @@ def _caller(scope: str, ref: str) -> tuple[keys.Caller, int, MetaToken | None]:
     else:
         named = Tenant.slug == ref if len(ref) <= 64 else false()
     found = db.session.execute(
-        statement.add_columns(Tenant.id.label("tenant_id"), MetaToken).select_from(ServiceKey)
-        .outerjoin(Tenant, named).outerjoin(MetaToken, MetaToken.tenant_id == Tenant.id)).first()
+        statement.add_columns(Tenant.id.label("tenant_id"), MetaConnection).select_from(ServiceKey)
+        .outerjoin(Tenant, named).outerjoin(MetaConnection, MetaConnection.tenant_id == Tenant.id)).first()
     caller = keys.verify(key, found, scope)
     if found.tenant_id is None:
         if scope == "credentials:read":  # every credentials read is audited, this one too
@@ -40,7 +40,7 @@ def _caller(scope: str, ref: str) -> tuple[keys.Caller, int, MetaToken | None]:
                          ip=request.remote_addr, commit=True,
                          details={"service": caller.name, "reason": "unknown_tenant", "tenant_ref": ref[:64]})
         raise NotFound("No tenant with that id or slug", code="not_found")
-    return caller, found.tenant_id, found.MetaToken
+    return caller, found.tenant_id, found.MetaConnection
 
 
 @bp.get("/connections/<tenant>/credentials")
@@ -50,7 +50,7 @@ def connection_credentials(tenant: str):
     if fmt not in (None, credentials.CRM_VENTAS):
         raise ValidationFailed(f"format must be {credentials.CRM_VENTAS} or absent", code="invalid_format")
     rt = runtime()
-    return ok(credentials.read(store=token_store(), graph=rt.graph, tenant_id=tenant_id, row=row,
+    return ok(credentials.read(store=runtime().store, graph=rt.graph, tenant_id=tenant_id, row=row,
                                service=key.name, now=rt.clock.now(),
                                required=current_app.config["META_SCOPES"], fmt=fmt,
                                ip=request.remote_addr))
@@ -59,17 +59,17 @@ def connection_credentials(tenant: str):
 @bp.route("/connections/<tenant>/graph/<path:path>", methods=["GET", "POST", "DELETE"])
 def graph_proxy(tenant: str, path: str):
     key, tenant_id, row = _caller("graph:proxy", tenant)
-    app, rt = current_app._get_current_object(), runtime()
-    config = app.config
+    rt = runtime()
+    config = current_app.config
     method = "GET" if request.method == "HEAD" else request.method  # Flask answers HEAD with GET's view
     call = proxy.Call(method, path, list(request.args.items(multi=True)), _form())
     base = url_for("internal.graph_proxy", tenant=tenant, path="_", _external=True)[:-1]
     answer = proxy.forward(call, tenant_id=tenant_id, row=row, service=key.name, graph=rt.graph,
-                           store=token_store(), version=config["META_GRAPH_API_VERSION"],
+                           store=rt.store, version=config["META_GRAPH_API_VERSION"],
                            allowed=config["META_PROXY_ALLOWED_PATHS"], required=config["META_SCOPES"],
                            now=rt.clock.now, link_base=base,
                            settings=keepalive.Settings.from_config(config),
-                           on_notices=lambda notices: notify.dispatch(app, notices))
+                           on_notices=lambda notices: notify.dispatch(rt.notifier, notices))
     return Response(answer.body, status=answer.status, headers=answer.headers)
 
 

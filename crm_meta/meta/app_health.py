@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import and_, not_, update
 
 from crm_meta import audit, notify
-from crm_meta.extensions import db
+from crm_meta.database import db
 from crm_meta.meta.errors import GraphError
 from crm_meta.models import AppHealth
 from crm_meta.upsert import insert_ignore

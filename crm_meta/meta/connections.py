@@ -10,14 +10,22 @@ from sqlalchemy.exc import IntegrityError
 
 from crm_meta import audit
 from crm_meta.crypto import CryptoError
-from crm_meta.errors import AppError, MetaFailed, NotConnected, OAuthDenied, UnknownAsset
-from crm_meta.extensions import db
+from crm_meta.database import db
 from crm_meta.meta import app_health, assets, tokens
-from crm_meta.meta.errors import AppMisconfiguredError, GraphError
+from crm_meta.meta.errors import (
+    AppMisconfiguredError,
+    DomainError,
+    GraphError,
+    InvalidCallback,
+    MetaRefused,
+    NotConnected,
+    OAuthDenied,
+    UnknownAsset,
+)
 from crm_meta.meta.oauth import consume_state
-from crm_meta.meta.payloads import iso
 from crm_meta.meta.store import TokenStore
-from crm_meta.models import AuditEvent, MetaToken
+from crm_meta.models import AuditEvent, MetaConnection
+from crm_meta.timestamps import iso
 
 log = logging.getLogger(__name__)
 ASSET_ID = re.compile(r"^(act_)?\d{1,30}$")
@@ -26,7 +34,7 @@ ASSET_ID = re.compile(r"^(act_)?\d{1,30}$")
 def complete_authorization(*, graph, store: TokenStore, now: datetime, args: dict,
                            browser_secret: str | None, caller_ref: str | None, redirect_uri: str,
                            required: list[str], config_id: str, ip: str | None,
-                           outbox: bool = False) -> MetaToken:
+                           outbox: bool = False) -> MetaConnection:
     """The callback: state, code exchange, inspection, discovery, one transaction to store it."""
     consumed = consume_state(state=args.get("state"), browser_secret=browser_secret,
                              now=now, caller_ref=caller_ref)
@@ -37,7 +45,7 @@ def complete_authorization(*, graph, store: TokenStore, now: datetime, args: dic
         raise OAuthDenied()
     code = args.get("code")
     if not code or len(code) > 2048:
-        raise AppError("The callback carries no authorization code", code="invalid_request")
+        raise InvalidCallback()
     try:
         issued = tokens.ensure_long_lived(graph, tokens.exchange_code(
             graph, code=code, redirect_uri=redirect_uri))
@@ -45,9 +53,9 @@ def complete_authorization(*, graph, store: TokenStore, now: datetime, args: dic
         app_health.report_healthy(now=now, credential=graph.credential, app_id=graph.app_id,
                                   actor=consumed.user_ref)
         if not info.is_valid:
-            raise MetaFailed("Meta says the new token is not valid")
+            raise MetaRefused("Meta says the new token is not valid")
         discovery = assets.discover(graph, issued.access_token, set(info.scopes))
-    except (GraphError, AppError) as exc:
+    except (GraphError, DomainError) as exc:
         audit.record("meta.connect", actor=consumed.user_ref, tenant_id=consumed.tenant_id,
                      outcome="failure", ip=ip, details={"error": getattr(exc, "code", None),
                                                         "kind": getattr(exc, "kind", None)},
@@ -66,12 +74,12 @@ def complete_authorization(*, graph, store: TokenStore, now: datetime, args: dic
     return row
 
 
-def _save(store, tenant_id, token, info, discovery, now, *, actor, config_id, required) -> MetaToken:
+def _save(store, tenant_id, token, info, discovery, now, *, actor, config_id, required) -> MetaConnection:
     """Upsert the tenant's row; keep its chosen ad account when it is still visible."""
     for attempt in range(2):
         row = store.for_tenant(tenant_id, lock=True)
         if row is None:
-            row = MetaToken(tenant_id=tenant_id, warnings_sent={})
+            row = MetaConnection(tenant_id=tenant_id, warnings_sent={})
             db.session.add(row)
         store.replace(row, token)
         apply_token_info(row, info, now)
@@ -97,7 +105,7 @@ def _save(store, tenant_id, token, info, discovery, now, *, actor, config_id, re
     raise AssertionError("unreachable")
 
 
-def apply_token_info(row: MetaToken, info: tokens.TokenInfo, now: datetime) -> None:
+def apply_token_info(row: MetaConnection, info: tokens.TokenInfo, now: datetime) -> None:
     """Record what debug_token said about the stored token."""
     row.token_type = info.token_type
     row.expires_at = info.expires_at
@@ -109,7 +117,7 @@ def apply_token_info(row: MetaToken, info: tokens.TokenInfo, now: datetime) -> N
     row.last_checked_at = now
 
 
-def apply_discovery(row: MetaToken, discovery: assets.Discovery) -> None:
+def apply_discovery(row: MetaConnection, discovery: assets.Discovery) -> None:
     row.business_managers = discovery.businesses
     row.personal_ad_accounts = discovery.personal_ad_accounts
     row.pages = discovery.pages
@@ -119,7 +127,7 @@ def apply_discovery(row: MetaToken, discovery: assets.Discovery) -> None:
         row.selected_business_id = None
 
 
-def require(store: TokenStore, tenant_id: int) -> MetaToken:
+def require(store: TokenStore, tenant_id: int) -> MetaConnection:
     row = store.for_tenant(tenant_id)
     if row is None:
         raise NotConnected()
@@ -131,7 +139,7 @@ def mask(token: str) -> str:
     return f"{token[:4]}…{token[-4:]}" if len(token) > 12 else "…"
 
 
-def debug_token(*, graph, store: TokenStore, row: MetaToken) -> dict:
+def debug_token(*, graph, store: TokenStore, row: MetaConnection) -> dict:
     token = store.read(row)
     info = tokens.inspect(graph, token)
     return {
@@ -148,7 +156,7 @@ def debug_token(*, graph, store: TokenStore, row: MetaToken) -> dict:
     }
 
 
-def rediscover(*, graph, store: TokenStore, row: MetaToken) -> None:
+def rediscover(*, graph, store: TokenStore, row: MetaConnection) -> None:
     discovery = assets.discover(graph, store.read(row), set(row.scopes or []))
     apply_discovery(row, discovery)
     db.session.commit()
@@ -161,7 +169,7 @@ def _checked_id(value) -> str:
     return value
 
 
-def accounts(row: MetaToken, portfolio_id: str | None) -> list[dict]:
+def accounts(row: MetaConnection, portfolio_id: str | None) -> list[dict]:
     """Ad accounts of one of the tenant's businesses, or every one the connection sees."""
     if portfolio_id is None:
         return row.all_ad_accounts()
@@ -172,7 +180,7 @@ def accounts(row: MetaToken, portfolio_id: str | None) -> list[dict]:
     raise UnknownAsset()
 
 
-def select_account(*, row: MetaToken, account_id, business_id=None, account_name=None,
+def select_account(*, row: MetaConnection, account_id, business_id=None, account_name=None,
                    actor: str, ip: str | None) -> dict:
     """Choose the ad account the CRM works with; only one the connection discovered."""
     account_id = _checked_id(account_id)
@@ -198,8 +206,8 @@ def disconnect(*, graph, store: TokenStore, tenant_id: int, actor: str, ip: str 
         return {"disconnected": True, "revoked_at_meta": False}
     revoked = False
     shared = row.meta_user_id and db.session.scalar(
-        db.select(db.func.count()).select_from(MetaToken).where(
-            MetaToken.meta_user_id == row.meta_user_id, MetaToken.tenant_id != tenant_id))
+        db.select(db.func.count()).select_from(MetaConnection).where(
+            MetaConnection.meta_user_id == row.meta_user_id, MetaConnection.tenant_id != tenant_id))
     if not shared:
         try:
             graph.call("DELETE", "me/permissions", token=store.read(row))
@@ -222,7 +230,7 @@ def drop_meta_user(*, meta_user_id: str, action: str, forget: bool = False) -> l
     `forget` (data deletion): the user's id also leaves the audit trail, where connect
     events recorded it; the events themselves stay, without it.
     """
-    rows = db.session.scalars(db.select(MetaToken).filter_by(meta_user_id=meta_user_id)).all()
+    rows = db.session.scalars(db.select(MetaConnection).filter_by(meta_user_id=meta_user_id)).all()
     tenants = [row.tenant_id for row in rows]
     for row in rows:
         db.session.delete(row)

@@ -6,11 +6,11 @@ from datetime import datetime
 
 from crm_meta import audit
 from crm_meta.crypto import CryptoError
-from crm_meta.extensions import db
+from crm_meta.database import db
 from crm_meta.meta.errors import ConnectionUnusable
-from crm_meta.meta.payloads import iso
 from crm_meta.meta.status import FAILING_STATUSES, effective_status
-from crm_meta.models import MetaToken
+from crm_meta.models import MetaConnection
+from crm_meta.timestamps import iso
 
 REASONS = {
     "not_connected": "This tenant has no Meta connection",
@@ -21,7 +21,7 @@ REASONS = {
 CRM_VENTAS = "crm-ventas"  # the names CRM Ventas' services read from their credentials table
 
 
-def usable_status(row: MetaToken | None, now: datetime, required: list[str]) -> str:
+def usable_status(row: MetaConnection | None, now: datetime, required: list[str]) -> str:
     """The connection's status when a service may use it; ConnectionUnusable otherwise."""
     status = effective_status(row, now, required)
     if row is None or status in FAILING_STATUSES:
@@ -30,7 +30,7 @@ def usable_status(row: MetaToken | None, now: datetime, required: list[str]) -> 
     return status
 
 
-def read(*, store, graph, tenant_id: int, row: MetaToken | None, service: str, now: datetime,
+def read(*, store, graph, tenant_id: int, row: MetaConnection | None, service: str, now: datetime,
          required: list[str], fmt: str | None = None, ip: str | None = None) -> dict:
     """The tenant's token with its proof and facts; every read is audited, never the token."""
     try:

@@ -1,4 +1,5 @@
-"""Meta's error taxonomy: every Graph failure becomes one of these, carrying code, subcode, trace."""
+"""The domain's errors, free of HTTP: Meta's Graph taxonomy (code, subcode, trace) and the
+flows' own refusals (a stable code and a message); crm_meta.errors gives each its status."""
 
 from __future__ import annotations
 
@@ -115,19 +116,78 @@ def _int(value) -> int | None:
         return None
 
 
-class ConnectionUnusable(Exception):
+class DomainError(Exception):
+    """A refusal of the domain: a stable `code` and a plain-English `message`, no HTTP status
+    (crm_meta.errors maps each kind to one for the API and the pages)."""
+
+    code = "domain_error"
+    message = "The request cannot be completed"
+
+    def __init__(self, message: str | None = None, *, code: str | None = None):
+        super().__init__(message or self.message)
+        self.message = message or self.message
+        self.code = code or self.code
+
+
+class InvalidState(DomainError):
+    """The OAuth state is unknown, expired, used, or from another browser or user."""
+
+    code, message = "invalid_state", "Invalid or expired OAuth state"
+
+
+class OAuthDenied(DomainError):
+    """The person cancelled (or refused) on Meta's dialog."""
+
+    code, message = "oauth_denied", "The Meta authorization was cancelled"
+
+
+class InvalidCallback(DomainError):
+    """The callback lacks what Meta always sends (the code)."""
+
+    code, message = "invalid_request", "The callback carries no authorization code"
+
+
+class UnknownAsset(DomainError):
+    """An id that is not among the tenant's discovered Meta assets."""
+
+    code, message = "unknown_asset", "Not one of this tenant's Meta assets"
+
+
+class NotConnected(DomainError):
+    """The tenant has no Meta connection."""
+
+    code, message = "not_connected", "This tenant has no Meta connection"
+
+
+class MetaRefused(DomainError):
+    """Meta answered, but not with what the flow needs (no token, an invalid or foreign one)."""
+
+    code, message = "meta_error", "Meta returned an error"
+
+
+class InvalidSignedRequest(DomainError):
+    """A signed_request that is forged, malformed or stale."""
+
+    code, message = "invalid_signed_request", "Invalid signed_request"
+
+
+class ConnectionChanged(DomainError):
+    """The connection was replaced while it was being checked; the answer was about the old one."""
+
+    code = "connection_changed"
+    message = "The Meta connection changed during the check; check it again"
+
+
+class ConnectionUnusable(DomainError):
     """The tenant's connection cannot serve a call now; `reason` is why (a status or not_connected)."""
 
     def __init__(self, reason: str, message: str):
-        super().__init__(message)
+        super().__init__(message, code=reason)
         self.reason = reason
-        self.message = message
 
 
-class ProxyRefused(Exception):
+class ProxyRefused(DomainError):
     """A call the services' proxy does not forward; `code` says why (path_not_allowed, ...)."""
 
     def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        super().__init__(message, code=code)

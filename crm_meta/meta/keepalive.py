@@ -12,20 +12,21 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from crm_meta import audit, notify
-from crm_meta.errors import AppError
-from crm_meta.extensions import db
+from crm_meta.database import db
 from crm_meta.meta import app_health, tokens
 from crm_meta.meta.connections import apply_token_info
 from crm_meta.meta.errors import (
     AppMisconfiguredError,
+    ConnectionChanged,
+    DomainError,
     GraphError,
     ThrottledError,
     TokenInvalidError,
     TransientError,
 )
-from crm_meta.meta.payloads import iso
 from crm_meta.meta.status import FAILING_STATUSES, effective_status
-from crm_meta.models import MetaToken, Tenant, User
+from crm_meta.models import MetaConnection, Tenant, User
+from crm_meta.timestamps import iso
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ def probe(graph, token: str, *, now: datetime, extension_attempted_at: datetime 
         return Probe("token_error", error=exc)
     except TransientError as exc:
         return Probe("transient", error=exc)
-    except (GraphError, AppError) as exc:
+    except (GraphError, DomainError) as exc:
         return Probe("error", error=exc)
     if not info.is_valid:
         return Probe("invalid", info=info)
@@ -154,7 +155,7 @@ def try_extend(graph, token: str, info: tokens.TokenInfo) -> Extension:
         issued = tokens.exchange_long_lived(graph, token,
                                             system_user=info.token_type == SYSTEM_USER)
         new_info = tokens.inspect(graph, issued.access_token)
-    except (GraphError, AppError) as exc:
+    except (GraphError, DomainError) as exc:
         return Extension(error=exc)
     if is_better(info, new_info):
         return Extension(kept=True, token=issued.access_token, info=new_info)
@@ -177,12 +178,12 @@ def is_better(old: tokens.TokenInfo, new: tokens.TokenInfo) -> bool:
     return not (old_access and new_access and new_access < old_access)
 
 
-def check_now(graph, store, row: MetaToken, now: datetime, settings: Settings) -> tuple[Probe, Outcome]:
+def check_now(graph, store, row: MetaConnection, now: datetime, settings: Settings) -> tuple[Probe, Outcome]:
     """A check someone asked for (test-connection): the same probe and status rules as the
     sweep, /me on top, and Meta's verdict counts at once. Fenced like the sweep: the verdict is
     applied only to the token that was checked (a reconnect meanwhile makes it stale).
     Commits; Meta failures re-raise."""
-    token, ciphertext, row_id = store.read(row), row.access_token, row.id
+    token, ciphertext, row_id = store.read(row), row.token_ciphertext, row.id
     db.session.rollback()  # no transaction stays open while Meta answers
     result = probe(graph, token, now=now, extension_attempted_at=None, allow_extend=False)
     if result.kind == "app_misconfigured":
@@ -201,9 +202,9 @@ def check_now(graph, store, row: MetaToken, now: datetime, settings: Settings) -
             result = Probe("token_error", info=result.info, error=exc)
         except GraphError:
             pass  # no verdict on the token: keep the stored name
-    row = db.session.scalar(db.select(MetaToken).where(MetaToken.id == row_id).with_for_update()
+    row = db.session.scalar(db.select(MetaConnection).where(MetaConnection.id == row_id).with_for_update()
                             .execution_options(populate_existing=True))
-    if row is None or row.access_token != ciphertext:
+    if row is None or row.token_ciphertext != ciphertext:
         db.session.rollback()  # reconnected (or disconnected) meanwhile: our verdict is stale
         raise ConnectionChanged()
     if name:
@@ -213,13 +214,6 @@ def check_now(graph, store, row: MetaToken, now: datetime, settings: Settings) -
     if result.kind in {"throttled_now", "app_throttled", "transient", "error"}:
         raise result.error
     return result, outcome
-
-
-class ConnectionChanged(AppError):
-    """The connection was replaced while it was being checked; the answer was about the old one."""
-
-    status, code = 409, "connection_changed"
-    message = "The Meta connection changed during the check; check it again"
 
 
 class AppCheckFailed(Exception):
@@ -232,7 +226,7 @@ class AppCheckFailed(Exception):
 
 
 # -- changing the row (no Meta calls) --------------------------------------------------------
-def apply(row: MetaToken, result: Probe, now: datetime, settings: Settings, *, store,
+def apply(row: MetaConnection, result: Probe, now: datetime, settings: Settings, *, store,
           dry_run: bool = False, confirmed: bool = False) -> Outcome:
     """Record the probe on the row: status with its threshold, token, warnings, next check.
 
@@ -311,7 +305,7 @@ def _record_valid(row, result: Probe, now, outcome: Outcome, *, store, dry_run: 
             row.throttled_until = now + timedelta(seconds=ext.error.retry_after or 300)
 
 
-def _strike(row: MetaToken, confirmed: bool = False) -> timedelta:
+def _strike(row: MetaConnection, confirmed: bool = False) -> timedelta:
     """One more consecutive token error; the threshold turns it into needs_reauth."""
     row.consecutive_failures = (row.consecutive_failures or 0) + 1
     if confirmed or row.consecutive_failures >= TOKEN_ERROR_THRESHOLD:
@@ -319,7 +313,7 @@ def _strike(row: MetaToken, confirmed: bool = False) -> timedelta:
     return CONFIRM_SOON
 
 
-def next_check(row: MetaToken, now: datetime, interval: timedelta, status: str,
+def next_check(row: MetaConnection, now: datetime, interval: timedelta, status: str,
                retry_soon: timedelta | None = None) -> datetime:
     """The regular interval, sooner after a failure, and never later than the next warning."""
     if status == "throttled" and row.throttled_until:
@@ -339,7 +333,7 @@ def next_check(row: MetaToken, now: datetime, interval: timedelta, status: str,
 
 
 # -- warnings --------------------------------------------------------------------------------
-def _notices(row: MetaToken, now: datetime, before: str, after: str, *, dry_run: bool) -> list:
+def _notices(row: MetaConnection, now: datetime, before: str, after: str, *, dry_run: bool) -> list:
     """Warnings due now (each once per deadline) and a notice on entering/leaving a failing state."""
     sent = dict(row.warnings_sent or {})
     due: list[dict] = []

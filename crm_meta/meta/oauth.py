@@ -13,31 +13,36 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from authlib.integrations.flask_client import OAuth
+from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 from sqlalchemy import delete, update
 
-from crm_meta.errors import InvalidState
-from crm_meta.extensions import db
+from crm_meta.database import db
+from crm_meta.meta.errors import InvalidState
 from crm_meta.models import OAuthState
 
 STATE_TTL_SECONDS = 300
 
 
-def init_oauth(app) -> OAuth:
-    """An Authlib registry per app, with the `meta` client built from this app's config."""
-    config = app.config
-    registry = OAuth(app)
-    base = f"{config['META_DIALOG_URL']}/{config['META_GRAPH_API_VERSION']}"
-    registry.register(
-        "meta",
-        client_id=config["META_APP_ID"],
-        client_secret=config["META_APP_SECRET"],
-        authorize_url=f"{base}/dialog/oauth",
-        access_token_url=f"{config['META_GRAPH_URL']}/{config['META_GRAPH_API_VERSION']}"
-        "/oauth/access_token",
-        client_kwargs={"token_endpoint_auth_method": "client_secret_post"},
-    )
-    return registry
+class MetaDialog:
+    """Meta's login dialog as an OAuth 2 client: Authlib builds its authorization URL. The
+    code exchange goes through GraphClient (tokens.exchange_code), so nothing else is kept."""
+
+    def __init__(self, *, client_id: str, authorize_url: str):
+        self.client_id = client_id
+        self.authorize_url = authorize_url
+
+    def create_authorization_url(self, redirect_uri: str, *, state: str, **params) -> dict:
+        """{"url", "state"}: the dialog URL for this redirect URI, state and extra parameters."""
+        url = prepare_grant_uri(self.authorize_url, self.client_id, "code", redirect_uri=redirect_uri,
+                                state=state, **params)
+        return {"url": url, "state": state}
+
+
+def meta_dialog(config) -> MetaDialog:
+    """The dialog of the configured Graph version (the same version as every Graph call)."""
+    return MetaDialog(client_id=config["META_APP_ID"],
+                      authorize_url=f"{config['META_DIALOG_URL']}/{config['META_GRAPH_API_VERSION']}"
+                                    "/dialog/oauth")
 
 
 def _digest(value: str) -> str:
@@ -58,7 +63,7 @@ class ConsumedState:
     rerequest: bool
 
 
-def start_authorization(*, meta_client, now: datetime, tenant_id: int, user_ref: str,
+def start_authorization(*, dialog: MetaDialog, now: datetime, tenant_id: int, user_ref: str,
                         browser_secret: str, redirect_uri: str, scopes: list[str],
                         config_id: str = "", rerequest: bool = False) -> AuthorizationRequest:
     """Build Meta's dialog URL and remember its state for five minutes."""
@@ -66,7 +71,7 @@ def start_authorization(*, meta_client, now: datetime, tenant_id: int, user_ref:
     extra = {"config_id": config_id} if config_id else {"scope": ",".join(scopes)}
     if rerequest:
         extra["auth_type"] = "rerequest"
-    built = meta_client.create_authorization_url(redirect_uri, state=state, **extra)
+    built = dialog.create_authorization_url(redirect_uri, state=state, **extra)
     state_hash = _digest(state)
     db.session.execute(delete(OAuthState).where(OAuthState.expires_at < now - timedelta(hours=1)))
     db.session.add(OAuthState(

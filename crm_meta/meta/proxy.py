@@ -17,12 +17,12 @@ from datetime import datetime
 from urllib.parse import urlencode
 
 from crm_meta import metrics
-from crm_meta.extensions import db
+from crm_meta.database import db
 from crm_meta.meta import keepalive
 from crm_meta.meta.credentials import usable_status
 from crm_meta.meta.errors import GraphError, ProxyRefused, ThrottledError, TokenInvalidError
 from crm_meta.meta.graph import endpoint_label
-from crm_meta.models import MetaToken
+from crm_meta.models import MetaConnection
 
 log = logging.getLogger(__name__)
 VERSION = re.compile(r"^v\d+\.\d+$")
@@ -91,7 +91,7 @@ def check(call: Call, version: str, allowed: list[str]) -> str:
     return path
 
 
-def scopes(path: str, row: MetaToken) -> list[str]:
+def scopes(path: str, row: MetaConnection) -> list[str]:
     """The governor's scopes of a call: its ad account and business when the path names them;
     for ids the connection does not know (a campaign, a form), its selected account's."""
     first = path.split("/")[0]
@@ -107,13 +107,13 @@ def scopes(path: str, row: MetaToken) -> list[str]:
     return found + ([f"business:{row.selected_business_id}"] if row.selected_business_id else [])
 
 
-def forward(call: Call, *, tenant_id: int, row: MetaToken | None, service: str, graph, store, version: str,
-            allowed: list[str], required: list[str], now: Callable[[], datetime], link_base: str,
-            settings: keepalive.Settings, on_notices: Callable[[list], object]) -> Answer:
+def forward(call: Call, *, tenant_id: int, row: MetaConnection | None, service: str, graph, store,
+            version: str, allowed: list[str], required: list[str], now: Callable[[], datetime],
+            link_base: str, settings: keepalive.Settings, on_notices: Callable[[list], object]) -> Answer:
     """Check, govern, forward with the tenant's token, relink, and learn from token errors."""
     path = check(call, version, allowed)
     usable_status(row, now(), required)
-    token, ciphertext, row_id, held = store.read(row), row.access_token, row.id, scopes(path, row)
+    token, ciphertext, row_id, held = store.read(row), row.token_ciphertext, row.id, scopes(path, row)
     db.session.commit()  # the key's last use; no transaction stays open while Meta answers
     if graph.governor is not None:
         graph.governor.check(held)
@@ -136,9 +136,9 @@ def record_token_error(row_id: int, ciphertext: str, error: GraphError, moment: 
     Fenced: the verdict is dropped when the tenant reconnected while Meta answered (the row no
     longer holds the token that failed).
     """
-    row = db.session.scalar(db.select(MetaToken).where(MetaToken.id == row_id).with_for_update()
+    row = db.session.scalar(db.select(MetaConnection).where(MetaConnection.id == row_id).with_for_update()
                             .execution_options(populate_existing=True))
-    if row is None or row.access_token != ciphertext:
+    if row is None or row.token_ciphertext != ciphertext:
         db.session.rollback()
         return
     outcome = keepalive.apply(row, keepalive.Probe("token_error", error=error), moment, settings,

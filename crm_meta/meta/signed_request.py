@@ -10,14 +10,10 @@ import json
 import math
 from datetime import datetime
 
-from crm_meta.errors import AppError
+from crm_meta.meta.errors import InvalidSignedRequest
 
 MAX_AGE_SECONDS = 24 * 3600
 MAX_SKEW_SECONDS = 300
-
-
-class InvalidSignedRequest(AppError):
-    status, code, message = 400, "invalid_signed_request", "Invalid signed_request"
 
 
 def _b64decode(part: str) -> bytes:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 from crm_meta.crypto import TokenCipher
-from crm_meta.extensions import db
-from crm_meta.models import MetaToken
+from crm_meta.database import db
+from crm_meta.models import MetaConnection
 
 
 class TokenStore:
@@ -18,30 +18,30 @@ class TokenStore:
         # Binding to the tenant: a ciphertext copied into another tenant's row will not open.
         return f"meta_token:tenant:{tenant_id}"
 
-    def for_tenant(self, tenant_id: int, *, lock: bool = False) -> MetaToken | None:
-        query = db.select(MetaToken).filter_by(tenant_id=tenant_id)
+    def for_tenant(self, tenant_id: int, *, lock: bool = False) -> MetaConnection | None:
+        query = db.select(MetaConnection).filter_by(tenant_id=tenant_id)
         if lock:
             query = query.with_for_update()
         return db.session.scalar(query)
 
-    def write(self, row: MetaToken, token: str) -> None:
-        row.access_token = self.cipher.encrypt(token, context=self.context(row.tenant_id))
+    def write(self, row: MetaConnection, token: str) -> None:
+        row.token_ciphertext = self.cipher.encrypt(token, context=self.context(row.tenant_id))
         row.key_id = self.cipher.current.kid
 
-    def replace(self, row: MetaToken, token: str) -> None:
+    def replace(self, row: MetaConnection, token: str) -> None:
         """Store a different token (connect, extension): a new generation of the connection."""
         self.write(row, token)
         row.token_generation = (row.token_generation or 0) + 1
 
-    def read(self, row: MetaToken) -> str:
-        return self.cipher.decrypt(row.access_token, context=self.context(row.tenant_id))
+    def read(self, row: MetaConnection) -> str:
+        return self.cipher.decrypt(row.token_ciphertext, context=self.context(row.tenant_id))
 
     def rotate(self, batch_size: int = 100) -> int:
         """Re-encrypt every token not under the current key; safe while the service runs."""
         rotated = 0
         while True:
             rows = db.session.scalars(
-                db.select(MetaToken).where(MetaToken.key_id != self.cipher.current.kid)
+                db.select(MetaConnection).where(MetaConnection.key_id != self.cipher.current.kid)
                 .limit(batch_size).with_for_update(skip_locked=True)
             ).all()
             if not rows:
@@ -53,8 +53,8 @@ class TokenStore:
 
     def not_current(self) -> list[int]:
         """Tenant ids whose token is still under an older key (locked rows included)."""
-        query = (db.select(MetaToken.tenant_id).where(MetaToken.key_id != self.cipher.current.kid)
-                 .order_by(MetaToken.tenant_id))
+        query = (db.select(MetaConnection.tenant_id).where(MetaConnection.key_id != self.cipher.current.kid)
+                 .order_by(MetaConnection.tenant_id))
         left = list(db.session.scalars(query))
         db.session.rollback()
         return left

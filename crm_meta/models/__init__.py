@@ -2,7 +2,7 @@
 
 from crm_meta.models.app_health import AppHealth
 from crm_meta.models.audit_event import AuditEvent, DataDeletionRequest
-from crm_meta.models.meta_token import STATUSES, MetaToken
+from crm_meta.models.meta_connection import STATUSES, MetaConnection
 from crm_meta.models.notification import NotificationOutbox
 from crm_meta.models.oauth_state import OAuthState
 from crm_meta.models.service_key import ServiceKey
@@ -13,7 +13,7 @@ __all__ = [
     "AppHealth",
     "AuditEvent",
     "DataDeletionRequest",
-    "MetaToken",
+    "MetaConnection",
     "NotificationOutbox",
     "OAuthState",
     "ROLES",

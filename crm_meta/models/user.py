@@ -3,19 +3,45 @@
 from datetime import datetime
 
 from flask import current_app
-from flask_login import UserMixin
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from crm_meta.extensions import db
+from crm_meta.database import db
 from crm_meta.models.tenant import Tenant
 from crm_meta.models.types import UTCDateTime, utcnow
 
 ROLES = ("admin", "member")
 
 
-class User(UserMixin, db.Model):
+class LoginUser:
+    """What Flask-Login asks of a user (its UserMixin's members, kept here so that the model,
+    which the domain reads, needs no web extension)."""
+
+    __hash__ = object.__hash__
+
+    @property
+    def is_active(self) -> bool:
+        return True
+
+    @property
+    def is_authenticated(self) -> bool:
+        return self.is_active
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+    def __eq__(self, other):
+        if isinstance(other, LoginUser):
+            return self.get_id() == other.get_id()
+        return NotImplemented
+
+
+class User(LoginUser, db.Model):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -6,15 +6,15 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 from flask_babel import gettext as _
 from flask_login import login_required
 
-from crm_meta import flow
+from crm_meta import flow, payloads
 from crm_meta.auth import binding
 from crm_meta.auth.decorators import admin_required
 from crm_meta.auth.principal import current_principal
-from crm_meta.errors import AppError, from_graph_error
-from crm_meta.meta import app_health, connections, payloads
-from crm_meta.meta.errors import GraphError
+from crm_meta.errors import AppError, to_app_error
+from crm_meta.meta import app_health, connections
+from crm_meta.meta.errors import DomainError, GraphError
 from crm_meta.meta.status import missing_scopes
-from crm_meta.runtime import now, runtime, token_store
+from crm_meta.runtime import now, runtime
 from crm_meta.web import bp, presenters
 from crm_meta.web.forms import ConfirmForm, SelectAccountForm, StartForm
 from crm_meta.web.messages import callback_error, translated
@@ -27,13 +27,13 @@ def _required() -> list[str]:
 
 
 def _row():
-    return token_store().for_tenant(current_principal().tenant.id)
+    return runtime().store.for_tenant(current_principal().tenant.id)
 
 
 def _flash_failure(exc: Exception) -> None:
     """A Graph or domain failure as a translated flash message (never a raw page)."""
-    error = from_graph_error(exc) if isinstance(exc, GraphError) else exc
-    flash(translated(getattr(error, "message", "Meta returned an error")), "error")
+    error = exc if isinstance(exc, AppError) else to_app_error(exc)
+    flash(translated(error.message), "error")
 
 
 @bp.get("/")
@@ -133,7 +133,7 @@ def connect_start():
     rerequest = form.rerequest.data in {"1", "true"}
     try:
         started, secret = flow.begin(current_principal(), rerequest=rerequest)
-    except (AppError, GraphError) as exc:
+    except (AppError, DomainError, GraphError) as exc:
         _flash_failure(exc)
         return redirect(url_for("web.wizard"))
     return binding.attach(redirect(started.auth_url, code=303), secret)
@@ -158,7 +158,7 @@ def connect_select():
         connections.select_account(row=row, account_id=form.account_id.data,
                                    business_id=None if business == PERSONAL else business,
                                    actor=current_principal().actor, ip=request.remote_addr)
-    except AppError:
+    except DomainError:
         flash(_("That ad account is not one this Meta connection can use. Choose one from "
                 "the list."), "error")
         return redirect(back)
@@ -177,7 +177,7 @@ def test_connection():
         return redirect(url_for("web.hub"))
     try:
         result = flow.test_connection(row)
-    except (AppError, GraphError) as exc:
+    except (AppError, DomainError, GraphError) as exc:
         _flash_failure(exc)
         return redirect(url_for("web.hub"))
     if result["valid"]:
@@ -203,7 +203,7 @@ def disconnect_confirm():
 @login_required
 @admin_required
 def disconnect():
-    result = connections.disconnect(graph=runtime().graph, store=token_store(),
+    result = connections.disconnect(graph=runtime().graph, store=runtime().store,
                                     tenant_id=current_principal().tenant.id,
                                     actor=current_principal().actor, ip=request.remote_addr)
     if result["revoked_at_meta"]:

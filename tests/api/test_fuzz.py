@@ -17,7 +17,7 @@ from pathlib import Path
 
 from crm_meta.api.openapi import document
 from crm_meta.internal import keys
-from crm_meta.sandbox import serve_in_thread
+from meta_sandbox import serve_in_thread
 from tests.helpers import bearer
 
 # What issue 13 asks of the API: no server error, and every answer as the document says.

@@ -6,9 +6,10 @@ import pytest
 from flask import Blueprint, jsonify
 from openapi_spec_validator import validate
 
+from crm_meta import payloads
 from crm_meta.api.openapi import DOCUMENT, document, error_codes
 from crm_meta.errors import AppError
-from crm_meta.meta import connections, payloads
+from crm_meta.meta import connections
 from tests import openapi_check
 from tests.helpers import bearer
 from tests.openapi_check import OpenAPIMismatch, openapi_path

@@ -20,8 +20,8 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
-from crm_meta import create_app
-from crm_meta.extensions import db
+from crm_meta.app import create_app
+from crm_meta.database import db
 from tests.helpers import add_tenant, testing_config
 
 HERE = Path(__file__).resolve().parent

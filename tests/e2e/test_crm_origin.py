@@ -15,8 +15,8 @@ import pytest
 from playwright.sync_api import expect
 from werkzeug.serving import make_server
 
-from crm_meta import create_app
-from crm_meta.extensions import db
+from crm_meta.app import create_app
+from crm_meta.database import db
 from tests.e2e.conftest import ARTIFACTS
 from tests.helpers import JWT_SECRET, add_tenant, testing_config
 

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import text
 
-from crm_meta.extensions import db
+from crm_meta.database import db
 from crm_meta.models import AuditEvent
 
 CSRF_INPUT = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"')

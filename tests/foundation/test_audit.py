@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from crm_meta import audit
-from crm_meta.extensions import db
+from crm_meta.database import db
 from tests.foundation.support import audit_events, raw_rows
 
 SECRET = "EAAsecret-value-0123456789"

@@ -7,7 +7,7 @@ import re
 import pytest
 from sqlalchemy import text
 
-from crm_meta.extensions import db
+from crm_meta.database import db
 from crm_meta.models import User
 from tests.foundation.support import assert_envelope, audit_events, csrf_token_from, raw_rows
 from tests.helpers import PASSWORD, AuthActions, bearer

@@ -7,9 +7,9 @@ import jwt
 import pytest
 
 from crm_meta.crypto import CryptoError
-from crm_meta.extensions import db
+from crm_meta.database import db
 from crm_meta.meta.store import TokenStore
-from crm_meta.models import MetaToken, Tenant, User
+from crm_meta.models import MetaConnection, Tenant, User
 from crm_meta.runtime import runtime
 from tests.foundation.support import raw_rows
 from tests.helpers import JWT_SECRET, PASSWORD
@@ -198,7 +198,7 @@ def test_jwt_mint_bad_input(app, acme, args, fragment):
 # -- crypto rotate ---------------------------------------------------------------------------
 def store_token(app, tenant_id: int, token: str = PLAINTEXT) -> None:
     with app.app_context():
-        row = MetaToken(tenant_id=tenant_id, meta_user_id="1001")
+        row = MetaConnection(tenant_id=tenant_id, meta_user_id="1001")
         TokenStore(runtime().cipher).write(row, token)
         db.session.add(row)
         db.session.commit()

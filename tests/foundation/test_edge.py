@@ -8,7 +8,7 @@ import jwt
 import pytest
 
 from config import ConfigError, DevelopmentConfig, ProductionConfig
-from crm_meta import create_app
+from crm_meta.app import create_app
 from tests.foundation.support import assert_envelope
 from tests.helpers import JWT_SECRET, bearer
 

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crm_meta.extensions import db
-from crm_meta.models import MetaToken
+from crm_meta.database import db
+from crm_meta.models import MetaConnection
 from tests.helpers import JWT_SECRET, PASSWORD, MetaFlow
 
 ADMIN_TOKEN = "fuzz-admin-token-0123456789"
@@ -113,15 +113,15 @@ def connected_app(app, make_tenant, sandbox):
 
 def snapshot(app) -> dict:
     with app.app_context():
-        row = db.session.scalar(db.select(MetaToken))
-        return {column.key: getattr(row, column.key) for column in MetaToken.__table__.columns}
+        row = db.session.scalar(db.select(MetaConnection))
+        return {attr.key: getattr(row, attr.key) for attr in MetaConnection.__mapper__.column_attrs}
 
 
 def restore(app, saved: dict) -> None:
     """Put the connection back as it was, so a drawn disconnect does not end the deep paths."""
     with app.app_context():
-        db.session.execute(db.delete(MetaToken))
-        db.session.execute(db.insert(MetaToken).values(**saved))
+        db.session.execute(db.delete(MetaConnection))
+        db.session.execute(db.insert(MetaConnection).values(**saved))
         db.session.commit()
 
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from crm_meta.extensions import db
+from crm_meta.database import db
 from crm_meta.models import Tenant
 from tests.foundation.support import assert_envelope
 from tests.helpers import bearer

@@ -15,7 +15,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
-from crm_meta.extensions import db
+from crm_meta.database import db
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 EXPECTED_TABLES = {"tenants", "users", "meta_tokens", "oauth_states", "audit_events"}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from crm_meta.extensions import db
+from crm_meta.database import db
 from crm_meta.models import Tenant, User
 from tests.foundation.support import assert_envelope
 from tests.helpers import PASSWORD, bearer
@@ -23,7 +23,7 @@ LIMIT = "2/hour"
 
 OTHER_PROCESS = """
 import json, sys
-from crm_meta import create_app
+from crm_meta.app import create_app
 from tests.helpers import bearer, testing_config
 cfg = json.loads(sys.argv[1])
 app = create_app(testing_config(cfg["sandbox"], cfg["database"], RATELIMIT_ENABLED=True,

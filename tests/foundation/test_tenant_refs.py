@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from crm_meta.extensions import db
+from crm_meta.database import db
 from crm_meta.models import Tenant
 from tests.foundation.test_cli import invoke, ok, refused, tenants
 from tests.foundation.test_migrations import script_directory

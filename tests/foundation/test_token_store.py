@@ -6,9 +6,9 @@ import pytest
 from sqlalchemy import text
 
 from crm_meta.crypto import CryptoError
-from crm_meta.extensions import db
+from crm_meta.database import db
 from crm_meta.meta.store import TokenStore
-from crm_meta.models import MetaToken
+from crm_meta.models import MetaConnection
 from crm_meta.runtime import runtime
 from tests.foundation.support import raw_rows
 
@@ -28,7 +28,7 @@ def store_for(app) -> TokenStore:
 
 def put(app, tenant_id: int, token: str = TOKEN) -> None:
     with app.app_context():
-        row = MetaToken(tenant_id=tenant_id, meta_user_id=f"meta-{tenant_id}", scopes=["ads_management"])
+        row = MetaConnection(tenant_id=tenant_id, meta_user_id=f"meta-{tenant_id}", scopes=["ads_management"])
         store_for(app).write(row, token)
         db.session.add(row)
         db.session.commit()
@@ -83,8 +83,8 @@ def test_tampered_ciphertext_does_not_open(app, make_tenant):
     put(app, acme.tenant_id)
     with app.app_context():
         row = store_for(app).for_tenant(acme.tenant_id)
-        head, blob = row.access_token.rsplit(".", 1)
-        row.access_token = f"{head}.{blob[:-4]}{'AAAA' if blob[-4:] != 'AAAA' else 'BBBB'}"
+        head, blob = row.token_ciphertext.rsplit(".", 1)
+        row.token_ciphertext = f"{head}.{blob[:-4]}{'AAAA' if blob[-4:] != 'AAAA' else 'BBBB'}"
         db.session.commit()
     with pytest.raises(CryptoError):
         read(app, acme.tenant_id)

@@ -2,8 +2,8 @@
 
 import pytest
 
-from crm_meta.extensions import db
-from crm_meta.models import AuditEvent, MetaToken
+from crm_meta.database import db
+from crm_meta.models import AuditEvent, MetaConnection
 from tests.helpers import PASSWORD, bearer
 
 
@@ -37,7 +37,7 @@ def test_seed_example_disconnect(admin_client):
 
 def test_seed_example_auth_url_points_at_facebook(make_app, make_tenant):
     from config import TestingConfig
-    from crm_meta import create_app
+    from crm_meta.app import create_app
 
     app = create_app(TestingConfig(env={"META_MODE": "live"}, SQLALCHEMY_DATABASE_URI="sqlite://",
                                    RATELIMIT_ENABLED=False))
@@ -84,7 +84,7 @@ def test_test_connection_is_a_live_check(connected):
 
 def test_test_connection_after_revocation_at_meta(connected, sandbox, app):
     with app.app_context():
-        user_id = db.session.scalar(db.select(MetaToken.meta_user_id))
+        user_id = db.session.scalar(db.select(MetaConnection.meta_user_id))
     sandbox.post(f"users/{user_id}/invalidate", subcode=460)
     data = envelope_ok(connected.client.get("/crm/auth/meta/test-connection"))
     assert data["valid"] is False and data["status"] == "needs_reauth"
@@ -93,7 +93,7 @@ def test_test_connection_after_revocation_at_meta(connected, sandbox, app):
     with app.app_context():  # the same transition the sweep makes: audited, announced
         event = db.session.scalar(db.select(AuditEvent).filter_by(action="meta.keepalive.status"))
         assert event.details["to"] == "needs_reauth" and event.outcome == "failure"
-        row = db.session.scalar(db.select(MetaToken))
+        row = db.session.scalar(db.select(MetaConnection))
         assert row.warnings_sent["state"] == "needs_reauth"
 
 
@@ -118,9 +118,9 @@ def test_debug_token_shows_only_a_masked_preview(connected, app):
     assert data["is_valid"] is True and data["type"] == "USER"
     assert "…" in data["token_preview"] and len(data["token_preview"]) <= 9
     with app.app_context():
-        from crm_meta.runtime import token_store
+        from crm_meta.runtime import runtime
 
-        token = token_store().read(db.session.scalar(db.select(MetaToken)))
+        token = runtime().store.read(db.session.scalar(db.select(MetaConnection)))
     assert token not in connected.client.get("/crm/auth/meta/debug/token").get_data(as_text=True)
 
 
@@ -186,7 +186,7 @@ def test_disconnect_revokes_at_meta_and_is_idempotent(connected, app, tenant):
     assert data == {"disconnected": True, "revoked_at_meta": True}
     assert connected.sandbox.calls("/me/permissions")[-1]["method"] == "DELETE"
     with app.app_context():
-        assert db.session.scalar(db.select(MetaToken)) is None
+        assert db.session.scalar(db.select(MetaConnection)) is None
     again = envelope_ok(connected.client.post("/crm/auth/meta/disconnect"))
     assert again == {"disconnected": True, "revoked_at_meta": False}
 
@@ -196,7 +196,7 @@ def test_disconnect_still_works_when_meta_is_down(connected, app):
     data = envelope_ok(connected.client.post("/crm/auth/meta/disconnect"))
     assert data == {"disconnected": True, "revoked_at_meta": False}
     with app.app_context():
-        assert db.session.scalar(db.select(MetaToken)) is None
+        assert db.session.scalar(db.select(MetaConnection)) is None
 
 
 def test_members_read_but_do_not_change(connected, app, tenant):
@@ -228,19 +228,19 @@ def test_jwt_callers_use_the_same_api(connected, tenant):
 
 def test_disconnect_deletes_a_token_that_no_longer_decrypts(connected, app):
     with app.app_context():
-        row = db.session.scalar(db.select(MetaToken))
-        row.access_token = row.access_token[:-4] + "AAAA"  # corrupted at rest
+        row = db.session.scalar(db.select(MetaConnection))
+        row.token_ciphertext = row.token_ciphertext[:-4] + "AAAA"  # corrupted at rest
         db.session.commit()
     data = envelope_ok(connected.client.post("/crm/auth/meta/disconnect"))
     assert data == {"disconnected": True, "revoked_at_meta": False}
     with app.app_context():
-        assert db.session.scalar(db.select(MetaToken)) is None
+        assert db.session.scalar(db.select(MetaConnection)) is None
 
 
 def test_an_unreadable_token_is_a_clear_409_not_a_500(connected, app):
     with app.app_context():
-        row = db.session.scalar(db.select(MetaToken))
-        row.access_token = row.access_token[:-4] + "AAAA"
+        row = db.session.scalar(db.select(MetaConnection))
+        row.token_ciphertext = row.token_ciphertext[:-4] + "AAAA"
         db.session.commit()
     response = connected.client.get("/crm/auth/meta/test-connection")
     assert error_code(response, 409) == "token_unreadable"

@@ -4,8 +4,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from crm_meta.extensions import db
-from crm_meta.models import MetaToken
+from crm_meta.database import db
+from crm_meta.models import MetaConnection
 from tests.helpers import PASSWORD, MetaFlow
 
 INVALID = "Invalid or expired OAuth state"
@@ -78,7 +78,8 @@ def test_a_state_cannot_be_used_for_another_tenant(app, approved, make_tenant, s
     thief_flow.start()  # the thief has a binding cookie of its own
     assert_invalid_state(thief_flow.callback(location))
     with app.app_context():
-        assert db.session.scalar(db.select(MetaToken).filter_by(tenant_id=other_tenant.tenant_id)) is None
+        query = db.select(MetaConnection).filter_by(tenant_id=other_tenant.tenant_id)
+        assert db.session.scalar(query) is None
 
 
 def test_code_missing_is_a_clear_error(approved):
@@ -102,15 +103,15 @@ def test_meta_failures_during_the_callback_are_502_and_keep_the_old_connection(
         app, meta_flow, tenant, fault):
     assert meta_flow.connect().status_code == 200
     with app.app_context():
-        before = db.session.scalar(db.select(MetaToken).filter_by(tenant_id=tenant.tenant_id))
-        before_token = before.access_token
+        before = db.session.scalar(db.select(MetaConnection).filter_by(tenant_id=tenant.tenant_id))
+        before_token = before.token_ciphertext
     meta_flow.sandbox.fault(**{"count": 1, **fault})
     response = meta_flow.connect()
     assert response.status_code == 502
     assert response.get_json()["error"]["code"] == "meta_error"
     with app.app_context():
-        after = db.session.scalar(db.select(MetaToken).filter_by(tenant_id=tenant.tenant_id))
-        assert after.access_token == before_token  # nothing lost
+        after = db.session.scalar(db.select(MetaConnection).filter_by(tenant_id=tenant.tenant_id))
+        assert after.token_ciphertext == before_token  # nothing lost
 
 
 def test_timeout_at_meta_is_502_not_500(make_app, make_tenant, sandbox):

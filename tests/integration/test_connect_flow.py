@@ -2,9 +2,9 @@
 
 from urllib.parse import parse_qs, urlsplit
 
-from crm_meta.extensions import db
-from crm_meta.models import AuditEvent, MetaToken
-from crm_meta.sandbox.fixtures import USER_WITHOUT_BUSINESSES
+from crm_meta.database import db
+from crm_meta.models import AuditEvent, MetaConnection
+from meta_sandbox.fixtures import USER_WITHOUT_BUSINESSES
 from tests.helpers import APP_ID, REDIRECT_URI
 
 ALL_SCOPES = ["ads_management", "business_management", "whatsapp_business_management",
@@ -13,7 +13,7 @@ ALL_SCOPES = ["ads_management", "business_management", "whatsapp_business_manage
 
 def stored(app, tenant_id):
     with app.app_context():
-        return db.session.scalar(db.select(MetaToken).filter_by(tenant_id=tenant_id))
+        return db.session.scalar(db.select(MetaConnection).filter_by(tenant_id=tenant_id))
 
 
 def test_auth_url_carries_everything_meta_needs(admin_client, sandbox_server):
@@ -66,7 +66,7 @@ def test_approve_connects_and_discovers_everything(app, meta_flow, sandbox, tena
                             "account_status", "business_id"}
     assert account["id"] == f"act_{account['account_id']}" and account["business_id"] == biggest["id"]
     row = stored(app, tenant.tenant_id)
-    assert row.access_token.startswith("v1.") and "EAA" not in row.access_token
+    assert row.token_ciphertext.startswith("v1.") and "EAA" not in row.token_ciphertext
     assert row.meta_user_id and row.meta_user_name
     assert any(b["whatsapp_business_accounts"] for b in row.business_managers)
     assert row.pages and all("access_token" not in page for page in row.pages)

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import jwt
 import pytest
 
-from crm_meta.extensions import db
+from crm_meta.database import db
 from crm_meta.models import AuditEvent
 from tests.foundation.support import assert_envelope
 from tests.helpers import JWT_SECRET, bearer

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from crm_meta.extensions import db
-from crm_meta.models import AuditEvent, MetaToken
+from crm_meta.database import db
+from crm_meta.models import AuditEvent, MetaConnection
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -26,7 +26,7 @@ def test_data_deletion_after_deauthorize_scrubs_every_event_naming_the_user(
         app, client, sandbox, meta_flow, make_tenant):
     assert meta_flow.connect().status_code == 200
     with app.app_context():
-        meta_user = db.session.scalar(db.select(MetaToken.meta_user_id))
+        meta_user = db.session.scalar(db.select(MetaConnection.meta_user_id))
     # A second tenant connected by the same Meta user earlier, since disconnected: its connect
     # event names the user too, though no row links the user to that tenant any more.
     other = make_tenant("globex")

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
-from crm_meta.extensions import db
+from crm_meta.database import db
 from tests.foundation.support import assert_envelope
 from tests.helpers import AuthActions, add_tenant, bearer
 from tests.tcp_proxy import TcpProxy

@@ -8,9 +8,9 @@ import socket
 import pytest
 
 from config import DevelopmentConfig
-from crm_meta import create_app
-from crm_meta.extensions import db
-from crm_meta.sandbox import serve_in_thread
+from crm_meta.app import create_app
+from crm_meta.database import db
+from meta_sandbox import serve_in_thread
 from tests.helpers import APP_SECRET
 
 

@@ -15,9 +15,9 @@ import pytest
 
 import config
 from crm_meta import logs
-from crm_meta.extensions import db
-from crm_meta.models import MetaToken
-from crm_meta.runtime import token_store
+from crm_meta.database import db
+from crm_meta.models import MetaConnection
+from crm_meta.runtime import runtime
 from tests.helpers import APP_SECRET, JWT_SECRET, PASSWORD, bearer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,8 +80,8 @@ def test_the_flows_log_json_lines_with_context_and_never_a_secret(app, tenant, m
     sandbox.fault(path="/v25.0/debug_token", code=190, error_subcode=463, count=1, inspect_error=True)
     assert client.get("/crm/auth/meta/test-connection").status_code == 200  # reports the dead token
     with app.app_context():
-        token = token_store().read(db.session.scalar(db.select(MetaToken)))
-        user_id = db.session.scalar(db.select(MetaToken.meta_user_id))
+        token = runtime().store.read(db.session.scalar(db.select(MetaConnection)))
+        user_id = db.session.scalar(db.select(MetaConnection.meta_user_id))
     signed = sandbox.post("signed-request", user_id=user_id)["signed_request"]
     assert client.post("/crm/meta/data-deletion", data={"signed_request": signed}).status_code == 200
     assert client.post("/crm/meta/deauthorize", data={"signed_request": signed}).status_code == 200
@@ -182,8 +182,7 @@ def test_log_format_must_be_text_or_json():
 
 
 def test_a_served_app_with_log_format_json_writes_only_json_to_stderr(tmp_path):
-    script = ("from crm_meta import create_app\n"
-              "app = create_app()\n"
+    script = ("from wsgi import app\n"  # the entry point gunicorn and `flask --app wsgi` load
               "client = app.test_client()\n"
               "client.get('/healthz', headers={'X-Request-ID': 'from-the-proxy'})\n"
               "client.get('/crm/marketing/token-status')\n")

@@ -15,7 +15,7 @@ from werkzeug.serving import make_server
 from crm_meta import logredact
 from crm_meta.meta.graph import appsecret_proof
 from crm_meta.meta.sweep import run_sweep
-from crm_meta.runtime import token_store
+from crm_meta.runtime import of, runtime
 from tests.helpers import APP_ID, APP_SECRET, bearer
 
 DAY = 86400
@@ -123,16 +123,16 @@ def run_flow(app, served, sandbox, tenant) -> dict:
     for path in ("/crm/auth/meta/test-connection", "/crm/auth/meta/debug/token"):
         assert http.get(f"{served}{path}", headers=headers, timeout=30).status_code == 200
     with app.app_context():
-        from crm_meta.extensions import db
-        from crm_meta.models import MetaToken
+        from crm_meta.database import db
+        from crm_meta.models import MetaConnection
 
-        row = db.session.scalar(db.select(MetaToken))
-        first_token, row_id = token_store().read(row), row.id
+        row = db.session.scalar(db.select(MetaConnection))
+        first_token, row_id = runtime().store.read(row), row.id
     sandbox.advance(50 * DAY)  # close to its end: the sweep exchanges it (fb_exchange_token)
-    run_sweep(app, row_ids=[row_id], forced=True)
+    run_sweep(app, of(app), row_ids=[row_id], forced=True)
     with app.app_context():
-        row = db.session.scalar(db.select(MetaToken))
-        current = token_store().read(row)
+        row = db.session.scalar(db.select(MetaConnection))
+        current = runtime().store.read(row)
     return {"code": parse_qs(parts.query)["code"][0], "token": first_token, "current": current,
             "app_secret": APP_SECRET, "app_token": f"{APP_ID}|{APP_SECRET}",
             "proof": appsecret_proof(APP_SECRET, first_token), "callback_url": callback_url}

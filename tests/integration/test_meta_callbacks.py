@@ -4,15 +4,15 @@ import re
 
 import pytest
 
-from crm_meta.extensions import db
-from crm_meta.models import AuditEvent, MetaToken
+from crm_meta.database import db
+from crm_meta.models import AuditEvent, MetaConnection
 
 
 @pytest.fixture
 def connected_user(app, meta_flow):
     assert meta_flow.connect().status_code == 200
     with app.app_context():
-        return db.session.scalar(db.select(MetaToken.meta_user_id))
+        return db.session.scalar(db.select(MetaConnection.meta_user_id))
 
 
 def test_deauthorize_drops_that_users_connections(app, client, sandbox, connected_user):
@@ -20,7 +20,7 @@ def test_deauthorize_drops_that_users_connections(app, client, sandbox, connecte
     response = client.post("/crm/meta/deauthorize", data={"signed_request": signed})
     assert response.status_code == 200
     with app.app_context():
-        assert db.session.scalar(db.select(MetaToken)) is None
+        assert db.session.scalar(db.select(MetaConnection)) is None
         event = db.session.scalar(db.select(AuditEvent).filter_by(action="meta.deauthorize"))
         assert event.actor == "meta" and event.tenant_id is not None
 
@@ -33,7 +33,7 @@ def test_data_deletion_deletes_and_gives_a_status_page(app, client, sandbox, con
     assert re.fullmatch(r"[0-9a-f]{16}", body["confirmation_code"])
     assert body["url"].endswith(f"/crm/meta/data-deletion/{body['confirmation_code']}")
     with app.app_context():
-        assert db.session.scalar(db.select(MetaToken)) is None
+        assert db.session.scalar(db.select(MetaConnection)) is None
         events = db.session.scalars(db.select(AuditEvent)).all()
         assert {"meta.connect", "meta.data_deletion"} <= {e.action for e in events}
         assert all(connected_user not in str(e.details) for e in events)  # forgotten everywhere
@@ -53,7 +53,7 @@ def test_unverified_requests_are_refused(app, client, connected_user, path, sign
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == "invalid_signed_request"
     with app.app_context():
-        assert db.session.scalar(db.select(MetaToken)) is not None
+        assert db.session.scalar(db.select(MetaConnection)) is not None
 
 
 def test_a_request_signed_with_another_secret_is_refused(app, client, connected_user):
@@ -82,4 +82,4 @@ def test_a_signed_request_without_issued_at_is_refused(app, client, connected_us
     response = client.post("/crm/meta/deauthorize", data={"signed_request": undated})
     assert response.status_code == 400
     with app.app_context():
-        assert db.session.scalar(db.select(MetaToken)) is not None
+        assert db.session.scalar(db.select(MetaConnection)) is not None

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import requests
 
-from crm_meta.extensions import db
+from crm_meta.database import db
 from crm_meta.meta.assets import me_fields
-from crm_meta.models import MetaToken, OAuthState
-from crm_meta.sandbox.fixtures import BUSINESS_BASE
+from crm_meta.models import MetaConnection, OAuthState
+from meta_sandbox.fixtures import BUSINESS_BASE
 
 FIRST_BUSINESS = str(BUSINESS_BASE + 1)
 SECOND_BUSINESS = str(BUSINESS_BASE + 2)
@@ -17,9 +17,9 @@ SECOND_BUSINESS = str(BUSINESS_BASE + 2)
 POST_PATHS = {"/v25.0/oauth/access_token", "/v25.0/"}
 
 
-def stored(app) -> MetaToken:
+def stored(app) -> MetaConnection:
     with app.app_context():
-        row = db.session.scalar(db.select(MetaToken))
+        row = db.session.scalar(db.select(MetaConnection))
         db.session.expunge(row)
         return row
 
@@ -67,7 +67,7 @@ def test_a_page_that_keeps_timing_out_fails_the_discovery_as_transient(app, meta
     assert response.get_json()["error"]["code"] == "meta_error"
     assert rounds == [1, 1, 1, 1]  # the first round and three retries: bounded
     with app.app_context():
-        assert db.session.scalar(db.select(MetaToken)) is None
+        assert db.session.scalar(db.select(MetaConnection)) is None
 
 
 def test_pages_are_requested_only_with_pages_show_list():

@@ -11,10 +11,10 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from crm_meta import jobs, monitoring, notify
-from crm_meta.extensions import db
+from crm_meta.database import db
 from crm_meta.meta.graph import GraphClient
 from crm_meta.meta.versions import SUNSETS
-from crm_meta.models import MetaToken, NotificationOutbox
+from crm_meta.models import MetaConnection, NotificationOutbox
 from crm_meta.runtime import runtime
 
 METRICS_TOKEN = "metrics-token-for-tests-0123456789"
@@ -69,7 +69,7 @@ def test_each_tenant_reports_its_status_expiry_and_whether_the_keepalive_can_sti
     # The sweep tried to extend it inside the window and Meta gave nothing better: a reconnect
     # is the only way left.
     with app.app_context():
-        row = db.session.scalar(db.select(MetaToken))
+        row = db.session.scalar(db.select(MetaConnection))
         row.extension_attempted_at = row.expires_at - timedelta(days=10)
         row.expires_at = runtime().clock.now() + timedelta(days=5)
         db.session.commit()
@@ -80,7 +80,7 @@ def test_each_tenant_reports_its_status_expiry_and_whether_the_keepalive_can_sti
 
 
 def test_an_extension_that_worked_keeps_the_token_extendable():
-    row = MetaToken(token_type="USER", expires_at=None, extension_attempted_at=None)
+    row = MetaConnection(token_type="USER", expires_at=None, extension_attempted_at=None)
     assert monitoring.extendable(row) is False  # never expires: nothing to extend
     start = datetime(2027, 3, 1, tzinfo=UTC)
     row.expires_at = start + timedelta(days=10)
@@ -145,7 +145,7 @@ def test_oauth_callbacks_count_by_outcome(meta_flow):
 def test_a_scheduled_sweep_records_its_success_duration_and_outcomes(app, meta_flow):
     assert meta_flow.connect().status_code == 200
     with app.app_context():
-        row = db.session.scalar(db.select(MetaToken))
+        row = db.session.scalar(db.select(MetaConnection))
         row.next_check_at = None  # due now
         db.session.commit()
     completed, valid = value("meta_keepalive_sweeps_total", result="completed"), value(

@@ -5,9 +5,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy import text
 
-from crm_meta.extensions import db
-from crm_meta.models import MetaToken
-from crm_meta.runtime import token_store
+from crm_meta.database import db
+from crm_meta.models import MetaConnection
+from crm_meta.runtime import runtime
 from tests.helpers import APP_SECRET
 
 
@@ -27,7 +27,7 @@ def test_whole_flow_leaks_nothing(app, meta_flow, caplog):
     meta_flow.sandbox.fault(path="/v25.0/debug_token", code=190, error_subcode=463, count=1)
     bodies.append(meta_flow.client.get("/crm/auth/meta/test-connection").get_data(as_text=True))
     with app.app_context():
-        token = token_store().read(db.session.scalar(db.select(MetaToken)))
+        token = runtime().store.read(db.session.scalar(db.select(MetaConnection)))
         dump = []
         for table in db.metadata.sorted_tables:
             for row in db.session.execute(text(f"SELECT * FROM {table.name}")):  # noqa: S608

@@ -16,9 +16,10 @@ import requests
 from werkzeug.serving import make_server
 
 from config import ConfigError, DevelopmentConfig, ProductionConfig
-from crm_meta import create_app
+from crm_meta.app import create_app
 from crm_meta.auth.principal import mint_jwt
-from crm_meta.extensions import db
+from crm_meta.database import db
+from crm_meta.runtime import of
 from tests.helpers import add_tenant, testing_config
 from tests.unit.test_config import GOOD_PRODUCTION
 
@@ -53,7 +54,7 @@ def test_development_generates_its_secrets_once_into_instance(tmp_path):
     assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
     values = {name: first.config[name] for name in GENERATED}
     assert all(len(value) >= 32 for value in values.values())
-    assert first.extensions["meta_sandbox"].app_secret == values["META_APP_SECRET"]
+    assert of(first).sandbox.app_secret == values["META_APP_SECRET"]
 
     again = development_app(tmp_path / "instance")  # a restart, or a `flask ...` command
     assert {name: again.config[name] for name in GENERATED} == values
@@ -113,7 +114,7 @@ def test_a_remote_client_cannot_use_the_control_api(make_app):
     moved = client.post(f"{CONTROL}/clock", json={"advance_seconds": 100 * 86400},
                         environ_overrides=REMOTE)
     assert moved.status_code == 403
-    assert app.extensions["meta_sandbox"].clock()["offset_seconds"] == 0
+    assert of(app).sandbox.clock()["offset_seconds"] == 0
     for method, path in [("get", "calls"), ("get", "users"), ("post", "reset"), ("post", "tokens"),
                          ("get", "config"), ("post", "faults"), ("post", "users/1/invalidate")]:
         response = getattr(client, method)(f"{CONTROL}/{path}", json={}, environ_overrides=REMOTE)

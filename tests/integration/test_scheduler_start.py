@@ -1,17 +1,37 @@
-"""The keep-alive scheduler starts where the app serves, never in a `flask ...` command."""
+"""The factory only wires: the scheduler starts from the serving entry point, never in create_app."""
 
-import click
+import importlib.util
+from pathlib import Path
+from types import SimpleNamespace
 
-from crm_meta import create_app, jobs
+from crm_meta import jobs
+from crm_meta.app import create_app
 from tests.helpers import testing_config
 
+ROOT = Path(__file__).resolve().parents[2]
 
-def test_commands_never_start_the_scheduler_servers_do(tmp_path, monkeypatch):
+
+def gunicorn_settings():
+    spec = importlib.util.spec_from_file_location("gunicorn_settings", ROOT / "gunicorn.conf.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_factory_never_starts_the_scheduler(tmp_path, monkeypatch):
     started = []
     monkeypatch.setattr(jobs, "start", started.append)
-    config = testing_config("http://127.0.0.1:9", f"sqlite:///{tmp_path}/c.db", SCHEDULER_ENABLED=True)
-    with click.Context(click.Command("flask")):
-        create_app(config)  # how `flask <command>` loads the app: inside a click context
+    create_app(testing_config("http://127.0.0.1:9", f"sqlite:///{tmp_path}/c.db", SCHEDULER_ENABLED=True))
     assert started == []
-    app = create_app(config)  # how gunicorn loads wsgi:app
-    assert started == [app]
+
+
+def test_each_gunicorn_worker_starts_one_when_scheduler_enabled(tmp_path, monkeypatch):
+    started = []
+    monkeypatch.setattr(jobs, "start", started.append)
+    post_worker_init = gunicorn_settings().post_worker_init
+    on = create_app(testing_config("http://127.0.0.1:9", f"sqlite:///{tmp_path}/on.db",
+                                   SCHEDULER_ENABLED=True))
+    off = create_app(testing_config("http://127.0.0.1:9", f"sqlite:///{tmp_path}/off.db"))
+    post_worker_init(SimpleNamespace(wsgi=on))
+    post_worker_init(SimpleNamespace(wsgi=off))
+    assert started == [on]

@@ -2,9 +2,9 @@
 
 import pytest
 
-from crm_meta.extensions import db
-from crm_meta.models import MetaToken
-from crm_meta.sandbox.fixtures import USER_WITHOUT_BUSINESSES
+from crm_meta.database import db
+from crm_meta.models import MetaConnection
+from meta_sandbox.fixtures import USER_WITHOUT_BUSINESSES
 from tests.helpers import PASSWORD, MetaFlow, bearer
 
 
@@ -52,7 +52,7 @@ def test_b_disconnecting_leaves_a_alone(app, two_tenants, via):
     _, client, headers = next(c for c in callers(two_tenants, "beta") if c[0] == via)
     assert client.post("/crm/auth/meta/disconnect", headers=headers).status_code == 200
     with app.app_context():
-        assert db.session.scalar(db.select(MetaToken).filter_by(tenant_id=a.tenant_id)) is not None
+        assert db.session.scalar(db.select(MetaConnection).filter_by(tenant_id=a.tenant_id)) is not None
     status = two_tenants["alpha"][1].get("/crm/marketing/token-status").get_json()["data"]
     assert status["connected"] is True
 

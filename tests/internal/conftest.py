@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from crm_meta.extensions import db
+from crm_meta.database import db
 from crm_meta.internal import keys
-from crm_meta.models import MetaToken
+from crm_meta.models import MetaConnection
 from tests.helpers import PASSWORD, MetaFlow, TenantUsers, add_tenant
 
 ACCOUNT = "act_301000001000001"  # an active account of the first business of the first test user
@@ -65,23 +65,23 @@ def connect(app, sandbox):
 
 
 def stored_token(app, tenant_id: int) -> str:
-    from crm_meta.runtime import token_store
+    from crm_meta.runtime import runtime
 
     with app.app_context():
-        store = token_store()
+        store = runtime().store
         return store.read(store.for_tenant(tenant_id))
 
 
 def set_status(app, tenant_id: int, **columns) -> None:
     with app.app_context():
-        row = db.session.scalar(db.select(MetaToken).filter_by(tenant_id=tenant_id))
+        row = db.session.scalar(db.select(MetaConnection).filter_by(tenant_id=tenant_id))
         for name, value in columns.items():
             setattr(row, name, value)
         db.session.commit()
 
 
-def row_of(app, tenant_id: int) -> MetaToken:
+def row_of(app, tenant_id: int) -> MetaConnection:
     with app.app_context():
-        row = db.session.scalar(db.select(MetaToken).filter_by(tenant_id=tenant_id))
+        row = db.session.scalar(db.select(MetaConnection).filter_by(tenant_id=tenant_id))
         db.session.expunge(row)
         return row

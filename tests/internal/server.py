@@ -19,7 +19,7 @@ class _Quiet(WSGIRequestHandler):
 def main(argv: list[str]) -> int:
     settings, portfile = json.loads(argv[0]), Path(argv[1])
     from config import TestingConfig
-    from crm_meta import create_app
+    from crm_meta.app import create_app
 
     app = create_app(TestingConfig(**settings))
     server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)

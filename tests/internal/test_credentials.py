@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 import requests
 
-from crm_meta.extensions import db
+from crm_meta.database import db
 from crm_meta.models import AuditEvent, ServiceKey
 from tests.helpers import bearer
 from tests.internal.conftest import ACCOUNT, row_of, set_status, stored_token

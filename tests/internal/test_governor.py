@@ -11,6 +11,7 @@ import config as configuration
 from crm_meta.clock import FrozenClock
 from crm_meta.meta import sweep
 from crm_meta.meta.governor import Governor, GovernorRefusal, MemoryHolds, RedisHolds, readings
+from crm_meta.runtime import of
 from tests.internal.conftest import ACCOUNT, BUSINESS
 
 PROXY = "/internal/meta/connections/{}/graph/{}"
@@ -133,7 +134,7 @@ def test_sweep_answers_feed_the_governor_too(make_app, connect, make_key, sandbo
     app = make_app(META_GOVERNOR_THRESHOLD=50)
     connect("acme", app_=app)
     sandbox.post("config", app_call_budget=2)  # the sweep's debug_token answer reports >= 50%
-    report = sweep.run_sweep(app, forced=True, row_ids=[1])
+    report = sweep.run_sweep(app, of(app), forced=True, row_ids=[1])
     assert report.counts()["checked"] == 1
     held = app.test_client().get(PROXY.format("acme", f"{ACCOUNT}/campaigns"),
                                  headers=make_key(app_=app).headers)

@@ -7,13 +7,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from crm_meta.extensions import db
+from crm_meta.database import db
 from crm_meta.meta import keepalive, proxy
 from crm_meta.meta.errors import TokenInvalidError
 from crm_meta.meta.graph import GraphClient
 from crm_meta.models import AuditEvent
-from crm_meta.runtime import token_store
-from crm_meta.sandbox.tokens import token_id
+from crm_meta.runtime import runtime
+from meta_sandbox.tokens import token_id
 from tests.internal.conftest import ACCOUNT, row_of, stored_token
 
 PROXY = "/internal/meta/connections/{}/graph/{}"
@@ -131,7 +131,7 @@ def test_another_tenants_unusable_connection_is_refused_before_meta(app, client,
     connect("acme")
     beta = connect("beta", user_id="10160000000000002", account=None)
     with app.app_context():
-        row = token_store().for_tenant(beta.tenant_id)
+        row = runtime().store.for_tenant(beta.tenant_id)
         row.status = "revoked"
         db.session.commit()
     before = len(sandbox.calls())
@@ -171,14 +171,14 @@ def test_a_token_error_about_a_token_since_replaced_is_dropped(app, connect, san
     settings = keepalive.Settings.from_config(app.config)
     error = TokenInvalidError("Error validating access token", code=190, subcode=460)
     with app.app_context():
-        store = token_store()
+        store = runtime().store
         row = store.for_tenant(acme.tenant_id)
-        old, row_id, now = row.access_token, row.id, row.connected_at
+        old, row_id, now = row.token_ciphertext, row.id, row.connected_at
         store.write(row, sandbox.post("tokens")["access_token"])  # the tenant reconnected meanwhile
         db.session.commit()
         proxy.record_token_error(row_id, old, error, now, settings, store, lambda notices: None)
         assert row_of(app, acme.tenant_id).consecutive_failures == 0
-        current = store.for_tenant(acme.tenant_id).access_token
+        current = store.for_tenant(acme.tenant_id).token_ciphertext
         proxy.record_token_error(row_id, current, error, now, settings, store, lambda notices: None)
         assert row_of(app, acme.tenant_id).consecutive_failures == 1
 

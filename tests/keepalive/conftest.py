@@ -12,10 +12,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from crm_meta import jobs
-from crm_meta.extensions import db
+from crm_meta.database import db
 from crm_meta.meta import sweep as sweeping
 from crm_meta.meta.store import TokenStore
-from crm_meta.models import AuditEvent, MetaToken, Tenant, User
+from crm_meta.models import AuditEvent, MetaConnection, Tenant, User
+from crm_meta.runtime import of
 
 DEBUG_TOKEN = "/debug_token"
 EXCHANGE = "/oauth/access_token"
@@ -53,7 +54,7 @@ class Connections:
             db.session.flush()
             db.session.add(User(email=f"admin@{slug}.test", tenant_id=tenant.id, role="admin",
                                 password_hash="!"))
-            row = MetaToken(tenant_id=tenant.id, warnings_sent={}, status="connected",
+            row = MetaConnection(tenant_id=tenant.id, warnings_sent={}, status="connected",
                             token_type=minted.get("type", "USER"),
                             scopes=list(self.app.config["META_SCOPES"]),
                             expires_at=_moment(minted["expires_at"]), meta_user_id=user_id)
@@ -62,16 +63,16 @@ class Connections:
             db.session.commit()
             return Conn(tenant.id, slug, row.id, minted["token_id"], user_id, minted["access_token"])
 
-    def row(self, conn: Conn) -> MetaToken:
+    def row(self, conn: Conn) -> MetaConnection:
         """A fresh, detached copy of the connection's row."""
         with self.app.app_context():
-            row = db.session.get(MetaToken, conn.row_id)
+            row = db.session.get(MetaConnection, conn.row_id)
             db.session.expunge(row)
             return row
 
     def token(self, conn: Conn) -> str:
         with self.app.app_context():
-            row = db.session.get(MetaToken, conn.row_id)
+            row = db.session.get(MetaConnection, conn.row_id)
             return TokenStore(self.app.extensions["crm_meta"].cipher).read(row)
 
     def audit(self, action: str | None = None) -> list[AuditEvent]:
@@ -105,7 +106,7 @@ def debug_calls(sandbox) -> Counter:
 
 
 def sweep(app, **options):
-    return sweeping.run_sweep(app, **options)
+    return sweeping.run_sweep(app, of(app), **options)
 
 
 @pytest.fixture(autouse=True)

@@ -14,8 +14,9 @@ from pathlib import Path
 def main(argv: list[str]) -> int:
     settings, mode, ready, go = json.loads(argv[0]), argv[1], Path(argv[2]), Path(argv[3])
     from config import TestingConfig
-    from crm_meta import create_app
+    from crm_meta.app import create_app
     from crm_meta.meta import sweep as sweeping
+    from crm_meta.runtime import of
 
     app = create_app(TestingConfig(**settings))
     ready.touch()
@@ -24,7 +25,7 @@ def main(argv: list[str]) -> int:
         if time.monotonic() > deadline:
             return 3
         time.sleep(0.005)
-    report = sweeping.run_sweep(app, cluster_lock=mode == "lock")
+    report = sweeping.run_sweep(app, of(app), cluster_lock=mode == "lock")
     print(json.dumps({"pid": os.getpid(), "counts": report.counts(),
                       "skipped_reason": report.skipped_reason}), flush=True)
     return 0

@@ -7,12 +7,11 @@ from datetime import timedelta
 
 import pytest
 
-from crm_meta import notify
 from crm_meta.auth.principal import mint_jwt
-from crm_meta.extensions import db
+from crm_meta.database import db
 from crm_meta.meta import keepalive
-from crm_meta.models import AppHealth, AuditEvent, MetaToken, NotificationOutbox
-from crm_meta.runtime import token_store
+from crm_meta.models import AppHealth, AuditEvent, MetaConnection, NotificationOutbox
+from crm_meta.runtime import of, runtime
 from tests.helpers import PASSWORD
 from tests.keepalive.conftest import Connections, debug_calls, sweep
 
@@ -58,7 +57,7 @@ def test_a_wrong_app_secret_stops_the_sweep_and_strikes_nobody(make_app, sandbox
         assert events == ["meta.app.misconfigured"]  # told once, however many sweeps
         [queued] = db.session.scalars(db.select(NotificationOutbox)).all()
         assert queued.tenant_id is None and queued.event == "app_misconfigured"
-    assert notify.notifier(broken).flush(timeout=30)
+    assert of(broken).notifier.flush(timeout=30)
     [payload] = webhook_sink.payloads()
     assert payload["event"] == "meta.app.misconfigured" and payload["tenant"]["id"] is None
     worker = second_process(make_app, app, META_APP_SECRET=WRONG)  # another worker, same config
@@ -92,9 +91,9 @@ def test_the_hub_tells_admins_and_test_connection_names_it(make_app, sandbox, ma
     Connections(app, sandbox)  # nothing stored yet for acme: connect it through the store
     minted = sandbox.post("tokens", user_id="7000999")
     with app.app_context():
-        row = MetaToken(tenant_id=tenant.tenant_id, warnings_sent={}, status="connected",
+        row = MetaConnection(tenant_id=tenant.tenant_id, warnings_sent={}, status="connected",
                         scopes=list(app.config["META_SCOPES"]), meta_user_id="7000999")
-        token_store().replace(row, minted["access_token"])
+        runtime().store.replace(row, minted["access_token"])
         db.session.add(row)
         db.session.commit()
     broken = second_process(make_app, app, META_APP_SECRET=WRONG)
@@ -104,7 +103,7 @@ def test_the_hub_tells_admins_and_test_connection_names_it(make_app, sandbox, ma
     assert response.status_code == 503
     assert response.get_json()["error"]["code"] == "meta_app_misconfigured"
     with app.app_context():
-        assert db.session.scalar(db.select(MetaToken.status)) == "connected"
+        assert db.session.scalar(db.select(MetaConnection.status)) == "connected"
     admin_page = login(broken, tenant.admin_email).get("/crm/marketing").get_data(as_text=True)
     assert 'data-testid="app-misconfigured"' in admin_page
     assert "The Meta app is misconfigured" in admin_page
@@ -147,8 +146,8 @@ def test_a_reconnect_during_a_live_check_drops_its_verdict(app, sandbox, monkeyp
         answer = original(path, **kwargs)
         if path == "debug_token":  # the tenant reconnects while Meta answers about the old token
             with app.app_context():
-                row = db.session.get(MetaToken, conn.row_id)
-                token_store().replace(row, fresh)
+                row = db.session.get(MetaConnection, conn.row_id)
+                runtime().store.replace(row, fresh)
                 db.session.commit()
         return answer
 
@@ -156,9 +155,10 @@ def test_a_reconnect_during_a_live_check_drops_its_verdict(app, sandbox, monkeyp
     with app.app_context():
         from crm_meta.runtime import now
 
-        row = db.session.get(MetaToken, conn.row_id)
+        row = db.session.get(MetaConnection, conn.row_id)
         with pytest.raises(keepalive.ConnectionChanged):
-            keepalive.check_now(graph, token_store(), row, now(), keepalive.Settings.from_config(app.config))
+            keepalive.check_now(graph, runtime().store, row, now(),
+                                keepalive.Settings.from_config(app.config))
     row = connections.row(conn)
     assert (row.status, row.consecutive_failures, row.token_generation) == ("connected", 0, 1)
     assert connections.token(conn) == fresh
@@ -179,12 +179,12 @@ def test_two_checks_deciding_the_same_change_queue_one_notice(make_app, sandbox)
         moment = now()
         # Both read the row before either writes, as two concurrent checks do.
         with app.app_context():
-            first = db.session.get(MetaToken, conn.row_id)
+            first = db.session.get(MetaConnection, conn.row_id)
             with app.app_context():
-                second = db.session.get(MetaToken, conn.row_id)
-                keepalive.apply(second, verdict, moment, settings, store=token_store(), confirmed=True)
+                second = db.session.get(MetaConnection, conn.row_id)
+                keepalive.apply(second, verdict, moment, settings, store=runtime().store, confirmed=True)
                 db.session.commit()
-            keepalive.apply(first, verdict, moment, settings, store=token_store(), confirmed=True)
+            keepalive.apply(first, verdict, moment, settings, store=runtime().store, confirmed=True)
             db.session.commit()
         outbox = db.session.scalars(db.select(NotificationOutbox)).all()
     assert [(n.event, n.payload["status"]) for n in outbox] == [("status_changed", "needs_reauth")]

@@ -9,9 +9,11 @@ import pytest
 
 from crm_meta import jobs, notify
 from crm_meta.clock import FrozenClock
-from crm_meta.extensions import db
+from crm_meta.database import db
 from crm_meta.models import NotificationOutbox
-from crm_meta.notify import Notice, RetryPolicy
+from crm_meta.notify import Notice, RetryPolicy, channels
+from crm_meta.notify import outbox as outbox_module
+from crm_meta.runtime import of
 from tests.helpers import add_tenant
 from tests.keepalive.conftest import Connections, sweep
 from tests.keepalive.test_units import FakeSMTP
@@ -24,7 +26,7 @@ NOW = FrozenClock().now()
 def hooked(make_app, database_url=None, *, schema=True, **overrides):
     """An app whose notices go to `NOTIFY_WEBHOOK_URL`, never sleeping between in-call retries."""
     app = make_app(database_url, schema=schema, NOTIFY_WEBHOOK_SECRET=SECRET, **overrides)
-    notify.notifier(app).sleep = lambda seconds: None
+    of(app).notifier.sleep = lambda seconds: None
     return app
 
 
@@ -93,7 +95,7 @@ def test_the_warning_and_its_outbox_row_are_one_commit_and_nothing_is_queued_wit
     [row] = outbox(app)
     assert row.id == warning.details["notice"] and row.tenant_id == conn.tenant_id
     assert row.payload["recipients"] == [f"admin@{conn.slug}.test"]
-    assert notify.notifier(app).flush(timeout=30)  # the sweep woke the sender; it delivered
+    assert of(app).notifier.flush(timeout=30)  # the sweep woke the sender; it delivered
     assert webhook_sink.delivery_ids() == [row.id]
     assert outbox(app)[0].delivered_at is not None
 
@@ -131,7 +133,7 @@ def test_a_killed_senders_lease_lapses_by_the_clock_and_nothing_is_stranded(make
     from crm_meta.runtime import runtime
 
     with app.app_context():  # a sender claims the row, then is SIGKILLed mid-delivery
-        assert notify._claim(notice_id, "dead-host:4242:feedbeef", runtime().clock.now(),
+        assert outbox_module._claim(notice_id, "dead-host:4242:feedbeef", runtime().clock.now(),
                              timedelta(seconds=300))
 
     jobs.outbox_tick(app)
@@ -157,7 +159,7 @@ def test_senders_racing_in_separate_threads_and_engines_deliver_each_notice_exac
 
     def sender(index: int) -> None:
         start.wait()
-        results[index] = notify.deliver_due(apps[index])
+        results[index] = notify.deliver_due(apps[index], sender=of(apps[index]).notifier)
 
     threads = [threading.Thread(target=sender, args=(i,)) for i in range(len(apps))]
     for thread in threads:
@@ -180,7 +182,7 @@ def test_a_failing_webhook_is_retried_on_later_runs_with_backoff_then_given_up(m
                  NOTIFY_RETRY_BASE_SECONDS=600)
     webhook_sink.status = 503
     [notice_id] = queue_notices(app, add_tenant(app, "acme").tenant_id)
-    per_attempt = notify.WEBHOOK_ATTEMPTS  # the in-call retries of one attempt
+    per_attempt = channels.WEBHOOK_ATTEMPTS  # the in-call retries of one attempt
 
     jobs.outbox_tick(app)  # attempt 1 fails: next in 10 minutes
     assert webhook_sink.hits == per_attempt
@@ -213,8 +215,8 @@ def test_a_retry_sends_only_the_channels_that_failed(make_app, sandbox, webhook_
     FakeSMTP.sent = []
     app = hooked(make_app, NOTIFY_WEBHOOK_URL=webhook_sink.url, SMTP_HOST="smtp.example",
                  NOTIFY_RETRY_BASE_SECONDS=60)
-    notify.notifier(app).smtp_factory = FakeSMTP
-    webhook_sink.statuses = [500] * notify.WEBHOOK_ATTEMPTS
+    of(app).notifier.smtp_factory = FakeSMTP
+    webhook_sink.statuses = [500] * channels.WEBHOOK_ATTEMPTS
     [notice_id] = queue_notices(app, add_tenant(app, "acme").tenant_id)
 
     jobs.outbox_tick(app)

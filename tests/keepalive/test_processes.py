@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from crm_meta.extensions import db
-from crm_meta.meta import sweep as sweeping
-from crm_meta.models import MetaToken
+from crm_meta.database import db
+from crm_meta.meta import claims
+from crm_meta.models import MetaConnection
 from tests.keepalive.conftest import debug_calls, sweep
 
 pytestmark = pytest.mark.postgres
@@ -67,9 +67,10 @@ def results(procs: list[subprocess.Popen]) -> list[dict]:
     return out
 
 
-def claimed(app) -> list[MetaToken]:
+def claimed(app) -> list[MetaConnection]:
     with app.app_context():
-        rows = list(db.session.scalars(db.select(MetaToken).where(MetaToken.claimed_by.is_not(None))))
+        claimed = db.select(MetaConnection).where(MetaConnection.claimed_by.is_not(None))
+        rows = list(db.session.scalars(claimed))
         db.session.expunge_all()
         return rows
 
@@ -103,7 +104,7 @@ def test_a_process_killed_mid_sweep_leaves_nothing_locked_for_ever(pg_app, conne
     # The advisory lock died with the killed process's database session.
     def lock_is_free():
         with pg_app.app_context():
-            lock = sweeping.ClusterLock(db.engine)
+            lock = claims.ClusterLock(db.engine)
             if lock.acquire():
                 lock.release()
                 return True

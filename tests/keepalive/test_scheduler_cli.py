@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from crm_meta import jobs
-from crm_meta.extensions import db
-from crm_meta.meta import sweep as sweeping
+from crm_meta.database import db
+from crm_meta.meta import claims
 from tests.keepalive.conftest import EXCHANGE, debug_calls, sweep
 
 DAY = 86400
 
 
 def test_the_scheduler_starts_only_when_asked_once_per_process_and_stops_cleanly(make_app):
-    make_app()
-    assert jobs._scheduler is None  # tests and CLI commands do not get one
+    assert jobs.start_if_enabled(make_app()) is None and jobs._scheduler is None
 
     app = make_app(SCHEDULER_ENABLED=True)
-    scheduler = jobs._scheduler
-    assert scheduler is not None and scheduler.running
+    assert jobs._scheduler is None  # the factory never starts one: the entry point does
+    scheduler = jobs.start_if_enabled(app)
+    assert scheduler is jobs._scheduler and scheduler.running
     assert jobs.start(app) is scheduler  # idempotent
     assert [job.id for job in scheduler.get_jobs()] == ["meta.keepalive.sweep", "meta.notify.outbox"]
     sweep_job, outbox_job = scheduler.get_jobs()
@@ -29,6 +32,30 @@ def test_the_scheduler_starts_only_when_asked_once_per_process_and_stops_cleanly
     jobs.shutdown()
     assert not scheduler.running and jobs._scheduler is None
     jobs.shutdown()  # twice is fine (atexit calls it again)
+
+
+def test_flask_jobs_run_hosts_the_jobs_until_stopped(make_app, monkeypatch):
+    app = make_app()
+    run_forever = jobs.run_forever
+    hosted = []
+    monkeypatch.setattr(jobs, "run_forever", hosted.append)
+    result = app.test_cli_runner().invoke(args=["jobs", "run"])
+    assert result.exit_code == 0, result.output
+    assert hosted == [app] and "meta.keepalive.sweep" in result.output
+
+    stop = threading.Event()
+    host = threading.Thread(target=run_forever, args=(app, stop))
+    host.start()
+    try:
+        for _ in range(500):
+            if jobs._scheduler is not None:
+                break
+            time.sleep(0.01)
+        assert jobs._scheduler is not None and jobs._scheduler.running
+    finally:
+        stop.set()
+        host.join(30)
+    assert not host.is_alive() and jobs._scheduler is None
 
 
 def test_job_ids_are_unique_and_stable():
@@ -46,7 +73,7 @@ def test_a_tick_sweeps_due_connections_on_sqlite(app, sqlite_connections, sandbo
 def test_on_sqlite_one_sweep_at_a_time_per_process(app, sqlite_connections, sandbox):
     sqlite_connections.add()
     with app.app_context():
-        lock = sweeping.ClusterLock(db.engine)
+        lock = claims.ClusterLock(db.engine)
         assert lock.acquire()
         try:
             report = sweep(app)
@@ -59,7 +86,7 @@ def test_on_sqlite_one_sweep_at_a_time_per_process(app, sqlite_connections, sand
 @pytest.mark.postgres
 def test_the_advisory_lock_is_exclusive_across_sessions(pg_app):
     with pg_app.app_context():
-        first, second = sweeping.ClusterLock(db.engine), sweeping.ClusterLock(db.engine)
+        first, second = claims.ClusterLock(db.engine), claims.ClusterLock(db.engine)
         assert first.acquire()
         try:
             assert not second.acquire()
@@ -112,7 +139,7 @@ def test_refresh_dry_run_changes_nothing_and_never_exchanges(app, sqlite_connect
     assert "dry run" in result.output and "would warn" in result.output
     assert result.output.splitlines()[-2].split("|")[1:-1][2].strip() == "1"
     after = sqlite_connections.row(conn)
-    for column in ("last_checked_at", "next_check_at", "warnings_sent", "status", "access_token",
+    for column in ("last_checked_at", "next_check_at", "warnings_sent", "status", "token_ciphertext",
                    "extension_attempted_at", "data_access_expires_at", "claimed_by"):
         assert getattr(after, column) == getattr(before, column), column
     assert sqlite_connections.audit() == []

@@ -7,9 +7,10 @@ from collections import Counter
 import pytest
 
 from crm_meta.auth.principal import mint_jwt
-from crm_meta.extensions import db
+from crm_meta.database import db
 from crm_meta.models import NotificationOutbox
 from crm_meta.notify import SIGNATURE_HEADER, verify
+from crm_meta.runtime import of
 from tests.keepalive.conftest import Connections, sweep
 
 pytestmark = pytest.mark.postgres
@@ -65,9 +66,7 @@ def test_sixty_days_give_each_warning_once_then_the_end_is_announced(make_app, p
     assert seen[60]["user-token"] == "expired" and seen[45]["short-access"] == "needs_reauth"
 
     # Every notice went out once on the signed webhook.
-    from crm_meta.notify import notifier
-
-    assert notifier(app).flush(timeout=30)
+    assert of(app).notifier.flush(timeout=30)
     assert len(webhook_sink.received) == 8
     for headers, body in webhook_sink.received:
         assert verify(SECRET, body, headers[SIGNATURE_HEADER.lower()])

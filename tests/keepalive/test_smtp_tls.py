@@ -16,8 +16,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from crm_meta import jobs, notify
+from crm_meta import jobs
 from crm_meta.notify import Notifier
+from crm_meta.runtime import of
 from tests.helpers import add_tenant
 from tests.keepalive.test_outbox import outbox, queue_notices
 from tests.keepalive.test_units import FakeSMTP, notice
@@ -192,7 +193,7 @@ def test_the_outbox_retries_until_the_server_offers_tls(make_app, sandbox, smtp_
     assert PASSWORD not in caplog.text
 
     fixed = smtp_server(starttls=True)  # the operator turns STARTTLS on
-    notify.notifier(app).smtp["PORT"] = fixed.port
+    of(app).notifier.smtp["PORT"] = fixed.port
     sandbox.advance(60)
     jobs.outbox_tick(app)
     [row] = outbox(app)

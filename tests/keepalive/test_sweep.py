@@ -204,10 +204,10 @@ def test_one_tenants_broken_row_never_stops_the_sweep(pg_app, connections, sandb
     good = [connections.add() for _ in range(3)]
     bad = connections.add()
     with pg_app.app_context():
-        from crm_meta.extensions import db
-        from crm_meta.models import MetaToken
+        from crm_meta.database import db
+        from crm_meta.models import MetaConnection
 
-        db.session.get(MetaToken, bad.row_id).access_token = "not-a-ciphertext"
+        db.session.get(MetaConnection, bad.row_id).token_ciphertext = "not-a-ciphertext"
         db.session.commit()
 
     report = sweep(pg_app)

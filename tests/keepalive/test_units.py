@@ -10,8 +10,9 @@ from types import SimpleNamespace
 import pytest
 import requests
 
+from crm_meta.cli import refresh
 from crm_meta.clock import FrozenClock
-from crm_meta.meta import keepalive, refresh
+from crm_meta.meta import keepalive
 from crm_meta.meta.errors import TokenInvalidError, TransientError
 from crm_meta.meta.keepalive import Probe, Settings
 from crm_meta.meta.tokens import TokenInfo

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 import requests
 
-from crm_meta.sandbox import create_sandbox_app, serve_in_thread
+from meta_sandbox import create_sandbox_app, serve_in_thread
 
 APP_ID = "424242424242424"
 APP_SECRET = "sandbox-test-secret-0123456789"

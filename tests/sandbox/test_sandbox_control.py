@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from crm_meta.sandbox import USER_WITH_BUSINESSES, USER_WITHOUT_BUSINESSES, graph
+from meta_sandbox import USER_WITH_BUSINESSES, USER_WITHOUT_BUSINESSES, graph
 
 
 def _post(meta, path, body):

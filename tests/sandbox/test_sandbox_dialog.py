@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from crm_meta.sandbox import USER_WITH_BUSINESSES, USER_WITHOUT_BUSINESSES, create_sandbox_app
+from meta_sandbox import USER_WITH_BUSINESSES, USER_WITHOUT_BUSINESSES, create_sandbox_app
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from crm_meta.sandbox import schema
-from crm_meta.sandbox.fixtures import BUSINESS_BASE
+from meta_sandbox import schema
+from meta_sandbox.fixtures import BUSINESS_BASE
 
 FIRST_BUSINESS = str(BUSINESS_BASE + 1)
 DAY = 86400

@@ -13,8 +13,8 @@ import pytest
 import requests
 from flask import Flask
 
-from crm_meta.sandbox import Sandbox, create_blueprint, create_sandbox_app, serve_in_thread
-from crm_meta.sandbox.server import TEMPLATES_DIR
+from meta_sandbox import Sandbox, create_blueprint, create_sandbox_app, serve_in_thread
+from meta_sandbox.server import TEMPLATES_DIR
 
 
 def _submit_consent_like_a_browser(http: requests.Session, dialog_url: str) -> str:

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from crm_meta.sandbox import USER_WITH_BUSINESSES, USER_WITHOUT_ASSETS, USER_WITHOUT_BUSINESSES
+from meta_sandbox import USER_WITH_BUSINESSES, USER_WITHOUT_ASSETS, USER_WITHOUT_BUSINESSES
 
 NESTED = (
     "id,name,owned_ad_accounts.limit(100){id,account_id,name,account_status,currency,timezone_name},"

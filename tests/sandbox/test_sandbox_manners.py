@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from crm_meta.sandbox.config import DEFAULTS
-from crm_meta.sandbox.errors import GraphError
-from crm_meta.sandbox.fields import parse_fields
-from crm_meta.sandbox.fixtures import build_fixtures
+from meta_sandbox.config import DEFAULTS
+from meta_sandbox.errors import GraphRefusal
+from meta_sandbox.fields import parse_fields
+from meta_sandbox.fixtures import build_fixtures
 
 
 @pytest.mark.parametrize("version", ["v21.0", "v22.0", "v23.0", "v24.0", "v25.0", "v26.0"])
@@ -108,7 +108,7 @@ def test_fields_parser_handles_nesting_modifiers_and_errors():
     assert specs[2].children[1].children[0].name == "c"
     assert parse_fields("") is None
     for bad in ("id,{x}", "edge{a", "edge.limit(5", "a b"):
-        with pytest.raises(GraphError) as caught:
+        with pytest.raises(GraphRefusal) as caught:
             parse_fields(bad)
         assert caught.value.code == 100
 

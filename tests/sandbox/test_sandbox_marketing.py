@@ -7,8 +7,8 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from crm_meta.sandbox import USER_WITHOUT_BUSINESSES
-from crm_meta.sandbox.insights import preset_range
+from meta_sandbox import USER_WITHOUT_BUSINESSES
+from meta_sandbox.insights import preset_range
 
 ACCOUNT = "act_301000001000001"  # active, owned by the first business of the first test user
 OTHER_ACCOUNT = "act_301000001000003"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from crm_meta.sandbox import USER_WITH_BUSINESSES
+from meta_sandbox import USER_WITH_BUSINESSES
 
 SIXTY_DAYS = 60 * 86400
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from crm_meta.extensions import db
-from crm_meta.models import MetaToken
+from crm_meta.database import db
+from crm_meta.models import MetaConnection
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def edit_row(app, tenant):
 
     def edit(**changes):
         with app.app_context():
-            row = db.session.scalar(db.select(MetaToken).filter_by(tenant_id=tenant.tenant_id))
+            row = db.session.scalar(db.select(MetaConnection).filter_by(tenant_id=tenant.tenant_id))
             for name, value in changes.items():
                 if callable(value):
                     value = value(row)

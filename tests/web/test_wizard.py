@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qs, urlsplit
 
-from crm_meta.sandbox import USER_WITHOUT_BUSINESSES
+from meta_sandbox import USER_WITHOUT_BUSINESSES
 
 ANDINA = "2010000000000001"  # the sandbox's first business, with more than 100 ad accounts
 

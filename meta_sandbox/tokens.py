@@ -70,7 +70,7 @@ class CodeRecord:
     used: bool = False
 
 
-class TokenStore:
+class TokenLedger:
     """Issued tokens and codes, and the per-user events that invalidate tokens."""
 
     def __init__(self) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from . import config as settings
 from .fixtures import Fixtures, build_fixtures
-from .tokens import Grant, TokenStore, expiry, token_id
+from .tokens import Grant, TokenLedger, expiry, token_id
 
 TOKEN_TYPES = ("USER", "SYSTEM_USER")
 INVALIDATION_SUBCODES = (458, 459, 460, 464, 467)
@@ -83,7 +83,7 @@ class Sandbox:
             self.config: dict[str, Any] = {**settings.DEFAULTS, **self._initial_config}
             self.offset = timedelta(0)
             self.fixtures: Fixtures = build_fixtures(self.config)
-            self.store = TokenStore()
+            self.store = TokenLedger()
             self.faults: list[Fault] = []
             self.call_log: deque[dict[str, Any]] = deque(maxlen=self.config["call_log_limit"])
             self._app_calls: deque[float] = deque()

@@ -3,34 +3,32 @@
 from __future__ import annotations
 
 import click
+from flask import Flask
 
-from crm_meta.extensions import db
+from crm_meta.database import db
 from crm_meta.meta.keepalive import Outcome
 from crm_meta.meta.sweep import run_sweep
-from crm_meta.models import MetaToken, Tenant
+from crm_meta.models import MetaConnection, Tenant
+from crm_meta.runtime import of
 
 SUMMARY_COLUMNS = ("checked", "extended", "warned", "failed", "skipped")
 
 
-def refresh_command(*, tenant_slug: str | None, dry_run: bool) -> dict:
+def refresh_command(app: Flask, *, tenant: Tenant | None, dry_run: bool) -> dict:
     """Check every connection (or one tenant's) now, due or not; progress bar and summary."""
-    from flask import current_app
-
-    from crm_meta.cli import tenant_by_slug
-
-    query = db.select(MetaToken.id).order_by(MetaToken.id)
-    if tenant_slug:
-        query = query.filter_by(tenant_id=tenant_by_slug(tenant_slug).id)
+    tenant_slug = tenant.slug if tenant else None
+    query = db.select(MetaConnection.id).order_by(MetaConnection.id)
+    if tenant is not None:
+        query = query.filter_by(tenant_id=tenant.id)
     ids = list(db.session.scalars(query))
     db.session.rollback()
     if not ids:
         click.echo("no Meta connections to check" + (f" for tenant {tenant_slug}" if tenant_slug else ""))
         return dict.fromkeys(SUMMARY_COLUMNS, 0)
-    app = current_app._get_current_object()
     label = "Checking connections" + (" (dry run: nothing is changed)" if dry_run else "")
     with click.progressbar(length=len(ids), label=label, show_pos=True) as bar:
-        report = run_sweep(app, row_ids=ids, forced=True, dry_run=dry_run,
-                                on_done=lambda outcome: bar.update(1))
+        report = run_sweep(app, of(app), row_ids=ids, forced=True, dry_run=dry_run,
+                           on_done=lambda outcome: bar.update(1))
     counts = report.counts()
     click.echo(format_table(counts, would=dry_run))
     notable = [o for o in report.outcomes if o.failed or o.status_before != o.status_after

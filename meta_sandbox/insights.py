@@ -11,7 +11,7 @@ import random
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from .errors import GraphError, bad_param
+from .errors import GraphRefusal, bad_param
 
 # Meta's date_preset values for the insights edge (AdsInsights.DatePreset).
 DATE_PRESETS = (
@@ -90,7 +90,7 @@ def date_range(params: dict[str, str], now: datetime) -> tuple[date, date]:
         if since > until:
             raise bad_param("(#100) time_range: since must not be after until")
         if since < _month_back(now.date(), MAXIMUM_MONTHS):
-            raise GraphError("The start date of the time range cannot be beyond 37 months from "
+            raise GraphRefusal("The start date of the time range cannot be beyond 37 months from "
                              "the current date", 3018)
         return since, until
     preset = params.get("date_preset") or DEFAULT_PRESET

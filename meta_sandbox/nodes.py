@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .errors import GraphError, bad_param, permission_error
+from .errors import GraphRefusal, bad_param, permission_error
 from .fields import FieldSpec
 from .schema import TYPES
 from .tokens import TokenRecord, needs_data_access
@@ -46,7 +46,7 @@ class Context:
 
     def require_data_access(self, scope: str) -> None:
         if needs_data_access(scope) and self.token.grant.data_access_expired(self.now):
-            raise GraphError(
+            raise GraphRefusal(
                 DATA_ACCESS_MESSAGE.format(scope=scope),
                 200,
                 status=403,
@@ -88,7 +88,7 @@ def check_node(ctx: Context, obj: dict[str, Any]) -> None:
         ctx.require_data_access(node_type.data_access_scope)
 
 
-def _unknown_field(name: str, type_name: str) -> GraphError:
+def _unknown_field(name: str, type_name: str) -> GraphRefusal:
     shown = "Business" if type_name == "BusinessRef" else type_name
     return bad_param(f"(#100) Tried accessing nonexisting field ({name}) on node type ({shown})")
 

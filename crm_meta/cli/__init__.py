@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from crm_meta.extensions import db
+from crm_meta import jobs
+from crm_meta.auth.principal import mint_jwt
+from crm_meta.cli.refresh import refresh_command
+from crm_meta.crypto import CryptoError
+from crm_meta.database import db
+from crm_meta.internal.cli import services_cli
+from crm_meta.meta import doctor
 from crm_meta.models import ROLES, Tenant, User
 from crm_meta.models.tenant import slug_problem
+from crm_meta.runtime import runtime
+from meta_sandbox import run_standalone
 
 COMMON_PASSWORDS = {"password", "password1", "123456789", "1234567890", "qwertyuiop", "letmein123"}
 DEMO_EMAIL = "admin@demo.test"
@@ -75,6 +84,7 @@ demo_cli = AppGroup("demo", help="Local demo data.")
 jwt_cli = AppGroup("jwt", help="API bearer tokens.")
 meta_cli = AppGroup("meta", help="The Meta connection: sandbox, keep-alive and doctor.")
 crypto_cli = AppGroup("crypto", help="Encryption of stored tokens.")
+jobs_cli = AppGroup("jobs", help="The scheduled jobs (keep-alive sweep, notification outbox).")
 
 
 @tenants_cli.command("create")
@@ -117,8 +127,6 @@ def demo_seed():
               help="Lifetime in seconds.")
 def jwt_mint(tenant_slug: str, sub: str, role: str, ttl: int):
     """Print an HS256 bearer token for the API."""
-    from crm_meta.auth.principal import mint_jwt
-
     tenant = tenant_by_slug(tenant_slug)
     click.echo(mint_jwt(current_app.config["JWT_SECRET_KEY"], tenant_id=tenant.id, sub=sub,
                         role=role, ttl=ttl))
@@ -129,8 +137,6 @@ def jwt_mint(tenant_slug: str, sub: str, role: str, ttl: int):
 @click.option("--port", type=click.IntRange(1, 65535), default=8765, show_default=True)
 def meta_sandbox(host: str, port: int):
     """Run the Meta sandbox (emulated login dialog and Graph API) on its own."""
-    from crm_meta.sandbox import run_standalone
-
     config = current_app.config
     if config["APP_ENV"] == "production":
         raise click.ClickException("the Meta sandbox never runs with APP_ENV=production")
@@ -143,20 +149,14 @@ def meta_sandbox(host: str, port: int):
 @click.option("--dry-run", is_flag=True, help="Check and report; change nothing.")
 def meta_refresh(tenant_slug: str | None, dry_run: bool):
     """Check every connection (or one tenant's) now, due or not."""
-    from crm_meta.meta.refresh import refresh_command
-
-    refresh_command(tenant_slug=tenant_slug, dry_run=dry_run)
+    tenant = tenant_by_slug(tenant_slug) if tenant_slug else None
+    refresh_command(current_app._get_current_object(), tenant=tenant, dry_run=dry_run)
 
 
 @meta_cli.command("doctor")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of lines.")
 def meta_doctor(as_json: bool):
     """Check the configured Meta app before going live (exit 0: all passed)."""
-    import json
-
-    from crm_meta.meta import doctor
-    from crm_meta.runtime import runtime
-
     checks = doctor.run(runtime().graph, current_app.config)
     if as_json:
         click.echo(json.dumps(doctor.report(checks), indent=2))
@@ -174,10 +174,7 @@ def meta_doctor(as_json: bool):
               help="Seconds to keep retrying tokens that other sessions hold locked.")
 def crypto_rotate(wait: float):
     """Re-encrypt every stored token with the current ENCRYPTION_KEY."""
-    from crm_meta.crypto import CryptoError
-    from crm_meta.runtime import token_store
-
-    store = token_store()
+    store = runtime().store
     try:
         count, left = store.rotate_all(wait)
     except CryptoError as exc:
@@ -195,8 +192,14 @@ def crypto_rotate(wait: float):
     click.echo(f"re-encrypted {count} token(s) with key {kid}")
 
 
-def register_cli(app: Flask) -> None:
-    from crm_meta.internal.cli import services_cli
+@jobs_cli.command("run")
+def jobs_run():
+    """Run the scheduled jobs in this process until it is stopped (a dedicated job process)."""
+    app = current_app._get_current_object()
+    click.echo(f"running jobs {', '.join(spec.id for spec in jobs.JOBS)}; stop with Ctrl-C or SIGTERM")
+    jobs.run_forever(app)
 
-    for group in (tenants_cli, users_cli, demo_cli, jwt_cli, meta_cli, crypto_cli, services_cli):
+
+def register_cli(app: Flask) -> None:
+    for group in (tenants_cli, users_cli, demo_cli, jwt_cli, meta_cli, crypto_cli, services_cli, jobs_cli):
         app.cli.add_command(group)

@@ -11,15 +11,11 @@ from crm_meta.meta.status import (
     effective_status,
     missing_scopes,
 )
-from crm_meta.models import MetaToken
+from crm_meta.models import MetaConnection
+from crm_meta.timestamps import iso
 
 
-def iso(moment: datetime | None) -> str | None:
-    """ISO 8601 in UTC with a Z, as the envelope's timestamps."""
-    return moment.isoformat().replace("+00:00", "Z") if moment else None
-
-
-def status_payload(row: MetaToken | None, now: datetime, required: list[str],
+def status_payload(row: MetaConnection | None, now: datetime, required: list[str],
                    connect_url: str, rerequest_url: str | None = None) -> dict:
     """token-status: everything from storage, no Meta call."""
     status = effective_status(row, now, required)
@@ -51,7 +47,7 @@ def _selected(row) -> dict | None:
             "business_id": row.selected_business_id}
 
 
-def connected_payload(row: MetaToken, now: datetime, required: list[str],
+def connected_payload(row: MetaConnection, now: datetime, required: list[str],
                       rerequest_url: str) -> dict:
     """The callback's answer to a JSON client: what was connected, and what is missing."""
     missing = missing_scopes(row, required)
@@ -67,13 +63,13 @@ def connected_payload(row: MetaToken, now: datetime, required: list[str],
     }
 
 
-def portfolios(row: MetaToken) -> list[dict]:
+def portfolios(row: MetaConnection) -> list[dict]:
     """The tenant's businesses with their ad accounts, as meta-portfolios answers."""
     return [{"id": b["id"], "name": b["name"], "ad_accounts_count": len(b["ad_accounts"]),
              "ad_accounts": b["ad_accounts"]} for b in row.business_managers or []]
 
 
-def checked_payload(row: MetaToken, info, now: datetime, required: list[str]) -> dict:
+def checked_payload(row: MetaConnection, info, now: datetime, required: list[str]) -> dict:
     """test-connection's answer: what Meta said just now (`info`: debug_token's TokenInfo,
     None when it could not even inspect the token), and the status that follows."""
     status = effective_status(row, now, required)

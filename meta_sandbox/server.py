@@ -17,7 +17,7 @@ from .messages import GraphRequest
 from .state import Sandbox
 
 _HERE = Path(__file__).resolve().parent
-TEMPLATES_DIR = _HERE.parent.parent / "templates"
+TEMPLATES_DIR = _HERE / "templates"  # the sandbox's own pages (sandbox/...)
 _CSS = _HERE / "sandbox.css"
 _log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def _params() -> dict[str, str]:
 
 def create_blueprint(sandbox: Sandbox, name: str = "sandbox") -> Blueprint:
     """A new blueprint serving the dialog, the Graph API and /_sandbox control routes."""
-    bp = Blueprint(name, __name__)
+    bp = Blueprint(name, __name__, template_folder=str(TEMPLATES_DIR))
 
     def base_url() -> str:
         return url_for(".index", _external=True).rstrip("/")
@@ -101,7 +101,7 @@ def create_blueprint(sandbox: Sandbox, name: str = "sandbox") -> Blueprint:
 
 def create_sandbox_app(app_id, app_secret, redirect_uri, **config) -> Flask:
     """A standalone app serving the sandbox at its root; the Sandbox is in extensions."""
-    app = Flask("crm_meta.sandbox", template_folder=str(TEMPLATES_DIR), static_folder=None)
+    app = Flask("meta_sandbox", template_folder=str(TEMPLATES_DIR), static_folder=None)
     redirect_uris = [redirect_uri] if isinstance(redirect_uri, str) else list(redirect_uri)
     sandbox = Sandbox(app_id, app_secret, redirect_uris, **config)
     app.register_blueprint(create_blueprint(sandbox))

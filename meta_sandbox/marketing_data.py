@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from .errors import GraphError
+from .errors import GraphRefusal
 
 OBJECTIVES = ("OUTCOME_APP_PROMOTION", "OUTCOME_AWARENESS", "OUTCOME_ENGAGEMENT", "OUTCOME_LEADS",
               "OUTCOME_SALES", "OUTCOME_TRAFFIC")
@@ -146,6 +146,6 @@ def count_account(sandbox, state: State, account: dict[str, Any], usage, edge: s
         regain = math.ceil(reset / 60)
         buc = {business_id or "0": [{"type": usage.use_case, "call_count": 100, "total_cputime": 50,
                                      "total_time": 75, "estimated_time_to_regain_access": regain}]}
-        raise GraphError(THROTTLED_80004, 80004, headers={
+        raise GraphRefusal(THROTTLED_80004, 80004, headers={
             "x-ad-account-usage": usage.headers["x-ad-account-usage"],
             "x-business-use-case-usage": json.dumps(buc)})

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
-from .errors import GraphError, bad_param, fbtrace_id
+from .errors import GraphRefusal, bad_param, fbtrace_id
 from .messages import GraphRequest, GraphResponse
 
 MAX_BATCH = 50
@@ -16,7 +16,7 @@ _VERSIONED = re.compile(r"^v\d+\.\d+(/|$)")
 _CARRIED = ("access_token", "appsecret_proof", "appsecret_time")
 
 
-def _error_response(err: GraphError, version: str) -> GraphResponse:
+def _error_response(err: GraphRefusal, version: str) -> GraphResponse:
     trace = fbtrace_id()
     headers = {
         "facebook-api-version": version,
@@ -68,16 +68,16 @@ def run_batch(sandbox, req: GraphRequest, version: str, handle: Callable) -> Gra
     try:
         if not req.params.get("access_token"):
             # Meta's batch doc: the access token is a top-level parameter of the batch itself.
-            raise GraphError("An access token is required to request this resource.", 104)
+            raise GraphRefusal("An access token is required to request this resource.", 104)
         items = _parse(req.params["batch"])
-    except GraphError as err:
+    except GraphRefusal as err:
         return _error_response(err, version)
     include_headers = req.params.get("include_headers", "true").lower() != "false"
     results = []
     for item in items:
         try:
             sub = _sub_request(item, req, version, versioned)
-        except GraphError as err:
+        except GraphRefusal as err:
             response = _error_response(err, version)
         else:
             if sandbox.take_fault(sub.path, sub.method, in_batch=True) is not None:

@@ -80,7 +80,7 @@ def default_message(code: int) -> str:
     return f"(#{code}) Error injected by the Meta sandbox"
 
 
-class GraphError(Exception):
+class GraphRefusal(Exception):
     """A failure answered with Meta's error body and HTTP status."""
 
     def __init__(
@@ -121,28 +121,28 @@ class GraphError(Exception):
         return {"error": err}
 
 
-def bad_param(message: str, subcode: int | None = None) -> GraphError:
+def bad_param(message: str, subcode: int | None = None) -> GraphRefusal:
     """Code 100: a bad or missing parameter."""
-    return GraphError(message, 100, subcode=subcode)
+    return GraphRefusal(message, 100, subcode=subcode)
 
 
-def unknown_path(path: str) -> GraphError:
+def unknown_path(path: str) -> GraphRefusal:
     """Code 2500: the path does not name anything."""
-    return GraphError(f"Unknown path components: {path}", 2500)
+    return GraphRefusal(f"Unknown path components: {path}", 2500)
 
 
-def unsupported(method: str, obj: str) -> GraphError:
+def unsupported(method: str, obj: str) -> GraphRefusal:
     """Code 100 / 33: object missing, invisible, or method not supported on it."""
     text = UNSUPPORTED.format(method=method.lower(), obj=obj)
-    return GraphError(text, 100, subcode=33, type_="GraphMethodException")
+    return GraphRefusal(text, 100, subcode=33, type_="GraphMethodException")
 
 
-def token_error(subcode: int | None, message: str) -> GraphError:
+def token_error(subcode: int | None, message: str) -> GraphRefusal:
     """Code 190: the access token cannot be used; Meta adds WWW-Authenticate."""
     header = f'OAuth "Facebook Platform" "invalid_token" "{message}"'
-    return GraphError(message, 190, subcode=subcode, headers={"WWW-Authenticate": header})
+    return GraphRefusal(message, 190, subcode=subcode, headers={"WWW-Authenticate": header})
 
 
-def permission_error(message: str, code: int = 200) -> GraphError:
+def permission_error(message: str, code: int = 200) -> GraphRefusal:
     """Code 200 (HTTP 403) or 10 (HTTP 400): a permission the token lacks."""
-    return GraphError(message, code, status=403 if code == 200 else 400)
+    return GraphRefusal(message, code, status=403 if code == 200 else 400)

@@ -6,7 +6,7 @@ import hashlib
 import hmac
 from datetime import datetime
 
-from .errors import TOKEN_MESSAGES, GraphError, token_error
+from .errors import TOKEN_MESSAGES, GraphRefusal, token_error
 from .tokens import TokenRecord
 
 PROOF_MESSAGE = "Invalid appsecret_proof provided in the API argument"
@@ -31,7 +31,7 @@ def is_app_token(sandbox, token: str) -> bool:
 
 
 def lookup(sandbox, token: str, now: datetime) -> TokenRecord:
-    """The record of a usable user, system-user or page token, else a 190 GraphError."""
+    """The record of a usable user, system-user or page token, else a 190 GraphRefusal."""
     record = sandbox.store.tokens.get(token)
     if record is None:
         if token.startswith("EAA"):
@@ -47,14 +47,14 @@ def authenticate(sandbox, token: str | None, params: dict[str, str], about_me: b
     """Resolve the caller's token for a node call and enforce appsecret_proof."""
     if not token:
         if about_me:
-            raise GraphError(
+            raise GraphRefusal(
                 "An active access token must be used to query information about the current user.",
                 2500,
             )
-        raise GraphError("An access token is required to request this resource.", 104)
+        raise GraphRefusal("An access token is required to request this resource.", 104)
     if is_app_token(sandbox, token):
         if about_me:
-            raise GraphError(
+            raise GraphRefusal(
                 "An active access token must be used to query information about the current user.",
                 2500,
             )
@@ -75,7 +75,7 @@ def check_proof(sandbox, token: str, params: dict[str, str], now: datetime) -> N
     proof = params.get("appsecret_proof")
     if not proof:
         if sandbox.config["require_appsecret_proof"]:
-            raise GraphError(PROOF_MESSAGE, 100, type_="GraphMethodException")
+            raise GraphRefusal(PROOF_MESSAGE, 100, type_="GraphMethodException")
         return
     timestamp = None
     raw_time = params.get("appsecret_time")
@@ -83,10 +83,10 @@ def check_proof(sandbox, token: str, params: dict[str, str], now: datetime) -> N
         try:
             timestamp = int(raw_time)
         except ValueError:
-            raise GraphError(PROOF_MESSAGE, 100, type_="GraphMethodException") from None
+            raise GraphRefusal(PROOF_MESSAGE, 100, type_="GraphMethodException") from None
         age = now.timestamp() - timestamp
         if age > PROOF_WINDOW_SECONDS or age < -_CLOCK_SKEW_SECONDS:
-            raise GraphError(PROOF_MESSAGE, 100, type_="GraphMethodException")
+            raise GraphRefusal(PROOF_MESSAGE, 100, type_="GraphMethodException")
     expected = proof_for(sandbox.app_secret, token, timestamp)
     if not hmac.compare_digest(proof.lower().encode(), expected.encode()):
-        raise GraphError(PROOF_MESSAGE, 100, type_="GraphMethodException")
+        raise GraphRefusal(PROOF_MESSAGE, 100, type_="GraphMethodException")

@@ -1,18 +1,19 @@
-"""One Meta connection per tenant: the encrypted token and what it gave access to."""
+"""One Meta connection per tenant (table meta_tokens): the encrypted token and what it gave
+access to."""
 
 from datetime import datetime
 
 from sqlalchemy import JSON, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm_meta.extensions import db
+from crm_meta.database import db
 from crm_meta.models.types import UTCDateTime, utcnow
 
 # Connection states of the contract; `disconnected` is the absence of a row.
 STATUSES = ("connected", "expiring", "partial", "throttled", "needs_reauth", "expired", "revoked")
 
 
-class MetaToken(db.Model):
+class MetaConnection(db.Model):
     __tablename__ = "meta_tokens"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -20,7 +21,8 @@ class MetaToken(db.Model):
         ForeignKey("tenants.id", ondelete="CASCADE"), unique=True, index=True
     )
     # Ciphertext from crm_meta.crypto (bound to the tenant, names its key); never the token.
-    access_token: Mapped[str] = mapped_column(Text)
+    # The column keeps its first name, access_token: no migration for a rename in Python.
+    token_ciphertext: Mapped[str] = mapped_column("access_token", Text)
     key_id: Mapped[str] = mapped_column(String(16), index=True)
     # Bumped whenever a different token is stored (connect, extension), never by re-encryption:
     # part of the notices' de-duplication key, and how a late verdict knows it is stale.

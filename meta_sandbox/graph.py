@@ -15,7 +15,7 @@ from .config import CURRENT_VERSIONS
 from .errors import (
     APP_LIMIT_CODE,
     RATE_LIMIT_CODES,
-    GraphError,
+    GraphRefusal,
     bad_param,
     default_message,
     fbtrace_id,
@@ -96,11 +96,11 @@ def handle(sandbox, req: GraphRequest) -> GraphResponse:
             response = GraphResponse(status, _MALFORMED_BODY, {"Content-Type": "text/html"})
         else:
             if sandbox.config["enforce_rate_limits"] and app_over:
-                raise GraphError(default_message(4), 4)
+                raise GraphRefusal(default_message(4), 4)
             with sandbox.lock:
                 body = _route(sandbox, req, method, version, segments, usage)
             response = GraphResponse(200, body)
-    except GraphError as err:
+    except GraphRefusal as err:
         response = GraphResponse(err.status, err.body(trace), dict(err.headers))
         app_pct = 100 if err.code == APP_LIMIT_CODE else app_pct
     headers.setdefault("x-app-usage", _usage_json(app_pct))
@@ -133,9 +133,9 @@ def _buc_json(business_id: str, use_case: str, pct: int, regain: int) -> str:
     return json.dumps({business_id: [entry]})
 
 
-def _fault_error(sandbox, fault, segments: list[str]) -> GraphError:
+def _fault_error(sandbox, fault, segments: list[str]) -> GraphRefusal:
     code = fault.code
-    err = GraphError(
+    err = GraphRefusal(
         fault.message or default_message(code),
         code,
         subcode=fault.error_subcode,

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from . import auth
-from .errors import GraphError, bad_param, token_error
+from .errors import GraphRefusal, bad_param, token_error
 from .state import epoch
 from .tokens import LONG_LIVED_THRESHOLD, TokenRecord, expiry
 
@@ -33,12 +33,12 @@ DEBUG_TOKEN_METHODS = ("GET",)  # Meta documents debug_token as a read only
 def _check_client(sandbox, params: dict[str, str]) -> None:
     client_id = params.get("client_id")
     if not client_id:
-        raise GraphError("Missing client_id parameter.", 101)
+        raise GraphRefusal("Missing client_id parameter.", 101)
     if client_id != sandbox.app_id:
-        raise GraphError("Error validating application. Invalid application ID.", 101)
+        raise GraphRefusal("Error validating application. Invalid application ID.", 101)
     secret = params.get("client_secret")
     if not secret or not hmac.compare_digest(secret.encode(), sandbox.app_secret.encode()):
-        raise GraphError("Error validating client secret.", 1, is_transient=False, status=400)
+        raise GraphRefusal("Error validating client secret.", 1, is_transient=False, status=400)
 
 
 def _token_response(token: str, expires_at: datetime | None, now: datetime) -> dict[str, Any]:
@@ -56,7 +56,7 @@ def access_token(sandbox, method: str, params: dict[str, str]) -> dict[str, Any]
     _check_client(sandbox, params)
     now = sandbox.now()
     if grant_type == "authorization_code" and params.get("code_verifier"):
-        raise GraphError(PKCE_REFUSED, 1, status=400, is_transient=False)
+        raise GraphRefusal(PKCE_REFUSED, 1, status=400, is_transient=False)
     if grant_type == "authorization_code":
         return _exchange_code(sandbox, params, now)
     if grant_type == "fb_exchange_token":
@@ -149,7 +149,7 @@ def debug_token(sandbox, bearer: str | None, params: dict[str, str]) -> dict[str
     """Inspect input_token; always HTTP 200 for the input token's own problems."""
     app_token = params.get("access_token") or bearer
     if not app_token:
-        raise GraphError("An access token is required to request this resource.", 104)
+        raise GraphRefusal("An access token is required to request this resource.", 104)
     if not auth.is_app_token(sandbox, app_token):
         if "|" in app_token:
             raise token_error(None, "Invalid OAuth access token signature.")

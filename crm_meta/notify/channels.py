@@ -1,0 +1,150 @@
+"""The channels (signed webhook, e-mail) and this process's sender thread for the outbox."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import smtplib
+import threading
+import time
+from email.message import EmailMessage
+
+import requests
+
+from crm_meta import mail
+from crm_meta.notify.notices import Notice
+from crm_meta.notify.outbox import deliver_due
+from crm_meta.notify.signing import SIGNATURE_HEADER, sign
+
+log = logging.getLogger(__name__)
+DELIVERY_HEADER = "X-CRM-Meta-Delivery"  # the notice id: receivers can drop duplicates
+WEBHOOK_ATTEMPTS = 4
+WEBHOOK_TIMEOUT = 5.0  # seconds per attempt
+BACKOFF_BASE = 1.0  # seconds; doubles per attempt, with jitter
+
+
+def channels_configured(config) -> bool:
+    """A webhook URL or an SMTP host: only then are notices queued at all."""
+    return bool(config.get("NOTIFY_WEBHOOK_URL") or config.get("SMTP_HOST"))
+
+
+class Notifier:
+    """The channels (webhook, e-mail) and this process's sender thread; `wake` never blocks."""
+
+    def __init__(self, config, *, app=None, clock=None, sleep=time.sleep, smtp_factory=None):
+        self.webhook_url = config.get("NOTIFY_WEBHOOK_URL") or ""
+        self.webhook_secret = config.get("NOTIFY_WEBHOOK_SECRET") or ""
+        self.smtp = {k: config.get(f"SMTP_{k}") for k in ("HOST", "PORT", "USER", "PASSWORD", "FROM")}
+        self.app = app  # the sender thread delivers this app's outbox
+        self.clock = clock  # the app's clock: when a notice is due
+        self.sleep = sleep
+        self.smtp_factory = smtp_factory
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._changed = threading.Condition()
+        self._requested = self._handled = 0  # wake-ups asked for / passes finished
+        self._local = threading.local()  # one requests.Session per thread (sender, jobs)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.webhook_url or self.smtp["HOST"])
+
+    def wake(self) -> None:
+        """Ask the sender thread for a pass over the outbox; returns at once."""
+        if self.app is None or not self.enabled:
+            return
+        with self._changed:
+            self._requested += 1
+            self._changed.notify_all()
+        self._ensure_thread()
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until the sender has made the passes asked for so far (tests, shutdown)."""
+        with self._changed:
+            target = self._requested
+            return self._changed.wait_for(lambda: self._handled >= target, timeout)
+
+    def _ensure_thread(self) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="crm-meta-notify", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._handled < self._requested)
+                target = self._requested  # one pass answers every wake-up so far
+            try:
+                deliver_due(self.app, sender=self)
+            except Exception:  # the outbox keeps the notices; the job will try again
+                log.exception("delivering notifications failed")
+            with self._changed:
+                self._handled = target
+                self._changed.notify_all()
+
+    def channels_for(self, notice: Notice) -> list[str]:
+        """The configured channels this notice goes to."""
+        wanted = ["webhook"] if self.webhook_url else []
+        if self.smtp["HOST"] and notice.recipients:
+            wanted.append("email")
+        return wanted
+
+    def deliver(self, notice: Notice, channels: list[str] | None = None) -> dict:
+        """Send one notice on every configured channel (or on `channels`); channel -> outcome."""
+        send = {"webhook": self.post_webhook, "email": self.send_email}
+        return {channel: send[channel](notice)
+                for channel in (self.channels_for(notice) if channels is None else channels)}
+
+    @property
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        return session
+
+    def post_webhook(self, notice: Notice) -> str:
+        """POST the signed JSON body; retry timeouts, 429 and 5xx with exponential backoff."""
+        body = json.dumps(notice.payload(), separators=(",", ":"), sort_keys=True).encode()
+        headers = {"Content-Type": "application/json", DELIVERY_HEADER: notice.id,
+                   SIGNATURE_HEADER: sign(self.webhook_secret, body)}
+        outcome = "failed"
+        for attempt in range(WEBHOOK_ATTEMPTS):
+            try:
+                response = self._session.post(self.webhook_url, data=body, headers=headers,
+                                              timeout=WEBHOOK_TIMEOUT)
+                if response.status_code < 300:
+                    return "delivered"
+                if response.status_code != 429 and response.status_code < 500:
+                    log.warning("webhook refused notice %s: HTTP %s", notice.id, response.status_code)
+                    return f"refused:{response.status_code}"
+                outcome = f"failed:{response.status_code}"
+            except requests.RequestException as exc:
+                outcome = f"failed:{type(exc).__name__}"
+            if attempt + 1 < WEBHOOK_ATTEMPTS:
+                self.sleep(BACKOFF_BASE * 2 ** attempt * (0.5 + random.random()))
+        log.warning("webhook gave up on notice %s after %s attempts (%s)", notice.id,
+                    WEBHOOK_ATTEMPTS, outcome)
+        return outcome
+
+    def send_email(self, notice: Notice) -> str:
+        """One message to the tenant's admins through the configured SMTP server (crm_meta.mail)."""
+        message = EmailMessage()
+        message["From"] = self.smtp["FROM"] or "crm-meta@localhost"
+        message["To"] = ", ".join(notice.recipients)
+        message["Subject"] = notice.subject()
+        message["Message-ID"] = f"<{notice.id}@crm-meta>"
+        message.set_content(notice.text())
+        try:
+            mail.send(message, host=self.smtp["HOST"], port=int(self.smtp["PORT"] or 587),
+                      user=self.smtp["USER"] or "", password=self.smtp["PASSWORD"] or "",
+                      factory=self.smtp_factory)
+            return "delivered"
+        except mail.SMTPWithoutTLS as exc:
+            log.warning("e-mail for notice %s not sent: %s (set up STARTTLS, or SMTPS on port %s)",
+                        notice.id, exc, mail.SMTPS_PORT)
+            return "failed:no_starttls"
+        except (OSError, smtplib.SMTPException) as exc:
+            log.warning("e-mail for notice %s failed: %s", notice.id, type(exc).__name__)
+            return f"failed:{type(exc).__name__}"

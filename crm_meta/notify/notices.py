@@ -1,0 +1,77 @@
+"""What a notification says: the notice, its webhook body and its e-mail text (no token, no secret)."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+from crm_meta.timestamps import iso
+
+EVENTS = {"warning": "meta.connection.warning", "status_changed": "meta.connection.status_changed",
+          "app_misconfigured": "meta.app.misconfigured"}
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One notification about one tenant's connection (no token, no secret)."""
+
+    id: str
+    event: str  # warning | status_changed | app_misconfigured (app-wide: no tenant)
+    tenant_id: int | None
+    status: str
+    created_at: str
+    kind: str | None = None  # token | data_access (warnings)
+    days: int | None = None
+    ends_at: str | None = None
+    previous_status: str | None = None
+    tenant_slug: str | None = None
+    tenant_name: str | None = None
+    recipients: tuple[str, ...] = ()
+
+    @classmethod
+    def create(cls, *, event: str, tenant_id: int | None, status: str, now: datetime,
+               key: tuple | None = None, **fields) -> Notice:
+        """A notice; with `key`, its id is derived from it, so that two checks deciding the same
+        notice at once queue it once (the outbox keeps the first)."""
+        notice_id = (hashlib.sha256(repr((event, tenant_id, *key)).encode()).hexdigest()[:32]
+                     if key is not None else uuid.uuid4().hex)
+        return cls(id=notice_id, event=event, tenant_id=tenant_id, status=status,
+                   created_at=iso(now), **fields)
+
+    def payload(self) -> dict:
+        """The webhook's JSON body."""
+        body = asdict(self)
+        body.pop("recipients")
+        body["event"] = EVENTS.get(self.event, self.event)
+        body["tenant"] = {"id": body.pop("tenant_id"), "slug": body.pop("tenant_slug"),
+                          "name": body.pop("tenant_name")}
+        return body
+
+    def subject(self) -> str:
+        if self.event == "app_misconfigured":
+            return "The Meta app is misconfigured"
+        if self.event == "warning":
+            what = "Meta connection" if self.kind == "token" else "Meta data access"
+            return f"Your {what} ends in {self.days} day{'s' if self.days != 1 else ''}"
+        if self.status in ("needs_reauth", "expired", "revoked"):
+            return "Your Meta connection needs to be reconnected"
+        return "Your Meta connection works again"
+
+    def text(self) -> str:
+        if self.event == "app_misconfigured":
+            return (f"{self.subject()}: Meta refuses the app's own credential (for example, the app "
+                    "secret was reset at Meta). Connection checks are paused and no tenant's "
+                    "connection is marked. An operator must fix META_APP_ID / META_APP_SECRET; "
+                    "`flask meta doctor` names the cause.\n")
+        name = self.tenant_name or self.tenant_slug or f"tenant {self.tenant_id}"
+        lines = [f"{self.subject()} ({name})."]
+        if self.event == "warning":
+            lines.append(f"It ends at {self.ends_at}. An admin can renew it in one click from "
+                         "Marketing > Meta connection, before it stops working.")
+        else:
+            lines.append(f"Status: {self.status} (was {self.previous_status}).")
+            if self.status in ("needs_reauth", "expired", "revoked"):
+                lines.append("An admin can reconnect it from Marketing > Meta connection.")
+        return "\n\n".join(lines) + "\n"
