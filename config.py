@@ -74,7 +74,15 @@ class Config:
         # Database: DATABASE_URL, or the seed's POSTGRES_DSN; None means SQLite under instance/.
         url = get("DATABASE_URL") or get("POSTGRES_DSN")
         self.SQLALCHEMY_DATABASE_URI = normalise_database_url(url) if url else None
-        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+        # Seconds after which a pooled database connection is replaced rather than reused, so
+        # stale ones (server restarts, idle timeouts of proxies in between) age out; a request
+        # whose pooled connection died anyway retries its first statement once (crm_meta.dbreads).
+        self.DATABASE_POOL_RECYCLE = float(get("DATABASE_POOL_RECYCLE") or 1800)
+        # Test every pooled connection with a `SELECT 1` before use: one more round trip per
+        # request; only for networks that silently drop idle connections faster than the recycle.
+        self.DATABASE_POOL_PRE_PING = _bool(get("DATABASE_POOL_PRE_PING"), False)
+        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": self.DATABASE_POOL_PRE_PING,
+                                          "pool_recycle": self.DATABASE_POOL_RECYCLE}
         # Secrets: never a default in code. Outside production missing ones are generated into
         # instance/ at start (crm_meta.local_secrets); production refuses to start without them.
         self.SECRET_KEY = get("SECRET_KEY") or ""

@@ -118,21 +118,20 @@ def _select_locale():
 
 
 def _init_extensions(app: Flask) -> None:
+    from crm_meta import dbreads
+    from crm_meta.auth.tenancy import load_session_user
     from crm_meta.meta.oauth import init_oauth
-    from crm_meta.models import User
     from crm_meta.runtime import build_runtime
 
     db.init_app(app)
+    dbreads.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = None
 
-    @login_manager.user_loader
-    def load_user(user_id: str):
-        return db.session.get(User, int(user_id)) if user_id.isdigit() else None
-
+    login_manager.user_loader(load_session_user)
     babel.init_app(app, locale_selector=_select_locale)
     app.jinja_env.globals["current_locale"] = lambda: str(get_locale() or "en")
     app.extensions["crm_meta"] = build_runtime(app.config)

@@ -2,8 +2,9 @@
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, ForeignKey, Integer, String, Text, event
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm.attributes import get_history
 
 from crm_meta.extensions import db
 from crm_meta.models.types import UTCDateTime, utcnow
@@ -37,6 +38,9 @@ class MetaToken(db.Model):
     business_managers: Mapped[list] = mapped_column(JSON, default=list)
     personal_ad_accounts: Mapped[list] = mapped_column(JSON, default=list)
     pages: Mapped[list] = mapped_column(JSON, default=list)  # id/name/category only, no page tokens
+    # Sizes of the discovery, kept with it (below) so a status read never loads the assets.
+    business_count: Mapped[int] = mapped_column(Integer, default=0)
+    ad_account_count: Mapped[int] = mapped_column(Integer, default=0)
     meta_user_id: Mapped[str | None] = mapped_column(String(64), index=True)
     meta_user_name: Mapped[str | None] = mapped_column(String(200))
     login_config_id: Mapped[str | None] = mapped_column(String(64))
@@ -69,3 +73,23 @@ class MetaToken(db.Model):
         for account in self.personal_ad_accounts or []:
             seen.setdefault(account["id"], account)
         return list(seen.values())
+
+
+DISCOVERY = ("business_managers", "personal_ad_accounts")
+
+
+def _count_discovery(row: MetaToken) -> None:
+    row.business_count = len(row.business_managers or [])
+    row.ad_account_count = len(row.all_ad_accounts())
+
+
+@event.listens_for(MetaToken, "before_insert")
+def _count_on_insert(mapper, connection, row: MetaToken) -> None:
+    _count_discovery(row)
+
+
+@event.listens_for(MetaToken, "before_update")
+def _count_on_update(mapper, connection, row: MetaToken) -> None:
+    """Keep the counts equal to the discovery, whoever writes it."""
+    if any(get_history(row, name).has_changes() for name in DISCOVERY):
+        _count_discovery(row)

@@ -1,0 +1,77 @@
+"""The caller's tenant and its connection's status columns, read together in one query: the
+only database round trip of a status read, whichever credential the caller brings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import g
+from sqlalchemy import select
+
+from crm_meta.auth import claims as claims_
+from crm_meta.dbreads import first_read
+from crm_meta.meta.status import STATUS_FIELDS, ConnectionStatus
+from crm_meta.models import MetaToken, Tenant, User
+from crm_meta.models.tenant import SLUG
+
+# The connection's key tells "no connection" from the outer join's row of NULLs.
+COLUMNS = (Tenant.id, Tenant.slug, MetaToken.id.label("connection_id"),
+           *(getattr(MetaToken, name) for name in STATUS_FIELDS))
+SESSION_KEY = "_crm_meta_session_tenant"  # on `g`: what the session user's loader read
+
+
+@dataclass(frozen=True, slots=True)
+class TenantRef:
+    """A tenant as authentication read it: what checks and scoping need, no ORM object."""
+
+    id: int
+    slug: str
+
+
+Found = tuple[TenantRef, ConnectionStatus | None]
+
+
+def _found(values) -> Found:
+    tenant_id, slug, connection_id, *status = values
+    return TenantRef(tenant_id, slug), (ConnectionStatus(*status) if connection_id else None)
+
+
+def _with_status(query):
+    return query.outerjoin(MetaToken, MetaToken.tenant_id == Tenant.id)
+
+
+def tenant_by_ref(ref) -> Found | None:
+    """A tenant by id (an int or a digit string) or by slug, with its connection's status;
+    slugs are never digits only."""
+    ref = claims_.tenant_ref(ref)
+    if isinstance(ref, int):
+        if not 0 < ref <= claims_.MAX_TENANT_ID:
+            return None
+        where = Tenant.id == ref
+    elif SLUG.fullmatch(ref):
+        where = Tenant.slug == ref
+    else:
+        return None
+    row = first_read(_with_status(select(*COLUMNS)).where(where)).first()
+    return None if row is None else _found(row)
+
+
+def load_session_user(user_id: str) -> User | None:
+    """flask-login's loader: the user, its tenant and the connection's status in one query."""
+    if not user_id.isdigit():
+        return None
+    query = _with_status(select(User, *COLUMNS).join(Tenant, Tenant.id == User.tenant_id))
+    row = first_read(query.where(User.id == int(user_id))).first()
+    if row is None:
+        return None
+    user, *rest = row
+    setattr(g, SESSION_KEY, (user.id, _found(rest)))
+    return user
+
+
+def of_session_user(user: User) -> Found | None:
+    """The logged-in user's tenant and connection status (as its loader read them)."""
+    loaded = g.get(SESSION_KEY)
+    if loaded is not None and loaded[0] == user.id:
+        return loaded[1]
+    return tenant_by_ref(user.tenant_id)

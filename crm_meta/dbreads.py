@@ -1,0 +1,79 @@
+"""Database reads that cost one round trip: no transaction for read-only requests, and a
+request's first statement retried once when its pooled connection turns out to be dead.
+
+There is no pre-ping on checkout (a `SELECT 1` round trip per request): stale connections are
+recycled by age (DATABASE_POOL_RECYCLE), and one that died meanwhile (a PostgreSQL restart, an
+idle timeout in between) fails its first statement, which invalidates the pool; that statement
+is then run again on a fresh connection. Retrying is only safe before anything else happened
+in the transaction, hence "first statement".
+"""
+
+from __future__ import annotations
+
+from flask import Flask, has_request_context, request
+from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from crm_meta.extensions import db
+
+READ_ONLY = "crm_meta.read_only"  # request.environ key: this request only reads the database
+AUTOCOMMIT = "crm_meta.autocommit"  # connection info key: switched to autocommit by us
+
+
+def read_only() -> None:
+    """Run this request's statements without a transaction (views that never write)."""
+    request.environ[READ_ONLY] = True
+
+
+def first_read(statement):
+    """Execute the request's first statement; retried once on a fresh connection when the
+    pooled one was dropped. Later statements are never retried (a transaction may hold work)."""
+    first = not db.session().in_transaction()
+    try:
+        return db.session.execute(statement)
+    except DBAPIError as exc:
+        if not (first and exc.connection_invalidated):
+            raise
+        db.session.rollback()  # the dead connection leaves the session; the pool replaces it
+    return db.session.execute(statement)
+
+
+def _after_begin(session, transaction, connection) -> None:
+    # psycopg2 sends BEGIN before a transaction's first statement and ROLLBACK when the session
+    # ends: two round trips a read-only request does not need. Its `autocommit` attribute is a
+    # client-side switch (no statement), unlike an isolation-level change, which sends a SET
+    # when it is undone; the pool's checkin below switches it back.
+    if not (has_request_context() and request.environ.get(READ_ONLY)):
+        return
+    if connection.dialect.driver != "psycopg2":
+        return  # SQLite serves one process; nothing to save there
+    fairy = connection.connection
+    fairy.dbapi_connection.autocommit = True
+    fairy.info[AUTOCOMMIT] = True
+
+
+def _checkin(dbapi_connection, record) -> None:
+    """Every connection goes back to the pool with transactions on, whoever used it."""
+    if record.info.pop(AUTOCOMMIT, False) and dbapi_connection is not None:
+        dbapi_connection.autocommit = False
+
+
+def _end_read_only(exc) -> None:
+    # A session that outlives the request (an app context pushed around it, as tests do) would
+    # keep the autocommit connection; ending its transaction sends nothing in autocommit.
+    if request.environ.get(READ_ONLY) and db.session().in_transaction():
+        try:
+            db.session.rollback()
+        except SQLAlchemyError:
+            pass  # the connection is gone already; the pool replaces it
+
+
+def init_app(app: Flask) -> None:
+    """Install the switch on this app's engines and the session."""
+    if not event.contains(db.session, "after_begin", _after_begin):
+        event.listen(db.session, "after_begin", _after_begin)
+    with app.app_context():
+        for engine in db.engines.values():
+            if not event.contains(engine, "checkin", _checkin):
+                event.listen(engine, "checkin", _checkin)
+    app.teardown_request(_end_read_only)
