@@ -25,17 +25,17 @@ def read_only() -> None:
     request.environ[READ_ONLY] = True
 
 
-def first_read(statement):
+def first_read(statement, params: dict | None = None):
     """Execute the request's first statement; retried once on a fresh connection when the
     pooled one was dropped. Later statements are never retried (a transaction may hold work)."""
     first = not db.session().in_transaction()
     try:
-        return db.session.execute(statement)
+        return db.session.execute(statement, params)
     except DBAPIError as exc:
         if not (first and exc.connection_invalidated):
             raise
         db.session.rollback()  # the dead connection leaves the session; the pool replaces it
-    return db.session.execute(statement)
+    return db.session.execute(statement, params)
 
 
 def _after_begin(session, transaction, connection) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask import g
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from crm_meta.auth import claims as claims_
 from crm_meta.dbreads import first_read
@@ -14,9 +14,15 @@ from crm_meta.meta.status import STATUS_FIELDS, ConnectionStatus
 from crm_meta.models import MetaToken, Tenant, User
 from crm_meta.models.tenant import SLUG
 
+TENANTS, TOKENS = Tenant.__table__, MetaToken.__table__
 # The connection's key tells "no connection" from the outer join's row of NULLs.
-COLUMNS = (Tenant.id, Tenant.slug, MetaToken.id.label("connection_id"),
-           *(getattr(MetaToken, name) for name in STATUS_FIELDS))
+COLUMNS = (TENANTS.c.id, TENANTS.c.slug, TOKENS.c.id.label("connection_id"),
+           *(TOKENS.c[name] for name in STATUS_FIELDS))
+WITH_STATUS = TENANTS.outerjoin(TOKENS, TOKENS.c.tenant_id == TENANTS.c.id)
+# Built once: plain table statements (no ORM entities to load) whose cache key is computed
+# once, not per request; a JWT names its tenant by id or by slug.
+BY_ID = select(*COLUMNS).select_from(WITH_STATUS).where(TENANTS.c.id == bindparam("ref"))
+BY_SLUG = select(*COLUMNS).select_from(WITH_STATUS).where(TENANTS.c.slug == bindparam("ref"))
 SESSION_KEY = "_crm_meta_session_tenant"  # on `g`: what the session user's loader read
 
 
@@ -36,10 +42,6 @@ def _found(values) -> Found:
     return TenantRef(tenant_id, slug), (ConnectionStatus(*status) if connection_id else None)
 
 
-def _with_status(query):
-    return query.outerjoin(MetaToken, MetaToken.tenant_id == Tenant.id)
-
-
 def tenant_by_ref(ref) -> Found | None:
     """A tenant by id (an int or a digit string) or by slug, with its connection's status;
     slugs are never digits only."""
@@ -47,12 +49,12 @@ def tenant_by_ref(ref) -> Found | None:
     if isinstance(ref, int):
         if not 0 < ref <= claims_.MAX_TENANT_ID:
             return None
-        where = Tenant.id == ref
+        statement = BY_ID
     elif SLUG.fullmatch(ref):
-        where = Tenant.slug == ref
+        statement = BY_SLUG
     else:
         return None
-    row = first_read(_with_status(select(*COLUMNS)).where(where)).first()
+    row = first_read(statement, {"ref": ref}).first()
     return None if row is None else _found(row)
 
 
@@ -60,8 +62,9 @@ def load_session_user(user_id: str) -> User | None:
     """flask-login's loader: the user, its tenant and the connection's status in one query."""
     if not user_id.isdigit():
         return None
-    query = _with_status(select(User, *COLUMNS).join(Tenant, Tenant.id == User.tenant_id))
-    row = first_read(query.where(User.id == int(user_id))).first()
+    query = (select(User, *COLUMNS).join(Tenant, Tenant.id == User.tenant_id)
+             .outerjoin(MetaToken, MetaToken.tenant_id == Tenant.id).where(User.id == int(user_id)))
+    row = first_read(query).first()
     if row is None:
         return None
     user, *rest = row
