@@ -52,6 +52,9 @@ def create_app(config: Config | None = None) -> Flask:
     app = Flask(__name__, template_folder=str(ROOT / "templates"),
                 static_folder=str(ROOT / "static"), instance_path=str(instance))
     app.config.from_object(config)
+    from crm_meta.auth.sessions import CookieSessionInterface
+
+    app.session_interface = CookieSessionInterface()
     if not app.config["SQLALCHEMY_DATABASE_URI"]:
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
         app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{Path(app.instance_path) / 'crm_meta.db'}"
