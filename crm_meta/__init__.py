@@ -11,7 +11,7 @@ from flask_babel import get_locale
 from flask_login import current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from config import Config, ConfigError, config_from_env
+from config import Config, ConfigError, config_from_env, engine_options
 from crm_meta.extensions import babel, csrf, db, login_manager, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,6 +126,8 @@ def _init_extensions(app: Flask) -> None:
     from crm_meta.meta.oauth import init_oauth
     from crm_meta.runtime import build_runtime
 
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(
+        app.config["SQLALCHEMY_DATABASE_URI"], app.config["SQLALCHEMY_ENGINE_OPTIONS"])
     db.init_app(app)
     dbreads.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)

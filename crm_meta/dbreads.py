@@ -1,5 +1,6 @@
-"""Database reads that cost one round trip: no transaction for read-only requests, and a
-request's first statement retried once when its pooled connection turns out to be dead.
+"""Database reads that cost one round trip: no transaction for read-only requests (and for
+single statements that are their own transaction), and a request's first statement retried
+once when its pooled connection turns out to be dead.
 
 There is no pre-ping on checkout (a `SELECT 1` round trip per request): stale connections are
 recycled by age (DATABASE_POOL_RECYCLE), and one that died meanwhile (a PostgreSQL restart, an
@@ -38,18 +39,22 @@ def first_read(statement, params: dict | None = None):
     return db.session.execute(statement, params)
 
 
-def _after_begin(session, transaction, connection) -> None:
-    # psycopg2 sends BEGIN before a transaction's first statement and ROLLBACK when the session
-    # ends: two round trips a read-only request does not need. Its `autocommit` attribute is a
-    # client-side switch (no statement), unlike an isolation-level change, which sends a SET
-    # when it is undone; the pool's checkin below switches it back.
-    if not (has_request_context() and request.environ.get(READ_ONLY)):
-        return
+def autocommit(connection) -> None:
+    """Run this connection's statements without BEGIN/COMMIT until it goes back to the pool."""
+    # psycopg2 sends BEGIN before a transaction's first statement and COMMIT or ROLLBACK at its
+    # end: round trips a read, or a single statement, does not need. Its `autocommit` attribute
+    # is a client-side switch (no statement), unlike an isolation-level change, which sends a
+    # SET when it is undone; the pool's checkin below switches it back.
     if connection.dialect.driver != "psycopg2":
         return  # SQLite serves one process; nothing to save there
     fairy = connection.connection
     fairy.dbapi_connection.autocommit = True
     fairy.info[AUTOCOMMIT] = True
+
+
+def _after_begin(session, transaction, connection) -> None:
+    if has_request_context() and request.environ.get(READ_ONLY):
+        autocommit(connection)
 
 
 def _checkin(dbapi_connection, record) -> None:

@@ -5,10 +5,12 @@ However many gunicorn workers or hosts run a scheduler, a connection is checked 
    serves one process) lets one scheduled sweep run at a time, so the concurrency bound holds
    for the whole cluster, not per process;
 2. each connection is still claimed with a conditional UPDATE (claimed_by/claimed_until, one
-   statement per small batch) and re-read by its worker before any work (fencing), because
+   statement per small batch, which also returns what the checks need), because
    `flask meta refresh` and a sweep whose lock session dropped can overlap; a claim expires,
-   so a killed process strands nothing;
-3. the result is written only if the row is still ours and still holds the token we checked.
+   so a killed process strands nothing, and a check whose claim lapsed before it began is
+   not made;
+3. the results are written back in batches (crm_meta.meta.checks), each row only if it is
+   still ours and still holds the token we checked (fencing).
 """
 
 from __future__ import annotations
@@ -24,17 +26,27 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, text, update
+from sqlalchemy import and_, or_, select, text, update
+from sqlalchemy.exc import SQLAlchemyError
 
+from crm_meta import dbreads
 from crm_meta.extensions import db
-from crm_meta.meta import keepalive
+from crm_meta.meta.checks import (
+    TICKET_COLUMNS,
+    TOKENS,
+    Checked,
+    Ticket,
+    dry_run_tickets,
+    not_claimed,
+    probe_one,
+    still_ours,
+    ticket,
+    write_back,
+)
 from crm_meta.meta.keepalive import Outcome, Settings
 from crm_meta.models import MetaToken
 
 log = logging.getLogger(__name__)
-USAGE_SLOWDOWN = 80  # percent of Meta's app budget at which workers start pausing
-USAGE_STOP = 100  # at which the sweep leaves the rest for the next tick
-MAX_PAUSE = 2.0  # seconds a worker waits per call when Meta's budget is nearly spent
 
 
 # -- the cluster-wide lock -------------------------------------------------------------------
@@ -115,71 +127,59 @@ def owner_id() -> str:
 def _claim_free(now: datetime, lease: timedelta):
     # A claim further ahead than two leases was made under a clock that has since gone back
     # (the sandbox's reset): treat it as stale rather than locked for weeks.
-    return or_(MetaToken.claimed_until.is_(None), MetaToken.claimed_until <= now,
-               MetaToken.claimed_until > now + 2 * lease)
+    return or_(TOKENS.c.claimed_until.is_(None), TOKENS.c.claimed_until <= now,
+               TOKENS.c.claimed_until > now + 2 * lease)
 
 
 def _not_throttled(now: datetime):
-    return or_(MetaToken.throttled_until.is_(None), MetaToken.throttled_until <= now)
+    return or_(TOKENS.c.throttled_until.is_(None), TOKENS.c.throttled_until <= now)
 
 
 def _is_due(now: datetime):
-    return or_(MetaToken.next_check_at.is_(None), MetaToken.next_check_at <= now)
+    return or_(TOKENS.c.next_check_at.is_(None), TOKENS.c.next_check_at <= now)
 
 
 def due_ids(now: datetime, lease: timedelta) -> list[int]:
     """Connections due for a check, most overdue first."""
-    query = (db.select(MetaToken.id)
+    query = (select(TOKENS.c.id)
              .where(_is_due(now), _not_throttled(now), _claim_free(now, lease))
-             .order_by(MetaToken.next_check_at.asc().nulls_first(), MetaToken.id))
+             .order_by(TOKENS.c.next_check_at.asc().nulls_first(), TOKENS.c.id))
     ids = list(db.session.scalars(query))
     db.session.rollback()
     return ids
 
 
-def claim(row_ids: list[int], claim_id: str, now: datetime, lease: timedelta, *,
-          due_only: bool) -> set[int]:
-    """Conditional UPDATE: a row becomes ours only if nobody holds it (and, for sweeps, it is
-    still due: a check finished elsewhere moved next_check_at on). Returns the ids won.
-
-    One statement and one commit for a batch of rows; each row is re-read (fenced) by the
-    worker that checks it before anything is done with it.
-    """
-    conditions = [MetaToken.id.in_(row_ids), _claim_free(now, lease), _not_throttled(now)]
+def claim_tickets(row_ids: list[int], claim_id: str, now: datetime, lease: timedelta, *,
+                  due_only: bool) -> list[Ticket]:
+    """Conditional UPDATE ... RETURNING: a row becomes ours only if nobody holds it (and, for
+    sweeps, it is still due: a check finished elsewhere moved next_check_at on). Returns the
+    rows won with what their checks need: one statement, its own transaction, for a batch."""
+    conditions = [TOKENS.c.id.in_(row_ids), _claim_free(now, lease), _not_throttled(now)]
     if due_only:
         conditions.append(_is_due(now))
-    result = db.session.execute(
-        update(MetaToken).where(and_(*conditions))
-        .values(claimed_by=claim_id, claimed_until=now + lease)
-        .execution_options(synchronize_session=False))
-    won: set[int] = set()
-    if result.rowcount:
-        won = set(db.session.scalars(db.select(MetaToken.id).where(
-            MetaToken.id.in_(row_ids), MetaToken.claimed_by == claim_id)))
-    db.session.commit()
-    return won
+    statement = (update(TOKENS).where(and_(*conditions))
+                 .values(claimed_by=claim_id, claimed_until=now + lease).returning(*TICKET_COLUMNS))
+    with db.engine.connect() as conn:
+        dbreads.autocommit(conn)  # PostgreSQL: no BEGIN/COMMIT round trips around it
+        won = conn.execute(statement).all()
+        conn.commit()
+    return [ticket(values, claim_id) for values in won]
+
+
+def claim(row_ids: list[int], claim_id: str, now: datetime, lease: timedelta, *,
+          due_only: bool) -> set[int]:
+    """The ids claim_tickets won."""
+    return {t.row_id for t in claim_tickets(row_ids, claim_id, now, lease, due_only=due_only)}
 
 
 def fence(row_id: int, claim_id: str, *, ciphertext: str | None = None) -> MetaToken | None:
-    """Re-read the row (locked for the write-back); None unless the claim is still ours and,
-    when given, the token is still the one we checked (a reconnect replaces it)."""
+    """Re-read the row (locked when checking the token); None unless the claim is still ours
+    and, when given, the token is still the one we checked (a reconnect replaces it)."""
     query = db.select(MetaToken).where(MetaToken.id == row_id).execution_options(populate_existing=True)
     if ciphertext is not None:
         query = query.with_for_update()
     row = db.session.scalar(query)
-    if row is None or row.claimed_by != claim_id:
-        return None
-    if ciphertext is not None and row.access_token != ciphertext:
-        return None
-    return row
-
-
-def release(row_id: int, claim_id: str) -> None:
-    """Give a claim back without recording anything (used when a check crashed)."""
-    db.session.execute(
-        update(MetaToken).where(MetaToken.id == row_id, MetaToken.claimed_by == claim_id)
-        .values(claimed_by=None, claimed_until=None).execution_options(synchronize_session=False))
-    db.session.commit()
+    return row if still_ours(row, claim_id, ciphertext) else None
 
 
 # -- the sweep -------------------------------------------------------------------------------
@@ -235,170 +235,86 @@ def run_sweep(app, *, row_ids: Iterable[int] | None = None, forced: bool = False
 
                 row_ids = due_ids(runtime().clock.now(), settings.lease)
             sweep = _Sweep(app, settings, owner_id(), forced, dry_run, stopping)
-            return SweepReport(outcomes=_fan_out(sweep, row_ids, on_done))
+            return SweepReport(outcomes=_Dispatcher(sweep, list(row_ids), on_done).run())
         finally:
             if lock is not None:
                 lock.release()
 
 
-def _fan_out(sweep: _Sweep, row_ids: Iterable[int], on_done) -> list[Outcome]:
-    """A thread pool with at most `concurrency` checks running and a short queue behind them."""
-    outcomes: list[Outcome] = []
+class _Dispatcher:
+    """One thread claims batches, keeps `concurrency` workers probing Meta with a queue behind
+    them, and writes finished probes back in batches (workers never touch the database on the
+    common path, and no transaction waits on Meta)."""
 
-    def collect(done) -> None:
-        for future in done:
-            outcome = future.result()
-            outcomes.append(outcome)
-            if on_done is not None:
-                on_done(outcome)
+    def __init__(self, sweep: _Sweep, row_ids: list[int], on_done):
+        from crm_meta.runtime import runtime, token_store
 
-    from crm_meta.runtime import runtime
+        self.sweep, self.ids, self.on_done = sweep, row_ids, on_done
+        self.size = sweep.settings.concurrency
+        self.next = 0  # index of the first id not claimed yet
+        self.clock, self.store = runtime().clock, token_store()
+        self.outcomes: list[Outcome] = []
+        self.pending: set = set()
+        self.finished: list[Checked] = []  # probed, waiting for the write-back
 
-    size = sweep.settings.concurrency
-    ids = list(row_ids)
-    with ThreadPoolExecutor(max_workers=size, thread_name_prefix="keepalive") as pool:
-        pending: set = set()
-        for start in range(0, len(ids), size):
-            batch = ids[start:start + size]
-            if sweep.stopped:
-                collect_now = [Outcome(row_id, kind="skipped", error="sweep stopped") for row_id in batch]
-                _report(collect_now, outcomes, on_done)
+    def run(self) -> list[Outcome]:
+        with ThreadPoolExecutor(max_workers=self.size, thread_name_prefix="keepalive") as pool:
+            self._top_up(pool)
+            while self.pending:
+                done, self.pending = wait(self.pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    result = future.result()
+                    if isinstance(result, Checked):
+                        self.finished.append(result)
+                    else:
+                        self._report([result])
+                self._top_up(pool)  # the workers' queue first, then the database
+                if len(self.finished) >= self.size or not self.pending:
+                    self._write_back()
+        return self.outcomes
+
+    def _top_up(self, pool) -> None:
+        """Claim batches until two batches wait behind the workers."""
+        while self.next < len(self.ids) and len(self.pending) < 2 * self.size:
+            batch = self.ids[self.next:self.next + self.size]
+            self.next += self.size
+            if self.sweep.stopped:
+                self._report([Outcome(row_id, kind="skipped", error="sweep stopped") for row_id in batch])
                 continue
-            claim_id = new_claim_id(sweep.owner)
-            now = runtime().clock.now()
-            won = set(batch) if sweep.dry_run else claim(batch, claim_id, now, sweep.settings.lease,
-                                                         due_only=not sweep.forced)
-            lost = [_not_claimed(row_id, now, sweep.settings) for row_id in batch if row_id not in won]
-            _report(lost, outcomes, on_done)
-            for row_id in batch:
-                if row_id in won:
-                    pending.add(pool.submit(_check_one, sweep, row_id, claim_id))
-            while len(pending) >= size:  # claim the next batch while this one is being checked
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                collect(done)
-        collect(wait(pending).done)
-    return outcomes
+            try:
+                tickets, skipped = self._claim(batch)
+            except SQLAlchemyError:
+                # The database went away: claim nothing more, but finish and record what runs.
+                log.warning("keepalive claim failed; the rest waits for a later tick", exc_info=True)
+                db.session.rollback()
+                self.sweep.stop.set()
+                tickets, skipped = [], [Outcome(i, kind="skipped", error="claim failed") for i in batch]
+            self._report(skipped)
+            self.pending |= {pool.submit(probe_one, self.sweep, t) for t in tickets}
 
+    def _claim(self, batch: list[int]) -> tuple[list[Ticket], list[Outcome]]:
+        now = self.clock.now()
+        if self.sweep.dry_run:
+            return dry_run_tickets(batch, now)
+        tickets = claim_tickets(batch, new_claim_id(self.sweep.owner), now,
+                                self.sweep.settings.lease, due_only=not self.sweep.forced)
+        won = {t.row_id for t in tickets}
+        return tickets, not_claimed([i for i in batch if i not in won], now, self.sweep.settings.lease)
 
-def _report(items: list[Outcome], outcomes: list[Outcome], on_done) -> None:
-    for outcome in items:
-        outcomes.append(outcome)
-        if on_done is not None:
-            on_done(outcome)
+    def _write_back(self) -> None:
+        if not self.finished:
+            return
+        batch, self.finished = self.finished, []
+        outcomes, notices = write_back(batch, self.sweep.settings, self.store,
+                                       dry_run=self.sweep.dry_run)
+        if notices:
+            from crm_meta import notify
 
+            notify.dispatch(self.sweep.app, notices)
+        self._report(outcomes)
 
-def _check_one(sweep: _Sweep, row_id: int, claim_id: str) -> Outcome:
-    """One claimed connection, in a worker thread with its own app context and session."""
-    with sweep.app.app_context():
-        if sweep.stopped:
-            if not sweep.dry_run:
-                release(row_id, claim_id)
-            return Outcome(row_id, kind="skipped", error="sweep stopped")
-        try:
-            return _check_claimed(sweep, row_id, claim_id)
-        except Exception as exc:  # one tenant's failure never stops the sweep
-            log.exception("keepalive check of connection %s crashed", row_id)
-            db.session.rollback()
-            if not sweep.dry_run:
-                try:
-                    release(row_id, claim_id)
-                except Exception:
-                    log.warning("could not release claim on connection %s", row_id, exc_info=True)
-            return Outcome(row_id, kind="crashed", error=type(exc).__name__)
-
-
-def _check_claimed(sweep: _Sweep, row_id: int, claim_id: str) -> Outcome:
-    from crm_meta import notify
-    from crm_meta.runtime import runtime, token_store
-
-    rt, store = runtime(), token_store()
-    now = rt.clock.now()
-    if sweep.dry_run:
-        row = db.session.get(MetaToken, row_id)
-        if row is not None and row.throttled_until and row.throttled_until > now:
-            return _not_claimed(row_id, now, sweep.settings)
-    else:
-        row = fence(row_id, claim_id)  # fencing re-read: is the claim really (still) ours?
-    if row is None:
-        return Outcome(row_id, kind="lost")
-    token, ciphertext, attempted = store.read(row), row.access_token, row.extension_attempted_at
-    db.session.rollback()  # no transaction stays open while Meta answers
-    _pace(rt.graph)
-    result = keepalive.probe(rt.graph, token, now=now, extension_attempted_at=attempted,
-                             allow_extend=not sweep.dry_run)
-    if result.kind == "app_misconfigured":
-        return _app_misconfigured(sweep, rt, row_id, claim_id, result, now)
-    if not sweep.app_ok_reported and not sweep.dry_run and result.kind in {"valid", "invalid"}:
-        sweep.app_ok_reported = True
-        keepalive.app_health.report_healthy(now=now, credential=rt.graph.credential,
-                                            app_id=rt.graph.app_id)
-    if _app_wide(result, rt.graph):
-        sweep.stop.set()  # Meta throttles the whole app: leave the rest for a later tick
-    if result.kind == "app_throttled":  # nothing learnt about this connection: it stays due
-        if not sweep.dry_run:
-            release(row_id, claim_id)
-        return Outcome(row_id, kind="deferred", error=str(result.error)[:200])
-    if sweep.dry_run:
-        row = db.session.get(MetaToken, row_id)
-    else:
-        row = fence(row_id, claim_id, ciphertext=ciphertext)
-    if row is None:  # claim taken over, or the tenant reconnected meanwhile: our answer is stale
-        db.session.rollback()
-        if not sweep.dry_run:
-            release(row_id, claim_id)  # only if it is still ours
-        return Outcome(row_id, kind="lost")
-    outcome = keepalive.apply(row, result, now, sweep.settings, store=store, dry_run=sweep.dry_run)
-    if result.error is not None:
-        outcome.error = str(result.error)[:200]
-    if sweep.dry_run:
-        db.session.rollback()
-        return outcome
-    row.claimed_by = row.claimed_until = None
-    db.session.commit()
-    notify.dispatch(sweep.app, outcome.notices)
-    return outcome
-
-
-def _app_misconfigured(sweep: _Sweep, rt, row_id: int, claim_id: str, result, now) -> Outcome:
-    """Meta refuses the app itself: stop the sweep, strike nobody, tell operators once."""
-    from crm_meta import notify
-
-    sweep.stop.set()
-    if sweep.dry_run:
-        return Outcome(row_id, kind="app_misconfigured", error=str(result.error)[:200])
-    release(row_id, claim_id)  # nothing learnt about this connection: it stays due
-    notices = keepalive.app_health.report_misconfigured(
-        result.error, now=now, credential=rt.graph.credential, app_id=rt.graph.app_id,
-        outbox=sweep.settings.outbox)
-    notify.dispatch(sweep.app, notices)
-    return Outcome(row_id, kind="app_misconfigured", notices=notices, error=str(result.error)[:200])
-
-
-def _not_claimed(row_id: int, now: datetime, settings: Settings) -> Outcome:
-    """Why a row could not be claimed: gone, throttled, held by someone, or no longer due."""
-    row = db.session.get(MetaToken, row_id)
-    db.session.rollback()
-    if row is None:
-        return Outcome(row_id, kind="lost")
-    if row.throttled_until and row.throttled_until > now:
-        kind = "throttled"
-    elif row.claimed_until and now < row.claimed_until <= now + 2 * settings.lease:
-        kind = "busy"
-    else:
-        kind = "skipped"  # checked by another process moments ago
-    return Outcome(row_id, row.tenant_id, kind=kind)
-
-
-def _pace(graph) -> None:
-    """Slow down before Meta's budget runs out, not only after an error."""
-    usage = getattr(graph, "last_app_usage", 0) or 0
-    if usage >= USAGE_SLOWDOWN:
-        graph.sleep(MAX_PAUSE * min(1.0, (usage - USAGE_SLOWDOWN) / (USAGE_STOP - USAGE_SLOWDOWN)))
-
-
-def _app_wide(result: keepalive.Probe, graph) -> bool:
-    """Meta throttles the app as a whole (code 4), or its usage header says the budget is spent."""
-    errors = [result.error, result.extension.error if result.extension else None]
-    if any(getattr(e, "code", None) == keepalive.APP_THROTTLE_CODE for e in errors):
-        return True
-    return result.kind == "throttled_now" and (getattr(graph, "last_app_usage", 0) or 0) >= USAGE_STOP
+    def _report(self, items: list[Outcome]) -> None:
+        for outcome in items:
+            self.outcomes.append(outcome)
+            if self.on_done is not None:
+                self.on_done(outcome)
