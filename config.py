@@ -91,6 +91,9 @@ class Config:
         self.DATABASE_POOL_PRE_PING = _bool(get("DATABASE_POOL_PRE_PING"), False)
         self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": self.DATABASE_POOL_PRE_PING,
                                           "pool_recycle": self.DATABASE_POOL_RECYCLE}
+        # Seconds a process keeps a tenant's status read (PostgreSQL only; kept true across
+        # processes by LISTEN/NOTIFY, this only bounds a lost notification); 0 turns it off.
+        self.STATUS_CACHE_SECONDS = float(get("STATUS_CACHE_SECONDS") or 60)
         # Secrets: never a default in code. Outside production missing ones are generated into
         # instance/ at start (crm_meta.local_secrets); production refuses to start without them.
         self.SECRET_KEY = get("SECRET_KEY") or ""
@@ -256,6 +259,8 @@ class TestingConfig(Config):
         # Still scrypt, with parameters cheap enough for hundreds of test logins.
         self.PASSWORD_HASH_METHOD = overrides.get("PASSWORD_HASH_METHOD", "scrypt:1024:8:1")
         self.META_HTTP_TIMEOUT = overrides.get("META_HTTP_TIMEOUT", 5.0)
+        # No listener thread and connection per test app unless a test asks for the cache.
+        self.STATUS_CACHE_SECONDS = overrides.get("STATUS_CACHE_SECONDS", 0.0)
 
 
 class ProductionConfig(Config):

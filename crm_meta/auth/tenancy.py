@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import g
+from flask import current_app, g
 from sqlalchemy import bindparam, select
 
+from crm_meta import statuscache
 from crm_meta.auth import claims as claims_
 from crm_meta.dbreads import first_read
+from crm_meta.extensions import db
 from crm_meta.meta.status import STATUS_FIELDS, ConnectionStatus
 from crm_meta.models import MetaToken, Tenant, User
 from crm_meta.models.tenant import SLUG
@@ -54,8 +56,20 @@ def tenant_by_ref(ref) -> Found | None:
         statement = BY_SLUG
     else:
         return None
-    row = first_read(statement, {"ref": ref}).first()
-    return None if row is None else _found(row)
+    cache = statuscache.for_engine(db.engine, current_app.config["STATUS_CACHE_SECONDS"])
+    if cache is None:
+        row = first_read(statement, {"ref": ref}).first()
+        return None if row is None else _found(row)
+    key = (statement is BY_ID, ref)
+    found = cache.get(key)
+    if found is None:
+        generation = cache.generation()
+        row = first_read(statement, {"ref": ref}).first()
+        if row is None:
+            return None  # never cached: a tenant created next must be found at once
+        found = _found(row)
+        cache.put(key, found[0].id, found, generation)
+    return found
 
 
 def load_session_user(user_id: str) -> User | None:

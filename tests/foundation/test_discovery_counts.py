@@ -4,9 +4,12 @@ equal on every write, and filled in for connections stored before the columns ex
 from __future__ import annotations
 
 import json
+import uuid
 
 import flask_migrate
-from sqlalchemy import text
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from crm_meta.extensions import db
 from crm_meta.models import MetaToken
@@ -63,3 +66,36 @@ def test_the_migration_counts_connections_stored_before_it(build_app, sqlite_url
         counts = db.session.execute(text("SELECT tenant_id, business_count, ad_account_count "
                                          "FROM meta_tokens ORDER BY tenant_id")).all()
     assert [tuple(row) for row in counts] == [(1, 2, 4), (2, 0, 0)]
+
+
+@pytest.mark.postgres
+def test_migrations_and_create_all_both_install_the_status_triggers(build_app, make_app,
+                                                                    postgres_url, keep_logging):
+    server = make_url(postgres_url)
+    name = f"crm_meta_triggers_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        migrated = build_app(server.set(database=name).render_as_string(hide_password=False))
+        with migrated.app_context():
+            flask_migrate.upgrade()
+        created = make_app(postgres_url)  # the test schema: create_all
+        assert triggers(migrated) == triggers(created) == {
+            "crm_meta_status_tenants", "crm_meta_status_tokens", "crm_meta_status_tokens_truncate"}
+        with migrated.app_context():
+            flask_migrate.downgrade(revision="0005")
+        assert triggers(migrated) == set()
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def triggers(app) -> set[str]:
+    with app.app_context():
+        names = set(db.session.scalars(text(
+            "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgname LIKE 'crm_meta_%'")))
+        db.session.rollback()
+        db.engine.dispose()
+        return names

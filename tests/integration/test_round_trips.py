@@ -10,53 +10,22 @@ from __future__ import annotations
 
 from collections import Counter
 
-import psycopg2.extensions as ext
 import pytest
 from sqlalchemy import event
 
 from crm_meta.extensions import db
 from tests.helpers import AuthActions, MetaFlow, add_tenant, bearer, testing_config
+from tests.wire import counting_connection
 
 pytestmark = pytest.mark.postgres
 STATUS = "/crm/marketing/token-status"
-
-
-class _Cursor(ext.cursor):
-    def execute(self, query, vars=None):
-        connection = self.connection
-        if not connection.autocommit and connection.status == ext.STATUS_READY:
-            connection.sent.append("BEGIN")  # psycopg2 opens the transaction itself
-        text = query.decode() if isinstance(query, bytes) else str(query)
-        connection.sent.append(text.split(None, 1)[0].upper())
-        return super().execute(query, vars)
-
-
-class _Connection(ext.connection):
-    """psycopg2's connection, noting each message that waits for the server's answer."""
-
-    sent: list[str]
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.cursor_factory = _Cursor
-
-    def commit(self):
-        if self.status == ext.STATUS_BEGIN:
-            self.sent.append("COMMIT")
-        super().commit()
-
-    def rollback(self):
-        if self.status == ext.STATUS_BEGIN:
-            self.sent.append("ROLLBACK")
-        super().rollback()
 
 
 @pytest.fixture
 def counted(make_app, postgres_url, sandbox):
     """A PostgreSQL app whose driver notes what it sends, a tenant connected through the
     sandbox (a real discovery), and a count of one request at a time."""
-    sent: list[str] = []
-    connection_class = type("Counting", (_Connection,), {"sent": sent})
+    connection_class, sent = counting_connection()
     # One pooled connection, so every request here reuses the one the previous one returned.
     options = dict(testing_config("", postgres_url).SQLALCHEMY_ENGINE_OPTIONS, pool_size=1,
                    max_overflow=0, connect_args={"connection_factory": connection_class})
