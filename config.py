@@ -65,6 +65,14 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
+def engine_options(database_uri: str, options: dict) -> dict:
+    """The engine options for this database: with psycopg2, an executemany (the ORM's flush of
+    many rows, the sweep's batched write-back) goes out in pages of one round trip each."""
+    if not database_uri.startswith(("postgresql://", "postgresql+psycopg2://")):
+        return options
+    return {"executemany_mode": "values_plus_batch", **options}
+
+
 class Config:
     """Settings shared by every environment; each attribute reads one variable."""
 
@@ -79,7 +87,18 @@ class Config:
         # Database: DATABASE_URL, or the seed's POSTGRES_DSN; None means SQLite under instance/.
         url = get("DATABASE_URL") or get("POSTGRES_DSN")
         self.SQLALCHEMY_DATABASE_URI = normalise_database_url(url) if url else None
-        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+        # Seconds after which a pooled database connection is replaced rather than reused, so
+        # stale ones (server restarts, idle timeouts of proxies in between) age out; a request
+        # whose pooled connection died anyway retries its first statement once (crm_meta.dbreads).
+        self.DATABASE_POOL_RECYCLE = float(get("DATABASE_POOL_RECYCLE") or 1800)
+        # Test every pooled connection with a `SELECT 1` before use: one more round trip per
+        # request; only for networks that silently drop idle connections faster than the recycle.
+        self.DATABASE_POOL_PRE_PING = _bool(get("DATABASE_POOL_PRE_PING"), False)
+        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": self.DATABASE_POOL_PRE_PING,
+                                          "pool_recycle": self.DATABASE_POOL_RECYCLE}
+        # Seconds a process keeps a tenant's status read (PostgreSQL only; kept true across
+        # processes by LISTEN/NOTIFY, this only bounds a lost notification); 0 turns it off.
+        self.STATUS_CACHE_SECONDS = float(get("STATUS_CACHE_SECONDS") or 60)
         # Secrets: never a default in code. Outside production missing ones are generated into
         # instance/ at start (crm_meta.local_secrets); production refuses to start without them.
         self.SECRET_KEY = get("SECRET_KEY") or ""
@@ -251,6 +270,8 @@ class TestingConfig(Config):
         # Still scrypt, with parameters cheap enough for hundreds of test logins.
         self.PASSWORD_HASH_METHOD = overrides.get("PASSWORD_HASH_METHOD", "scrypt:1024:8:1")
         self.META_HTTP_TIMEOUT = overrides.get("META_HTTP_TIMEOUT", 5.0)
+        # No listener thread and connection per test app unless a test asks for the cache.
+        self.STATUS_CACHE_SECONDS = overrides.get("STATUS_CACHE_SECONDS", 0.0)
 
 
 class ProductionConfig(Config):

@@ -8,11 +8,21 @@ from collections import Counter
 
 
 def _build(name: str, env: dict, url: str):
-    if name == "crm-meta":
+    if name.startswith("crm-meta"):
+        import time
+
         from config import config_from_env
+        from crm_meta import statuscache
         from crm_meta.app import create_app
 
-        return create_app(config_from_env(env | {"DATABASE_URL": url}))
+        app = create_app(config_from_env(env | {"DATABASE_URL": url}))
+        with app.app_context():
+            cache = statuscache.for_engine(app.extensions["sqlalchemy"].engine,
+                                           app.config["STATUS_CACHE_SECONDS"])
+        deadline = time.monotonic() + 30
+        while cache is not None and cache.generation() is None and time.monotonic() < deadline:
+            time.sleep(0.01)  # the status cache's listener in place: steady state can begin
+        return app
     import peer_app
 
     return peer_app.create_app(url, env["PEER_JWT_SECRET"])

@@ -12,16 +12,17 @@ from flask_babel import get_locale
 from flask_login import current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from config import Config, ConfigError, config_from_env
-from crm_meta import api, auth, callbacks, internal, logredact, logs, ops, ratelimits, web
+from config import Config, ConfigError, config_from_env, engine_options
+from crm_meta import api, auth, callbacks, dbreads, internal, logredact, logs, ops, ratelimits, web
 from crm_meta.auth.edge import init_cors
+from crm_meta.auth.sessions import CookieSessionInterface
+from crm_meta.auth.tenancy import load_session_user
 from crm_meta.cli import register_cli
 from crm_meta.database import db
 from crm_meta.errors import register_error_handlers
 from crm_meta.extensions import babel, csrf, login_manager, migrate
 from crm_meta.local_secrets import fill_missing
 from crm_meta.meta.versions import warn_about_version
-from crm_meta.models import User
 from crm_meta.runtime import KEY, build_runtime
 from meta_sandbox import create_blueprint as sandbox_blueprint
 
@@ -59,6 +60,7 @@ def create_app(config: Config | None = None) -> Flask:
     app = Flask("crm_meta", template_folder=str(ROOT / "templates"),
                 static_folder=str(ROOT / "static"), instance_path=str(instance))
     app.config.from_object(config)
+    app.session_interface = CookieSessionInterface()
     logs.init_app(app)  # first hooks: every request, even a refused one, gets its id and line
     if not app.config["SQLALCHEMY_DATABASE_URI"]:
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
@@ -99,17 +101,16 @@ def _select_locale():
 
 
 def _init_extensions(app: Flask) -> None:
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(
+        app.config["SQLALCHEMY_DATABASE_URI"], app.config["SQLALCHEMY_ENGINE_OPTIONS"])
     db.init_app(app)
+    dbreads.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = None
-
-    @login_manager.user_loader
-    def load_user(user_id: str):
-        return db.session.get(User, int(user_id)) if user_id.isdigit() else None
-
+    login_manager.user_loader(load_session_user)
     babel.init_app(app, locale_selector=_select_locale)
     app.jinja_env.globals["current_locale"] = lambda: str(get_locale() or "en")
 

@@ -1,6 +1,7 @@
 """The SQLAlchemy handle: created unbound, initialised by the application factory."""
 
 from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import event
 from sqlalchemy.orm import DeclarativeBase
 
 
@@ -9,3 +10,31 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+
+
+AUTOCOMMIT = "crm_meta.autocommit"  # connection info key: switched to autocommit by us
+
+
+def autocommit(connection) -> None:
+    """Run this connection's statements without BEGIN/COMMIT until it goes back to the pool."""
+    # psycopg2 sends BEGIN before a transaction's first statement and COMMIT or ROLLBACK at its
+    # end: round trips a read, or a single statement, does not need. Its `autocommit` attribute
+    # is a client-side switch (no statement), unlike an isolation-level change, which sends a
+    # SET when it is undone; the pool's checkin below switches it back.
+    if connection.dialect.driver != "psycopg2":
+        return  # SQLite serves one process; nothing to save there
+    fairy = connection.connection
+    fairy.dbapi_connection.autocommit = True
+    fairy.info[AUTOCOMMIT] = True
+
+
+def _checkin(dbapi_connection, record) -> None:
+    """Every connection goes back to the pool with transactions on, whoever used it."""
+    if record.info.pop(AUTOCOMMIT, False) and dbapi_connection is not None:
+        dbapi_connection.autocommit = False
+
+
+def restore_on_checkin(engine) -> None:
+    """Install the checkin hook above on an engine (once)."""
+    if not event.contains(engine, "checkin", _checkin):
+        event.listen(engine, "checkin", _checkin)

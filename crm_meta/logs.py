@@ -40,8 +40,8 @@ def _loaded(entity, column: str):
     """A column's value if already loaded: a log call never queries the database."""
     try:
         state = inspect(entity)
-    except NoInspectionAvailable:
-        return None
+    except NoInspectionAvailable:  # a plain record (auth.tenancy's TenantRef): its own value
+        return getattr(entity, column, None)
     value = state.dict.get(column)
     if value is None and column == "id" and state.identity:
         value = state.identity[0]
@@ -60,7 +60,7 @@ def request_fields() -> dict:
         actor = f"user:{_loaded(user, 'id')}"
         tenant_ref = _loaded(user, "tenant_id")
     else:
-        tenant_ref = _loaded(tenant, "id") if tenant is not None else None
+        tenant_ref = (_loaded(tenant, "slug") or _loaded(tenant, "id")) if tenant is not None else None
     # The slug when this request loaded it (a commit may have expired it on the object since).
     tenant_ref = g.get("tenant_slugs", {}).get(tenant_ref, tenant_ref)
     rule = request.url_rule

@@ -7,6 +7,7 @@ from datetime import datetime
 from crm_meta.meta.status import (
     FAILING_STATUSES,
     NEEDS_RECONNECT,
+    ConnectionStatus,
     days_left,
     effective_status,
     missing_scopes,
@@ -15,9 +16,9 @@ from crm_meta.models import MetaConnection
 from crm_meta.timestamps import iso
 
 
-def status_payload(row: MetaConnection | None, now: datetime, required: list[str],
+def status_payload(row: MetaConnection | ConnectionStatus | None, now: datetime, required: list[str],
                    connect_url: str, rerequest_url: str | None = None) -> dict:
-    """token-status: everything from storage, no Meta call."""
+    """token-status: everything from storage (the status columns are enough), no Meta call."""
     status = effective_status(row, now, required)
     missing = missing_scopes(row, required)
     return {
@@ -30,8 +31,8 @@ def status_payload(row: MetaConnection | None, now: datetime, required: list[str
         "scopes": list(row.scopes or []) if row else [],
         "missing_scopes": missing,
         "rerequest_url": rerequest_url if missing else None,
-        "business_managers": len(row.business_managers or []) if row else 0,
-        "ad_accounts": len(row.all_ad_accounts()) if row else 0,
+        "business_managers": (row.business_count or 0) if row else 0,
+        "ad_accounts": (row.ad_account_count or 0) if row else 0,
         "selected_ad_account": _selected(row),
         "meta_user_name": row.meta_user_name if row else None,
         "last_checked_at": iso(row.last_checked_at) if row else None,

@@ -45,6 +45,8 @@ def init_app(app: Flask) -> Limiter:
     """A Limiter of this app's own (storage, switch and prefix from its config), wrapping
     the endpoints of LIMITS; each app in a process keeps its own counters and settings."""
     limiter = Limiter(key_func=rate_limit_key, app=app)
+    # Only the endpoints of LIMITS have a limit: every other request skips the limiter's lookups.
+    limiter.request_filter(lambda: request.endpoint not in LIMITS)
     for endpoint, (setting, key_func, methods) in LIMITS.items():
         deduct_when = authorized if key_func is rate_limit_key else None
         limit = limiter.limit(lambda setting=setting: current_app.config[setting],

@@ -2,6 +2,7 @@
 
 from flask import Blueprint, current_app, request
 
+from crm_meta import dbreads
 from crm_meta.auth import edge
 from crm_meta.extensions import csrf
 
@@ -14,6 +15,9 @@ PUBLIC = {"api.meta_callback"}
 # them do so (None: always).
 STATE_CHANGING_GETS = {"api.meta_auth_url": None, "api.meta_test_connection": None,
                        "api.meta_portfolios": "refresh"}
+# GETs that only read the database (unless they change state, above): they run without a
+# transaction, so the statements they make are their only round trips.
+READS = {"api.token_status", "api.meta_portfolios", "api.meta_accounts"}
 
 
 def _session_csrf() -> None:
@@ -37,6 +41,8 @@ def guard_the_edge():
         return
     edge.check_admin_token()
     if not _changes_state():
+        if request.endpoint in READS:
+            dbreads.read_only()
         return
     if request.method == "GET":
         edge.protect_cookie_get()

@@ -1,6 +1,8 @@
 """Thin views: parse, call one service, answer with the envelope."""
 
-from flask import current_app, g, request, url_for
+from functools import lru_cache
+
+from flask import Flask, current_app, g, request, url_for
 
 from crm_meta import flow, metrics, payloads
 from crm_meta.api import bp
@@ -86,12 +88,18 @@ def meta_debug_token():
     return ok(connections.debug_token(graph=runtime().graph, store=store, row=row))
 
 
+@lru_cache(maxsize=16)
+def _status_links(app: Flask, script_root: str) -> tuple[str, str]:
+    """token-status' links name fixed routes: built once per app and mount point, not per call."""
+    return url_for("web.wizard"), url_for("api.meta_auth_url", rerequest=1)
+
+
 @bp.get("/crm/marketing/token-status")
 @member_required
 def token_status():
-    row = runtime().store.for_tenant(g.tenant.id)
-    return ok(payloads.status_payload(row, now(), _required(), url_for("web.wizard"),
-                                         url_for("api.meta_auth_url", rerequest=1)))
+    row = current_principal().connection  # read with the caller's tenant: no second query
+    wizard, rerequest = _status_links(current_app._get_current_object(), request.script_root)
+    return ok(payloads.status_payload(row, now(), _required(), wizard, rerequest))
 
 
 @bp.get("/crm/marketing/meta-portfolios")

@@ -11,10 +11,11 @@ from flask import current_app, g, request
 from flask_login import current_user
 
 from crm_meta.auth import claims as claims_
-from crm_meta.database import db
+from crm_meta.auth import tenancy
+from crm_meta.auth.tenancy import TenantRef
 from crm_meta.errors import AppError, Forbidden, NotAuthenticated
-from crm_meta.models import Tenant, User
-from crm_meta.models.tenant import SLUG
+from crm_meta.meta.status import ConnectionStatus
+from crm_meta.models import User
 
 # The subject is not required by name: it comes from JWT_SUBJECT_CLAIMS (`sub` or `user_id`).
 REQUIRED_CLAIMS = ["tenant_id", "role", "exp"]
@@ -22,11 +23,13 @@ REQUIRED_CLAIMS = ["tenant_id", "role", "exp"]
 
 @dataclass(frozen=True)
 class Principal:
-    tenant: Tenant
+    tenant: TenantRef
     actor: str  # "user:<id>" for a session, "jwt:<subject>" for a JWT (header or cookie)
     role: str
     is_admin: bool
     user: User | None = None
+    # The tenant's connection as its status columns, read with the tenant (None: not connected).
+    connection: ConnectionStatus | None = None
 
 
 def mint_jwt(secret: str, *, tenant_id: int, sub: str, role: str, ttl: int = 3600) -> str:
@@ -37,17 +40,7 @@ def mint_jwt(secret: str, *, tenant_id: int, sub: str, role: str, ttl: int = 360
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
-def _tenant_by_ref(ref) -> Tenant | None:
-    """A tenant by id (an int or a digit string) or by slug; slugs are never digits only."""
-    ref = claims_.tenant_ref(ref)
-    if isinstance(ref, int):
-        return db.session.get(Tenant, ref) if 0 < ref <= claims_.MAX_TENANT_ID else None
-    if not SLUG.fullmatch(ref):
-        return None
-    return db.session.scalar(db.select(Tenant).filter_by(slug=ref))
-
-
-def _check_tenant_header(tenant: Tenant) -> None:
+def _check_tenant_header(tenant: TenantRef) -> None:
     header = claims_.tenant_header(request.headers.get("X-Tenant-ID"))
     if header is not None and not any(
         hmac.compare_digest(header, str(ref)) for ref in (tenant.id, tenant.slug)
@@ -66,15 +59,16 @@ def _from_jwt(token: str) -> Principal:
         raise NotAuthenticated("The token is invalid", code="invalid_token") from None
     sub = claims_.subject(claims, config["JWT_SUBJECT_CLAIMS"])
     role = claims_.role(claims["role"])
-    tenant = _tenant_by_ref(claims["tenant_id"])
-    if tenant is None:
+    found = tenancy.tenant_by_ref(claims["tenant_id"])
+    if found is None:
         raise NotAuthenticated("The token's tenant does not exist", code="unknown_tenant")
+    tenant, connection = found
     _check_tenant_header(tenant)
     is_admin = role in config["META_ADMIN_ROLES"]
     if not is_admin and role not in config["META_MEMBER_ROLES"]:
         raise Forbidden("This role has no access to the Meta integration", code="unknown_role")
     return Principal(tenant=tenant, actor=f"{claims_.ACTOR_PREFIX}{sub}", role=role,
-                     is_admin=is_admin)
+                     is_admin=is_admin, connection=connection)
 
 
 def bearer_token() -> str | None:
@@ -101,9 +95,13 @@ def _resolve() -> Principal | None:
         return _from_jwt(token)
     if current_user.is_authenticated:
         user: User = current_user._get_current_object()
-        _check_tenant_header(user.tenant)
-        return Principal(tenant=user.tenant, actor=f"user:{user.id}", role=user.role,
-                         is_admin=user.is_admin, user=user)
+        found = tenancy.of_session_user(user)
+        if found is None:  # the tenant went away after the user was read
+            raise NotAuthenticated()
+        tenant, connection = found
+        _check_tenant_header(tenant)
+        return Principal(tenant=tenant, actor=f"user:{user.id}", role=user.role,
+                         is_admin=user.is_admin, user=user, connection=connection)
     token = cookie_token()
     if token is not None:
         return _from_jwt(token)

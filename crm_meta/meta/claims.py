@@ -9,14 +9,42 @@ import os
 import socket
 import threading
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, text, update
 
-from crm_meta.database import db
+from crm_meta.database import autocommit, db
 from crm_meta.models import MetaConnection
 
 log = logging.getLogger(__name__)
+TOKENS = MetaConnection.__table__
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """A connection taken for one check, with what the check needs, read by the claim itself."""
+
+    row_id: int
+    tenant_id: int
+    token_ciphertext: str  # TokenStore.read opens it; also the fence's token check
+    extension_attempted_at: datetime | None
+    claim_id: str | None  # None in a dry run: nothing is claimed
+    claimed_until: datetime | None
+
+    def __repr__(self) -> str:  # never a ciphertext in a log line or a traceback
+        return f"Ticket(row {self.row_id}, claim {self.claim_id})"
+
+
+# What a ticket is made of, in Ticket's order after the claim id (RETURNING or SELECT).
+TICKET_COLUMNS = (TOKENS.c.id, TOKENS.c.tenant_id, TOKENS.c.access_token,
+                  TOKENS.c.extension_attempted_at, TOKENS.c.claimed_until)
+
+
+def ticket(values, claim_id: str | None) -> Ticket:
+    """A Ticket from TICKET_COLUMNS' values."""
+    row_id, tenant_id, ciphertext, attempted, until = values
+    return Ticket(row_id, tenant_id, ciphertext, attempted, claim_id, until)
 
 
 # -- the cluster-wide lock -------------------------------------------------------------------
@@ -119,27 +147,35 @@ def due_ids(now: datetime, lease: timedelta) -> list[int]:
     return ids
 
 
-def claim(row_ids: list[int], claim_id: str, now: datetime, lease: timedelta, *,
-          due_only: bool) -> set[int]:
-    """Conditional UPDATE: a row becomes ours only if nobody holds it (and, for sweeps, it is
-    still due: a check finished elsewhere moved next_check_at on). Returns the ids won.
-
-    One statement and one commit for a batch of rows; each row is re-read (fenced) by the
-    worker that checks it before anything is done with it.
-    """
-    conditions = [MetaConnection.id.in_(row_ids), _claim_free(now, lease), _not_throttled(now)]
+def claim_tickets(row_ids: list[int], claim_id: str, now: datetime, lease: timedelta, *,
+                  due_only: bool) -> list[Ticket]:
+    """Conditional UPDATE ... RETURNING: a row becomes ours only if nobody holds it (and, for
+    sweeps, it is still due: a check finished elsewhere moved next_check_at on). Returns the
+    rows won with what their checks need: one statement, its own transaction, for a batch."""
+    conditions = [TOKENS.c.id.in_(row_ids), _claim_free(now, lease), _not_throttled(now)]
     if due_only:
         conditions.append(_is_due(now))
-    result = db.session.execute(
-        update(MetaConnection).where(and_(*conditions))
-        .values(claimed_by=claim_id, claimed_until=now + lease)
-        .execution_options(synchronize_session=False))
-    won: set[int] = set()
-    if result.rowcount:
-        won = set(db.session.scalars(db.select(MetaConnection.id).where(
-            MetaConnection.id.in_(row_ids), MetaConnection.claimed_by == claim_id)))
-    db.session.commit()
-    return won
+    statement = (update(TOKENS).where(and_(*conditions))
+                 .values(claimed_by=claim_id, claimed_until=now + lease).returning(*TICKET_COLUMNS))
+    with db.engine.connect() as conn:
+        autocommit(conn)  # PostgreSQL: no BEGIN/COMMIT round trips around it
+        won = conn.execute(statement).all()
+        conn.commit()
+    return [ticket(values, claim_id) for values in won]
+
+
+def claim(row_ids: list[int], claim_id: str, now: datetime, lease: timedelta, *,
+          due_only: bool) -> set[int]:
+    """The ids claim_tickets won."""
+    return {t.row_id for t in claim_tickets(row_ids, claim_id, now, lease, due_only=due_only)}
+
+
+def still_ours(row: MetaConnection | None, claim_id: str, ciphertext: str | None = None) -> bool:
+    """The fence: the claim is still ours and, when given, the token is still the one checked
+    (a reconnect replaces it; a late verdict about the old one must not land)."""
+    if row is None or row.claimed_by != claim_id:
+        return False
+    return ciphertext is None or row.token_ciphertext == ciphertext
 
 
 def fence(row_id: int, claim_id: str, *, ciphertext: str | None = None) -> MetaConnection | None:
@@ -150,11 +186,7 @@ def fence(row_id: int, claim_id: str, *, ciphertext: str | None = None) -> MetaC
     if ciphertext is not None:
         query = query.with_for_update()
     row = db.session.scalar(query)
-    if row is None or row.claimed_by != claim_id:
-        return None
-    if ciphertext is not None and row.token_ciphertext != ciphertext:
-        return None
-    return row
+    return row if still_ours(row, claim_id, ciphertext) else None
 
 
 def release(row_id: int, claim_id: str) -> None:

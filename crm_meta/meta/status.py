@@ -2,11 +2,40 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
+
+from crm_meta.models.meta_connection import STATUS_COLUMNS
 
 EXPIRING_WITHIN = timedelta(days=7)
 # Stored health set by live checks; these win over anything derived from dates.
 STICKY = ("revoked", "needs_reauth", "expired")
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionStatus:
+    """The stored facts a status answer needs, named as MetaToken's columns: small ones only,
+    never the token or the discovered assets, so they can be read with the caller's tenant."""
+
+    status: str
+    expires_at: datetime | None
+    data_access_expires_at: datetime | None
+    throttled_until: datetime | None
+    last_checked_at: datetime | None
+    scopes: list | None
+    declined_scopes: list | None
+    login_config_id: str | None
+    meta_user_name: str | None
+    selected_business_id: str | None
+    selected_ad_account_id: str | None
+    selected_ad_account_name: str | None
+    business_count: int | None
+    ad_account_count: int | None
+
+
+STATUS_FIELDS = tuple(f.name for f in fields(ConnectionStatus))
+if STATUS_FIELDS != STATUS_COLUMNS:  # the triggers watch the model's list: they must agree
+    raise RuntimeError("ConnectionStatus and MetaConnection's STATUS_COLUMNS differ")
 
 
 def missing_scopes(row, required: list[str]) -> list[str]:

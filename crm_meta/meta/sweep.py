@@ -1,14 +1,17 @@
-"""The keep-alive sweep, safe across processes (crm_meta.meta.claims: lock, claims, fencing).
+"""The keep-alive sweep, safe across processes (crm_meta.meta.claims: lock, claims, fencing;
+crm_meta.meta.checks: the probe and the batched write-back).
 
 However many gunicorn workers or hosts run a scheduler, a connection is checked once per sweep:
 1. a cluster-wide lock (a PostgreSQL session advisory lock; a process lock on SQLite, which
    serves one process) lets one scheduled sweep run at a time, so the concurrency bound holds
    for the whole cluster, not per process;
 2. each connection is still claimed with a conditional UPDATE (claimed_by/claimed_until, one
-   statement per small batch) and re-read by its worker before any work (fencing), because
+   statement per small batch, which also returns what the checks need), because
    `flask meta refresh` and a sweep whose lock session dropped can overlap; a claim expires,
-   so a killed process strands nothing;
-3. the result is written only if the row is still ours and still holds the token we checked.
+   so a killed process strands nothing, and a check whose claim lapsed before it began is
+   not made;
+3. the results are written back in batches (crm_meta.meta.checks), each row only if it is
+   still ours and still holds the token we checked (fencing).
 """
 
 from __future__ import annotations
@@ -18,19 +21,16 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from crm_meta import notify
 from crm_meta.database import db
-from crm_meta.meta import keepalive
-from crm_meta.meta.claims import ClusterLock, claim, due_ids, fence, new_claim_id, owner_id, release
+from crm_meta.meta.checks import Checked, dry_run_tickets, not_claimed, probe_one, write_back
+from crm_meta.meta.claims import ClusterLock, Ticket, claim_tickets, due_ids, new_claim_id, owner_id
 from crm_meta.meta.keepalive import Outcome, Settings
-from crm_meta.models import MetaConnection
 
 log = logging.getLogger(__name__)
-USAGE_SLOWDOWN = 80  # percent of Meta's app budget at which workers start pausing
-USAGE_STOP = 100  # at which the sweep leaves the rest for the next tick
-MAX_PAUSE = 2.0  # seconds a worker waits per call when Meta's budget is nearly spent
 
 
 # -- the sweep -------------------------------------------------------------------------------
@@ -86,164 +86,82 @@ def run_sweep(app, runtime, *, row_ids: Iterable[int] | None = None, forced: boo
             if row_ids is None:
                 row_ids = due_ids(runtime.clock.now(), settings.lease)
             sweep = _Sweep(app, runtime, settings, owner_id(), forced, dry_run, stopping)
-            return SweepReport(outcomes=_fan_out(sweep, row_ids, on_done))
+            return SweepReport(outcomes=_Dispatcher(sweep, list(row_ids), on_done).run())
         finally:
             if lock is not None:
                 lock.release()
 
 
-def _fan_out(sweep: _Sweep, row_ids: Iterable[int], on_done) -> list[Outcome]:
-    """A thread pool with at most `concurrency` checks running and a short queue behind them."""
-    outcomes: list[Outcome] = []
+class _Dispatcher:
+    """One thread claims batches, keeps `concurrency` workers probing Meta with a queue behind
+    them, and writes finished probes back in batches (workers never touch the database on the
+    common path, and no transaction waits on Meta)."""
 
-    def collect(done) -> None:
-        for future in done:
-            outcome = future.result()
-            outcomes.append(outcome)
-            if on_done is not None:
-                on_done(outcome)
+    def __init__(self, sweep: _Sweep, row_ids: list[int], on_done):
+        self.sweep, self.ids, self.on_done = sweep, row_ids, on_done
+        self.size = sweep.settings.concurrency
+        self.next = 0  # index of the first id not claimed yet
+        self.clock, self.store = sweep.runtime.clock, sweep.runtime.store
+        self.outcomes: list[Outcome] = []
+        self.pending: set = set()
+        self.finished: list[Checked] = []  # probed, waiting for the write-back
 
-    size = sweep.settings.concurrency
-    ids = list(row_ids)
-    with ThreadPoolExecutor(max_workers=size, thread_name_prefix="keepalive") as pool:
-        pending: set = set()
-        for start in range(0, len(ids), size):
-            batch = ids[start:start + size]
-            if sweep.stopped:
-                collect_now = [Outcome(row_id, kind="skipped", error="sweep stopped") for row_id in batch]
-                _report(collect_now, outcomes, on_done)
+    def run(self) -> list[Outcome]:
+        with ThreadPoolExecutor(max_workers=self.size, thread_name_prefix="keepalive") as pool:
+            self._top_up(pool)
+            while self.pending:
+                done, self.pending = wait(self.pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    result = future.result()
+                    if isinstance(result, Checked):
+                        self.finished.append(result)
+                    else:
+                        self._report([result])
+                self._top_up(pool)  # the workers' queue first, then the database
+                if len(self.finished) >= self.size or not self.pending:
+                    self._write_back()
+        return self.outcomes
+
+    def _top_up(self, pool) -> None:
+        """Claim batches until two batches wait behind the workers."""
+        while self.next < len(self.ids) and len(self.pending) < 2 * self.size:
+            batch = self.ids[self.next:self.next + self.size]
+            self.next += self.size
+            if self.sweep.stopped:
+                self._report([Outcome(row_id, kind="skipped", error="sweep stopped") for row_id in batch])
                 continue
-            claim_id = new_claim_id(sweep.owner)
-            now = sweep.runtime.clock.now()
-            won = set(batch) if sweep.dry_run else claim(batch, claim_id, now, sweep.settings.lease,
-                                                         due_only=not sweep.forced)
-            lost = [_not_claimed(row_id, now, sweep.settings) for row_id in batch if row_id not in won]
-            _report(lost, outcomes, on_done)
-            for row_id in batch:
-                if row_id in won:
-                    pending.add(pool.submit(_check_one, sweep, row_id, claim_id))
-            while len(pending) >= size:  # claim the next batch while this one is being checked
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                collect(done)
-        collect(wait(pending).done)
-    return outcomes
+            try:
+                tickets, skipped = self._claim(batch)
+            except SQLAlchemyError:
+                # The database went away: claim nothing more, but finish and record what runs.
+                log.warning("keepalive claim failed; the rest waits for a later tick", exc_info=True)
+                db.session.rollback()
+                self.sweep.stop.set()
+                tickets, skipped = [], [Outcome(i, kind="skipped", error="claim failed") for i in batch]
+            self._report(skipped)
+            self.pending |= {pool.submit(probe_one, self.sweep, t) for t in tickets}
 
+    def _claim(self, batch: list[int]) -> tuple[list[Ticket], list[Outcome]]:
+        now = self.clock.now()
+        if self.sweep.dry_run:
+            return dry_run_tickets(batch, now)
+        tickets = claim_tickets(batch, new_claim_id(self.sweep.owner), now,
+                                self.sweep.settings.lease, due_only=not self.sweep.forced)
+        won = {t.row_id for t in tickets}
+        return tickets, not_claimed([i for i in batch if i not in won], now, self.sweep.settings.lease)
 
-def _report(items: list[Outcome], outcomes: list[Outcome], on_done) -> None:
-    for outcome in items:
-        outcomes.append(outcome)
-        if on_done is not None:
-            on_done(outcome)
+    def _write_back(self) -> None:
+        if not self.finished:
+            return
+        batch, self.finished = self.finished, []
+        outcomes, notices = write_back(batch, self.sweep.settings, self.store,
+                                       dry_run=self.sweep.dry_run)
+        if notices:
+            notify.dispatch(self.sweep.runtime.notifier, notices)
+        self._report(outcomes)
 
-
-def _check_one(sweep: _Sweep, row_id: int, claim_id: str) -> Outcome:
-    """One claimed connection, in a worker thread with its own app context and session."""
-    with sweep.app.app_context():
-        if sweep.stopped:
-            if not sweep.dry_run:
-                release(row_id, claim_id)
-            return Outcome(row_id, kind="skipped", error="sweep stopped")
-        try:
-            return _check_claimed(sweep, row_id, claim_id)
-        except Exception as exc:  # one tenant's failure never stops the sweep
-            log.exception("keepalive check of connection %s crashed", row_id)
-            db.session.rollback()
-            if not sweep.dry_run:
-                try:
-                    release(row_id, claim_id)
-                except Exception:
-                    log.warning("could not release claim on connection %s", row_id, exc_info=True)
-            return Outcome(row_id, kind="crashed", error=type(exc).__name__)
-
-
-def _check_claimed(sweep: _Sweep, row_id: int, claim_id: str) -> Outcome:
-    rt = sweep.runtime
-    store = rt.store
-    now = rt.clock.now()
-    if sweep.dry_run:
-        row = db.session.get(MetaConnection, row_id)
-        if row is not None and row.throttled_until and row.throttled_until > now:
-            return _not_claimed(row_id, now, sweep.settings)
-    else:
-        row = fence(row_id, claim_id)  # fencing re-read: is the claim really (still) ours?
-    if row is None:
-        return Outcome(row_id, kind="lost")
-    token, ciphertext, attempted = store.read(row), row.token_ciphertext, row.extension_attempted_at
-    db.session.rollback()  # no transaction stays open while Meta answers
-    _pace(rt.graph)
-    result = keepalive.probe(rt.graph, token, now=now, extension_attempted_at=attempted,
-                             allow_extend=not sweep.dry_run)
-    if result.kind == "app_misconfigured":
-        return _app_misconfigured(sweep, rt, row_id, claim_id, result, now)
-    if not sweep.app_ok_reported and not sweep.dry_run and result.kind in {"valid", "invalid"}:
-        sweep.app_ok_reported = True
-        keepalive.app_health.report_healthy(now=now, credential=rt.graph.credential,
-                                            app_id=rt.graph.app_id)
-    if _app_wide(result, rt.graph):
-        sweep.stop.set()  # Meta throttles the whole app: leave the rest for a later tick
-    if result.kind == "app_throttled":  # nothing learnt about this connection: it stays due
-        if not sweep.dry_run:
-            release(row_id, claim_id)
-        return Outcome(row_id, kind="deferred", error=str(result.error)[:200])
-    if sweep.dry_run:
-        row = db.session.get(MetaConnection, row_id)
-    else:
-        row = fence(row_id, claim_id, ciphertext=ciphertext)
-    if row is None:  # claim taken over, or the tenant reconnected meanwhile: our answer is stale
-        db.session.rollback()
-        if not sweep.dry_run:
-            release(row_id, claim_id)  # only if it is still ours
-        return Outcome(row_id, kind="lost")
-    outcome = keepalive.apply(row, result, now, sweep.settings, store=store, dry_run=sweep.dry_run)
-    if result.error is not None:
-        outcome.error = str(result.error)[:200]
-    if sweep.dry_run:
-        db.session.rollback()
-        return outcome
-    row.claimed_by = row.claimed_until = None
-    db.session.commit()
-    notify.dispatch(rt.notifier, outcome.notices)
-    return outcome
-
-
-def _app_misconfigured(sweep: _Sweep, rt, row_id: int, claim_id: str, result, now) -> Outcome:
-    """Meta refuses the app itself: stop the sweep, strike nobody, tell operators once."""
-    sweep.stop.set()
-    if sweep.dry_run:
-        return Outcome(row_id, kind="app_misconfigured", error=str(result.error)[:200])
-    release(row_id, claim_id)  # nothing learnt about this connection: it stays due
-    notices = keepalive.app_health.report_misconfigured(
-        result.error, now=now, credential=rt.graph.credential, app_id=rt.graph.app_id,
-        outbox=sweep.settings.outbox)
-    notify.dispatch(rt.notifier, notices)
-    return Outcome(row_id, kind="app_misconfigured", notices=notices, error=str(result.error)[:200])
-
-
-def _not_claimed(row_id: int, now: datetime, settings: Settings) -> Outcome:
-    """Why a row could not be claimed: gone, throttled, held by someone, or no longer due."""
-    row = db.session.get(MetaConnection, row_id)
-    db.session.rollback()
-    if row is None:
-        return Outcome(row_id, kind="lost")
-    if row.throttled_until and row.throttled_until > now:
-        kind = "throttled"
-    elif row.claimed_until and now < row.claimed_until <= now + 2 * settings.lease:
-        kind = "busy"
-    else:
-        kind = "skipped"  # checked by another process moments ago
-    return Outcome(row_id, row.tenant_id, kind=kind)
-
-
-def _pace(graph) -> None:
-    """Slow down before Meta's budget runs out, not only after an error."""
-    usage = getattr(graph, "last_app_usage", 0) or 0
-    if usage >= USAGE_SLOWDOWN:
-        graph.sleep(MAX_PAUSE * min(1.0, (usage - USAGE_SLOWDOWN) / (USAGE_STOP - USAGE_SLOWDOWN)))
-
-
-def _app_wide(result: keepalive.Probe, graph) -> bool:
-    """Meta throttles the app as a whole (code 4), or its usage header says the budget is spent."""
-    errors = [result.error, result.extension.error if result.extension else None]
-    if any(getattr(e, "code", None) == keepalive.APP_THROTTLE_CODE for e in errors):
-        return True
-    return result.kind == "throttled_now" and (getattr(graph, "last_app_usage", 0) or 0) >= USAGE_STOP
+    def _report(self, items: list[Outcome]) -> None:
+        for outcome in items:
+            self.outcomes.append(outcome)
+            if self.on_done is not None:
+                self.on_done(outcome)

@@ -1,5 +1,6 @@
 """The data model: one module per aggregate."""
 
+from crm_meta.models import status_triggers  # noqa: F401  (DDL events on the tables)
 from crm_meta.models.app_health import AppHealth
 from crm_meta.models.audit_event import AuditEvent, DataDeletionRequest
 from crm_meta.models.meta_connection import STATUSES, MetaConnection

@@ -3,8 +3,9 @@ access to."""
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, ForeignKey, Integer, String, Text, event
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm.attributes import get_history
 
 from crm_meta.database import db
 from crm_meta.models.types import UTCDateTime, utcnow
@@ -39,6 +40,9 @@ class MetaConnection(db.Model):
     business_managers: Mapped[list] = mapped_column(JSON, default=list)
     personal_ad_accounts: Mapped[list] = mapped_column(JSON, default=list)
     pages: Mapped[list] = mapped_column(JSON, default=list)  # id/name/category only, no page tokens
+    # Sizes of the discovery, kept with it (below) so a status read never loads the assets.
+    business_count: Mapped[int] = mapped_column(Integer, default=0)
+    ad_account_count: Mapped[int] = mapped_column(Integer, default=0)
     meta_user_id: Mapped[str | None] = mapped_column(String(64), index=True)
     meta_user_name: Mapped[str | None] = mapped_column(String(200))
     login_config_id: Mapped[str | None] = mapped_column(String(64))
@@ -71,3 +75,29 @@ class MetaConnection(db.Model):
         for account in self.personal_ad_accounts or []:
             seen.setdefault(account["id"], account)
         return list(seen.values())
+
+
+DISCOVERY = ("business_managers", "personal_ad_accounts")
+# The columns a status answer reads (crm_meta.meta.status.ConnectionStatus, same order): what
+# the status triggers (status_triggers) watch.
+STATUS_COLUMNS = ("status", "expires_at", "data_access_expires_at", "throttled_until",
+                  "last_checked_at", "scopes", "declined_scopes", "login_config_id",
+                  "meta_user_name", "selected_business_id", "selected_ad_account_id",
+                  "selected_ad_account_name", "business_count", "ad_account_count")
+
+
+def _count_discovery(row: MetaConnection) -> None:
+    row.business_count = len(row.business_managers or [])
+    row.ad_account_count = len(row.all_ad_accounts())
+
+
+@event.listens_for(MetaConnection, "before_insert")
+def _count_on_insert(mapper, connection, row: MetaConnection) -> None:
+    _count_discovery(row)
+
+
+@event.listens_for(MetaConnection, "before_update")
+def _count_on_update(mapper, connection, row: MetaConnection) -> None:
+    """Keep the counts equal to the discovery, whoever writes it."""
+    if any(get_history(row, name).has_changes() for name in DISCOVERY):
+        _count_discovery(row)

@@ -73,7 +73,8 @@ def test_a_browser_gets_a_page_not_a_stack_trace(proxied, proxy):
 
 
 def test_the_connection_dropping_mid_request_is_a_503(proxied, proxy):
-    """The first statement of the request succeeds; the server goes away before the second."""
+    """The first statement of the request succeeds; the server goes away before the second
+    (only a request's first statement is retried: later ones may follow work of its own)."""
     app, tenant = proxied
     client = app.test_client()
     statements = []
@@ -86,11 +87,37 @@ def test_the_connection_dropping_mid_request_is_a_503(proxied, proxy):
     with app.app_context():
         engine = db.engine
     event.listen(engine, "before_cursor_execute", before_execute)
-    try:
-        response = token_status(client, tenant)
+    try:  # the caller's tenant, then the connection's row: two statements
+        response = client.get("/crm/marketing/meta-accounts", headers=bearer(tenant.tenant_id))
     finally:
         event.remove(engine, "before_cursor_execute", before_execute)
     assert len(statements) >= 2
     assert_envelope(response, 503, "database_unavailable")
     proxy.restore()
+    assert token_status(client, tenant).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/crm/marketing/token-status", "/crm/auth/meta/test-connection"])
+def test_a_dropped_pooled_connection_is_retried_once_transparently(proxied, proxy, path):
+    """PostgreSQL restarted between two requests (no pre-ping finds out): the request's first
+    statement fails on the dead pooled connection and runs again on a new one; no 503."""
+    app, tenant = proxied
+    client = app.test_client()
+    assert token_status(client, tenant).status_code == 200  # a pooled connection exists now
+    statements = []
+
+    def before_execute(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    proxy.cut()
+    proxy.restore()  # the old connections are gone, new ones are accepted
+    event.listen(engine, "before_cursor_execute", before_execute)
+    try:
+        response = client.get(path, headers=bearer(tenant.tenant_id))
+    finally:
+        event.remove(engine, "before_cursor_execute", before_execute)
+    assert response.status_code == 200, response.get_json()
+    assert statements[0] == statements[1]  # the caller's tenant, read twice: the retry
     assert token_status(client, tenant).status_code == 200
