@@ -167,7 +167,9 @@ class GraphClient:
                 self.sleep(delay)
         raise AssertionError("unreachable")
 
-    def _once(self, method, path, label, headers, params, body) -> dict:
+    def _send(self, method, path, label, headers, params, body) -> requests.Response:
+        """One HTTP exchange with Graph: latency and usage recorded, no answer read yet; a
+        timeout or an unreachable host is a TransientError."""
         started = time.perf_counter()
         try:
             response = self.session.request(method, self.url(path), params=params, data=body,
@@ -178,10 +180,13 @@ class GraphClient:
         except requests.RequestException as exc:
             metrics.GRAPH_CALLS.labels(endpoint=label, outcome="unreachable").inc()
             raise TransientError(f"Meta is unreachable ({type(exc).__name__})") from None
-        elapsed = time.perf_counter() - started
-        self._local.last_headers = response.headers
-        metrics.GRAPH_LATENCY.labels(endpoint=label).observe(elapsed)
+        metrics.GRAPH_LATENCY.labels(endpoint=label).observe(time.perf_counter() - started)
         self.observe_usage(path, response.headers)
+        return response
+
+    def _once(self, method, path, label, headers, params, body) -> dict:
+        response = self._send(method, path, label, headers, params, body)
+        self._local.last_headers = response.headers
         self.last_app_usage = _app_usage(response.headers)
         if "x-app-usage" in response.headers:
             metrics.APP_USAGE.set(self.last_app_usage)
@@ -214,7 +219,8 @@ class GraphClient:
                         extra={"graph": exc.log_fields()})
             raise exc
         metrics.GRAPH_CALLS.labels(endpoint=label, outcome="ok").inc()
-        log.debug("graph %s %s %s in %.0fms", method, label, response.status_code, elapsed * 1000)
+        log.debug("graph %s %s %s in %.0fms", method, label, response.status_code,
+                  response.elapsed.total_seconds() * 1000)
         return {"success": True} if payload is True else payload
 
     def _now(self) -> datetime:
@@ -309,18 +315,7 @@ class GraphClient:
         query.append(("appsecret_proof", self.proof(token)))
         form = {k: v for k, v in (form or {}).items() if k not in CALLER_SECRETS} or None
         headers = {"Accept": "application/json", "Authorization": f"Bearer {token}"}
-        started = time.perf_counter()
-        try:
-            response = self.session.request(method.upper(), self.url(path), params=query, data=form,
-                                            headers=headers, timeout=self.timeout)
-        except requests.Timeout:
-            metrics.GRAPH_CALLS.labels(endpoint=label, outcome="timeout").inc()
-            raise TransientError(f"Meta did not answer within {self.timeout:g}s") from None
-        except requests.RequestException as exc:
-            metrics.GRAPH_CALLS.labels(endpoint=label, outcome="unreachable").inc()
-            raise TransientError(f"Meta is unreachable ({type(exc).__name__})") from None
-        metrics.GRAPH_LATENCY.labels(endpoint=label).observe(time.perf_counter() - started)
-        self.observe_usage(path, response.headers)
+        response = self._send(method.upper(), path, label, headers, query, form)
         error = None
         if response.status_code >= 400:
             try:
