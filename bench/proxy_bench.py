@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from sweep_bench import APP_ID, APP_SECRET, REDIRECT_URI, free_port, start_sandbox  # noqa: E402
+from _common import APP_ID, APP_SECRET, REDIRECT_URI, SandboxProcess, free_port  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "proxy.json"
 ACCOUNT, BUSINESS = "act_301000001000001", "2010000000000001"
@@ -159,7 +159,8 @@ def main() -> None:
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     database_url = make_url(args.database).set(database=name).render_as_string(hide_password=False)
-    sandbox, sandbox_url = start_sandbox()
+    sandbox = SandboxProcess()
+    sandbox_url = sandbox.url
     server = None
     try:
         big = 10**9  # the budgets never run out: this measures the proxy, not Meta's limits
@@ -214,8 +215,8 @@ def main() -> None:
         if server is not None:
             server.terminate()
             server.wait(timeout=30)
-        sandbox.terminate()
-        sandbox.wait(timeout=10)
+        sandbox.proc.terminate()
+        sandbox.proc.wait(timeout=10)
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
