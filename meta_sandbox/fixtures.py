@@ -234,19 +234,7 @@ class _Builder:
         fx.user_businesses[USER_WITH_BUSINESSES] = [b["id"] for b in businesses]
         if businesses:
             first = businesses[0]
-            waba = self.add(
-                {
-                    "_type": "WhatsAppBusinessAccount",
-                    "_business_id": first["id"],
-                    "id": str(_WABA_BASE + 1),
-                    "name": "Atención al cliente " + first["name"].split()[0],
-                    "currency": "EUR",
-                    "timezone_id": "1",
-                    "message_template_namespace": "sandbox_ns_0001",
-                    "account_review_status": "APPROVED",
-                    "_phone_numbers": [str(_PHONE_BASE + 1)],
-                }
-            )
+            waba = self.waba(first, 1, "Atención al cliente", [str(_PHONE_BASE + 1)])
             first["_owned_wabas"].append(waba["id"])
             self.add(
                 {
@@ -260,19 +248,7 @@ class _Builder:
             )
         if len(businesses) > 1:
             second = businesses[1]
-            client = self.add(
-                {
-                    "_type": "WhatsAppBusinessAccount",
-                    "_business_id": second["id"],
-                    "id": str(_WABA_BASE + 2),
-                    "name": "Cliente WhatsApp " + second["name"].split()[0],
-                    "currency": "EUR",
-                    "timezone_id": "1",
-                    "message_template_namespace": "sandbox_ns_0002",
-                    "account_review_status": "APPROVED",
-                    "_phone_numbers": [],
-                }
-            )
+            client = self.waba(second, 2, "Cliente WhatsApp", [])
             second["_client_wabas"].append(client["id"])
         self.pages(businesses)
         personal = []
@@ -291,6 +267,15 @@ class _Builder:
             personal.append(self.add(acc)["id"])
         fx.user_personal_accounts[USER_WITHOUT_BUSINESSES] = personal
         return fx
+
+    def waba(self, business: dict[str, Any], n: int, label: str, phones: list[str]) -> dict[str, Any]:
+        """The business's n-th WhatsApp Business account, in Meta's shape."""
+        return self.add({
+            "_type": "WhatsAppBusinessAccount", "_business_id": business["id"],
+            "id": str(_WABA_BASE + n), "name": f"{label} {business['name'].split()[0]}",
+            "currency": "EUR", "timezone_id": "1", "message_template_namespace": f"sandbox_ns_{n:04d}",
+            "account_review_status": "APPROVED", "_phone_numbers": phones,
+        })
 
     def pages(self, businesses: list[dict[str, Any]]) -> None:
         specs = [(USER_WITH_BUSINESSES, b["name"].split(" S.")[0], b) for b in businesses[:2]]
