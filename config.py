@@ -25,24 +25,18 @@ SANDBOX_APP_ID = "100000000000001"
 
 PROXY_PATTERN = re.compile(r"^(act_\*|\*|[a-z_]+)(/(act_\*|\*|[a-z_]+))*$")
 
-REQUIRED_IN_PRODUCTION = (
-    "SECRET_KEY",
-    "JWT_SECRET_KEY",
-    "ENCRYPTION_KEY",
-    "META_APP_ID",
-    "META_APP_SECRET",
-    "META_REDIRECT_URI",
-)
+REQUIRED_IN_PRODUCTION = ("SECRET_KEY", "JWT_SECRET_KEY", "ENCRYPTION_KEY", "META_APP_ID",
+                          "META_APP_SECRET", "META_REDIRECT_URI")
 
 
 # An exact web origin: scheme, host, optional port; nothing else (never a wildcard).
 ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 
 
-
 def in_app_sandbox_url(api_base_url: str) -> str:
     """Where this app serves its own sandbox (META_MODE=sandbox): the default Meta base URL."""
     return (api_base_url or "http://localhost:8000") + "/sandbox/meta"
+
 
 class ConfigError(RuntimeError):
     """A setting is missing or unsafe; the message names it in one line."""
@@ -63,14 +57,6 @@ def normalise_database_url(url: str) -> str:
     if url.startswith("postgres://"):
         return "postgresql://" + url[len("postgres://"):]
     return url
-
-
-def engine_options(database_uri: str, options: dict) -> dict:
-    """The engine options for this database: with psycopg2, an executemany (the ORM's flush of
-    many rows, the sweep's batched write-back) goes out in pages of one round trip each."""
-    if not database_uri.startswith(("postgresql://", "postgresql+psycopg2://")):
-        return options
-    return {"executemany_mode": "values_plus_batch", **options}
 
 
 class Config:
@@ -297,11 +283,7 @@ class ProductionConfig(Config):
             raise ConfigError("META_MODE=sandbox is refused when APP_ENV=production")
 
 
-CONFIGS = {
-    "development": DevelopmentConfig,
-    "testing": TestingConfig,
-    "production": ProductionConfig,
-}
+CONFIGS = {"development": DevelopmentConfig, "testing": TestingConfig, "production": ProductionConfig}
 
 
 def config_from_env(env: Mapping[str, str] | None = None) -> Config:

@@ -12,13 +12,13 @@ from flask_babel import get_locale
 from flask_login import current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from config import Config, ConfigError, config_from_env, engine_options
+from config import Config, ConfigError, config_from_env
 from crm_meta import api, auth, callbacks, dbreads, internal, logredact, logs, ops, ratelimits, web
 from crm_meta.auth.edge import init_cors
 from crm_meta.auth.sessions import CookieSessionInterface
 from crm_meta.auth.tenancy import load_session_user
 from crm_meta.cli import register_cli
-from crm_meta.database import db
+from crm_meta.database import db, engine_options
 from crm_meta.errors import register_error_handlers
 from crm_meta.extensions import babel, csrf, login_manager, migrate
 from crm_meta.local_secrets import fill_missing

@@ -12,6 +12,14 @@ class Base(DeclarativeBase):
 db = SQLAlchemy(model_class=Base)
 
 
+def engine_options(database_uri: str, options: dict) -> dict:
+    """The engine options for this database: with psycopg2, an executemany (the ORM's flush of
+    many rows, the sweep's batched write-back) goes out in pages of one round trip each."""
+    if not database_uri.startswith(("postgresql://", "postgresql+psycopg2://")):
+        return options
+    return {"executemany_mode": "values_plus_batch", **options}
+
+
 AUTOCOMMIT = "crm_meta.autocommit"  # connection info key: switched to autocommit by us
 
 

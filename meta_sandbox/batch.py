@@ -80,7 +80,7 @@ def run_batch(sandbox, req: GraphRequest, version: str, handle: Callable) -> Gra
         except GraphRefusal as err:
             response = _error_response(err, version)
         else:
-            if sandbox.take_fault(sub.path, sub.method, in_batch=True) is not None:
+            if sandbox.faults.take(sub.path, sub.method, in_batch=True) is not None:
                 results.append(None)  # Meta: this request timed out inside the batch
                 continue
             response = handle(sandbox, sub)

@@ -91,13 +91,11 @@ def register(bp, sandbox) -> None:
     def faults():
         """POST queues a fault; GET lists pending ones; DELETE drops them all."""
         if request.method == "POST":
-            return jsonify({"success": True, "fault": sandbox.add_fault(_json_body())})
+            return jsonify({"success": True, "fault": sandbox.faults.add(_json_body())})
         if request.method == "DELETE":
-            sandbox.clear_faults()
+            sandbox.faults.clear()
             return jsonify({"success": True})
-        with sandbox.lock:
-            pending = [dict(vars(f)) for f in sandbox.faults]
-        return jsonify({"data": pending})
+        return jsonify({"data": sandbox.faults.pending()})
 
     @bp.route("/_sandbox/clock", methods=["GET", "POST"])
     @guarded

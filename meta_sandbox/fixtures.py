@@ -6,6 +6,22 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from .catalogue import (
+    ACCOUNT_WORDS,
+    BUSINESS_BASE,
+    BUSINESS_NAMES,
+    CLIENT_ACCOUNT_BASE,
+    DISABLE_REASON,
+    EXTERNAL_BUSINESS_BASE,
+    MONEY,
+    OWNED_ACCOUNT_BASE,
+    PAGE_BASE,
+    PAGE_TASKS,
+    PERSONAL_ACCOUNT_BASE,
+    PHONE_BASE,
+    STATUS_CYCLE,
+    WABA_BASE,
+)
 from .config import accounts_for_business
 
 # App-scoped ids of the test users (numeric strings, as Meta's).
@@ -18,52 +34,6 @@ _USERS = (
     (USER_WITHOUT_BUSINESSES, "Joaquín", "Núñez"),
     (USER_WITHOUT_ASSETS, "Lucía", "Peña"),
 )
-
-BUSINESS_BASE = 2010000000000000  # business b (1-based) has id BUSINESS_BASE + b
-_EXTERNAL_BUSINESS_BASE = 2059000000000000
-_OWNED_ACCOUNT_BASE = 301000000000000
-_CLIENT_ACCOUNT_BASE = 305000000000000
-_PERSONAL_ACCOUNT_BASE = 309000000000000
-_PAGE_BASE = 1090000000000000
-_WABA_BASE = 1150000000000000
-_PHONE_BASE = 1160000000000000
-
-_BUSINESS_NAMES = (
-    "Distribuidora Andina S.A.",
-    "Café del Mañana S.L.",
-    "Ñandú Digital Agencia",
-    "Óptica Peñalara",
-    "Librería Cervantes",
-    "Panadería Doña Inés",
-    "Turismo Patagónico",
-    "Clínica San Martín",
-)
-_ACCOUNT_WORDS = (
-    "Campañas",
-    "Búsqueda",
-    "Remarketing",
-    "Promociones",
-    "Temporada",
-    "Lanzamientos",
-    "Marca",
-    "Conversiones",
-)
-# (currency, timezone_name, timezone_offset_hours_utc)
-_MONEY = (
-    ("EUR", "Europe/Madrid", 1),
-    ("USD", "America/New_York", -5),
-    ("MXN", "America/Mexico_City", -6),
-    ("ARS", "America/Argentina/Buenos_Aires", -3),
-    ("COP", "America/Bogota", -5),
-    ("CLP", "America/Santiago", -3),
-    ("BRL", "America/Sao_Paulo", -3),
-    ("GBP", "Europe/London", 0),
-)
-# Half the accounts active; every other account_status value appears every 16 accounts.
-_STATUS_CYCLE = (1, 2, 1, 3, 1, 7, 1, 8, 1, 9, 1, 100, 1, 101, 1, 1)
-_DISABLE_REASON = {2: 1, 101: 0}
-_PAGE_TASKS = ["ANALYZE", "ADVERTISE", "MODERATE", "CREATE_CONTENT", "MANAGE"]
-
 
 @dataclass
 class Fixtures:
@@ -139,7 +109,7 @@ def _ad_account(
         "account_id": str(account_id),
         "name": name,
         "account_status": status,
-        "disable_reason": _DISABLE_REASON.get(status, 0),
+        "disable_reason": DISABLE_REASON.get(status, 0),
         "currency": currency,
         "timezone_name": tz_name,
         "timezone_offset_hours_utc": offset,
@@ -161,7 +131,7 @@ class _Builder:
         self.status_index = 0
 
     def status(self) -> int:
-        value = _STATUS_CYCLE[self.status_index % len(_STATUS_CYCLE)]
+        value = STATUS_CYCLE[self.status_index % len(STATUS_CYCLE)]
         self.status_index += 1
         return value
 
@@ -172,13 +142,13 @@ class _Builder:
     def money(self, home: int) -> tuple:
         # Mostly the business's home currency, sometimes another one.
         if self.rng.random() < 0.2:
-            return self.rng.choice(_MONEY)
-        return _MONEY[home % len(_MONEY)]
+            return self.rng.choice(MONEY)
+        return MONEY[home % len(MONEY)]
 
     def business(self, index: int) -> dict[str, Any]:
         number = index + 1
-        name = _BUSINESS_NAMES[index % len(_BUSINESS_NAMES)]
-        if index >= len(_BUSINESS_NAMES):
+        name = BUSINESS_NAMES[index % len(BUSINESS_NAMES)]
+        if index >= len(BUSINESS_NAMES):
             name = f"{name} {number}"
         biz = self.add(
             {
@@ -198,9 +168,9 @@ class _Builder:
         short = name.split()[0]
         count = accounts_for_business(self.config["ad_accounts_per_business"], index)
         for k in range(1, count + 1):
-            word = _ACCOUNT_WORDS[(k - 1) % len(_ACCOUNT_WORDS)]
+            word = ACCOUNT_WORDS[(k - 1) % len(ACCOUNT_WORDS)]
             acc = _ad_account(
-                _OWNED_ACCOUNT_BASE + number * 1_000_000 + k,
+                OWNED_ACCOUNT_BASE + number * 1_000_000 + k,
                 f"{short} · {word} {k:03d}",
                 self.status(),
                 self.money(index),
@@ -208,13 +178,13 @@ class _Builder:
                 self.rng,
             )
             biz["_owned_ad_accounts"].append(self.add(acc)["id"])
-        agency = {"id": str(_EXTERNAL_BUSINESS_BASE + number), "name": f"Agencia Externa {number}"}
+        agency = {"id": str(EXTERNAL_BUSINESS_BASE + number), "name": f"Agencia Externa {number}"}
         for k in range(1, self.config["client_ad_accounts_per_business"] + 1):
             acc = _ad_account(
-                _CLIENT_ACCOUNT_BASE + number * 1000 + k,
+                CLIENT_ACCOUNT_BASE + number * 1000 + k,
                 f"Cliente {short} {k:02d}",
                 self.status(),
-                self.rng.choice(_MONEY),
+                self.rng.choice(MONEY),
                 agency,
                 self.rng,
             )
@@ -234,13 +204,13 @@ class _Builder:
         fx.user_businesses[USER_WITH_BUSINESSES] = [b["id"] for b in businesses]
         if businesses:
             first = businesses[0]
-            waba = self.waba(first, 1, "Atención al cliente", [str(_PHONE_BASE + 1)])
+            waba = self.waba(first, 1, "Atención al cliente", [str(PHONE_BASE + 1)])
             first["_owned_wabas"].append(waba["id"])
             self.add(
                 {
                     "_type": "PhoneNumber",
                     "_business_id": first["id"],
-                    "id": str(_PHONE_BASE + 1),
+                    "id": str(PHONE_BASE + 1),
                     "display_phone_number": "+34 600 000 001",
                     "verified_name": first["name"],
                     "quality_rating": "GREEN",
@@ -255,10 +225,10 @@ class _Builder:
         for k in range(1, self.config["personal_ad_accounts"] + 1):
             owner = {"id": USER_WITHOUT_BUSINESSES, "name": "Joaquín Núñez"}
             acc = _ad_account(
-                _PERSONAL_ACCOUNT_BASE + k,
+                PERSONAL_ACCOUNT_BASE + k,
                 f"Joaquín Núñez {k:02d}",
                 1 if k == 1 else self.status(),
-                _MONEY[(k + 2) % len(_MONEY)],
+                MONEY[(k + 2) % len(MONEY)],
                 owner,
                 self.rng,
             )
@@ -272,7 +242,7 @@ class _Builder:
         """The business's n-th WhatsApp Business account, in Meta's shape."""
         return self.add({
             "_type": "WhatsAppBusinessAccount", "_business_id": business["id"],
-            "id": str(_WABA_BASE + n), "name": f"{label} {business['name'].split()[0]}",
+            "id": str(WABA_BASE + n), "name": f"{label} {business['name'].split()[0]}",
             "currency": "EUR", "timezone_id": "1", "message_template_namespace": f"sandbox_ns_{n:04d}",
             "account_review_status": "APPROVED", "_phone_numbers": phones,
         })
@@ -285,13 +255,13 @@ class _Builder:
                 {
                     "_type": "Page",
                     "_business_id": biz["id"] if biz else None,
-                    "id": str(_PAGE_BASE + n),
+                    "id": str(PAGE_BASE + n),
                     "name": name,
                     "category": "Local business" if biz else "Photographer",
                     "category_list": [{"id": "2500", "name": "Local business"}],
-                    "tasks": list(_PAGE_TASKS),
+                    "tasks": list(PAGE_TASKS),
                     "fan_count": 1000 * n + 17,
-                    "link": f"https://www.facebook.com/{_PAGE_BASE + n}",
+                    "link": f"https://www.facebook.com/{PAGE_BASE + n}",
                 }
             )
             self.fx.user_pages.setdefault(user_id, []).append(page["id"])

@@ -74,7 +74,7 @@ def handle(sandbox, req: GraphRequest) -> GraphResponse:
         segments = segments[1:]
     if not segments and method == "POST" and "batch" in req.params and not version_error:
         return run_batch(sandbox, req, version, handle)
-    fault = sandbox.take_fault(req.path, method)
+    fault = sandbox.faults.take(req.path, method)
     delay_ms = sandbox.config["latency_ms"] + (fault.latency_ms if fault else 0)
     if delay_ms:
         time.sleep(delay_ms / 1000)  # outside the lock: concurrent calls overlap

@@ -8,11 +8,11 @@ import hmac
 import json
 import threading
 from collections import deque
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from . import config as settings
+from .faults import Faults
 from .fixtures import Fixtures, build_fixtures
 from .tokens import Grant, TokenLedger, expiry, token_id
 
@@ -28,35 +28,6 @@ def b64url(data: bytes) -> str:
 def epoch(moment: datetime | None) -> int:
     """Unix seconds; 0 for "never", as Meta writes it."""
     return int(moment.timestamp()) if moment is not None else 0
-
-
-@dataclass
-class Fault:
-    """An injected failure (or delay) for the next `count` calls to one path."""
-
-    path: str
-    count: int = 1
-    code: int | None = None
-    error_subcode: int | None = None
-    http_status: int | None = None
-    latency_ms: int = 0
-    malformed: bool = False
-    regain_minutes: int = 5
-    message: str | None = None
-    type: str = "OAuthException"
-    is_transient: bool | None = None
-    method: str | None = None
-    # debug_token only: answer HTTP 200 with the error inside `data` (the inspected token's
-    # problem, as Meta reports it) rather than at the top level (the caller's problem).
-    inspect_error: bool = False
-    # Inside a batch only: the item answers `null` (Meta's timeout inside a batch).
-    batch_null: bool = False
-
-
-def normalize_path(path: str) -> str:
-    """Compare paths without a trailing slash (the root stays "/")."""
-    path = "/" + path.strip().lstrip("/")
-    return path.rstrip("/") or "/"
 
 
 class Sandbox:
@@ -84,7 +55,7 @@ class Sandbox:
             self.offset = timedelta(0)
             self.fixtures: Fixtures = build_fixtures(self.config)
             self.store = TokenLedger()
-            self.faults: list[Fault] = []
+            self.faults = Faults()  # injected failures: add, take, clear
             self.call_log: deque[dict[str, Any]] = deque(maxlen=self.config["call_log_limit"])
             self._app_calls: deque[float] = deque()
             self._business_calls: dict[str, deque[float]] = {}
@@ -189,52 +160,6 @@ class Sandbox:
             raise ValueError(f"subcode must be one of {INVALIDATION_SUBCODES}")
         with self.lock:
             self.store.invalidate_user(str(user_id), subcode)
-
-    # -- faults ------------------------------------------------------------------------
-    def add_fault(self, spec: dict[str, Any]) -> dict[str, Any]:
-        """Queue a fault for a path (relative to the base, e.g. /v25.0/me)."""
-        path = spec.get("path")
-        if not isinstance(path, str) or not path.startswith("/"):
-            raise ValueError("path must start with / (relative to the sandbox base)")
-        known = set(Fault.__dataclass_fields__)
-        unknown = sorted(set(spec) - known)
-        if unknown:
-            raise ValueError(f"unknown fault field(s): {', '.join(unknown)}")
-        fault = Fault(**{**spec, "path": normalize_path(path)})
-        for name in ("count", "code", "error_subcode", "http_status", "latency_ms"):
-            value = getattr(fault, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                raise ValueError(f"{name} must be an integer")
-        if fault.count < 1:
-            raise ValueError("count must be at least 1")
-        if fault.code is None and not (fault.malformed or fault.latency_ms or fault.batch_null
-                                       or fault.inspect_error):
-            raise ValueError("a fault needs code, malformed, latency_ms, batch_null or inspect_error")
-        if fault.method:
-            fault.method = fault.method.upper()
-        with self.lock:
-            self.faults.append(fault)
-        return asdict(fault)
-
-    def take_fault(self, path: str, method: str, *, in_batch: bool = False) -> Fault | None:
-        """Consume one use of the first fault matching this call, if any (batch_null faults
-        only match calls inside a batch)."""
-        path = normalize_path(path)
-        with self.lock:
-            for fault in self.faults:
-                if fault.batch_null != in_batch:
-                    continue
-                if fault.path == path and fault.method in (None, method):
-                    fault.count -= 1
-                    if fault.count <= 0:
-                        self.faults.remove(fault)
-                    return Fault(**{**asdict(fault), "count": 1})
-        return None
-
-    def clear_faults(self) -> None:
-        """Drop every pending fault."""
-        with self.lock:
-            self.faults.clear()
 
     # -- call log and usage ------------------------------------------------------------
     def record_call(self, method: str, path: str, token: str | None, status: int,

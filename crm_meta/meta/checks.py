@@ -15,14 +15,13 @@ from sqlalchemy import select
 
 from crm_meta import notify
 from crm_meta.database import db
-from crm_meta.meta import keepalive
+from crm_meta.meta import app_health, keepalive, probing, usage
 from crm_meta.meta.claims import TICKET_COLUMNS, TOKENS, Ticket, release, still_ours, ticket
-from crm_meta.meta.keepalive import Outcome, Probe
+from crm_meta.meta.keepalive import Outcome
+from crm_meta.meta.probing import APP_THROTTLE_CODE, Probe
 from crm_meta.models import MetaConnection
 
 log = logging.getLogger(__name__)
-USAGE_SLOWDOWN = 80  # percent of Meta's app budget at which workers start pausing
-USAGE_STOP = 100  # at which the sweep leaves the rest for the next tick
 MAX_PAUSE = 2.0  # seconds a worker waits per call when Meta's budget is nearly spent
 
 
@@ -177,14 +176,14 @@ def _probe_claimed(sweep, ticket: Ticket) -> Outcome | Checked:
         return Outcome(ticket.row_id, ticket.tenant_id, kind="lost")
     token = rt.store.read(ticket)
     _pace(rt.graph)
-    result = keepalive.probe(rt.graph, token, now=now,
+    result = probing.probe(rt.graph, token, now=now,
                              extension_attempted_at=ticket.extension_attempted_at,
                              allow_extend=not sweep.dry_run)
     if result.kind == "app_misconfigured":
         return _app_misconfigured(sweep, rt, ticket, result, now)
     if not sweep.app_ok_reported and not sweep.dry_run and result.kind in {"valid", "invalid"}:
         sweep.app_ok_reported = True
-        keepalive.app_health.report_healthy(now=now, credential=rt.graph.credential,
+        app_health.report_healthy(now=now, credential=rt.graph.credential,
                                             app_id=rt.graph.app_id)
     if _app_wide(result, rt.graph):
         sweep.stop.set()  # Meta throttles the whole app: leave the rest for a later tick
@@ -201,7 +200,7 @@ def _app_misconfigured(sweep, rt, ticket: Ticket, result, now) -> Outcome:
     if sweep.dry_run:
         return Outcome(ticket.row_id, ticket.tenant_id, kind="app_misconfigured", error=error)
     _release(sweep, ticket)  # nothing learnt about this connection: it stays due
-    notices = keepalive.app_health.report_misconfigured(
+    notices = app_health.report_misconfigured(
         result.error, now=now, credential=rt.graph.credential, app_id=rt.graph.app_id,
         outbox=sweep.settings.outbox)
     notify.dispatch(rt.notifier, notices)
@@ -211,14 +210,14 @@ def _app_misconfigured(sweep, rt, ticket: Ticket, result, now) -> Outcome:
 
 def _pace(graph) -> None:
     """Slow down before Meta's budget runs out, not only after an error."""
-    usage = getattr(graph, "last_app_usage", 0) or 0
-    if usage >= USAGE_SLOWDOWN:
-        graph.sleep(MAX_PAUSE * min(1.0, (usage - USAGE_SLOWDOWN) / (USAGE_STOP - USAGE_SLOWDOWN)))
+    spent = getattr(graph, "last_app_usage", 0) or 0
+    if spent >= usage.SLOWDOWN:
+        graph.sleep(MAX_PAUSE * min(1.0, (spent - usage.SLOWDOWN) / (usage.SPENT - usage.SLOWDOWN)))
 
 
-def _app_wide(result: keepalive.Probe, graph) -> bool:
+def _app_wide(result: Probe, graph) -> bool:
     """Meta throttles the app as a whole (code 4), or its usage header says the budget is spent."""
     errors = [result.error, result.extension.error if result.extension else None]
-    if any(getattr(e, "code", None) == keepalive.APP_THROTTLE_CODE for e in errors):
+    if any(getattr(e, "code", None) == APP_THROTTLE_CODE for e in errors):
         return True
-    return result.kind == "throttled_now" and (getattr(graph, "last_app_usage", 0) or 0) >= USAGE_STOP
+    return result.kind == "throttled_now" and (getattr(graph, "last_app_usage", 0) or 0) >= usage.SPENT

@@ -13,19 +13,16 @@ ever grow: an answer that was in flight when a hold began cannot shorten it.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import re
 import threading
 import time
 
 from crm_meta import metrics
 from crm_meta.meta.errors import ThrottledError
+from crm_meta.meta.usage import APP, readings
 
 log = logging.getLogger(__name__)
-AD_ACCOUNT = re.compile(r"^/?(act_\d+)(?:/|$)")
-APP = "app"
 
 
 class GovernorRefusal(ThrottledError):
@@ -37,35 +34,6 @@ class GovernorRefusal(ThrottledError):
         super().__init__(f"Meta's budget for {scope} is nearly spent; retry in {retry_after}s",
                          retry_after=retry_after)
         self.scope = scope
-
-
-def usage_percent(entry: dict) -> float:
-    """The highest of Meta's three percentages in one usage entry."""
-    values = [entry.get(k) or 0 for k in ("call_count", "total_time", "total_cputime", "acc_id_util_pct")]
-    return float(max(float(v) for v in values))
-
-
-def readings(path: str, headers) -> list[tuple[str, float, float]]:
-    """(scope, percent, seconds Meta says to wait) from one answer's usage headers."""
-    found: list[tuple[str, float, float]] = []
-    try:
-        if headers.get("x-app-usage"):
-            found.append((APP, usage_percent(json.loads(headers["x-app-usage"])), 0.0))
-        if headers.get("x-business-use-case-usage"):
-            for business_id, entries in json.loads(headers["x-business-use-case-usage"]).items():
-                entries = entries if isinstance(entries, list) else [entries]
-                pct = max((usage_percent(e) for e in entries), default=0.0)
-                regain = max((float(e.get("estimated_time_to_regain_access") or 0) for e in entries),
-                             default=0.0)
-                found.append((f"business:{business_id}", pct, regain * 60))
-        account = AD_ACCOUNT.match(path or "")
-        if account and headers.get("x-ad-account-usage"):
-            usage = json.loads(headers["x-ad-account-usage"])
-            found.append((f"ad_account:{account.group(1)}", usage_percent(usage),
-                          float(usage.get("reset_time_duration") or 0)))
-    except (ValueError, TypeError, AttributeError):
-        log.warning("unreadable Meta usage header on %s; ignored", path)
-    return found
 
 
 class MemoryHolds:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import random
 import re
@@ -18,10 +17,10 @@ from urllib.parse import parse_qsl, urlsplit
 import requests
 
 from crm_meta import metrics
+from crm_meta.meta import batch, usage
 from crm_meta.meta.errors import GraphError, ThrottledError, TransientError, classify
 
 log = logging.getLogger(__name__)
-USAGE_SLOWDOWN = 80  # percent of Meta's budget at which we start backing off on our own
 _ID = re.compile(r"^(act_)?\d+$")
 # What a caller of the services' proxy may not choose: we add the tenant's own.
 CALLER_SECRETS = frozenset({"access_token", "appsecret_proof", "appsecret_time"})
@@ -40,26 +39,11 @@ def endpoint_label(path: str) -> str:
     return "/" + "/".join("{id}" if _ID.match(p) else p for p in parts)
 
 
-def _max_regain_minutes(headers) -> int | None:
-    """The longest `estimated_time_to_regain_access` Meta announced, in minutes."""
-    raw = headers.get("x-business-use-case-usage")
-    if not raw:
-        return None
-    try:
-        usage = json.loads(raw)
-        values = [int(entry.get("estimated_time_to_regain_access") or 0)
-                  for entries in usage.values() for entry in entries]
-    except (ValueError, AttributeError, TypeError):
-        return None
-    return max(values, default=0) or None
-
-
-def _app_usage(headers) -> int:
-    try:
-        usage = json.loads(headers.get("x-app-usage") or "{}")
-        return int(max(usage.get(key, 0) for key in ("call_count", "total_time", "total_cputime")))
-    except (ValueError, AttributeError, TypeError):
-        return 0
+def _error_of(response: requests.Response, payload) -> GraphError:
+    """The classified GraphError of a failed answer, with the wait Meta announced."""
+    detail = payload.get("error") if isinstance(payload, dict) else None
+    return classify(detail if isinstance(detail, dict) else {}, response.status_code,
+                    retry_after=usage.regain_seconds(response.headers))
 
 
 @dataclass
@@ -187,12 +171,12 @@ class GraphClient:
     def _once(self, method, path, label, headers, params, body) -> dict:
         response = self._send(method, path, label, headers, params, body)
         self._local.last_headers = response.headers
-        self.last_app_usage = _app_usage(response.headers)
+        self.last_app_usage = usage.app_usage(response.headers)
         if "x-app-usage" in response.headers:
             metrics.APP_USAGE.set(self.last_app_usage)
-        if self.last_app_usage >= USAGE_SLOWDOWN:
+        if self.last_app_usage >= usage.SLOWDOWN:
             log.warning("meta app usage at %s%% of its budget", self.last_app_usage)
-        if self.last_app_usage >= 100:
+        if self.last_app_usage >= usage.SPENT:
             metrics.APP_THROTTLED.labels(cause="app_usage").inc()
             self._cool_down(60)
         try:
@@ -204,10 +188,7 @@ class GraphClient:
             raise TransientError("Meta sent a response that is not JSON",
                                  http_status=response.status_code)
         if isinstance(payload, dict) and "error" in payload or response.status_code >= 400:
-            error = payload.get("error") if isinstance(payload, dict) else None
-            regain = _max_regain_minutes(response.headers)
-            exc = classify(error if isinstance(error, dict) else {}, response.status_code,
-                           retry_after=regain * 60 if regain else None)
+            exc = _error_of(response, payload)
             if isinstance(exc, ThrottledError) and exc.retry_after is None:
                 exc.retry_after = 300  # Meta gave no estimate: back off a generous while
             if isinstance(exc, ThrottledError) and exc.code == 4:
@@ -269,33 +250,11 @@ class GraphClient:
         return path, query
 
     def batch(self, requests_: list[dict], *, token: str) -> list[dict | GraphError | None]:
-        """One Graph batch round trip; each answer is a body dict, the GraphError it raised, or
-        None when Meta answered `null` (that request timed out inside the batch: retry it).
-
-        Meta's batch doc: the access token is a top-level parameter of the batch request.
-        """
-        payload = json.dumps([{"method": r.get("method", "GET"), "relative_url": r["relative_url"]}
-                              for r in requests_])
+        """One Graph batch round trip, the token a top-level parameter as Meta requires; one
+        result per request (crm_meta.meta.batch): its body, its GraphError, or None to ask again."""
         answers = self.call("POST", "", token=token, token_in_body=True, retry=True,
-                            params={"batch": payload, "include_headers": "false"})
-        results: list[dict | GraphError | None] = []
-        for answer in answers if isinstance(answers, list) else []:
-            if answer is None:
-                results.append(None)
-                continue
-            status = int((answer or {}).get("code") or 500)
-            try:
-                body = json.loads((answer or {}).get("body") or "null")
-            except ValueError:
-                body = None
-            if status >= 400 or not isinstance(body, dict) or "error" in body:
-                error = body.get("error") if isinstance(body, dict) else None
-                results.append(classify(error if isinstance(error, dict) else {}, status))
-            else:
-                results.append(body)
-        if len(results) != len(requests_):
-            raise TransientError("Meta's batch answer does not match the request")
-        return results
+                            params={"batch": batch.encode(requests_), "include_headers": "false"})
+        return batch.decode(answers, len(requests_))
 
     # -- the services' proxy and the shared rate governor -----------------------------------
     def proof(self, token: str) -> str:
@@ -319,12 +278,8 @@ class GraphClient:
         error = None
         if response.status_code >= 400:
             try:
-                body = response.json()
+                error = _error_of(response, response.json())
             except ValueError:
-                body = None
-            detail = body.get("error") if isinstance(body, dict) else None
-            regain = _max_regain_minutes(response.headers)
-            error = classify(detail if isinstance(detail, dict) else {}, response.status_code,
-                             retry_after=regain * 60 if regain else None)
+                error = _error_of(response, None)
         metrics.GRAPH_CALLS.labels(endpoint=label, outcome=error.kind if error else "ok").inc()
         return Forwarded(response.status_code, response.headers, response.content, error)

@@ -1,8 +1,10 @@
-"""Keep-alive: inspect a connection, try to extend it, move its status, and warn ahead of time.
+"""Keep-alive: record what Meta said about a connection on its row - status, token, warnings,
+next check - and the check someone asks for (test-connection).
 
 Two halves so no database transaction stays open while Meta is asked anything:
-`probe` only talks to Meta; `apply` only changes the (claimed, re-read) row. The sweep
-machinery around them - claims, locks, threads - lives in crm_meta.meta.sweep.
+crm_meta.meta.probing only talks to Meta; `apply` here only changes the (claimed, re-read) row.
+Which warnings are due lives in crm_meta.meta.deadlines; the sweep machinery around all of it -
+claims, locks, threads - in crm_meta.meta.sweep.
 """
 
 from __future__ import annotations
@@ -13,39 +15,29 @@ from datetime import datetime, timedelta
 
 from crm_meta import audit, notify
 from crm_meta.database import db
-from crm_meta.meta import app_health, tokens
+from crm_meta.meta import app_health, deadlines
 from crm_meta.meta.connections import apply_token_info
 from crm_meta.meta.errors import (
     AppMisconfiguredError,
     ConnectionChanged,
-    DomainError,
     GraphError,
     ThrottledError,
     TokenInvalidError,
-    TransientError,
 )
+from crm_meta.meta.probing import APP_THROTTLE_CODE, Probe, probe
 from crm_meta.meta.status import FAILING_STATUSES, effective_status
-from crm_meta.models import MetaConnection, Tenant, User
+from crm_meta.models import MetaConnection
 from crm_meta.timestamps import iso
 
 log = logging.getLogger(__name__)
 
 # debug_token subcodes that say why a token died: Meta's own verdict, no threshold.
 DEAD_TOKEN_STATUS = {458: "revoked", 463: "expired"}
-WARN_DAYS = (14, 7, 1)  # warnings ahead of the token's or the data access's end
-EXTEND_WITHIN = timedelta(days=14)  # a user token this close to its end is worth an exchange
-EXTEND_AT_MOST_EVERY = timedelta(hours=20)  # Meta's older docs: one exchange a day at most
-MIN_GAIN = timedelta(hours=1)  # a "new" token must live at least this much longer to be kept
 TOKEN_ERROR_THRESHOLD = 2  # consecutive token errors before needs_reauth: one bad answer won't do
 RETRY_SOON = timedelta(minutes=30)  # after a transient failure
 CONFIRM_SOON = timedelta(minutes=15)  # after a first token error, to confirm or clear it
 DEAD_RECHECK = timedelta(days=1)  # revoked/expired tokens cannot come back; look rarely
 LAST_DAY_RECHECK = timedelta(hours=1)  # in the last day before an end, look hourly
-APP_THROTTLE_CODE = 4  # Meta's "application request limit reached"
-# debug_token types of tokens that expire and can be exchanged: user tokens, and Meta's expiring
-# (60-day) system-user tokens, refreshed with set_token_expires_in_60_days=true.
-SYSTEM_USER = "SYSTEM_USER"
-EXTENDABLE_TYPES = frozenset({"USER", SYSTEM_USER})
 
 
 @dataclass(frozen=True)
@@ -70,27 +62,6 @@ class Settings:
 
 
 @dataclass
-class Extension:
-    """One fb_exchange_token attempt and whether its token is kept."""
-
-    kept: bool = False
-    token: str | None = field(default=None, repr=False)  # never printed
-    info: tokens.TokenInfo | None = None
-    error: Exception | None = None
-
-
-@dataclass
-class Probe:
-    """What Meta said about a token: valid, invalid, token_error, throttled_now, app_throttled,
-    app_misconfigured (Meta refuses the app itself: no verdict on the token), transient, error."""
-
-    kind: str
-    info: tokens.TokenInfo | None = None
-    error: Exception | None = None
-    extension: Extension | None = None
-
-
-@dataclass
 class Outcome:
     """The result of one connection's check, for the sweep report."""
 
@@ -111,71 +82,6 @@ class Outcome:
     def failed(self) -> bool:
         return self.kind in {"token_error", "throttled_now", "transient", "error", "crashed",
                              "app_misconfigured"}
-
-
-# -- talking to Meta (no database) ------------------------------------------------------------
-def probe(graph, token: str, *, now: datetime, extension_attempted_at: datetime | None,
-          allow_extend: bool) -> Probe:
-    """debug_token the stored token; try an extension when it is a user token nearing its end."""
-    try:
-        info = tokens.inspect(graph, token)
-    except AppMisconfiguredError as exc:
-        return Probe("app_misconfigured", error=exc)
-    except ThrottledError as exc:
-        # Code 4 throttles the whole app (Meta's answer, or the client's own cool-down after
-        # it): not this connection's state. The sweep stops; the connection stays due.
-        return Probe("app_throttled" if exc.code == APP_THROTTLE_CODE else "throttled_now", error=exc)
-    except TokenInvalidError as exc:
-        return Probe("token_error", error=exc)
-    except TransientError as exc:
-        return Probe("transient", error=exc)
-    except (GraphError, DomainError) as exc:
-        return Probe("error", error=exc)
-    if not info.is_valid:
-        return Probe("invalid", info=info)
-    result = Probe("valid", info=info)
-    if allow_extend and should_extend(info, now, extension_attempted_at):
-        result.extension = try_extend(graph, token, info)
-    return result
-
-
-def should_extend(info: tokens.TokenInfo, now: datetime, attempted_at: datetime | None) -> bool:
-    """Only tokens that end (user, expiring system-user), within EXTEND_WITHIN, at most once per
-    EXTEND_AT_MOST_EVERY."""
-    if info.token_type not in EXTENDABLE_TYPES or info.expires_at is None:
-        return False
-    if info.expires_at - now > EXTEND_WITHIN:
-        return False
-    return attempted_at is None or now - attempted_at >= EXTEND_AT_MOST_EVERY
-
-
-def try_extend(graph, token: str, info: tokens.TokenInfo) -> Extension:
-    """Exchange the token and inspect the new one; keep it only when it is really better."""
-    try:
-        issued = tokens.exchange_long_lived(graph, token,
-                                            system_user=info.token_type == SYSTEM_USER)
-        new_info = tokens.inspect(graph, issued.access_token)
-    except (GraphError, DomainError) as exc:
-        return Extension(error=exc)
-    if is_better(info, new_info):
-        return Extension(kept=True, token=issued.access_token, info=new_info)
-    return Extension(info=new_info)
-
-
-def is_better(old: tokens.TokenInfo, new: tokens.TokenInfo) -> bool:
-    """Valid, same user and type, no scope lost, lives longer, data access no shorter."""
-    if not new.is_valid or new.token_type != old.token_type:
-        return False
-    if old.user_id and new.user_id != old.user_id:
-        return False
-    if not set(old.scopes) <= set(new.scopes):
-        return False
-    if old.expires_at is None:
-        return False  # nothing outlives "never"
-    if new.expires_at is not None and new.expires_at < old.expires_at + MIN_GAIN:
-        return False
-    old_access, new_access = old.data_access_expires_at, new.data_access_expires_at
-    return not (old_access and new_access and new_access < old_access)
 
 
 def check_now(graph, store, row: MetaConnection, now: datetime, settings: Settings) -> tuple[Probe, Outcome]:
@@ -266,7 +172,7 @@ def apply(row: MetaConnection, result: Probe, now: datetime, settings: Settings,
         retry_soon = RETRY_SOON
     after = effective_status(row, now, list(settings.required))
     outcome.status_after = after
-    outcome.notices = _notices(row, now, before, after, dry_run=dry_run)
+    outcome.notices = deadlines.due_notices(row, now, before, after, dry_run=dry_run)
     if settings.outbox and not dry_run:
         notify.queue(notify.outbox_rows(outcome.notices, now))
     row.next_check_at = next_check(row, now, settings.interval, after, retry_soon)
@@ -325,75 +231,10 @@ def next_check(row: MetaConnection, now: datetime, interval: timedelta, status: 
     for end in (row.expires_at, row.data_access_expires_at):
         if end is None or end <= now:
             continue
-        upcoming = [end - timedelta(days=d) for d in (*WARN_DAYS, 0)]
+        upcoming = [end - timedelta(days=d) for d in (*deadlines.WARN_DAYS, 0)]
         moment = min([moment, *(m for m in upcoming if m > now)])
         if end - now <= timedelta(days=1):
             moment = min(moment, now + LAST_DAY_RECHECK)
     return moment
 
 
-# -- warnings --------------------------------------------------------------------------------
-def _notices(row: MetaConnection, now: datetime, before: str, after: str, *, dry_run: bool) -> list:
-    """Warnings due now (each once per deadline) and a notice on entering/leaving a failing state."""
-    sent = dict(row.warnings_sent or {})
-    due: list[dict] = []
-    if after not in FAILING_STATUSES:
-        for kind, end in (("token", row.expires_at), ("data_access", row.data_access_expires_at)):
-            due.extend(_deadline_warnings(sent, kind, end, now))
-    notified_state = sent.get("state")  # the failing state last announced; None: healthy
-    current = after if after in FAILING_STATUSES else None
-    if current != notified_state:
-        # Each announced change is an episode: two checks that decide the same change at once
-        # read the same episode number, so their notices share one id and are queued once.
-        sent["episode"] = int(sent.get("episode") or 0) + 1
-        due.append({"event": "status_changed", "previous_status": notified_state or before,
-                    "key": (after, row.token_generation or 0, sent["episode"])})
-        sent["state"] = current
-    if not due:
-        return []
-    row.warnings_sent = sent  # a new dict: the JSON column notices the change
-    tenant, recipients = (None, ()) if dry_run else _tenant_and_admins(row.tenant_id)
-    notices = []
-    for item in due:
-        key = item.get("key") or (item.get("kind"), item.get("days"), item.get("ends_at"),
-                                  row.token_generation or 0)
-        notice = notify.Notice.create(event=item["event"], tenant_id=row.tenant_id, status=after,
-                               key=key, kind=item.get("kind"), days=item.get("days"),
-                               ends_at=item.get("ends_at"), previous_status=item.get("previous_status"),
-                               now=now, tenant_slug=tenant.slug if tenant else None,
-                               tenant_name=tenant.name if tenant else None, recipients=recipients)
-        if not dry_run:
-            audit.record(f"meta.keepalive.{item['event']}", actor="keepalive",
-                         tenant_id=row.tenant_id,
-                         outcome="failure" if after in FAILING_STATUSES else "success",
-                         details={"notice": notice.id, "kind": notice.kind, "days": notice.days,
-                                  "ends_at": notice.ends_at, "status": after,
-                                  "previous_status": notice.previous_status})
-        notices.append(notice)
-    return notices
-
-
-def _deadline_warnings(sent: dict, kind: str, end: datetime | None, now: datetime) -> list[dict]:
-    """The most urgent threshold crossed for this deadline, unless already sent for it."""
-    if end is None or end <= now:
-        return []
-    crossed = [d for d in WARN_DAYS if end - now <= timedelta(days=d)]
-    if not crossed:
-        return []
-    stamp = iso(end)
-    urgent = min(crossed)
-    fresh = sent.get(f"{kind}:{urgent}", {}).get("ends_at") != stamp
-    for days in crossed:  # thresholds jumped over are marked, so they never fire late
-        key = f"{kind}:{days}"
-        if sent.get(key, {}).get("ends_at") != stamp:
-            sent[key] = {"ends_at": stamp, "at": iso(now), "sent": days == urgent}
-    if not fresh:
-        return []
-    return [{"event": "warning", "kind": kind, "days": urgent, "ends_at": stamp}]
-
-
-def _tenant_and_admins(tenant_id: int) -> tuple[Tenant | None, tuple[str, ...]]:
-    tenant = db.session.get(Tenant, tenant_id)
-    emails = db.session.scalars(
-        db.select(User.email).filter_by(tenant_id=tenant_id, role="admin").order_by(User.id)).all()
-    return tenant, tuple(emails)

@@ -9,7 +9,8 @@ import pytest
 
 from crm_meta.auth.principal import mint_jwt
 from crm_meta.database import db
-from crm_meta.meta import keepalive
+from crm_meta.meta import keepalive, tokens
+from crm_meta.meta.probing import Probe
 from crm_meta.models import AppHealth, AuditEvent, MetaConnection, NotificationOutbox
 from crm_meta.runtime import of, runtime
 from tests.helpers import PASSWORD
@@ -169,10 +170,10 @@ def test_two_checks_deciding_the_same_change_queue_one_notice(make_app, sandbox)
     app = make_app(NOTIFY_WEBHOOK_URL="http://127.0.0.1:9/hook", NOTIFY_WEBHOOK_SECRET=SECRET)
     conn = Connections(app, sandbox).add()
     settings = keepalive.Settings.from_config(app.config)
-    info = keepalive.tokens.TokenInfo(is_valid=False, token_type="USER", user_id=conn.user_id,
+    info = tokens.TokenInfo(is_valid=False, token_type="USER", user_id=conn.user_id,
                                       expires_at=None, data_access_expires_at=None, issued_at=None,
                                       scopes=[], error_code=190, error_subcode=460)
-    verdict = keepalive.Probe("invalid", info=info)
+    verdict = Probe("invalid", info=info)
     with app.app_context():
         from crm_meta.runtime import now
 

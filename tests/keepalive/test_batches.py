@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import event, update
 
 from crm_meta.database import db
-from crm_meta.meta import keepalive
+from crm_meta.meta import keepalive, probing
 from crm_meta.models import MetaConnection
 from tests.keepalive.conftest import Connections, debug_calls, sweep
 
@@ -41,7 +41,7 @@ def test_a_reconnect_during_the_check_drops_only_that_verdict(pg_app, connection
                                                               monkeypatch):
     conns = [connections.add() for _ in range(3)]
     target = conns[1]
-    probe = keepalive.probe
+    probe = probing.probe
 
     def probe_then_reconnect(graph, token, **kwargs):
         result = probe(graph, token, **kwargs)
@@ -51,7 +51,7 @@ def test_a_reconnect_during_the_check_drops_only_that_verdict(pg_app, connection
                              .values(token_ciphertext=connections.row(target).token_ciphertext[:-4] + "AAAA"))
         return result
 
-    monkeypatch.setattr(keepalive, "probe", probe_then_reconnect)
+    monkeypatch.setattr(probing, "probe", probe_then_reconnect)
     report = sweep(pg_app)
 
     kinds = {o.row_id: o.kind for o in report.outcomes}

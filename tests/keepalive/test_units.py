@@ -12,9 +12,10 @@ import requests
 
 from crm_meta.cli import refresh
 from crm_meta.clock import FrozenClock
-from crm_meta.meta import keepalive
+from crm_meta.meta import deadlines, keepalive, probing
 from crm_meta.meta.errors import TokenInvalidError, TransientError
-from crm_meta.meta.keepalive import Probe, Settings
+from crm_meta.meta.keepalive import Settings
+from crm_meta.meta.probing import Probe
 from crm_meta.meta.tokens import TokenInfo
 from crm_meta.notify import SIGNATURE_HEADER, Notice, Notifier, sign, verify
 
@@ -43,11 +44,11 @@ def info(**fields) -> TokenInfo:
     (info(expires_at=NOW + timedelta(days=60), data_access_expires_at=NOW + timedelta(days=30)), False),
 ])
 def test_a_new_token_is_kept_only_when_it_is_really_better(new, better):
-    assert keepalive.is_better(info(), new) is better
+    assert probing.is_better(info(), new) is better
 
 
 def test_nothing_outlives_a_token_that_never_expires():
-    assert not keepalive.is_better(info(expires_at=None), info(expires_at=NOW + timedelta(days=60)))
+    assert not probing.is_better(info(expires_at=None), info(expires_at=NOW + timedelta(days=60)))
 
 
 @pytest.mark.parametrize(("token", "attempted", "expected"), [
@@ -59,7 +60,7 @@ def test_nothing_outlives_a_token_that_never_expires():
     (info(), NOW - timedelta(hours=21), True),
 ])
 def test_only_user_tokens_near_their_end_are_exchanged_at_most_daily(token, attempted, expected):
-    assert keepalive.should_extend(token, NOW, attempted) is expected
+    assert probing.should_extend(token, NOW, attempted) is expected
 
 
 def row(**fields):
@@ -101,7 +102,7 @@ def no_audit(monkeypatch):
     """No database: audit events and the tenant's admins are stubbed."""
     recorded = []
     monkeypatch.setattr(keepalive.audit, "record", lambda action, **kw: recorded.append((action, kw)))
-    monkeypatch.setattr(keepalive, "_tenant_and_admins", lambda tenant_id: (None, ("admin@acme.test",)))
+    monkeypatch.setattr(deadlines, "_tenant_and_admins", lambda tenant_id: (None, ("admin@acme.test",)))
     return recorded
 
 

@@ -1,0 +1,73 @@
+"""Meta's usage headers, read in one place: the Graph client and the rate governor both use them.
+
+`x-app-usage` (the app's budget), `x-business-use-case-usage` (per business, with
+`estimated_time_to_regain_access` in minutes) and `x-ad-account-usage` (per ad account, with
+`reset_time_duration` in seconds). An unreadable header reads as "nothing said", never an error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+
+log = logging.getLogger(__name__)
+AD_ACCOUNT = re.compile(r"^/?(act_\d+)(?:/|$)")
+APP = "app"
+SLOWDOWN = 80  # percent of the app's budget at which we start backing off on our own
+SPENT = 100  # percent at which Meta refuses the app's calls
+
+
+def usage_percent(entry: dict) -> float:
+    """The highest of Meta's percentages in one usage entry."""
+    values = [entry.get(k) or 0 for k in ("call_count", "total_time", "total_cputime", "acc_id_util_pct")]
+    return float(max(float(v) for v in values))
+
+
+def _business_entries(headers) -> dict[str, list[dict]]:
+    raw = headers.get("x-business-use-case-usage")
+    if not raw:
+        return {}
+    return {business: entries if isinstance(entries, list) else [entries]
+            for business, entries in json.loads(raw).items()}
+
+
+def _regain_minutes(entries: list[dict]) -> float:
+    return max((float(e.get("estimated_time_to_regain_access") or 0) for e in entries), default=0.0)
+
+
+def readings(path: str, headers) -> list[tuple[str, float, float]]:
+    """(scope, percent, seconds Meta says to wait) from one answer's usage headers."""
+    found: list[tuple[str, float, float]] = []
+    try:
+        if headers.get("x-app-usage"):
+            found.append((APP, usage_percent(json.loads(headers["x-app-usage"])), 0.0))
+        for business_id, entries in _business_entries(headers).items():
+            pct = max((usage_percent(e) for e in entries), default=0.0)
+            found.append((f"business:{business_id}", pct, _regain_minutes(entries) * 60))
+        account = AD_ACCOUNT.match(path or "")
+        if account and headers.get("x-ad-account-usage"):
+            usage = json.loads(headers["x-ad-account-usage"])
+            found.append((f"ad_account:{account.group(1)}", usage_percent(usage),
+                          float(usage.get("reset_time_duration") or 0)))
+    except (ValueError, TypeError, AttributeError):
+        log.warning("unreadable Meta usage header on %s; ignored", path)
+    return found
+
+
+def app_usage(headers) -> int:
+    """The app's usage in percent of its budget (0 when Meta did not say)."""
+    try:
+        return int(usage_percent(json.loads(headers.get("x-app-usage") or "{}")))
+    except (ValueError, AttributeError, TypeError):
+        return 0
+
+
+def regain_seconds(headers) -> int | None:
+    """The longest `estimated_time_to_regain_access` Meta announced, in seconds (None: none)."""
+    try:
+        minutes = max((_regain_minutes(entries) for entries in _business_entries(headers).values()),
+                      default=0.0)
+    except (ValueError, AttributeError, TypeError):
+        return None
+    return int(minutes * 60) or None
