@@ -14,7 +14,7 @@ STICKY = ("revoked", "needs_reauth", "expired")
 
 @dataclass(frozen=True, slots=True)
 class ConnectionStatus:
-    """The stored facts a status answer needs, named as MetaToken's columns: small ones only,
+    """The stored facts a status answer needs, named as MetaConnection's columns: small ones only,
     never the token or the discovered assets, so they can be read with the caller's tenant."""
 
     status: str
