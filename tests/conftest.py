@@ -1,10 +1,15 @@
-"""Shared fixtures: app/client/runner (pallets style), a live Meta sandbox, tenants, auth helpers,
-and the real PostgreSQL and Redis (skipped with a reason when absent, mandatory under CI)."""
+"""Fixtures of every area: app/client/runner (pallets style), a live Meta sandbox, tenants, auth
+helpers, the real PostgreSQL and Redis (skipped with a reason when absent, mandatory under CI),
+apps on a shared database, and a webhook receiver. An area's own fixtures are in its conftest."""
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import threading
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from flask.testing import FlaskClient
@@ -13,11 +18,9 @@ from sqlalchemy.engine import make_url
 
 from crm_meta.app import create_app
 from crm_meta.database import db
-from tests.helpers import (  # noqa: F401  (re-exported for tests that import from conftest)
+from tests.helpers import (
     APP_ID,
     APP_SECRET,
-    JWT_SECRET,
-    PASSWORD,
     POSTGRES_URL,
     REDIRECT_URI,
     REDIS_URL,
@@ -27,7 +30,6 @@ from tests.helpers import (  # noqa: F401  (re-exported for tests that import fr
     SandboxControl,
     TenantUsers,
     add_tenant,
-    bearer,
     compile_catalogues,
     testing_config,
 )
@@ -94,10 +96,10 @@ def _catalogues():
 @pytest.fixture(autouse=True)
 def _responses_follow_the_openapi_document(request, monkeypatch):
     """Every response a Flask test client receives is checked against crm_meta/api/openapi.yaml
-    (tests/openapi_check.py); `@pytest.mark.openapi_unchecked` opts a test out, with a reason."""
+    (tests/tools/openapi_check.py); `@pytest.mark.openapi_unchecked` opts a test out, with a reason."""
     if request.node.get_closest_marker("openapi_unchecked"):
         return
-    from tests import openapi_check
+    from tests.tools import openapi_check
 
     original = FlaskClient.open
 
@@ -164,6 +166,41 @@ def pg_app(make_app, postgres_url):
 
 
 @pytest.fixture
+def build_app(make_app):
+    """Build an app on a given database without touching its schema (as a second process would)."""
+    return lambda database_url, **overrides: make_app(database_url, schema=False, **overrides)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path):
+    return f"sqlite:///{tmp_path / 'shared.db'}"
+
+
+@pytest.fixture
+def keep_logging():
+    """Alembic's env.py runs logging.fileConfig, which disables existing loggers; undo it."""
+    manager = logging.root.manager
+    root = logging.getLogger()
+    saved_root = (root.level, list(root.handlers))
+    saved = {
+        name: (logger.disabled, logger.level, list(logger.handlers), logger.propagate)
+        for name, logger in manager.loggerDict.items() if isinstance(logger, logging.Logger)
+    }
+    yield
+    root.setLevel(saved_root[0])
+    root.handlers[:] = saved_root[1]
+    for name, logger in list(manager.loggerDict.items()):
+        if not isinstance(logger, logging.Logger):
+            continue
+        if name in saved:
+            logger.disabled, level, handlers, logger.propagate = saved[name]
+            logger.setLevel(level)
+            logger.handlers[:] = handlers
+        else:
+            logger.disabled = False
+
+
+@pytest.fixture
 def client(app):
     return app.test_client()
 
@@ -201,3 +238,48 @@ def admin_client(client, auth, tenant):
 @pytest.fixture
 def meta_flow(admin_client, sandbox):
     return MetaFlow(admin_client, sandbox)
+
+
+# -- a webhook receiver (the keep-alive's and the outbox's notices) ----------------------------
+class WebhookSink:
+    def __init__(self):
+        self.received: list[tuple[dict, bytes]] = []
+        self.statuses: list[int] = []  # answers to give, in order; then `status`
+        self.status = 200
+        self.hits = 0  # every POST, answered or refused
+        self._hits = threading.Lock()
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with sink._hits:
+                    sink.hits += 1
+                    status = sink.statuses.pop(0) if sink.statuses else sink.status
+                if status < 300:
+                    sink.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/meta"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def payloads(self) -> list[dict]:
+        return [json.loads(body) for _, body in self.received]
+
+    def delivery_ids(self) -> list[str]:
+        return [headers["x-crm-meta-delivery"] for headers, _ in self.received]
+
+
+@pytest.fixture
+def webhook_sink():
+    sink = WebhookSink()
+    yield sink
+    sink.server.shutdown()
+    sink.server.server_close()

@@ -10,9 +10,9 @@ from crm_meta import payloads
 from crm_meta.api.openapi import DOCUMENT, document, error_codes
 from crm_meta.errors import AppError
 from crm_meta.meta import connections
-from tests import openapi_check
 from tests.helpers import bearer
-from tests.openapi_check import OpenAPIMismatch, openapi_path
+from tests.tools import openapi_check
+from tests.tools.openapi_check import OpenAPIMismatch, openapi_path
 
 JSON_BLUEPRINTS = {"api", "callbacks", "internal"}
 JSON_OPS_ENDPOINTS = {"ops.healthz", "ops.readyz"}

@@ -40,6 +40,12 @@ def unavailable(reason: str):
     pytest.skip(f"{reason}; set REQUIRE_BROWSER=1 to make this a failure")
 
 
+@pytest.fixture
+def artifacts() -> Path:
+    """Where the tests leave screenshots and the like (tests/e2e/artifacts, ignored by git)."""
+    return ARTIFACTS
+
+
 # -- the app on a live port ------------------------------------------------------------------
 @dataclass
 class LiveApp:

@@ -17,7 +17,6 @@ from werkzeug.serving import make_server
 
 from crm_meta.app import create_app
 from crm_meta.database import db
-from tests.e2e.conftest import ARTIFACTS
 from tests.helpers import JWT_SECRET, add_tenant, testing_config
 
 pytestmark = pytest.mark.e2e
@@ -147,7 +146,7 @@ def context(browser, stack):
     context.close()
 
 
-def test_the_crm_page_connects_and_disconnects_through_the_api(context, stack):
+def test_the_crm_page_connects_and_disconnects_through_the_api(context, stack, artifacts):
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
@@ -161,7 +160,7 @@ def test_the_crm_page_connects_and_disconnects_through_the_api(context, stack):
     page.wait_for_url(re.compile(re.escape(f"{stack['crm']}/crm/marketing?success=connected")
                                  + r"(#_=_)?$"))
     expect(page.locator("#status")).to_have_text("connected")
-    folder = ARTIFACTS / "crm_origin"
+    folder = artifacts / "crm_origin"
     folder.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(folder / "crm-page-connected.png"))
     page.get_by_role("button", name="Disconnect Meta", exact=True).click()

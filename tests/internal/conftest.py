@@ -1,4 +1,5 @@
-"""Fixtures for the services' API: service keys, tenants connected through the real flow."""
+"""Fixtures for the services' API: service keys, tenants connected through the real flow, and their
+stored connections read and changed."""
 
 from __future__ import annotations
 
@@ -9,10 +10,7 @@ import pytest
 from crm_meta.database import db
 from crm_meta.internal import keys
 from crm_meta.models import MetaConnection
-from tests.helpers import PASSWORD, MetaFlow, TenantUsers, add_tenant
-
-ACCOUNT = "act_301000001000001"  # an active account of the first business of the first test user
-BUSINESS = "2010000000000001"
+from tests.helpers import ACCOUNT, PASSWORD, MetaFlow, TenantUsers, add_tenant
 
 
 @dataclass
@@ -64,24 +62,42 @@ def connect(app, sandbox):
     return factory
 
 
-def stored_token(app, tenant_id: int) -> str:
-    from crm_meta.runtime import runtime
+@pytest.fixture
+def stored_token():
+    """The tenant's token as the store reads it: `stored_token(app, tenant_id)`."""
 
-    with app.app_context():
-        store = runtime().store
-        return store.read(store.for_tenant(tenant_id))
+    def read(app, tenant_id: int) -> str:
+        from crm_meta.runtime import runtime
 
+        with app.app_context():
+            store = runtime().store
+            return store.read(store.for_tenant(tenant_id))
 
-def set_status(app, tenant_id: int, **columns) -> None:
-    with app.app_context():
-        row = db.session.scalar(db.select(MetaConnection).filter_by(tenant_id=tenant_id))
-        for name, value in columns.items():
-            setattr(row, name, value)
-        db.session.commit()
+    return read
 
 
-def row_of(app, tenant_id: int) -> MetaConnection:
-    with app.app_context():
-        row = db.session.scalar(db.select(MetaConnection).filter_by(tenant_id=tenant_id))
-        db.session.expunge(row)
-        return row
+@pytest.fixture
+def set_status():
+    """Change columns of the tenant's stored connection: `set_status(app, tenant_id, **columns)`."""
+
+    def change(app, tenant_id: int, **columns) -> None:
+        with app.app_context():
+            row = db.session.scalar(db.select(MetaConnection).filter_by(tenant_id=tenant_id))
+            for name, value in columns.items():
+                setattr(row, name, value)
+            db.session.commit()
+
+    return change
+
+
+@pytest.fixture
+def row_of():
+    """A detached copy of the tenant's stored connection: `row_of(app, tenant_id)`."""
+
+    def read(app, tenant_id: int) -> MetaConnection:
+        with app.app_context():
+            row = db.session.scalar(db.select(MetaConnection).filter_by(tenant_id=tenant_id))
+            db.session.expunge(row)
+            return row
+
+    return read

@@ -9,13 +9,13 @@ import requests
 
 from crm_meta.database import db
 from crm_meta.models import AuditEvent, ServiceKey
-from tests.helpers import bearer
-from tests.internal.conftest import ACCOUNT, row_of, set_status, stored_token
+from tests.helpers import ACCOUNT, bearer
 
 URL = "/internal/meta/connections/{}/credentials"
 
 
-def test_a_service_reads_the_token_with_its_proof_and_facts(app, client, connect, service, sandbox):
+def test_a_service_reads_the_token_with_its_proof_and_facts(app, client, connect, service, sandbox,
+                                                            stored_token):
     acme = connect("acme")
     response = client.get(URL.format("acme"), headers=service.headers)
     assert response.status_code == 200, response.get_json()
@@ -35,7 +35,8 @@ def test_a_service_reads_the_token_with_its_proof_and_facts(app, client, connect
     assert by_id == data
 
 
-def test_crm_ventas_format_uses_the_names_its_services_read(app, client, connect, service):
+def test_crm_ventas_format_uses_the_names_its_services_read(app, client, connect, service, row_of,
+                                                            stored_token):
     acme = connect("acme")
     data = client.get(URL.format("acme") + "?format=crm-ventas", headers=service.headers).get_json()["data"]
     row = row_of(app, acme.tenant_id)
@@ -46,7 +47,7 @@ def test_crm_ventas_format_uses_the_names_its_services_read(app, client, connect
     assert bad.status_code == 422 and bad.get_json()["error"]["code"] == "invalid_format"
 
 
-def test_every_read_is_audited_without_the_token(app, client, connect, service):
+def test_every_read_is_audited_without_the_token(app, client, connect, service, set_status, stored_token):
     acme = connect("acme")
     beta = connect("beta")
     set_status(app, beta.tenant_id, status="needs_reauth")
@@ -93,7 +94,8 @@ def test_uses_record_when_the_key_was_last_used_to_the_minute(app, client, conne
     ("expired", {"status": "expired"}),
     ("expired", {"expires_at": "past"}),
 ])
-def test_an_unusable_connection_is_refused_with_its_reason(app, client, connect, service, status, columns):
+def test_an_unusable_connection_is_refused_with_its_reason(app, client, connect, service, status, columns,
+                                                           row_of, set_status):
     connect("acme")
     beta = connect("beta")
     if columns.get("expires_at") == "past":

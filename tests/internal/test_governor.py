@@ -13,7 +13,7 @@ from crm_meta.meta import sweep
 from crm_meta.meta.governor import Governor, GovernorRefusal, MemoryHolds, RedisHolds
 from crm_meta.meta.usage import readings
 from crm_meta.runtime import of
-from tests.internal.conftest import ACCOUNT, BUSINESS
+from tests.helpers import ACCOUNT, BUSINESS
 
 PROXY = "/internal/meta/connections/{}/graph/{}"
 OTHER_BUSINESS_ACCOUNT = "act_301000002000001"

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.internal.conftest import ACCOUNT, stored_token
+from tests.helpers import ACCOUNT
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,7 +84,7 @@ class MarketingService:
 
 
 def test_the_marketing_service_syncs_campaigns_through_two_processes(shared_app, servers, connect,
-                                                                     make_key, sandbox):
+                                                                     make_key, sandbox, stored_token):
     first, second = servers
     acme = connect("acme", app_=shared_app)
     key = make_key("marketing", scopes=("graph:proxy",), app_=shared_app)

@@ -14,7 +14,7 @@ from crm_meta.meta.graph import GraphClient
 from crm_meta.models import AuditEvent
 from crm_meta.runtime import runtime
 from meta_sandbox.tokens import token_id
-from tests.internal.conftest import ACCOUNT, row_of, stored_token
+from tests.helpers import ACCOUNT
 
 PROXY = "/internal/meta/connections/{}/graph/{}"
 OTHER_BUSINESS_ACCOUNT = "act_301000002000001"
@@ -26,7 +26,7 @@ def graph_calls(sandbox, fragment: str) -> list[dict]:
 
 
 def test_a_service_lists_campaigns_with_the_tenants_token_and_never_sees_it(app, client, connect,
-                                                                           service, sandbox):
+                                                                           service, sandbox, stored_token):
     acme = connect("acme")
     token = stored_token(app, acme.tenant_id)
     response = client.get(PROXY.format("acme", f"{ACCOUNT}/campaigns"), headers=service.headers,
@@ -143,7 +143,7 @@ def test_another_tenants_unusable_connection_is_refused_before_meta(app, client,
 
 
 # -- token errors feed the connection's status (the keep-alive's rules) ------------------------
-def test_token_errors_on_proxied_calls_count_like_the_sweeps(app, client, connect, service, sandbox):
+def test_token_errors_on_proxied_calls_count_like_the_sweeps(app, client, connect, service, sandbox, row_of):
     acme = connect("acme")
     sandbox.fault(f"/v25.0/{ACCOUNT}/campaigns", code=190, error_subcode=460, count=2)
     url = PROXY.format("acme", f"{ACCOUNT}/campaigns")
@@ -166,7 +166,7 @@ def test_token_errors_on_proxied_calls_count_like_the_sweeps(app, client, connec
     assert status.status_code == 409
 
 
-def test_a_token_error_about_a_token_since_replaced_is_dropped(app, connect, sandbox):
+def test_a_token_error_about_a_token_since_replaced_is_dropped(app, connect, sandbox, row_of):
     acme = connect("acme")
     settings = keepalive.Settings.from_config(app.config)
     error = TokenInvalidError("Error validating access token", code=190, subcode=460)

@@ -1,0 +1,44 @@
+"""Fixtures of the command-line tests: a token stored for a tenant, read back, and the current key id
+(`flask crypto rotate`)."""
+
+from __future__ import annotations
+
+import pytest
+
+from crm_meta.database import db
+from crm_meta.meta.store import TokenStore
+from crm_meta.models import MetaConnection
+from crm_meta.runtime import runtime
+from tests.helpers import PLAINTEXT
+
+
+@pytest.fixture
+def store_token():
+    """Store a connection with `token` for the tenant: `store_token(app, tenant_id, token=PLAINTEXT)`."""
+
+    def store(app, tenant_id: int, token: str = PLAINTEXT) -> None:
+        with app.app_context():
+            row = MetaConnection(tenant_id=tenant_id, meta_user_id="1001")
+            TokenStore(runtime().cipher).write(row, token)
+            db.session.add(row)
+            db.session.commit()
+
+    return store
+
+
+@pytest.fixture
+def read_token():
+    """The tenant's token, decrypted with the app's keys: `read_token(app, tenant_id)`."""
+
+    def read(app, tenant_id: int) -> str:
+        with app.app_context():
+            store = TokenStore(runtime().cipher)
+            return store.read(store.for_tenant(tenant_id))
+
+    return read
+
+
+@pytest.fixture
+def kid():
+    """The id of the app's current encryption key: `kid(app)`."""
+    return lambda app: app.extensions["crm_meta"].cipher.current.kid
