@@ -144,10 +144,10 @@ def test_the_callers_request_id_is_kept_only_when_short_and_plain(client, json_l
 def test_generated_request_ids_differ_and_errors_get_one_too(client, json_log):
     first = client.get("/healthz").headers["X-Request-ID"]
     second = client.get("/healthz").headers["X-Request-ID"]
-    missing = client.get("/no/such/page?token=abc", headers={"Accept": "application/json"})
+    missing = client.get("/no/such/page?token=query-secret-zq", headers={"Accept": "application/json"})
     assert first != second and missing.status_code == 404 and missing.headers["X-Request-ID"]
     line = json_log.requests()[-1]
-    assert line["route"] is None and line["status"] == 404 and "abc" not in json_log.text
+    assert line["route"] is None and line["status"] == 404 and "query-secret-zq" not in json_log.text
 
 
 def test_lines_outside_a_request_carry_no_request_fields(json_log):
