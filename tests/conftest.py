@@ -1,15 +1,13 @@
 """Fixtures of every area: app/client/runner (pallets style), a live Meta sandbox, tenants, auth
 helpers, the real PostgreSQL and Redis (skipped with a reason when absent, mandatory under CI),
-apps on a shared database, and a webhook receiver. An area's own fixtures are in its conftest."""
+apps on a shared database, and a webhook receiver (tests/tools/webhook_sink.py). An area's own
+fixtures are in its conftest."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from flask.testing import FlaskClient
@@ -33,6 +31,7 @@ from tests.helpers import (
     compile_catalogues,
     testing_config,
 )
+from tests.tools.webhook_sink import WebhookSink
 
 
 # -- real services: skip with a visible reason, or fail when CI says they are required -------
@@ -241,45 +240,8 @@ def meta_flow(admin_client, sandbox):
 
 
 # -- a webhook receiver (the keep-alive's and the outbox's notices) ----------------------------
-class WebhookSink:
-    def __init__(self):
-        self.received: list[tuple[dict, bytes]] = []
-        self.statuses: list[int] = []  # answers to give, in order; then `status`
-        self.status = 200
-        self.hits = 0  # every POST, answered or refused
-        self._hits = threading.Lock()
-        sink = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                with sink._hits:
-                    sink.hits += 1
-                    status = sink.statuses.pop(0) if sink.statuses else sink.status
-                if status < 300:
-                    sink.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/meta"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def payloads(self) -> list[dict]:
-        return [json.loads(body) for _, body in self.received]
-
-    def delivery_ids(self) -> list[str]:
-        return [headers["x-crm-meta-delivery"] for headers, _ in self.received]
-
-
 @pytest.fixture
 def webhook_sink():
     sink = WebhookSink()
     yield sink
-    sink.server.shutdown()
-    sink.server.server_close()
+    sink.close()
