@@ -177,14 +177,13 @@ def _probe_claimed(sweep, ticket: Ticket) -> Outcome | Checked:
     token = rt.store.read(ticket)
     _pace(rt.graph)
     result = probing.probe(rt.graph, token, now=now,
-                             extension_attempted_at=ticket.extension_attempted_at,
-                             allow_extend=not sweep.dry_run)
+                           extension_attempted_at=ticket.extension_attempted_at,
+                           allow_extend=not sweep.dry_run)
     if result.kind == "app_misconfigured":
         return _app_misconfigured(sweep, rt, ticket, result, now)
     if not sweep.app_ok_reported and not sweep.dry_run and result.kind in {"valid", "invalid"}:
         sweep.app_ok_reported = True
-        app_health.report_healthy(now=now, credential=rt.graph.credential,
-                                            app_id=rt.graph.app_id)
+        app_health.report_healthy(now=now, credential=rt.graph.credential, app_id=rt.graph.app_id)
     if _app_wide(result, rt.graph):
         sweep.stop.set()  # Meta throttles the whole app: leave the rest for a later tick
     if result.kind == "app_throttled":  # nothing learnt about this connection: it stays due
