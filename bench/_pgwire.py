@@ -82,11 +82,7 @@ class WireCounter:
         except OSError:
             pass
         finally:
-            for sock in (src, dst):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            _shut(src, dst)
 
     def _client_to_server(self, src: socket.socket, dst: socket.socket) -> None:
         buffer, started, parsed, named = b"", False, "", {}
@@ -127,8 +123,13 @@ class WireCounter:
         except OSError:
             pass
         finally:
-            for sock in (src, dst):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            _shut(src, dst)
+
+
+def _shut(*socks: socket.socket) -> None:
+    """End both directions of a relayed pair, whichever side closed first."""
+    for sock in socks:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
