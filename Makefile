@@ -83,5 +83,19 @@ test: deps translations lint
 	bash scripts/ensure_promtool.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The production image, with a Docker engine when one answers, else podman (installed and set
+# up by scripts/ensure_podman.sh). Where no registry answers, its base is a python:3.11-slim-
+# bookworm stand-in made once from Debian's packages (docker/build-base.sh). See docs/deploy.md.
+IMAGE ?= crm-meta:latest
+image:
+	bash scripts/ensure_podman.sh
+	docker/build.sh $(IMAGE)
+
+# Build the image and prove it, one line per proof (docker/image_check.py): production start on
+# this host's PostgreSQL and Redis, the API, metrics, uid, init, healthcheck, logs, SIGTERM,
+# compose, layers, hadolint. Ports are free ones (never 8000); it cleans up after itself.
+image-check: deps image
+	IMAGE=$(IMAGE) $(BIN)/python docker/image_check.py
+
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache

@@ -38,9 +38,9 @@ IMAGE = os.environ.get("IMAGE", "crm-meta:latest")
 PG = os.environ.get("IMAGE_CHECK_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("IMAGE_CHECK_REDIS", "redis://127.0.0.1:6379/13")
 STANDIN = "localhost/crm-meta-base:python3.11-slim-bookworm"
-GRACE = 20          # GUNICORN_GRACEFUL_TIMEOUT, documented in docs/deploy.md
-STOP_TIMEOUT = 30   # the --stop-timeout / stop_grace_period docs/deploy.md gives
-SLOW_MS = 6000      # the in-flight request's Graph latency during the SIGTERM proof
+GRACE = 20  # GUNICORN_GRACEFUL_TIMEOUT, documented in docs/deploy.md
+STOP_TIMEOUT = 30  # the --stop-timeout / stop_grace_period docs/deploy.md gives
+SLOW_MS = 6000  # the in-flight request's Graph latency during the SIGTERM proof
 RUN_ID = secrets.token_hex(3)
 started = time.monotonic()
 cleanups: list = []
@@ -50,8 +50,12 @@ class CheckFailed(Exception):
     pass
 
 
+PASSED: list[str] = []
+
+
 def proof(name: str, detail: str) -> None:
-    print(f"ok   {name:<22} {detail}", flush=True)
+    PASSED.append(name)
+    print(f"ok   {name:<20} {detail}  [{time.monotonic() - started:.0f} s]", flush=True)
 
 
 def fail(name: str, detail: str):
@@ -75,8 +79,10 @@ ENGINE = engine()
 def run(*args: str, check: bool = True, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
     result = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, **kwargs)
     if check and result.returncode != 0:
-        fail(args[0] if args[0] != ENGINE else " ".join(args[:2]),
-             f"exit {result.returncode}: {(result.stderr or result.stdout).strip()[-800:]}")
+        fail(
+            args[0] if args[0] != ENGINE else " ".join(args[:2]),
+            f"exit {result.returncode}: {(result.stderr or result.stdout).strip()[-800:]}",
+        )
     return result
 
 
@@ -116,19 +122,28 @@ def check_hadolint() -> None:
         fail("hadolint", result.stdout.strip() or result.stderr.strip())
     ignored = re.findall(r"^\s*-\s*(DL\d+|SC\d+)", (ROOT / ".hadolint.yaml").read_text(), re.M)
     version = run(hadolint, "--version").stdout.strip().split()[-1]
-    proof("hadolint", f"Dockerfile clean (hadolint {version}; ignored, each justified in "
-                      f".hadolint.yaml: {', '.join(ignored) or 'none'})")
+    proof(
+        "hadolint",
+        f"Dockerfile clean (hadolint {version}; ignored, each justified in "
+        f".hadolint.yaml: {', '.join(ignored) or 'none'})",
+    )
 
 
 def host_only_certificates() -> list[bytes]:
     """Base64 bodies of the CA certificates this host trusts that Debian's bundle lacks (the TLS
     egress' own CA): none of them may be found in the image."""
+
     def bodies(pem: str) -> set[bytes]:
-        return {"".join(b.split()).encode() for b in
-                re.findall(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", pem, re.S)}
+        return {
+            "".join(b.split()).encode()
+            for b in re.findall(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", pem, re.S)
+        }
+
     host_bundle = os.environ.get("PIP_CERT") or "/etc/ssl/certs/ca-certificates.crt"
     host = bodies(Path(host_bundle).read_text()) if Path(host_bundle).exists() else set()
-    image = bodies(ctr("run", "--rm", "--entrypoint", "cat", IMAGE, "/etc/ssl/certs/ca-certificates.crt").stdout)
+    image = bodies(
+        ctr("run", "--rm", "--entrypoint", "cat", IMAGE, "/etc/ssl/certs/ca-certificates.crt").stdout
+    )
     return [b[:600] for b in host - image]
 
 
@@ -139,8 +154,9 @@ def check_layers() -> None:
     certs = host_only_certificates()
     with tempfile.TemporaryDirectory() as tmp:
         archive = Path(tmp) / "image.tar"
-        ctr("save", "--format", "docker-archive", "-o", str(archive), IMAGE) if ENGINE.endswith("podman") \
-            else ctr("save", "-o", str(archive), IMAGE)
+        ctr("save", "--format", "docker-archive", "-o", str(archive), IMAGE) if ENGINE.endswith(
+            "podman"
+        ) else ctr("save", "-o", str(archive), IMAGE)
         layers = files = 0
         with tarfile.open(archive) as outer:
             manifest = json.load(outer.extractfile("manifest.json"))
@@ -151,8 +167,12 @@ def check_layers() -> None:
                         files += 1
                         name = member.name.lstrip("./")
                         base = name.rsplit("/", 1)[-1]
-                        if name.startswith(("run/secrets", "tmp/pip", "root/.config/pip")) or \
-                                base in ("pip.conf", "pip.ini", "pipconf", "pip_ca"):
+                        if name.startswith(("run/secrets", "tmp/pip", "root/.config/pip")) or base in (
+                            "pip.conf",
+                            "pip.ini",
+                            "pipconf",
+                            "pip_ca",
+                        ):
                             fail("layers", f"{layer_name}: {name} comes from the build host")
                         if not member.isfile() or member.size > 50_000_000:
                             continue
@@ -160,15 +180,22 @@ def check_layers() -> None:
                         flat = data if b"-----BEGIN" not in data else b"".join(data.split())
                         for marker in secret_markers:
                             if marker in data:
-                                fail("layers", f"{layer_name}: {name} holds the host's pip setting {marker!r}")
+                                fail(
+                                    "layers", f"{layer_name}: {name} holds the host's pip setting {marker!r}"
+                                )
                         for cert in certs:
                             if cert in flat:
-                                fail("layers", f"{layer_name}: {name} holds a CA certificate of the build host")
+                                fail(
+                                    "layers", f"{layer_name}: {name} holds a CA certificate of the build host"
+                                )
         history = ctr("history", "--no-trunc", "--format", "{{.CreatedBy}}", IMAGE).stdout
         if "pip_ca" in history and "--mount=type=secret" not in history:
             fail("layers", "the image history names the CA without a secret mount")
-    proof("no host in layers", f"{layers} layers, {files} files: no pip config, no secret mount, none of "
-                               f"the build host's {len(certs)} extra CA certificate(s)")
+    proof(
+        "no host in layers",
+        f"{layers} layers, {files} files: no pip config, no secret mount, none of "
+        f"the build host's {len(certs)} extra CA certificate(s)",
+    )
 
 
 def check_image_config() -> None:
@@ -177,19 +204,29 @@ def check_image_config() -> None:
     user = config.get("User", "")
     if not re.fullmatch(r"[1-9]\d*:[1-9]\d*", user):
         fail("uid", f"USER is {user!r}, not numeric uid:gid")
-    health = config.get("Healthcheck") or info.get("Healthcheck") or {}   # docker | podman
+    health = config.get("Healthcheck") or info.get("Healthcheck") or {}  # docker | podman
     if not health.get("Test"):
         fail("healthcheck", "the image has no HEALTHCHECK (built in OCI format?)")
     if config.get("Entrypoint", [""])[0] != "/usr/bin/tini":
         fail("init", f"ENTRYPOINT {config.get('Entrypoint')} does not start with tini")
-    probe = ctr("run", "--rm", "--entrypoint", "python", IMAGE, "-c",
-                "import importlib.util as u, shutil; import setproctitle; "
-                "print([m for m in ('pip', 'setuptools', 'wheel') if u.find_spec(m)], shutil.which('pip'))")
+    probe = ctr(
+        "run",
+        "--rm",
+        "--entrypoint",
+        "python",
+        IMAGE,
+        "-c",
+        "import importlib.util as u, shutil; import setproctitle; "
+        "print([m for m in ('pip', 'setuptools', 'wheel') if u.find_spec(m)], shutil.which('pip'))",
+    )
     if probe.stdout.strip() != "[] None":
         fail("no pip", f"the runtime image still has {probe.stdout.strip()}")
     size = int(info.get("Size") or 0)
-    proof("image", f"{IMAGE}: USER {user}, ENTRYPOINT tini, HEALTHCHECK set, no pip/setuptools/wheel, "
-                   f"setproctitle in; {size / 1e6:.0f} MB")
+    proof(
+        "image",
+        f"{IMAGE}: USER {user}, ENTRYPOINT tini, HEALTHCHECK set, no pip/setuptools/wheel, "
+        f"setproctitle in; {size / 1e6:.0f} MB",
+    )
 
 
 # ---- production run against the host's PostgreSQL and Redis -----------------------------------
@@ -199,14 +236,23 @@ class Sandbox:
     def __init__(self, env: dict, tmp: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        sandbox_env = {**os.environ, **{k: env[k] for k in ("META_APP_ID", "META_APP_SECRET", "META_REDIRECT_URI")},
-                       "APP_ENV": "development", "DATABASE_URL": f"sqlite:///{tmp}/sandbox.db",
-                       "SCHEDULER_ENABLED": "0", "SECRET_KEY": secrets.token_urlsafe(32)}
+        sandbox_env = {
+            **os.environ,
+            **{k: env[k] for k in ("META_APP_ID", "META_APP_SECRET", "META_REDIRECT_URI")},
+            "APP_ENV": "development",
+            "DATABASE_URL": f"sqlite:///{tmp}/sandbox.db",
+            "SCHEDULER_ENABLED": "0",
+            "SECRET_KEY": secrets.token_urlsafe(32),
+        }
         sandbox_env.pop("REDIS_URL", None)
         self.log = open(tmp / "sandbox.log", "w")  # noqa: SIM115
         self.process = subprocess.Popen(
             [sys.executable, "-m", "flask", "--app", "wsgi", "meta", "sandbox", "--port", str(self.port)],
-            cwd=ROOT, env=sandbox_env, stdout=self.log, stderr=subprocess.STDOUT)
+            cwd=ROOT,
+            env=sandbox_env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         cleanups.append(self.stop)
         wait_for("sandbox", lambda: requests.get(f"{self.url}/_sandbox/clock", timeout=2).ok, 60)
 
@@ -231,6 +277,7 @@ def throwaway_database() -> str:
         with admin.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
     cleanups.append(drop)
     parts = urlsplit(PG)
     return parts._replace(path=f"/{name}").geturl()
@@ -242,13 +289,20 @@ def remove_container(name: str) -> None:
 
 def production_env(port: int) -> dict:
     import base64
+
     return {
-        "PORT": str(port), "HOST": "127.0.0.1", "GUNICORN_WORKERS": "2", "GUNICORN_THREADS": "4",
-        "SECRET_KEY": secrets.token_urlsafe(48), "JWT_SECRET_KEY": secrets.token_urlsafe(48),
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "GUNICORN_WORKERS": "2",
+        "GUNICORN_THREADS": "4",
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "JWT_SECRET_KEY": secrets.token_urlsafe(48),
         "ENCRYPTION_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
-        "META_APP_ID": "7311" + str(secrets.randbelow(10**8)), "META_APP_SECRET": secrets.token_hex(16),
+        "META_APP_ID": "7311" + str(secrets.randbelow(10**8)),
+        "META_APP_SECRET": secrets.token_hex(16),
         "META_REDIRECT_URI": f"http://localhost:{port}/crm/auth/meta/callback",
-        "METRICS_TOKEN": secrets.token_urlsafe(24), "REDIS_URL": REDIS_URL,
+        "METRICS_TOKEN": secrets.token_urlsafe(24),
+        "REDIS_URL": REDIS_URL,
     }
 
 
@@ -256,8 +310,9 @@ def check_production(tmp: Path) -> None:
     port = free_port()
     env = production_env(port)
     sandbox = Sandbox(env, tmp)
-    env.update({"META_GRAPH_URL": sandbox.url, "META_DIALOG_URL": sandbox.url,
-                "DATABASE_URL": throwaway_database()})
+    env.update(
+        {"META_GRAPH_URL": sandbox.url, "META_DIALOG_URL": sandbox.url, "DATABASE_URL": throwaway_database()}
+    )
     base = f"http://127.0.0.1:{port}"
     name = f"crm-meta-check-{RUN_ID}"
     cleanups.append(lambda: remove_container(name))
@@ -266,24 +321,44 @@ def check_production(tmp: Path) -> None:
     # As docs/deploy.md runs it: read-only root with a tmpfs on /tmp, the documented stop timeout.
     read_only = ["--read-only", "--tmpfs", "/tmp:rw,nosuid,nodev,size=64m"]
     if ENGINE.endswith("podman"):
-        read_only.insert(1, "--read-only-tmpfs=false")   # only what docker would give: no /tmp
+        read_only.insert(1, "--read-only-tmpfs=false")  # only what docker would give: no /tmp
     t0 = time.monotonic()
-    ctr("run", "-d", "--name", name, "--network", "host", *read_only,
-        "--stop-timeout", str(STOP_TIMEOUT), "--env-file", str(env_file), IMAGE)
+    ctr(
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--network",
+        "host",
+        *read_only,
+        "--stop-timeout",
+        str(STOP_TIMEOUT),
+        "--env-file",
+        str(env_file),
+        IMAGE,
+    )
 
     def alive():
         state = json.loads(ctr("inspect", name).stdout)[0]["State"]
         if not state.get("Running"):
-            fail("start", f"container exited {state.get('ExitCode')}:\n{ctr('logs', name, check=False).stderr[-3000:]}")
+            fail(
+                "start",
+                f"container exited {state.get('ExitCode')}:\n{ctr('logs', name, check=False).stderr[-3000:]}",
+            )
+
     health = wait_for("/healthz", lambda: requests.get(f"{base}/healthz", timeout=2).ok, 120, on_wait=alive)
     cold = time.monotonic() - t0
     assert health
-    proof("production start", f"APP_ENV=production, read-only root + tmpfs /tmp, PostgreSQL and Redis "
-                              f"on the host: /healthz 200 after {cold:.1f} s (with migrations)")
+    proof(
+        "production start",
+        f"APP_ENV=production, read-only root + tmpfs /tmp, PostgreSQL and Redis "
+        f"on the host: /healthz 200 after {cold:.1f} s (with migrations)",
+    )
 
     # Migrations: the throw-away database is at the repository's head revision.
     from alembic.config import Config
     from alembic.script import ScriptDirectory
+
     heads = set(ScriptDirectory.from_config(_alembic_config(Config)).get_heads())
     with psycopg2.connect(env["DATABASE_URL"]) as conn, conn.cursor() as cur:
         cur.execute("SELECT version_num FROM alembic_version")
@@ -301,27 +376,44 @@ def check_production(tmp: Path) -> None:
     proof("/healthz /readyz", f"200 and 200 {json.dumps(body, sort_keys=True)}")
 
     anonymous = requests.get(f"{base}/metrics", timeout=5)
-    scraped = requests.get(f"{base}/metrics", timeout=5, headers={"Authorization": f"Bearer {env['METRICS_TOKEN']}"})
+    scraped = requests.get(
+        f"{base}/metrics", timeout=5, headers={"Authorization": f"Bearer {env['METRICS_TOKEN']}"}
+    )
     if anonymous.status_code != 401 or scraped.status_code != 200 or "meta_connections" not in scraped.text:
         fail("/metrics", f"without token {anonymous.status_code}, with token {scraped.status_code}")
     proof("/metrics", f"401 without METRICS_TOKEN, 200 with it ({scraped.text.count(chr(10))} lines)")
 
-    ident = ctr("exec", name, "sh", "-c",
-                "id -u; id -g; cat /proc/1/comm; for p in /proc/[0-9]*; do "
-                "[ -r $p/cmdline ] && tr '\\0' ' ' < $p/cmdline && awk '/^Uid/{print \" uid=\" $2}' $p/status; done").stdout
+    ident = ctr(
+        "exec",
+        name,
+        "sh",
+        "-c",
+        "id -u; id -g; cat /proc/1/comm; for p in /proc/[0-9]*; do "
+        "[ -r $p/cmdline ] && tr '\\0' ' ' < $p/cmdline && awk '/^Uid/{print \" uid=\" $2}' $p/status; done",
+    ).stdout
     lines = ident.splitlines()
     uids = set(re.findall(r"uid=(\d+)", ident))
-    if lines[:3] != ["10001", "10001", "tini"] or uids != {"10001"} or "gunicorn: master [crm-meta]" not in ident:
+    if (
+        lines[:3] != ["10001", "10001", "tini"]
+        or uids != {"10001"}
+        or "gunicorn: master [crm-meta]" not in ident
+    ):
         fail("uid", ident)
-    proof("uid / PID 1", "every process runs as 10001:10001 (non-root); PID 1 is tini; "
-                         "`gunicorn: master [crm-meta]` titles (setproctitle)")
+    proof(
+        "uid / PID 1",
+        "every process runs as 10001:10001 (non-root); PID 1 is tini; "
+        "`gunicorn: master [crm-meta]` titles (setproctitle)",
+    )
 
     hc = ctr("healthcheck", "run", name, check=False) if ENGINE.endswith("podman") else None
     if hc is not None and hc.returncode != 0:
         fail("healthcheck", hc.stdout + hc.stderr)
     if hc is None:
-        wait_for("healthcheck", lambda: json.loads(ctr("inspect", name).stdout)[0]["State"]
-                 ["Health"]["Status"] == "healthy", 120)
+        wait_for(
+            "healthcheck",
+            lambda: json.loads(ctr("inspect", name).stdout)[0]["State"]["Health"]["Status"] == "healthy",
+            120,
+        )
     proof("HEALTHCHECK", "the image's own check ran in the container: healthy")
 
     connect_through_api(name, base, sandbox, env)
@@ -338,10 +430,41 @@ def _alembic_config(config_class):
 def connect_through_api(name: str, base: str, sandbox: Sandbox, env: dict) -> None:
     """Tenant and admin token from the container's CLI, then the CRM frontend's JSON calls:
     auth URL, the dialog (approved at the sandbox), callback, discovery, account selection."""
-    ctr("exec", "-e", "SCHEDULER_ENABLED=0", name, "flask", "--app", "wsgi", "tenants", "create",
-        "Image Check", "--slug", "image-check")
-    token = ctr("exec", "-e", "SCHEDULER_ENABLED=0", name, "flask", "--app", "wsgi", "jwt", "mint",
-                "--tenant", "image-check", "--sub", "image-check-admin", "--role", "admin").stdout.strip().splitlines()[-1]
+    ctr(
+        "exec",
+        "-e",
+        "SCHEDULER_ENABLED=0",
+        name,
+        "flask",
+        "--app",
+        "wsgi",
+        "tenants",
+        "create",
+        "Image Check",
+        "--slug",
+        "image-check",
+    )
+    token = (
+        ctr(
+            "exec",
+            "-e",
+            "SCHEDULER_ENABLED=0",
+            name,
+            "flask",
+            "--app",
+            "wsgi",
+            "jwt",
+            "mint",
+            "--tenant",
+            "image-check",
+            "--sub",
+            "image-check-admin",
+            "--role",
+            "admin",
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     api = requests.Session()
     api.headers.update({"Authorization": f"Bearer {token}", "Accept": "application/json"})
     started_url = api.get(f"{base}/crm/auth/meta/url", timeout=10)
@@ -372,8 +495,11 @@ def connect_through_api(name: str, base: str, sandbox: Sandbox, env: dict) -> No
     if chosen.status_code != 200 or not status.get("connected") or not status.get("selected_ad_account"):
         fail("connect", f"connect {chosen.status_code} {chosen.text[:200]}; status {status}")
     calls = requests.get(f"{sandbox.url}/_sandbox/calls", timeout=5).json()["count"]
-    proof("connect (JSON API)", f"url -> sandbox dialog -> callback -> {len(accounts)} account(s) -> "
-                                f"connect: status {status.get('status')}, {calls} Graph calls to `flask meta sandbox`")
+    proof(
+        "connect (JSON API)",
+        f"url -> sandbox dialog -> callback -> {len(accounts)} account(s) -> "
+        f"connect: status {status.get('status')}, {calls} Graph calls to `flask meta sandbox`",
+    )
     check_sigterm.api = api
 
 
@@ -388,7 +514,9 @@ def check_sigterm(name: str, base: str, sandbox: Sandbox, env: dict) -> None:
         fail("sigterm", f"test-connection {probe.status_code}, Graph calls {paths}")
     # The first Graph call answers at once; the last is slow. Once the first is logged, the request
     # is in flight (the sandbox logs a call when it answers it).
-    requests.post(f"{sandbox.url}/_sandbox/faults", json={"path": paths[-1], "latency_ms": SLOW_MS}, timeout=5)
+    requests.post(
+        f"{sandbox.url}/_sandbox/faults", json={"path": paths[-1], "latency_ms": SLOW_MS}, timeout=5
+    )
     requests.delete(f"{sandbox.url}/_sandbox/calls", timeout=5)
     answer: dict = {}
 
@@ -397,9 +525,12 @@ def check_sigterm(name: str, base: str, sandbox: Sandbox, env: dict) -> None:
             answer["response"] = api.get(f"{base}/crm/auth/meta/test-connection", timeout=60)
         except requests.RequestException as exc:
             answer["error"] = exc
+
     thread = threading.Thread(target=slow_request)
     thread.start()
-    wait_for("sigterm", lambda: requests.get(f"{sandbox.url}/_sandbox/calls", timeout=5).json()["count"] >= 1, 30)
+    wait_for(
+        "sigterm", lambda: requests.get(f"{sandbox.url}/_sandbox/calls", timeout=5).json()["count"] >= 1, 30
+    )
     t0 = time.monotonic()
     ctr("stop", "-t", str(STOP_TIMEOUT), name, timeout=STOP_TIMEOUT + 30)
     stopped = time.monotonic() - t0
@@ -407,10 +538,16 @@ def check_sigterm(name: str, base: str, sandbox: Sandbox, env: dict) -> None:
     state = json.loads(ctr("inspect", name).stdout)[0]["State"]
     response = answer.get("response")
     if response is None or response.status_code != 200 or state.get("ExitCode") != 0 or stopped >= GRACE:
-        fail("sigterm", f"in-flight answer {response.status_code if response is not None else answer}, "
-                        f"exit {state.get('ExitCode')}, stop took {stopped:.1f} s")
-    proof("SIGTERM drain", f"a request in flight ({SLOW_MS / 1000:.0f} s Graph call) answered 200; exit 0 "
-                           f"{stopped:.1f} s after SIGTERM (grace {GRACE} s, stop timeout {STOP_TIMEOUT} s)")
+        fail(
+            "sigterm",
+            f"in-flight answer {response.status_code if response is not None else answer}, "
+            f"exit {state.get('ExitCode')}, stop took {stopped:.1f} s",
+        )
+    proof(
+        "SIGTERM drain",
+        f"a request in flight ({SLOW_MS / 1000:.0f} s Graph call) answered 200; exit 0 "
+        f"{stopped:.1f} s after SIGTERM (grace {GRACE} s, stop timeout {STOP_TIMEOUT} s)",
+    )
 
 
 def check_logs(name: str) -> None:
@@ -421,7 +558,7 @@ def check_logs(name: str) -> None:
     if start is None:
         fail("json logs", "no `entrypoint: starting:` line")
     records = []
-    for line in lines[start + 1:]:
+    for line in lines[start + 1 :]:
         try:
             records.append(json.loads(line))
         except ValueError:
@@ -432,14 +569,19 @@ def check_logs(name: str) -> None:
     for secret_name in ("access_token=", "client_secret="):
         if any(secret_name in line for line in lines):
             fail("json logs", f"a line carries {secret_name}")
-    proof("JSON logs", f"{len(records)} lines after start-up, all JSON ({len(requests_logged)} request lines "
-                       f"with request_id and status); no token in them")
+    proof(
+        "JSON logs",
+        f"{len(records)} lines after start-up, all JSON ({len(requests_logged)} request lines "
+        f"with request_id and status); no token in them",
+    )
 
 
 # ---- compose ------------------------------------------------------------------------------------
 def compose_command() -> list[str]:
     if ENGINE.endswith("podman"):
-        found = shutil.which("podman-compose", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+        found = shutil.which(
+            "podman-compose", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+        )
         if not found:
             fail("compose", "podman-compose missing (requirements-dev.txt; `make deps`)")
         return [found]
@@ -451,52 +593,88 @@ def standin_services() -> dict:
     the base stand-in (docker/standin), built once."""
     if os.environ.get("POSTGRES_IMAGE") and os.environ.get("REDIS_IMAGE"):
         return {}
-    images = {"POSTGRES_IMAGE": ("localhost/crm-meta-standin-postgres:15", "postgres"),
-              "REDIS_IMAGE": ("localhost/crm-meta-standin-redis:7", "redis")}
+    images = {
+        "POSTGRES_IMAGE": ("localhost/crm-meta-standin-postgres:15", "postgres"),
+        "REDIS_IMAGE": ("localhost/crm-meta-standin-redis:7", "redis"),
+    }
     official_base = ctr("image", "inspect", STANDIN, check=False).returncode != 0
     if official_base:
-        return {}   # the real base came from a registry: so do postgres:16 and redis:7
+        return {}  # the real base came from a registry: so do postgres:16 and redis:7
     for tag, target in images.values():
         if ctr("image", "inspect", tag, check=False).returncode != 0:
             extra = ["--format", "docker", "--pull=never"] if ENGINE.endswith("podman") else []
-            ctr("build", "-q", *extra, "--build-arg", f"BASE={STANDIN}", "--target", target, "-t", tag,
-                str(ROOT / "docker" / "standin"), timeout=600)
+            ctr(
+                "build",
+                "-q",
+                *extra,
+                "--build-arg",
+                f"BASE={STANDIN}",
+                "--target",
+                target,
+                "-t",
+                tag,
+                str(ROOT / "docker" / "standin"),
+                timeout=600,
+            )
     return {key: tag for key, (tag, _) in images.items()}
 
 
 def check_compose(tmp: Path) -> None:
     port = free_port()
     project = f"crm-meta-check-{RUN_ID}"
-    env = {**os.environ, **production_env(port), **standin_services(),
-           "APP_PORT": str(port), "POSTGRES_PASSWORD": "p@ss#w/rd:" + secrets.token_hex(4),
-           "META_REDIRECT_URI": "https://crm.example.com/crm/auth/meta/callback", "GUNICORN_WORKERS": "1"}
+    env = {
+        **os.environ,
+        **production_env(port),
+        **standin_services(),
+        "APP_PORT": str(port),
+        "POSTGRES_PASSWORD": "p@ss#w/rd:" + secrets.token_hex(4),
+        "META_REDIRECT_URI": "https://crm.example.com/crm/auth/meta/callback",
+        "GUNICORN_WORKERS": "1",
+    }
     for key in ("HOST", "PORT", "REDIS_URL"):
         env.pop(key, None)
     compose = [*compose_command(), "-p", project, "-f", str(ROOT / "docker-compose.yml")]
     base = f"http://127.0.0.1:{port}"
 
     def down(volumes: bool):
-        run(*compose, "down", "-t", "10", *(["-v"] if volumes else []), env=env, cwd=ROOT, check=False, timeout=180)
+        run(
+            *compose,
+            "down",
+            "-t",
+            "10",
+            *(["-v"] if volumes else []),
+            env=env,
+            cwd=ROOT,
+            check=False,
+            timeout=180,
+        )
 
-    def leftovers():   # whatever `down` left (it stops at the first error): app first, it needs the others
+    def leftovers():  # whatever `down` left (it stops at the first error): app first, it needs the others
         label = f"label=com.docker.compose.project={project}"
         names = ctr("ps", "-a", "--format", "{{.Names}}", "--filter", label, check=False).stdout.split()
         for container in sorted(names, key=lambda n: "app" not in n):
             run(ENGINE, "rm", "-f", "-t", "0", container, check=False)
         run(ENGINE, "volume", "rm", "-f", f"{project}_db-data", check=False)
         run(ENGINE, "network", "rm", "-f", f"{project}_default", check=False)
+
     cleanups.append(leftovers)
     cleanups.append(lambda: down(True))
 
     def up():
         run(*compose, "up", "-d", env=env, cwd=ROOT, timeout=300)
         app = app_container()
-        wait_for("compose /healthz", lambda: requests.get(f"{base}/healthz", timeout=2).ok, 120,
-                 on_wait=lambda: _running_or_fail(app))
+        wait_for(
+            "compose /healthz",
+            lambda: requests.get(f"{base}/healthz", timeout=2).ok,
+            120,
+            on_wait=lambda: _running_or_fail(app),
+        )
         return app
 
     def app_container() -> str:
-        names = ctr("ps", "-a", "--format", "{{.Names}}", "--filter", f"label=com.docker.compose.project={project}").stdout.split()
+        names = ctr(
+            "ps", "-a", "--format", "{{.Names}}", "--filter", f"label=com.docker.compose.project={project}"
+        ).stdout.split()
         apps = [n for n in names if "app" in n]
         if not apps:
             fail("compose", f"no app container among {names}")
@@ -505,32 +683,77 @@ def check_compose(tmp: Path) -> None:
     def _running_or_fail(app):
         state = json.loads(ctr("inspect", app).stdout)[0]["State"]
         if not state.get("Running"):
-            fail("compose", f"app exited {state.get('ExitCode')}: {ctr('logs', app, check=False).stderr[-2000:]}")
+            fail(
+                "compose",
+                f"app exited {state.get('ExitCode')}: {ctr('logs', app, check=False).stderr[-2000:]}",
+            )
 
     t0 = time.monotonic()
     app = up()
     first = time.monotonic() - t0
     # The services' own healthchecks (podman runs them by systemd timer; none here: run them now).
     for service in ("db", "redis"):
-        names = [n for n in ctr("ps", "--format", "{{.Names}}", "--filter",
-                                f"label=com.docker.compose.project={project}").stdout.split() if service in n]
+        names = [
+            n
+            for n in ctr(
+                "ps", "--format", "{{.Names}}", "--filter", f"label=com.docker.compose.project={project}"
+            ).stdout.split()
+            if service in n
+        ]
         if ENGINE.endswith("podman"):
             ctr("healthcheck", "run", names[0])
     listening = ctr("port", app).stdout.strip()
     if "127.0.0.1" not in listening or "0.0.0.0" in listening:
         fail("compose", f"published on {listening}, not on 127.0.0.1 only")
-    ctr("exec", "-e", "SCHEDULER_ENABLED=0", app, "flask", "--app", "wsgi", "tenants", "create",
-        "Survivor", "--slug", "survivor")
+    ctr(
+        "exec",
+        "-e",
+        "SCHEDULER_ENABLED=0",
+        app,
+        "flask",
+        "--app",
+        "wsgi",
+        "tenants",
+        "create",
+        "Survivor",
+        "--slug",
+        "survivor",
+    )
     down(False)
     app = up()
-    token = ctr("exec", "-e", "SCHEDULER_ENABLED=0", app, "flask", "--app", "wsgi", "jwt", "mint",
-                "--tenant", "survivor", "--sub", "survivor-admin", "--role", "admin").stdout.strip().splitlines()[-1]
-    status = requests.get(f"{base}/crm/marketing/token-status", timeout=10,
-                          headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
+    token = (
+        ctr(
+            "exec",
+            "-e",
+            "SCHEDULER_ENABLED=0",
+            app,
+            "flask",
+            "--app",
+            "wsgi",
+            "jwt",
+            "mint",
+            "--tenant",
+            "survivor",
+            "--sub",
+            "survivor-admin",
+            "--role",
+            "admin",
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    status = requests.get(
+        f"{base}/crm/marketing/token-status",
+        timeout=10,
+        headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+    )
     if status.status_code != 200:
         fail("compose", f"after down/up the tenant is gone: {status.status_code} {status.text[:200]}")
-    proof("compose", f"{Path(compose[0]).name} up ({first:.0f} s): app on {listening}, db and redis healthy "
-                     f"with a password holding @ # / :; a tenant survived down/up (db-data volume)")
+    proof(
+        "compose",
+        f"{Path(compose[0]).name} up ({first:.0f} s): app on {listening}, db and redis healthy "
+        f"with a password holding @ # / :; a tenant survived down/up (db-data volume)",
+    )
 
 
 def cleanup() -> None:
@@ -556,10 +779,12 @@ def main() -> int:
                 cleanup()
     except CheckFailed as failure:
         print(f"FAIL {failure}", file=sys.stderr, flush=True)
+        print(f"image-check: {len(PASSED)} passed, 1 failed", flush=True)
         return 1
     finally:
         cleanup()
     print(f"image-check: every proof passed in {time.monotonic() - started:.0f} s", flush=True)
+    print(f"image-check: {len(PASSED)} passed, 0 failed", flush=True)
     return 0
 
 

@@ -68,10 +68,10 @@ def pins(lock: Path) -> dict[str, str]:
     return found
 
 
-def problems(lock_name: str) -> list[str]:
+def problems(lock_name: str, root: Path = ROOT) -> list[str]:
     """Why a lock no longer matches its requirements file (empty: it does)."""
     source_name, _ = LOCKS[lock_name]
-    source, lock = ROOT / source_name, ROOT / lock_name
+    source, lock = root / source_name, root / lock_name
     if not lock.exists():
         return [f"{lock_name} is missing"]
     found = []
@@ -93,23 +93,39 @@ def problems(lock_name: str) -> list[str]:
     return found
 
 
-def check() -> int:
-    found = [p for lock in LOCKS for p in problems(lock)]
+def check(root: Path = ROOT) -> int:
+    found = [p for lock in LOCKS for p in problems(lock, root)]
     if not found:
         return 0
     print("The lock files are out of date with the requirements:", file=sys.stderr)
     for problem in found:
         print(f"  - {problem}", file=sys.stderr)
-    print("Run `make lock` (it re-resolves requirements*.txt into the hashed *.lock files), "
-          "check the diff, and commit the .lock files with the requirements.", file=sys.stderr)
+    print(
+        "Run `make lock` (it re-resolves requirements*.txt into the hashed *.lock files), "
+        "check the diff, and commit the .lock files with the requirements.",
+        file=sys.stderr,
+    )
     return 1
 
 
 def update(uv: str) -> int:
     for lock_name, (source_name, extra) in LOCKS.items():
-        command = [uv, "pip", "compile", "--quiet", source_name, "--output-file", lock_name,
-                   "--generate-hashes", "--universal", "--python-version", "3.11",
-                   "--custom-compile-command", "make lock", *extra]
+        command = [
+            uv,
+            "pip",
+            "compile",
+            "--quiet",
+            source_name,
+            "--output-file",
+            lock_name,
+            "--generate-hashes",
+            "--universal",
+            "--python-version",
+            "3.11",
+            "--custom-compile-command",
+            "make lock",
+            *extra,
+        ]
         print("+", " ".join(command[1:]), flush=True)
         subprocess.run(command, cwd=ROOT, check=True)
         lock = ROOT / lock_name
@@ -123,7 +139,7 @@ def update(uv: str) -> int:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["check"]:
-        sys.exit(check())
+        sys.exit(check(Path(sys.argv[2]) if len(sys.argv) > 2 else ROOT))
     if sys.argv[1:2] == ["update"] and len(sys.argv) == 3:
         sys.exit(update(sys.argv[2]))
     print(__doc__, file=sys.stderr)
