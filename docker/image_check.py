@@ -254,6 +254,8 @@ class Sandbox:
             stderr=subprocess.STDOUT,
         )
         cleanups.append(self.stop)
+
+    def wait_ready(self) -> None:
         wait_for("sandbox", lambda: requests.get(f"{self.url}/_sandbox/clock", timeout=2).ok, 60)
 
     def stop(self) -> None:
@@ -318,6 +320,7 @@ def check_production(tmp: Path) -> None:
     cleanups.append(lambda: remove_container(name))
     env_file = tmp / "prod.env"
     env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    # The sandbox starts meanwhile (the app needs it only for the connect).
     # As docs/deploy.md runs it: read-only root with a tmpfs on /tmp, the documented stop timeout.
     read_only = ["--read-only", "--tmpfs", "/tmp:rw,nosuid,nodev,size=64m"]
     if ENGINE.endswith("podman"):
@@ -337,6 +340,8 @@ def check_production(tmp: Path) -> None:
         str(env_file),
         IMAGE,
     )
+
+    sandbox.wait_ready()
 
     def alive():
         state = json.loads(ctr("inspect", name).stdout)[0]["State"]
@@ -619,13 +624,25 @@ def standin_services() -> dict:
     return {key: tag for key, (tag, _) in images.items()}
 
 
+SERVICES: dict = {}
+
+
+def prepare_services() -> None:
+    try:
+        SERVICES["images"] = standin_services()
+    except Exception as exc:  # reported by check_compose, in the main thread
+        SERVICES["error"] = exc
+
+
 def check_compose(tmp: Path) -> None:
+    if "error" in SERVICES:
+        raise SERVICES["error"]
     port = free_port()
     project = f"crm-meta-check-{RUN_ID}"
     env = {
         **os.environ,
         **production_env(port),
-        **standin_services(),
+        **SERVICES["images"],
         "APP_PORT": str(port),
         "POSTGRES_PASSWORD": "p@ss#w/rd:" + secrets.token_hex(4),
         "META_REDIRECT_URI": "https://crm.example.com/crm/auth/meta/callback",
@@ -768,12 +785,15 @@ def main() -> int:
     print(f"image-check: {IMAGE} with {ENGINE}", flush=True)
     try:
         with tempfile.TemporaryDirectory() as tmp:
+            services = threading.Thread(target=prepare_services, daemon=True)
+            services.start()  # builds the compose stand-ins, if needed, while the rest is proven
             check_hadolint()
             check_image_config()
             check_layers()
             try:
                 check_production(Path(tmp))
                 cleanup()
+                services.join()
                 check_compose(Path(tmp))
             finally:
                 cleanup()
