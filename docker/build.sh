@@ -88,14 +88,22 @@ if ca and os.path.isfile(ca):
 (out / "pip.conf").write_text("[global]\n" + "".join(f"{k} = {v}\n" for k, v in keep.items()))
 PY
 
+# make image-check also needs compose's postgres/redis stand-ins there: built meanwhile.
+services_pid=""
+if [[ "$base" == "$STANDIN" && "${STANDIN_SERVICES:-0}" == 1 ]]; then
+    CONTAINER_ENGINE="$engine" docker/standin/build.sh "$STANDIN" &
+    services_pid=$!
+fi
+
 args=(build -t "$TAG" --build-arg "PYTHON_IMAGE=$base" --secret "id=pipconf,src=$secrets_dir/pip.conf")
 [[ -f "$secrets_dir/pip_ca" ]] && args+=(--secret "id=pip_ca,src=$secrets_dir/pip_ca")
 if [[ "$engine_name" == podman ]]; then
     # Docker's image format keeps HEALTHCHECK (the OCI format drops it); no registry to pull from.
-    args+=(--format docker --pull=never)
+    args+=(--format docker --pull=never --jobs 2)   # the two stages side by side
 else
     export DOCKER_BUILDKIT=1
 fi
-log "building $TAG with $engine_name on $base"
+log "building $TAG with $engine_name on $base ($SECONDS s)"
 "$engine" "${args[@]}" ${IMAGE_BUILD_ARGS:-} .
-log "built $TAG ($("$engine" image inspect --format '{{.Size}}' "$TAG") bytes)"
+[[ -z "$services_pid" ]] || wait "$services_pid"
+log "built $TAG ($("$engine" image inspect --format '{{.Size}}' "$TAG") bytes, $SECONDS s)"

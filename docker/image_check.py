@@ -605,22 +605,12 @@ def standin_services() -> dict:
     official_base = ctr("image", "inspect", STANDIN, check=False).returncode != 0
     if official_base:
         return {}  # the real base came from a registry: so do postgres:16 and redis:7
-    for tag, target in images.values():
-        if ctr("image", "inspect", tag, check=False).returncode != 0:
-            extra = ["--format", "docker", "--pull=never"] if ENGINE.endswith("podman") else []
-            ctr(
-                "build",
-                "-q",
-                *extra,
-                "--build-arg",
-                f"BASE={STANDIN}",
-                "--target",
-                target,
-                "-t",
-                tag,
-                str(ROOT / "docker" / "standin"),
-                timeout=600,
-            )
+    run(
+        str(ROOT / "docker" / "standin" / "build.sh"),
+        STANDIN,
+        timeout=900,
+        env={**os.environ, "CONTAINER_ENGINE": ENGINE},
+    )
     return {key: tag for key, (tag, _) in images.items()}
 
 

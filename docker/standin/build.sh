@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Build the compose check's stand-ins for postgres:16 and redis:7 on the base stand-in, unless
+# they exist (see Containerfile). Used by `make image-check` where no registry answers.
+set -euo pipefail
+cd "$(dirname "$0")"
+ENGINE="${CONTAINER_ENGINE:-$(command -v podman || command -v docker)}"
+BASE="${1:-localhost/crm-meta-base:python3.11-slim-bookworm}"
+extra=()
+[[ "$(basename "$ENGINE")" == podman ]] && extra=(--format docker --pull=never)
+for target in postgres:15 redis:7; do
+    tag="localhost/crm-meta-standin-${target}"
+    if ! "$ENGINE" image inspect "$tag" >/dev/null 2>&1; then
+        "$ENGINE" build -q "${extra[@]}" --build-arg "BASE=$BASE" --target "${target%%:*}" -t "$tag" . >/dev/null
+        echo "standin: built $tag" >&2
+    fi
+done
