@@ -6,7 +6,6 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 # ---- build: a virtualenv with the hashed lock, the code, compiled translations ----
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
@@ -16,8 +15,11 @@ COPY requirements.lock /tmp/requirements.lock
 # The build host's pip settings (index, proxy) and CA bundle, when `make image` passes them as
 # build secrets: mounted under /run/secrets for this one step, never written to a layer.
 # Without them (a plain `docker build` on a host that reaches PyPI) pip uses its defaults.
+# pip's download cache is a build cache mount (kept by the engine between builds, never in a
+# layer), so a changed lock downloads only what changed.
 RUN --mount=type=secret,id=pipconf,required=false \
     --mount=type=secret,id=pip_ca,required=false \
+    --mount=type=cache,target=/root/.cache/pip,sharing=locked \
     PIP_CONFIG_FILE=/run/secrets/pipconf \
     pip install --no-deps --require-hashes -r /tmp/requirements.lock \
  && pip uninstall -q -y pip setuptools

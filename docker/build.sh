@@ -91,7 +91,7 @@ PY
 # make image-check also needs compose's postgres/redis stand-ins there: built meanwhile.
 services_pid=""
 if [[ "$base" == "$STANDIN" && "${STANDIN_SERVICES:-0}" == 1 ]]; then
-    CONTAINER_ENGINE="$engine" docker/standin/build.sh "$STANDIN" &
+    CONTAINER_ENGINE="$engine" docker/standin/build.sh "$STANDIN" >/dev/null &
     services_pid=$!
 fi
 
@@ -103,7 +103,13 @@ if [[ "$engine_name" == podman ]]; then
 else
     export DOCKER_BUILDKIT=1
 fi
+previous="$("$engine" image inspect --format '{{.Id}}' "$TAG" 2>/dev/null || true)"
 log "building $TAG with $engine_name on $base ($SECONDS s)"
 "$engine" "${args[@]}" ${IMAGE_BUILD_ARGS:-} .
 [[ -z "$services_pid" ]] || wait "$services_pid"
+# The image this tag named before, now untagged, goes (the stage cache stays for the next build).
+current="$("$engine" image inspect --format '{{.Id}}' "$TAG")"
+if [[ -n "$previous" && "$previous" != "$current" ]]; then
+    "$engine" rmi "$previous" >/dev/null 2>&1 || true
+fi
 log "built $TAG ($("$engine" image inspect --format '{{.Size}}' "$TAG") bytes, $SECONDS s)"

@@ -598,20 +598,11 @@ def standin_services() -> dict:
     the base stand-in (docker/standin), built once."""
     if os.environ.get("POSTGRES_IMAGE") and os.environ.get("REDIS_IMAGE"):
         return {}
-    images = {
-        "POSTGRES_IMAGE": ("localhost/crm-meta-standin-postgres:15", "postgres"),
-        "REDIS_IMAGE": ("localhost/crm-meta-standin-redis:7", "redis"),
-    }
-    official_base = ctr("image", "inspect", STANDIN, check=False).returncode != 0
-    if official_base:
+    if ctr("image", "inspect", STANDIN, check=False).returncode != 0:
         return {}  # the real base came from a registry: so do postgres:16 and redis:7
-    run(
-        str(ROOT / "docker" / "standin" / "build.sh"),
-        STANDIN,
-        timeout=900,
-        env={**os.environ, "CONTAINER_ENGINE": ENGINE},
-    )
-    return {key: tag for key, (tag, _) in images.items()}
+    built = run(str(ROOT / "docker" / "standin" / "build.sh"), STANDIN, timeout=900,
+                env={**os.environ, "CONTAINER_ENGINE": ENGINE})
+    return dict(line.split("=", 1) for line in built.stdout.split() if "=" in line)
 
 
 SERVICES: dict = {}
