@@ -13,7 +13,7 @@ from flask_login import current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import Config, ConfigError, config_from_env
-from crm_meta import api, auth, callbacks, dbreads, internal, logredact, logs, ops, ratelimits, web
+from crm_meta import api, auth, bodies, callbacks, dbreads, internal, logredact, logs, ops, ratelimits, web
 from crm_meta.auth.edge import init_cors
 from crm_meta.auth.sessions import CookieSessionInterface
 from crm_meta.auth.tenancy import load_session_user
@@ -62,6 +62,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.config.from_object(config)
     app.session_interface = CookieSessionInterface()
     logs.init_app(app)  # first hooks: every request, even a refused one, gets its id and line
+    bodies.init_app(app)  # then bodies: chunked ones bounded, deep JSON a 400, before anything reads them
     if not app.config["SQLALCHEMY_DATABASE_URI"]:
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
         app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{Path(app.instance_path) / 'crm_meta.db'}"
