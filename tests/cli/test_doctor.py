@@ -9,7 +9,7 @@ import pytest
 
 from config import DevelopmentConfig
 from crm_meta.app import create_app
-from crm_meta.database import db
+from crm_meta.infra.database import db
 from meta_sandbox import serve_in_thread
 from tests.helpers import APP_SECRET
 
