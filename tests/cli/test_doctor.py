@@ -14,6 +14,12 @@ from meta_sandbox import serve_in_thread
 from tests.helpers import APP_SECRET
 
 
+@pytest.fixture(autouse=True)
+def clean_sandbox(sandbox):
+    """The shared sandbox without a fault another test injected (the doctor asks Meta for real)."""
+    return sandbox
+
+
 def doctor(app, *args):
     return app.test_cli_runner().invoke(args=["meta", "doctor", *args])
 
