@@ -31,8 +31,12 @@ def dispatch(ctx, req, method: str, node_id: str, rest: list[str], usage) -> Any
         return PASS
     edge = rest[0] if rest else ""
     sandbox = ctx.sandbox
+    fixture = sandbox.fixtures.get(node_id)
+    account_edges = (*EDGES["AdAccount"], "insights")
+    if fixture is not None and (fixture["_type"] != "AdAccount" or edge not in account_edges):
+        return PASS  # a user, business, page...: no marketing objects need building
     ads = ads_data.of(sandbox)
-    obj = sandbox.fixtures.get(node_id) or ads.state.objects.get(node_id)
+    obj = fixture or ads.state.objects.get(node_id)
     if obj is None or obj["_type"] not in EDGES:
         return PASS
     kind = obj["_type"]
