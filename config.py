@@ -198,8 +198,13 @@ class Config:
         self.LOG_LEVEL = get("LOG_LEVEL") or "INFO"
         # `text` or `json` (one object per line with the request id); the image sets json.
         self.LOG_FORMAT = (get("LOG_FORMAT") or "text").strip().lower()
-        # When set, /metrics needs `Authorization: Bearer <it>`; otherwise loopback callers only.
+        # When set, /metrics needs `Authorization: Bearer <it>`. Unset: callers whose socket peer
+        # is loopback (never judged by X-Forwarded-For) with no forwarding header; production
+        # refuses every scrape without the token unless METRICS_ALLOW_LOOPBACK=1 says otherwise.
         self.METRICS_TOKEN = get("METRICS_TOKEN") or ""
+        # Serve /metrics without METRICS_TOKEN to same-host, unproxied callers (default: yes
+        # outside production, no in production; an explicit opt-out there).
+        self.METRICS_ALLOW_LOOPBACK = _bool(get("METRICS_ALLOW_LOOPBACK"), self.APP_ENV != "production")
         # Werkzeug's scrypt with its default cost for stored passwords.
         self.PASSWORD_HASH_METHOD = "scrypt"
         # Where `make run` and gunicorn listen; read by gunicorn.conf.py (the image sets 0.0.0.0).
