@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import re
 from collections.abc import Mapping
@@ -25,6 +27,11 @@ SANDBOX_APP_ID = "100000000000001"
 
 PROXY_PATTERN = re.compile(r"^(act_\*|\*|[a-z_]+)(/(act_\*|\*|[a-z_]+))*$")
 
+# Production's floor for the signing secrets: JWT_SECRET_KEY is shared with CRM Ventas, so a
+# short one lets anyone mint an admin token for any tenant.
+MIN_SECRET_BYTES = 32
+SIGNING_SECRETS = ("SECRET_KEY", "JWT_SECRET_KEY")
+
 REQUIRED_IN_PRODUCTION = ("SECRET_KEY", "JWT_SECRET_KEY", "ENCRYPTION_KEY", "META_APP_ID",
                           "META_APP_SECRET", "META_REDIRECT_URI")
 
@@ -36,6 +43,15 @@ ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 def in_app_sandbox_url(api_base_url: str) -> str:
     """Where this app serves its own sandbox (META_MODE=sandbox): the default Meta base URL."""
     return (api_base_url or "http://localhost:8000") + "/sandbox/meta"
+
+
+def is_key_format(value: str) -> bool:
+    """ENCRYPTION_KEY's documented format: 32 bytes in urlsafe base64 (padding optional)."""
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (binascii.Error, ValueError):
+        return False
+    return len(raw) == 32 and re.fullmatch(r"[A-Za-z0-9_-]{43}=?", value) is not None
 
 
 class ConfigError(RuntimeError):
@@ -284,6 +300,16 @@ class ProductionConfig(Config):
             value = self._raw.get(name, "")
             if not value or value.startswith(DEV_SECRET_PREFIX) or value == DEFAULT_REDIRECT_URI:
                 raise ConfigError(f"{name} must be set to a production value when APP_ENV=production")
+        for name in SIGNING_SECRETS:
+            if len(self._raw[name].encode()) < MIN_SECRET_BYTES:
+                raise ConfigError(f"{name} must be at least {MIN_SECRET_BYTES} bytes when "
+                                  "APP_ENV=production (python -c \"import secrets; "
+                                  "print(secrets.token_urlsafe(48))\")")
+        if not is_key_format(self._raw["ENCRYPTION_KEY"]):
+            raise ConfigError("ENCRYPTION_KEY must be 32 random bytes in urlsafe base64 (44 "
+                              "characters) when APP_ENV=production; see docs/deploy.md")
+        if not self._raw["META_REDIRECT_URI"].startswith("https://"):
+            raise ConfigError("META_REDIRECT_URI must be an https:// URL when APP_ENV=production")
         if self.META_MODE == "sandbox":
             raise ConfigError("META_MODE=sandbox is refused when APP_ENV=production")
 
