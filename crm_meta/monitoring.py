@@ -18,7 +18,6 @@ from crm_meta.meta.versions import RETIRED, SUNSETS
 from crm_meta.metrics import ConnectionState, State
 from crm_meta.models import MetaConnection, NotificationOutbox, Tenant
 
-
 # Headers a proxy adds: a request carrying one came through a proxy, whatever the socket says.
 FORWARDED_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP", "X-Forwarded-Host")
 

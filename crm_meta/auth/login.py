@@ -14,7 +14,6 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from crm_meta.database import db
 from crm_meta.models import User
 
-
 # What an address looks like: one @, a dot in the domain, no spaces. Anything else typed into
 # the e-mail field (a password, often) is never written down as it was typed.
 EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s.]{2,}")
