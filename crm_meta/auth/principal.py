@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -42,9 +41,7 @@ def mint_jwt(secret: str, *, tenant_id: int, sub: str, role: str, ttl: int = 360
 
 def _check_tenant_header(tenant: TenantRef) -> None:
     header = claims_.tenant_header(request.headers.get("X-Tenant-ID"))
-    if header is not None and not any(
-        hmac.compare_digest(header, str(ref)) for ref in (tenant.id, tenant.slug)
-    ):
+    if header is not None and not tenancy.names(tenancy.reference(header), tenant):
         raise Forbidden("X-Tenant-ID does not match your tenant", code="tenant_mismatch")
 
 

@@ -8,6 +8,7 @@ from flask import Response, current_app, request, url_for
 from sqlalchemy import false
 
 from crm_meta import audit, notify
+from crm_meta.auth import tenancy
 from crm_meta.database import db
 from crm_meta.envelope import ok
 from crm_meta.errors import NotFound, ValidationFailed
@@ -15,8 +16,6 @@ from crm_meta.internal import bp, keys
 from crm_meta.meta import credentials, keepalive, proxy
 from crm_meta.models import MetaConnection, ServiceKey, Tenant
 from crm_meta.runtime import runtime
-
-MAX_TENANT_ID = 2**31 - 1  # an integer column: a larger "id" names no tenant
 
 
 def _caller(scope: str, ref: str) -> tuple[keys.Caller, int, MetaConnection | None]:
@@ -26,10 +25,11 @@ def _caller(scope: str, ref: str) -> tuple[keys.Caller, int, MetaConnection | No
     statement = keys.lookup(key)
     if statement is None:
         keys.verify(key, None, scope)  # refuses, in the same time as any wrong key
-    if ref.isascii() and ref.isdigit():
-        named = Tenant.id == int(ref) if len(ref) <= 10 and int(ref) <= MAX_TENANT_ID else false()
+    named_ref = tenancy.reference(ref)
+    if named_ref is None:
+        named = false()
     else:
-        named = Tenant.slug == ref if len(ref) <= 64 else false()
+        named = Tenant.id == named_ref if isinstance(named_ref, int) else Tenant.slug == named_ref
     found = db.session.execute(
         statement.add_columns(Tenant.id.label("tenant_id"), MetaConnection).select_from(ServiceKey)
         .outerjoin(Tenant, named).outerjoin(MetaConnection, MetaConnection.tenant_id == Tenant.id)).first()
@@ -39,7 +39,7 @@ def _caller(scope: str, ref: str) -> tuple[keys.Caller, int, MetaConnection | No
             audit.record("meta.credentials.read", actor=f"service:{caller.name}", outcome="refused",
                          ip=request.remote_addr, commit=True,
                          details={"service": caller.name, "reason": "unknown_tenant", "tenant_ref": ref[:64]})
-        raise NotFound("No tenant with that id or slug", code="not_found")
+        raise NotFound("No tenant with that id or slug", code="unknown_tenant")
     return caller, found.tenant_id, found.MetaConnection
 
 
