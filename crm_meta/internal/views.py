@@ -11,7 +11,7 @@ from crm_meta import audit, notify
 from crm_meta.auth import tenancy
 from crm_meta.database import db
 from crm_meta.envelope import ok
-from crm_meta.errors import NotFound, ValidationFailed
+from crm_meta.errors import AppError, Forbidden, NotFound, ValidationFailed
 from crm_meta.internal import bp, keys
 from crm_meta.meta import credentials, keepalive, proxy
 from crm_meta.models import MetaConnection, ServiceKey, Tenant
@@ -19,8 +19,24 @@ from crm_meta.runtime import runtime
 
 
 def _caller(scope: str, ref: str) -> tuple[keys.Caller, int, MetaConnection | None]:
-    """The calling service, the tenant (by numeric id, which an all-digit reference always is,
-    or by slug) and its connection, in one query: the key decides before the tenant is told."""
+    """The calling service, the tenant (auth.tenancy's rule: an all-digit reference is an id,
+    else a slug) and its connection, in one query: the key decides before the tenant is told.
+    Every refusal of the key is audited (its prefix, the route, why)."""
+    try:
+        return _resolve(scope, ref)
+    except AppError as refused:
+        if refused.code != "unknown_tenant":  # the tenant's refusal is audited where it is decided
+            keys.record_refusal(header=request.headers.get("Authorization"), route=_route(),
+                                method=request.method, reason=refused.code, ip=request.remote_addr,
+                                service=getattr(refused, "service", None), tenant_ref=ref)
+        raise
+
+
+def _route() -> str:
+    return request.url_rule.rule if request.url_rule is not None else request.path[:200]
+
+
+def _resolve(scope: str, ref: str) -> tuple[keys.Caller, int, MetaConnection | None]:
     key = keys.presented(request.headers.get("Authorization"))
     statement = keys.lookup(key)
     if statement is None:
@@ -40,6 +56,10 @@ def _caller(scope: str, ref: str) -> tuple[keys.Caller, int, MetaConnection | No
                          ip=request.remote_addr, commit=True,
                          details={"service": caller.name, "reason": "unknown_tenant", "tenant_ref": ref[:64]})
         raise NotFound("No tenant with that id or slug", code="unknown_tenant")
+    if not caller.opens(found.tenant_id):
+        refused = Forbidden("This service key is limited to other tenants", code="tenant_not_allowed")
+        refused.service = caller.name
+        raise refused
     return caller, found.tenant_id, found.MetaConnection
 
 
