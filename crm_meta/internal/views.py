@@ -93,6 +93,33 @@ def graph_proxy(tenant: str, path: str):
     return Response(answer.body, status=answer.status, headers=answer.headers)
 
 
+@bp.get("/connections/<tenant>/audit")
+def tenant_audit(tenant: str):
+    """The tenant's audit trail for the CRM's own audit tab, in its `system_events` shape:
+    `?event_type=&severity=&limit=&offset=` as its "Sistema" tab sends them."""
+    _key, tenant_id, _row = _caller("audit:read", tenant)
+    limit = _number("limit", default=100, least=1, most=audit.MAX_PAGE)
+    offset = _number("offset", default=0, least=0, most=10**9)
+    severity = request.args.get("severity") or None
+    outcomes = [o for o, s in audit.SEVERITY.items() if s == severity] if severity else None
+    if severity and not outcomes:
+        raise ValidationFailed("severity must be info, warning or error", code="invalid_filter")
+    rows, total = audit.tenant_events(tenant_id, action=request.args.get("event_type") or None,
+                                      outcomes=outcomes, limit=limit, offset=offset)
+    return ok({"items": [audit.as_system_event(e) for e in rows], "total": total,
+               "limit": limit, "offset": offset})
+
+
+def _number(name: str, *, default: int, least: int, most: int) -> int:
+    value = request.args.get(name)
+    if value is None or value == "":
+        return default
+    if not (value.isascii() and value.isdigit() and len(value) <= 12) or not least <= int(value) <= most:
+        raise ValidationFailed(f"{name} must be a whole number from {least} to {most}",
+                               code="invalid_filter")
+    return int(value)
+
+
 def _form() -> dict[str, str] | None:
     """A POST's fields, from a form or a JSON object (non-string values as JSON, as Graph takes them)."""
     if request.method == "GET":
