@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import os
-import re
 from collections.abc import Mapping
+
+import config_checks
 
 # Values of this shape came from older development defaults; production still refuses them.
 DEV_SECRET_PREFIX = "dev-insecure-"
@@ -25,33 +24,16 @@ DEFAULT_PROXY_PATHS = (
 # like every other one, is generated into instance/ by crm_meta.local_secrets).
 SANDBOX_APP_ID = "100000000000001"
 
-PROXY_PATTERN = re.compile(r"^(act_\*|\*|[a-z_]+)(/(act_\*|\*|[a-z_]+))*$")
-
-# Production's floor for the signing secrets: JWT_SECRET_KEY is shared with CRM Ventas, so a
-# short one lets anyone mint an admin token for any tenant.
-MIN_SECRET_BYTES = 32
-SIGNING_SECRETS = ("SECRET_KEY", "JWT_SECRET_KEY")
 
 REQUIRED_IN_PRODUCTION = ("SECRET_KEY", "JWT_SECRET_KEY", "ENCRYPTION_KEY", "META_APP_ID",
                           "META_APP_SECRET", "META_REDIRECT_URI")
 
 
-# An exact web origin: scheme, host, optional port; nothing else (never a wildcard).
-ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 
 
 def in_app_sandbox_url(api_base_url: str) -> str:
     """Where this app serves its own sandbox (META_MODE=sandbox): the default Meta base URL."""
     return (api_base_url or "http://localhost:8000") + "/sandbox/meta"
-
-
-def is_key_format(value: str) -> bool:
-    """ENCRYPTION_KEY's documented format: 32 bytes in urlsafe base64 (padding optional)."""
-    try:
-        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-    except (binascii.Error, ValueError):
-        return False
-    return len(raw) == 32 and re.fullmatch(r"[A-Za-z0-9_-]{43}=?", value) is not None
 
 
 class ConfigError(RuntimeError):
@@ -241,25 +223,10 @@ class Config:
         return self.META_MODE == "sandbox"
 
     def validate(self) -> None:
-        """Raise ConfigError naming the first unsafe setting."""
-        if self.META_MODE not in {"live", "sandbox"}:
-            raise ConfigError(f"META_MODE must be 'live' or 'sandbox', not {self.META_MODE!r}")
-        if not 0 < self.META_GOVERNOR_THRESHOLD <= 100:
-            raise ConfigError("META_GOVERNOR_THRESHOLD must be a percent above 0 and at most 100")
-        bad = [p for p in self.META_PROXY_ALLOWED_PATHS if not PROXY_PATTERN.match(p)]
-        if bad:
-            raise ConfigError(f"META_PROXY_ALLOWED_PATHS: {bad[0]!r} is not a path pattern "
-                              "(segments of letters, digits and _, or * / act_* for ids)")
-        if self.LOG_FORMAT not in {"text", "json"}:
-            raise ConfigError(f"LOG_FORMAT must be 'text' or 'json', not {self.LOG_FORMAT!r}")
-        if self.NOTIFY_WEBHOOK_URL and len(self.NOTIFY_WEBHOOK_SECRET) < 16:
-            raise ConfigError("NOTIFY_WEBHOOK_SECRET (16+ characters) is required with NOTIFY_WEBHOOK_URL")
-        for origin in self.CRM_ORIGINS:
-            if not ORIGIN.fullmatch(origin):
-                raise ConfigError(f"CRM_ORIGINS: {origin!r} is not an exact origin like "
-                                  "https://crm.example.com (no '*', no path); credentials need one")
-        if not self.JWT_SUBJECT_CLAIMS:
-            raise ConfigError("JWT_SUBJECT_CLAIMS must name at least one claim")
+        """Raise ConfigError naming the first unsafe setting (config_checks holds the rules)."""
+        problem = config_checks.general_problem(self)
+        if problem:
+            raise ConfigError(problem)
 
 
 class DevelopmentConfig(Config):
@@ -300,16 +267,9 @@ class ProductionConfig(Config):
             value = self._raw.get(name, "")
             if not value or value.startswith(DEV_SECRET_PREFIX) or value == DEFAULT_REDIRECT_URI:
                 raise ConfigError(f"{name} must be set to a production value when APP_ENV=production")
-        for name in SIGNING_SECRETS:
-            if len(self._raw[name].encode()) < MIN_SECRET_BYTES:
-                raise ConfigError(f"{name} must be at least {MIN_SECRET_BYTES} bytes when "
-                                  "APP_ENV=production (python -c \"import secrets; "
-                                  "print(secrets.token_urlsafe(48))\")")
-        if not is_key_format(self._raw["ENCRYPTION_KEY"]):
-            raise ConfigError("ENCRYPTION_KEY must be 32 random bytes in urlsafe base64 (44 "
-                              "characters) when APP_ENV=production; see docs/deploy.md")
-        if not self._raw["META_REDIRECT_URI"].startswith("https://"):
-            raise ConfigError("META_REDIRECT_URI must be an https:// URL when APP_ENV=production")
+        problem = config_checks.production_problem(self._raw)
+        if problem:
+            raise ConfigError(problem)
         if self.META_MODE == "sandbox":
             raise ConfigError("META_MODE=sandbox is refused when APP_ENV=production")
 
