@@ -125,6 +125,10 @@ class Config:
                                        or "member,professional,secretary,setter,closer")
         # Claims tried in order for the caller's subject (CRM Ventas' login has `user_id`).
         self.JWT_SUBJECT_CLAIMS = _list(get("JWT_SUBJECT_CLAIMS") or "sub,user_id")
+        # When set, a CRM token's `aud` (resp. `iss`) claim must be present and equal it; unset,
+        # neither is required (CRM Ventas' login token has neither; one with `aud` is refused).
+        self.JWT_AUDIENCE = get("JWT_AUDIENCE") or ""
+        self.JWT_ISSUER = get("JWT_ISSUER") or ""
         # Cookie that may carry the CRM's JWT when no Authorization header is sent.
         self.JWT_COOKIE_NAME = get("JWT_COOKIE_NAME") or "access_token"
         # When set, every API call must carry it as X-Admin-Token (CRM Ventas' ADMIN_TOKEN).

@@ -47,9 +47,14 @@ def _check_tenant_header(tenant: TenantRef) -> None:
 
 def _from_jwt(token: str) -> Principal:
     config = current_app.config
+    required, checked = list(REQUIRED_CLAIMS), {}
+    for claim, setting, argument in (("aud", "JWT_AUDIENCE", "audience"), ("iss", "JWT_ISSUER", "issuer")):
+        if config.get(setting):  # optional: checked only when configured
+            required.append(claim)
+            checked[argument] = config[setting]
     try:
         claims = jwt.decode(token, config["JWT_SECRET_KEY"], algorithms=["HS256"],
-                            options={"require": REQUIRED_CLAIMS})
+                            options={"require": required}, **checked)
     except jwt.ExpiredSignatureError:
         raise NotAuthenticated("The token has expired", code="token_expired") from None
     except jwt.InvalidTokenError:
