@@ -178,6 +178,9 @@ class Config:
         self.SMTP_USER = get("SMTP_USER") or ""
         self.SMTP_PASSWORD = get("SMTP_PASSWORD") or ""
         self.SMTP_FROM = get("SMTP_FROM") or "crm-meta@localhost"
+        # `1` lets a message without a login go in clear to a server offering no STARTTLS (a
+        # relay on localhost); otherwise nothing is ever sent without TLS.
+        self.SMTP_ALLOW_PLAINTEXT = _bool(get("SMTP_ALLOW_PLAINTEXT"), False)
         # Outbox delivery attempts per notice before it is given up (kept, audited).
         self.NOTIFY_MAX_ATTEMPTS = int(get("NOTIFY_MAX_ATTEMPTS") or 12)
         # Seconds before the first retry of a failed notice; doubles per attempt.
