@@ -6,10 +6,10 @@ import click
 from flask.cli import AppGroup
 
 from crm_meta.auth import tenancy
-from crm_meta.database import db
+from crm_meta.infra.database import db
+from crm_meta.infra.timestamps import iso
 from crm_meta.internal import keys
 from crm_meta.models import Tenant
-from crm_meta.timestamps import iso
 
 services_cli = AppGroup("services", help="Keys for the CRM's other services (/internal/ API).")
 

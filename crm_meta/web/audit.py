@@ -7,9 +7,9 @@ from flask import render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 
-from crm_meta import audit
 from crm_meta.auth.decorators import admin_required
 from crm_meta.auth.principal import current_principal
+from crm_meta.models import audit
 from crm_meta.web import bp
 
 PER_PAGE = 25

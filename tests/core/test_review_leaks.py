@@ -17,7 +17,8 @@ import jwt
 import pytest
 import requests
 
-from crm_meta import logredact, logs
+from crm_meta.ops import logs
+from crm_meta.ops import redaction as logredact
 from tests.helpers import ROOT, wait_for
 
 CMS_KEY = "cms_" + secrets.token_urlsafe(32)

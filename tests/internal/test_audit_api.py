@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from crm_meta import audit
-from crm_meta.database import db
+from crm_meta.infra.database import db
+from crm_meta.models import audit
 
 AUDIT = "/internal/meta/connections/{}/audit"
 

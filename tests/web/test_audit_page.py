@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 
-from crm_meta import audit
-from crm_meta.database import db
+from crm_meta.infra.database import db
+from crm_meta.models import audit
 from tests.helpers import AuthActions
 
 PAGE = "/crm/marketing/audit"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from crm_meta.database import db
+from crm_meta.infra.database import db
+from crm_meta.infra.timestamps import iso
 from crm_meta.models import AuditEvent
-from crm_meta.timestamps import iso
 
 log = logging.getLogger("crm_meta.audit")
 # Keys whose values never reach the audit table or the log, whatever a caller passes.
