@@ -141,7 +141,8 @@ def shown_prefix(key: str | None) -> str | None:
 
 
 def record_refusal(*, header: str | None, route: str, method: str, reason: str,
-                   ip: str | None, service: str | None = None, tenant_ref: str | None = None) -> None:
+                   ip: str | None, service: str | None = None, tenant_ref: str | None = None,
+                   tenant_id: int | None = None) -> None:
     """Audit a refused call to /internal/: which key (prefix), which route, why."""
     _, _, key = (header or "").partition(" ")
     prefix = shown_prefix(key.strip())
@@ -152,7 +153,7 @@ def record_refusal(*, header: str | None, route: str, method: str, reason: str,
     if tenant_ref is not None:
         details["tenant_ref"] = tenant_ref[:64]
     audit.record("service_key.refused", actor=actor, outcome="refused", ip=ip, details=details,
-                 commit=True)
+                 tenant_id=tenant_id, commit=True)  # a known tenant's admins see it on their page
 
 
 def authenticate(header: str | None, scope: str) -> Caller:

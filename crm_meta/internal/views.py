@@ -29,7 +29,8 @@ def _caller(scope: str, ref: str) -> tuple[keys.Caller, int, MetaConnection | No
         if refused.code != "unknown_tenant":  # the tenant's refusal is audited where it is decided
             keys.record_refusal(header=request.headers.get("Authorization"), route=_route(),
                                 method=request.method, reason=refused.code, ip=request.remote_addr,
-                                service=getattr(refused, "service", None), tenant_ref=ref)
+                                service=getattr(refused, "service", None), tenant_ref=ref,
+                                tenant_id=getattr(refused, "tenant_id", None))
         raise
 
 
@@ -59,7 +60,7 @@ def _resolve(scope: str, ref: str) -> tuple[keys.Caller, int, MetaConnection | N
         raise NotFound("No tenant with that id or slug", code="unknown_tenant")
     if not caller.opens(found.tenant_id):
         refused = Forbidden("This service key is limited to other tenants", code="tenant_not_allowed")
-        refused.service = caller.name
+        refused.service, refused.tenant_id = caller.name, found.tenant_id
         raise refused
     return caller, found.tenant_id, found.MetaConnection
 

@@ -23,6 +23,7 @@ ACTIONS = {
     "meta.keepalive.status": _l("Connection status changed"),
     "meta.deauthorize": _l("Removed at Meta"), "meta.data_deletion": _l("Data deletion at Meta's request"),
     "meta.notify.delivery": _l("Notice delivered"), "meta.notify.gave_up": _l("Notice not delivered"),
+    "service_key.refused": _l("A CRM service was refused"),
 }
 OUTCOMES = {"success": _l("Success"), "failure": _l("Failure"), "refused": _l("Refused"),
             "denied": _l("Cancelled")}

@@ -37,7 +37,8 @@ def test_a_key_limited_to_tenants_opens_only_those(app, client, runner, connect)
     assert "EAA" not in refused.get_data(as_text=True)
     [event] = refusals(app)
     assert event.details["reason"] == "tenant_not_allowed" and event.details["prefix"] == key[:12]
-    assert event.actor == "service:leads" and gamma.tenant_id  # the key's owner is known
+    assert event.actor == "service:leads"  # the key's owner is known
+    assert event.tenant_id == gamma.tenant_id  # and gamma's admins see the attempt
     listing = runner.invoke(args=["services", "list"]).output
     assert "tenants acme,beta" in listing
 
