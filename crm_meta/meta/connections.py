@@ -8,9 +8,9 @@ from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 
-from crm_meta import audit
-from crm_meta.crypto import CryptoError
-from crm_meta.database import db
+from crm_meta.infra.crypto import CryptoError
+from crm_meta.infra.database import db
+from crm_meta.infra.timestamps import iso
 from crm_meta.meta import app_health, assets, tokens
 from crm_meta.meta.errors import (
     AppMisconfiguredError,
@@ -24,20 +24,19 @@ from crm_meta.meta.errors import (
 )
 from crm_meta.meta.oauth import consume_state
 from crm_meta.meta.store import TokenStore
-from crm_meta.models import AuditEvent, MetaConnection
-from crm_meta.timestamps import iso
+from crm_meta.models import AuditEvent, MetaConnection, audit
 
 log = logging.getLogger(__name__)
 ASSET_ID = re.compile(r"^(act_)?\d{1,30}$")
 
 
 def complete_authorization(*, graph, store: TokenStore, now: datetime, args: dict,
-                           browser_secret: str | None, caller_ref: str | None, redirect_uri: str,
+                           browser_secret: str | None, caller: tuple[int, str] | None, redirect_uri: str,
                            required: list[str], config_id: str, ip: str | None,
                            outbox: bool = False) -> MetaConnection:
     """The callback: state, code exchange, inspection, discovery, one transaction to store it."""
     consumed = consume_state(state=args.get("state"), browser_secret=browser_secret,
-                             now=now, caller_ref=caller_ref)
+                             now=now, caller=caller)
     if args.get("error"):
         audit.record("meta.connect", actor=consumed.user_ref, tenant_id=consumed.tenant_id,
                      outcome="denied", ip=ip, details={"reason": args.get("error_reason")},

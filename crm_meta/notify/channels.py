@@ -12,7 +12,7 @@ from email.message import EmailMessage
 
 import requests
 
-from crm_meta import mail
+from crm_meta.notify import smtp
 from crm_meta.notify.notices import Notice
 from crm_meta.notify.outbox import deliver_due
 from crm_meta.notify.signing import SIGNATURE_HEADER, sign
@@ -35,7 +35,8 @@ class Notifier:
     def __init__(self, config, *, app=None, clock=None, sleep=time.sleep, smtp_factory=None):
         self.webhook_url = config.get("NOTIFY_WEBHOOK_URL") or ""
         self.webhook_secret = config.get("NOTIFY_WEBHOOK_SECRET") or ""
-        self.smtp = {k: config.get(f"SMTP_{k}") for k in ("HOST", "PORT", "USER", "PASSWORD", "FROM")}
+        self.smtp = {k: config.get(f"SMTP_{k}")
+                     for k in ("HOST", "PORT", "USER", "PASSWORD", "FROM", "ALLOW_PLAINTEXT")}
         self.app = app  # the sender thread delivers this app's outbox
         self.clock = clock  # the app's clock: when a notice is due
         self.sleep = sleep
@@ -129,7 +130,7 @@ class Notifier:
         return outcome
 
     def send_email(self, notice: Notice) -> str:
-        """One message to the tenant's admins through the configured SMTP server (crm_meta.mail)."""
+        """One message to the tenant's admins through the configured SMTP server (crm_meta.notify.smtp)."""
         message = EmailMessage()
         message["From"] = self.smtp["FROM"] or "crm-meta@localhost"
         message["To"] = ", ".join(notice.recipients)
@@ -137,13 +138,14 @@ class Notifier:
         message["Message-ID"] = f"<{notice.id}@crm-meta>"
         message.set_content(notice.text())
         try:
-            mail.send(message, host=self.smtp["HOST"], port=int(self.smtp["PORT"] or 587),
+            smtp.send(message, host=self.smtp["HOST"], port=int(self.smtp["PORT"] or 587),
                       user=self.smtp["USER"] or "", password=self.smtp["PASSWORD"] or "",
-                      factory=self.smtp_factory)
+                      factory=self.smtp_factory,
+                      allow_plaintext=bool(self.smtp.get("ALLOW_PLAINTEXT")))
             return "delivered"
-        except mail.SMTPWithoutTLS as exc:
+        except smtp.SMTPWithoutTLS as exc:
             log.warning("e-mail for notice %s not sent: %s (set up STARTTLS, or SMTPS on port %s)",
-                        notice.id, exc, mail.SMTPS_PORT)
+                        notice.id, exc, smtp.SMTPS_PORT)
             return "failed:no_starttls"
         except (OSError, smtplib.SMTPException) as exc:
             log.warning("e-mail for notice %s failed: %s", notice.id, type(exc).__name__)

@@ -1,0 +1,86 @@
+"""Rate limits on our own endpoints: one table of config strings, one Limiter per app."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from flask import Flask, current_app, request
+from flask_limiter import Limiter
+
+from crm_meta.auth.principal import rate_limit_key
+from crm_meta.infra.metrics import RATELIMIT_FALLBACKS
+
+log = logging.getLogger(__name__)
+
+
+def by_address() -> str:
+    """Anonymous endpoints count per client address (see TRUSTED_PROXIES behind a proxy)."""
+    return f"ip:{request.remote_addr or 'unknown'}"
+
+
+# endpoint -> (setting that holds its limit string, key function, methods it counts or None).
+# rate_limit_key counts per tenant for authenticated callers and per address otherwise.
+LIMITS = {
+    "auth.login": ("RATELIMIT_LOGIN", by_address, ["POST"]),
+    "api.meta_auth_url": ("RATELIMIT_META_URL", rate_limit_key, None),
+    "api.meta_callback": ("RATELIMIT_META_CALLBACK", by_address, None),
+    "api.meta_disconnect": ("RATELIMIT_META_DISCONNECT", rate_limit_key, None),
+    "api.meta_test_connection": ("RATELIMIT_META_TEST", rate_limit_key, None),
+    "web.connect_start": ("RATELIMIT_META_URL", rate_limit_key, None),
+    "web.test_connection": ("RATELIMIT_META_TEST", rate_limit_key, None),
+    "web.disconnect": ("RATELIMIT_META_DISCONNECT", rate_limit_key, None),
+    "callbacks.deauthorize": ("RATELIMIT_META_CALLBACKS", by_address, None),
+    "callbacks.data_deletion": ("RATELIMIT_META_CALLBACKS", by_address, None),
+}
+
+
+def authorized(response) -> bool:
+    """Count a call once it got past authentication and roles: refusals (401, 403) spend no
+    one's budget, so a member or a stranger cannot use up the admins' calls."""
+    return response.status_code not in (401, 403)
+
+
+def init_app(app: Flask) -> Limiter:
+    """A Limiter of this app's own (storage, switch and prefix from its config), wrapping
+    the endpoints of LIMITS; each app in a process keeps its own counters and settings."""
+    limiter = Limiter(key_func=rate_limit_key, app=app)
+    # Only the endpoints of LIMITS have a limit: every other request skips the limiter's lookups.
+    limiter.request_filter(lambda: request.endpoint not in LIMITS)
+    for endpoint, (setting, key_func, methods) in LIMITS.items():
+        deduct_when = authorized if key_func is rate_limit_key else None
+        limit = limiter.limit(lambda setting=setting: current_app.config[setting],
+                              key_func=key_func, methods=methods, deduct_when=deduct_when)
+        app.view_functions[endpoint] = limit(app.view_functions[endpoint])
+    watch = FallbackWatch(limiter)
+    app.teardown_request(lambda exc: watch.check())
+    return limiter
+
+
+def in_fallback(limiter: Limiter) -> bool:
+    """Whether the limiter counts in process memory because its storage is unreachable (the
+    strategy in use then holds another storage than the configured one)."""
+    return limiter.limiter.storage is not limiter.storage
+
+
+class FallbackWatch:
+    """Turns the limiter's switch to (and back from) in-process counters into a warning, a
+    metric and an info line, once per switch rather than once per request."""
+
+    def __init__(self, limiter: Limiter):
+        self.limiter = limiter
+        self.degraded = False
+        self._lock = threading.Lock()
+
+    def check(self) -> None:
+        if not self.limiter.initialized or not self.limiter.enabled:
+            return
+        now = in_fallback(self.limiter)
+        with self._lock:
+            changed, self.degraded = now != self.degraded, now
+        if changed and now:
+            RATELIMIT_FALLBACKS.inc()
+            log.warning("rate-limit storage (REDIS_URL) unreachable: counting in this process "
+                        "until it answers again; limits are per process meanwhile")
+        elif changed:
+            log.info("rate-limit storage reachable again: counters are shared once more")

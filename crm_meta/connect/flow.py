@@ -1,0 +1,82 @@
+"""Request-side glue for the OAuth flow, shared by the JSON API and the wizard pages."""
+
+from __future__ import annotations
+
+from flask import current_app, redirect, request, url_for
+
+from crm_meta import notify
+from crm_meta.auth import binding
+from crm_meta.auth.principal import Principal, current_principal
+from crm_meta.connect import payloads
+from crm_meta.http import negotiation
+from crm_meta.http.errors import AppError
+from crm_meta.meta import connections
+from crm_meta.meta.keepalive import verdicts
+from crm_meta.meta.oauth import AuthorizationRequest, start_authorization
+from crm_meta.runtime import now, runtime
+
+
+def begin(principal: Principal, *, rerequest: bool) -> tuple[AuthorizationRequest, str]:
+    """Start an authorization for the caller; returns it and the browser binding value."""
+    config = current_app.config
+    secret = binding.new_browser_secret()
+    started = start_authorization(
+        dialog=runtime().dialog,
+        now=now(), tenant_id=principal.tenant.id,
+        user_ref=principal.actor, browser_secret=secret,
+        redirect_uri=config["META_REDIRECT_URI"], scopes=config["META_SCOPES"],
+        config_id=config["META_LOGIN_CONFIG_ID"], rerequest=rerequest)
+    return started, secret
+
+
+def finish():
+    """Complete the callback for this request; returns the stored connection."""
+    config = current_app.config
+    return connections.complete_authorization(
+        graph=runtime().graph, store=runtime().store, now=now(), args=request.args.to_dict(),
+        browser_secret=binding.browser_secret(), caller=callback_caller(),
+        redirect_uri=config["META_REDIRECT_URI"],
+        required=config["META_SCOPES"], config_id=config["META_LOGIN_CONFIG_ID"],
+        ip=request.remote_addr, outbox=notify.channels_configured(config))
+
+
+def callback_caller() -> tuple[int, str] | None:
+    """Who the callback's browser says it is: (tenant id, actor) from a CRM token (header or
+    cookie) or our own session; None when it carries no credential at all (a script bound by
+    the binding cookie alone). A credential that does not resolve can prove no one: it matches
+    no state."""
+    try:
+        principal = current_principal()
+    except AppError:
+        return (0, "unresolved")
+    return None if principal is None else (principal.tenant.id, principal.actor)
+
+
+def browser_redirect(*, error: str | None = None):
+    """Where a browser lands after the callback: the CRM frontend, or the built-in wizard."""
+    frontend = current_app.config["FRONTEND_URL"]
+    if frontend:
+        query = f"error={error}" if error else "success=connected"
+        return redirect(f"{frontend}/crm/marketing?{query}")
+    if error:
+        return redirect(url_for("web.wizard", error=error))
+    return redirect(url_for("web.wizard", step="select"))
+
+
+def prefers_html() -> bool:
+    """A browser on the callback: it ranks HTML strictly above JSON (a tie is a program's)."""
+    return negotiation.preferred() == "html"
+
+
+def test_connection(row) -> dict:
+    """A live check of the tenant's connection, asked for by a person or a program."""
+    config = current_app.config
+    parts = runtime()
+    try:
+        result, outcome = verdicts.check_now(parts.graph, parts.store, row, parts.clock.now(),
+                                              verdicts.Settings.from_config(config))
+    except verdicts.AppCheckFailed as failed:
+        notify.dispatch(parts.notifier, failed.notices)
+        raise failed.error from None
+    notify.dispatch(parts.notifier, outcome.notices)
+    return payloads.checked_payload(row, result.info, parts.clock.now(), config["META_SCOPES"])
