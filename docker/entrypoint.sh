@@ -19,8 +19,9 @@ readonly DB_NOT_READY=75
 
 log() { printf 'entrypoint: %s\n' "$*" >&2; }
 
-# As PID 1 in a container bash ignores SIGTERM unless it has a handler; stop cleanly if the
-# container is stopped before the server starts (bash runs this once the current step ends).
+# As PID 1 (a container run without the image's tini) bash ignores SIGTERM unless it has a
+# handler; stop cleanly if the container is stopped before the server starts (bash runs this
+# once the current step ends).
 trap 'log "stopped before the server started"; exit 143' TERM INT
 
 # The server is "no arguments" or an explicit gunicorn command line; anything else is a
