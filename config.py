@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 
 import config_checks
+from crm_meta.meta.exposure import DEFAULT_ALLOWED
 
 # Values of this shape came from older development defaults; production still refuses them.
 DEV_SECRET_PREFIX = "dev-insecure-"
@@ -14,16 +15,16 @@ DEFAULT_SCOPES = (
     "pages_show_list,pages_read_engagement,read_insights"
 )
 DEFAULT_REDIRECT_URI = "http://localhost:8000/crm/auth/meta/callback"
-# Graph paths the services' proxy forwards: ad accounts, campaigns, insights, pages, lead forms
-# and leads, WhatsApp Business accounts. `*` is a numeric id, `act_*` an ad account id.
-DEFAULT_PROXY_PATHS = (
-    "act_*,act_*/campaigns,act_*/insights,*,*/insights,*/leadgen_forms,*/leads,"
-    "*/phone_numbers,*/message_templates"
-)
+# What the services' Graph proxy forwards, typed (crm_meta.meta.exposure): `kind` (the node) or
+# `kind/edge`, optionally `:GET|POST` to narrow the methods Meta allows there. The default is what a
+# CRM's marketing and lead services read and write: businesses' owned/client ad accounts; an ad
+# account's campaigns, ad sets, ads and insights (sync, and async report runs); campaign, ad set,
+# ad and creative nodes (with field expansion) and their insights; pages' lead forms, forms'
+# leads, leads; WhatsApp accounts, their numbers and templates. Nothing that returns a token.
+DEFAULT_PROXY_PATHS = ",".join(DEFAULT_ALLOWED)
 # The sandbox's registered app outside production: obviously not a real Meta app (its secret,
 # like every other one, is generated into instance/ by crm_meta.infra.local_secrets).
 SANDBOX_APP_ID = "100000000000001"
-
 
 REQUIRED_IN_PRODUCTION = ("SECRET_KEY", "JWT_SECRET_KEY", "ENCRYPTION_KEY", "META_APP_ID",
                           "META_APP_SECRET", "META_REDIRECT_URI")
@@ -152,7 +153,7 @@ class Config:
         self.RATELIMIT_META_TEST = get("RATELIMIT_META_TEST") or "5/minute"
         self.RATELIMIT_META_CALLBACK = get("RATELIMIT_META_CALLBACK") or "30/minute"
         self.RATELIMIT_META_CALLBACKS = get("RATELIMIT_META_CALLBACKS") or "60/minute"
-        # The services' Graph proxy (/internal/...): path patterns it forwards (see DEFAULT_PROXY_PATHS).
+        # The services' Graph proxy (/internal/...): kinds and edges it forwards (see DEFAULT_PROXY_PATHS).
         self.META_PROXY_ALLOWED_PATHS = _list(get("META_PROXY_ALLOWED_PATHS") or DEFAULT_PROXY_PATHS)
         # Rate governor: hold calls back while Meta reports the app, a business or an ad account
         # at or over this percent of its budget (shared through REDIS_URL).

@@ -10,12 +10,13 @@ import binascii
 import re
 from collections.abc import Mapping
 
+from crm_meta.meta.exposure import allowed_from
+
 # The floor for the signing secrets: JWT_SECRET_KEY is shared with CRM Ventas, so a short one
 # lets anyone mint an admin token for any tenant.
 MIN_SECRET_BYTES = 32
 SIGNING_SECRETS = ("SECRET_KEY", "JWT_SECRET_KEY")
 KEY_TEXT = re.compile(r"[A-Za-z0-9_-]{43}=?")
-PROXY_PATTERN = re.compile(r"^(act_\*|\*|[a-z_]+)(/(act_\*|\*|[a-z_]+))*$")
 # An exact web origin: scheme, host, optional port; nothing else (never a wildcard).
 ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 
@@ -26,10 +27,10 @@ def general_problem(config) -> str | None:
         return f"META_MODE must be 'live' or 'sandbox', not {config.META_MODE!r}"
     if not 0 < config.META_GOVERNOR_THRESHOLD <= 100:
         return "META_GOVERNOR_THRESHOLD must be a percent above 0 and at most 100"
-    bad = [p for p in config.META_PROXY_ALLOWED_PATHS if not PROXY_PATTERN.match(p)]
-    if bad:
-        return (f"META_PROXY_ALLOWED_PATHS: {bad[0]!r} is not a path pattern "
-                "(segments of letters, digits and _, or * / act_* for ids)")
+    try:
+        allowed_from(tuple(config.META_PROXY_ALLOWED_PATHS))
+    except ValueError as exc:
+        return f"META_PROXY_ALLOWED_PATHS: {exc} (see crm_meta/meta/exposure.py)"
     if config.LOG_FORMAT not in {"text", "json"}:
         return f"LOG_FORMAT must be 'text' or 'json', not {config.LOG_FORMAT!r}"
     if config.NOTIFY_WEBHOOK_URL and len(config.NOTIFY_WEBHOOK_SECRET) < 16:
