@@ -96,7 +96,8 @@ class Config:
         self.META_APP_ID = get("META_APP_ID") or SANDBOX_APP_ID
         self.META_APP_SECRET = get("META_APP_SECRET") or ""  # generated for the sandbox when empty
         self.META_REDIRECT_URI = get("META_REDIRECT_URI") or DEFAULT_REDIRECT_URI
-        self.META_GRAPH_API_VERSION = get("META_GRAPH_API_VERSION") or "v25.0"
+        # Default: the newest version both of Meta's calendars serve (crm_meta/meta/versions.py).
+        self.META_GRAPH_API_VERSION = get("META_GRAPH_API_VERSION") or "v26.0"
         self.META_SCOPES = _list(get("META_SCOPES") or DEFAULT_SCOPES)
         # Facebook Login for Business configuration; replaces `scope` when set.
         self.META_LOGIN_CONFIG_ID = get("META_LOGIN_CONFIG_ID") or ""
@@ -150,6 +151,8 @@ class Config:
         self.RATELIMIT_META_TEST = get("RATELIMIT_META_TEST") or "5/minute"
         self.RATELIMIT_META_CALLBACK = get("RATELIMIT_META_CALLBACK") or "30/minute"
         self.RATELIMIT_META_CALLBACKS = get("RATELIMIT_META_CALLBACKS") or "60/minute"
+        # The drop-in Graph endpoint (/graph/...): calls per service and tenant.
+        self.RATELIMIT_GRAPH_GATEWAY = get("RATELIMIT_GRAPH_GATEWAY") or "600/minute"
         # The services' Graph proxy (/internal/...): path patterns it forwards (see DEFAULT_PROXY_PATHS).
         self.META_PROXY_ALLOWED_PATHS = _list(get("META_PROXY_ALLOWED_PATHS") or DEFAULT_PROXY_PATHS)
         # Rate governor: hold calls back while Meta reports the app, a business or an ad account
