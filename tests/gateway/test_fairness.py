@@ -42,7 +42,8 @@ def test_one_tenants_burst_does_not_stop_another_tenants_calls(shared_app, conne
     assert all(e["is_transient"] for e in refused if e["code"] in (613, 17))
 
     before = len(sandbox.calls("/campaigns"))
-    other = client.get(f"/graph/v25.0/{OTHER_BUSINESS_ACCOUNT}/campaigns", query_string={"access_token": beta})
+    other = client.get(f"/graph/v25.0/{OTHER_BUSINESS_ACCOUNT}/campaigns",
+                       query_string={"access_token": beta})
     assert other.status_code == 200, other.get_data(as_text=True)
     assert len(sandbox.calls("/campaigns")) == before + 1  # it reached Meta: nothing held it back
 
