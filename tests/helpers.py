@@ -134,8 +134,6 @@ def testing_config(sandbox_url: str, database_url: str, **overrides) -> TestingC
         SECRET_KEY="test-secret-key",
         RATELIMIT_ENABLED=False,
         META_HTTP_RETRIES=2,
-        # The tests' Meta paths (faults, call logs) name v25.0; the product default is newer.
-        META_GRAPH_API_VERSION="v25.0",
     )
     settings.update(overrides)
     return TestingConfig(**settings)
