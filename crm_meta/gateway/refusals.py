@@ -67,9 +67,11 @@ def trace_id() -> str:
 
 
 def body(message: str, shape: Shape) -> dict:
-    return {"error": {"message": f"(#{shape.code}) {message}", "type": shape.type, "code": shape.code,
-                      "error_subcode": shape.subcode, "is_transient": shape.transient,
-                      "fbtrace_id": trace_id()}}
+    error = {"message": f"(#{shape.code}) {message}", "type": shape.type, "code": shape.code,
+             "error_subcode": shape.subcode, "is_transient": shape.transient, "fbtrace_id": trace_id()}
+    if shape.subcode is None:
+        del error["error_subcode"]  # as Meta: absent rather than null
+    return {"error": error}
 
 
 def reshape(response):
