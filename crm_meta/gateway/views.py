@@ -12,7 +12,7 @@ import logging
 
 from flask import Response, current_app, request
 
-from crm_meta import notify
+from crm_meta import dbreads, notify
 from crm_meta.database import db
 from crm_meta.errors import AppError
 from crm_meta.gateway import bp, limits, tokens
@@ -53,6 +53,7 @@ def form() -> dict[str, str] | None:
 
 @bp.route("/<version>/<path:path>", methods=["GET", "POST", "DELETE"])
 def graph(version: str, path: str):
+    dbreads.read_only(first_transaction_only=True)  # one round trip for the reads, no BEGIN/COMMIT
     token = credential()
     opened = tokens.open_with(token)
     rt, config = runtime(), current_app.config

@@ -190,3 +190,14 @@ def test_a_batch_carries_its_token_as_a_top_level_body_parameter(graph, requests
     body = dict(p.split("=", 1) for p in sent.text.split("&"))
     assert body["access_token"] == TOKEN and body["appsecret_proof"] == appsecret_proof("shh", TOKEN)
     assert "Authorization" not in sent.headers and TOKEN not in sent.url
+
+
+def test_the_environments_proxy_settings_are_read_once_per_session(monkeypatch):
+    from crm_meta.meta.graph import GraphClient
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    graph = GraphClient(base_url="https://graph.facebook.com", version="v26.0", app_id="1", app_secret="s")
+    session = graph.session
+    assert session.proxies.get("https") == "http://proxy.internal:3128"
+    assert session.verify == "/etc/ssl/certs/ca-certificates.crt" and session.trust_env is False
