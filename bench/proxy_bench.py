@@ -59,8 +59,8 @@ def seed(env: dict[str, str], sandbox_url: str) -> tuple[str, str, str]:
     token for the tenant; (key, gateway token, Meta token)."""
     from config import config_from_env
     from crm_meta.app import create_app
-    from crm_meta.database import db
-    from crm_meta.gateway import tokens
+    from crm_meta.auth import gateway_tokens as tokens
+    from crm_meta.infra.database import db
     from crm_meta.internal import keys
     from crm_meta.meta.store import TokenStore
     from crm_meta.models import MetaConnection, Tenant

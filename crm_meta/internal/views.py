@@ -7,15 +7,16 @@ import json
 from flask import Response, current_app, request, url_for
 from sqlalchemy import false
 
-from crm_meta import audit, notify
-from crm_meta.database import db
-from crm_meta.envelope import ok
-from crm_meta.errors import Forbidden, NotFound, ValidationFailed
-from crm_meta.gateway import tokens as gateway_tokens
+from crm_meta import notify
+from crm_meta.auth import gateway_tokens
+from crm_meta.http.envelope import ok
+from crm_meta.http.errors import Forbidden, NotFound, ValidationFailed
+from crm_meta.infra.database import db
 from crm_meta.internal import bp, keys
-from crm_meta.meta import credentials, keepalive, proxy
+from crm_meta.meta import credentials, proxy
 from crm_meta.meta.errors import ConnectionUnusable
-from crm_meta.models import MetaConnection, ServiceKey, Tenant
+from crm_meta.meta.keepalive import verdicts
+from crm_meta.models import MetaConnection, ServiceKey, Tenant, audit
 from crm_meta.runtime import runtime
 
 MAX_TENANT_ID = 2**31 - 1  # an integer column: a larger "id" names no tenant
@@ -91,12 +92,13 @@ def graph_proxy(tenant: str, path: str):
     config = current_app.config
     method = "GET" if request.method == "HEAD" else request.method  # Flask answers HEAD with GET's view
     call = proxy.Call(method, path, list(request.args.items(multi=True)), _form())
-    base = url_for("internal.graph_proxy", tenant=tenant, path="_", _external=True)[:-1]
+    # Paging links from API_BASE_URL (root-relative without it), never from the request's Host.
+    base = config["API_BASE_URL"] + url_for("internal.graph_proxy", tenant=tenant, path="_")[:-1]
     answer = proxy.forward(call, tenant_id=tenant_id, row=row, service=key.name, graph=rt.graph,
                            store=rt.store, version=config["META_GRAPH_API_VERSION"],
                            allowed=config["META_PROXY_ALLOWED_PATHS"], required=config["META_SCOPES"],
                            now=rt.clock.now, link_base=base,
-                           settings=keepalive.Settings.from_config(config),
+                           settings=verdicts.Settings.from_config(config),
                            on_notices=lambda notices: notify.dispatch(rt.notifier, notices))
     return Response(answer.body, status=answer.status, headers=answer.headers)
 
@@ -106,9 +108,9 @@ def _form() -> dict[str, str] | None:
     if request.method == "GET":
         return None
     if request.is_json:
-        body = request.get_json(silent=True)
-        if body is None and not request.get_data():
+        if not request.get_data():
             return None
+        body = request.get_json()  # malformed, or nested too deeply: 400
         if not isinstance(body, dict):
             raise ValidationFailed("Send a JSON object or form fields", code="invalid_body")
         return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in body.items()}

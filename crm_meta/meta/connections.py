@@ -8,9 +8,9 @@ from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 
-from crm_meta import audit
-from crm_meta.crypto import CryptoError
-from crm_meta.database import db
+from crm_meta.infra.crypto import CryptoError
+from crm_meta.infra.database import db
+from crm_meta.infra.timestamps import iso
 from crm_meta.meta import app_health, assets, tokens
 from crm_meta.meta.errors import (
     AppMisconfiguredError,
@@ -24,8 +24,7 @@ from crm_meta.meta.errors import (
 )
 from crm_meta.meta.oauth import consume_state
 from crm_meta.meta.store import TokenStore
-from crm_meta.models import AuditEvent, MetaConnection
-from crm_meta.timestamps import iso
+from crm_meta.models import AuditEvent, MetaConnection, audit
 
 log = logging.getLogger(__name__)
 ASSET_ID = re.compile(r"^(act_)?\d{1,30}$")

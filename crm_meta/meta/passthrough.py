@@ -18,7 +18,7 @@ from urllib.parse import urlencode, urlsplit
 import requests
 import urllib3
 
-from crm_meta import metrics
+from crm_meta.infra import metrics
 from crm_meta.meta import usage
 from crm_meta.meta.errors import GraphError, TransientError, classify
 
