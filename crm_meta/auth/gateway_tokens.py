@@ -142,7 +142,8 @@ def _lookup():
     # Built once: the prefix is a bound parameter (SQLAlchemy caches the compiled form too).
     return (db.select(GatewayToken.id, GatewayToken.token_hash, GatewayToken.revoked_at,
                       GatewayToken.last_used_at, GatewayToken.tenant_id, ServiceKey.name,
-                      ServiceKey.scopes, ServiceKey.revoked_at.label("key_revoked_at"), MetaConnection)
+                      ServiceKey.scopes, ServiceKey.tenant_ids, ServiceKey.revoked_at.label("key_revoked_at"),
+                      MetaConnection)
             .join(ServiceKey, ServiceKey.id == GatewayToken.service_key_id)
             .outerjoin(MetaConnection, MetaConnection.tenant_id == GatewayToken.tenant_id)
             .where(GatewayToken.prefix == bindparam("prefix")))
@@ -160,8 +161,9 @@ def open_with(token: str | None) -> Opened:
         raise BadCredential()
     if found.revoked_at is not None or found.key_revoked_at is not None:
         raise BadCredential("The gateway token was revoked", code="gateway_token_revoked")
-    if SCOPE not in (found.scopes or []):
-        raise BadCredential("The service's key no longer holds graph:proxy", code="gateway_token_revoked")
+    if SCOPE not in (found.scopes or []) or (found.tenant_ids is not None
+                                              and found.tenant_id not in found.tenant_ids):
+        raise BadCredential("The service's key no longer opens this tenant", code="gateway_token_revoked")
     now = utcnow()
     if found.last_used_at is None or now - found.last_used_at >= LAST_USED_RESOLUTION:
         db.session.execute(update(GatewayToken).where(GatewayToken.id == found.id)
