@@ -285,6 +285,12 @@ def throwaway_database() -> str:
     return parts._replace(path=f"/{name}").geturl()
 
 
+def container_logs(name: str) -> str:
+    logs = ctr("logs", name, check=False)
+    lines = (logs.stdout + logs.stderr).splitlines()
+    return "\n".join(line for line in lines if "systemd" not in line)
+
+
 def remove_container(name: str) -> None:
     run(ENGINE, "rm", "-f", "-t", "0", name, check=False)
 
@@ -302,7 +308,8 @@ def production_env(port: int) -> dict:
         "ENCRYPTION_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
         "META_APP_ID": "7311" + str(secrets.randbelow(10**8)),
         "META_APP_SECRET": secrets.token_hex(16),
-        "META_REDIRECT_URI": f"http://localhost:{port}/crm/auth/meta/callback",
+        # https, as production demands; the check then follows the callback over plain http.
+        "META_REDIRECT_URI": f"https://localhost:{port}/crm/auth/meta/callback",
         "METRICS_TOKEN": secrets.token_urlsafe(24),
         "REDIS_URL": REDIS_URL,
     }
@@ -348,7 +355,7 @@ def check_production(tmp: Path) -> None:
         if not state.get("Running"):
             fail(
                 "start",
-                f"container exited {state.get('ExitCode')}:\n{ctr('logs', name, check=False).stderr[-3000:]}",
+                f"container exited {state.get('ExitCode')}:\n{container_logs(name)[-3000:]}",
             )
 
     health = wait_for("/healthz", lambda: requests.get(f"{base}/healthz", timeout=2).ok, 120, on_wait=alive)
@@ -482,13 +489,14 @@ def connect_through_api(name: str, base: str, sandbox: Sandbox, env: dict) -> No
     callback = dialog.headers.get("Location", "")
     if dialog.status_code not in (302, 303) or "code" not in parse_qs(urlsplit(callback).query):
         fail("connect", f"dialog: {dialog.status_code} {callback or dialog.text[:300]}")
-    callback = callback.replace(f"http://localhost:{urlsplit(base).port}", base)
+    callback = callback.replace(f"https://localhost:{urlsplit(base).port}", base)
     # The state-binding cookie is Secure in production; over this plain-http loopback it is sent
     # by hand, as a browser sends it behind the TLS proxy.
-    binding = started_url.cookies.get("crm_meta_oauth")
-    if not binding:
+    sent = {cookie.name: cookie.value for cookie in started_url.cookies}
+    if not any(name.endswith("crm_meta_oauth") for name in sent):
         fail("connect", f"no state-binding cookie: {started_url.headers.get('Set-Cookie')}")
-    connected = api.get(callback, timeout=30, headers={"Cookie": f"crm_meta_oauth={binding}"})
+    cookie_header = "; ".join(f"{name}={value}" for name, value in sent.items())
+    connected = api.get(callback, timeout=30, headers={"Cookie": cookie_header})
     data = connected.json().get("data") or {}
     if connected.status_code != 200 or not data.get("connected"):
         fail("connect", f"callback: {connected.status_code} {connected.text[:300]}")
@@ -683,7 +691,7 @@ def check_compose(tmp: Path) -> None:
         if not state.get("Running"):
             fail(
                 "compose",
-                f"app exited {state.get('ExitCode')}: {ctr('logs', app, check=False).stderr[-2000:]}",
+                f"app exited {state.get('ExitCode')}: {container_logs(app)[-2000:]}",
             )
 
     t0 = time.monotonic()
