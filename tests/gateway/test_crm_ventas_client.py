@@ -5,6 +5,7 @@ at Meta with the real token."""
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -25,7 +26,10 @@ def everything(account_digits: str, token: str) -> dict:
         found["ad"] = await client.ad_details(found["ads"][0]["id"])
         return found
 
-    return asyncio.run(read())
+    # In a thread of its own: a test elsewhere (a browser, an SMTP server) may leave an event
+    # loop running in this one, and asyncio.run refuses to nest.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, read()).result()
 
 
 def test_crm_ventas_client_through_the_gateway_sees_what_meta_shows(app, live, client, connect, sandbox,
