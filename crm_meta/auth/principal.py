@@ -14,6 +14,7 @@ from crm_meta.auth import claims as claims_
 from crm_meta.auth import tenancy
 from crm_meta.auth.tenancy import TenantRef
 from crm_meta.http.errors import AppError, Forbidden, NotAuthenticated
+from crm_meta.infra.i18n import N_
 from crm_meta.meta.status import ConnectionStatus
 from crm_meta.models import User
 
@@ -45,7 +46,7 @@ def _check_tenant_header(tenant: TenantRef) -> None:
     if header is not None and not any(
         hmac.compare_digest(header, str(ref)) for ref in (tenant.id, tenant.slug)
     ):
-        raise Forbidden("X-Tenant-ID does not match your tenant", code="tenant_mismatch")
+        raise Forbidden(N_("X-Tenant-ID does not match your tenant"), code="tenant_mismatch")
 
 
 def _from_jwt(token: str) -> Principal:

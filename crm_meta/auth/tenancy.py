@@ -14,7 +14,7 @@ from crm_meta.infra.database import db
 from crm_meta.infra.dbreads import first_read
 from crm_meta.meta.status import STATUS_FIELDS, ConnectionStatus
 from crm_meta.models import MetaConnection, Tenant, User
-from crm_meta.models.tenant import SLUG
+from crm_meta.models.tenant import parse_ref
 
 TENANTS, TOKENS = Tenant.__table__, MetaConnection.__table__
 # The connection's key tells "no connection" from the outer join's row of NULLs.
@@ -47,15 +47,10 @@ def _found(values) -> Found:
 def tenant_by_ref(ref) -> Found | None:
     """A tenant by id (an int or a digit string) or by slug, with its connection's status;
     slugs are never digits only."""
-    ref = claims_.tenant_ref(ref)
-    if isinstance(ref, int):
-        if not 0 < ref <= claims_.MAX_TENANT_ID:
-            return None
-        statement = BY_ID
-    elif SLUG.fullmatch(ref):
-        statement = BY_SLUG
-    else:
+    ref = parse_ref(claims_.tenant_ref(ref))
+    if ref is None:
         return None
+    statement = BY_ID if isinstance(ref, int) else BY_SLUG
     cache = statuscache.for_engine(db.engine, current_app.config["STATUS_CACHE_SECONDS"])
     if cache is None:
         row = first_read(statement, {"ref": ref}).first()

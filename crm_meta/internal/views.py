@@ -15,9 +15,8 @@ from crm_meta.internal import bp, keys
 from crm_meta.meta import credentials, proxy
 from crm_meta.meta.keepalive import verdicts
 from crm_meta.models import MetaConnection, ServiceKey, Tenant, audit
+from crm_meta.models.tenant import parse_ref
 from crm_meta.runtime import runtime
-
-MAX_TENANT_ID = 2**31 - 1  # an integer column: a larger "id" names no tenant
 
 
 def _caller(scope: str, ref: str) -> tuple[keys.Caller, int, MetaConnection | None]:
@@ -27,10 +26,8 @@ def _caller(scope: str, ref: str) -> tuple[keys.Caller, int, MetaConnection | No
     statement = keys.lookup(key)
     if statement is None:
         keys.verify(key, None, scope)  # refuses, in the same time as any wrong key
-    if ref.isascii() and ref.isdigit():
-        named = Tenant.id == int(ref) if len(ref) <= 10 and int(ref) <= MAX_TENANT_ID else false()
-    else:
-        named = Tenant.slug == ref if len(ref) <= 64 else false()
+    parsed = parse_ref(ref)
+    named = false() if parsed is None else (Tenant.id if isinstance(parsed, int) else Tenant.slug) == parsed
     found = db.session.execute(
         statement.add_columns(Tenant.id.label("tenant_id"), MetaConnection).select_from(ServiceKey)
         .outerjoin(Tenant, named).outerjoin(MetaConnection, MetaConnection.tenant_id == Tenant.id)).first()

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from crm_meta.infra.crypto import CryptoError
 from crm_meta.infra.database import db
+from crm_meta.infra.i18n import N_
 from crm_meta.infra.timestamps import iso
 from crm_meta.meta import app_health, assets, tokens
 from crm_meta.meta.errors import (
@@ -52,7 +53,7 @@ def complete_authorization(*, graph, store: TokenStore, now: datetime, args: dic
         app_health.report_healthy(now=now, credential=graph.credential, app_id=graph.app_id,
                                   actor=consumed.user_ref)
         if not info.is_valid:
-            raise MetaRefused("Meta says the new token is not valid")
+            raise MetaRefused(N_("Meta says the new token is not valid"))
         discovery = assets.discover(graph, issued.access_token, set(info.scopes))
     except (GraphError, DomainError) as exc:
         audit.record("meta.connect", actor=consumed.user_ref, tenant_id=consumed.tenant_id,

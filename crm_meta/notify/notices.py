@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from crm_meta.infra.timestamps import iso
+from crm_meta.models.statuses import FAILING_STATUSES
 
 EVENTS = {"warning": "meta.connection.warning", "status_changed": "meta.connection.status_changed",
           "app_misconfigured": "meta.app.misconfigured"}
@@ -55,7 +56,7 @@ class Notice:
         if self.event == "warning":
             what = "Meta connection" if self.kind == "token" else "Meta data access"
             return f"Your {what} ends in {self.days} day{'s' if self.days != 1 else ''}"
-        if self.status in ("needs_reauth", "expired", "revoked"):
+        if self.status in FAILING_STATUSES:
             return "Your Meta connection needs to be reconnected"
         return "Your Meta connection works again"
 
@@ -72,6 +73,6 @@ class Notice:
                          "Marketing > Meta connection, before it stops working.")
         else:
             lines.append(f"Status: {self.status} (was {self.previous_status}).")
-            if self.status in ("needs_reauth", "expired", "revoked"):
+            if self.status in FAILING_STATUSES:
                 lines.append("An admin can reconnect it from Marketing > Meta connection.")
         return "\n\n".join(lines) + "\n"

@@ -10,8 +10,8 @@ from datetime import datetime, timedelta
 from crm_meta import notify
 from crm_meta.infra.database import db
 from crm_meta.infra.timestamps import iso
-from crm_meta.meta.status import FAILING_STATUSES
 from crm_meta.models import MetaConnection, Tenant, User, audit
+from crm_meta.models.statuses import FAILING_STATUSES
 
 WARN_DAYS = (14, 7, 1)  # warnings ahead of the token's or the data access's end
 

@@ -26,7 +26,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from crm_meta import notify
 from crm_meta.infra.database import db
-from crm_meta.meta.keepalive.leases import ClusterLock, Ticket, claim_tickets, due_ids, new_claim_id, owner_id
+from crm_meta.infra.ids import new_claim_id, owner_id
+from crm_meta.meta.keepalive.leases import ClusterLock, Ticket, claim_tickets, due_ids
 from crm_meta.meta.keepalive.verdicts import Outcome, Settings
 from crm_meta.meta.keepalive.writeback import Checked, dry_run_tickets, not_claimed, probe_one, write_back
 

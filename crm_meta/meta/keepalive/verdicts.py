@@ -27,8 +27,9 @@ from crm_meta.meta.errors import (
 )
 from crm_meta.meta.keepalive import deadlines
 from crm_meta.meta.keepalive.probing import APP_THROTTLE_CODE, Probe, probe
-from crm_meta.meta.status import FAILING_STATUSES, effective_status
+from crm_meta.meta.status import effective_status
 from crm_meta.models import MetaConnection, audit
+from crm_meta.models.statuses import FAILING_STATUSES
 
 log = logging.getLogger(__name__)
 
