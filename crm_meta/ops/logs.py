@@ -6,14 +6,24 @@ the request runs, with one line per request at its end (route, status, duration,
 `fbtrace_id` when a Graph call failed). Messages are always rendered by `record.getMessage()`,
 so a process-wide redaction of log records applies to both formats; no field carries a URL
 or a query string (the route is the URL rule, e.g. `/crm/meta/data-deletion/<confirmation_code>`).
+
+Off the request's path (issue 21): a request thread only puts its record, with the request's
+fields, on a queue (the standard library's QueueHandler, without the handler lock: the queue is
+thread-safe); one listener thread per process formats and writes the lines. `stop()` (at exit,
+and gunicorn's worker_exit) drains the queue, so a graceful stop loses no line.
 """
 
 from __future__ import annotations
 
+import atexit
+import itertools
 import logging
+import os
+import queue
 import re
+import threading
 import time
-import uuid
+from logging.handlers import QueueHandler, QueueListener
 
 from flask import Flask, g, has_request_context, request
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
@@ -29,11 +39,30 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 request_log = logging.getLogger("crm_meta.request")
 
 
+class _RequestIds:
+    """Fresh request ids without a system call per request (uuid4 reads os.urandom each time):
+    a random prefix per process, drawn again in a forked child, and a counter; 32 hex digits."""
+
+    def __init__(self):
+        self.reseed()
+        os.register_at_fork(after_in_child=self.reseed)
+
+    def reseed(self) -> None:
+        self.prefix = os.urandom(8).hex()
+        self.counter = itertools.count(1)  # next() on it is atomic under the GIL
+
+    def __call__(self) -> str:
+        return f"{self.prefix}{next(self.counter) & 0xFFFFFFFFFFFFFFFF:016x}"
+
+
+new_request_id = _RequestIds()
+
+
 def request_id_from(header: str | None) -> str:
     """The caller's id when it is safe to echo and log, otherwise a fresh one."""
     if header and SAFE_REQUEST_ID.fullmatch(header):
         return header
-    return uuid.uuid4().hex
+    return new_request_id()
 
 
 def _loaded(entity, column: str):
@@ -105,12 +134,64 @@ class JsonFormatter(_JsonFormatter):
 
 def configure(config) -> None:
     """Log lines to stderr for servers and commands (the entry point's call, never the factory's),
-    unless something else set logging up (gunicorn's JSON logconfig, a test runner)."""
+    unless something else set logging up (gunicorn's JSON logconfig, a test runner). Records go
+    through a queue to a listener thread (`queued`), which `stop()` drains at exit."""
     root = logging.getLogger()
     if config.get("TESTING") or root.handlers:
         return
-    root.addHandler(handler(config["LOG_FORMAT"]))  # text, or one JSON object per line
+    root.addHandler(queued(handler(config["LOG_FORMAT"])))  # text, or one JSON object per line
     logging.getLogger("crm_meta").setLevel(config["LOG_LEVEL"])
+
+
+class LockFreeQueueHandler(QueueHandler):
+    """A QueueHandler whose callers take no lock: `put_nowait` on a thread-safe queue is all the
+    request thread does (plus the filters and rendering the message, below), never the write."""
+
+    def createLock(self) -> None:
+        self.lock = None  # Handler.acquire/release do nothing without one
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        """The message rendered now (its args may change after the call), the traceback as
+        text; the listener's handler formats the line (text or JSON) from the copy."""
+        record = logging.makeLogRecord(record.__dict__)
+        record.msg, record.args = record.getMessage(), None
+        if record.exc_info:
+            record.exc_text = record.exc_text or _TRACEBACKS.formatException(record.exc_info)
+            record.exc_info = None
+        return record
+
+
+_TRACEBACKS = logging.Formatter()
+_listeners: list[QueueListener] = []
+_listeners_lock = threading.Lock()
+
+
+def queued(target: logging.Handler) -> LockFreeQueueHandler:
+    """A handler for the request threads that hands records to `target` on a listener thread.
+    The request context filter runs on the request's thread (it reads `g`), so it moves from
+    `target` to the queue handler."""
+    records: queue.SimpleQueue = queue.SimpleQueue()
+    front = LockFreeQueueHandler(records)
+    for kind in (RequestContextFilter,):
+        for found in [f for f in target.filters if isinstance(f, kind)]:
+            target.removeFilter(found)
+            front.addFilter(found)
+    listener = QueueListener(records, target, respect_handler_level=True)
+    listener.start()
+    with _listeners_lock:
+        if not _listeners:
+            atexit.register(stop)
+        _listeners.append(listener)
+    return front
+
+
+def stop() -> None:
+    """Drain and stop every listener of this process: each writes what was queued before it
+    stops (a graceful stop loses no line). Idempotent."""
+    with _listeners_lock:
+        stopping, _listeners[:] = list(_listeners), []
+    for listener in stopping:
+        listener.stop()
 
 
 def handler(log_format: str, stream=None) -> logging.Handler:
