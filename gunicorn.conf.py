@@ -83,9 +83,9 @@ def post_worker_init(worker):
 
 def worker_exit(server, worker):
     """A worker stopping (gracefully or not) writes the log lines still queued first."""
-    from crm_meta.ops import logs
+    from crm_meta.ops import logqueue
 
-    logs.stop()
+    logqueue.stop()
 
 
 def child_exit(server, worker):

@@ -13,13 +13,15 @@ from collections import Counter
 from pathlib import Path
 
 REQUEST = "wsgi_app ("
+# py-spy names a frame `function (package/module.py:line)`.
 PARTS = {
-    "logging": ("/logging/__init__.py", "/logging/handlers.py", "pythonjsonlogger"),
-    "logging_lock_wait": None,  # inside logging and at Handler.acquire / a lock's acquire
+    "logging": ("(logging/__init__.py", "(logging/handlers.py", "(pythonjsonlogger/"),
+    "logging_lock_wait": None,  # inside logging, waiting in Handler.acquire (the handler's lock)
+    "log_redaction": ("(crm_meta/ops/redaction.py",),
     "uuid4": ("uuid4 (",),
-    "jwt": ("/jwt/",),
-    "sqlalchemy": ("/sqlalchemy/",),
-    "flask_limiter": ("/flask_limiter/", "/limits/"),
+    "jwt": ("(jwt/",),
+    "sqlalchemy": ("(sqlalchemy/",),
+    "flask_limiter": ("(flask_limiter/", "(limits/"),
 }
 
 
@@ -49,12 +51,17 @@ def summarise(raw: Path) -> dict:
         for name, needles in PARTS.items():
             if needles and any(needle in stack for needle in needles):
                 parts[name] += n
-        in_logging = any(needle in stack for needle in PARTS["logging"])
-        if in_logging and ("acquire (" in frames[-1] or "acquire (" in stack.rsplit(";", 2)[-2:][0]):
+        if any("Handler.acquire (logging/" in frame for frame in frames[-2:]):
             parts["logging_lock_wait"] += n
         leaves[frames[-1]] += n
-    return {"request_samples": total,
+    return {"raw_file": str(raw), "request_samples": total,
             "share_percent": {name: round(100 * parts[name] / total, 1) if total else None
                               for name in PARTS},
             "top_leaves": [(frame, round(100 * n / total, 1)) for frame, n in leaves.most_common(12)]
             if total else []}
+
+
+if __name__ == "__main__":  # summarise a raw profile again: python bench/_pyspy.py FILE
+    import json
+
+    print(json.dumps(summarise(Path(sys.argv[1])), indent=1))

@@ -64,8 +64,9 @@ TARGETS = {"crm-meta": "wsgi:app", "crm-meta-uncached": "wsgi:app", "peer": "ben
 WRK_MISSING = ("wrk is not installed: `apt-get update && apt-get install -y wrk` (Debian package "
                "`wrk`), or run with --count-only for the database round trips alone")
 # `--plain`: the same flags for every server, none of the product's gunicorn.conf.py.
-PLAIN_FLAGS = ["--workers", str(WORKERS), "--worker-class", "gthread", "--threads", str(THREADS),
-               "--log-level", "warning"]
+# (`--config /dev/null`: gunicorn would otherwise read ./gunicorn.conf.py by default.)
+PLAIN_FLAGS = ["--config", "/dev/null", "--workers", str(WORKERS), "--worker-class", "gthread",
+               "--threads", str(THREADS), "--log-level", "warning"]
 KEEP_ENV = {"PATH", "HOME", "LANG", "TMPDIR", "TZ", "VIRTUAL_ENV", "USER"}
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 MIN_SHARE = 0.25  # each of the two workers does at least this part of a counted round's work
@@ -157,7 +158,7 @@ def wait_ready(proc: subprocess.Popen, url: str, headers: dict, log: Path) -> No
         if proc.poll() is not None:
             raise SystemExit(f"the server exited: {log.read_text()[-2000:]}")
         try:
-            response = requests.get(url, headers=headers, timeout=5)
+            response = requests.get(url, headers=headers, timeout=30)  # a first request on a busy box
             if response.status_code == 200 and len(children(proc.pid)) >= WORKERS:
                 body = response.json()
                 if body.get("success") is not True:
@@ -165,7 +166,7 @@ def wait_ready(proc: subprocess.Popen, url: str, headers: dict, log: Path) -> No
                 return
             if response.status_code != 200:
                 raise SystemExit(f"{url} answered {response.status_code}: {response.text[:300]}")
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
             pass
         time.sleep(0.2)
     raise SystemExit(f"the server at {url} did not come up: {log.read_text()[-2000:]}")

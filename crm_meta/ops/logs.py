@@ -7,23 +7,17 @@ the request runs, with one line per request at its end (route, status, duration,
 so a process-wide redaction of log records applies to both formats; no field carries a URL
 or a query string (the route is the URL rule, e.g. `/crm/meta/data-deletion/<confirmation_code>`).
 
-Off the request's path (issue 21): a request thread only puts its record, with the request's
-fields, on a queue (the standard library's QueueHandler, without the handler lock: the queue is
-thread-safe); one listener thread per process formats and writes the lines. `stop()` (at exit,
-and gunicorn's worker_exit) drains the queue, so a graceful stop loses no line.
+Off the request's path (issue 21): `configure` puts the handler behind a queue
+(crm_meta.ops.logqueue): a request thread only queues its record, with the request's fields.
 """
 
 from __future__ import annotations
 
-import atexit
 import itertools
 import logging
 import os
-import queue
 import re
-import threading
 import time
-from logging.handlers import QueueHandler, QueueListener
 
 from flask import Flask, g, has_request_context, request
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
@@ -31,6 +25,7 @@ from sqlalchemy import event, inspect
 from sqlalchemy.exc import NoInspectionAvailable
 
 from crm_meta.models import Tenant
+from crm_meta.ops import logqueue
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # Plain ids only: log injection, header injection and huge values all stay out.
@@ -143,55 +138,10 @@ def configure(config) -> None:
     logging.getLogger("crm_meta").setLevel(config["LOG_LEVEL"])
 
 
-class LockFreeQueueHandler(QueueHandler):
-    """A QueueHandler whose callers take no lock: `put_nowait` on a thread-safe queue is all the
-    request thread does (plus the filters and rendering the message, below), never the write."""
-
-    def createLock(self) -> None:
-        self.lock = None  # Handler.acquire/release do nothing without one
-
-    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-        """The message rendered now (its args may change after the call), the traceback as
-        text; the listener's handler formats the line (text or JSON) from the copy."""
-        record = logging.makeLogRecord(record.__dict__)
-        record.msg, record.args = record.getMessage(), None
-        if record.exc_info:
-            record.exc_text = record.exc_text or _TRACEBACKS.formatException(record.exc_info)
-            record.exc_info = None
-        return record
-
-
-_TRACEBACKS = logging.Formatter()
-_listeners: list[QueueListener] = []
-_listeners_lock = threading.Lock()
-
-
-def queued(target: logging.Handler) -> LockFreeQueueHandler:
-    """A handler for the request threads that hands records to `target` on a listener thread.
-    The request context filter runs on the request's thread (it reads `g`), so it moves from
-    `target` to the queue handler."""
-    records: queue.SimpleQueue = queue.SimpleQueue()
-    front = LockFreeQueueHandler(records)
-    for kind in (RequestContextFilter,):
-        for found in [f for f in target.filters if isinstance(f, kind)]:
-            target.removeFilter(found)
-            front.addFilter(found)
-    listener = QueueListener(records, target, respect_handler_level=True)
-    listener.start()
-    with _listeners_lock:
-        if not _listeners:
-            atexit.register(stop)
-        _listeners.append(listener)
-    return front
-
-
-def stop() -> None:
-    """Drain and stop every listener of this process: each writes what was queued before it
-    stops (a graceful stop loses no line). Idempotent."""
-    with _listeners_lock:
-        stopping, _listeners[:] = list(_listeners), []
-    for listener in stopping:
-        listener.stop()
+def queued(target: logging.Handler) -> logging.Handler:
+    """`target` behind a queue (crm_meta.ops.logqueue); the request context is read on the
+    request's own thread (it reads `g`), so its filter moves to the queue's side."""
+    return logqueue.queued(target, caller_filters=(RequestContextFilter,))
 
 
 def handler(log_format: str, stream=None) -> logging.Handler:

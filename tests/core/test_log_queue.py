@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from crm_meta.ops import logs
+from crm_meta.ops import logqueue, logs
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,14 +39,14 @@ def root_logger():
     level, handlers = root.level, list(root.handlers)
     root.setLevel(logging.INFO)
     yield root
-    logs.stop()
+    logqueue.stop()
     root.handlers[:] = handlers
     root.setLevel(level)
 
 
 def test_a_stalled_writer_holds_no_request_thread_and_stop_drains_every_line(root_logger):
     gate = Gate()
-    front = logs.queued(gate)
+    front = logqueue.queued(gate)
     assert front.lock is None  # Handler.acquire() takes nothing: callers share no lock
     root_logger.addHandler(front)
     log = logging.getLogger("crm_meta.test")
@@ -65,7 +65,7 @@ def test_a_stalled_writer_holds_no_request_thread_and_stop_drains_every_line(roo
     # Every request thread finished logging while the writer is still stalled.
     assert not any(thread.is_alive() for thread in threads) and gate.lines == []
     gate.open.set()
-    logs.stop()  # the graceful stop: drains what was queued, then the listener ends
+    logqueue.stop()  # the graceful stop: drains what was queued, then the listener ends
     assert len(gate.lines) == 1 + 4 * 200 and gate.lines[0] == "first"
 
 
@@ -77,7 +77,7 @@ def test_records_keep_their_request_fields_and_tracebacks_through_the_queue(clie
         raise ValueError("boom")
     except ValueError:
         logging.getLogger("crm_meta.test").exception("failed %s", "here")
-    logs.stop()
+    logqueue.stop()
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     [request] = [line for line in lines if line.get("logger") == "crm_meta.request"]
     assert answer.headers["X-Request-ID"] == request["request_id"] == "through-the-queue"
@@ -90,7 +90,7 @@ def test_the_entry_points_logging_drains_at_exit():
     """`configure` (wsgi's call) queues; a process that ends normally wrote every line."""
     script = """
 import logging, sys, threading
-from crm_meta.ops import logs
+from crm_meta.ops import logqueue, logs
 logs.configure({"TESTING": False, "LOG_FORMAT": "json", "LOG_LEVEL": "INFO"})
 log = logging.getLogger("crm_meta.burst")
 def burst():
@@ -99,7 +99,7 @@ def burst():
 threads = [threading.Thread(target=burst) for _ in range(4)]
 [t.start() for t in threads]
 [t.join() for t in threads]
-sys.exit(0)  # no stop() here: the exit hook drains
+sys.exit(0)  # no logqueue.stop() here: the exit hook drains
 """
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
                             text=True, timeout=120)
@@ -113,7 +113,7 @@ def test_generated_request_ids_are_32_hex_digits_and_differ_across_a_fork():
     assert first != second and len(first) == 32 and int(first, 16) >= 0
     script = """
 import os, sys
-from crm_meta.ops import logs
+from crm_meta.ops import logqueue, logs
 parent = logs.new_request_id()
 read, write = os.pipe()
 if os.fork() == 0:
