@@ -15,6 +15,7 @@ from crm_meta.infra.timestamps import iso
 from crm_meta.infra.upsert import insert_ignore
 from crm_meta.meta.errors import GraphError
 from crm_meta.models import AppHealth, audit
+from crm_meta.models.statuses import NoticeEvent
 
 log = logging.getLogger(__name__)
 NAME = "meta_app"
@@ -56,8 +57,8 @@ def report_misconfigured(exc: GraphError, *, now: datetime, credential: str, app
               app_id, code, exc.fbtrace_id)
     audit.record("meta.app.misconfigured", actor=actor, outcome="failure",
                  details={"app_id": app_id, "error_code": code, "fbtrace_id": exc.fbtrace_id})
-    notices = [notify.Notice(id=notice_id(credential, now), event="app_misconfigured", tenant_id=None,
-                             status="misconfigured", created_at=iso(now))]
+    notices = [notify.Notice(id=notice_id(credential, now), event=NoticeEvent.APP_MISCONFIGURED,
+                             tenant_id=None, status="misconfigured", created_at=iso(now))]
     if outbox:
         notify.queue(notify.outbox_rows(notices, now))
     db.session.commit()

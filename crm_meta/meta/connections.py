@@ -26,6 +26,7 @@ from crm_meta.meta.errors import (
 from crm_meta.meta.oauth import consume_state
 from crm_meta.meta.store import TokenStore
 from crm_meta.models import AuditEvent, MetaConnection, audit
+from crm_meta.models.statuses import Status
 
 log = logging.getLogger(__name__)
 ASSET_ID = re.compile(r"^(act_)?\d{1,30}$")
@@ -88,7 +89,7 @@ def _save(store, tenant_id, token, info, discovery, now, *, actor, config_id, re
         row.meta_user_id = discovery.user_id
         row.meta_user_name = discovery.user_name
         apply_discovery(row, discovery)
-        row.status = "connected"
+        row.status = Status.CONNECTED
         row.connected_by = actor
         row.connected_at = now
         row.consecutive_failures = 0

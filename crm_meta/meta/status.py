@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
 from crm_meta.models.meta_connection import STATUS_COLUMNS
-from crm_meta.models.statuses import FAILING_STATUSES
+from crm_meta.models.statuses import FAILING_STATUSES, Status
 
 EXPIRING_WITHIN = timedelta(days=7)
 # Stored health set by live checks; these win over anything derived from dates.
@@ -55,16 +55,16 @@ def effective_status(row, now: datetime, required: list[str]) -> str:
     if row.status in FAILING_STATUSES:
         return row.status
     if row.expires_at is not None and now >= row.expires_at:
-        return "expired"
+        return Status.EXPIRED
     if row.data_access_expires_at is not None and now >= row.data_access_expires_at:
-        return "needs_reauth"
-    if row.status == "throttled" and row.throttled_until and now < row.throttled_until:
-        return "throttled"
+        return Status.NEEDS_REAUTH
+    if row.status == Status.THROTTLED and row.throttled_until and now < row.throttled_until:
+        return Status.THROTTLED
     if missing_scopes(row, required):
-        return "partial"
+        return Status.PARTIAL
     if ends_within(row, now, EXPIRING_WITHIN):
-        return "expiring"
-    return "connected"
+        return Status.EXPIRING
+    return Status.CONNECTED
 
 
 def ends_within(row, now: datetime, window: timedelta) -> bool:
