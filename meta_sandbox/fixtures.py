@@ -157,6 +157,7 @@ class _Builder:
                 "name": name,
                 "verification_status": "verified" if index % 2 == 0 else "not_verified",
                 "created_time": f"20{18 + index % 7}-03-0{1 + index % 9}T09:30:00+0000",
+                "updated_time": f"2026-0{1 + index % 9}-15T12:00:00+0000",
                 "link": f"https://business.facebook.com/settings/?business_id={BUSINESS_BASE + number}",
                 "_owned_ad_accounts": [],
                 "_client_ad_accounts": [],
@@ -267,6 +268,7 @@ class _Builder:
             self.fx.user_pages.setdefault(user_id, []).append(page["id"])
             if biz:
                 biz["_owned_pages"].append(page["id"])
+                biz.setdefault("primary_page", page)  # Meta's Business.primary_page: a Page
 
 
 def build_fixtures(config: dict[str, Any]) -> Fixtures:

@@ -9,6 +9,7 @@ from crm_meta.http.errors import AppError, NotAuthenticated
 ACTOR_PREFIX = "jwt:"
 # Actors land in String(100) columns (oauth_states.user_ref, meta_tokens.connected_by).
 MAX_SUBJECT = 100 - len(ACTOR_PREFIX)
+MAX_TENANT_ID = 2**31 - 1  # the largest id an INTEGER column holds
 # What a tenant header may hold: an id or a slug; visible ASCII, kept short.
 TENANT_HEADER = re.compile(r"[\x21-\x7e]{1,64}")
 
@@ -28,8 +29,7 @@ def subject(claims: dict, names: list[str]) -> str:
 
 
 def tenant_ref(value) -> int | str:
-    """The token's `tenant_id` as it may name a tenant: a number or a string (what it names is
-    crm_meta.models.tenant.parse_ref's rule)."""
+    """The token's `tenant_id` when it is a number or a string (auth.tenancy.reference reads it)."""
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise NotAuthenticated("The token's tenant_id must be a number or a string",
                                code="invalid_token")

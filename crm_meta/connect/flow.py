@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from flask import current_app, redirect, request, url_for
-from flask_login import current_user
 
 from crm_meta import notify
 from crm_meta.auth import binding
-from crm_meta.auth.principal import Principal
+from crm_meta.auth.principal import Principal, current_principal
 from crm_meta.connect import payloads
 from crm_meta.http import negotiation
+from crm_meta.http.errors import AppError
 from crm_meta.meta import connections
 from crm_meta.meta.keepalive import verdicts
 from crm_meta.meta.oauth import AuthorizationRequest, start_authorization
@@ -24,7 +24,7 @@ def required_scopes() -> list[str]:
 def begin(principal: Principal, *, rerequest: bool) -> tuple[AuthorizationRequest, str]:
     """Start an authorization for the caller; returns it and the browser binding value."""
     config = current_app.config
-    secret = binding.ensure_browser_secret()
+    secret = binding.new_browser_secret()
     started = start_authorization(
         dialog=runtime().dialog,
         now=now(), tenant_id=principal.tenant.id,
@@ -37,15 +37,24 @@ def begin(principal: Principal, *, rerequest: bool) -> tuple[AuthorizationReques
 def finish():
     """Complete the callback for this request; returns the stored connection."""
     config = current_app.config
-    # A session user on the callback must be the one who started it; a JSON client that
-    # only carries the binding cookie is bound by that cookie alone.
-    caller = current_user.get_id() if current_user.is_authenticated else None
     return connections.complete_authorization(
         graph=runtime().graph, store=runtime().store, now=now(), args=request.args.to_dict(),
-        browser_secret=binding.browser_secret(), caller_ref=f"user:{caller}" if caller else None,
+        browser_secret=binding.browser_secret(), caller=callback_caller(),
         redirect_uri=config["META_REDIRECT_URI"],
         required=required_scopes(), config_id=config["META_LOGIN_CONFIG_ID"],
         ip=request.remote_addr, outbox=notify.channels_configured(config))
+
+
+def callback_caller() -> tuple[int, str] | None:
+    """Who the callback's browser says it is: (tenant id, actor) from a CRM token (header or
+    cookie) or our own session; None when it carries no credential at all (a script bound by
+    the binding cookie alone). A credential that does not resolve can prove no one: it matches
+    no state."""
+    try:
+        principal = current_principal()
+    except AppError:
+        return (0, "unresolved")
+    return None if principal is None else (principal.tenant.id, principal.actor)
 
 
 def browser_redirect(*, error: str | None = None):

@@ -33,12 +33,12 @@ ASSET_ID = re.compile(r"^(act_)?\d{1,30}$")
 
 
 def complete_authorization(*, graph, store: TokenStore, now: datetime, args: dict,
-                           browser_secret: str | None, caller_ref: str | None, redirect_uri: str,
+                           browser_secret: str | None, caller: tuple[int, str] | None, redirect_uri: str,
                            required: list[str], config_id: str, ip: str | None,
                            outbox: bool = False) -> MetaConnection:
     """The callback: state, code exchange, inspection, discovery, one transaction to store it."""
     consumed = consume_state(state=args.get("state"), browser_secret=browser_secret,
-                             now=now, caller_ref=caller_ref)
+                             now=now, caller=caller)
     if args.get("error"):
         audit.record("meta.connect", actor=consumed.user_ref, tenant_id=consumed.tenant_id,
                      outcome="denied", ip=ip, details={"reason": args.get("error_reason")},

@@ -2,8 +2,9 @@
 paging links that lead back through the proxy, and token errors fed to the connection's status.
 
 A service never sees the token: it is added here (and any token or proof the caller sent is
-dropped), `fields=access_token` (page tokens) is refused, and Meta's paging links, which carry
-the token at Meta, are rewritten to the proxy's own URL without it.
+dropped), calls that could read a token are refused (crm_meta.meta.exposure), whatever Meta
+still sends is stripped (crm_meta.meta.scrub), and Meta's paging links, which carry the token
+at Meta, are rewritten to the proxy's own URL without it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from urllib.parse import urlencode
 
 from crm_meta.infra import metrics
 from crm_meta.infra.database import db
+from crm_meta.meta import exposure, scrub
 from crm_meta.meta.credentials import usable_status
 from crm_meta.meta.errors import GraphError, ProxyRefused, ThrottledError, TokenInvalidError
 from crm_meta.meta.graph import endpoint_label
@@ -29,7 +31,6 @@ log = logging.getLogger(__name__)
 VERSION = re.compile(r"^v\d+\.\d+$")
 SEGMENT = re.compile(r"^[A-Za-z0-9_]+$")
 AD_ACCOUNT = re.compile(r"^act_\d+$")
-TOKEN_FIELD = re.compile(r"\baccess_token\b")
 # Meta's headers a service gets back; nothing else of Meta's answer (cookies, ...) passes.
 PASSED_HEADERS = ("content-type", "x-app-usage", "x-business-use-case-usage", "x-ad-account-usage",
                   "x-fb-trace-id", "x-fb-rev", "facebook-api-version", "www-authenticate")
@@ -64,31 +65,11 @@ def normalise(path: str, version: str) -> str:
     return "/".join(segments)
 
 
-def matches(path: str, pattern: str) -> bool:
-    """`*` is a numeric id, `act_*` an ad account id, anything else itself."""
-    parts, wanted = path.split("/"), pattern.split("/")
-    if len(parts) != len(wanted):
-        return False
-    for part, want in zip(parts, wanted, strict=True):
-        if want == "*":
-            ok = part.isascii() and part.isdigit()
-        elif want == "act_*":
-            ok = bool(AD_ACCOUNT.match(part))
-        else:
-            ok = part == want
-        if not ok:
-            return False
-    return True
-
-
-def check(call: Call, version: str, allowed: list[str]) -> str:
-    """The normalised path when the proxy forwards this call; ProxyRefused otherwise."""
+def check(call: Call, version: str, allowed: list[str], known: exposure.Known | None = None) -> str:
+    """The normalised path when the proxy forwards this call (crm_meta.meta.exposure decides)."""
     path = normalise(call.path, version)
-    if not any(matches(path, pattern) for pattern in allowed):
-        raise ProxyRefused("path_not_allowed", f"{endpoint_label(path)} is not on the proxy's allow-list")
-    fields = [v for k, v in call.query if k == "fields"] + [(call.form or {}).get("fields") or ""]
-    if any(TOKEN_FIELD.search(value) for value in fields):
-        raise ProxyRefused("field_not_allowed", "Tokens are not read through the proxy")
+    params, rules = call.query + list((call.form or {}).items()), exposure.allowed_from(tuple(allowed))
+    exposure.admit(call.method, path, params, known or exposure.Known(), rules)
     return path
 
 
@@ -112,7 +93,7 @@ def forward(call: Call, *, tenant_id: int, row: MetaConnection | None, service: 
             version: str, allowed: list[str], required: list[str], now: Callable[[], datetime],
             link_base: str, settings: verdicts.Settings, on_notices: Callable[[list], object]) -> Answer:
     """Check, govern, forward with the tenant's token, relink, and learn from token errors."""
-    path = check(call, version, allowed)
+    path = check(call, version, allowed, exposure.Known.of(row))
     usable_status(row, now(), required)
     token, ciphertext, row_id, held = store.read(row), row.token_ciphertext, row.id, scopes(path, row)
     db.session.commit()  # the key's last use; no transaction stays open while Meta answers
@@ -124,10 +105,11 @@ def forward(call: Call, *, tenant_id: int, row: MetaConnection | None, service: 
     metrics.PROXY_CALLS.labels(service=service, status=str(answer.status)).inc()
     if isinstance(answer.error, TokenInvalidError):
         record_token_error(row_id, ciphertext, answer.error, now(), settings, store, on_notices)
-    headers = {name: answer.headers[name] for name in PASSED_HEADERS if name in answer.headers}
+    headers = scrub.headers({name: answer.headers[name] for name in PASSED_HEADERS if name in answer.headers})
     if isinstance(answer.error, ThrottledError) and answer.error.retry_after:
         headers["Retry-After"] = str(int(answer.error.retry_after))
-    return Answer(answer.status, headers, relinked(answer.body, headers, graph, link_base))
+    body = scrub.body(relinked(answer.body, headers, graph, link_base), headers.get("content-type", ""))
+    return Answer(answer.status, headers, body)
 
 
 def record_token_error(row_id: int, ciphertext: str, error: GraphError, moment: datetime, settings,

@@ -15,20 +15,6 @@ SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 SLUG_NOT_NUMERIC = "length(trim(slug, '0123456789')) > 0"
 
 
-MAX_ID = 2**31 - 1  # the largest id an INTEGER column holds: a larger number names no tenant
-
-
-def parse_ref(ref: int | str) -> int | str | None:
-    """The one rule for a reference to a tenant (a JWT's `tenant_id`, X-Tenant-ID, a services'
-    URL): an int or an all-digit string is an id, any other string a slug; None when it can
-    name no tenant (an id out of the column's range, a string that is no slug)."""
-    if isinstance(ref, str) and ref.isascii() and ref.isdigit():
-        ref = int(ref) if len(ref) <= 10 else 0
-    if isinstance(ref, int):
-        return ref if 0 < ref <= MAX_ID else None
-    return ref if SLUG.fullmatch(ref) else None
-
-
 def slug_problem(slug: str) -> str | None:
     """Why `slug` cannot name a tenant, or None."""
     if not SLUG.fullmatch(slug):
