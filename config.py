@@ -95,7 +95,7 @@ class Config:
         self.META_APP_ID = get("META_APP_ID") or SANDBOX_APP_ID
         self.META_APP_SECRET = get("META_APP_SECRET") or ""  # generated for the sandbox when empty
         self.META_REDIRECT_URI = get("META_REDIRECT_URI") or DEFAULT_REDIRECT_URI
-        self.META_GRAPH_API_VERSION = get("META_GRAPH_API_VERSION") or "v25.0"
+        self.META_GRAPH_API_VERSION = get("META_GRAPH_API_VERSION") or "v26.0"  # newest: meta/versions.py
         self.META_SCOPES = _list(get("META_SCOPES") or DEFAULT_SCOPES)
         # Facebook Login for Business configuration; replaces `scope` when set.
         self.META_LOGIN_CONFIG_ID = get("META_LOGIN_CONFIG_ID") or ""
@@ -153,6 +153,8 @@ class Config:
         self.RATELIMIT_META_TEST = get("RATELIMIT_META_TEST") or "5/minute"
         self.RATELIMIT_META_CALLBACK = get("RATELIMIT_META_CALLBACK") or "30/minute"
         self.RATELIMIT_META_CALLBACKS = get("RATELIMIT_META_CALLBACKS") or "60/minute"
+        # The drop-in Graph endpoint (/graph/...): calls per service and tenant.
+        self.RATELIMIT_GRAPH_GATEWAY = get("RATELIMIT_GRAPH_GATEWAY") or "600/minute"
         # The services' Graph proxy (/internal/...): kinds and edges it forwards (see DEFAULT_PROXY_PATHS).
         self.META_PROXY_ALLOWED_PATHS = _list(get("META_PROXY_ALLOWED_PATHS") or DEFAULT_PROXY_PATHS)
         # Rate governor: hold calls back while Meta reports the app, a business or an ad account
@@ -248,6 +250,8 @@ class TestingConfig(Config):
         # Still scrypt, with parameters cheap enough for hundreds of test logins.
         self.PASSWORD_HASH_METHOD = overrides.get("PASSWORD_HASH_METHOD", "scrypt:1024:8:1")
         self.META_HTTP_TIMEOUT = overrides.get("META_HTTP_TIMEOUT", 5.0)
+        if "META_GRAPH_API_VERSION" not in overrides and not (env or {}).get("META_GRAPH_API_VERSION"):
+            self.META_GRAPH_API_VERSION = "v25.0"  # the tests' Meta paths name it (the default is newer)
         # No listener thread and connection per test app unless a test asks for the cache.
         self.STATUS_CACHE_SECONDS = overrides.get("STATUS_CACHE_SECONDS", 0.0)
 

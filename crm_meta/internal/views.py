@@ -8,12 +8,13 @@ from flask import Response, current_app, request, url_for
 from sqlalchemy import false
 
 from crm_meta import notify
-from crm_meta.auth import tenancy
+from crm_meta.auth import gateway_tokens, tenancy
 from crm_meta.http.envelope import ok
 from crm_meta.http.errors import AppError, Forbidden, NotFound, ValidationFailed
 from crm_meta.infra.database import db
 from crm_meta.internal import bp, keys
 from crm_meta.meta import credentials, proxy
+from crm_meta.meta.errors import ConnectionUnusable
 from crm_meta.meta.keepalive import verdicts
 from crm_meta.models import MetaConnection, ServiceKey, Tenant, audit
 from crm_meta.runtime import runtime
@@ -26,7 +27,7 @@ def _caller(scope: str, ref: str) -> tuple[keys.Caller, int, MetaConnection | No
     try:
         return _resolve(scope, ref)
     except AppError as refused:
-        if refused.code != "unknown_tenant":  # the tenant's refusal is audited where it is decided
+        if not isinstance(refused, NotFound):  # an unknown tenant is no refusal of the key
             keys.record_refusal(header=request.headers.get("Authorization"), route=_route(),
                                 method=request.method, reason=refused.code, ip=request.remote_addr,
                                 service=getattr(refused, "service", None), tenant_ref=ref,
@@ -57,7 +58,7 @@ def _resolve(scope: str, ref: str) -> tuple[keys.Caller, int, MetaConnection | N
             audit.record("meta.credentials.read", actor=f"service:{caller.name}", outcome="refused",
                          ip=request.remote_addr, commit=True,
                          details={"service": caller.name, "reason": "unknown_tenant", "tenant_ref": ref[:64]})
-        raise NotFound("No tenant with that id or slug", code="unknown_tenant")
+        raise NotFound("No tenant with that id or slug", code="not_found")
     if not caller.opens(found.tenant_id):
         refused = Forbidden("This service key is limited to other tenants", code="tenant_not_allowed")
         refused.service, refused.tenant_id = caller.name, found.tenant_id
@@ -67,8 +68,13 @@ def _resolve(scope: str, ref: str) -> tuple[keys.Caller, int, MetaConnection | N
 
 @bp.get("/connections/<tenant>/credentials")
 def connection_credentials(tenant: str):
-    key, tenant_id, row = _caller("credentials:read", tenant)
     fmt = request.args.get("format") or None
+    try:
+        key, tenant_id, row = _caller("credentials:read", tenant)
+    except Forbidden as exc:
+        if fmt != credentials.CRM_VENTAS or exc.code != "insufficient_scope":
+            raise
+        return ok(_gateway_credentials(tenant))  # a proxy-only service: never Meta's token
     if fmt not in (None, credentials.CRM_VENTAS):
         raise ValidationFailed(f"format must be {credentials.CRM_VENTAS} or absent", code="invalid_format")
     rt = runtime()
@@ -76,6 +82,27 @@ def connection_credentials(tenant: str):
                                service=key.name, now=rt.clock.now(),
                                required=current_app.config["META_SCOPES"], fmt=fmt,
                                ip=request.remote_addr))
+
+
+def _gateway_credentials(tenant: str) -> dict:
+    """For a key with graph:proxy but not credentials:read: CRM Ventas' names with the service's
+    gateway token (`cmg_...`, for <API_BASE_URL>/graph/...) as META_USER_LONG_TOKEN."""
+    key, tenant_id, row = _caller("graph:proxy", tenant)
+    rt = runtime()
+    try:
+        credentials.usable_status(row, rt.clock.now(), current_app.config["META_SCOPES"])
+    except ConnectionUnusable as exc:
+        audit.record("meta.credentials.read", actor=f"service:{key.name}", tenant_id=tenant_id,
+                     outcome="refused", ip=request.remote_addr, commit=True,
+                     details={"service": key.name, "reason": exc.reason, "kind": "gateway"})
+        raise
+    key_id = keys.active(key.name).id
+    token = gateway_tokens.issue(service_key_id=key_id, service=key.name, tenant_id=tenant_id,
+                                 secret=current_app.config["SECRET_KEY"])
+    audit.record("meta.credentials.read", actor=f"service:{key.name}", tenant_id=tenant_id,
+                 ip=request.remote_addr, commit=True,
+                 details={"service": key.name, "format": credentials.CRM_VENTAS, "kind": "gateway"})
+    return credentials.crm_ventas(token, row)
 
 
 @bp.route("/connections/<tenant>/graph/<path:path>", methods=["GET", "POST", "DELETE"])

@@ -33,7 +33,8 @@ SEGMENT = re.compile(r"^[A-Za-z0-9_]+$")
 AD_ACCOUNT = re.compile(r"^act_\d+$")
 # Meta's headers a service gets back; nothing else of Meta's answer (cookies, ...) passes.
 PASSED_HEADERS = ("content-type", "x-app-usage", "x-business-use-case-usage", "x-ad-account-usage",
-                  "x-fb-trace-id", "x-fb-rev", "facebook-api-version", "www-authenticate")
+                  "x-fb-trace-id", "x-fb-rev", "facebook-api-version", "www-authenticate",
+                  "x-ad-api-version-warning")
 
 
 @dataclass
@@ -91,15 +92,19 @@ def scopes(path: str, row: MetaConnection) -> list[str]:
 
 def forward(call: Call, *, tenant_id: int, row: MetaConnection | None, service: str, graph, store,
             version: str, allowed: list[str], required: list[str], now: Callable[[], datetime],
-            link_base: str, settings: verdicts.Settings, on_notices: Callable[[list], object]) -> Answer:
-    """Check, govern, forward with the tenant's token, relink, and learn from token errors."""
+            link_base: str, settings: verdicts.Settings, on_notices: Callable[[list], object],
+            link_token: str | None = None) -> Answer:
+    """Check, govern, forward with the tenant's token (at `version`), relink, and learn from token
+    errors. `link_token`: the caller's own credential, put in paging links (the drop-in gateway's
+    clients follow `paging.next` as it is, the way Meta's links carry the caller's token)."""
     path = check(call, version, allowed, exposure.Known.of(row))
     usable_status(row, now(), required)
     token, ciphertext, row_id, held = store.read(row), row.token_ciphertext, row.id, scopes(path, row)
     db.session.commit()  # the key's last use; no transaction stays open while Meta answers
     if graph.governor is not None:
         graph.governor.check(held)
-    answer = graph.forward(call.method, path, token=token, query=call.query, form=call.form)
+    answer = graph.forward(call.method, path, token=token, query=call.query, form=call.form,
+                           version=version)
     log.info("proxy %s %s for tenant %s by service %s: %s", call.method, endpoint_label(path),
              tenant_id, service, answer.status)
     metrics.PROXY_CALLS.labels(service=service, status=str(answer.status)).inc()
@@ -108,7 +113,10 @@ def forward(call: Call, *, tenant_id: int, row: MetaConnection | None, service: 
     headers = scrub.headers({name: answer.headers[name] for name in PASSED_HEADERS if name in answer.headers})
     if isinstance(answer.error, ThrottledError) and answer.error.retry_after:
         headers["Retry-After"] = str(int(answer.error.retry_after))
-    body = scrub.body(relinked(answer.body, headers, graph, link_base), headers.get("content-type", ""))
+    # Scrubbed first (no Meta token survives), then relinked: the links then carry only the
+    # caller's own credential, when it is one that belongs in them (`link_token`).
+    body = relinked(scrub.body(answer.body, headers.get("content-type", "")), headers, graph, link_base,
+                    link_token)
     return Answer(answer.status, headers, body)
 
 
@@ -130,22 +138,24 @@ def record_token_error(row_id: int, ciphertext: str, error: GraphError, moment: 
     on_notices(outcome.notices)
 
 
-def relinked(body: bytes, headers: dict[str, str], graph, link_base: str) -> bytes:
-    """Meta's paging links, pointed at the proxy and stripped of token and proof."""
+def relinked(body: bytes, headers: dict[str, str], graph, link_base: str,
+             link_token: str | None = None) -> bytes:
+    """Meta's paging links, pointed at the proxy and stripped of token and proof (carrying
+    `link_token` instead, when given)."""
     if b'"paging"' not in body or "json" not in headers.get("content-type", ""):
         return body
     try:
         payload = json.loads(body)
     except ValueError:
         return body
-    _relink(payload, graph, link_base)
+    _relink(payload, graph, link_base, link_token)
     return json.dumps(payload, ensure_ascii=False).encode()
 
 
-def _relink(node, graph, link_base: str) -> None:
+def _relink(node, graph, link_base: str, link_token: str | None = None) -> None:
     if isinstance(node, list):
         for item in node:
-            _relink(item, graph, link_base)
+            _relink(item, graph, link_base, link_token)
         return
     if not isinstance(node, dict):
         return
@@ -161,7 +171,9 @@ def _relink(node, graph, link_base: str) -> None:
                     paging.pop(key)
                 else:
                     path, query = found
+                    if link_token:
+                        query["access_token"] = link_token
                     paging[key] = f"{link_base}{path.lstrip('/')}?{urlencode(query)}"
     for key, value in node.items():
         if key != "paging":
-            _relink(value, graph, link_base)
+            _relink(value, graph, link_base, link_token)
