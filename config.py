@@ -228,10 +228,6 @@ class Config:
     def default_meta_mode(self) -> str:
         return "sandbox"
 
-    @property
-    def sandbox_enabled(self) -> bool:
-        return self.META_MODE == "sandbox"
-
     def validate(self) -> None:
         """Raise ConfigError naming the first unsafe setting (config_checks holds the rules)."""
         problem = config_checks.general_problem(self)

@@ -81,6 +81,13 @@ def post_worker_init(worker):
     jobs.start_if_enabled(worker.wsgi)
 
 
+def worker_exit(server, worker):
+    """A worker stopping (gracefully or not) writes the log lines still queued first."""
+    from crm_meta.ops import logqueue
+
+    logqueue.stop()
+
+
 def child_exit(server, worker):
     """Drop a dead worker's metric files when prometheus_client runs in multiprocess mode."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

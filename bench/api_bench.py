@@ -63,6 +63,10 @@ TARGETS = {"crm-meta": "wsgi:app", "crm-meta-uncached": "wsgi:app", "peer": "ben
            "bare": "bench.bare_app:create_app()"}
 WRK_MISSING = ("wrk is not installed: `apt-get update && apt-get install -y wrk` (Debian package "
                "`wrk`), or run with --count-only for the database round trips alone")
+# `--plain`: the same flags for every server, none of the product's gunicorn.conf.py.
+# (`--config /dev/null`: gunicorn would otherwise read ./gunicorn.conf.py by default.)
+PLAIN_FLAGS = ["--config", "/dev/null", "--workers", str(WORKERS), "--worker-class", "gthread",
+               "--threads", str(THREADS), "--log-level", "warning"]
 KEEP_ENV = {"PATH", "HOME", "LANG", "TMPDIR", "TZ", "VIRTUAL_ENV", "USER"}
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 MIN_SHARE = 0.25  # each of the two workers does at least this part of a counted round's work
@@ -132,15 +136,18 @@ def _epoch(iso: str) -> float:
 
 
 # -- serving and loading -----------------------------------------------------------------------
-def serve(name: str, env: dict, port: int, log: Path) -> subprocess.Popen:
-    """gunicorn with the project's gunicorn.conf.py, bound to loopback, access log discarded."""
+def serve(name: str, env: dict, port: int, log: Path, plain: bool = False) -> subprocess.Popen:
+    """gunicorn with the project's gunicorn.conf.py, bound to loopback, access log discarded;
+    `plain`: every server with the same plain flags instead (no gunicorn.conf.py, no access log)."""
     # Only the shell's basics: a REDIS_URL or META_* left in the shell must not change the app.
     environ = {k: v for k, v in os.environ.items() if k in KEEP_ENV or k.startswith("LC_")}
     environ |= env | {"HOST": "127.0.0.1", "PORT": str(port), "GUNICORN_WORKERS": str(WORKERS),
                       "GUNICORN_THREADS": str(THREADS), "GUNICORN_LOG_LEVEL": "warning"}
     with log.open("ab") as errors:
         return subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
+            [sys.executable, "-m", "gunicorn",
+             *(PLAIN_FLAGS + ["--bind", f"127.0.0.1:{port}"] if plain
+               else ["-c", str(ROOT / "gunicorn.conf.py")]),
              "--name", f"bench-{name}", TARGETS[name]],
             cwd=ROOT, env=environ, stdout=subprocess.DEVNULL, stderr=errors)
 
@@ -151,7 +158,7 @@ def wait_ready(proc: subprocess.Popen, url: str, headers: dict, log: Path) -> No
         if proc.poll() is not None:
             raise SystemExit(f"the server exited: {log.read_text()[-2000:]}")
         try:
-            response = requests.get(url, headers=headers, timeout=5)
+            response = requests.get(url, headers=headers, timeout=30)  # a first request on a busy box
             if response.status_code == 200 and len(children(proc.pid)) >= WORKERS:
                 body = response.json()
                 if body.get("success") is not True:
@@ -159,7 +166,7 @@ def wait_ready(proc: subprocess.Popen, url: str, headers: dict, log: Path) -> No
                 return
             if response.status_code != 200:
                 raise SystemExit(f"{url} answered {response.status_code}: {response.text[:300]}")
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
             pass
         time.sleep(0.2)
     raise SystemExit(f"the server at {url} did not come up: {log.read_text()[-2000:]}")
@@ -193,12 +200,12 @@ def parse_wrk(output: str) -> dict:
 def bench_all(names: list[str], envs: dict, headers: dict, args, logs: Path) -> dict:
     """Serve every server at once and load them in turn, round after round: a change in the
     machine's load (other work on the box) weighs on all of them alike."""
-    servers = {}
+    servers, profile = {}, None
     try:
         for name in names:
             port = free_port()
             url = f"http://127.0.0.1:{port}{PATH}"
-            proc = serve(name, envs[name], port, logs / f"{name}.log")
+            proc = serve(name, envs[name], port, logs / f"{name}.log", args.plain)
             servers[name] = (proc, url)
             wait_ready(proc, url, headers, logs / f"{name}.log")
         for _, url in servers.values():
@@ -209,6 +216,8 @@ def bench_all(names: list[str], envs: dict, headers: dict, args, logs: Path) -> 
         for index in range(args.rounds):
             for name, (proc, url) in servers.items():
                 rounds[name] += one_round(name, index + 1, proc, url, headers, args, rss[name])
+        if args.profile and "crm-meta" in servers:
+            profile = profile_under_load(*servers["crm-meta"], headers, args)
     finally:
         for proc, _ in servers.values():
             stop(proc, grace=30)
@@ -223,7 +232,30 @@ def bench_all(names: list[str], envs: dict, headers: dict, args, logs: Path) -> 
                 sum(r["worker_cpu_ms_per_request"] for r in counted) / len(counted), 3),
             "worker_rss_mb": {pid: max(v for v in values if v) for pid, values in rss[name].items()},
             "valid": all(r["non_2xx"] == 0 and r["socket_errors"] == 0 for r in rounds[name])}
+    if profile:
+        results["crm-meta"]["py_spy"] = profile
     return results
+
+
+def profile_under_load(proc, url: str, headers: dict, args) -> dict:
+    """py-spy on one crm-meta worker while wrk loads the server (bench/_pyspy.py)."""
+    import _pyspy
+
+    if not _pyspy.py_spy():
+        raise SystemExit("py-spy is not installed: `.venv/bin/pip install py-spy` (measurement only)")
+    worker = children(proc.pid)[0]
+    header_flags = [flag for k, v in headers.items() for flag in ("-H", f"{k}: {v}")]
+    load = subprocess.Popen(["wrk", f"-t{args.threads}", f"-c{args.connections}",
+                             f"-d{args.profile + 2}s", *header_flags, url],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1)  # wrk's connections are open
+        summary = _pyspy.summarise(_pyspy.record(worker, args.profile))
+    finally:
+        load.wait()
+    print(f"  py-spy, crm-meta worker {worker}: {summary['request_samples']} request-thread samples; "
+          f"shares % {summary['share_percent']}", flush=True)
+    return summary
 
 
 def one_round(name: str, index: int, proc, url: str, headers: dict, args, rss: dict) -> list[dict]:
@@ -282,6 +314,10 @@ def main() -> None:
     parser.add_argument("--database", default=DEFAULT_DATABASE, help="PostgreSQL server to use "
                         "(a throwaway database is created there and dropped)")
     parser.add_argument("--output", type=Path, default=RESULTS / "api.json")
+    parser.add_argument("--plain", action="store_true", help="serve every server with the same plain "
+                        "gunicorn flags (2 workers x 4 gthreads), not the product's gunicorn.conf.py")
+    parser.add_argument("--profile", type=int, default=0, metavar="SECONDS",
+                        help="then py-spy one crm-meta worker under load for SECONDS (needs py-spy)")
     args = parser.parse_args()
     only = [name.strip() for name in args.only.split(",") if name.strip()]
     if unknown := set(only) - set(ENDPOINTS):
@@ -325,7 +361,9 @@ def main() -> None:
     summarise(results)
     write_results(args.output, {
         "machine": info | {"load_average_at_end": load_average()},
-        "settings": {"gunicorn": f"{WORKERS} workers x {THREADS} gthreads (gunicorn.conf.py)",
+        "settings": {"gunicorn": f"{WORKERS} workers x {THREADS} gthreads "
+                                 + ("(plain flags: " + " ".join(PLAIN_FLAGS) + ")" if args.plain
+                                    else "(gunicorn.conf.py)"),
                      "wrk": f"-t{args.threads} -c{args.connections} -d{args.duration}s --latency",
                      "rounds": args.rounds, "warmup_seconds": args.warmup, "path": PATH,
                      "discovery": {"businesses": args.businesses, "ad_accounts_per_business":

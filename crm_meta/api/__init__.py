@@ -3,6 +3,7 @@
 from flask import Blueprint, current_app, request
 
 from crm_meta.auth import edge
+from crm_meta.http import params
 from crm_meta.http.extensions import csrf
 from crm_meta.infra import dbreads
 
@@ -30,8 +31,8 @@ def _changes_state() -> bool:
         return True
     if request.endpoint not in STATE_CHANGING_GETS:
         return False
-    flag = STATE_CHANGING_GETS[request.endpoint]
-    return flag is None or request.args.get(flag) in {"1", "true"}
+    name = STATE_CHANGING_GETS[request.endpoint]
+    return name is None or params.flag(request.args.get(name))
 
 
 @bp.before_request

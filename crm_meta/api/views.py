@@ -9,16 +9,13 @@ from crm_meta.auth import binding
 from crm_meta.auth.decorators import admin_required, member_required
 from crm_meta.auth.principal import current_principal
 from crm_meta.connect import flow, payloads
+from crm_meta.http import params
 from crm_meta.http.envelope import ok
 from crm_meta.http.errors import AppError, ValidationFailed, callback_failure
 from crm_meta.infra import metrics
 from crm_meta.meta import connections
 from crm_meta.meta.errors import DomainError, GraphError
 from crm_meta.runtime import now, runtime
-
-
-def _required():
-    return current_app.config["META_SCOPES"]
 
 
 @bp.after_request
@@ -32,7 +29,7 @@ def count_oauth_calls(response):
 @bp.get("/crm/auth/meta/url")
 @admin_required
 def meta_auth_url():
-    rerequest = request.args.get("rerequest") in {"1", "true"}
+    rerequest = params.flag(request.args.get("rerequest"))
     started, secret = flow.begin(current_principal(), rerequest=rerequest)
     response, status = ok({"auth_url": started.auth_url, "state": started.state,
                            "expires_in": started.expires_in})
@@ -59,7 +56,7 @@ def meta_callback():
     metrics.OAUTH_CALLBACKS.labels(outcome="connected").inc()
     if browser:
         return flow.browser_redirect()
-    return ok(payloads.connected_payload(row, now(), _required(),
+    return ok(payloads.connected_payload(row, now(), flow.required_scopes(),
                                          url_for("api.meta_auth_url", rerequest=1)))
 
 
@@ -100,7 +97,7 @@ def _status_links(app: Flask, script_root: str) -> tuple[str, str]:
 def token_status():
     row = current_principal().connection  # read with the caller's tenant: no second query
     wizard, rerequest = _status_links(current_app._get_current_object(), request.script_root)
-    return ok(payloads.status_payload(row, now(), _required(), wizard, rerequest))
+    return ok(payloads.status_payload(row, now(), flow.required_scopes(), wizard, rerequest))
 
 
 @bp.get("/crm/marketing/meta-portfolios")
@@ -108,7 +105,7 @@ def token_status():
 def meta_portfolios():
     store = runtime().store
     row = connections.require(store, g.tenant.id)
-    if request.args.get("refresh") in {"1", "true"}:
+    if params.flag(request.args.get("refresh")):
         connections.rediscover(graph=runtime().graph, store=store, row=row)
     return ok(payloads.portfolios(row))
 

@@ -6,6 +6,7 @@ from flask import g
 
 from crm_meta.auth.principal import current_principal
 from crm_meta.http.errors import Forbidden, NotAuthenticated
+from crm_meta.infra.i18n import N_
 
 
 def _require(admin: bool):
@@ -16,7 +17,7 @@ def _require(admin: bool):
             if principal is None:
                 raise NotAuthenticated()
             if admin and not principal.is_admin:
-                raise Forbidden("Only a tenant admin can do this", code="admin_required")
+                raise Forbidden(N_("Only a tenant admin can do this"), code="admin_required")
             g.tenant = principal.tenant
             return view(*args, **kwargs)
 

@@ -13,6 +13,7 @@ from crm_meta.auth import claims as claims_
 from crm_meta.auth import tenancy
 from crm_meta.auth.tenancy import TenantRef
 from crm_meta.http.errors import AppError, Forbidden, NotAuthenticated
+from crm_meta.infra.i18n import N_
 from crm_meta.meta.status import ConnectionStatus
 from crm_meta.models import User
 
@@ -42,7 +43,7 @@ def mint_jwt(secret: str, *, tenant_id: int, sub: str, role: str, ttl: int = 360
 def _check_tenant_header(tenant: TenantRef) -> None:
     header = claims_.tenant_header(request.headers.get("X-Tenant-ID"))
     if header is not None and not tenancy.names(tenancy.reference(header), tenant):
-        raise Forbidden("X-Tenant-ID does not match your tenant", code="tenant_mismatch")
+        raise Forbidden(N_("X-Tenant-ID does not match your tenant"), code="tenant_mismatch")
 
 
 def _from_jwt(token: str) -> Principal:

@@ -8,6 +8,7 @@ from crm_meta.callbacks import bp
 from crm_meta.http import negotiation
 from crm_meta.http.errors import NotFound
 from crm_meta.infra.database import db
+from crm_meta.infra.i18n import N_
 from crm_meta.meta import connections, signed_request
 from crm_meta.models import DataDeletionRequest, audit
 from crm_meta.models.types import utcnow
@@ -54,7 +55,7 @@ def deletion_status(confirmation_code: str):
     if confirmation_code.isalnum() and len(confirmation_code) <= 32:
         found = db.session.get(DataDeletionRequest, confirmation_code)
     if found is None:
-        raise NotFound("No deletion request with this confirmation code")
+        raise NotFound(N_("No deletion request with this confirmation code"))
     if negotiation.preferred() == "json":
         return jsonify(confirmation_code=found.confirmation_code, status=found.status,
                        requested_at=found.created_at.isoformat())

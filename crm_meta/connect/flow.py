@@ -16,6 +16,11 @@ from crm_meta.meta.oauth import AuthorizationRequest, start_authorization
 from crm_meta.runtime import now, runtime
 
 
+def required_scopes() -> list[str]:
+    """The permissions this app asks Meta for (and finds missing when one is not granted)."""
+    return current_app.config["META_SCOPES"]
+
+
 def begin(principal: Principal, *, rerequest: bool) -> tuple[AuthorizationRequest, str]:
     """Start an authorization for the caller; returns it and the browser binding value."""
     config = current_app.config
@@ -36,7 +41,7 @@ def finish():
         graph=runtime().graph, store=runtime().store, now=now(), args=request.args.to_dict(),
         browser_secret=binding.browser_secret(), caller=callback_caller(),
         redirect_uri=config["META_REDIRECT_URI"],
-        required=config["META_SCOPES"], config_id=config["META_LOGIN_CONFIG_ID"],
+        required=required_scopes(), config_id=config["META_LOGIN_CONFIG_ID"],
         ip=request.remote_addr, outbox=notify.channels_configured(config))
 
 
@@ -79,4 +84,4 @@ def test_connection(row) -> dict:
         notify.dispatch(parts.notifier, failed.notices)
         raise failed.error from None
     notify.dispatch(parts.notifier, outcome.notices)
-    return payloads.checked_payload(row, result.info, parts.clock.now(), config["META_SCOPES"])
+    return payloads.checked_payload(row, result.info, parts.clock.now(), required_scopes())

@@ -6,14 +6,13 @@ from datetime import datetime
 
 from crm_meta.infra.timestamps import iso
 from crm_meta.meta.status import (
-    FAILING_STATUSES,
-    NEEDS_RECONNECT,
     ConnectionStatus,
     days_left,
     effective_status,
     missing_scopes,
 )
 from crm_meta.models import MetaConnection
+from crm_meta.models.statuses import FAILING_STATUSES, NEEDS_RECONNECT
 
 
 def status_payload(row: MetaConnection | ConnectionStatus | None, now: datetime, required: list[str],

@@ -4,9 +4,11 @@ from datetime import UTC, datetime
 
 from flask import jsonify
 
+from crm_meta.infra.timestamps import iso
+
 
 def _timestamp() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    return iso(datetime.now(UTC))
 
 
 def ok(data, status: int = 200):

@@ -18,6 +18,7 @@ from crm_meta.http import negotiation
 from crm_meta.http.envelope import error_payload
 from crm_meta.infra.crypto import CryptoError
 from crm_meta.infra.database import db
+from crm_meta.infra.i18n import N_
 from crm_meta.meta.errors import (
     AppMisconfiguredError,
     ConnectionChanged,
@@ -47,7 +48,7 @@ class AppError(Exception):
 
     status = 400
     code = "bad_request"
-    message = "Bad request"
+    message = N_("Bad request")
 
     def __init__(self, message: str | None = None, *, code: str | None = None, status=None,
                  retry_after: int | None = None, incident: str | None = None):
@@ -60,27 +61,43 @@ class AppError(Exception):
 
 
 class NotAuthenticated(AppError):
-    status, code, message = 401, "not_authenticated", "Authentication required"
+    status, code, message = 401, "not_authenticated", N_("Authentication required")
 
 
 class Forbidden(AppError):
-    status, code, message = 403, "forbidden", "You are not allowed to do this"
+    status, code, message = 403, "forbidden", N_("You are not allowed to do this")
 
 
 class NotFound(AppError):
-    status, code, message = 404, "not_found", "Not found"
+    status, code, message = 404, "not_found", N_("Not found")
+
+
+class MethodNotAllowed(AppError):
+    status, code, message = 405, "method_not_allowed", N_("Method not allowed")
+
+
+class PayloadTooLarge(AppError):
+    status, code, message = 413, "payload_too_large", N_("Request too large")
+
+
+class UnsupportedMediaType(AppError):
+    status, code, message = 415, "unsupported_media_type", N_("Unsupported media type")
+
+
+class RateLimited(AppError):
+    status, code, message = 429, "rate_limited", N_("Too many requests; slow down")
 
 
 class ValidationFailed(AppError):
-    status, code, message = 422, "validation_error", "Invalid input"
+    status, code, message = 422, "validation_error", N_("Invalid input")
 
 
 class MetaFailed(AppError):
-    status, code, message = 502, "meta_error", "Meta returned an error"
+    status, code, message = 502, "meta_error", N_("Meta returned an error")
 
 
 class DatabaseUnavailable(AppError):
-    status, code, message = 503, "database_unavailable", "The database is not reachable; retry shortly"
+    status, code, message = 503, "database_unavailable", N_("The database is not reachable; retry shortly")
     retry_seconds = 5  # a PostgreSQL restart or fail-over is usually over by then
 
     def __init__(self):
@@ -123,14 +140,14 @@ RULES: dict = {
     MetaRefused: Rule(502),
     DomainError: Rule(400),
     AppMisconfiguredError: Rule(503, "meta_app_misconfigured",
-                                "The Meta app is misconfigured; an operator must fix its credentials",
+                                N_("The Meta app is misconfigured; an operator must fix its credentials"),
                                 retry_after=300),
-    ThrottledError: Rule(429, "meta_throttled", "Meta is rate limiting this connection; retry later",
+    ThrottledError: Rule(429, "meta_throttled", N_("Meta is rate limiting this connection; retry later"),
                          retry_after=60, own_retry_after=True),
-    TokenInvalidError: Rule(409, "meta_reauth_required", "The Meta connection must be reconnected"),
+    TokenInvalidError: Rule(409, "meta_reauth_required", N_("The Meta connection must be reconnected")),
     PermissionMissingError: Rule(403, "meta_permission_missing",
-                                 "A Meta permission is missing; grant it again"),
-    TransientError: Rule(503, "meta_unavailable", "Meta is not answering right now; retry later",
+                                 N_("A Meta permission is missing; grant it again")),
+    TransientError: Rule(503, "meta_unavailable", N_("Meta is not answering right now; retry later"),
                          retry_after=30),
     GraphError: Rule(502, "meta_error", MetaFailed.message),
 }
@@ -184,16 +201,10 @@ def error_response(error: AppError):
     return response
 
 
-HTTP_CODES = {
-    400: ("bad_request", "Bad request"),
-    401: ("not_authenticated", "Authentication required"),
-    403: ("forbidden", "You are not allowed to do this"),
-    404: ("not_found", "Not found"),
-    405: ("method_not_allowed", "Method not allowed"),
-    413: ("payload_too_large", "Request too large"),
-    415: ("unsupported_media_type", "Unsupported media type"),
-    429: ("rate_limited", "Too many requests; slow down"),
-}
+# What Werkzeug's HTTP errors read as: the code and message of the class with that status.
+HTTP_CODES = {kind.status: (kind.code, kind.message) for kind in (
+    AppError, NotAuthenticated, Forbidden, NotFound, MethodNotAllowed, PayloadTooLarge,
+    UnsupportedMediaType, RateLimited)}
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -214,12 +225,12 @@ def register_error_handlers(app: Flask) -> None:
     def handle_crypto(exc: CryptoError):
         log.error("stored token unreadable on %s: %s", request.path, exc)
         return error_response(AppError(
-            "The stored Meta token cannot be read; reconnect, or restore the encryption key",
+            N_("The stored Meta token cannot be read; reconnect, or restore the encryption key"),
             code="token_unreadable", status=409))
 
     @app.errorhandler(CSRFError)
     def handle_csrf(exc: CSRFError):
-        return error_response(AppError("The form expired; reload the page and try again",
+        return error_response(AppError(N_("The form expired; reload the page and try again"),
                                        code="csrf_failed", status=400))
 
     @app.errorhandler(HTTPException)

@@ -66,16 +66,3 @@ class SandboxClock:
 
     def now(self) -> datetime:
         return datetime.now(UTC) + timedelta(seconds=self.offset())
-
-
-class FrozenClock:
-    """A settable clock for unit tests."""
-
-    def __init__(self, at: datetime | None = None):
-        self.at = at or datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-
-    def now(self) -> datetime:
-        return self.at
-
-    def advance(self, **delta) -> None:
-        self.at += timedelta(**delta)

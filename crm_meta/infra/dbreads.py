@@ -53,8 +53,10 @@ def _after_begin(session, transaction, connection) -> None:
 
 def _end_read_only(exc) -> None:
     # A session that outlives the request (an app context pushed around it, as tests do) would
-    # keep the autocommit connection; ending its transaction sends nothing in autocommit.
-    if request.environ.get(READ_ONLY) and db.session().in_transaction():
+    # keep the autocommit connection; ending its transaction sends nothing in autocommit. A
+    # request that used no session (a status read from the cache) gets none made here: making
+    # one takes a lock all the worker's threads share (SQLAlchemy's session counter).
+    if request.environ.get(READ_ONLY) and db.session.registry.has() and db.session().in_transaction():
         try:
             db.session.rollback()
         except SQLAlchemyError:

@@ -11,9 +11,11 @@ from sqlalchemy import and_, not_, update
 
 from crm_meta import notify
 from crm_meta.infra.database import db
+from crm_meta.infra.timestamps import iso
 from crm_meta.infra.upsert import insert_ignore
 from crm_meta.meta.errors import GraphError
 from crm_meta.models import AppHealth, audit
+from crm_meta.models.statuses import NoticeEvent
 
 log = logging.getLogger(__name__)
 NAME = "meta_app"
@@ -55,8 +57,8 @@ def report_misconfigured(exc: GraphError, *, now: datetime, credential: str, app
               app_id, code, exc.fbtrace_id)
     audit.record("meta.app.misconfigured", actor=actor, outcome="failure",
                  details={"app_id": app_id, "error_code": code, "fbtrace_id": exc.fbtrace_id})
-    notices = [notify.Notice(id=notice_id(credential, now), event="app_misconfigured", tenant_id=None,
-                             status="misconfigured", created_at=_iso(now))]
+    notices = [notify.Notice(id=notice_id(credential, now), event=NoticeEvent.APP_MISCONFIGURED,
+                             tenant_id=None, status="misconfigured", created_at=iso(now))]
     if outbox:
         notify.queue(notify.outbox_rows(notices, now))
     db.session.commit()
@@ -80,8 +82,5 @@ def report_healthy(*, now: datetime, credential: str, app_id: str, actor: str = 
 
 def notice_id(credential: str, since: datetime) -> str:
     """One notice per episode, whichever process noticed it first."""
-    return hashlib.sha256(f"app_misconfigured:{credential}:{_iso(since)}".encode()).hexdigest()[:32]
+    return hashlib.sha256(f"app_misconfigured:{credential}:{iso(since)}".encode()).hexdigest()[:32]
 
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from crm_meta.infra.crypto import CryptoError
 from crm_meta.infra.database import db
+from crm_meta.infra.i18n import N_
 from crm_meta.infra.timestamps import iso
 from crm_meta.meta import app_health, assets, tokens
 from crm_meta.meta.errors import (
@@ -25,6 +26,7 @@ from crm_meta.meta.errors import (
 from crm_meta.meta.oauth import consume_state
 from crm_meta.meta.store import TokenStore
 from crm_meta.models import AuditEvent, MetaConnection, audit
+from crm_meta.models.statuses import Status
 
 log = logging.getLogger(__name__)
 ASSET_ID = re.compile(r"^(act_)?\d{1,30}$")
@@ -52,7 +54,7 @@ def complete_authorization(*, graph, store: TokenStore, now: datetime, args: dic
         app_health.report_healthy(now=now, credential=graph.credential, app_id=graph.app_id,
                                   actor=consumed.user_ref)
         if not info.is_valid:
-            raise MetaRefused("Meta says the new token is not valid")
+            raise MetaRefused(N_("Meta says the new token is not valid"))
         discovery = assets.discover(graph, issued.access_token, set(info.scopes))
     except (GraphError, DomainError) as exc:
         audit.record("meta.connect", actor=consumed.user_ref, tenant_id=consumed.tenant_id,
@@ -87,7 +89,7 @@ def _save(store, tenant_id, token, info, discovery, now, *, actor, config_id, re
         row.meta_user_id = discovery.user_id
         row.meta_user_name = discovery.user_name
         apply_discovery(row, discovery)
-        row.status = "connected"
+        row.status = Status.CONNECTED
         row.connected_by = actor
         row.connected_at = now
         row.consecutive_failures = 0

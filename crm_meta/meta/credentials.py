@@ -8,8 +8,9 @@ from crm_meta.infra.crypto import CryptoError
 from crm_meta.infra.database import db
 from crm_meta.infra.timestamps import iso
 from crm_meta.meta.errors import ConnectionUnusable
-from crm_meta.meta.status import FAILING_STATUSES, effective_status
+from crm_meta.meta.status import effective_status
 from crm_meta.models import MetaConnection, audit
+from crm_meta.models.statuses import FAILING_STATUSES
 
 REASONS = {
     "not_connected": "This tenant has no Meta connection",

@@ -3,6 +3,8 @@ flows' own refusals (a stable code and a message); crm_meta.http.errors gives ea
 
 from __future__ import annotations
 
+from crm_meta.infra.i18n import N_
+
 RATE_LIMIT_CODES = frozenset({4, 17, 32, 341, 613, *range(80000, 80015)})
 TOKEN_CODES = frozenset({190, 102})
 PERMISSION_CODES = frozenset({10, *range(200, 300)})
@@ -121,7 +123,7 @@ class DomainError(Exception):
     (crm_meta.http.errors maps each kind to one for the API and the pages)."""
 
     code = "domain_error"
-    message = "The request cannot be completed"
+    message = N_("The request cannot be completed")
 
     def __init__(self, message: str | None = None, *, code: str | None = None):
         super().__init__(message or self.message)
@@ -132,50 +134,50 @@ class DomainError(Exception):
 class InvalidState(DomainError):
     """The OAuth state is unknown, expired, used, or from another browser or user."""
 
-    code, message = "invalid_state", "Invalid or expired OAuth state"
+    code, message = "invalid_state", N_("Invalid or expired OAuth state")
 
 
 class OAuthDenied(DomainError):
     """The person cancelled (or refused) on Meta's dialog."""
 
-    code, message = "oauth_denied", "The Meta authorization was cancelled"
+    code, message = "oauth_denied", N_("The Meta authorization was cancelled")
 
 
 class InvalidCallback(DomainError):
     """The callback lacks what Meta always sends (the code)."""
 
-    code, message = "invalid_request", "The callback carries no authorization code"
+    code, message = "invalid_request", N_("The callback carries no authorization code")
 
 
 class UnknownAsset(DomainError):
     """An id that is not among the tenant's discovered Meta assets."""
 
-    code, message = "unknown_asset", "Not one of this tenant's Meta assets"
+    code, message = "unknown_asset", N_("Not one of this tenant's Meta assets")
 
 
 class NotConnected(DomainError):
     """The tenant has no Meta connection."""
 
-    code, message = "not_connected", "This tenant has no Meta connection"
+    code, message = "not_connected", N_("This tenant has no Meta connection")
 
 
 class MetaRefused(DomainError):
     """Meta answered, but not with what the flow needs (no token, an invalid or foreign one)."""
 
-    code, message = "meta_error", "Meta returned an error"
+    code, message = "meta_error", N_("Meta returned an error")
 
 
 class InvalidSignedRequest(DomainError):
     """A signed_request that is forged, malformed or stale."""
 
-    code, message = "invalid_signed_request", "Invalid signed_request"
+    code, message = "invalid_signed_request", N_("Invalid signed_request")
 
 
 class ConnectionChanged(DomainError):
     """The connection was replaced while it was being checked; the answer was about the old one."""
 
     code = "connection_changed"
-    message = "The Meta connection changed during the check; check it again"
+    message = N_("The Meta connection changed during the check; check it again")
 
 
 class ConnectionUnusable(DomainError):

@@ -24,7 +24,7 @@ from crm_meta.meta.credentials import usable_status
 from crm_meta.meta.errors import GraphError, ProxyRefused, ThrottledError, TokenInvalidError
 from crm_meta.meta.graph import endpoint_label
 from crm_meta.meta.keepalive import verdicts
-from crm_meta.meta.keepalive.probing import Probe
+from crm_meta.meta.keepalive.probing import Probe, ProbeKind
 from crm_meta.models import MetaConnection
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,7 @@ def record_token_error(row_id: int, ciphertext: str, error: GraphError, moment: 
     if row is None or row.token_ciphertext != ciphertext:
         db.session.rollback()
         return
-    outcome = verdicts.apply(row, Probe("token_error", error=error), moment, settings,
+    outcome = verdicts.apply(row, Probe(ProbeKind.TOKEN_ERROR, error=error), moment, settings,
                               store=store)
     db.session.commit()
     on_notices(outcome.notices)

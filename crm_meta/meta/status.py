@@ -6,10 +6,10 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
 from crm_meta.models.meta_connection import STATUS_COLUMNS
+from crm_meta.models.statuses import FAILING_STATUSES, Status
 
 EXPIRING_WITHIN = timedelta(days=7)
 # Stored health set by live checks; these win over anything derived from dates.
-STICKY = ("revoked", "needs_reauth", "expired")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,19 +52,19 @@ def effective_status(row, now: datetime, required: list[str]) -> str:
     """One of the contract's states; `disconnected` when there is no connection."""
     if row is None:
         return "disconnected"
-    if row.status in STICKY:
+    if row.status in FAILING_STATUSES:
         return row.status
     if row.expires_at is not None and now >= row.expires_at:
-        return "expired"
+        return Status.EXPIRED
     if row.data_access_expires_at is not None and now >= row.data_access_expires_at:
-        return "needs_reauth"
-    if row.status == "throttled" and row.throttled_until and now < row.throttled_until:
-        return "throttled"
+        return Status.NEEDS_REAUTH
+    if row.status == Status.THROTTLED and row.throttled_until and now < row.throttled_until:
+        return Status.THROTTLED
     if missing_scopes(row, required):
-        return "partial"
+        return Status.PARTIAL
     if ends_within(row, now, EXPIRING_WITHIN):
-        return "expiring"
-    return "connected"
+        return Status.EXPIRING
+    return Status.CONNECTED
 
 
 def ends_within(row, now: datetime, window: timedelta) -> bool:
@@ -81,8 +81,3 @@ def days_left(row, now: datetime) -> int | None:
         return None
     return max(0, (row.expires_at - now).days)
 
-
-# States in which the token no longer works: the tenant must reconnect.
-FAILING_STATUSES = frozenset({"needs_reauth", "expired", "revoked"})
-# States the user can only fix by passing through Meta's dialog again.
-NEEDS_RECONNECT = frozenset({"expired", "needs_reauth", "revoked", "expiring"})

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from crm_meta.infra import metrics
+from crm_meta.infra.i18n import N_
 from crm_meta.meta.errors import (
     BadRequestError,
     MetaRefused,
@@ -47,7 +48,7 @@ class TokenInfo:
 def _issued(body: dict) -> IssuedToken:
     token = body.get("access_token")
     if not isinstance(token, str) or not token:
-        raise MetaRefused("Meta did not return an access token")
+        raise MetaRefused(N_("Meta did not return an access token"))
     expires_in = body.get("expires_in")
     return IssuedToken(token, int(expires_in) if expires_in not in (None, "") else None)
 
@@ -118,7 +119,7 @@ def inspect(graph, token: str) -> TokenInfo:
     data = (body.get("data") or {}) if isinstance(body, dict) else {}
     metrics.TOKEN_VALIDATIONS.labels(result="valid" if data.get("is_valid") else "invalid").inc()
     if data.get("is_valid") and str(data.get("app_id")) != str(graph.app_id):
-        raise MetaRefused("The token was issued for another Meta app")
+        raise MetaRefused(N_("The token was issued for another Meta app"))
     error = data.get("error") or {}
     return TokenInfo(
         is_valid=bool(data.get("is_valid")),

@@ -4,7 +4,7 @@ from crm_meta.models import status_triggers  # noqa: F401  (DDL events on the ta
 from crm_meta.models.app_health import AppHealth
 from crm_meta.models.audit_event import AuditEvent, DataDeletionRequest
 from crm_meta.models.gateway_token import GatewayToken
-from crm_meta.models.meta_connection import STATUSES, MetaConnection
+from crm_meta.models.meta_connection import MetaConnection
 from crm_meta.models.notification import NotificationOutbox
 from crm_meta.models.oauth_state import OAuthState
 from crm_meta.models.service_key import ServiceKey
@@ -20,7 +20,6 @@ __all__ = [
     "NotificationOutbox",
     "OAuthState",
     "ROLES",
-    "STATUSES",
     "ServiceKey",
     "Tenant",
     "User",

@@ -10,9 +10,6 @@ from sqlalchemy.orm.attributes import get_history
 from crm_meta.infra.database import db
 from crm_meta.models.types import UTCDateTime, utcnow
 
-# Connection states of the contract; `disconnected` is the absence of a row.
-STATUSES = ("connected", "expiring", "partial", "throttled", "needs_reauth", "expired", "revoked")
-
 
 class MetaConnection(db.Model):
     __tablename__ = "meta_tokens"

@@ -8,9 +8,11 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from crm_meta.infra.timestamps import iso
+from crm_meta.models.statuses import FAILING_STATUSES, NoticeEvent
 
-EVENTS = {"warning": "meta.connection.warning", "status_changed": "meta.connection.status_changed",
-          "app_misconfigured": "meta.app.misconfigured"}
+EVENTS = {NoticeEvent.WARNING: "meta.connection.warning",
+          NoticeEvent.STATUS_CHANGED: "meta.connection.status_changed",
+          NoticeEvent.APP_MISCONFIGURED: "meta.app.misconfigured"}
 
 
 @dataclass(frozen=True)
@@ -18,7 +20,7 @@ class Notice:
     """One notification about one tenant's connection (no token, no secret)."""
 
     id: str
-    event: str  # warning | status_changed | app_misconfigured (app-wide: no tenant)
+    event: NoticeEvent
     tenant_id: int | None
     status: str
     created_at: str
@@ -35,7 +37,7 @@ class Notice:
                key: tuple | None = None, **fields) -> Notice:
         """A notice; with `key`, its id is derived from it, so that two checks deciding the same
         notice at once queue it once (the outbox keeps the first)."""
-        notice_id = (hashlib.sha256(repr((event, tenant_id, *key)).encode()).hexdigest()[:32]
+        notice_id = (hashlib.sha256(repr(_plain((event, tenant_id, *key))).encode()).hexdigest()[:32]
                      if key is not None else uuid.uuid4().hex)
         return cls(id=notice_id, event=event, tenant_id=tenant_id, status=status,
                    created_at=iso(now), **fields)
@@ -50,28 +52,33 @@ class Notice:
         return body
 
     def subject(self) -> str:
-        if self.event == "app_misconfigured":
+        if self.event == NoticeEvent.APP_MISCONFIGURED:
             return "The Meta app is misconfigured"
-        if self.event == "warning":
+        if self.event == NoticeEvent.WARNING:
             what = "Meta connection" if self.kind == "token" else "Meta data access"
             return f"Your {what} ends in {self.days} day{'s' if self.days != 1 else ''}"
-        if self.status in ("needs_reauth", "expired", "revoked"):
+        if self.status in FAILING_STATUSES:
             return "Your Meta connection needs to be reconnected"
         return "Your Meta connection works again"
 
     def text(self) -> str:
-        if self.event == "app_misconfigured":
+        if self.event == NoticeEvent.APP_MISCONFIGURED:
             return (f"{self.subject()}: Meta refuses the app's own credential (for example, the app "
                     "secret was reset at Meta). Connection checks are paused and no tenant's "
                     "connection is marked. An operator must fix META_APP_ID / META_APP_SECRET; "
                     "`flask meta doctor` names the cause.\n")
         name = self.tenant_name or self.tenant_slug or f"tenant {self.tenant_id}"
         lines = [f"{self.subject()} ({name})."]
-        if self.event == "warning":
+        if self.event == NoticeEvent.WARNING:
             lines.append(f"It ends at {self.ends_at}. An admin can renew it in one click from "
                          "Marketing > Meta connection, before it stops working.")
         else:
             lines.append(f"Status: {self.status} (was {self.previous_status}).")
-            if self.status in ("needs_reauth", "expired", "revoked"):
+            if self.status in FAILING_STATUSES:
                 lines.append("An admin can reconnect it from Marketing > Meta connection.")
         return "\n\n".join(lines) + "\n"
+
+
+def _plain(values: tuple) -> tuple:
+    """Enum members as their plain values: a notice's id must not change with their repr."""
+    return tuple(str(value) if isinstance(value, str) else value for value in values)

@@ -4,10 +4,7 @@ retried with backoff, given up, pruned. A sender is a crm_meta.notify.channels.N
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
-import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta
@@ -15,6 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, update
 
 from crm_meta.infra.database import db
+from crm_meta.infra.ids import new_claim_id
 from crm_meta.infra.timestamps import iso
 from crm_meta.infra.upsert import insert_ignore
 from crm_meta.models import NotificationOutbox, audit
@@ -120,7 +118,7 @@ def _claim(row_id: str, claim_id: str, now: datetime, lease: timedelta) -> bool:
 
 def _deliver_one(sender, row_id: str, policy: RetryPolicy) -> str:
     """Claim, send on the channels not done yet (no transaction open meanwhile), record."""
-    claim_id = f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    claim_id = new_claim_id()
     if not _claim(row_id, claim_id, sender.clock.now(), policy.lease):
         return "busy"  # another sender got it first, or it was delivered meanwhile
     try:

@@ -6,14 +6,18 @@ the request runs, with one line per request at its end (route, status, duration,
 `fbtrace_id` when a Graph call failed). Messages are always rendered by `record.getMessage()`,
 so a process-wide redaction of log records applies to both formats; no field carries a URL
 or a query string (the route is the URL rule, e.g. `/crm/meta/data-deletion/<confirmation_code>`).
+
+Off the request's path (issue 21): `configure` puts the handler behind a queue
+(crm_meta.ops.logqueue): a request thread only queues its record, with the request's fields.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import re
 import time
-import uuid
 
 from flask import Flask, g, has_request_context, request
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
@@ -21,6 +25,7 @@ from sqlalchemy import event, inspect
 from sqlalchemy.exc import NoInspectionAvailable
 
 from crm_meta.models import Tenant
+from crm_meta.ops import logqueue
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # Plain ids only: log injection, header injection and huge values all stay out.
@@ -29,11 +34,30 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 request_log = logging.getLogger("crm_meta.request")
 
 
+class _RequestIds:
+    """Fresh request ids without a system call per request (uuid4 reads os.urandom each time):
+    a random prefix per process, drawn again in a forked child, and a counter; 32 hex digits."""
+
+    def __init__(self):
+        self.reseed()
+        os.register_at_fork(after_in_child=self.reseed)
+
+    def reseed(self) -> None:
+        self.prefix = os.urandom(8).hex()
+        self.counter = itertools.count(1)  # next() on it is atomic under the GIL
+
+    def __call__(self) -> str:
+        return f"{self.prefix}{next(self.counter) & 0xFFFFFFFFFFFFFFFF:016x}"
+
+
+new_request_id = _RequestIds()
+
+
 def request_id_from(header: str | None) -> str:
     """The caller's id when it is safe to echo and log, otherwise a fresh one."""
     if header and SAFE_REQUEST_ID.fullmatch(header):
         return header
-    return uuid.uuid4().hex
+    return new_request_id()
 
 
 def _loaded(entity, column: str):
@@ -105,12 +129,19 @@ class JsonFormatter(_JsonFormatter):
 
 def configure(config) -> None:
     """Log lines to stderr for servers and commands (the entry point's call, never the factory's),
-    unless something else set logging up (gunicorn's JSON logconfig, a test runner)."""
+    unless something else set logging up (gunicorn's JSON logconfig, a test runner). Records go
+    through a queue to a listener thread (`queued`), which `stop()` drains at exit."""
     root = logging.getLogger()
     if config.get("TESTING") or root.handlers:
         return
-    root.addHandler(handler(config["LOG_FORMAT"]))  # text, or one JSON object per line
+    root.addHandler(queued(handler(config["LOG_FORMAT"])))  # text, or one JSON object per line
     logging.getLogger("crm_meta").setLevel(config["LOG_LEVEL"])
+
+
+def queued(target: logging.Handler) -> logging.Handler:
+    """`target` behind a queue (crm_meta.ops.logqueue); the request context is read on the
+    request's own thread (it reads `g`), so its filter moves to the queue's side."""
+    return logqueue.queued(target, caller_filters=(RequestContextFilter,))
 
 
 def handler(log_format: str, stream=None) -> logging.Handler:

@@ -1,53 +1,15 @@
 """Every user-facing text the pages show that is not written in a template.
 
-Messages raised deep in the domain (``AppError`` and friends) are plain English strings that
-`crm_meta.http.errors.error_response` translates with ``gettext`` when it renders a page; they are
-listed here with ``N_`` so that ``pybabel extract`` puts them in the catalogue.
+Messages raised deep in the domain (``AppError`` and friends) are plain English strings declared
+once, where they are raised or on their error class, marked with ``N_`` (crm_meta.infra.i18n) so
+that ``pybabel extract`` puts them in the catalogue; `crm_meta.http.errors.error_response`
+translates them with ``gettext`` when it renders a page.
 """
 
 from __future__ import annotations
 
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
-
-
-def N_(text: str) -> str:  # the conventional name the extractor looks for
-    """Mark a string for extraction without translating it here."""
-    return text
-
-
-# Raised by crm_meta.http.errors, crm_meta.auth and crm_meta.meta, rendered by errors.html.
-DOMAIN_MESSAGES = (
-    N_("Bad request"),
-    N_("Authentication required"),
-    N_("You are not allowed to do this"),
-    N_("Not found"),
-    N_("Invalid input"),
-    N_("Method not allowed"),
-    N_("Request too large"),
-    N_("Unsupported media type"),
-    N_("Too many requests; slow down"),
-    N_("Invalid or expired OAuth state"),
-    N_("The Meta authorization was cancelled"),
-    N_("Not one of this tenant's Meta assets"),
-    N_("This tenant has no Meta connection"),
-    N_("Meta returned an error"),
-    N_("Meta is rate limiting this connection; retry later"),
-    N_("The Meta connection must be reconnected"),
-    N_("A Meta permission is missing; grant it again"),
-    N_("Meta is not answering right now; retry later"),
-    N_("The form expired; reload the page and try again"),
-    N_("Only a tenant admin can do this"),
-    N_("X-Tenant-ID does not match your tenant"),
-    N_("The callback carries no authorization code"),
-    N_("Meta says the new token is not valid"),
-    N_("Meta did not return an access token"),
-    N_("The token was issued for another Meta app"),
-    N_("No deletion request with this confirmation code"),
-    N_("The database is not reachable; retry shortly"),
-    N_("The Meta app is misconfigured; an operator must fix its credentials"),
-    N_("The Meta connection changed during the check; check it again"),
-)
 
 # Why the callback sent the browser back to step 1 (`?error=<code>`).
 CALLBACK_ERRORS = {

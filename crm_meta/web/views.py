@@ -10,6 +10,7 @@ from crm_meta.auth import binding
 from crm_meta.auth.decorators import admin_required
 from crm_meta.auth.principal import current_principal
 from crm_meta.connect import flow, payloads
+from crm_meta.http import params
 from crm_meta.http.errors import AppError, to_app_error
 from crm_meta.meta import app_health, connections
 from crm_meta.meta.errors import DomainError, GraphError
@@ -20,10 +21,6 @@ from crm_meta.web.forms import ConfirmForm, SelectAccountForm, StartForm
 from crm_meta.web.messages import callback_error, translated
 
 PERSONAL = "personal"
-
-
-def _required() -> list[str]:
-    return current_app.config["META_SCOPES"]
 
 
 def _row():
@@ -47,7 +44,7 @@ def hub():
     principal = current_principal()
     row = _row()
     moment = now()
-    payload = payloads.status_payload(row, moment, _required(), url_for("web.wizard"))
+    payload = payloads.status_payload(row, moment, flow.required_scopes(), url_for("web.wizard"))
     banner = presenters.banner(row, payload, moment, is_admin=principal.is_admin)
     app_problem = (app_health.current(runtime().graph.credential) if principal.is_admin else None)
     return render_template("marketing/hub.html", banner=banner, now=moment,
@@ -66,7 +63,7 @@ def wizard():
         return render_template("wizard/connect.html", step=1, error=error, row=row,
                                is_admin=principal.is_admin, form=StartForm(),
                                uses_login_config=bool(current_app.config["META_LOGIN_CONFIG_ID"]),
-                               permissions=presenters.permissions(_required()))
+                               permissions=presenters.permissions(flow.required_scopes()))
     if row is None:
         flash(_("Connect Meta first: the connection was not found."), "error")
         return redirect(url_for("web.wizard"))
@@ -110,7 +107,7 @@ def _selection(row) -> dict:
     page = presenters.paginate(found, number)
     return {"businesses": businesses, "business": chosen, "query": query, "page": page,
             "chosen_name": next((b["name"] for b in businesses if b["id"] == chosen), None),
-            "missing": presenters.permissions(missing_scopes(row, _required())),
+            "missing": presenters.permissions(missing_scopes(row, flow.required_scopes())),
             "account_status": presenters.account_status}
 
 
@@ -130,7 +127,7 @@ def _earlier_business(row, known: set[str]) -> str | None:
 def connect_start():
     """Step 2: send the browser to Meta's consent page, bound to this browser."""
     form = StartForm()
-    rerequest = form.rerequest.data in {"1", "true"}
+    rerequest = params.flag(form.rerequest.data)
     try:
         started, secret = flow.begin(current_principal(), rerequest=rerequest)
     except (AppError, DomainError, GraphError) as exc:

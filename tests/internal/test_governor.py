@@ -8,12 +8,12 @@ import uuid
 import pytest
 
 import config as configuration
-from crm_meta.infra.clock import FrozenClock
 from crm_meta.meta.governor import Governor, GovernorRefusal, MemoryHolds, RedisHolds
 from crm_meta.meta.keepalive import sweep
 from crm_meta.meta.usage import readings
 from crm_meta.runtime import of
 from tests.helpers import ACCOUNT, BUSINESS
+from tests.tools.clock import FrozenClock
 
 PROXY = "/internal/meta/connections/{}/graph/{}"
 OTHER_BUSINESS_ACCOUNT = "act_301000002000001"

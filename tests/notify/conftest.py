@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from crm_meta import jobs, notify
-from crm_meta.infra.clock import FrozenClock
 from crm_meta.infra.database import db
 from crm_meta.models import NotificationOutbox
 from crm_meta.notify import Notice
+from tests.tools.clock import FrozenClock
 
 NOW = FrozenClock().now()
 

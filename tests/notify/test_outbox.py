@@ -8,11 +8,11 @@ from datetime import timedelta
 import pytest
 
 from crm_meta import jobs, notify
-from crm_meta.infra.clock import FrozenClock
 from crm_meta.notify import Notice, RetryPolicy, channels
 from crm_meta.notify import outbox as outbox_module
 from crm_meta.runtime import of
 from tests.helpers import Connections, add_tenant, audit_events, sweep
+from tests.tools.clock import FrozenClock
 
 DAY = 86400
 SECRET = "webhook-secret-for-tests"

@@ -10,8 +10,8 @@ from datetime import datetime, timedelta
 from crm_meta import notify
 from crm_meta.infra.database import db
 from crm_meta.infra.timestamps import iso
-from crm_meta.meta.status import FAILING_STATUSES
 from crm_meta.models import MetaConnection, Tenant, User, audit
+from crm_meta.models.statuses import FAILING_STATUSES, NoticeEvent
 
 WARN_DAYS = (14, 7, 1)  # warnings ahead of the token's or the data access's end
 
@@ -29,7 +29,7 @@ def due_notices(row: MetaConnection, now: datetime, before: str, after: str, *, 
         # Each announced change is an episode: two checks that decide the same change at once
         # read the same episode number, so their notices share one id and are queued once.
         sent["episode"] = int(sent.get("episode") or 0) + 1
-        due.append({"event": "status_changed", "previous_status": notified_state or before,
+        due.append({"event": NoticeEvent.STATUS_CHANGED, "previous_status": notified_state or before,
                     "key": (after, row.token_generation or 0, sent["episode"])})
         sent["state"] = current
     if not due:
@@ -72,7 +72,7 @@ def _deadline_warnings(sent: dict, kind: str, end: datetime | None, now: datetim
             sent[key] = {"ends_at": stamp, "at": iso(now), "sent": days == urgent}
     if not fresh:
         return []
-    return [{"event": "warning", "kind": kind, "days": urgent, "ends_at": stamp}]
+    return [{"event": NoticeEvent.WARNING, "kind": kind, "days": urgent, "ends_at": stamp}]
 
 
 def _tenant_and_admins(tenant_id: int) -> tuple[Tenant | None, tuple[str, ...]]:

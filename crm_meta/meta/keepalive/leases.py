@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import socket
 import threading
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -112,16 +109,6 @@ class ClusterLock:
 
 
 # -- claims ----------------------------------------------------------------------------------
-def new_claim_id(owner: str) -> str:
-    """A fencing token: who claims, plus a nonce so a later claim by the same process differs."""
-    return f"{owner}:{uuid.uuid4().hex[:8]}"[:100]
-
-
-def owner_id() -> str:
-    """Who claims: host and pid (a per-claim nonce is added by new_claim_id)."""
-    return f"{socket.gethostname()[:60]}:{os.getpid()}"
-
-
 def _claim_free(now: datetime, lease: timedelta):
     # A claim further ahead than two leases was made under a clock that has since gone back
     # (the sandbox's reset): treat it as stale rather than locked for weeks.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from crm_meta.meta import tokens
 from crm_meta.meta.errors import (
@@ -28,6 +29,19 @@ SYSTEM_USER = "SYSTEM_USER"
 EXTENDABLE_TYPES = frozenset({"USER", SYSTEM_USER})
 
 
+class ProbeKind(StrEnum):
+    """What Meta said about a token (the values are the metrics' and the audit's labels)."""
+
+    VALID = "valid"
+    INVALID = "invalid"
+    TOKEN_ERROR = "token_error"  # noqa: S105  (a kind of answer, not a secret)
+    THROTTLED_NOW = "throttled_now"
+    APP_THROTTLED = "app_throttled"
+    APP_MISCONFIGURED = "app_misconfigured"  # Meta refuses the app itself: no verdict on the token
+    TRANSIENT = "transient"
+    ERROR = "error"
+
+
 @dataclass
 class Extension:
     """One fb_exchange_token attempt and whether its token is kept."""
@@ -40,10 +54,9 @@ class Extension:
 
 @dataclass
 class Probe:
-    """What Meta said about a token: valid, invalid, token_error, throttled_now, app_throttled,
-    app_misconfigured (Meta refuses the app itself: no verdict on the token), transient, error."""
+    """What Meta said about a token, and what it is based on."""
 
-    kind: str
+    kind: ProbeKind
     info: tokens.TokenInfo | None = None
     error: Exception | None = None
     extension: Extension | None = None
@@ -55,20 +68,21 @@ def probe(graph, token: str, *, now: datetime, extension_attempted_at: datetime 
     try:
         info = tokens.inspect(graph, token)
     except AppMisconfiguredError as exc:
-        return Probe("app_misconfigured", error=exc)
+        return Probe(ProbeKind.APP_MISCONFIGURED, error=exc)
     except ThrottledError as exc:
         # Code 4 throttles the whole app (Meta's answer, or the client's own cool-down after
         # it): not this connection's state. The sweep stops; the connection stays due.
-        return Probe("app_throttled" if exc.code == APP_THROTTLE_CODE else "throttled_now", error=exc)
+        return Probe(ProbeKind.APP_THROTTLED if exc.code == APP_THROTTLE_CODE else ProbeKind.THROTTLED_NOW,
+                     error=exc)
     except TokenInvalidError as exc:
-        return Probe("token_error", error=exc)
+        return Probe(ProbeKind.TOKEN_ERROR, error=exc)
     except TransientError as exc:
-        return Probe("transient", error=exc)
+        return Probe(ProbeKind.TRANSIENT, error=exc)
     except (GraphError, DomainError) as exc:
-        return Probe("error", error=exc)
+        return Probe(ProbeKind.ERROR, error=exc)
     if not info.is_valid:
-        return Probe("invalid", info=info)
-    result = Probe("valid", info=info)
+        return Probe(ProbeKind.INVALID, info=info)
+    result = Probe(ProbeKind.VALID, info=info)
     if allow_extend and should_extend(info, now, extension_attempted_at):
         result.extension = try_extend(graph, token, info)
     return result

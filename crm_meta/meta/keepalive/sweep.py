@@ -26,8 +26,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from crm_meta import notify
 from crm_meta.infra.database import db, once_more_if_disconnected
-from crm_meta.meta.keepalive.leases import ClusterLock, Ticket, claim_tickets, due_ids, new_claim_id, owner_id
-from crm_meta.meta.keepalive.verdicts import Outcome, Settings
+from crm_meta.infra.ids import new_claim_id, owner_id
+from crm_meta.meta.keepalive.leases import ClusterLock, Ticket, claim_tickets, due_ids
+from crm_meta.meta.keepalive.verdicts import Outcome, OutcomeKind, Settings
 from crm_meta.meta.keepalive.writeback import Checked, dry_run_tickets, not_claimed, probe_one, write_back
 
 log = logging.getLogger(__name__)
@@ -132,7 +133,8 @@ class _Dispatcher:
             batch = self.ids[self.next:self.next + self.size]
             self.next += self.size
             if self.sweep.stopped:
-                self._report([Outcome(row_id, kind="skipped", error="sweep stopped") for row_id in batch])
+                self._report([Outcome(row_id, kind=OutcomeKind.SKIPPED, error="sweep stopped")
+                              for row_id in batch])
                 continue
             try:
                 tickets, skipped = self._claim(batch)
@@ -141,7 +143,8 @@ class _Dispatcher:
                 log.warning("keepalive claim failed; the rest waits for a later tick", exc_info=True)
                 db.session.rollback()
                 self.sweep.stop.set()
-                tickets, skipped = [], [Outcome(i, kind="skipped", error="claim failed") for i in batch]
+                tickets = []
+                skipped = [Outcome(i, kind=OutcomeKind.SKIPPED, error="claim failed") for i in batch]
             self._report(skipped)
             self.pending |= {pool.submit(probe_one, self.sweep, t) for t in tickets}
 

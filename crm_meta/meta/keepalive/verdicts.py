@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from crm_meta import notify
 from crm_meta.infra.database import db
@@ -26,14 +27,15 @@ from crm_meta.meta.errors import (
     TokenInvalidError,
 )
 from crm_meta.meta.keepalive import deadlines
-from crm_meta.meta.keepalive.probing import APP_THROTTLE_CODE, Probe, probe
-from crm_meta.meta.status import FAILING_STATUSES, effective_status
+from crm_meta.meta.keepalive.probing import APP_THROTTLE_CODE, Probe, ProbeKind, probe
+from crm_meta.meta.status import effective_status
 from crm_meta.models import MetaConnection, audit
+from crm_meta.models.statuses import DEAD, FAILING_STATUSES, Status
 
 log = logging.getLogger(__name__)
 
 # debug_token subcodes that say why a token died: Meta's own verdict, no threshold.
-DEAD_TOKEN_STATUS = {458: "revoked", 463: "expired"}
+DEAD_TOKEN_STATUS = {458: Status.REVOKED, 463: Status.EXPIRED}
 TOKEN_ERROR_THRESHOLD = 2  # consecutive token errors before needs_reauth: one bad answer won't do
 RETRY_SOON = timedelta(minutes=30)  # after a transient failure
 CONFIRM_SOON = timedelta(minutes=15)  # after a first token error, to confirm or clear it
@@ -62,13 +64,41 @@ class Settings:
         )
 
 
+class OutcomeKind(StrEnum):
+    """How one connection's turn in a sweep ended: a probe's kind, or why there was none (the
+    values are the keep-alive metric's labels)."""
+
+    VALID = ProbeKind.VALID.value
+    INVALID = ProbeKind.INVALID.value
+    TOKEN_ERROR = ProbeKind.TOKEN_ERROR.value
+    THROTTLED_NOW = ProbeKind.THROTTLED_NOW.value
+    APP_THROTTLED = ProbeKind.APP_THROTTLED.value
+    APP_MISCONFIGURED = ProbeKind.APP_MISCONFIGURED.value
+    TRANSIENT = ProbeKind.TRANSIENT.value
+    ERROR = ProbeKind.ERROR.value
+    SKIPPED = "skipped"
+    DEFERRED = "deferred"
+    BUSY = "busy"
+    THROTTLED = "throttled"
+    LOST = "lost"
+    CRASHED = "crashed"
+
+
+CHECKED = frozenset({OutcomeKind.VALID, OutcomeKind.INVALID, OutcomeKind.TOKEN_ERROR,
+                     OutcomeKind.THROTTLED_NOW, OutcomeKind.TRANSIENT, OutcomeKind.ERROR})
+FAILED = frozenset({OutcomeKind.TOKEN_ERROR, OutcomeKind.THROTTLED_NOW, OutcomeKind.TRANSIENT,
+                    OutcomeKind.ERROR, OutcomeKind.CRASHED, OutcomeKind.APP_MISCONFIGURED})
+NO_VERDICT = frozenset({ProbeKind.THROTTLED_NOW, ProbeKind.APP_THROTTLED, ProbeKind.TRANSIENT,
+                        ProbeKind.ERROR})  # Meta did not answer about the token
+
+
 @dataclass
 class Outcome:
     """The result of one connection's check, for the sweep report."""
 
     row_id: int
     tenant_id: int | None = None
-    kind: str = "skipped"  # a Probe kind, or skipped / deferred / busy / throttled / lost / crashed
+    kind: OutcomeKind = OutcomeKind.SKIPPED
     status_before: str | None = None
     status_after: str | None = None
     extended: bool = False
@@ -77,12 +107,11 @@ class Outcome:
 
     @property
     def checked(self) -> bool:
-        return self.kind in {"valid", "invalid", "token_error", "throttled_now", "transient", "error"}
+        return self.kind in CHECKED
 
     @property
     def failed(self) -> bool:
-        return self.kind in {"token_error", "throttled_now", "transient", "error", "crashed",
-                             "app_misconfigured"}
+        return self.kind in FAILED
 
 
 def check_now(graph, store, row: MetaConnection, now: datetime, settings: Settings) -> tuple[Probe, Outcome]:
@@ -93,20 +122,20 @@ def check_now(graph, store, row: MetaConnection, now: datetime, settings: Settin
     token, ciphertext, row_id = store.read(row), row.token_ciphertext, row.id
     db.session.rollback()  # no transaction stays open while Meta answers
     result = probe(graph, token, now=now, extension_attempted_at=None, allow_extend=False)
-    if result.kind == "app_misconfigured":
+    if result.kind == ProbeKind.APP_MISCONFIGURED:
         notices = app_health.report_misconfigured(result.error, now=now, credential=graph.credential,
                                                   app_id=graph.app_id, outbox=settings.outbox,
                                                   actor="test-connection")
         raise AppCheckFailed(result.error, notices)
-    if result.kind in {"valid", "invalid"}:
+    if result.kind in {ProbeKind.VALID, ProbeKind.INVALID}:
         app_health.report_healthy(now=now, credential=graph.credential, app_id=graph.app_id,
                                   actor="test-connection")
     name = None
-    if result.kind == "valid":
+    if result.kind == ProbeKind.VALID:
         try:
             name = graph.get("me", token=token, fields="id,name").get("name")
         except TokenInvalidError as exc:  # debug_token was fine, a real call is not
-            result = Probe("token_error", info=result.info, error=exc)
+            result = Probe(ProbeKind.TOKEN_ERROR, info=result.info, error=exc)
         except GraphError:
             pass  # no verdict on the token: keep the stored name
     row = db.session.scalar(db.select(MetaConnection).where(MetaConnection.id == row_id).with_for_update()
@@ -118,7 +147,7 @@ def check_now(graph, store, row: MetaConnection, now: datetime, settings: Settin
         row.meta_user_name = name
     outcome = apply(row, result, now, settings, store=store, confirmed=True)
     db.session.commit()
-    if result.kind in {"throttled_now", "app_throttled", "transient", "error"}:
+    if result.kind in NO_VERDICT:
         raise result.error
     return result, outcome
 
@@ -144,33 +173,33 @@ def apply(row: MetaConnection, result: Probe, now: datetime, settings: Settings,
     dry run), so a recorded warning and its delivery are one transaction.
     """
     before = effective_status(row, now, list(settings.required))
-    outcome = Outcome(row.id, row.tenant_id, result.kind, status_before=before)
+    outcome = Outcome(row.id, row.tenant_id, OutcomeKind(result.kind), status_before=before)
     retry_soon = None
-    if result.kind == "valid":
-        _record_valid(row, result, now, outcome, store=store, dry_run=dry_run)
-    elif result.kind == "invalid":
-        info = result.info
-        row.last_checked_at = now
-        row.last_error_code = str(info.error_code or "190")
-        row.last_error = (info.error_message or "Meta says the token is not valid")[:500]
-        if info.error_subcode in DEAD_TOKEN_STATUS:  # Meta's own verdict: authoritative
-            row.status = DEAD_TOKEN_STATUS[info.error_subcode]
-            row.consecutive_failures = (row.consecutive_failures or 0) + 1
-        else:
+    match result.kind:
+        case ProbeKind.VALID:
+            _record_valid(row, result, now, outcome, store=store, dry_run=dry_run)
+        case ProbeKind.INVALID:
+            info = result.info
+            row.last_checked_at = now
+            row.last_error_code = str(info.error_code or "190")
+            row.last_error = (info.error_message or "Meta says the token is not valid")[:500]
+            if info.error_subcode in DEAD_TOKEN_STATUS:  # Meta's own verdict: authoritative
+                row.status = DEAD_TOKEN_STATUS[info.error_subcode]
+                row.consecutive_failures = (row.consecutive_failures or 0) + 1
+            else:
+                retry_soon = _strike(row, confirmed)
+        case ProbeKind.TOKEN_ERROR:
+            row.last_checked_at = now
+            row.last_error_code = f"{result.error.code}/{result.error.subcode or ''}".rstrip("/")
+            row.last_error = result.error.message[:500]
             retry_soon = _strike(row, confirmed)
-    elif result.kind == "token_error":
-        row.last_checked_at = now
-        row.last_error_code = f"{result.error.code}/{result.error.subcode or ''}".rstrip("/")
-        row.last_error = result.error.message[:500]
-        retry_soon = _strike(row, confirmed)
-    elif result.kind == "throttled_now":
-        wait = result.error.retry_after or 300
-        row.status = "throttled"
-        row.throttled_until = now + timedelta(seconds=wait)
-    else:  # transient or error: no verdict on the token, so neither status nor token moves
-        row.last_error_code = str(getattr(result.error, "code", None) or result.kind)
-        row.last_error = str(result.error)[:500]
-        retry_soon = RETRY_SOON
+        case ProbeKind.THROTTLED_NOW:
+            row.status = Status.THROTTLED
+            row.throttled_until = now + timedelta(seconds=result.error.retry_after or 300)
+        case _:  # transient or error: no verdict on the token, so neither status nor token moves
+            row.last_error_code = str(getattr(result.error, "code", None) or result.kind)
+            row.last_error = str(result.error)[:500]
+            retry_soon = RETRY_SOON
     after = effective_status(row, now, list(settings.required))
     outcome.status_after = after
     outcome.notices = deadlines.due_notices(row, now, before, after, dry_run=dry_run)
@@ -187,7 +216,7 @@ def apply(row: MetaConnection, result: Probe, now: datetime, settings: Settings,
 
 def _record_valid(row, result: Probe, now, outcome: Outcome, *, store, dry_run: bool) -> None:
     apply_token_info(row, result.info, now)
-    row.status = "connected"
+    row.status = Status.CONNECTED
     row.consecutive_failures = 0
     row.throttled_until = None
     row.last_error = row.last_error_code = None
@@ -208,7 +237,7 @@ def _record_valid(row, result: Probe, now, outcome: Outcome, *, store, dry_run: 
                      outcome="failure", details={"error": type(ext.error).__name__,
                                                  "code": getattr(ext.error, "code", None)})
         if isinstance(ext.error, ThrottledError) and ext.error.code != APP_THROTTLE_CODE:
-            row.status = "throttled"
+            row.status = Status.THROTTLED
             row.throttled_until = now + timedelta(seconds=ext.error.retry_after or 300)
 
 
@@ -216,17 +245,17 @@ def _strike(row: MetaConnection, confirmed: bool = False) -> timedelta:
     """One more consecutive token error; the threshold turns it into needs_reauth."""
     row.consecutive_failures = (row.consecutive_failures or 0) + 1
     if confirmed or row.consecutive_failures >= TOKEN_ERROR_THRESHOLD:
-        row.status = "needs_reauth"
+        row.status = Status.NEEDS_REAUTH
     return CONFIRM_SOON
 
 
 def next_check(row: MetaConnection, now: datetime, interval: timedelta, status: str,
                retry_soon: timedelta | None = None) -> datetime:
     """The regular interval, sooner after a failure, and never later than the next warning."""
-    if status == "throttled" and row.throttled_until:
+    if status == Status.THROTTLED and row.throttled_until:
         return row.throttled_until
     step = min(interval, retry_soon) if retry_soon else interval
-    if status in ("revoked", "expired"):
+    if status in DEAD:
         step = max(interval, DEAD_RECHECK)
     moment = now + step
     for end in (row.expires_at, row.data_access_expires_at):

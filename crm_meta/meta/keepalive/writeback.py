@@ -18,8 +18,8 @@ from crm_meta.infra.database import db
 from crm_meta.meta import app_health, usage
 from crm_meta.meta.keepalive import probing, verdicts
 from crm_meta.meta.keepalive.leases import TICKET_COLUMNS, TOKENS, Ticket, release, still_ours, ticket
-from crm_meta.meta.keepalive.probing import APP_THROTTLE_CODE, Probe
-from crm_meta.meta.keepalive.verdicts import Outcome
+from crm_meta.meta.keepalive.probing import APP_THROTTLE_CODE, Probe, ProbeKind
+from crm_meta.meta.keepalive.verdicts import Outcome, OutcomeKind
 from crm_meta.models import MetaConnection
 
 log = logging.getLogger(__name__)
@@ -67,10 +67,10 @@ def _write_batch(checked: list[Checked], settings, store, *, dry_run: bool):
         if not dry_run and not still_ours(row, claim, item.ticket.token_ciphertext):
             if still_ours(row, claim):  # reconnected meanwhile: our verdict is stale
                 row.claimed_by = row.claimed_until = None
-            outcomes.append(Outcome(item.ticket.row_id, item.ticket.tenant_id, kind="lost"))
+            outcomes.append(Outcome(item.ticket.row_id, item.ticket.tenant_id, kind=OutcomeKind.LOST))
             continue
         if row is None:
-            outcomes.append(Outcome(item.ticket.row_id, kind="lost"))
+            outcomes.append(Outcome(item.ticket.row_id, kind=OutcomeKind.LOST))
             continue
         outcome = verdicts.apply(row, item.result, item.now, settings, store=store,
                                   dry_run=dry_run)
@@ -96,7 +96,7 @@ def _crashed(item: Checked, *, dry_run: bool) -> Outcome:
             db.session.rollback()
             log.warning("could not release claim on connection %s", item.ticket.row_id,
                         exc_info=True)
-    return Outcome(item.ticket.row_id, item.ticket.tenant_id, kind="crashed",
+    return Outcome(item.ticket.row_id, item.ticket.tenant_id, kind=OutcomeKind.CRASHED,
                    error="write-back failed")
 
 
@@ -109,9 +109,9 @@ def dry_run_tickets(row_ids: list[int], now: datetime) -> tuple[list[Ticket], li
     for row_id in row_ids:
         row = found.get(row_id)
         if row is None:
-            skipped.append(Outcome(row_id, kind="lost"))
+            skipped.append(Outcome(row_id, kind=OutcomeKind.LOST))
         elif row.throttled_until and row.throttled_until > now:
-            skipped.append(Outcome(row_id, row.tenant_id, kind="throttled"))
+            skipped.append(Outcome(row_id, row.tenant_id, kind=OutcomeKind.THROTTLED))
         else:
             tickets.append(ticket(tuple(row)[:5], None))
     return tickets, skipped
@@ -130,14 +130,14 @@ def not_claimed(row_ids: Iterable[int], now: datetime, lease) -> list[Outcome]:
     for row_id in row_ids:
         row = found.get(row_id)
         if row is None:
-            outcomes.append(Outcome(row_id, kind="lost"))
+            outcomes.append(Outcome(row_id, kind=OutcomeKind.LOST))
             continue
         if row.throttled_until and row.throttled_until > now:
-            kind = "throttled"
+            kind = OutcomeKind.THROTTLED
         elif row.claimed_until and now < row.claimed_until <= now + 2 * lease:
-            kind = "busy"
+            kind = OutcomeKind.BUSY
         else:
-            kind = "skipped"  # checked by another process moments ago
+            kind = OutcomeKind.SKIPPED  # checked by another process moments ago
         outcomes.append(Outcome(row_id, row.tenant_id, kind=kind))
     return outcomes
 
@@ -153,7 +153,8 @@ def probe_one(sweep, ticket: Ticket) -> Outcome | Checked:
             log.exception("keepalive check of connection %s crashed", ticket.row_id)
             db.session.rollback()
             _release(sweep, ticket)
-            return Outcome(ticket.row_id, ticket.tenant_id, kind="crashed", error=type(exc).__name__)
+            return Outcome(ticket.row_id, ticket.tenant_id, kind=OutcomeKind.CRASHED,
+                           error=type(exc).__name__)
 
 
 def _release(sweep, ticket: Ticket) -> None:
@@ -169,27 +170,29 @@ def _release(sweep, ticket: Ticket) -> None:
 def _probe_claimed(sweep, ticket: Ticket) -> Outcome | Checked:
     if sweep.stopped:
         _release(sweep, ticket)
-        return Outcome(ticket.row_id, ticket.tenant_id, kind="skipped", error="sweep stopped")
+        return Outcome(ticket.row_id, ticket.tenant_id, kind=OutcomeKind.SKIPPED, error="sweep stopped")
     rt = sweep.runtime
     now = rt.clock.now()
     if ticket.claimed_until is not None and now >= ticket.claimed_until:
         # Waited past its lease (someone may hold it now): leave it to whoever does.
-        return Outcome(ticket.row_id, ticket.tenant_id, kind="lost")
+        return Outcome(ticket.row_id, ticket.tenant_id, kind=OutcomeKind.LOST)
     token = rt.store.read(ticket)
     _pace(rt.graph)
     result = probing.probe(rt.graph, token, now=now,
                            extension_attempted_at=ticket.extension_attempted_at,
                            allow_extend=not sweep.dry_run)
-    if result.kind == "app_misconfigured":
+    if result.kind == ProbeKind.APP_MISCONFIGURED:
         return _app_misconfigured(sweep, rt, ticket, result, now)
-    if not sweep.app_ok_reported and not sweep.dry_run and result.kind in {"valid", "invalid"}:
+    answered = result.kind in {ProbeKind.VALID, ProbeKind.INVALID}  # Meta accepted the app's credential
+    if answered and not sweep.app_ok_reported and not sweep.dry_run:
         sweep.app_ok_reported = True
         app_health.report_healthy(now=now, credential=rt.graph.credential, app_id=rt.graph.app_id)
     if _app_wide(result, rt.graph):
         sweep.stop.set()  # Meta throttles the whole app: leave the rest for a later tick
-    if result.kind == "app_throttled":  # nothing learnt about this connection: it stays due
+    if result.kind == ProbeKind.APP_THROTTLED:  # nothing learnt about this connection: it stays due
         _release(sweep, ticket)
-        return Outcome(ticket.row_id, ticket.tenant_id, kind="deferred", error=str(result.error)[:200])
+        return Outcome(ticket.row_id, ticket.tenant_id, kind=OutcomeKind.DEFERRED,
+                       error=str(result.error)[:200])
     return Checked(ticket, result, now)
 
 
@@ -198,13 +201,13 @@ def _app_misconfigured(sweep, rt, ticket: Ticket, result, now) -> Outcome:
     sweep.stop.set()
     error = str(result.error)[:200]
     if sweep.dry_run:
-        return Outcome(ticket.row_id, ticket.tenant_id, kind="app_misconfigured", error=error)
+        return Outcome(ticket.row_id, ticket.tenant_id, kind=OutcomeKind.APP_MISCONFIGURED, error=error)
     _release(sweep, ticket)  # nothing learnt about this connection: it stays due
     notices = app_health.report_misconfigured(
         result.error, now=now, credential=rt.graph.credential, app_id=rt.graph.app_id,
         outbox=sweep.settings.outbox)
     notify.dispatch(rt.notifier, notices)
-    return Outcome(ticket.row_id, ticket.tenant_id, kind="app_misconfigured", notices=notices,
+    return Outcome(ticket.row_id, ticket.tenant_id, kind=OutcomeKind.APP_MISCONFIGURED, notices=notices,
                    error=error)
 
 
@@ -220,4 +223,5 @@ def _app_wide(result: Probe, graph) -> bool:
     errors = [result.error, result.extension.error if result.extension else None]
     if any(getattr(e, "code", None) == APP_THROTTLE_CODE for e in errors):
         return True
-    return result.kind == "throttled_now" and (getattr(graph, "last_app_usage", 0) or 0) >= usage.SPENT
+    spent = (getattr(graph, "last_app_usage", 0) or 0) >= usage.SPENT
+    return result.kind == ProbeKind.THROTTLED_NOW and spent

@@ -8,12 +8,12 @@ from types import SimpleNamespace
 import pytest
 
 from crm_meta.cli import refresh
-from crm_meta.infra.clock import FrozenClock
 from crm_meta.meta.errors import TokenInvalidError, TransientError
 from crm_meta.meta.keepalive import deadlines, probing, verdicts
 from crm_meta.meta.keepalive.probing import Probe
 from crm_meta.meta.keepalive.verdicts import Settings
 from crm_meta.meta.tokens import TokenInfo
+from tests.tools.clock import FrozenClock
 
 NOW = FrozenClock().now()
 SETTINGS = Settings(interval=timedelta(hours=6), required=("ads_management",),

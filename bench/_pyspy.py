@@ -1,0 +1,67 @@
+"""Where a gunicorn worker's request threads spend their time, by py-spy (`pip install py-spy`
+into the venv; not a dependency of the project): samples of every thread, idle ones included
+(a thread waiting on a lock is the point), kept when they are inside a request (Flask's
+`wsgi_app`), then the share of those inside `logging` and inside `uuid4`."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+REQUEST = "wsgi_app ("
+# py-spy names a frame `function (package/module.py:line)`.
+PARTS = {
+    "logging": ("(logging/__init__.py", "(logging/handlers.py", "(pythonjsonlogger/"),
+    "logging_lock_wait": None,  # inside logging, waiting in Handler.acquire (the handler's lock)
+    "log_redaction": ("(crm_meta/ops/redaction.py",),
+    "uuid4": ("uuid4 (",),
+    "jwt": ("(jwt/",),
+    "sqlalchemy": ("(sqlalchemy/",),
+    "flask_limiter": ("(flask_limiter/", "(limits/"),
+}
+
+
+def py_spy() -> str | None:
+    found = Path(sys.executable).with_name("py-spy")
+    return str(found) if found.exists() else shutil.which("py-spy")
+
+
+def record(pid: int, seconds: int, rate: int = 250) -> Path:
+    out = Path(tempfile.mkdtemp(prefix="pyspy_")) / f"worker-{pid}.txt"
+    subprocess.run([py_spy(), "record", "--pid", str(pid), "--duration", str(seconds), "--rate",
+                    str(rate), "--idle", "--nonblocking", "--format", "raw", "--output", str(out)],
+                   check=True, capture_output=True, text=True)
+    return out
+
+
+def summarise(raw: Path) -> dict:
+    """Shares (%) of the request threads' samples; every stack of the file weighed by its count."""
+    total, parts, leaves = 0, Counter(), Counter()
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if REQUEST not in stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = stack.split(";")
+        for name, needles in PARTS.items():
+            if needles and any(needle in stack for needle in needles):
+                parts[name] += n
+        if any("Handler.acquire (logging/" in frame for frame in frames[-2:]):
+            parts["logging_lock_wait"] += n
+        leaves[frames[-1]] += n
+    return {"raw_file": str(raw), "request_samples": total,
+            "share_percent": {name: round(100 * parts[name] / total, 1) if total else None
+                              for name in PARTS},
+            "top_leaves": [(frame, round(100 * n / total, 1)) for frame, n in leaves.most_common(12)]
+            if total else []}
+
+
+if __name__ == "__main__":  # summarise a raw profile again: python bench/_pyspy.py FILE
+    import json
+
+    print(json.dumps(summarise(Path(sys.argv[1])), indent=1))
