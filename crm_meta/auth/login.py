@@ -43,3 +43,9 @@ def authenticate(email: str, password: str) -> tuple[User | None, bool]:
                             password)
         return None, False
     return user, user.check_password(password)
+
+
+def remember_locale(user: User, code: str) -> None:
+    """The user's interface language, kept for their next session."""
+    user.locale = code
+    db.session.commit()

@@ -8,8 +8,7 @@ from flask_login import current_user, login_user, logout_user
 
 from crm_meta.auth import bp
 from crm_meta.auth.forms import LoginForm
-from crm_meta.auth.login import authenticate, failed_login_actor
-from crm_meta.infra.database import db
+from crm_meta.auth.login import authenticate, failed_login_actor, remember_locale
 from crm_meta.models import audit
 from crm_meta.models.types import utcnow
 
@@ -66,6 +65,5 @@ def set_language(code: str):
     if code in current_app.config["LANGUAGES"]:
         session["lang"] = code
         if current_user.is_authenticated:
-            current_user.locale = code
-            db.session.commit()
+            remember_locale(current_user, code)
     return redirect(_safe_next(request.args.get("next")))

@@ -17,7 +17,6 @@ from crm_meta.auth import gateway_tokens as tokens
 from crm_meta.gateway import bp, limits
 from crm_meta.http.errors import AppError
 from crm_meta.infra import dbreads
-from crm_meta.infra.database import db
 from crm_meta.meta import proxy, versions
 from crm_meta.meta.governor import GovernorRefusal
 from crm_meta.meta.keepalive import verdicts
@@ -62,7 +61,7 @@ def graph(version: str, path: str):
     rt, config = runtime(), current_app.config
     refused = versions.refusal(version, versions.kind_of(path), rt.clock.now().date())
     if refused:
-        db.session.rollback()
+        dbreads.end_reads()
         code = "marketing_version_retired" if "Ads API" in refused else "version_retired"
         raise AppError(refused, code=code, status=400)
     limits.spend(opened.service, opened.tenant_id)

@@ -1,8 +1,8 @@
 """The SQLAlchemy handle: created unbound, initialised by the application factory."""
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import event
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase
 
 
@@ -61,3 +61,13 @@ def once_more_if_disconnected(work, *, before_retry=None):
     if before_retry is not None:
         before_retry()  # e.g. the session lets the dead connection go; the pool replaces it
     return work()
+
+
+def answers() -> bool:
+    """Whether the database answers a `SELECT 1` (readiness); a failed session is rolled back."""
+    try:
+        db.session.execute(text("SELECT 1"))
+    except SQLAlchemyError:
+        db.session.rollback()
+        return False
+    return True

@@ -46,6 +46,11 @@ def first_read(statement, params: dict | None = None):
     return db.session.execute(statement, params)
 
 
+def end_reads() -> None:
+    """End the request's read transaction now (before a refusal: nothing was written)."""
+    db.session.rollback()
+
+
 def _after_begin(session, transaction, connection) -> None:
     if has_request_context() and request.environ.get(READ_ONLY):
         autocommit(connection)

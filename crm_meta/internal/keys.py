@@ -9,11 +9,11 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import update
+from sqlalchemy import false, update
 
 from crm_meta.http.errors import Forbidden, NotAuthenticated
 from crm_meta.infra.database import db
-from crm_meta.models import ServiceKey, audit
+from crm_meta.models import MetaConnection, ServiceKey, Tenant, audit
 from crm_meta.models.types import utcnow
 
 KEY_PREFIX = "cms_"
@@ -112,6 +112,19 @@ def lookup(key: str):
     return (db.select(ServiceKey.id, ServiceKey.name, ServiceKey.key_hash, ServiceKey.scopes,
                       ServiceKey.revoked_at, ServiceKey.last_used_at, ServiceKey.tenant_ids)
             .where(ServiceKey.prefix == key[:PREFIX_LENGTH]))
+
+
+def with_tenant(statement, tenant_ref: int | str | None):
+    """One row: `statement`'s key columns, the tenant named by `tenant_ref` (an id, a slug, or
+    None for a reference that names nothing) as `tenant_id`, and its MetaConnection; None when
+    no key matched. One query: the key decides before the tenant is told."""
+    if tenant_ref is None:
+        named = false()
+    else:
+        named = Tenant.id == tenant_ref if isinstance(tenant_ref, int) else Tenant.slug == tenant_ref
+    return db.session.execute(
+        statement.add_columns(Tenant.id.label("tenant_id"), MetaConnection).select_from(ServiceKey)
+        .outerjoin(Tenant, named).outerjoin(MetaConnection, MetaConnection.tenant_id == Tenant.id)).first()
 
 
 def verify(key: str, found, scope: str) -> Caller:

@@ -5,18 +5,16 @@ from __future__ import annotations
 import json
 
 from flask import Response, current_app, request, url_for
-from sqlalchemy import false
 
 from crm_meta import notify
 from crm_meta.auth import gateway_tokens, tenancy
 from crm_meta.http.envelope import ok
 from crm_meta.http.errors import AppError, Forbidden, NotFound, ValidationFailed
-from crm_meta.infra.database import db
 from crm_meta.internal import bp, keys
 from crm_meta.meta import credentials, proxy
 from crm_meta.meta.errors import ConnectionUnusable
 from crm_meta.meta.keepalive import verdicts
-from crm_meta.models import MetaConnection, ServiceKey, Tenant, audit
+from crm_meta.models import MetaConnection, audit
 from crm_meta.runtime import runtime
 
 
@@ -44,14 +42,7 @@ def _resolve(scope: str, ref: str) -> tuple[keys.Caller, int, MetaConnection | N
     statement = keys.lookup(key)
     if statement is None:
         keys.verify(key, None, scope)  # refuses, in the same time as any wrong key
-    named_ref = tenancy.reference(ref)
-    if named_ref is None:
-        named = false()
-    else:
-        named = Tenant.id == named_ref if isinstance(named_ref, int) else Tenant.slug == named_ref
-    found = db.session.execute(
-        statement.add_columns(Tenant.id.label("tenant_id"), MetaConnection).select_from(ServiceKey)
-        .outerjoin(Tenant, named).outerjoin(MetaConnection, MetaConnection.tenant_id == Tenant.id)).first()
+    found = keys.with_tenant(statement, tenancy.reference(ref))
     caller = keys.verify(key, found, scope)
     if found.tenant_id is None:
         if scope == "credentials:read":  # every credentials read is audited, this one too

@@ -2,12 +2,10 @@
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 
 from crm_meta.auth.ratelimits import in_fallback
 from crm_meta.http.errors import DatabaseUnavailable
-from crm_meta.infra.database import db
+from crm_meta.infra import database
 from crm_meta.infra.metrics import StateCollector, exposition
 from crm_meta.ops import monitoring
 from crm_meta.runtime import now, runtime
@@ -25,10 +23,7 @@ def readyz():
     """503 while the database does not answer; Redis down only degrades (limits count in
     process), so the instance stays in rotation and says so."""
     redis_state = _redis_state()
-    try:
-        db.session.execute(text("SELECT 1"))
-    except SQLAlchemyError:
-        db.session.rollback()
+    if not database.answers():
         response = jsonify(status="unavailable", database=False, **redis_state)
         response.status_code = 503
         response.headers["Retry-After"] = str(DatabaseUnavailable.retry_seconds)
