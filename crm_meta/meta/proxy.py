@@ -23,7 +23,7 @@ from crm_meta.meta import exposure, scrub
 from crm_meta.meta.credentials import usable_status
 from crm_meta.meta.errors import GraphError, ProxyRefused, ThrottledError, TokenInvalidError
 from crm_meta.meta.graph import endpoint_label
-from crm_meta.meta.keepalive import verdicts
+from crm_meta.meta.keepalive import deadlines, verdicts
 from crm_meta.meta.keepalive.probing import Probe, ProbeKind
 from crm_meta.models import MetaConnection
 
@@ -132,8 +132,9 @@ def record_token_error(row_id: int, ciphertext: str, error: GraphError, moment: 
     if row is None or row.token_ciphertext != ciphertext:
         db.session.rollback()
         return
+    contact = deadlines.contacts([row.tenant_id]).get(row.tenant_id)
     outcome = verdicts.apply(row, Probe(ProbeKind.TOKEN_ERROR, error=error), moment, settings,
-                              store=store)
+                              store=store, contact=contact)
     db.session.commit()
     on_notices(outcome.notices)
 

@@ -5,6 +5,8 @@ or leaves a failing state. What is due is marked on the row (`warnings_sent`), s
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from crm_meta import notify
@@ -16,8 +18,38 @@ from crm_meta.models.statuses import FAILING_STATUSES, NoticeEvent
 WARN_DAYS = (14, 7, 1)  # warnings ahead of the token's or the data access's end
 
 
-def due_notices(row: MetaConnection, now: datetime, before: str, after: str, *, dry_run: bool) -> list:
-    """Warnings due now (each once per deadline) and a notice on entering/leaving a failing state."""
+@dataclass(frozen=True)
+class Contact:
+    """Who a tenant's notices name and reach: its slug and name, its admins' e-mails."""
+
+    slug: str
+    name: str
+    admins: tuple[str, ...] = ()
+
+
+def contacts(tenant_ids: Iterable[int]) -> dict[int, Contact]:
+    """The contacts of these tenants in one query (a batch's single load): a tenant that no
+    longer exists is absent."""
+    ids = sorted(set(tenant_ids))
+    if not ids:
+        return {}
+    found = db.session.execute(
+        db.select(Tenant.id, Tenant.slug, Tenant.name, User.email).select_from(Tenant)
+        .outerjoin(User, (User.tenant_id == Tenant.id) & (User.role == "admin"))
+        .where(Tenant.id.in_(ids)).order_by(Tenant.id, User.id)).all()
+    slugs: dict[int, tuple[str, str]] = {}
+    admins: dict[int, list[str]] = {}
+    for tenant_id, slug, name, email in found:
+        slugs[tenant_id] = (slug, name)
+        if email is not None:
+            admins.setdefault(tenant_id, []).append(email)
+    return {t: Contact(slug, name, tuple(admins.get(t, ()))) for t, (slug, name) in slugs.items()}
+
+
+def due_notices(row: MetaConnection, now: datetime, before: str, after: str, *, dry_run: bool,
+                contact: Contact | None) -> list:
+    """Warnings due now (each once per deadline) and a notice on entering/leaving a failing state.
+    `contact`: the tenant's, loaded by the caller (None: unknown tenant, or a dry run)."""
     sent = dict(row.warnings_sent or {})
     due: list[dict] = []
     if after not in FAILING_STATUSES:
@@ -35,7 +67,8 @@ def due_notices(row: MetaConnection, now: datetime, before: str, after: str, *, 
     if not due:
         return []
     row.warnings_sent = sent  # a new dict: the JSON column notices the change
-    tenant, recipients = (None, ()) if dry_run else _tenant_and_admins(row.tenant_id)
+    tenant = None if dry_run else contact
+    recipients = tenant.admins if tenant else ()
     notices = []
     for item in due:
         key = item.get("key") or (item.get("kind"), item.get("days"), item.get("ends_at"),
@@ -74,9 +107,3 @@ def _deadline_warnings(sent: dict, kind: str, end: datetime | None, now: datetim
         return []
     return [{"event": NoticeEvent.WARNING, "kind": kind, "days": urgent, "ends_at": stamp}]
 
-
-def _tenant_and_admins(tenant_id: int) -> tuple[Tenant | None, tuple[str, ...]]:
-    tenant = db.session.get(Tenant, tenant_id)
-    emails = db.session.scalars(
-        db.select(User.email).filter_by(tenant_id=tenant_id, role="admin").order_by(User.id)).all()
-    return tenant, tuple(emails)

@@ -145,7 +145,8 @@ def check_now(graph, store, row: MetaConnection, now: datetime, settings: Settin
         raise ConnectionChanged()
     if name:
         row.meta_user_name = name
-    outcome = apply(row, result, now, settings, store=store, confirmed=True)
+    contact = deadlines.contacts([row.tenant_id]).get(row.tenant_id)
+    outcome = apply(row, result, now, settings, store=store, contact=contact, confirmed=True)
     db.session.commit()
     if result.kind in NO_VERDICT:
         raise result.error
@@ -163,8 +164,9 @@ class AppCheckFailed(Exception):
 
 # -- changing the row (no Meta calls) --------------------------------------------------------
 def apply(row: MetaConnection, result: Probe, now: datetime, settings: Settings, *, store,
-          dry_run: bool = False, confirmed: bool = False) -> Outcome:
+          contact: deadlines.Contact | None, dry_run: bool = False, confirmed: bool = False) -> Outcome:
     """Record the probe on the row: status with its threshold, token, warnings, next check.
+    No query of its own: `contact` (the tenant's, for its notices) comes from the caller's load.
 
     `confirmed`: someone asked for this check (test-connection) and sees its answer, so a
     token error counts at once instead of waiting for a second one.
@@ -202,7 +204,7 @@ def apply(row: MetaConnection, result: Probe, now: datetime, settings: Settings,
             retry_soon = RETRY_SOON
     after = effective_status(row, now, list(settings.required))
     outcome.status_after = after
-    outcome.notices = deadlines.due_notices(row, now, before, after, dry_run=dry_run)
+    outcome.notices = deadlines.due_notices(row, now, before, after, dry_run=dry_run, contact=contact)
     if settings.outbox and not dry_run:
         notify.queue(notify.outbox_rows(outcome.notices, now))
     row.next_check_at = next_check(row, now, settings.interval, after, retry_soon)

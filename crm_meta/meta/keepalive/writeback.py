@@ -16,7 +16,7 @@ from sqlalchemy import select
 from crm_meta import notify
 from crm_meta.infra.database import db
 from crm_meta.meta import app_health, usage
-from crm_meta.meta.keepalive import probing, verdicts
+from crm_meta.meta.keepalive import deadlines, probing, verdicts
 from crm_meta.meta.keepalive.leases import TICKET_COLUMNS, TOKENS, Ticket, release, still_ours, ticket
 from crm_meta.meta.keepalive.probing import APP_THROTTLE_CODE, Probe, ProbeKind
 from crm_meta.meta.keepalive.verdicts import Outcome, OutcomeKind
@@ -61,6 +61,8 @@ def _write_batch(checked: list[Checked], settings, store, *, dry_run: bool):
     if not dry_run:
         query = query.with_for_update()  # in id order: two writers never wait on each other
     rows = {row.id: row for row in db.session.scalars(query)}
+    # The batch's single load of its tenants (slug, name, admins) for the notices: not per row.
+    contacts = {} if dry_run else deadlines.contacts(row.tenant_id for row in rows.values())
     outcomes, notices = [], []
     for item in checked:
         row, claim = rows.get(item.ticket.row_id), item.ticket.claim_id
@@ -73,7 +75,7 @@ def _write_batch(checked: list[Checked], settings, store, *, dry_run: bool):
             outcomes.append(Outcome(item.ticket.row_id, kind=OutcomeKind.LOST))
             continue
         outcome = verdicts.apply(row, item.result, item.now, settings, store=store,
-                                  dry_run=dry_run)
+                                  contact=contacts.get(row.tenant_id), dry_run=dry_run)
         if item.result.error is not None:
             outcome.error = str(item.result.error)[:200]
         if not dry_run:

@@ -10,7 +10,7 @@ import pytest
 from crm_meta.auth.principal import mint_jwt
 from crm_meta.infra.database import db
 from crm_meta.meta import tokens
-from crm_meta.meta.keepalive import verdicts
+from crm_meta.meta.keepalive import deadlines, verdicts
 from crm_meta.meta.keepalive.probing import Probe
 from crm_meta.models import AppHealth, AuditEvent, MetaConnection, NotificationOutbox
 from crm_meta.runtime import of, runtime
@@ -183,9 +183,12 @@ def test_two_checks_deciding_the_same_change_queue_one_notice(make_app, sandbox)
             first = db.session.get(MetaConnection, conn.row_id)
             with app.app_context():
                 second = db.session.get(MetaConnection, conn.row_id)
-                verdicts.apply(second, verdict, moment, settings, store=runtime().store, confirmed=True)
+                contact = deadlines.contacts([conn.tenant_id])[conn.tenant_id]
+                verdicts.apply(second, verdict, moment, settings, store=runtime().store,
+                               contact=contact, confirmed=True)
                 db.session.commit()
-            verdicts.apply(first, verdict, moment, settings, store=runtime().store, confirmed=True)
+            verdicts.apply(first, verdict, moment, settings, store=runtime().store, contact=contact,
+                           confirmed=True)
             db.session.commit()
         outbox = db.session.scalars(db.select(NotificationOutbox)).all()
     assert [(n.event, n.payload["status"]) for n in outbox] == [("status_changed", "needs_reauth")]

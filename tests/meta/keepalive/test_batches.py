@@ -37,6 +37,34 @@ def test_a_sweep_costs_less_than_one_statement_per_check(pg_app, connections, sa
     assert seen["commits"] < len(conns) / 2
 
 
+def test_a_batch_loads_its_tenants_and_admins_once_not_per_row(pg_app, connections, sandbox):
+    # Every connection ends in 10 days: each check makes a warning due, which names the tenant
+    # and goes to its admins. Their lookup is the write-back batch's single load.
+    conns = [connections.add(expires_in=10 * 86400) for _ in range(24)]
+    seen: Counter = Counter()
+
+    def count(conn, cursor, statement, *args):
+        if statement.lstrip().upper().startswith("SELECT"):
+            if "FROM meta_tokens" in statement and "FOR UPDATE" in statement:
+                seen["batch loads"] += 1
+            if "FROM tenants" in statement or "FROM users" in statement:
+                seen["tenant lookups"] += 1
+
+    with pg_app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        report = sweep(pg_app)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    notices = [n for o in report.outcomes for n in o.notices]
+    assert report.counts()["checked"] == len(conns) and len(notices) == len(conns)
+    assert {(n.tenant_id, n.tenant_slug, n.recipients) for n in notices} == {
+        (c.tenant_id, c.slug, (f"admin@{c.slug}.test",)) for c in conns}
+    assert 1 <= seen["batch loads"] < len(conns)
+    assert seen["tenant lookups"] == seen["batch loads"]  # one per batch, not one per row
+
+
 def test_a_reconnect_during_the_check_drops_only_that_verdict(pg_app, connections, sandbox,
                                                               monkeypatch):
     conns = [connections.add() for _ in range(3)]

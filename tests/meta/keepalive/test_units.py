@@ -89,16 +89,18 @@ def test_next_check_after_failures_throttling_and_death():
     assert verdicts.next_check(row(), NOW, SETTINGS.interval, "revoked") - NOW == timedelta(days=1)
 
 
+CONTACT = deadlines.Contact("acme", "Acme", ("admin@acme.test",))  # passed in: apply reads nothing
+
+
 def apply(target, probe, now=NOW):
-    return verdicts.apply(target, probe, now, SETTINGS, store=None)
+    return verdicts.apply(target, probe, now, SETTINGS, store=None, contact=CONTACT)
 
 
 @pytest.fixture
 def no_audit(monkeypatch):
-    """No database: audit events and the tenant's admins are stubbed."""
+    """No database: audit events are stubbed (the tenant's contact is passed in)."""
     recorded = []
     monkeypatch.setattr(verdicts.audit, "record", lambda action, **kw: recorded.append((action, kw)))
-    monkeypatch.setattr(deadlines, "_tenant_and_admins", lambda tenant_id: (None, ("admin@acme.test",)))
     return recorded
 
 
