@@ -30,6 +30,7 @@ from crm_meta.meta.errors import (
     MetaRefused,
     NotConnected,
     OAuthDenied,
+    PageTokenRequiredError,
     PermissionMissingError,
     ProxyRefused,
     ThrottledError,
@@ -39,7 +40,7 @@ from crm_meta.meta.errors import (
 )
 
 log = logging.getLogger(__name__)
-JSON_BLUEPRINTS = {"api", "callbacks", "internal"}
+JSON_BLUEPRINTS = {"api", "callbacks", "internal", "channels"}
 
 
 class AppError(Exception):
@@ -128,6 +129,8 @@ RULES: dict = {
     ThrottledError: Rule(429, "meta_throttled", "Meta is rate limiting this connection; retry later",
                          retry_after=60, own_retry_after=True),
     TokenInvalidError: Rule(409, "meta_reauth_required", "The Meta connection must be reconnected"),
+    PageTokenRequiredError: Rule(400, "page_token_required",
+                                 "This Meta call needs a Page's token, not the user's"),
     PermissionMissingError: Rule(403, "meta_permission_missing",
                                  "A Meta permission is missing; grant it again"),
     TransientError: Rule(503, "meta_unavailable", "Meta is not answering right now; retry later",
