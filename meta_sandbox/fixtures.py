@@ -13,6 +13,7 @@ from .catalogue import (
     CLIENT_ACCOUNT_BASE,
     DISABLE_REASON,
     EXTERNAL_BUSINESS_BASE,
+    INSTAGRAM_BASE,
     MONEY,
     OWNED_ACCOUNT_BASE,
     PAGE_BASE,
@@ -267,6 +268,12 @@ class _Builder:
             self.fx.user_pages.setdefault(user_id, []).append(page["id"])
             if biz:
                 biz["_owned_pages"].append(page["id"])
+            if n == 1:  # the first test user's first Page has an Instagram professional account
+                page["instagram_business_account"] = self.add({
+                    "_type": "InstagramAccount", "_page_id": page["id"],
+                    "_business_id": page["_business_id"], "id": str(INSTAGRAM_BASE + n),
+                    "username": name.lower().replace(" ", "_")[:30], "name": name,
+                    "followers_count": 2400 + n})
 
 
 def build_fixtures(config: dict[str, Any]) -> Fixtures:
