@@ -85,7 +85,8 @@ def test_page_subscriptions_need_the_pages_own_token(meta):
     refused = meta.graph(f"/{FIRST_PAGE}/subscribed_apps", token, "POST", subscribed_fields="messages")
     assert refused.status_code == 400
     error = refused.json()["error"]
-    assert (error["code"], error["message"]) == (190, "(#190) This method must be called with a Page Access Token")
+    assert error["code"] == 190
+    assert error["message"] == "(#190) This method must be called with a Page Access Token"
     assert meta.graph(f"/{FIRST_PAGE}/subscribed_apps", token).json()["error"]["code"] == 190
 
 
@@ -111,7 +112,8 @@ def test_a_field_without_its_permission_refuses_the_whole_subscription(meta):
     assert refused.status_code == 403
     error = refused.json()["error"]
     assert error["code"] == 200
-    assert "To subscribe to the leadgen field, one of these permissions is needed: leads_retrieval" in error["message"]
+    needed = "To subscribe to the leadgen field, one of these permissions is needed: leads_retrieval"
+    assert needed in error["message"]
     assert meta.graph(path, token).json() == {"data": []}  # nothing was subscribed
 
 
