@@ -164,6 +164,13 @@ class UnknownAsset(DomainError):
     code, message = "unknown_asset", "Not one of this tenant's Meta assets"
 
 
+class InvalidCode(DomainError):
+    """Meta refused a login code from the JavaScript SDK (used, expired, or not this app's)."""
+
+    code = "invalid_code"
+    message = "Meta refused the login code (used, expired or from another app); log in with Facebook again"
+
+
 class NotConnected(DomainError):
     """The tenant has no Meta connection."""
 

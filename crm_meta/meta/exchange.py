@@ -12,7 +12,14 @@ from sqlalchemy.exc import IntegrityError
 from crm_meta import audit
 from crm_meta.database import db
 from crm_meta.meta import app_health, assets, channels, tokens
-from crm_meta.meta.errors import AppMisconfiguredError, DomainError, GraphError, MetaRefused
+from crm_meta.meta.errors import (
+    AppMisconfiguredError,
+    BadRequestError,
+    DomainError,
+    GraphError,
+    InvalidCode,
+    MetaRefused,
+)
 from crm_meta.models import MetaConnection
 
 SDK_REDIRECT_URI = ""  # a code from FB.login is exchanged with an empty redirect_uri
@@ -43,8 +50,7 @@ def connect(parts: channels.Parts, grant: CodeGrant, settings: Settings) -> Meta
     """Exchange, inspect, discover (channels included), then one transaction stores it all."""
     graph = parts.graph
     try:
-        issued = tokens.ensure_long_lived(graph, tokens.exchange_code(
-            graph, code=grant.code, redirect_uri=grant.redirect_uri))
+        issued = tokens.ensure_long_lived(graph, _exchange(graph, grant))
         info = tokens.inspect(graph, issued.access_token)
         app_health.report_healthy(now=parts.now, credential=graph.credential, app_id=graph.app_id,
                                   actor=grant.actor)
@@ -67,6 +73,17 @@ def connect(parts: channels.Parts, grant: CodeGrant, settings: Settings) -> Meta
                           "businesses": len(discovery.businesses), "pages": len(discovery.pages)})
     db.session.commit()
     return row
+
+
+def _exchange(graph, grant: CodeGrant) -> tokens.IssuedToken:
+    try:
+        return tokens.exchange_code(graph, code=grant.code, redirect_uri=grant.redirect_uri)
+    except BadRequestError as exc:
+        # The panel's code is the caller's input: Meta refusing it is a 400, not Meta failing.
+        # (The dialog callback keeps the contract's 502 meta_error.)
+        if grant.via == "sdk":
+            raise InvalidCode() from exc
+        raise
 
 
 def _save(parts, grant: CodeGrant, settings: Settings, facts) -> MetaConnection:

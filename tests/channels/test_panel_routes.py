@@ -135,10 +135,11 @@ def test_select_refusals_carry_a_string_detail(panel, client):
     assert "999" in body["detail"]
 
 
-def test_a_used_or_foreign_code_is_a_meta_error_with_a_string_detail(panel):
+def test_a_used_or_unknown_code_is_refused_with_a_string_detail(panel):
     code = panel.sdk_code()
     assert panel.connect(code).status_code == 200
-    assert_envelope(panel.connect(code), 502, "meta_error")  # codes are single-use
+    assert_envelope(panel.connect(code), 400, "invalid_code")  # codes are single-use
+    assert_envelope(panel.connect("0"), 400, "invalid_code")
 
 
 def test_login_for_business_config_id_works_from_the_panel(make_app, make_tenant, sandbox):
