@@ -55,7 +55,9 @@ async function api(method, path, body) {  // axios: withCredentials, its headers
   const response = await fetch(API + path, init);
   const data = await response.json();
   window.answers.push({method, path, status: response.status, data});
-  if (response.status >= 400) { const e = new Error("HTTP " + response.status); e.response = {data}; throw e; }
+  if (response.status >= 400) {
+    const e = new Error("HTTP " + response.status); e.response = {data}; throw e;
+  }
   return {data};
 }
 const show = (id, text) => { document.getElementById(id).textContent = text || ""; };
@@ -70,9 +72,11 @@ async function fetchStatus() {
 function render() {
   const connected = status?.connected ?? false;
   document.getElementById("badges").innerHTML = ["facebook", "instagram", "whatsapp"].map((ch) =>
-    `<li id="badge-${ch}">${ch}: ${status.channels[ch] ? "ACTIVE" : connected ? "NOT SELECTED" : "DISCONNECTED"}</li>`).join("");
+    `<li id="badge-${ch}">${ch}: ` +
+    `${status.channels[ch] ? "ACTIVE" : connected ? "NOT SELECTED" : "DISCONNECTED"}</li>`).join("");
   show("token", connected ? (status.token_valid ? "Token valid" : "Token expired or invalid") +
-       (status.token_expires_at ? " until " + new Date(status.token_expires_at * 1000).toISOString() : "") : "");
+       (status.token_expires_at ? " until " + new Date(status.token_expires_at * 1000).toISOString() : "")
+       : "");
   const assets = status?.assets || [];
   const groups = [
     ["Facebook Pages", assets.filter((a) => a.platform === "facebook" && a.asset_type === "page")],
@@ -89,7 +93,8 @@ function render() {
       input.type = "checkbox"; input.dataset.assetId = a.asset_id; input.checked = selected.has(a.asset_id);
       input.onchange = () => { input.checked ? selected.add(a.asset_id) : selected.delete(a.asset_id); };
       const subtitle = a.asset_type === "phone_number" ? (a.metadata?.verified_name || a.asset_id) : "";
-      label.append(input, `${title}: ${a.asset_name || a.asset_id} ${subtitle} (${a.asset_type.replace("_", " ")})`);
+      const kind = a.asset_type.replace("_", " ");
+      label.append(input, `${title}: ${a.asset_name || a.asset_id} ${subtitle} (${kind})`);
       box.append(label, document.createElement("br"));
     }
   }
@@ -316,7 +321,8 @@ def test_the_crm_ventas_panel_connects_chooses_channels_and_disconnects(browser,
     page.get_by_role("button", name="Disconnect").click()
     expect(page.locator("#success")).to_have_text("Meta account disconnected.")
     expect(page.locator("#badge-whatsapp")).to_have_text("whatsapp: DISCONNECTED")
-    assert requests.get(f"{stack['api']}/sandbox/meta/_sandbox/subscriptions", timeout=10).json()["data"] == {}
+    held = requests.get(f"{stack['api']}/sandbox/meta/_sandbox/subscriptions", timeout=10).json()["data"]
+    assert held == {}
 
     answers = page.evaluate("() => window.answers")
     assert [a["method"] for a in answers].count("DELETE") == 1
