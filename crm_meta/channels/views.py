@@ -8,7 +8,7 @@ from crm_meta.auth.principal import current_principal
 from crm_meta.channels import bp
 from crm_meta.envelope import ok
 from crm_meta.errors import ValidationFailed
-from crm_meta.meta import channels, connections, exchange
+from crm_meta.meta import channel_payloads, channels, connections, exchange
 from crm_meta.runtime import now, runtime
 
 MAX_ASSETS = 500
@@ -31,14 +31,14 @@ def connect():
                                redirect_uri=exchange.SDK_REDIRECT_URI, actor=who.actor, ip=who.ip,
                                via="sdk")
     row = exchange.connect(flow.parts(), grant, flow.connect_settings())
-    return ok(channels.connected_summary(row, now(), current_app.config["META_SCOPES"]))
+    return ok(channel_payloads.connected_summary(row, now(), current_app.config["META_SCOPES"]))
 
 
 @bp.get("/status")
 @member_required
 def status():
     row = runtime().store.for_tenant(g.tenant.id)
-    return ok(channels.status(row, now(), current_app.config["META_SCOPES"]))
+    return ok(channel_payloads.status(row, now(), current_app.config["META_SCOPES"]))
 
 
 def _asset_ids() -> list[str]:

@@ -11,11 +11,7 @@ from crm_meta import audit
 from crm_meta.database import db
 from crm_meta.meta import subscriptions
 from crm_meta.meta.errors import UnknownAsset
-from crm_meta.meta.status import FAILING_STATUSES, effective_status
 from crm_meta.models import MetaChannel, MetaConnection
-
-CHANNELS = ("facebook", "instagram", "whatsapp")
-EMPTY_CHANNELS = dict.fromkeys(CHANNELS, False)
 
 
 @dataclass(frozen=True)
@@ -115,38 +111,6 @@ def sync(store, row: MetaConnection, discovery) -> None:
             row.channels.remove(channel)
 
 
-def asset(channel: MetaChannel) -> dict:
-    details = dict(channel.details or {})
-    if channel.asset_type in ("page", "waba"):
-        details.update(subscribed=channel.subscribed, subscribed_fields=list(channel.subscribed_fields or []),
-                       left_out_fields=list(channel.left_out_fields or []), trouble=channel.trouble)
-    return {"id": channel.id, "platform": channel.platform, "asset_type": channel.asset_type,
-            "asset_id": channel.asset_id, "asset_name": channel.asset_name,
-            "parent_asset_id": channel.parent_asset_id, "metadata": details}
-
-
-def status(row: MetaConnection | None, now: datetime, required: list[str]) -> dict:
-    """CRM Ventas' /admin/meta/status, from storage (no Meta call): `channels` and `bindings`
-    always present, `token_expires_at` epoch seconds (0: never expires, or not connected)."""
-    state = effective_status(row, now, required)
-    if row is None:
-        return {"connected": False, "status": state, "token_valid": False, "token_expires_at": 0,
-                "token_scopes": [], "channels": dict(EMPTY_CHANNELS), "assets": [], "bindings": []}
-    active = {c.platform for c in row.channels if c.active}
-    return {
-        "connected": True,
-        "status": state,
-        "token_valid": state not in FAILING_STATUSES,
-        "token_expires_at": int(row.expires_at.timestamp()) if row.expires_at else 0,
-        "token_scopes": sorted(row.scopes or []),
-        "channels": {name: name in active for name in CHANNELS},
-        "assets": [asset(c) for c in row.channels],
-        "bindings": [{"id": c.id, "channel": c.platform, "asset_id": c.asset_id,
-                      "asset_name": c.asset_name, "active": bool(c.active)}
-                     for c in row.channels if c.bound_at is not None],
-    }
-
-
 def _targets(channels: list[MetaChannel]) -> set[str]:
     """Pages and WhatsApp accounts that must be subscribed: chosen ones, and the parents of
     chosen Instagram accounts (their messages come through the Page) and phone numbers."""
@@ -206,6 +170,8 @@ def select(parts: Parts, row: MetaConnection, asset_ids: list[str], who: Who) ->
         c.active = c.asset_id in chosen
         if c.active and c.bound_at is None:
             c.bound_at = parts.now
+    if any(c.active and c.trouble == "token_invalid" for c in row.channels):
+        refresh_page_tokens(parts, row)
     outcomes = reconcile(parts, row)
     activated = [{"asset_id": c.asset_id, "asset_name": c.asset_name, "channel": c.platform,
                   "asset_type": c.asset_type} for c in row.channels if c.active]
@@ -259,23 +225,26 @@ def page_tokens(store, row: MetaConnection) -> dict[str, str]:
             if c.asset_type == "page" and c.token_ciphertext}
 
 
-def connected_summary(row: MetaConnection, now: datetime, required: list[str]) -> dict:
-    """The connect's answer (CRM Ventas' shape): what was found, never a token."""
-    by_type: dict[str, list[MetaChannel]] = {}
-    for c in row.channels:
-        by_type.setdefault(c.asset_type, []).append(c)
-    instagram = {c.parent_asset_id: c.asset_id for c in by_type.get("instagram_account", [])}
-    pages = [{"id": c.asset_id, "name": c.asset_name, "category": (c.details or {}).get("category", ""),
-              "platform": "facebook", "asset_type": "page",
-              **({"instagram_account": {"id": instagram[c.asset_id]}} if c.asset_id in instagram else {})}
-             for c in by_type.get("page", [])]
-    wabas = [{"id": c.asset_id, "name": c.asset_name, "platform": "whatsapp", "asset_type": "waba",
-              "phone_numbers": [{"id": p.asset_id, "display_phone_number": p.asset_name,
-                                 "verified_name": (p.details or {}).get("verified_name", ""),
-                                 "quality_rating": (p.details or {}).get("quality_rating", "")}
-                                for p in by_type.get("phone_number", []) if p.parent_asset_id == c.asset_id]}
-             for c in by_type.get("waba", [])]
-    return {"connected": True, "status": effective_status(row, now, required),
-            "token_expires_at": int(row.expires_at.timestamp()) if row.expires_at else 0,
-            "pages": pages, "wabas": wabas,
-            "message": "Meta account connected successfully. Select channels to activate."}
+def refresh_page_tokens(parts: Parts, row: MetaConnection) -> None:
+    """New Page tokens from the connection's token (`GET me/accounts`), for Pages whose token
+    Meta stopped accepting; the Pages stay what the discovery found."""
+    pages = {c.asset_id: c for c in row.channels if c.asset_type == "page"}
+    path, params = "me/accounts", {"fields": "id,access_token", "limit": 100}
+    token = parts.store.read(row)
+    while path:
+        body = parts.graph.get(path, token=token, **params)
+        for item in body.get("data") or []:
+            channel = pages.get(str(item.get("id")))
+            if channel is not None and item.get("access_token"):
+                write_page_token(parts.store, channel, item["access_token"])
+                if channel.trouble == "token_invalid":
+                    channel.trouble, channel.trouble_warned = None, False
+                    channel.subscribed_fields = []  # subscribed again with the new token
+        path, params = parts.graph.next_page_params(body) or (None, None)
+
+
+def repair(parts: Parts, row: MetaConnection) -> None:
+    """After a reconnect: chosen channels that lost their subscription get it back."""
+    if any(c.active for c in row.channels):
+        reconcile(parts, row)
+        db.session.commit()

@@ -72,6 +72,7 @@ def connect(parts: channels.Parts, grant: CodeGrant, settings: Settings) -> Meta
                  details={"meta_user_id": discovery.user_id, "status": row.status, "via": grant.via,
                           "businesses": len(discovery.businesses), "pages": len(discovery.pages)})
     db.session.commit()
+    channels.repair(parts, row)  # after the commit: no transaction waits on these calls
     return row
 
 

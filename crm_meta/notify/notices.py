@@ -10,7 +10,9 @@ from datetime import datetime
 from crm_meta.timestamps import iso
 
 EVENTS = {"warning": "meta.connection.warning", "status_changed": "meta.connection.status_changed",
-          "app_misconfigured": "meta.app.misconfigured"}
+          "app_misconfigured": "meta.app.misconfigured", "channel_lost": "meta.channel.lost"}
+CHANNEL_TROUBLES = {"subscription_lost": "lost its webhook subscription at Meta",
+                    "token_invalid": "has a Page token Meta no longer accepts"}
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,8 @@ class Notice:
     tenant_slug: str | None = None
     tenant_name: str | None = None
     recipients: tuple[str, ...] = ()
+    asset_id: str | None = None  # channel_lost: the Page or WhatsApp account
+    asset_name: str | None = None
 
     @classmethod
     def create(cls, *, event: str, tenant_id: int | None, status: str, now: datetime,
@@ -52,6 +56,8 @@ class Notice:
     def subject(self) -> str:
         if self.event == "app_misconfigured":
             return "The Meta app is misconfigured"
+        if self.event == "channel_lost":
+            return f"A Meta channel stopped working: {self.asset_name or self.asset_id}"
         if self.event == "warning":
             what = "Meta connection" if self.kind == "token" else "Meta data access"
             return f"Your {what} ends in {self.days} day{'s' if self.days != 1 else ''}"
@@ -67,6 +73,12 @@ class Notice:
                     "`flask meta doctor` names the cause.\n")
         name = self.tenant_name or self.tenant_slug or f"tenant {self.tenant_id}"
         lines = [f"{self.subject()} ({name})."]
+        if self.event == "channel_lost":
+            what = CHANNEL_TROUBLES.get(self.kind or "", "stopped working")
+            lines.append(f"{self.asset_name or self.asset_id} {what}: the CRM receives no messages "
+                         "from it. An admin can choose it again in Marketing > Meta channels, or "
+                         "reconnect Meta.")
+            return "\n\n".join(lines) + "\n"
         if self.event == "warning":
             lines.append(f"It ends at {self.ends_at}. An admin can renew it in one click from "
                          "Marketing > Meta connection, before it stops working.")
