@@ -60,6 +60,8 @@ def _page(ctx, req, method: str, page: dict) -> Any:
         raise GraphRefusal(PAGE_TOKEN_REQUIRED, 190)
     if token.page_id != page["id"]:
         raise unsupported(method, page["id"])
+    if CALL_PERMISSION not in token.grant.granted:  # reading and changing alike
+        raise permission_error(f"(#200) Requires {CALL_PERMISSION} permission to manage the object", 200)
     subscriptions = ctx.sandbox.subscriptions
     if method == "GET":
         fields = subscriptions.get(page["id"])

@@ -139,3 +139,10 @@ def test_faults_drop_a_subscription_and_invalidate_a_pages_tokens(meta):
     assert dead.status_code == 400 and dead.json()["error"]["code"] == 190
     fresh = page_token(meta, user)  # asking again gives a new, working token
     assert fresh != token and meta.graph(path, fresh).status_code == 200
+
+
+def test_the_page_edge_needs_pages_manage_metadata_even_to_read(meta):
+    user = meta.mint(scopes=["pages_show_list", "pages_messaging"])
+    token = page_token(meta, user)
+    refused = meta.graph(f"/{FIRST_PAGE}/subscribed_apps", token)
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == 200
