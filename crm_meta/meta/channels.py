@@ -29,20 +29,12 @@ class Who:
     ip: str | None = None
 
 
-def _context(tenant_id: int, page_id: str) -> str:
-    # Bound to tenant and Page: a ciphertext copied to another row or tenant will not open.
-    return f"meta_page_token:tenant:{tenant_id}:page:{page_id}"
-
-
 def write_page_token(store, channel: MetaChannel, token: str) -> None:
-    channel.token_ciphertext = store.cipher.encrypt(token, context=_context(channel.tenant_id,
-                                                                            channel.asset_id))
-    channel.key_id = store.cipher.current.kid
+    store.write_page_token(channel, token)  # encrypted, bound to tenant and Page (store.py)
 
 
 def read_page_token(store, channel: MetaChannel) -> str:
-    return store.cipher.decrypt(channel.token_ciphertext,
-                                context=_context(channel.tenant_id, channel.asset_id))
+    return store.read_page_token(channel)
 
 
 def _entries(discovery) -> list[dict]:
