@@ -6,6 +6,8 @@ import os
 import re
 from collections.abc import Mapping
 
+from crm_meta.meta.exposure import DEFAULT_ALLOWED, allowed_from
+
 # Values of this shape came from older development defaults; production still refuses them.
 DEV_SECRET_PREFIX = "dev-insecure-"
 DEFAULT_SCOPES = (
@@ -13,17 +15,16 @@ DEFAULT_SCOPES = (
     "pages_show_list,pages_read_engagement,read_insights"
 )
 DEFAULT_REDIRECT_URI = "http://localhost:8000/crm/auth/meta/callback"
-# Graph paths the services' proxy forwards: ad accounts, campaigns, insights, pages, lead forms
-# and leads, WhatsApp Business accounts. `*` is a numeric id, `act_*` an ad account id.
-DEFAULT_PROXY_PATHS = (
-    "act_*,act_*/campaigns,act_*/insights,*,*/insights,*/leadgen_forms,*/leads,"
-    "*/phone_numbers,*/message_templates"
-)
+# What the services' Graph proxy forwards, typed (crm_meta.meta.exposure): `kind` (the node) or
+# `kind/edge`, optionally `:GET|POST` to narrow the methods Meta allows there. The default is what a
+# CRM's marketing and lead services read and write: businesses' owned/client ad accounts; an ad
+# account's campaigns, ad sets, ads and insights (sync, and async report runs); campaign, ad set,
+# ad and creative nodes (with field expansion) and their insights; pages' lead forms, forms'
+# leads, leads; WhatsApp accounts, their numbers and templates. Nothing that returns a token.
+DEFAULT_PROXY_PATHS = ",".join(DEFAULT_ALLOWED)
 # The sandbox's registered app outside production: obviously not a real Meta app (its secret,
 # like every other one, is generated into instance/ by crm_meta.local_secrets).
 SANDBOX_APP_ID = "100000000000001"
-
-PROXY_PATTERN = re.compile(r"^(act_\*|\*|[a-z_]+)(/(act_\*|\*|[a-z_]+))*$")
 
 REQUIRED_IN_PRODUCTION = ("SECRET_KEY", "JWT_SECRET_KEY", "ENCRYPTION_KEY", "META_APP_ID",
                           "META_APP_SECRET", "META_REDIRECT_URI")
@@ -96,7 +97,7 @@ class Config:
         self.META_APP_ID = get("META_APP_ID") or SANDBOX_APP_ID
         self.META_APP_SECRET = get("META_APP_SECRET") or ""  # generated for the sandbox when empty
         self.META_REDIRECT_URI = get("META_REDIRECT_URI") or DEFAULT_REDIRECT_URI
-        self.META_GRAPH_API_VERSION = get("META_GRAPH_API_VERSION") or "v25.0"
+        self.META_GRAPH_API_VERSION = get("META_GRAPH_API_VERSION") or "v26.0"  # newest: meta/versions.py
         self.META_SCOPES = _list(get("META_SCOPES") or DEFAULT_SCOPES)
         # Facebook Login for Business configuration; replaces `scope` when set.
         self.META_LOGIN_CONFIG_ID = get("META_LOGIN_CONFIG_ID") or ""
@@ -150,7 +151,9 @@ class Config:
         self.RATELIMIT_META_TEST = get("RATELIMIT_META_TEST") or "5/minute"
         self.RATELIMIT_META_CALLBACK = get("RATELIMIT_META_CALLBACK") or "30/minute"
         self.RATELIMIT_META_CALLBACKS = get("RATELIMIT_META_CALLBACKS") or "60/minute"
-        # The services' Graph proxy (/internal/...): path patterns it forwards (see DEFAULT_PROXY_PATHS).
+        # The drop-in Graph endpoint (/graph/...): calls per service and tenant.
+        self.RATELIMIT_GRAPH_GATEWAY = get("RATELIMIT_GRAPH_GATEWAY") or "600/minute"
+        # The services' Graph proxy (/internal/...): kinds and edges it forwards (see DEFAULT_PROXY_PATHS).
         self.META_PROXY_ALLOWED_PATHS = _list(get("META_PROXY_ALLOWED_PATHS") or DEFAULT_PROXY_PATHS)
         # Rate governor: hold calls back while Meta reports the app, a business or an ad account
         # at or over this percent of its budget (shared through REDIS_URL).
@@ -225,10 +228,10 @@ class Config:
             raise ConfigError(f"META_MODE must be 'live' or 'sandbox', not {self.META_MODE!r}")
         if not 0 < self.META_GOVERNOR_THRESHOLD <= 100:
             raise ConfigError("META_GOVERNOR_THRESHOLD must be a percent above 0 and at most 100")
-        bad = [p for p in self.META_PROXY_ALLOWED_PATHS if not PROXY_PATTERN.match(p)]
-        if bad:
-            raise ConfigError(f"META_PROXY_ALLOWED_PATHS: {bad[0]!r} is not a path pattern "
-                              "(segments of letters, digits and _, or * / act_* for ids)")
+        try:
+            allowed_from(tuple(self.META_PROXY_ALLOWED_PATHS))
+        except ValueError as exc:
+            raise ConfigError(f"META_PROXY_ALLOWED_PATHS: {exc} (see crm_meta/meta/exposure.py)") from None
         if self.LOG_FORMAT not in {"text", "json"}:
             raise ConfigError(f"LOG_FORMAT must be 'text' or 'json', not {self.LOG_FORMAT!r}")
         if self.NOTIFY_WEBHOOK_URL and len(self.NOTIFY_WEBHOOK_SECRET) < 16:
@@ -256,6 +259,8 @@ class TestingConfig(Config):
         # Still scrypt, with parameters cheap enough for hundreds of test logins.
         self.PASSWORD_HASH_METHOD = overrides.get("PASSWORD_HASH_METHOD", "scrypt:1024:8:1")
         self.META_HTTP_TIMEOUT = overrides.get("META_HTTP_TIMEOUT", 5.0)
+        if "META_GRAPH_API_VERSION" not in overrides and not (env or {}).get("META_GRAPH_API_VERSION"):
+            self.META_GRAPH_API_VERSION = "v25.0"  # the tests' Meta paths name it (the default is newer)
         # No listener thread and connection per test app unless a test asks for the cache.
         self.STATUS_CACHE_SECONDS = overrides.get("STATUS_CACHE_SECONDS", 0.0)
 

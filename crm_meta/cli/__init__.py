@@ -14,6 +14,7 @@ from crm_meta.auth.principal import mint_jwt
 from crm_meta.cli.refresh import refresh_command
 from crm_meta.crypto import CryptoError
 from crm_meta.database import db
+from crm_meta.gateway.cli import gateway_cli
 from crm_meta.internal.cli import services_cli
 from crm_meta.meta import doctor
 from crm_meta.models import ROLES, Tenant, User
@@ -201,5 +202,6 @@ def jobs_run():
 
 
 def register_cli(app: Flask) -> None:
-    for group in (tenants_cli, users_cli, demo_cli, jwt_cli, meta_cli, crypto_cli, services_cli, jobs_cli):
+    for group in (tenants_cli, users_cli, demo_cli, jwt_cli, meta_cli, crypto_cli, services_cli, gateway_cli,
+                  jobs_cli):
         app.cli.add_command(group)

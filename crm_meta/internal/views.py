@@ -10,9 +10,11 @@ from sqlalchemy import false
 from crm_meta import audit, notify
 from crm_meta.database import db
 from crm_meta.envelope import ok
-from crm_meta.errors import NotFound, ValidationFailed
+from crm_meta.errors import Forbidden, NotFound, ValidationFailed
+from crm_meta.gateway import tokens as gateway_tokens
 from crm_meta.internal import bp, keys
 from crm_meta.meta import credentials, keepalive, proxy
+from crm_meta.meta.errors import ConnectionUnusable
 from crm_meta.models import MetaConnection, ServiceKey, Tenant
 from crm_meta.runtime import runtime
 
@@ -45,8 +47,13 @@ def _caller(scope: str, ref: str) -> tuple[keys.Caller, int, MetaConnection | No
 
 @bp.get("/connections/<tenant>/credentials")
 def connection_credentials(tenant: str):
-    key, tenant_id, row = _caller("credentials:read", tenant)
     fmt = request.args.get("format") or None
+    try:
+        key, tenant_id, row = _caller("credentials:read", tenant)
+    except Forbidden as exc:
+        if fmt != credentials.CRM_VENTAS or exc.code != "insufficient_scope":
+            raise
+        return ok(_gateway_credentials(tenant))  # a proxy-only service: never Meta's token
     if fmt not in (None, credentials.CRM_VENTAS):
         raise ValidationFailed(f"format must be {credentials.CRM_VENTAS} or absent", code="invalid_format")
     rt = runtime()
@@ -54,6 +61,27 @@ def connection_credentials(tenant: str):
                                service=key.name, now=rt.clock.now(),
                                required=current_app.config["META_SCOPES"], fmt=fmt,
                                ip=request.remote_addr))
+
+
+def _gateway_credentials(tenant: str) -> dict:
+    """For a key with graph:proxy but not credentials:read: CRM Ventas' names with the service's
+    gateway token (`cmg_...`, for <API_BASE_URL>/graph/...) as META_USER_LONG_TOKEN."""
+    key, tenant_id, row = _caller("graph:proxy", tenant)
+    rt = runtime()
+    try:
+        credentials.usable_status(row, rt.clock.now(), current_app.config["META_SCOPES"])
+    except ConnectionUnusable as exc:
+        audit.record("meta.credentials.read", actor=f"service:{key.name}", tenant_id=tenant_id,
+                     outcome="refused", ip=request.remote_addr, commit=True,
+                     details={"service": key.name, "reason": exc.reason, "kind": "gateway"})
+        raise
+    key_id = keys.active(key.name).id
+    token = gateway_tokens.issue(service_key_id=key_id, service=key.name, tenant_id=tenant_id,
+                                 secret=current_app.config["SECRET_KEY"])
+    audit.record("meta.credentials.read", actor=f"service:{key.name}", tenant_id=tenant_id,
+                 ip=request.remote_addr, commit=True,
+                 details={"service": key.name, "format": credentials.CRM_VENTAS, "kind": "gateway"})
+    return credentials.crm_ventas(token, row)
 
 
 @bp.route("/connections/<tenant>/graph/<path:path>", methods=["GET", "POST", "DELETE"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from crm_meta import audit
 from crm_meta.crypto import CryptoError
@@ -30,6 +30,18 @@ def usable_status(row: MetaConnection | None, now: datetime, required: list[str]
     return status
 
 
+def crm_ventas(token: str, row: MetaConnection) -> dict:
+    """The names and shapes CRM Ventas keeps in its credentials table: the expiry as naive UTC
+    ISO (it does `datetime.fromisoformat(v) - datetime.now()`), the ad account as bare digits
+    (its `connect_ad_account` strips `act_`; its client adds it back)."""
+    expires = row.expires_at
+    account = row.selected_ad_account_id
+    return {"META_USER_LONG_TOKEN": token,
+            "META_AD_ACCOUNT_ID": account.removeprefix("act_") if account else None,
+            "META_TOKEN_EXPIRES_AT": (expires.astimezone(UTC).replace(tzinfo=None, microsecond=0)
+                                      .isoformat() if expires else None)}
+
+
 def read(*, store, graph, tenant_id: int, row: MetaConnection | None, service: str, now: datetime,
          required: list[str], fmt: str | None = None, ip: str | None = None) -> dict:
     """The tenant's token with its proof and facts; every read is audited, never the token."""
@@ -46,8 +58,7 @@ def read(*, store, graph, tenant_id: int, row: MetaConnection | None, service: s
                  details={"service": service, "status": status, "format": fmt or "default"})
     db.session.commit()
     if fmt == CRM_VENTAS:
-        return {"META_USER_LONG_TOKEN": token, "META_AD_ACCOUNT_ID": row.selected_ad_account_id,
-                "META_TOKEN_EXPIRES_AT": iso(row.expires_at)}
+        return crm_ventas(token, row)
     return {
         "access_token": token,
         "appsecret_proof": graph.proof(token),

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_development_defaults_follow_the_contract():
     config = DevelopmentConfig({})
-    assert config.META_GRAPH_API_VERSION == "v25.0"
+    assert config.META_GRAPH_API_VERSION == "v26.0"  # issue 19: the newest Meta serves
     assert config.META_MODE == "sandbox"
     assert config.META_DIALOG_URL == "http://localhost:8000/sandbox/meta"
     assert config.META_GRAPH_URL == "http://localhost:8000/sandbox/meta"
