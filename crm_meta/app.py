@@ -16,6 +16,7 @@ from config import Config, ConfigError, config_from_env
 from crm_meta import (
     api,
     auth,
+    bodies,
     callbacks,
     channels,
     dbreads,
@@ -75,6 +76,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.config.from_object(config)
     app.session_interface = CookieSessionInterface()
     logs.init_app(app)  # first hooks: every request, even a refused one, gets its id and line
+    bodies.init_app(app)  # then bodies: chunked ones bounded, deep JSON a 400, before anything reads them
     if not app.config["SQLALCHEMY_DATABASE_URI"]:
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
         app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{Path(app.instance_path) / 'crm_meta.db'}"

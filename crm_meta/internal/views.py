@@ -91,7 +91,8 @@ def graph_proxy(tenant: str, path: str):
     config = current_app.config
     method = "GET" if request.method == "HEAD" else request.method  # Flask answers HEAD with GET's view
     call = proxy.Call(method, path, list(request.args.items(multi=True)), _form())
-    base = url_for("internal.graph_proxy", tenant=tenant, path="_", _external=True)[:-1]
+    # Paging links from API_BASE_URL (root-relative without it), never from the request's Host.
+    base = config["API_BASE_URL"] + url_for("internal.graph_proxy", tenant=tenant, path="_")[:-1]
     answer = proxy.forward(call, tenant_id=tenant_id, row=row, service=key.name, graph=rt.graph,
                            store=rt.store, version=config["META_GRAPH_API_VERSION"],
                            allowed=config["META_PROXY_ALLOWED_PATHS"], required=config["META_SCOPES"],
@@ -106,9 +107,9 @@ def _form() -> dict[str, str] | None:
     if request.method == "GET":
         return None
     if request.is_json:
-        body = request.get_json(silent=True)
-        if body is None and not request.get_data():
+        if not request.get_data():
             return None
+        body = request.get_json()  # malformed, or nested too deeply: 400
         if not isinstance(body, dict):
             raise ValidationFailed("Send a JSON object or form fields", code="invalid_body")
         return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in body.items()}
