@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import insights, marketing_data
+from . import insights, marketing_data, subscriptions
 from .schema import TYPES
 
 
@@ -33,7 +33,9 @@ def served(sandbox) -> dict[str, ServedType]:
     out["AdsInsights"] = ServedType("AdsInsights", set(insights.FIELDS))  # rows, not nodes: no ids
     for name, fields in marketing_data.TYPE_FIELDS.items():
         out.setdefault(name, ServedType(name, set())).fields |= set(fields)
-    for (parent, edge), target in marketing_data.SERVED_EDGES.items():
+    for name, fields in subscriptions.TYPE_FIELDS.items():
+        out.setdefault(name, ServedType(name, set())).fields |= set(fields)
+    for (parent, edge), target in {**marketing_data.SERVED_EDGES, **subscriptions.SERVED_EDGES}.items():
         out.setdefault(parent, ServedType(parent, set())).edges[edge] = target
     with sandbox.lock:
         objects = list(sandbox.fixtures.objects.values())
