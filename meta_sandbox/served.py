@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import insights, marketing_data, subscriptions
+from . import insights, marketing_data, messaging, subscriptions
 from .schema import TYPES
 
 
@@ -35,7 +35,8 @@ def served(sandbox) -> dict[str, ServedType]:
         out.setdefault(name, ServedType(name, set())).fields |= set(fields)
     for name, fields in subscriptions.TYPE_FIELDS.items():
         out.setdefault(name, ServedType(name, set())).fields |= set(fields)
-    for (parent, edge), target in {**marketing_data.SERVED_EDGES, **subscriptions.SERVED_EDGES}.items():
+    for (parent, edge), target in {**marketing_data.SERVED_EDGES, **subscriptions.SERVED_EDGES,
+                            **messaging.SERVED_EDGES}.items():
         out.setdefault(parent, ServedType(parent, set())).edges[edge] = target
     with sandbox.lock:
         objects = list(sandbox.fixtures.objects.values())
