@@ -2,9 +2,9 @@
 
 from flask import Blueprint, current_app, request
 
-from crm_meta import dbreads
 from crm_meta.auth import edge
-from crm_meta.extensions import csrf
+from crm_meta.http.extensions import csrf
+from crm_meta.infra import dbreads
 
 bp = Blueprint("api", __name__)
 csrf.exempt(bp)

@@ -10,7 +10,7 @@ from flask import current_app, request
 from flask_login import current_user
 
 from crm_meta.auth.principal import cookie_token
-from crm_meta.errors import Forbidden, NotAuthenticated
+from crm_meta.http.errors import Forbidden, NotAuthenticated
 
 # Headers a cross-site form or link cannot send; a cross-origin script can only after a CORS
 # preflight, which only CRM_ORIGINS pass. CRM Ventas' client sends both on every call.

@@ -3,8 +3,8 @@ conventions, opened by a gateway token (`cmg_...`) that alone says which tenant.
 
 from flask import Blueprint
 
-from crm_meta.extensions import csrf
 from crm_meta.gateway.refusals import reshape
+from crm_meta.http.extensions import csrf
 
 bp = Blueprint("gateway", __name__, url_prefix="/graph")
 csrf.exempt(bp)  # no cookie ever authenticates here: a gateway token or nothing

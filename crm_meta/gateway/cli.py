@@ -6,10 +6,10 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from crm_meta.database import db
 from crm_meta.gateway import tokens
+from crm_meta.infra.database import db
+from crm_meta.infra.timestamps import iso
 from crm_meta.models import Tenant
-from crm_meta.timestamps import iso
 
 gateway_cli = AppGroup("gateway", help="Gateway tokens (cmg_...) of the drop-in Graph endpoint.")
 

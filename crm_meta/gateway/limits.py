@@ -10,7 +10,7 @@ import time
 from flask import current_app
 from limits import parse
 
-from crm_meta.errors import AppError
+from crm_meta.http.errors import AppError
 from crm_meta.runtime import runtime
 
 log = logging.getLogger(__name__)

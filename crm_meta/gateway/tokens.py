@@ -19,10 +19,9 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from crm_meta import audit
-from crm_meta.database import db
-from crm_meta.errors import AppError
-from crm_meta.models import GatewayToken, MetaConnection, ServiceKey, Tenant
+from crm_meta.http.errors import AppError
+from crm_meta.infra.database import db
+from crm_meta.models import GatewayToken, MetaConnection, ServiceKey, Tenant, audit
 from crm_meta.models.types import utcnow
 
 TOKEN_PREFIX = "cmg_"  # noqa: S105  (a prefix, not a secret)

@@ -13,11 +13,12 @@ import logging
 from flask import Response, current_app, request
 
 from crm_meta import notify
-from crm_meta.database import db
-from crm_meta.errors import AppError
 from crm_meta.gateway import bp, limits, tokens
-from crm_meta.meta import keepalive, proxy, versions
+from crm_meta.http.errors import AppError
+from crm_meta.infra.database import db
+from crm_meta.meta import proxy, versions
 from crm_meta.meta.governor import GovernorRefusal
+from crm_meta.meta.keepalive import verdicts
 from crm_meta.runtime import runtime
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ def graph(version: str, path: str):
                                graph=rt.graph, store=rt.store, version=version,
                                allowed=config["META_PROXY_ALLOWED_PATHS"], required=config["META_SCOPES"],
                                now=rt.clock.now, link_base=base, link_token=token,
-                               settings=keepalive.Settings.from_config(config),
+                               settings=verdicts.Settings.from_config(config),
                                on_notices=lambda notices: notify.dispatch(rt.notifier, notices))
     except GovernorRefusal as exc:
         code = "governor_app" if exc.scope == "app" else "governor_account"

@@ -8,10 +8,10 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import login_required
 
-from crm_meta import flow
 from crm_meta.auth.decorators import admin_required
 from crm_meta.auth.principal import current_principal
-from crm_meta.errors import AppError, to_app_error
+from crm_meta.connect import flow
+from crm_meta.http.errors import AppError, to_app_error
 from crm_meta.meta import channels
 from crm_meta.meta.errors import DomainError, GraphError
 from crm_meta.runtime import runtime

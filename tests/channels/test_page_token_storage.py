@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from crm_meta.crypto import CryptoError
-from crm_meta.database import db
+from crm_meta.infra.crypto import CryptoError
+from crm_meta.infra.database import db
 from crm_meta.meta import channels
 from crm_meta.models import MetaChannel, MetaConnection
 from crm_meta.runtime import of

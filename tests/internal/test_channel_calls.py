@@ -61,7 +61,7 @@ def test_the_proxy_sends_page_and_whatsapp_messages_with_the_right_token(app, ma
 
 def test_a_user_token_on_a_page_edge_does_not_strike_the_connection(app, make_tenant, sandbox, make_key):
     """Meta's (#190) for a user token on a Page-only edge is no verdict on the token."""
-    from crm_meta.database import db
+    from crm_meta.infra.database import db
     from crm_meta.models import MetaChannel, MetaConnection
 
     connected(app, make_tenant, sandbox)
