@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 
-from crm_meta.meta.exposure import DEFAULT_ALLOWED, allowed_from
+import config_checks
+from crm_meta.meta.exposure import DEFAULT_ALLOWED
 
 # Values of this shape came from older development defaults; production still refuses them.
 DEV_SECRET_PREFIX = "dev-insecure-"
@@ -30,8 +30,6 @@ REQUIRED_IN_PRODUCTION = ("SECRET_KEY", "JWT_SECRET_KEY", "ENCRYPTION_KEY", "MET
                           "META_APP_SECRET", "META_REDIRECT_URI")
 
 
-# An exact web origin: scheme, host, optional port; nothing else (never a wildcard).
-ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 
 
 def in_app_sandbox_url(api_base_url: str) -> str:
@@ -128,6 +126,10 @@ class Config:
                                        or "member,professional,secretary,setter,closer")
         # Claims tried in order for the caller's subject (CRM Ventas' login has `user_id`).
         self.JWT_SUBJECT_CLAIMS = _list(get("JWT_SUBJECT_CLAIMS") or "sub,user_id")
+        # When set, a CRM token's `aud` (resp. `iss`) claim must be present and equal it; unset,
+        # neither is required (CRM Ventas' login token has neither; one with `aud` is refused).
+        self.JWT_AUDIENCE = get("JWT_AUDIENCE") or ""
+        self.JWT_ISSUER = get("JWT_ISSUER") or ""
         # Cookie that may carry the CRM's JWT when no Authorization header is sent.
         self.JWT_COOKIE_NAME = get("JWT_COOKIE_NAME") or "access_token"
         # When set, every API call must carry it as X-Admin-Token (CRM Ventas' ADMIN_TOKEN).
@@ -179,6 +181,9 @@ class Config:
         self.SMTP_USER = get("SMTP_USER") or ""
         self.SMTP_PASSWORD = get("SMTP_PASSWORD") or ""
         self.SMTP_FROM = get("SMTP_FROM") or "crm-meta@localhost"
+        # `1` lets a message without a login go in clear to a server offering no STARTTLS (a
+        # relay on localhost); otherwise nothing is ever sent without TLS.
+        self.SMTP_ALLOW_PLAINTEXT = _bool(get("SMTP_ALLOW_PLAINTEXT"), False)
         # Outbox delivery attempts per notice before it is given up (kept, audited).
         self.NOTIFY_MAX_ATTEMPTS = int(get("NOTIFY_MAX_ATTEMPTS") or 12)
         # Seconds before the first retry of a failed notice; doubles per attempt.
@@ -201,8 +206,13 @@ class Config:
         self.LOG_LEVEL = get("LOG_LEVEL") or "INFO"
         # `text` or `json` (one object per line with the request id); the image sets json.
         self.LOG_FORMAT = (get("LOG_FORMAT") or "text").strip().lower()
-        # When set, /metrics needs `Authorization: Bearer <it>`; otherwise loopback callers only.
+        # When set, /metrics needs `Authorization: Bearer <it>`. Unset: callers whose socket peer
+        # is loopback (never judged by X-Forwarded-For) with no forwarding header; production
+        # refuses every scrape without the token unless METRICS_ALLOW_LOOPBACK=1 says otherwise.
         self.METRICS_TOKEN = get("METRICS_TOKEN") or ""
+        # Serve /metrics without METRICS_TOKEN to same-host, unproxied callers (default: yes
+        # outside production, no in production; an explicit opt-out there).
+        self.METRICS_ALLOW_LOOPBACK = _bool(get("METRICS_ALLOW_LOOPBACK"), self.APP_ENV != "production")
         # Werkzeug's scrypt with its default cost for stored passwords.
         self.PASSWORD_HASH_METHOD = "scrypt"
         # Where `make run` and gunicorn listen; read by gunicorn.conf.py (the image sets 0.0.0.0).
@@ -223,25 +233,10 @@ class Config:
         return self.META_MODE == "sandbox"
 
     def validate(self) -> None:
-        """Raise ConfigError naming the first unsafe setting."""
-        if self.META_MODE not in {"live", "sandbox"}:
-            raise ConfigError(f"META_MODE must be 'live' or 'sandbox', not {self.META_MODE!r}")
-        if not 0 < self.META_GOVERNOR_THRESHOLD <= 100:
-            raise ConfigError("META_GOVERNOR_THRESHOLD must be a percent above 0 and at most 100")
-        try:
-            allowed_from(tuple(self.META_PROXY_ALLOWED_PATHS))
-        except ValueError as exc:
-            raise ConfigError(f"META_PROXY_ALLOWED_PATHS: {exc} (see crm_meta/meta/exposure.py)") from None
-        if self.LOG_FORMAT not in {"text", "json"}:
-            raise ConfigError(f"LOG_FORMAT must be 'text' or 'json', not {self.LOG_FORMAT!r}")
-        if self.NOTIFY_WEBHOOK_URL and len(self.NOTIFY_WEBHOOK_SECRET) < 16:
-            raise ConfigError("NOTIFY_WEBHOOK_SECRET (16+ characters) is required with NOTIFY_WEBHOOK_URL")
-        for origin in self.CRM_ORIGINS:
-            if not ORIGIN.fullmatch(origin):
-                raise ConfigError(f"CRM_ORIGINS: {origin!r} is not an exact origin like "
-                                  "https://crm.example.com (no '*', no path); credentials need one")
-        if not self.JWT_SUBJECT_CLAIMS:
-            raise ConfigError("JWT_SUBJECT_CLAIMS must name at least one claim")
+        """Raise ConfigError naming the first unsafe setting (config_checks holds the rules)."""
+        problem = config_checks.general_problem(self)
+        if problem:
+            raise ConfigError(problem)
 
 
 class DevelopmentConfig(Config):
@@ -284,6 +279,9 @@ class ProductionConfig(Config):
             value = self._raw.get(name, "")
             if not value or value.startswith(DEV_SECRET_PREFIX) or value == DEFAULT_REDIRECT_URI:
                 raise ConfigError(f"{name} must be set to a production value when APP_ENV=production")
+        problem = config_checks.production_problem(self._raw)
+        if problem:
+            raise ConfigError(problem)
         if self.META_MODE == "sandbox":
             raise ConfigError("META_MODE=sandbox is refused when APP_ENV=production")
 

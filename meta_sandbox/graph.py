@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from . import auth, marketing, messaging, nodes, oauth, subscriptions
+from . import ads, auth, marketing, messaging, nodes, oauth, subscriptions
 from .batch import run_batch
 from .config import CURRENT_VERSIONS, MARKETING_EXPIRY
 from .errors import (
@@ -225,7 +225,9 @@ def _node_call(sandbox, req, method, version, segments, usage) -> Any:
         answer = module.dispatch(ctx, req, method, node_id, rest)
         if answer is not module.PASS:
             return answer
-    answer = marketing.dispatch(ctx, req, method, node_id, rest, usage)
+    answer = ads.dispatch(ctx, req, method, node_id, rest, usage)
+    if answer is marketing.PASS:
+        answer = marketing.dispatch(ctx, req, method, node_id, rest, usage)
     if answer is not marketing.PASS:
         return answer
     if node_id == "me":

@@ -20,11 +20,11 @@ ASSET_ID = re.compile(r"^(act_)?\d{1,30}$")
 
 
 def complete_authorization(parts: channels.Parts, *, args: dict, browser_secret: str | None,
-                           caller_ref: str | None, redirect_uri: str,
+                           caller: tuple[int, str] | None, redirect_uri: str,
                            settings: exchange.Settings, ip: str | None = None) -> MetaConnection:
     """The callback: state, then the code's exchange into the tenant's one connection."""
     consumed = consume_state(state=args.get("state"), browser_secret=browser_secret,
-                             now=parts.now, caller_ref=caller_ref)
+                             now=parts.now, caller=caller)
     if args.get("error"):
         audit.record("meta.connect", actor=consumed.user_ref, tenant_id=consumed.tenant_id,
                      outcome="denied", ip=ip, details={"reason": args.get("error_reason")},

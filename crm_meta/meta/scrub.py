@@ -16,16 +16,23 @@ TOKEN_KEY = re.compile(r"token|secret", re.IGNORECASE)
 TOKEN_VALUE = re.compile(r"\bEAA[A-Za-z0-9_-]{32,}|\b\d{6,}\|[A-Za-z0-9_-]{16,}")
 URL_SECRET = re.compile(r"(access_token|appsecret_proof|appsecret_time|client_secret)=", re.IGNORECASE)
 _SECRET_PARAMS = {"access_token", "appsecret_proof", "appsecret_time", "client_secret"}
-# Bytes that no answer without a token contains: most answers are passed without being parsed.
-_MAYBE = re.compile(rb"token|secret|EAA|\d\||\\u", re.IGNORECASE)
+# Bytes that no answer without a token contains: most answers are passed without being parsed
+# (an escaped ASCII letter could hide a key's name; accented letters, escaped too, do not count).
+_ESCAPED_ASCII = re.compile(rb"\\u00[2-7]")
 _RAW_SECRET = re.compile(rb"\bEAA[A-Za-z0-9_-]{32,}|\b\d{6,}\|[A-Za-z0-9_-]{16,}"
                          rb"|(access_token|appsecret_proof|client_secret)=[^&\s\"'<]*", re.IGNORECASE)
 _DROP = object()
 
 
+def _maybe(raw: bytes) -> bool:
+    lowered = raw.lower()
+    return (b"token" in lowered or b"secret" in lowered or b"EAA" in raw or b"|" in raw
+            or (b"\\u00" in raw and _ESCAPED_ASCII.search(raw) is not None))
+
+
 def body(raw: bytes, content_type: str) -> bytes:
     """Meta's body without a token anywhere (unchanged, byte for byte, when it had none)."""
-    if not _MAYBE.search(raw):
+    if not _maybe(raw):
         return raw
     if "json" in content_type:
         try:

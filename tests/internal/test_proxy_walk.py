@@ -18,7 +18,8 @@ PAGE = "1090000000000001"
 SCOPES = ("ads_management,business_management,whatsapp_business_management,pages_show_list,"
           "pages_read_engagement,read_insights,pages_manage_ads,leads_retrieval")
 # Node types a CRM service reads through the default allow-list: each must answer at least once.
-OPEN_TYPES = {"AdAccount", "Campaign", "Page", "LeadgenForm", "Lead", "WhatsAppBusinessAccount"}
+OPEN_TYPES = {"AdAccount", "Campaign", "AdSet", "Ad", "Page", "LeadgenForm", "Lead",
+              "WhatsAppBusinessAccount"}
 
 
 def expansion(catalogue, type_name: str, drop_tokens: bool) -> str:

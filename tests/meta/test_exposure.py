@@ -103,3 +103,8 @@ def test_non_json_bodies_and_headers_lose_their_tokens():
     headers = scrub.headers({"content-type": "application/json", "x-debug": f"token {TOKEN}",
                              "www-authenticate": 'OAuth "Facebook Platform" "invalid_token" "expired"'})
     assert set(headers) == {"content-type", "www-authenticate"}
+
+
+def test_a_key_spelled_with_json_escapes_is_still_seen():
+    raw = b'{"id": "1", "\\u0061ccess_\\u0074oken": "abc", "name": "Caf\\u00e9"}'
+    assert json.loads(scrub.body(raw, "application/json")) == {"id": "1", "name": "Café"}
