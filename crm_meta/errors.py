@@ -39,7 +39,7 @@ from crm_meta.meta.errors import (
 )
 
 log = logging.getLogger(__name__)
-JSON_BLUEPRINTS = {"api", "callbacks", "internal"}
+JSON_BLUEPRINTS = {"api", "callbacks", "internal", "webhooks"}
 
 
 class AppError(Exception):

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from . import auth, marketing, nodes, oauth
+from . import auth, marketing, nodes, oauth, webhook_control
 from .batch import run_batch
 from .config import CURRENT_VERSIONS
 from .errors import (
@@ -175,6 +175,9 @@ def _route(sandbox, req, method, version, segments, usage) -> Any:
         if method not in oauth.DEBUG_TOKEN_METHODS:  # documented as a GET only
             raise unsupported(method, "debug_token")
         return oauth.debug_token(sandbox, req.bearer, req.params)
+    if segments == [sandbox.app_id, "subscriptions"]:
+        return webhook_control.subscriptions(sandbox, method, req.bearer or req.params.get("access_token"),
+                                             req.params)
     return _node_call(sandbox, req, method, version, segments, usage)
 
 

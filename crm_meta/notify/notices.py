@@ -10,7 +10,7 @@ from datetime import datetime
 from crm_meta.timestamps import iso
 
 EVENTS = {"warning": "meta.connection.warning", "status_changed": "meta.connection.status_changed",
-          "app_misconfigured": "meta.app.misconfigured"}
+          "app_misconfigured": "meta.app.misconfigured", "leads_access": "meta.connection.leads_refused"}
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,8 @@ class Notice:
         return body
 
     def subject(self) -> str:
+        if self.event == "leads_access":
+            return "Meta refuses to give your leads to the CRM"
         if self.event == "app_misconfigured":
             return "The Meta app is misconfigured"
         if self.event == "warning":
@@ -67,6 +69,11 @@ class Notice:
                     "`flask meta doctor` names the cause.\n")
         name = self.tenant_name or self.tenant_slug or f"tenant {self.tenant_id}"
         lines = [f"{self.subject()} ({name})."]
+        if self.event == "leads_access":
+            lines.append("The Page's Leads Access Manager must give this app access to its leads, "
+                         "and the connection needs leads_retrieval, ads_management, pages_show_list, "
+                         "pages_read_engagement and pages_manage_ads. New leads wait meanwhile.")
+            return "\n\n".join(lines) + "\n"
         if self.event == "warning":
             lines.append(f"It ends at {self.ends_at}. An admin can renew it in one click from "
                          "Marketing > Meta connection, before it stops working.")

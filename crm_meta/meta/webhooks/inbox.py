@@ -1,0 +1,121 @@
+"""The inbox: every signed delivery stored as received (one INSERT, one COMMIT) before Meta gets
+its 200; routed later, in batches, by whichever process gets there first.
+
+Routing a stored delivery is one transaction: its events are queued in the outbox (the event's
+key is the row id, so Meta's retries and duplicates are queued once), entries no tenant owns are
+parked, and the delivery is marked processed. A process killed midway leaves the delivery
+unprocessed, and the next pass (any process) routes it again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from datetime import datetime
+
+from sqlalchemy import insert
+
+from crm_meta import metrics
+from crm_meta.database import db
+from crm_meta.meta.webhooks import events as found
+from crm_meta.models import NotificationOutbox, WebhookInbox, WebhookParked
+from crm_meta.timestamps import iso
+from crm_meta.upsert import insert_ignore
+
+log = logging.getLogger(__name__)
+BATCH = 200  # deliveries routed per transaction
+
+
+def store(body: bytes, route: str, now: datetime) -> None:
+    """Write one delivery, exactly its bytes, and commit: after this, nothing loses it."""
+    db.session.execute(insert(WebhookInbox).values(
+        received_at=now, route=route[:64], body=body, malformed=False, entries=0))
+    db.session.commit()
+
+
+def process_pending(*, router, now, batch: int = BATCH) -> Counter:
+    """Route every stored delivery not routed yet, `batch` per transaction; counts by result."""
+    counts: Counter = Counter()
+    while True:
+        query = (db.select(WebhookInbox).where(WebhookInbox.processed_at.is_(None))
+                 .order_by(WebhookInbox.id).limit(batch))
+        if db.session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)  # two processes never take the same
+        rows = db.session.scalars(query).all()
+        if not rows:
+            db.session.rollback()
+            return counts
+        outbox, parked = [], []
+        for row in rows:
+            _route_one(row, router, now(), outbox, parked, counts)
+        insert_ignore(NotificationOutbox, outbox)
+        insert_ignore(WebhookParked, parked)
+        db.session.commit()
+        if len(rows) < batch:
+            return counts
+
+
+def _route_one(row: WebhookInbox, router, at: datetime, outbox: list, parked: list,
+               counts: Counter) -> None:
+    row.processed_at = at
+    try:
+        events = found.parse(row.body)
+    except found.Malformed as exc:
+        row.malformed, row.outcome = True, f"malformed: {exc}"
+        metrics.WEBHOOK_MALFORMED.inc()
+        counts["malformed"] += 1
+        return
+    row.entries = len(events)
+    queued = held = 0
+    for event in events:
+        tenant, (kind, asset_id) = router.route(event.assets)
+        if tenant is None:
+            held += 1
+            parked.append({"id": found.event_id(None, event.key), "object": event.object[:40],
+                           "asset_kind": kind, "asset_id": asset_id[:64], "field": event.field[:64],
+                           "event": {"kind": event.kind, "key": event.key, "data": event.data,
+                                     "assets": [list(a) for a in event.assets]},
+                           "inbox_id": row.id, "parked_at": at, "rerouted_at": None})
+            continue
+        queued += 1
+        outbox.append(outbox_row(tenant, event.kind, event.key, event.type, event.data, at,
+                                 received_at=row.received_at))
+    row.outcome = f"{queued} queued, {held} parked"
+    counts["queued"] += queued
+    counts["parked"] += held
+    if held:
+        metrics.WEBHOOK_PARKED.inc(held)
+
+
+def outbox_row(tenant_id: int, kind: str, key: str, type_: str, data: dict, at: datetime, *,
+               received_at: datetime | None = None) -> dict:
+    """An outbox row (a dict for insert_ignore) forwarding one event to the tenant's endpoint."""
+    return {"id": found.event_id(tenant_id, key), "tenant_id": tenant_id, "event": f"meta.{kind}",
+            "payload": {"type": type_, "key": key, "data": data,
+                        "received_at": iso(received_at or at)},
+            "created_at": at, "attempts": 0, "next_attempt_at": at, "claimed_by": None,
+            "channels_done": [], "delivered_at": None, "last_outcome": None}
+
+
+def reroute_parked(*, router, now: datetime) -> Counter:
+    """Route parked entries again (a tenant connected the asset since): queued ones leave the park."""
+    counts: Counter = Counter()
+    rows = db.session.scalars(db.select(WebhookParked).where(WebhookParked.rerouted_at.is_(None))
+                              .with_for_update()).all()
+    outbox = []
+    for row in rows:
+        event = row.event or {}
+        tenant, _ = router.route([tuple(a) for a in event.get("assets") or [[row.asset_kind, row.asset_id]]])
+        if tenant is None:
+            counts["still_parked"] += 1
+            continue
+        kind = event.get("kind", "change")
+        type_ = found.Event(kind, "", "", "", ()).type
+        outbox.append(outbox_row(tenant, kind, event.get("key", row.id), type_, event.get("data") or {},
+                                 now, received_at=row.parked_at))
+        row.rerouted_at = now
+        counts["rerouted"] += 1
+    insert_ignore(NotificationOutbox, outbox)
+    db.session.commit()
+    return counts
+
