@@ -33,8 +33,9 @@ def signed(body: bytes | dict, secret: str = APP_SECRET) -> tuple[bytes, dict]:
 
 
 def leadgen(leadgen_id="444000001", page_id=PAGE_ID, form_id=FORM_ID, time=1765000000) -> dict:
-    return {"object": "page", "entry": [{"id": page_id, "time": time, "changes": [{"field": "leadgen", "value": {
-        "leadgen_id": leadgen_id, "page_id": page_id, "form_id": form_id, "created_time": time}}]}]}
+    value = {"leadgen_id": leadgen_id, "page_id": page_id, "form_id": form_id, "created_time": time}
+    return {"object": "page", "entry": [{"id": page_id, "time": time,
+                                         "changes": [{"field": "leadgen", "value": value}]}]}
 
 
 def rows(app, model) -> list:
@@ -73,7 +74,8 @@ def owner(sandbox):
             row = MetaConnection(tenant_id=tenant.id, status="connected", scopes=LEAD_SCOPES,
                                  meta_user_id=USER_WITH_BUSINESSES, warnings_sent={},
                                  pages=[{"id": PAGE_ID, "name": "Page"}],
-                                 business_managers=[{"id": str(BUSINESS_BASE + 1), "name": "B", "ad_accounts": [],
+                                 business_managers=[{"id": str(BUSINESS_BASE + 1), "name": "B",
+                                                     "ad_accounts": [],
                                                      "whatsapp_business_accounts": [{"id": WABA_ID}]}])
             TokenStore(of(app).cipher).write(row, minted["access_token"])
             db.session.add(row)

@@ -100,6 +100,7 @@ def outbox_row(tenant_id: int, kind: str, key: str, type_: str, data: dict, at: 
 def reroute_parked(*, router, now: datetime) -> Counter:
     """Route parked entries again (a tenant connected the asset since): queued ones leave the park."""
     counts: Counter = Counter()
+    router.invalidate()  # read who owns what now
     rows = db.session.scalars(db.select(WebhookParked).where(WebhookParked.rerouted_at.is_(None))
                               .with_for_update()).all()
     outbox = []

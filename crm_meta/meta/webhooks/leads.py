@@ -10,7 +10,7 @@ from datetime import datetime
 
 from crm_meta import metrics, notify
 from crm_meta.database import db
-from crm_meta.meta.errors import BadRequestError, GraphError, PermissionMissingError
+from crm_meta.meta.errors import GraphError, PermissionMissingError
 from crm_meta.models import MetaConnection
 from crm_meta.notify.notices import Notice
 
@@ -34,13 +34,12 @@ class LeadAccessRefused(Exception):
 def refusal_state(exc: GraphError) -> str | None:
     """`permission_missing` (a permission such as leads_retrieval not granted), `blocked` (the
     Page's Leads Access Manager: Meta documents no error of its own; inferred as a permission
-    error naming leads access, or the 100/33 "cannot be loaded due to missing permissions"),
-    or None when the refusal is not about lead access."""
+    error naming leads access), or None when the refusal is not about lead access (a 100/33
+    "does not exist, cannot be loaded due to missing permissions" is also what a deleted lead
+    gets: retried, then dead-lettered, never a verdict on the connection)."""
     text = str(exc).lower()
     if isinstance(exc, PermissionMissingError):
         return "blocked" if "leads access" in text or "lead access" in text else "permission_missing"
-    if isinstance(exc, BadRequestError) and exc.code == 100 and exc.subcode == 33:
-        return "blocked"
     return None
 
 
