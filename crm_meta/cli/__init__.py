@@ -162,7 +162,8 @@ def meta_refresh(tenant_slug: str | None, dry_run: bool):
 def meta_doctor(as_json: bool, subscribe: bool):
     """Check the configured Meta app before going live (exit 0: all passed)."""
     checks = doctor.run(runtime().graph, current_app.config)
-    if current_app.config["META_WEBHOOKS_ENABLED"] and checks[0].ok:
+    config = current_app.config
+    if config["META_WEBHOOKS_ENABLED"] and config["META_VERIFY_TOKEN"] and checks[0].ok:
         checks.append(subscription.check(runtime().graph, current_app.config, subscribe=subscribe))
     if as_json:
         click.echo(json.dumps(doctor.report(checks), indent=2))

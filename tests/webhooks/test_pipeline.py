@@ -5,6 +5,7 @@ letter, `flask webhooks list/replay/parked`, `flask leads backfill`."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 
@@ -33,11 +34,12 @@ def test_event_keys_identify_what_meta_sends_again():
     [lead] = events.parse(json.dumps(leadgen("444", time=1)).encode())
     [again] = events.parse(json.dumps(leadgen(444, time=2)).encode())  # a number this time
     assert lead.key == again.key == "leadgen:444" and lead.assets == (("page", PAGE_ID),)
-    [message, status] = events.parse(json.dumps(_wa(messages=[{"id": "wamid.A", "type": "text"}],
-                                                      statuses=[{"id": "wamid.B", "status": "read"}])).encode())
+    both = _wa(messages=[{"id": "wamid.A", "type": "text"}], statuses=[{"id": "wamid.B", "status": "read"}])
+    [message, status] = events.parse(json.dumps(both).encode())
     assert message.key == "wamid:wamid.A" and status.key == "wastatus:wamid.B:read"
     assert message.assets == (("phone_number", PHONE_ID), ("whatsapp_business_account", WABA_ID))
-    feed = {"object": "page", "entry": [{"id": 5, "time": 9, "changes": [{"field": "feed", "value": {"a": 1}}]}]}
+    feed = {"object": "page",
+            "entry": [{"id": 5, "time": 9, "changes": [{"field": "feed", "value": {"a": 1}}]}]}
     [change] = events.parse(json.dumps(feed).encode())
     assert change.key.startswith("5:feed:9:") and change.type == "meta.change"
     insta = {"object": "instagram", "entry": [{"id": "178", "time": 3, "messaging": [
@@ -137,8 +139,6 @@ def test_forwarding_retries_for_a_day_then_dead_letters_and_replay_sends_again(h
 
 
 def _hours(n):
-    from datetime import timedelta
-
     return timedelta(hours=n)
 
 
