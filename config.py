@@ -6,6 +6,8 @@ import os
 import re
 from collections.abc import Mapping
 
+from config_webhooks import webhook_problem, webhook_settings
+
 # Values of this shape came from older development defaults; production still refuses them.
 DEV_SECRET_PREFIX = "dev-insecure-"
 DEFAULT_SCOPES = (
@@ -40,22 +42,6 @@ def in_app_sandbox_url(api_base_url: str) -> str:
 
 class ConfigError(RuntimeError):
     """A setting is missing or unsafe; the message names it in one line."""
-
-
-# The plan's example value (sprint3 plan, step 2.1): public, so never a real verify token.
-PLAN_VERIFY_TOKEN = "token_aleatorio_para_webhooks"
-MIN_VERIFY_TOKEN = 24
-
-
-def weak_verify_token(token: str) -> str:
-    """Why a webhook verify token is unfit for production ('' when it is fine)."""
-    if not token:
-        return "is missing"
-    if token == PLAN_VERIFY_TOKEN or token.startswith(DEV_SECRET_PREFIX):
-        return "is a published example value"
-    if len(token) < MIN_VERIFY_TOKEN or len(set(token)) < 8:
-        return f"is weak (use {MIN_VERIFY_TOKEN}+ random characters)"
-    return ""
 
 
 def _bool(value: str | None, default: bool = False) -> bool:
@@ -117,24 +103,7 @@ class Config:
         # Facebook Login for Business configuration; replaces `scope` when set.
         self.META_LOGIN_CONFIG_ID = get("META_LOGIN_CONFIG_ID") or ""
         self.META_VERIFY_TOKEN = get("META_VERIFY_TOKEN") or ""
-        # Meta's webhooks (/webhooks/meta): on by default outside production; in production on
-        # when a verify token is set (or asked for), and then the token must be strong.
-        self.META_WEBHOOKS_ENABLED = _bool(get("META_WEBHOOKS_ENABLED"),
-                                           self.APP_ENV != "production" or bool(self.META_VERIFY_TOKEN))
-        # After storing a delivery, this process routes and forwards it at once (a thread); off,
-        # only the `meta.webhooks` job does (e.g. in a dedicated `flask jobs run` process).
-        self.WEBHOOK_WAKE = _bool(get("WEBHOOK_WAKE"), True)
-        # Largest webhook body accepted (bytes): Meta's largest payload is 3 MB.
-        self.META_WEBHOOK_MAX_BYTES = int(get("META_WEBHOOK_MAX_BYTES") or 3 * 1024 * 1024)
-        # Seconds a process trusts its asset -> tenant index before reading it again (a miss
-        # always reads it again first, at most once a second).
-        self.WEBHOOK_ROUTING_CACHE_SECONDS = float(get("WEBHOOK_ROUTING_CACHE_SECONDS") or 30)
-        # Forwarding events to the CRM: hours of retries (backoff) before a dead letter, first
-        # wait and longest wait between attempts (seconds), seconds per POST.
-        self.WEBHOOK_FORWARD_RETRY_HOURS = float(get("WEBHOOK_FORWARD_RETRY_HOURS") or 24)
-        self.WEBHOOK_FORWARD_RETRY_BASE_SECONDS = float(get("WEBHOOK_FORWARD_RETRY_BASE_SECONDS") or 5)
-        self.WEBHOOK_FORWARD_RETRY_MAX_SECONDS = float(get("WEBHOOK_FORWARD_RETRY_MAX_SECONDS") or 3600)
-        self.WEBHOOK_FORWARD_TIMEOUT = float(get("WEBHOOK_FORWARD_TIMEOUT") or 10)
+        self.__dict__.update(webhook_settings(get, self.APP_ENV, self.META_VERIFY_TOKEN))  # Meta's webhooks
         # `sandbox` runs the built-in emulator; production refuses it.
         self.META_MODE = (get("META_MODE") or self.default_meta_mode()).lower()
         # Public base URL of this service; empty means "derive it from the request".
@@ -271,10 +240,8 @@ class Config:
             if not ORIGIN.fullmatch(origin):
                 raise ConfigError(f"CRM_ORIGINS: {origin!r} is not an exact origin like "
                                   "https://crm.example.com (no '*', no path); credentials need one")
-        if self.APP_ENV == "production" and self.META_WEBHOOKS_ENABLED:
-            weak = weak_verify_token(self.META_VERIFY_TOKEN)
-            if weak:
-                raise ConfigError(f"META_VERIFY_TOKEN {weak} (needed with META_WEBHOOKS_ENABLED)")
+        if problem := webhook_problem(self):
+            raise ConfigError(problem)
         if not self.JWT_SUBJECT_CLAIMS:
             raise ConfigError("JWT_SUBJECT_CLAIMS must name at least one claim")
 

@@ -23,8 +23,8 @@ def test_the_doctor_names_a_missing_subscription_and_makes_it(live_hook_app, san
 
     made = _doctor(app, "--subscribe")
     assert made.exit_code == 0, made.output
-    assert f"ok   webhook subscription: subscribed: Meta now sends Page leadgen events to {url}/webhooks/meta" \
-        in made.output
+    assert ("ok   webhook subscription: subscribed: Meta now sends Page leadgen events to "
+            f"{url}/webhooks/meta") in made.output
     listed = requests.get(f"{sandbox.url}/v25.0/{APP_ID}/subscriptions",
                           params={"access_token": f"{APP_ID}|{APP_SECRET}"}, timeout=10).json()["data"]
     assert listed[0]["callback_url"] == f"{url}/webhooks/meta"
