@@ -154,6 +154,14 @@ def _record(row_id: str, claim_id: str, results: dict, policy: RetryPolicy, now:
         db.session.rollback()
         log.warning("notice %s was taken over while it was being delivered", row_id)
         return "lost"
+    outcome = apply_result(row, results, policy, now)
+    db.session.commit()
+    return outcome
+
+
+def apply_result(row: NotificationOutbox, results: dict, policy: RetryPolicy, now: datetime) -> str:
+    """Record one attempt on a claimed row (the caller commits): delivered, retried later with
+    backoff, or given up."""
     row.claimed_by = None
     row.channels_done = sorted(set(row.channels_done or ()) | {c for c, o in results.items()
                                                                 if o == "delivered"})
@@ -176,9 +184,8 @@ def _record(row_id: str, claim_id: str, results: dict, policy: RetryPolicy, now:
                   row.attempts, row.last_outcome)
     else:
         row.next_attempt_at, outcome = now + policy.delay(row.attempts), "retrying"
-        log.warning("notice %s not delivered (%s); attempt %s of %s at %s", row.id, row.last_outcome,
-                    row.attempts + 1, policy.max_attempts, iso(row.next_attempt_at))
-    db.session.commit()
+        log.warning("notice %s not delivered (%s); attempt %s at %s", row.id, row.last_outcome,
+                    row.attempts + 1, iso(row.next_attempt_at))
     return outcome
 
 

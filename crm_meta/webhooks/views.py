@@ -9,8 +9,8 @@ import time
 from flask import Response, current_app, request
 
 from crm_meta import metrics
-from crm_meta.errors import NotAuthenticated, NotFound
-from crm_meta.meta.webhooks import inbox, signature
+from crm_meta.errors import DatabaseUnavailable, NotAuthenticated, NotFound
+from crm_meta.meta.webhooks import signature
 from crm_meta.runtime import runtime
 from crm_meta.webhooks import bp
 
@@ -47,7 +47,10 @@ def _receive(route: str):
         metrics.WEBHOOK_SIGNATURE_FAILURES.inc()
         raise NotAuthenticated("The X-Hub-Signature-256 header does not match the body",
                                code="invalid_signature")
-    inbox.store(body, route, parts.clock.now())
+    try:
+        parts.webhooks.store(body, route)
+    except TimeoutError:
+        raise DatabaseUnavailable() from None  # Meta retries later
     if current_app.config["WEBHOOK_WAKE"]:
         parts.webhooks.wake()
     metrics.WEBHOOK_RECEIVED.labels(route=route).inc()

@@ -1,6 +1,9 @@
 """The inbox: every signed delivery stored as received (one INSERT, one COMMIT) before Meta gets
 its 200; routed later, in batches, by whichever process gets there first.
 
+Deliveries arriving together share one INSERT and one COMMIT (group commit, `Writer`); a
+request is answered only after its row is committed.
+
 Routing a stored delivery is one transaction: its events are queued in the outbox (the event's
 key is the row id, so Meta's retries and duplicates are queued once), entries no tenant owns are
 parked, and the delivery is marked processed. A process killed midway leaves the delivery
@@ -10,6 +13,7 @@ unprocessed, and the next pass (any process) routes it again.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import Counter
 from datetime import datetime
 
@@ -26,11 +30,44 @@ log = logging.getLogger(__name__)
 BATCH = 200  # deliveries routed per transaction
 
 
-def store(body: bytes, route: str, now: datetime) -> None:
-    """Write one delivery, exactly its bytes, and commit: after this, nothing loses it."""
-    db.session.execute(insert(WebhookInbox).values(
-        received_at=now, route=route[:64], body=body, malformed=False, entries=0))
-    db.session.commit()
+class Writer:
+    """Group commit: deliveries that arrive together are written by one INSERT and one COMMIT
+    (one thread per process), and each request returns only once its own row is committed."""
+
+    def __init__(self, engine, *, max_batch: int = 500, timeout: float = 10.0):
+        self.engine, self.max_batch, self.timeout = engine, max_batch, timeout
+        self._queue: list[dict] = []
+        self._ready = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def store(self, body: bytes, route: str, now: datetime) -> None:
+        """Write one delivery, exactly its bytes; returns once committed (nothing loses it after)."""
+        item = {"values": {"received_at": now, "route": route[:64], "body": body, "malformed": False,
+                           "entries": 0}, "done": threading.Event(), "error": None}
+        with self._ready:
+            self._queue.append(item)
+            self._ready.notify()
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="crm-meta-inbox", daemon=True)
+                self._thread.start()
+        if not item["done"].wait(self.timeout):
+            raise TimeoutError("the inbox write did not finish in time")
+        if item["error"] is not None:
+            raise item["error"]
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                self._ready.wait_for(lambda: self._queue)
+                batch, self._queue = self._queue[:self.max_batch], self._queue[self.max_batch:]
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(insert(WebhookInbox), [item["values"] for item in batch])
+            except Exception as exc:  # each waiting request answers 503; Meta retries
+                for item in batch:
+                    item["error"] = exc
+            for item in batch:
+                item["done"].set()
 
 
 def process_pending(*, router, now, batch: int = BATCH) -> Counter:

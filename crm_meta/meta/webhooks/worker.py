@@ -10,10 +10,11 @@ import threading
 from collections import Counter
 
 from crm_meta import metrics
+from crm_meta.database import db
 from crm_meta.meta.webhooks import inbox
 from crm_meta.meta.webhooks.forward import EventSender
+from crm_meta.meta.webhooks.relay import Relay
 from crm_meta.meta.webhooks.routing import Router
-from crm_meta.notify.outbox import deliver_due
 
 log = logging.getLogger(__name__)
 
@@ -28,16 +29,25 @@ class WebhookWorker:
         self.router = Router(ttl=float(config.get("WEBHOOK_ROUTING_CACHE_SECONDS", 30)))
         self.sender = EventSender(cipher=cipher, store=store, graph=graph, clock=clock,
                                   timeout=float(config.get("WEBHOOK_FORWARD_TIMEOUT", 10)))
+        self.relay = Relay(app, self.sender)
+        self._writer: inbox.Writer | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._changed = threading.Condition()
         self._requested = self._handled = 0
 
+    def store(self, body: bytes, route: str) -> None:
+        """Store one delivery durably (group commit with the deliveries arriving meanwhile)."""
+        if self._writer is None:
+            with self._lock, self.app.app_context():
+                self._writer = self._writer or inbox.Writer(db.engine)
+        self._writer.store(body, route, self.clock.now())
+
     def run_pass(self, stopping: threading.Event | None = None) -> Counter:
         """Route what is stored, forward what is due; counts by result."""
         with self.app.app_context():
             counts = inbox.process_pending(router=self.router, now=self.clock.now)
-        counts.update(deliver_due(self.app, sender=self.sender, stopping=stopping))
+        counts.update(self.relay.run(stopping))
         if counts.get("gave_up"):
             metrics.WEBHOOK_DEAD_LETTERS.inc(counts["gave_up"])
         return counts
