@@ -33,7 +33,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import (  # noqa: E402
+from bench._common import (
     APP_ID,
     APP_SECRET,
     DEFAULT_DATABASE,
@@ -48,7 +48,7 @@ from bench._common import (  # noqa: E402
     throwaway_database,
     write_results,
 )
-from bench.api_bench import KEEP_ENV, crm_env, parse_wrk  # noqa: E402
+from bench.api_bench import KEEP_ENV, crm_env, parse_wrk
 
 WABA_ID, PHONE_ID = "1150000000000001", "1160000000000001"
 VERIFY_TOKEN = "bench-verify-token-0123456789-abcdef"
@@ -60,8 +60,8 @@ def delivery(message_id: str, text: str = "hola") -> bytes:
              "contacts": [{"profile": {"name": "Cliente"}, "wa_id": "34611000111"}],
              "messages": [{"from": "34611000111", "id": message_id, "timestamp": str(int(time.time())),
                            "type": "text", "text": {"body": text}}]}
-    return json.dumps({"object": "whatsapp_business_account",
-                       "entry": [{"id": WABA_ID, "changes": [{"field": "messages", "value": value}]}]}).encode()
+    entry = {"id": WABA_ID, "changes": [{"field": "messages", "value": value}]}
+    return json.dumps({"object": "whatsapp_business_account", "entry": [entry]}).encode()
 
 
 def sign(body: bytes) -> str:

@@ -13,7 +13,20 @@ from flask_login import current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import Config, ConfigError, config_from_env
-from crm_meta import api, auth, callbacks, dbreads, internal, logredact, logs, ops, ratelimits, web, webhooks
+from crm_meta import (
+    api,
+    auth,
+    callbacks,
+    channels,
+    dbreads,
+    internal,
+    logredact,
+    logs,
+    ops,
+    ratelimits,
+    web,
+    webhooks,
+)
 from crm_meta.auth.edge import init_cors
 from crm_meta.auth.sessions import CookieSessionInterface
 from crm_meta.auth.tenancy import load_session_user
@@ -116,7 +129,7 @@ def _init_extensions(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask, sandbox) -> None:
-    for blueprint in (ops.bp, auth.bp, api.bp, callbacks.bp, web.bp, internal.bp, webhooks.bp):
+    for blueprint in (ops.bp, auth.bp, api.bp, channels.bp, callbacks.bp, web.bp, internal.bp, webhooks.bp):
         app.register_blueprint(blueprint)
     csrf.exempt(webhooks.bp)  # Meta signs its deliveries (X-Hub-Signature-256) instead
     if sandbox is not None:  # the sandbox's single mount point in the product

@@ -25,11 +25,13 @@ from crm_meta.meta.errors import (
     DomainError,
     GraphError,
     InvalidCallback,
+    InvalidCode,
     InvalidSignedRequest,
     InvalidState,
     MetaRefused,
     NotConnected,
     OAuthDenied,
+    PageTokenRequiredError,
     PermissionMissingError,
     ProxyRefused,
     ThrottledError,
@@ -39,7 +41,7 @@ from crm_meta.meta.errors import (
 )
 
 log = logging.getLogger(__name__)
-JSON_BLUEPRINTS = {"api", "callbacks", "internal", "webhooks"}
+JSON_BLUEPRINTS = {"api", "callbacks", "internal", "channels", "webhooks"}
 
 
 class AppError(Exception):
@@ -113,6 +115,7 @@ RULES: dict = {
     InvalidState: Rule(400),
     OAuthDenied: Rule(400),
     InvalidCallback: Rule(400),
+    InvalidCode: Rule(400),
     InvalidSignedRequest: Rule(400),
     UnknownAsset: Rule(404),
     NotConnected: Rule(409),
@@ -128,6 +131,8 @@ RULES: dict = {
     ThrottledError: Rule(429, "meta_throttled", "Meta is rate limiting this connection; retry later",
                          retry_after=60, own_retry_after=True),
     TokenInvalidError: Rule(409, "meta_reauth_required", "The Meta connection must be reconnected"),
+    PageTokenRequiredError: Rule(400, "page_token_required",
+                                 "This Meta call needs a Page's token, not the user's"),
     PermissionMissingError: Rule(403, "meta_permission_missing",
                                  "A Meta permission is missing; grant it again"),
     TransientError: Rule(503, "meta_unavailable", "Meta is not answering right now; retry later",

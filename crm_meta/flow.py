@@ -8,7 +8,7 @@ from flask_login import current_user
 from crm_meta import negotiation, notify, payloads
 from crm_meta.auth import binding
 from crm_meta.auth.principal import Principal
-from crm_meta.meta import connections, keepalive
+from crm_meta.meta import channels, connections, exchange, keepalive
 from crm_meta.meta.oauth import AuthorizationRequest, start_authorization
 from crm_meta.runtime import now, runtime
 
@@ -33,11 +33,26 @@ def finish():
     # only carries the binding cookie is bound by that cookie alone.
     caller = current_user.get_id() if current_user.is_authenticated else None
     return connections.complete_authorization(
-        graph=runtime().graph, store=runtime().store, now=now(), args=request.args.to_dict(),
-        browser_secret=binding.browser_secret(), caller_ref=f"user:{caller}" if caller else None,
-        redirect_uri=config["META_REDIRECT_URI"],
-        required=config["META_SCOPES"], config_id=config["META_LOGIN_CONFIG_ID"],
-        ip=request.remote_addr, outbox=notify.channels_configured(config))
+        parts(), args=request.args.to_dict(), browser_secret=binding.browser_secret(),
+        caller_ref=f"user:{caller}" if caller else None, redirect_uri=config["META_REDIRECT_URI"],
+        settings=connect_settings(), ip=request.remote_addr)
+
+
+def parts() -> channels.Parts:
+    """The collaborators of a connection operation, for this request."""
+    return channels.Parts(graph=runtime().graph, store=runtime().store, now=now())
+
+
+def connect_settings() -> exchange.Settings:
+    config = current_app.config
+    return exchange.Settings(required=config["META_SCOPES"], config_id=config["META_LOGIN_CONFIG_ID"],
+                             outbox=notify.channels_configured(config))
+
+
+def disconnect(principal: Principal) -> dict:
+    """Unsubscribe, revoke and delete the caller's tenant's connection."""
+    who = channels.Who(actor=principal.actor, ip=request.remote_addr)
+    return connections.disconnect(parts(), principal.tenant.id, who)
 
 
 def browser_redirect(*, error: str | None = None):

@@ -45,6 +45,10 @@ DEFAULTS: dict[str, Any] = {
     "client_ad_accounts_per_business": 2,
     # Personal ad accounts of the second test user (who has no business).
     "personal_ad_accounts": 3,
+    # More Pages of the first test user (each with an Instagram account), and more phone
+    # numbers on its first WhatsApp account: channel discovery at any size.
+    "extra_pages": 0,
+    "extra_phone_numbers": 0,
     # Seed of the deterministic fixture generator.
     "seed": 2026,
     # Added delay on every Graph call, in milliseconds.
@@ -89,6 +93,8 @@ FIXTURE_KEYS = frozenset(
         "ad_accounts_per_business",
         "client_ad_accounts_per_business",
         "personal_ad_accounts",
+        "extra_pages",
+        "extra_phone_numbers",
         "seed",
     }
 )

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from . import auth, marketing, nodes, oauth, webhook_control
+from . import auth, marketing, nodes, oauth, subscriptions, webhook_control
 from .batch import run_batch
 from .config import CURRENT_VERSIONS
 from .errors import (
@@ -197,6 +197,9 @@ def _node_call(sandbox, req, method, version, segments, usage) -> Any:
         raise unsupported(method, node_id)
     auth_params = [(k, v) for k, v in req.query if k in ("access_token", "appsecret_proof", "appsecret_time")]
     ctx = nodes.Context(sandbox, record, now, version, _link_builder(req.base_url), auth_params)
+    answer = subscriptions.dispatch(ctx, req, method, node_id, rest)
+    if answer is not subscriptions.PASS:
+        return answer
     answer = marketing.dispatch(ctx, req, method, node_id, rest, usage)
     if answer is not marketing.PASS:
         return answer

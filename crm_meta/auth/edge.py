@@ -17,6 +17,9 @@ from crm_meta.errors import Forbidden, NotAuthenticated
 CRM_HEADERS = ("X-Tenant-ID", "X-Admin-Token")
 # Headers the CRM's frontend sends, answered in CORS preflights.
 CORS_HEADERS = ["Authorization", "Content-Type", "Accept", "Accept-Language", *CRM_HEADERS]
+# Blueprints the CRM's frontend calls cross-origin: the JSON API, and CRM Ventas' own panel
+# (/admin/meta/*, whose disconnect is a DELETE).
+CORS_BLUEPRINTS = ("api.", "channels.")
 
 
 def check_admin_token() -> None:
@@ -106,8 +109,8 @@ def init_cors(app, public: set[str]) -> None:
     from flask_cors import CORS
 
     paths = sorted({rule.rule for rule in app.url_map.iter_rules()
-                    if rule.endpoint.startswith("api.") and rule.endpoint not in public})
+                    if rule.endpoint.startswith(CORS_BLUEPRINTS) and rule.endpoint not in public})
     resources = {re.escape(path) + r"\Z": {} for path in paths}
     CORS(app, resources=resources, origins=[exact(o) for o in origins], supports_credentials=True,
-         allow_headers=CORS_HEADERS, methods=["GET", "POST", "OPTIONS"], max_age=600,
+         allow_headers=CORS_HEADERS, methods=["GET", "POST", "DELETE", "OPTIONS"], max_age=600,
          vary_header=True)

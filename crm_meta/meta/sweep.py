@@ -26,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from crm_meta import notify
 from crm_meta.database import db
+from crm_meta.meta import channel_checks, channels
 from crm_meta.meta.checks import Checked, dry_run_tickets, not_claimed, probe_one, write_back
 from crm_meta.meta.claims import ClusterLock, Ticket, claim_tickets, due_ids, new_claim_id, owner_id
 from crm_meta.meta.keepalive import Outcome, Settings
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 class SweepReport:
     outcomes: list[Outcome] = field(default_factory=list)
     skipped_reason: str | None = None
+    channel_notices: list = field(default_factory=list)  # channels found broken (warned once)
 
     def counts(self) -> dict:
         """checked, extended, warned, failed, skipped - the CLI's summary columns."""
@@ -86,10 +88,27 @@ def run_sweep(app, runtime, *, row_ids: Iterable[int] | None = None, forced: boo
             if row_ids is None:
                 row_ids = due_ids(runtime.clock.now(), settings.lease)
             sweep = _Sweep(app, runtime, settings, owner_id(), forced, dry_run, stopping)
-            return SweepReport(outcomes=_Dispatcher(sweep, list(row_ids), on_done).run())
+            report = SweepReport(outcomes=_Dispatcher(sweep, list(row_ids), on_done).run())
+            if not dry_run and not sweep.stopped:
+                _check_channels(runtime, report, settings)
+            return report
         finally:
             if lock is not None:
                 lock.release()
+
+
+def _check_channels(runtime, report: SweepReport, settings: Settings) -> None:
+    """The channels of the connections just checked: their Page tokens and subscriptions."""
+    tenants = [o.tenant_id for o in report.outcomes if o.checked and o.tenant_id is not None]
+    parts = channels.Parts(graph=runtime.graph, store=runtime.store, now=runtime.clock.now())
+    try:
+        notices = channel_checks.check(parts, tenants, outbox=settings.outbox)
+    except SQLAlchemyError:
+        db.session.rollback()
+        log.warning("channel checks failed; they run again with the next sweep", exc_info=True)
+        return
+    notify.dispatch(runtime.notifier, notices)
+    report.channel_notices = notices
 
 
 class _Dispatcher:

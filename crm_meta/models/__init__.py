@@ -3,6 +3,7 @@
 from crm_meta.models import status_triggers  # noqa: F401  (DDL events on the tables)
 from crm_meta.models.app_health import AppHealth
 from crm_meta.models.audit_event import AuditEvent, DataDeletionRequest
+from crm_meta.models.meta_channel import MetaChannel
 from crm_meta.models.meta_connection import STATUSES, MetaConnection
 from crm_meta.models.notification import NotificationOutbox
 from crm_meta.models.oauth_state import OAuthState
@@ -16,6 +17,7 @@ __all__ = [
     "AuditEvent",
     "DataDeletionRequest",
     "EventEndpoint",
+    "MetaChannel",
     "MetaConnection",
     "NotificationOutbox",
     "OAuthState",

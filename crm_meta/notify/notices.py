@@ -10,7 +10,10 @@ from datetime import datetime
 from crm_meta.timestamps import iso
 
 EVENTS = {"warning": "meta.connection.warning", "status_changed": "meta.connection.status_changed",
-          "app_misconfigured": "meta.app.misconfigured", "leads_access": "meta.connection.leads_refused"}
+          "app_misconfigured": "meta.app.misconfigured", "channel_lost": "meta.channel.lost",
+          "leads_access": "meta.connection.leads_refused"}
+CHANNEL_TROUBLES = {"subscription_lost": "lost its webhook subscription at Meta",
+                    "token_invalid": "has a Page token Meta no longer accepts"}
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,8 @@ class Notice:
     tenant_slug: str | None = None
     tenant_name: str | None = None
     recipients: tuple[str, ...] = ()
+    asset_id: str | None = None  # channel_lost: the Page or WhatsApp account
+    asset_name: str | None = None
 
     @classmethod
     def create(cls, *, event: str, tenant_id: int | None, status: str, now: datetime,
@@ -54,6 +59,8 @@ class Notice:
             return "Meta refuses to give your leads to the CRM"
         if self.event == "app_misconfigured":
             return "The Meta app is misconfigured"
+        if self.event == "channel_lost":
+            return f"A Meta channel stopped working: {self.asset_name or self.asset_id}"
         if self.event == "warning":
             what = "Meta connection" if self.kind == "token" else "Meta data access"
             return f"Your {what} ends in {self.days} day{'s' if self.days != 1 else ''}"
@@ -73,6 +80,12 @@ class Notice:
             lines.append("The Page's Leads Access Manager must give this app access to its leads, "
                          "and the connection needs leads_retrieval, ads_management, pages_show_list, "
                          "pages_read_engagement and pages_manage_ads. New leads wait meanwhile.")
+            return "\n\n".join(lines) + "\n"
+        if self.event == "channel_lost":
+            what = CHANNEL_TROUBLES.get(self.kind or "", "stopped working")
+            lines.append(f"{self.asset_name or self.asset_id} {what}: the CRM receives no messages "
+                         "from it. An admin can choose it again in Marketing > Meta channels, or "
+                         "reconnect Meta.")
             return "\n\n".join(lines) + "\n"
         if self.event == "warning":
             lines.append(f"It ends at {self.ends_at}. An admin can renew it in one click from "

@@ -203,9 +203,7 @@ def disconnect_confirm():
 @login_required
 @admin_required
 def disconnect():
-    result = connections.disconnect(graph=runtime().graph, store=runtime().store,
-                                    tenant_id=current_principal().tenant.id,
-                                    actor=current_principal().actor, ip=request.remote_addr)
+    result = flow.disconnect(current_principal())
     if result["revoked_at_meta"]:
         flash(_("Meta has been disconnected and the CRM's access was removed at Meta."), "success")
     else:

@@ -149,7 +149,7 @@ def test_leads_backfill_reads_the_forms_since_a_moment_and_skips_what_was_forwar
     result = ok(invoke(hook_app, ["leads", "backfill", "--tenant", str(tenant_id), "--since", "36h"]))
     # The Page's two forms: a lead every 7 hours on one (5 in 36 hours), 3 in the last day on the other.
     queued = int(result.split(" lead(s)")[0])
-    assert queued == 8 and "8 queued" in result
+    assert 7 <= queued <= 8 and f"{queued} queued" in result  # 8, or 7 if one turns 36 h old meanwhile
     calls = sandbox.calls("/leads")
     assert calls and all(c["status"] == 200 for c in calls)
     again = ok(invoke(hook_app, ["leads", "backfill", "--tenant", str(tenant_id), "--since", "36h"]))
