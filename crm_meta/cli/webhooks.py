@@ -131,9 +131,11 @@ def backfill(tenant_ref: str, since: str):
     row = parts.store.for_tenant(tenant.id)
     if row is None:
         raise click.ClickException(f"tenant {tenant.slug} has no Meta connection")
-    token, pages = parts.store.read(row), list(row.pages or [])
+    pages = {str(p["id"]) for p in row.pages or []}
+    pages |= {c.asset_id for c in row.channels if c.asset_type == "page"}
+    tokens = {page: forward.lead_token(parts.store, row, page) for page in sorted(pages)}
     db.session.rollback()
-    found = leads.backfill(parts.graph, token, pages, moment)
+    found = leads.backfill(parts.graph, tokens, moment)
     now = parts.clock.now()
     rows = [inbox.outbox_row(tenant.id, "lead", f"leadgen:{item['leadgen_id']}", "meta.lead.created",
                              item, now) for item in found]

@@ -4,17 +4,33 @@ letter, `flask webhooks list/replay/parked`, `flask leads backfill`."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from datetime import timedelta
 
 import pytest
+import requests
 
 from crm_meta.database import db
+from crm_meta.meta import channels
+from crm_meta.meta.store import TokenStore
 from crm_meta.meta.webhooks import events
-from crm_meta.models import MetaConnection, NotificationOutbox, WebhookParked
+from crm_meta.models import MetaChannel, MetaConnection, NotificationOutbox, WebhookParked
 from crm_meta.runtime import of
-from tests.helpers import invoke, ok
-from tests.webhooks.conftest import FORM_ID, PAGE_ID, PHONE_ID, WABA_ID, leadgen, rows, signed
+from meta_sandbox import USER_WITH_BUSINESSES
+from meta_sandbox.tokens import token_id
+from tests.helpers import APP_SECRET, invoke, ok
+from tests.webhooks.conftest import (
+    FORM_ID,
+    LEAD_SCOPES,
+    PAGE_ID,
+    PHONE_ID,
+    WABA_ID,
+    leadgen,
+    rows,
+    signed,
+)
 from tests.webhooks.conftest import events as forwarded
 
 
@@ -157,3 +173,31 @@ def test_leads_backfill_reads_the_forms_since_a_moment_and_skips_what_was_forwar
     of(hook_app).webhooks.run_pass()
     assert len(crm.sink.received) == queued
     assert all(json.loads(b)["data"]["lead"]["field_data"] for _, b in crm.sink.received)
+
+
+def test_channels_route_first_and_the_pages_own_token_reads_the_lead(hook_app, hook_client, owner, crm,
+                                                                     sandbox):
+    """After the channels work: a tenant that chose the Page as a channel gets its leads, even
+    when another tenant's older discovery also lists that Page, and the lead is read with the
+    Page's own token (Meta: a Page or user token can read a lead)."""
+    other = owner(hook_app, slug="other-co")  # its discovery lists the Page too
+    chosen = owner(hook_app, slug="chosen-co")
+    crm.attach(hook_app, chosen)
+    user_token = sandbox.post("tokens", user_id=USER_WITH_BUSINESSES, scopes=LEAD_SCOPES)["access_token"]
+    accounts = requests.get(f"{sandbox.url}/v25.0/me/accounts", timeout=10, params={
+        "fields": "id,access_token", "access_token": user_token,
+        "appsecret_proof": hmac.new(APP_SECRET.encode(), user_token.encode(), hashlib.sha256).hexdigest()})
+    page_token = next(p["access_token"] for p in accounts.json()["data"] if p["id"] == PAGE_ID)
+    with hook_app.app_context():
+        connection = db.session.scalar(db.select(MetaConnection).filter_by(tenant_id=chosen))
+        channel = MetaChannel(tenant_id=chosen, connection_id=connection.id, platform="facebook",
+                              asset_type="page", asset_id=PAGE_ID, asset_name="Page", active=True)
+        channels.write_page_token(TokenStore(of(hook_app).cipher), channel, page_token)
+        db.session.add(channel)
+        db.session.commit()
+    lead = sandbox.post("test-leads", form_id=FORM_ID)["lead_id"]
+    _post(hook_client, leadgen(lead))
+    assert of(hook_app).webhooks.run_pass()["delivered"] == 1
+    assert [e.tenant_id for e in forwarded(hook_app)] == [chosen] and other != chosen
+    [read] = sandbox.calls(f"/{lead}")
+    assert read["token_id"] == token_id(page_token)

@@ -16,6 +16,7 @@ import requests
 
 from crm_meta import metrics
 from crm_meta.database import db
+from crm_meta.meta import channels
 from crm_meta.meta.errors import GraphError
 from crm_meta.meta.webhooks import leads
 from crm_meta.models import EventEndpoint, NotificationOutbox
@@ -43,6 +44,15 @@ def set_endpoint(cipher, tenant_id: int, url: str, secret: str) -> None:
     row.url = url
     row.secret_ciphertext = cipher.encrypt(secret, context=endpoint_context(tenant_id))
     db.session.add(row)
+
+
+def lead_token(store, connection, page_id: str | None) -> str:
+    """The Page's own token when the channels have it (Meta: a Page or user token reads a lead),
+    else the connection's user token."""
+    for channel in connection.channels:
+        if channel.asset_type == "page" and channel.asset_id == str(page_id) and channel.token_ciphertext:
+            return channels.read_page_token(store, channel)
+    return store.read(connection)
 
 
 @dataclass(frozen=True)
@@ -86,10 +96,12 @@ class EventSender:
         if endpoint is not None:
             url = endpoint.url
             secret = self.cipher.decrypt(endpoint.secret_ciphertext, context=endpoint_context(row.tenant_id))
-        if row.event == "meta.lead" and "lead" not in (row.payload.get("data") or {}):
+        data = row.payload.get("data") or {}
+        if row.event == "meta.lead" and "lead" not in data:
             connection = self.store.for_tenant(row.tenant_id)
             if connection is not None:
-                token, access = self.store.read(connection), connection.leads_access
+                token = lead_token(self.store, connection, data.get("page_id"))
+                access = connection.leads_access
         return Outgoing(row.id, row.tenant_id, row.event, dict(row.payload or {}), url, secret, token, access)
 
     def channels_for(self, item: Outgoing) -> list[str]:

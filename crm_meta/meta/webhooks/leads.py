@@ -78,17 +78,18 @@ def record_access(tenant_id: int, state: str, error: str | None, now: datetime) 
     return queued
 
 
-def backfill(graph, token: str, pages: list[dict], since: datetime) -> list[dict]:
-    """Every lead created after `since` on the forms of these Pages (leadgen events' data)."""
+def backfill(graph, tokens: dict[str, str], since: datetime) -> list[dict]:
+    """Every lead created after `since` on the forms of these Pages (page id -> the token to
+    read it with), as leadgen events' data."""
     found = []
     rule = json.dumps([{"field": "time_created", "operator": "GREATER_THAN",
                         "value": int(since.timestamp())}])
-    for page in pages:
-        forms = _walk(graph, token, f"{page['id']}/leadgen_forms", {"fields": "id"})
+    for page_id, token in tokens.items():
+        forms = _walk(graph, token, f"{page_id}/leadgen_forms", {"fields": "id"})
         for form in forms:
             for lead in _walk(graph, token, f"{form['id']}/leads",
                               {"fields": f"id,{LEAD_FIELDS}", "filtering": rule}):
-                found.append({"leadgen_id": str(lead["id"]), "page_id": str(page["id"]),
+                found.append({"leadgen_id": str(lead["id"]), "page_id": page_id,
                               "form_id": str(form["id"]), "ad_id": str(lead.get("ad_id") or ""),
                               "created_time": lead.get("created_time"), "lead": lead})
     return found

@@ -1,10 +1,11 @@
 """The one lookup from a Meta asset to its tenant: `tenant_for(kind, asset_id)`.
 
-Built from what each connection discovered (its Pages, its WhatsApp Business accounts, and
-the Instagram accounts and phone numbers when the discovery has them). A process keeps the
-index for WEBHOOK_ROUTING_CACHE_SECONDS; a miss reads it again first (at most once a second),
-so a tenant that has just connected is found. When two tenants' connections see the same
-asset, the most recent connection wins (the latest to have been granted it).
+Built from the tenants' channels (crm_meta.meta.channels: Pages, Instagram accounts, WhatsApp
+Business accounts and phone numbers, as discovered) and, for connections stored before
+channels existed, their discovery (Pages, WhatsApp accounts). A process keeps the index for
+WEBHOOK_ROUTING_CACHE_SECONDS; a miss reads it again first (at most once a second), so a tenant
+that has just connected is found. When two tenants can see the same asset, the one that chose
+it as a channel wins, then the one that saw it as a channel, then the most recent connection.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ import time
 from sqlalchemy.orm import load_only
 
 from crm_meta.database import db
-from crm_meta.models import MetaConnection
+from crm_meta.models import MetaChannel, MetaConnection
 
 KINDS = ("page", "instagram", "whatsapp_business_account", "phone_number")
+# CRM Ventas' asset types (MetaChannel.asset_type) as the webhook objects name them.
+CHANNEL_KINDS = {"page": "page", "instagram_account": "instagram", "waba": "whatsapp_business_account",
+                 "phone_number": "phone_number"}
 REFRESH_ON_MISS = 1.0  # seconds between two re-reads caused by misses
 
 
@@ -38,15 +42,27 @@ def assets_of(row: MetaConnection) -> list[tuple[str, str]]:
 
 
 def build_index() -> dict[tuple[str, str], int]:
-    """(kind, asset id) -> tenant id, from every stored connection, in one query."""
+    """(kind, asset id) -> tenant id, from every tenant's channels and discovery (two queries)."""
+    ranked: dict[tuple[str, str], tuple] = {}
+
+    def offer(asset, rank: tuple, tenant_id: int) -> None:
+        if asset not in ranked or rank >= ranked[asset][0]:
+            ranked[asset] = (rank, tenant_id)
+
     rows = db.session.scalars(db.select(MetaConnection).options(load_only(
         MetaConnection.tenant_id, MetaConnection.pages, MetaConnection.business_managers,
-        MetaConnection.connected_at)).order_by(MetaConnection.connected_at)).all()
-    index: dict[tuple[str, str], int] = {}
-    for row in rows:  # oldest first: a later connection to the same asset wins
+        MetaConnection.connected_at))).all()
+    for row in rows:
         for asset in assets_of(row):
-            index[asset] = row.tenant_id
-    return index
+            offer(asset, (0, row.connected_at.timestamp()), row.tenant_id)
+    channels = db.session.execute(db.select(MetaChannel.asset_type, MetaChannel.asset_id,
+                                            MetaChannel.tenant_id, MetaChannel.active,
+                                            MetaChannel.created_at)).all()
+    for asset_type, asset_id, tenant_id, active, created in channels:
+        kind = CHANNEL_KINDS.get(asset_type)
+        if kind:
+            offer((kind, str(asset_id)), (2 if active else 1, created.timestamp()), tenant_id)
+    return {asset: tenant for asset, (_, tenant) in ranked.items()}
 
 
 class Router:
