@@ -20,7 +20,7 @@ from crm_meta.models import MetaChannel, MetaConnection, NotificationOutbox, Web
 from crm_meta.runtime import of
 from meta_sandbox import USER_WITH_BUSINESSES
 from meta_sandbox.tokens import token_id
-from tests.helpers import APP_SECRET, invoke, ok
+from tests.helpers import APP_SECRET, bearer, invoke, ok
 from tests.webhooks.conftest import (
     FORM_ID,
     LEAD_SCOPES,
@@ -116,6 +116,9 @@ def test_a_lead_access_refusal_marks_the_connection_and_tells_the_tenant(hook_ap
         assert len(notices) == 1 and notices[0].tenant_id == tenant_id
     [event] = forwarded(hook_app)
     assert event.last_outcome == "crm=lead_access:blocked"
+    shown = hook_client.get("/crm/auth/meta/test-connection", headers=bearer(tenant_id, role="member"))
+    access = shown.get_json()["data"]["leads_access"]
+    assert access["state"] == "blocked" and access["missing_scopes"] == []
 
     sandbox.post("config", leads_access_blocked=False)  # the Page's admin gave access
     with hook_app.app_context():
