@@ -34,8 +34,8 @@ def subscriptions(sandbox, method: str, token: str | None, params: dict[str, str
     fields = [f.strip() for f in params["fields"].strip("[]").replace('"', "").split(",") if f.strip()]
     try:
         hooks.subscribe(params["object"], params["callback_url"], fields, params["verify_token"])
-    except ValueError as err:
-        raise bad_param(str(err), 2200) from None
+    except ValueError as err:  # Meta's answer: code 2200, OAuthException
+        raise GraphRefusal(str(err), 2200) from None
     return {"success": True}
 
 

@@ -72,7 +72,7 @@ class Webhooks:
         except requests.RequestException as exc:
             status, text = 0, type(exc).__name__
         if status != 200 or text.strip() != challenge:
-            raise ValueError("(#2200) callback verification failed with the following errors: "
+            raise ValueError("(#2200) Callback verification failed with the following errors: "
                              f"HTTP Status Code = {status}; HTTP Message = {text[:80]}")
         current = self.subscriptions.get(obj, {"fields": []})
         merged = sorted(set(current["fields"]) | set(fields))

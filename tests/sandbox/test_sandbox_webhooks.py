@@ -74,8 +74,10 @@ def test_subscribing_needs_the_app_token_and_a_callback_that_verifies(sandbox, c
     refused = _subscribe(sandbox, callback.url, access_token=user)
     assert refused.status_code == 400 and refused.json()["error"]["code"] == 15
     wrong = _subscribe(sandbox, callback.url, token="another-token")
-    assert wrong.status_code == 400
-    assert "(#2200) callback verification failed" in wrong.json()["error"]["message"]
+    error = wrong.json()["error"]
+    assert wrong.status_code == 400 and error["code"] == 2200 and error["type"] == "OAuthException"
+    assert error["message"].startswith("(#2200) Callback verification failed with the following errors: "
+                                       "HTTP Status Code = 403")
     assert _subscribe(sandbox, callback.url).json() == {"success": True}
     listed = requests.get(f"{sandbox.url}/v25.0/{APP_ID}/subscriptions",
                           params={"access_token": f"{APP_ID}|{APP_SECRET}"}, timeout=10).json()
