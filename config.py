@@ -22,7 +22,7 @@ DEFAULT_PROXY_PATHS = (
     "*/phone_numbers,*/message_templates"
 )
 # The sandbox's registered app outside production: obviously not a real Meta app (its secret,
-# like every other one, is generated into instance/ by crm_meta.local_secrets).
+# like every other one, is generated into instance/ by crm_meta.infra.local_secrets).
 SANDBOX_APP_ID = "100000000000001"
 
 PROXY_PATTERN = re.compile(r"^(act_\*|\*|[a-z_]+)(/(act_\*|\*|[a-z_]+))*$")
@@ -77,7 +77,7 @@ class Config:
         self.SQLALCHEMY_DATABASE_URI = normalise_database_url(url) if url else None
         # Seconds after which a pooled database connection is replaced rather than reused, so
         # stale ones (server restarts, idle timeouts of proxies in between) age out; a request
-        # whose pooled connection died anyway retries its first statement once (crm_meta.dbreads).
+        # whose pooled connection died anyway retries its first statement once (crm_meta.infra.dbreads).
         self.DATABASE_POOL_RECYCLE = float(get("DATABASE_POOL_RECYCLE") or 1800)
         # Test every pooled connection with a `SELECT 1` before use: one more round trip per
         # request; only for networks that silently drop idle connections faster than the recycle.
@@ -88,7 +88,7 @@ class Config:
         # processes by LISTEN/NOTIFY, this only bounds a lost notification); 0 turns it off.
         self.STATUS_CACHE_SECONDS = float(get("STATUS_CACHE_SECONDS") or 60)
         # Secrets: never a default in code. Outside production missing ones are generated into
-        # instance/ at start (crm_meta.local_secrets); production refuses to start without them.
+        # instance/ at start (crm_meta.infra.local_secrets); production refuses to start without them.
         self.SECRET_KEY = get("SECRET_KEY") or ""
         self.JWT_SECRET_KEY = get("JWT_SECRET_KEY") or ""
         self.ENCRYPTION_KEY = get("ENCRYPTION_KEY") or ""

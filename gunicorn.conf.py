@@ -41,7 +41,7 @@ loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 # LOG_FORMAT=json (the image's default): every line is one JSON object. The app writes one line
 # per request itself (with its request id), so gunicorn's access log is off, and gunicorn's own
 # messages use the app's JSON formatter. The root logger is left without handlers: the app
-# adds its own (crm_meta.logs).
+# adds its own (crm_meta.ops.logs).
 if os.environ.get("LOG_FORMAT", "").strip().lower() == "json":
     accesslog = None
     logconfig_dict = {
@@ -54,7 +54,7 @@ if os.environ.get("LOG_FORMAT", "").strip().lower() == "json":
         },
         "handlers": {"json_stderr": {"class": "logging.StreamHandler", "formatter": "json",
                                      "stream": "ext://sys.stderr"}},
-        "formatters": {"json": {"()": "crm_meta.logs.JsonFormatter"}},
+        "formatters": {"json": {"()": "crm_meta.ops.logs.JsonFormatter"}},
     }
 # Peers whose X-Forwarded-Proto gunicorn believes; set to the proxy's address (or "*") behind one.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
@@ -68,7 +68,7 @@ proc_name = "crm-meta"
 
 def on_starting(server):
     """Redact secrets from every log record (gunicorn's own too) before anything is logged."""
-    from crm_meta.logredact import install
+    from crm_meta.ops.redaction import install
 
     install()
 

@@ -8,8 +8,8 @@ honouring SCHEDULER_ENABLED); `flask jobs run` hosts the jobs in a process of th
 import sys
 
 from config import ConfigError
-from crm_meta import logredact, logs
 from crm_meta.app import create_app
+from crm_meta.ops import logs, redaction
 
 try:
     app = create_app()
@@ -17,4 +17,4 @@ except ConfigError as exc:
     print(f"crm-meta: configuration error: {exc}", file=sys.stderr)
     sys.exit(2)
 logs.configure(app.config)
-logredact.install()  # again: the handler just configured gets the redacting filter too
+redaction.install()  # again: the handler just configured gets the redacting filter too

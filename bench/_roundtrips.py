@@ -12,8 +12,8 @@ def _build(name: str, env: dict, url: str):
         import time
 
         from config import config_from_env
-        from crm_meta import statuscache
         from crm_meta.app import create_app
+        from crm_meta.infra import statuscache
 
         app = create_app(config_from_env(env | {"DATABASE_URL": url}))
         with app.app_context():

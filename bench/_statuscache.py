@@ -13,9 +13,9 @@ def _listener(env: dict, tenant_id: int, pipe) -> None:
     from sqlalchemy import select
 
     from config import config_from_env
-    from crm_meta import statuscache
     from crm_meta.app import create_app
-    from crm_meta.database import db
+    from crm_meta.infra import statuscache
+    from crm_meta.infra.database import db
     from crm_meta.models import Tenant
 
     app = create_app(config_from_env(env))

@@ -32,7 +32,7 @@ def seed(database_url: str, sandbox_url: str, count: int) -> list[tuple[int, str
     """Schema, `count` tenants, and one sandbox-minted connection each (stored encrypted
     through TokenStore). Returns (row id, the sandbox's token id) per connection."""
     from crm_meta.app import create_app
-    from crm_meta.database import db
+    from crm_meta.infra.database import db
     from crm_meta.meta.store import TokenStore
     from crm_meta.models import MetaConnection, Tenant
 
@@ -68,7 +68,7 @@ def baseline(database_url: str, sandbox_url: str, concurrency: int, latency_ms: 
     from concurrent.futures import ThreadPoolExecutor
 
     from crm_meta.app import create_app
-    from crm_meta.database import db
+    from crm_meta.infra.database import db
     from crm_meta.meta import tokens
     from crm_meta.meta.store import TokenStore
     from crm_meta.models import MetaConnection
@@ -102,8 +102,8 @@ def measure_sweep(database_url: str, sandbox_url: str, concurrency: int, latency
     from sqlalchemy import update
 
     from crm_meta.app import create_app
-    from crm_meta.database import db
-    from crm_meta.meta import sweep as sweeping
+    from crm_meta.infra.database import db
+    from crm_meta.meta.keepalive import sweep as sweeping
     from crm_meta.models import MetaConnection
     from crm_meta.runtime import of
 

@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT))
 
 from config import TestingConfig  # noqa: E402
 from crm_meta.app import create_app  # noqa: E402
-from crm_meta.database import db  # noqa: E402
+from crm_meta.infra.database import db  # noqa: E402
 from crm_meta.models import Tenant, User  # noqa: E402
 
 ROUNDS = 30

@@ -57,7 +57,7 @@ def seed(env: dict[str, str], sandbox_url: str) -> tuple[str, str]:
     """Schema, one connected tenant with a selected ad account, one service key; (key, token)."""
     from config import config_from_env
     from crm_meta.app import create_app
-    from crm_meta.database import db
+    from crm_meta.infra.database import db
     from crm_meta.internal import keys
     from crm_meta.meta.store import TokenStore
     from crm_meta.models import MetaConnection, Tenant

@@ -75,7 +75,7 @@ def seed(env: dict, receiver_url: str) -> dict:
     from config import config_from_env
     from crm_meta.app import create_app
     from crm_meta.cli import create_tenant
-    from crm_meta.database import db
+    from crm_meta.infra.database import db
     from crm_meta.meta.webhooks import forward
     from crm_meta.models import MetaConnection
     from crm_meta.runtime import of

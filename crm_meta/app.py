@@ -13,29 +13,20 @@ from flask_login import current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import Config, ConfigError, config_from_env
-from crm_meta import (
-    api,
-    auth,
-    callbacks,
-    channels,
-    dbreads,
-    internal,
-    logredact,
-    logs,
-    ops,
-    ratelimits,
-    web,
-    webhooks,
-)
+from crm_meta import api, auth, callbacks, channels, internal, web, webhooks
+from crm_meta.auth import ratelimits
 from crm_meta.auth.edge import init_cors
 from crm_meta.auth.sessions import CookieSessionInterface
 from crm_meta.auth.tenancy import load_session_user
 from crm_meta.cli import register_cli
-from crm_meta.database import db, engine_options
-from crm_meta.errors import register_error_handlers
-from crm_meta.extensions import babel, csrf, login_manager, migrate
-from crm_meta.local_secrets import fill_missing
+from crm_meta.http.errors import register_error_handlers
+from crm_meta.http.extensions import babel, csrf, login_manager, migrate
+from crm_meta.infra import dbreads
+from crm_meta.infra.database import db, engine_options
+from crm_meta.infra.local_secrets import fill_missing
 from crm_meta.meta.versions import warn_about_version
+from crm_meta.ops import logs, redaction
+from crm_meta.ops import views as ops
 from crm_meta.runtime import KEY, build_runtime
 from meta_sandbox import create_blueprint as sandbox_blueprint
 
@@ -67,7 +58,7 @@ def create_app(config: Config | None = None) -> Flask:
         fill_missing(config, instance, persist=not config.TESTING)
     config.validate()
     # Before anything can log: no secret reaches a log line, whoever writes it (tests too).
-    logredact.install(config.META_APP_SECRET, config.SECRET_KEY, config.JWT_SECRET_KEY,
+    redaction.install(config.META_APP_SECRET, config.SECRET_KEY, config.JWT_SECRET_KEY,
                       config.ENCRYPTION_KEY, *config.ENCRYPTION_KEYS_PREVIOUS,
                       config.NOTIFY_WEBHOOK_SECRET, config.SMTP_PASSWORD)
     app = Flask("crm_meta", template_folder=str(ROOT / "templates"),

@@ -1,7 +1,7 @@
 """Scheduled jobs: APScheduler in-process, with a declarative job list of stable ids.
 
 The jobs are safe however many processes run a scheduler: the keep-alive sweep takes a
-cluster-wide lock and per-connection claims (crm_meta.meta.sweep), and the notification
+cluster-wide lock and per-connection claims (crm_meta.meta.keepalive.sweep), and the notification
 outbox claims each notice (crm_meta.notify).
 """
 
@@ -19,9 +19,10 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from crm_meta import metrics, notify
+from crm_meta import notify
 from crm_meta import runtime as runtimes
-from crm_meta.meta.sweep import run_sweep
+from crm_meta.infra import metrics
+from crm_meta.meta.keepalive.sweep import run_sweep
 
 log = logging.getLogger(__name__)
 FIRST_RUN_DELAY = timedelta(seconds=30)  # let the app finish booting before the first sweep

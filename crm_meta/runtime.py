@@ -8,8 +8,8 @@ from typing import Any
 from flask import Flask, current_app
 
 from config import in_app_sandbox_url
-from crm_meta.clock import InAppSandboxClock, SandboxClock, SystemClock
-from crm_meta.crypto import TokenCipher
+from crm_meta.infra.clock import InAppSandboxClock, SandboxClock, SystemClock
+from crm_meta.infra.crypto import TokenCipher
 from crm_meta.meta.governor import build_governor
 from crm_meta.meta.graph import GraphClient
 from crm_meta.meta.oauth import MetaDialog, meta_dialog

@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from crm_meta.app import create_app
-from crm_meta.database import db
+from crm_meta.infra.database import db
 from tests.helpers import (
     APP_ID,
     APP_SECRET,

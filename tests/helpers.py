@@ -29,8 +29,8 @@ from sqlalchemy import text
 
 from config import TestingConfig
 from crm_meta.auth.principal import mint_jwt
-from crm_meta.database import db
-from crm_meta.meta import sweep as sweeping
+from crm_meta.infra.database import db
+from crm_meta.meta.keepalive import sweep as sweeping
 from crm_meta.meta.store import TokenStore
 from crm_meta.models import AuditEvent, MetaConnection, Tenant, User
 from crm_meta.runtime import of
@@ -152,7 +152,7 @@ class TenantUsers:
 
 def add_tenant(app, slug: str) -> TenantUsers:
     """A tenant with an admin and a member (password PASSWORD) in `app`'s database."""
-    from crm_meta.database import db
+    from crm_meta.infra.database import db
     from crm_meta.models import Tenant, User
 
     with app.app_context():

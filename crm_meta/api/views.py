@@ -4,13 +4,14 @@ from functools import lru_cache
 
 from flask import Flask, current_app, g, request, url_for
 
-from crm_meta import flow, metrics, payloads
 from crm_meta.api import bp
 from crm_meta.auth import binding
 from crm_meta.auth.decorators import admin_required, member_required
 from crm_meta.auth.principal import current_principal
-from crm_meta.envelope import ok
-from crm_meta.errors import AppError, ValidationFailed, callback_failure
+from crm_meta.connect import flow, payloads
+from crm_meta.http.envelope import ok
+from crm_meta.http.errors import AppError, ValidationFailed, callback_failure
+from crm_meta.infra import metrics
 from crm_meta.meta import connections
 from crm_meta.meta.errors import DomainError, GraphError
 from crm_meta.runtime import now, runtime

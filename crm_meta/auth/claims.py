@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from crm_meta.errors import AppError, NotAuthenticated
+from crm_meta.http.errors import AppError, NotAuthenticated
 
 ACTOR_PREFIX = "jwt:"
 # Actors land in String(100) columns (oauth_states.user_ref, meta_tokens.connected_by).

@@ -5,7 +5,7 @@ from functools import wraps
 from flask import g
 
 from crm_meta.auth.principal import current_principal
-from crm_meta.errors import Forbidden, NotAuthenticated
+from crm_meta.http.errors import Forbidden, NotAuthenticated
 
 
 def _require(admin: bool):

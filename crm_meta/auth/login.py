@@ -8,7 +8,7 @@ from functools import lru_cache
 from flask import current_app
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from crm_meta.database import db
+from crm_meta.infra.database import db
 from crm_meta.models import User
 
 

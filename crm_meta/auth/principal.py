@@ -13,7 +13,7 @@ from flask_login import current_user
 from crm_meta.auth import claims as claims_
 from crm_meta.auth import tenancy
 from crm_meta.auth.tenancy import TenantRef
-from crm_meta.errors import AppError, Forbidden, NotAuthenticated
+from crm_meta.http.errors import AppError, Forbidden, NotAuthenticated
 from crm_meta.meta.status import ConnectionStatus
 from crm_meta.models import User
 

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from flask import current_app, g
 from sqlalchemy import bindparam, select
 
-from crm_meta import statuscache
 from crm_meta.auth import claims as claims_
-from crm_meta.database import db
-from crm_meta.dbreads import first_read
+from crm_meta.infra import statuscache
+from crm_meta.infra.database import db
+from crm_meta.infra.dbreads import first_read
 from crm_meta.meta.status import STATUS_FIELDS, ConnectionStatus
 from crm_meta.models import MetaConnection, Tenant, User
 from crm_meta.models.tenant import SLUG

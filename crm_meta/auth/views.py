@@ -6,11 +6,11 @@ from flask import current_app, flash, redirect, render_template, request, sessio
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
-from crm_meta import audit
 from crm_meta.auth import bp
 from crm_meta.auth.forms import LoginForm
 from crm_meta.auth.login import authenticate
-from crm_meta.database import db
+from crm_meta.infra.database import db
+from crm_meta.models import audit
 from crm_meta.models.types import utcnow
 
 

@@ -2,7 +2,7 @@
 
 from flask import Blueprint
 
-from crm_meta.extensions import csrf
+from crm_meta.http.extensions import csrf
 
 bp = Blueprint("callbacks", __name__)
 csrf.exempt(bp)  # Meta posts a signed_request, which is verified instead

@@ -4,12 +4,12 @@ import secrets
 
 from flask import current_app, jsonify, render_template, request, url_for
 
-from crm_meta import audit, negotiation
 from crm_meta.callbacks import bp
-from crm_meta.database import db
-from crm_meta.errors import NotFound
+from crm_meta.http import negotiation
+from crm_meta.http.errors import NotFound
+from crm_meta.infra.database import db
 from crm_meta.meta import connections, signed_request
-from crm_meta.models import DataDeletionRequest
+from crm_meta.models import DataDeletionRequest, audit
 from crm_meta.models.types import utcnow
 from crm_meta.runtime import now
 

@@ -3,11 +3,11 @@ same edge checks (admin token, origins, CSRF), roles and CORS as the CRM's other
 
 from flask import Blueprint
 
-from crm_meta.api import guard_the_edge
-from crm_meta.extensions import csrf
+from crm_meta.auth.edge import edge_guard
+from crm_meta.http.extensions import csrf
 
 bp = Blueprint("channels", __name__, url_prefix="/admin/meta")
 csrf.exempt(bp)  # bearer or the CRM's header from an allowed origin: auth.edge decides
-bp.before_request(guard_the_edge)
+bp.before_request(edge_guard())
 
 from crm_meta.channels import views  # noqa: E402,F401  (routes register on import)

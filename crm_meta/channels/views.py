@@ -2,12 +2,12 @@
 
 from flask import current_app, g, request
 
-from crm_meta import flow
 from crm_meta.auth.decorators import admin_required, member_required
 from crm_meta.auth.principal import current_principal
 from crm_meta.channels import bp
-from crm_meta.envelope import ok
-from crm_meta.errors import ValidationFailed
+from crm_meta.connect import flow
+from crm_meta.http.envelope import ok
+from crm_meta.http.errors import ValidationFailed
 from crm_meta.meta import channel_payloads, channels, connections, exchange
 from crm_meta.runtime import now, runtime
 

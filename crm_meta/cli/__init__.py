@@ -13,8 +13,8 @@ from crm_meta import jobs
 from crm_meta.auth.principal import mint_jwt
 from crm_meta.cli.refresh import refresh_command
 from crm_meta.cli.webhooks import leads_cli, webhooks_cli
-from crm_meta.crypto import CryptoError
-from crm_meta.database import db
+from crm_meta.infra.crypto import CryptoError
+from crm_meta.infra.database import db
 from crm_meta.internal.cli import services_cli
 from crm_meta.meta import doctor
 from crm_meta.meta.webhooks import subscription

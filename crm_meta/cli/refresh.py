@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 from flask import Flask
 
-from crm_meta.database import db
-from crm_meta.meta.keepalive import Outcome
-from crm_meta.meta.sweep import run_sweep
+from crm_meta.infra.database import db
+from crm_meta.meta.keepalive.sweep import run_sweep
+from crm_meta.meta.keepalive.verdicts import Outcome
 from crm_meta.models import MetaConnection, Tenant
 from crm_meta.runtime import of
 

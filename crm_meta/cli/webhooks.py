@@ -9,12 +9,12 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import update
 
-from crm_meta.database import db
+from crm_meta.infra.database import db
+from crm_meta.infra.upsert import insert_ignore
 from crm_meta.meta.webhooks import forward, inbox, leads
 from crm_meta.models import NotificationOutbox, Tenant, WebhookParked
 from crm_meta.notify.outbox import EVENT_PREFIX
 from crm_meta.runtime import runtime
-from crm_meta.upsert import insert_ignore
 
 webhooks_cli = AppGroup("webhooks", help="Meta's webhooks: the CRM's endpoint, events, parked entries.")
 leads_cli = AppGroup("leads", help="Leads from Meta's Lead Ads.")

@@ -2,7 +2,7 @@
 
 from flask import Blueprint
 
-from crm_meta.extensions import csrf
+from crm_meta.http.extensions import csrf
 
 bp = Blueprint("internal", __name__, url_prefix="/internal/meta")
 csrf.exempt(bp)  # no cookie ever authenticates here: a service key in a header or nothing

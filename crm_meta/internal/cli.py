@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 from flask.cli import AppGroup
 
+from crm_meta.infra.timestamps import iso
 from crm_meta.internal import keys
-from crm_meta.timestamps import iso
 
 services_cli = AppGroup("services", help="Keys for the CRM's other services (/internal/ API).")
 

@@ -11,10 +11,9 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from crm_meta import audit
-from crm_meta.database import db
-from crm_meta.errors import Forbidden, NotAuthenticated
-from crm_meta.models import ServiceKey
+from crm_meta.http.errors import Forbidden, NotAuthenticated
+from crm_meta.infra.database import db
+from crm_meta.models import ServiceKey, audit
 from crm_meta.models.types import utcnow
 
 KEY_PREFIX = "cms_"

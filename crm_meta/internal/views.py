@@ -7,13 +7,14 @@ import json
 from flask import Response, current_app, request, url_for
 from sqlalchemy import false
 
-from crm_meta import audit, notify
-from crm_meta.database import db
-from crm_meta.envelope import ok
-from crm_meta.errors import NotFound, ValidationFailed
+from crm_meta import notify
+from crm_meta.http.envelope import ok
+from crm_meta.http.errors import NotFound, ValidationFailed
+from crm_meta.infra.database import db
 from crm_meta.internal import bp, keys
-from crm_meta.meta import credentials, keepalive, proxy
-from crm_meta.models import MetaConnection, ServiceKey, Tenant
+from crm_meta.meta import credentials, proxy
+from crm_meta.meta.keepalive import verdicts
+from crm_meta.models import MetaConnection, ServiceKey, Tenant, audit
 from crm_meta.runtime import runtime
 
 MAX_TENANT_ID = 2**31 - 1  # an integer column: a larger "id" names no tenant
@@ -68,7 +69,7 @@ def graph_proxy(tenant: str, path: str):
                            store=rt.store, version=config["META_GRAPH_API_VERSION"],
                            allowed=config["META_PROXY_ALLOWED_PATHS"], required=config["META_SCOPES"],
                            now=rt.clock.now, link_base=base,
-                           settings=keepalive.Settings.from_config(config),
+                           settings=verdicts.Settings.from_config(config),
                            on_notices=lambda notices: notify.dispatch(rt.notifier, notices))
     return Response(answer.body, status=answer.status, headers=answer.headers)
 

@@ -9,11 +9,11 @@ from datetime import datetime
 
 from sqlalchemy import and_, not_, update
 
-from crm_meta import audit, notify
-from crm_meta.database import db
+from crm_meta import notify
+from crm_meta.infra.database import db
+from crm_meta.infra.upsert import insert_ignore
 from crm_meta.meta.errors import GraphError
-from crm_meta.models import AppHealth
-from crm_meta.upsert import insert_ignore
+from crm_meta.models import AppHealth, audit
 
 log = logging.getLogger(__name__)
 NAME = "meta_app"

@@ -7,11 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from crm_meta import audit
-from crm_meta.database import db
+from crm_meta.infra.database import db
 from crm_meta.meta import subscriptions
 from crm_meta.meta.errors import UnknownAsset
-from crm_meta.models import MetaChannel, MetaConnection
+from crm_meta.models import MetaChannel, MetaConnection, audit
 
 
 @dataclass(frozen=True)

@@ -5,16 +5,21 @@ from __future__ import annotations
 import logging
 import re
 
-from crm_meta import audit
-from crm_meta.crypto import CryptoError
-from crm_meta.database import db
+from crm_meta.infra.crypto import CryptoError
+from crm_meta.infra.database import db
+from crm_meta.infra.timestamps import iso
 from crm_meta.meta import assets, channels, exchange, tokens
-from crm_meta.meta.errors import GraphError, InvalidCallback, NotConnected, OAuthDenied, UnknownAsset
+from crm_meta.meta.errors import (
+    GraphError,
+    InvalidCallback,
+    NotConnected,
+    OAuthDenied,
+    UnknownAsset,
+)
 from crm_meta.meta.exchange import apply_discovery, apply_token_info  # noqa: F401  (re-exported)
 from crm_meta.meta.oauth import consume_state
 from crm_meta.meta.store import TokenStore
-from crm_meta.models import AuditEvent, MetaConnection
-from crm_meta.timestamps import iso
+from crm_meta.models import AuditEvent, MetaConnection, audit
 
 log = logging.getLogger(__name__)
 ASSET_ID = re.compile(r"^(act_)?\d{1,30}$")

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from crm_meta import audit
-from crm_meta.crypto import CryptoError
-from crm_meta.database import db
+from crm_meta.infra.crypto import CryptoError
+from crm_meta.infra.database import db
+from crm_meta.infra.timestamps import iso
 from crm_meta.meta.errors import ConnectionUnusable
 from crm_meta.meta.status import FAILING_STATUSES, effective_status
-from crm_meta.models import MetaConnection
-from crm_meta.timestamps import iso
+from crm_meta.models import MetaConnection, audit
 
 REASONS = {
     "not_connected": "This tenant has no Meta connection",

@@ -1,5 +1,5 @@
 """The domain's errors, free of HTTP: Meta's Graph taxonomy (code, subcode, trace) and the
-flows' own refusals (a stable code and a message); crm_meta.errors gives each its status."""
+flows' own refusals (a stable code and a message); crm_meta.http.errors gives each its status."""
 
 from __future__ import annotations
 
@@ -129,7 +129,7 @@ def _int(value) -> int | None:
 
 class DomainError(Exception):
     """A refusal of the domain: a stable `code` and a plain-English `message`, no HTTP status
-    (crm_meta.errors maps each kind to one for the API and the pages)."""
+    (crm_meta.http.errors maps each kind to one for the API and the pages)."""
 
     code = "domain_error"
     message = "The request cannot be completed"

@@ -9,8 +9,7 @@ from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 
-from crm_meta import audit
-from crm_meta.database import db
+from crm_meta.infra.database import db
 from crm_meta.meta import app_health, assets, channels, tokens
 from crm_meta.meta.errors import (
     AppMisconfiguredError,
@@ -20,7 +19,7 @@ from crm_meta.meta.errors import (
     InvalidCode,
     MetaRefused,
 )
-from crm_meta.models import MetaConnection
+from crm_meta.models import MetaConnection, audit
 
 SDK_REDIRECT_URI = ""  # a code from FB.login is exchanged with an empty redirect_uri
 

@@ -18,7 +18,7 @@ import math
 import threading
 import time
 
-from crm_meta import metrics
+from crm_meta.infra import metrics
 from crm_meta.meta.errors import ThrottledError
 from crm_meta.meta.usage import APP, readings
 

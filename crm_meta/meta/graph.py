@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import requests
 
-from crm_meta import metrics
+from crm_meta.infra import metrics
 from crm_meta.meta import batch, usage
 from crm_meta.meta.errors import GraphError, ThrottledError, TransientError, classify
 

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 from sqlalchemy import delete, update
 
-from crm_meta.database import db
+from crm_meta.infra.database import db
 from crm_meta.meta.errors import InvalidState
 from crm_meta.models import OAuthState
 

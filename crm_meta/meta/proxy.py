@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlencode
 
-from crm_meta import metrics
-from crm_meta.database import db
-from crm_meta.meta import keepalive
+from crm_meta.infra import metrics
+from crm_meta.infra.database import db
 from crm_meta.meta.credentials import usable_status
 from crm_meta.meta.errors import GraphError, ProxyRefused, ThrottledError, TokenInvalidError
 from crm_meta.meta.graph import endpoint_label
-from crm_meta.meta.probing import Probe
+from crm_meta.meta.keepalive import verdicts
+from crm_meta.meta.keepalive.probing import Probe
 from crm_meta.models import MetaConnection
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ def scopes(path: str, row: MetaConnection) -> list[str]:
 
 def forward(call: Call, *, tenant_id: int, row: MetaConnection | None, service: str, graph, store,
             version: str, allowed: list[str], required: list[str], now: Callable[[], datetime],
-            link_base: str, settings: keepalive.Settings, on_notices: Callable[[list], object]) -> Answer:
+            link_base: str, settings: verdicts.Settings, on_notices: Callable[[list], object]) -> Answer:
     """Check, govern, forward with the tenant's token, relink, and learn from token errors."""
     path = check(call, version, allowed)
     usable_status(row, now(), required)
@@ -142,7 +142,7 @@ def record_token_error(row_id: int, ciphertext: str, error: GraphError, moment: 
     if row is None or row.token_ciphertext != ciphertext:
         db.session.rollback()
         return
-    outcome = keepalive.apply(row, Probe("token_error", error=error), moment, settings,
+    outcome = verdicts.apply(row, Probe("token_error", error=error), moment, settings,
                               store=store)
     db.session.commit()
     on_notices(outcome.notices)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from crm_meta.crypto import TokenCipher
-from crm_meta.database import db
+from crm_meta.infra.crypto import TokenCipher
+from crm_meta.infra.database import db
 from crm_meta.models import MetaConnection
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from crm_meta import metrics
+from crm_meta.infra import metrics
 from crm_meta.meta.errors import (
     BadRequestError,
     MetaRefused,

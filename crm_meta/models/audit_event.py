@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import JSON, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm_meta.database import db
+from crm_meta.infra.database import db
 from crm_meta.models.types import UTCDateTime, utcnow
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, backref, mapped_column, relationship
 
-from crm_meta.database import db
+from crm_meta.infra.database import db
 from crm_meta.models.meta_connection import MetaConnection
 from crm_meta.models.types import UTCDateTime, utcnow
 

@@ -7,7 +7,7 @@ from sqlalchemy import JSON, ForeignKey, Integer, String, Text, event
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.orm.attributes import get_history
 
-from crm_meta.database import db
+from crm_meta.infra.database import db
 from crm_meta.models.types import UTCDateTime, utcnow
 
 # Connection states of the contract; `disconnected` is the absence of a row.
@@ -21,7 +21,7 @@ class MetaConnection(db.Model):
     tenant_id: Mapped[int] = mapped_column(
         ForeignKey("tenants.id", ondelete="CASCADE"), unique=True, index=True
     )
-    # Ciphertext from crm_meta.crypto (bound to the tenant, names its key); never the token.
+    # Ciphertext from crm_meta.infra.crypto (bound to the tenant, names its key); never the token.
     # The column keeps its first name, access_token: no migration for a rename in Python.
     token_ciphertext: Mapped[str] = mapped_column("access_token", Text)
     key_id: Mapped[str] = mapped_column(String(16), index=True)
@@ -59,7 +59,7 @@ class MetaConnection(db.Model):
     leads_access_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     connected_by: Mapped[str | None] = mapped_column(String(100))
     connected_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # Keep-alive bookkeeping (crm_meta.meta.keepalive).
+    # Keep-alive bookkeeping (crm_meta.meta.keepalive.verdicts).
     last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)

@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm_meta.database import db
+from crm_meta.infra.database import db
 from crm_meta.models.types import UTCDateTime, utcnow
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")

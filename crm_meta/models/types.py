@@ -28,5 +28,5 @@ class UTCDateTime(TypeDecorator):
 
 
 def utcnow() -> datetime:
-    """Wall-clock UTC for record timestamps (domain decisions use crm_meta.clock)."""
+    """Wall-clock UTC for record timestamps (domain decisions use crm_meta.infra.clock)."""
     return datetime.now(UTC)

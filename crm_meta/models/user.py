@@ -7,7 +7,7 @@ from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from crm_meta.database import db
+from crm_meta.infra.database import db
 from crm_meta.models.tenant import Tenant
 from crm_meta.models.types import UTCDateTime, utcnow
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm_meta.database import db
+from crm_meta.infra.database import db
 from crm_meta.models.types import UTCDateTime, utcnow
 
 # SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
@@ -52,6 +52,6 @@ class EventEndpoint(db.Model):
 
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
     url: Mapped[str] = mapped_column(String(500))
-    secret_ciphertext: Mapped[str] = mapped_column(Text)  # crm_meta.crypto, bound to the tenant
+    secret_ciphertext: Mapped[str] = mapped_column(Text)  # crm_meta.infra.crypto, bound to the tenant
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

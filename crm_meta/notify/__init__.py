@@ -1,6 +1,6 @@
 """Tenant notifications from the keep-alive: a signed webhook and an optional e-mail, at least once.
 
-The decision to warn (once per deadline) is taken by crm_meta.meta.keepalive, which writes the
+The decision to warn (once per deadline) is taken by crm_meta.meta.keepalive.verdicts, which writes the
 notice to the outbox (crm_meta.models.NotificationOutbox) in the same transaction as the check.
 Delivery comes after, from the outbox: the sweep only wakes this process's sender thread (so a
 slow or dead receiver never holds up a sweep), and the `meta.notify.outbox` job delivers

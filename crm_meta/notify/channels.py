@@ -12,7 +12,7 @@ from email.message import EmailMessage
 
 import requests
 
-from crm_meta import mail
+from crm_meta.notify import smtp
 from crm_meta.notify.notices import Notice
 from crm_meta.notify.outbox import deliver_due
 from crm_meta.notify.signing import signed_headers
@@ -130,7 +130,7 @@ class Notifier:
         return outcome
 
     def send_email(self, notice: Notice) -> str:
-        """One message to the tenant's admins through the configured SMTP server (crm_meta.mail)."""
+        """One message to the tenant's admins through the configured SMTP server (crm_meta.notify.smtp)."""
         message = EmailMessage()
         message["From"] = self.smtp["FROM"] or "crm-meta@localhost"
         message["To"] = ", ".join(notice.recipients)
@@ -138,13 +138,13 @@ class Notifier:
         message["Message-ID"] = f"<{notice.id}@crm-meta>"
         message.set_content(notice.text())
         try:
-            mail.send(message, host=self.smtp["HOST"], port=int(self.smtp["PORT"] or 587),
+            smtp.send(message, host=self.smtp["HOST"], port=int(self.smtp["PORT"] or 587),
                       user=self.smtp["USER"] or "", password=self.smtp["PASSWORD"] or "",
                       factory=self.smtp_factory)
             return "delivered"
-        except mail.SMTPWithoutTLS as exc:
+        except smtp.SMTPWithoutTLS as exc:
             log.warning("e-mail for notice %s not sent: %s (set up STARTTLS, or SMTPS on port %s)",
-                        notice.id, exc, mail.SMTPS_PORT)
+                        notice.id, exc, smtp.SMTPS_PORT)
             return "failed:no_starttls"
         except (OSError, smtplib.SMTPException) as exc:
             log.warning("e-mail for notice %s failed: %s", notice.id, type(exc).__name__)

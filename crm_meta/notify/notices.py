@@ -7,7 +7,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from crm_meta.timestamps import iso
+from crm_meta.infra.timestamps import iso
 
 EVENTS = {"warning": "meta.connection.warning", "status_changed": "meta.connection.status_changed",
           "app_misconfigured": "meta.app.misconfigured", "channel_lost": "meta.channel.lost",

@@ -14,12 +14,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, update
 
-from crm_meta import audit
-from crm_meta.database import db
-from crm_meta.models import NotificationOutbox
+from crm_meta.infra.database import db
+from crm_meta.infra.timestamps import iso
+from crm_meta.infra.upsert import insert_ignore
+from crm_meta.models import NotificationOutbox, audit
 from crm_meta.notify.notices import Notice
-from crm_meta.timestamps import iso
-from crm_meta.upsert import insert_ignore
 
 log = logging.getLogger(__name__)
 BATCH = 50  # due rows looked up per query; each is still claimed on its own

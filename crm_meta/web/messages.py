@@ -1,7 +1,7 @@
 """Every user-facing text the pages show that is not written in a template.
 
 Messages raised deep in the domain (``AppError`` and friends) are plain English strings that
-`crm_meta.errors.error_response` translates with ``gettext`` when it renders a page; they are
+`crm_meta.http.errors.error_response` translates with ``gettext`` when it renders a page; they are
 listed here with ``N_`` so that ``pybabel extract`` puts them in the catalogue.
 """
 
@@ -16,7 +16,7 @@ def N_(text: str) -> str:  # the conventional name the extractor looks for
     return text
 
 
-# Raised by crm_meta.errors, crm_meta.auth and crm_meta.meta, rendered by errors.html.
+# Raised by crm_meta.http.errors, crm_meta.auth and crm_meta.meta, rendered by errors.html.
 DOMAIN_MESSAGES = (
     N_("Bad request"),
     N_("Authentication required"),

@@ -6,11 +6,11 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 from flask_babel import gettext as _
 from flask_login import login_required
 
-from crm_meta import flow, payloads
 from crm_meta.auth import binding
 from crm_meta.auth.decorators import admin_required
 from crm_meta.auth.principal import current_principal
-from crm_meta.errors import AppError, to_app_error
+from crm_meta.connect import flow, payloads
+from crm_meta.http.errors import AppError, to_app_error
 from crm_meta.meta import app_health, connections
 from crm_meta.meta.errors import DomainError, GraphError
 from crm_meta.meta.status import missing_scopes

@@ -8,8 +8,8 @@ import time
 
 from flask import Response, current_app, request
 
-from crm_meta import metrics
-from crm_meta.errors import DatabaseUnavailable, NotAuthenticated, NotFound
+from crm_meta.http.errors import DatabaseUnavailable, NotAuthenticated, NotFound
+from crm_meta.infra import metrics
 from crm_meta.meta.webhooks import signature
 from crm_meta.runtime import runtime
 from crm_meta.webhooks import bp

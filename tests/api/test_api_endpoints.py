@@ -2,7 +2,7 @@
 
 import pytest
 
-from crm_meta.database import db
+from crm_meta.infra.database import db
 from crm_meta.models import AuditEvent, MetaConnection
 from tests.helpers import PASSWORD, bearer
 

@@ -6,9 +6,9 @@ import pytest
 from flask import Blueprint, jsonify
 from openapi_spec_validator import validate
 
-from crm_meta import payloads
 from crm_meta.api.openapi import DOCUMENT, document, error_codes
-from crm_meta.errors import AppError
+from crm_meta.connect import payloads
+from crm_meta.http.errors import AppError
 from crm_meta.meta import connections
 from tests.helpers import bearer
 from tests.tools import openapi_check

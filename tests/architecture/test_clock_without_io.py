@@ -9,7 +9,7 @@ import requests
 from config import DevelopmentConfig
 from crm_meta import runtime
 from crm_meta.app import create_app
-from crm_meta.clock import InAppSandboxClock
+from crm_meta.infra.clock import InAppSandboxClock
 
 
 def test_the_in_app_sandbox_clock_is_read_without_a_request(tmp_path, monkeypatch):

@@ -38,14 +38,26 @@ def test_every_file_the_layout_names_exists():
     assert named - files == set()
 
 
+def package_folders(folder: str) -> list[str]:
+    """`folder` and every package below it, as paths relative to the root."""
+    return [folder, *sorted(path.parent.relative_to(ROOT).as_posix()
+                            for path in (ROOT / folder).rglob("*/__init__.py"))]
+
+
 def test_every_package_module_and_test_folder_is_named():
     mentioned = words(layout())
     expected = {
         "crm_meta packages": packages("crm_meta"),
-        "crm_meta modules": stems("crm_meta"),
-        "crm_meta.meta modules": stems("crm_meta/meta"),
+        **{f"{folder} modules": stems(folder) for folder in package_folders("crm_meta")},
         "meta_sandbox modules": stems("meta_sandbox"),
         "test folders": packages("tests"),
     }
     missing = {what: sorted(names - mentioned) for what, names in expected.items()}
     assert missing == dict.fromkeys(expected, [])
+
+
+def test_the_layout_needs_no_catch_all_line():
+    """Every module is placed in a package that says what it is (issue 21): no `crm_meta/*.py`."""
+    assert not re.search(r"\*\.py|crm_meta/\*", layout())
+    loose = stems("crm_meta")
+    assert loose == {"app", "runtime", "jobs"}, "only composition and process roles stay loose"

@@ -7,7 +7,7 @@ import re
 import pytest
 from sqlalchemy import text
 
-from crm_meta.database import db
+from crm_meta.infra.database import db
 from crm_meta.models import User
 from tests.helpers import (
     PASSWORD,

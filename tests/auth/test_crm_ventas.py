@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import jwt
 import pytest
 
-from crm_meta.database import db
+from crm_meta.infra.database import db
 from crm_meta.models import AuditEvent
 from tests.helpers import JWT_SECRET, assert_envelope, bearer
 

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crm_meta.database import db
+from crm_meta.infra.database import db
 from crm_meta.models import MetaConnection
 from tests.helpers import JWT_SECRET, PASSWORD, MetaFlow
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from crm_meta.database import db
+from crm_meta.infra.database import db
 from crm_meta.models import MetaConnection
 from meta_sandbox.fixtures import USER_WITHOUT_BUSINESSES
 from tests.helpers import PASSWORD, MetaFlow, bearer

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from crm_meta.database import db
+from crm_meta.infra.database import db
 from crm_meta.models import Tenant
 from tests.helpers import bearer, invoke, ok, refused, script_directory, tenants
 

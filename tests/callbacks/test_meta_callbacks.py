@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from crm_meta.database import db
+from crm_meta.infra.database import db
 from crm_meta.models import AuditEvent, MetaConnection
 from tests.helpers import APP_SECRET, encode, sign
 

@@ -4,7 +4,7 @@ when the admin chooses the channel again or reconnects."""
 
 from __future__ import annotations
 
-from crm_meta.database import db
+from crm_meta.infra.database import db
 from crm_meta.models import MetaChannel, MetaConnection, NotificationOutbox
 from crm_meta.runtime import of
 from tests.channels.conftest import FIRST_PAGE, PHONE, WABA, Panel

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from crm_meta.database import db
+from crm_meta.infra.database import db
 from crm_meta.meta import channels
 from crm_meta.meta.errors import PageTokenRequiredError, TokenInvalidError, classify
 from crm_meta.models import MetaChannel, MetaConnection

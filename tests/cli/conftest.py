@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from crm_meta.database import db
+from crm_meta.infra.database import db
 from crm_meta.meta.store import TokenStore
 from crm_meta.models import MetaConnection
 from crm_meta.runtime import runtime

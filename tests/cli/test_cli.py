@@ -6,8 +6,8 @@ import click
 import jwt
 import pytest
 
-from crm_meta.crypto import CryptoError
-from crm_meta.database import db
+from crm_meta.infra.crypto import CryptoError
+from crm_meta.infra.database import db
 from crm_meta.models import User
 from tests.helpers import (
     JWT_SECRET,

@@ -9,9 +9,15 @@ import pytest
 
 from config import DevelopmentConfig
 from crm_meta.app import create_app
-from crm_meta.database import db
+from crm_meta.infra.database import db
 from meta_sandbox import serve_in_thread
 from tests.helpers import APP_SECRET
+
+
+@pytest.fixture(autouse=True)
+def clean_sandbox(sandbox):
+    """The shared sandbox without a fault another test injected (the doctor asks Meta for real)."""
+    return sandbox
 
 
 def doctor(app, *args):

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from crm_meta import audit
-from crm_meta.database import db
+from crm_meta.infra.database import db
+from crm_meta.models import audit
 from tests.helpers import audit_events, raw_rows
 
 SECRET = "EAAsecret-value-0123456789"

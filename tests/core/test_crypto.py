@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from crm_meta.crypto import CryptoError, TokenCipher, derive_key
+from crm_meta.infra.crypto import CryptoError, TokenCipher, derive_key
 
 TOKEN = "EAAtesttoken1234567890"
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
-from crm_meta.database import db
+from crm_meta.infra.database import db
 from tests.helpers import AuthActions, add_tenant, assert_envelope, bearer
 from tests.tools.tcp_proxy import TcpProxy
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from crm_meta.database import db
+from crm_meta.infra.database import db
 from crm_meta.models import Tenant
 from tests.helpers import assert_envelope, bearer
 
@@ -107,7 +107,7 @@ def boom_app(make_app):
 
 def test_unexpected_error_is_a_500_envelope_with_an_incident_id(boom_app, caplog):
     client = boom_app.test_client()
-    with caplog.at_level(logging.ERROR, logger="crm_meta.errors"):
+    with caplog.at_level(logging.ERROR, logger="crm_meta.http.errors"):
         response = client.get("/_test/boom", headers=JSON)
     body = assert_envelope(response, 500, "internal_error")
     incident = re.search(r"incident ([0-9a-f]{12})", body["detail"])
@@ -133,7 +133,7 @@ def test_each_500_gets_its_own_incident_id(boom_app):
 
 
 def test_browser_gets_a_friendly_500_page(boom_app, caplog):
-    with caplog.at_level(logging.ERROR, logger="crm_meta.errors"):
+    with caplog.at_level(logging.ERROR, logger="crm_meta.http.errors"):
         response = boom_app.test_client().get("/_test/boom", headers=HTML)
     assert response.status_code == 500
     assert response.mimetype == "text/html"

@@ -14,9 +14,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 import config
-from crm_meta import logs
-from crm_meta.database import db
+from crm_meta.infra.database import db
 from crm_meta.models import MetaConnection
+from crm_meta.ops import logs
 from crm_meta.runtime import runtime
 from tests.helpers import APP_SECRET, JWT_SECRET, PASSWORD, bearer
 

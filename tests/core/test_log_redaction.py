@@ -12,9 +12,9 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
-from crm_meta import logredact
 from crm_meta.meta.graph import appsecret_proof
-from crm_meta.meta.sweep import run_sweep
+from crm_meta.meta.keepalive.sweep import run_sweep
+from crm_meta.ops import redaction
 from crm_meta.runtime import of, runtime
 from tests.helpers import APP_ID, APP_SECRET, bearer
 
@@ -31,8 +31,8 @@ DAY = 86400
     ("code=AQcodeatthestart&grant_type=authorization_code", "grant_type"),
 ])
 def test_secret_values_are_masked_and_the_rest_is_kept(line, kept):
-    clean = logredact.redact(line)
-    assert logredact.MASK in clean and kept in clean
+    clean = redaction.redact(line)
+    assert redaction.MASK in clean and kept in clean
     for secret in ("EAAGsecret", "AQzz", "s3cr3t", "tok123", "deadbeef", "sig.payload", "EAAB",
                    "abcdefgh", "AQcodeatthestart"):
         assert secret not in clean
@@ -40,14 +40,14 @@ def test_secret_values_are_masked_and_the_rest_is_kept(line, kept):
 
 def test_our_own_error_codes_are_not_mistaken_for_secrets():
     line = "graph GET /me failed: token_invalid code=190 subcode=463 fbtrace_id=Abc"
-    assert logredact.redact(line) == line
+    assert redaction.redact(line) == line
 
 
 def test_installing_twice_wraps_the_factory_once(app):
     factory = logging.getLogRecordFactory()
-    logredact.install()
-    logredact.install()
-    assert logging.getLogRecordFactory() is factory and getattr(factory, logredact._MARK)
+    redaction.install()
+    redaction.install()
+    assert logging.getLogRecordFactory() is factory and getattr(factory, redaction._MARK)
 
 
 def test_exceptions_and_extras_are_redacted_too(app):
@@ -56,7 +56,7 @@ def test_exceptions_and_extras_are_redacted_too(app):
     handler.setFormatter(logging.Formatter("%(message)s url=%(url)s"))
     logger = logging.getLogger("tests.redaction")
     logger.addHandler(handler)
-    logredact.install()  # a handler added later (gunicorn's, a JSON one) gets the filter too
+    redaction.install()  # a handler added later (gunicorn's, a JSON one) gets the filter too
     try:
         try:
             raise ValueError("failed url /debug_token?input_token=EAAGinsideanexception0000")
@@ -66,7 +66,7 @@ def test_exceptions_and_extras_are_redacted_too(app):
         logger.removeHandler(handler)
     output = stream.getvalue()
     assert "EAAGinside" not in output and "verysecret" not in output and "Traceback" in output
-    assert "t0k3n" not in output and f"url=x?access_token={logredact.MASK}" in output
+    assert "t0k3n" not in output and f"url=x?access_token={redaction.MASK}" in output
 
 
 @pytest.fixture
@@ -123,7 +123,7 @@ def run_flow(app, served, sandbox, tenant) -> dict:
     for path in ("/crm/auth/meta/test-connection", "/crm/auth/meta/debug/token"):
         assert http.get(f"{served}{path}", headers=headers, timeout=30).status_code == 200
     with app.app_context():
-        from crm_meta.database import db
+        from crm_meta.infra.database import db
         from crm_meta.models import MetaConnection
 
         row = db.session.scalar(db.select(MetaConnection))
@@ -147,6 +147,6 @@ def test_gunicorn_installs_it_before_it_serves():
     logging.setLogRecordFactory(logging.LogRecord)  # a fresh process: nothing installed yet
     try:
         settings["on_starting"](None)
-        assert getattr(logging.getLogRecordFactory(), logredact._MARK, False)
+        assert getattr(logging.getLogRecordFactory(), redaction._MARK, False)
     finally:
         logging.setLogRecordFactory(saved)

@@ -27,7 +27,7 @@ def test_multiprocess_mode_adds_up_every_worker(client, tmp_path, monkeypatch):
     another worker process counted."""
     folder = tmp_path / "prometheus"
     folder.mkdir()
-    other_worker = ("from crm_meta import metrics; "
+    other_worker = ("from crm_meta.infra import metrics; "
                     "metrics.OAUTH_ERRORS.labels(reason='seen_by_another_worker').inc(3)")
     subprocess.run([sys.executable, "-c", other_worker], cwd=ROOT, check=True, timeout=60,
                    env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(folder)})

@@ -10,11 +10,12 @@ import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from crm_meta import jobs, monitoring, notify
-from crm_meta.database import db
+from crm_meta import jobs, notify
+from crm_meta.infra.database import db
 from crm_meta.meta.graph import GraphClient
 from crm_meta.meta.versions import SUNSETS
 from crm_meta.models import MetaConnection, NotificationOutbox
+from crm_meta.ops import monitoring
 from crm_meta.runtime import runtime
 
 METRICS_TOKEN = "metrics-token-for-tests-0123456789"

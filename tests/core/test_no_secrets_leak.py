@@ -5,7 +5,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy import text
 
-from crm_meta.database import db
+from crm_meta.infra.database import db
 from crm_meta.models import MetaConnection
 from crm_meta.runtime import runtime
 from tests.helpers import APP_SECRET

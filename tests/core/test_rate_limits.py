@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from crm_meta.database import db
+from crm_meta.infra.database import db
 from crm_meta.models import Tenant, User
 from tests.helpers import PASSWORD, ROOT, assert_envelope, bearer
 

@@ -45,7 +45,7 @@ def test_rate_limited_routes_keep_working_on_in_process_counters(make_app, make_
 
     assert codes == [200, 200, 200, 429]  # still limited, counted in this process
     assert fallbacks() == before + 1  # one switch, not one per request
-    warnings = [r for r in caplog.records if r.name == "crm_meta.ratelimits"]
+    warnings = [r for r in caplog.records if r.name == "crm_meta.auth.ratelimits"]
     assert len(warnings) == 1 and "in this process" in warnings[0].getMessage()
     assert dead_redis_url not in caplog.text
 

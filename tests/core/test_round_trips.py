@@ -13,7 +13,7 @@ from collections import Counter
 import pytest
 from sqlalchemy import event
 
-from crm_meta.database import db
+from crm_meta.infra.database import db
 from tests.helpers import AuthActions, MetaFlow, add_tenant, bearer, testing_config
 from tests.tools.wire import counting_connection
 

@@ -18,7 +18,7 @@ from werkzeug.serving import make_server
 from config import ConfigError, DevelopmentConfig, ProductionConfig
 from crm_meta.app import create_app
 from crm_meta.auth.principal import mint_jwt
-from crm_meta.database import db
+from crm_meta.infra.database import db
 from crm_meta.runtime import of
 from tests.helpers import GOOD_PRODUCTION, add_tenant, testing_config
 
@@ -81,7 +81,7 @@ def test_secrets_set_in_the_environment_win_and_are_not_written(tmp_path):
 
 
 def test_processes_starting_together_share_one_set_of_secrets(tmp_path):
-    from crm_meta import local_secrets
+    from crm_meta.infra import local_secrets
 
     results, names = [], ["SECRET_KEY", "ENCRYPTION_KEY"]
     threads = [threading.Thread(target=lambda: results.append(local_secrets.load_or_create(tmp_path, names)))

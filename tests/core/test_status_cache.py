@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from crm_meta import statuscache
 from crm_meta.auth.principal import mint_jwt
-from crm_meta.database import db
+from crm_meta.infra import statuscache
+from crm_meta.infra.database import db
 from tests.helpers import (
     JWT_SECRET,
     AuthActions,

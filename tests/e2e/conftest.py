@@ -21,7 +21,7 @@ import requests
 from werkzeug.serving import make_server
 
 from crm_meta.app import create_app
-from crm_meta.database import db
+from crm_meta.infra.database import db
 from tests.helpers import add_tenant, testing_config
 
 HERE = Path(__file__).resolve().parent

@@ -20,7 +20,7 @@ from playwright.sync_api import expect
 from werkzeug.serving import make_server
 
 from crm_meta.app import create_app
-from crm_meta.database import db
+from crm_meta.infra.database import db
 from tests.helpers import APP_ID, JWT_SECRET, add_tenant, testing_config
 
 pytestmark = pytest.mark.e2e

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from crm_meta.database import db
+from crm_meta.infra.database import db
 from crm_meta.internal import keys
 from crm_meta.models import MetaConnection
 from tests.helpers import ACCOUNT, PASSWORD, MetaFlow, TenantUsers, add_tenant

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 import requests
 
-from crm_meta.database import db
+from crm_meta.infra.database import db
 from crm_meta.models import AuditEvent, ServiceKey
 from tests.helpers import ACCOUNT, bearer
 

@@ -8,9 +8,9 @@ import uuid
 import pytest
 
 import config as configuration
-from crm_meta.clock import FrozenClock
-from crm_meta.meta import sweep
+from crm_meta.infra.clock import FrozenClock
 from crm_meta.meta.governor import Governor, GovernorRefusal, MemoryHolds, RedisHolds
+from crm_meta.meta.keepalive import sweep
 from crm_meta.meta.usage import readings
 from crm_meta.runtime import of
 from tests.helpers import ACCOUNT, BUSINESS

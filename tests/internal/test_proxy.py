@@ -7,10 +7,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from crm_meta.database import db
-from crm_meta.meta import keepalive, proxy
+from crm_meta.infra.database import db
+from crm_meta.meta import proxy
 from crm_meta.meta.errors import TokenInvalidError
 from crm_meta.meta.graph import GraphClient
+from crm_meta.meta.keepalive import verdicts
 from crm_meta.models import AuditEvent
 from crm_meta.runtime import runtime
 from meta_sandbox.tokens import token_id
@@ -151,7 +152,7 @@ def test_token_errors_on_proxied_calls_count_like_the_sweeps(app, client, connec
     assert first.status_code == 400 and first.get_json()["error"]["code"] == 190  # Meta's answer
     row = row_of(app, acme.tenant_id)
     assert (row.status, row.consecutive_failures) == ("connected", 1)  # one strike is not a verdict
-    assert row.next_check_at - row.last_checked_at <= keepalive.CONFIRM_SOON  # the sweep confirms soon
+    assert row.next_check_at - row.last_checked_at <= verdicts.CONFIRM_SOON  # the sweep confirms soon
     assert client.get(url, headers=service.headers).status_code == 400
     assert row_of(app, acme.tenant_id).status == "needs_reauth"
     before = len(sandbox.calls())
@@ -168,7 +169,7 @@ def test_token_errors_on_proxied_calls_count_like_the_sweeps(app, client, connec
 
 def test_a_token_error_about_a_token_since_replaced_is_dropped(app, connect, sandbox, row_of):
     acme = connect("acme")
-    settings = keepalive.Settings.from_config(app.config)
+    settings = verdicts.Settings.from_config(app.config)
     error = TokenInvalidError("Error validating access token", code=190, subcode=460)
     with app.app_context():
         store = runtime().store

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from crm_meta.database import db
+from crm_meta.infra.database import db
 from crm_meta.models import AuditEvent, ServiceKey
 
 

@@ -2,7 +2,7 @@
 
 from urllib.parse import parse_qs, urlsplit
 
-from crm_meta.database import db
+from crm_meta.infra.database import db
 from crm_meta.models import AuditEvent, MetaConnection
 from meta_sandbox.fixtures import USER_WITHOUT_BUSINESSES
 from tests.helpers import APP_ID, REDIRECT_URI

@@ -43,7 +43,7 @@ def test_token_goes_in_header_with_appsecret_proof(graph, requests_mock):
 
 def test_debug_token_is_a_get_with_the_app_token_in_the_header(graph, requests_mock):
     # Meta documents debug_token as GET only and refuses a POST (code 100, subcode 33): no
-    # `method=GET` override. The secret-looking query is kept out of logs by crm_meta.logredact.
+    # `method=GET` override. The secret-looking query is kept out of logs by crm_meta.ops.redaction.
     requests_mock.get(f"{BASE}/v25.0/debug_token", json={"data": {"is_valid": True}})
     graph.get("debug_token", token=graph.app_token, input_token=TOKEN)
     sent = requests_mock.last_request

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import requests
 
-from crm_meta.database import db
+from crm_meta.infra.database import db
 from crm_meta.meta.assets import me_fields
 from crm_meta.models import MetaConnection, OAuthState
 from meta_sandbox.fixtures import BUSINESS_BASE

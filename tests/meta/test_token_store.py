@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from crm_meta.crypto import CryptoError
-from crm_meta.database import db
+from crm_meta.infra.crypto import CryptoError
+from crm_meta.infra.database import db
 from crm_meta.meta.store import TokenStore
 from crm_meta.models import MetaConnection
 from crm_meta.runtime import runtime

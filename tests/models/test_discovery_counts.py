@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from crm_meta.database import db
+from crm_meta.infra.database import db
 from crm_meta.models import MetaConnection
 from tests.helpers import bearer, script_directory
 

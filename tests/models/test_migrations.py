@@ -12,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
-from crm_meta.database import db
+from crm_meta.infra.database import db
 from tests.helpers import script_directory
 
 EXPECTED_TABLES = {"tenants", "users", "meta_tokens", "oauth_states", "audit_events"}

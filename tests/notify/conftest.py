@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from crm_meta import jobs, notify
-from crm_meta.clock import FrozenClock
-from crm_meta.database import db
+from crm_meta.infra.clock import FrozenClock
+from crm_meta.infra.database import db
 from crm_meta.models import NotificationOutbox
 from crm_meta.notify import Notice
 

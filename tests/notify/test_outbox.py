@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from crm_meta import jobs, notify
-from crm_meta.clock import FrozenClock
+from crm_meta.infra.clock import FrozenClock
 from crm_meta.notify import Notice, RetryPolicy, channels
 from crm_meta.notify import outbox as outbox_module
 from crm_meta.runtime import of

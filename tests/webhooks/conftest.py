@@ -9,7 +9,7 @@ import json
 import pytest
 import requests
 
-from crm_meta.database import db
+from crm_meta.infra.database import db
 from crm_meta.meta.store import TokenStore
 from crm_meta.meta.webhooks import forward, signature
 from crm_meta.models import MetaConnection, NotificationOutbox, Tenant

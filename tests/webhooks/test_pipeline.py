@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 import requests
 
-from crm_meta.database import db
+from crm_meta.infra.database import db
 from crm_meta.meta import channels
 from crm_meta.meta.store import TokenStore
 from crm_meta.meta.webhooks import events

@@ -14,22 +14,22 @@ from datetime import timedelta
 
 import requests
 
-from crm_meta import metrics
-from crm_meta.database import db
+from crm_meta.infra import metrics
+from crm_meta.infra.database import db
+from crm_meta.infra.timestamps import iso
 from crm_meta.meta import channels
 from crm_meta.meta.errors import GraphError
 from crm_meta.meta.webhooks import leads
 from crm_meta.models import EventEndpoint, NotificationOutbox
 from crm_meta.notify.outbox import RetryPolicy
 from crm_meta.notify.signing import signed_headers
-from crm_meta.timestamps import iso
 
 log = logging.getLogger(__name__)
 CHANNEL = "crm"
 
 
 def endpoint_context(tenant_id: int) -> str:
-    """What an endpoint's secret ciphertext is bound to (crm_meta.crypto)."""
+    """What an endpoint's secret ciphertext is bound to (crm_meta.infra.crypto)."""
     return f"event-endpoint:{tenant_id}"
 
 

@@ -19,12 +19,12 @@ from datetime import datetime
 
 from sqlalchemy import insert
 
-from crm_meta import metrics
-from crm_meta.database import db
+from crm_meta.infra import metrics
+from crm_meta.infra.database import db
+from crm_meta.infra.timestamps import iso
+from crm_meta.infra.upsert import insert_ignore
 from crm_meta.meta.webhooks import events as found
 from crm_meta.models import NotificationOutbox, WebhookInbox, WebhookParked
-from crm_meta.timestamps import iso
-from crm_meta.upsert import insert_ignore
 
 log = logging.getLogger(__name__)
 BATCH = 200  # deliveries routed per transaction

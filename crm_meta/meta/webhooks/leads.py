@@ -8,8 +8,9 @@ import logging
 from collections import Counter
 from datetime import datetime
 
-from crm_meta import metrics, notify
-from crm_meta.database import db
+from crm_meta import notify
+from crm_meta.infra import metrics
+from crm_meta.infra.database import db
 from crm_meta.meta.errors import GraphError, PermissionMissingError
 from crm_meta.models import MetaConnection
 from crm_meta.notify.notices import Notice

@@ -12,7 +12,7 @@ import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
-from crm_meta.database import db
+from crm_meta.infra.database import db
 from crm_meta.models import NotificationOutbox
 from crm_meta.notify.outbox import EVENT_PREFIX, apply_result
 

@@ -15,7 +15,7 @@ import time
 
 from sqlalchemy.orm import load_only
 
-from crm_meta.database import db
+from crm_meta.infra.database import db
 from crm_meta.models import MetaChannel, MetaConnection
 
 KINDS = ("page", "instagram", "whatsapp_business_account", "phone_number")

@@ -9,8 +9,8 @@ import logging
 import threading
 from collections import Counter
 
-from crm_meta import metrics
-from crm_meta.database import db
+from crm_meta.infra import metrics
+from crm_meta.infra.database import db
 from crm_meta.meta.webhooks import inbox
 from crm_meta.meta.webhooks.forward import EventSender
 from crm_meta.meta.webhooks.relay import Relay

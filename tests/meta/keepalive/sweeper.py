@@ -15,7 +15,7 @@ def main(argv: list[str]) -> int:
     settings, mode, ready, go = json.loads(argv[0]), argv[1], Path(argv[2]), Path(argv[3])
     from config import TestingConfig
     from crm_meta.app import create_app
-    from crm_meta.meta import sweep as sweeping
+    from crm_meta.meta.keepalive import sweep as sweeping
     from crm_meta.runtime import of
 
     app = create_app(TestingConfig(**settings))

@@ -8,9 +8,10 @@ from datetime import timedelta
 import pytest
 
 from crm_meta.auth.principal import mint_jwt
-from crm_meta.database import db
-from crm_meta.meta import keepalive, tokens
-from crm_meta.meta.probing import Probe
+from crm_meta.infra.database import db
+from crm_meta.meta import tokens
+from crm_meta.meta.keepalive import verdicts
+from crm_meta.meta.keepalive.probing import Probe
 from crm_meta.models import AppHealth, AuditEvent, MetaConnection, NotificationOutbox
 from crm_meta.runtime import of, runtime
 from tests.helpers import PASSWORD, Connections, sweep
@@ -156,9 +157,9 @@ def test_a_reconnect_during_a_live_check_drops_its_verdict(app, sandbox, monkeyp
         from crm_meta.runtime import now
 
         row = db.session.get(MetaConnection, conn.row_id)
-        with pytest.raises(keepalive.ConnectionChanged):
-            keepalive.check_now(graph, runtime().store, row, now(),
-                                keepalive.Settings.from_config(app.config))
+        with pytest.raises(verdicts.ConnectionChanged):
+            verdicts.check_now(graph, runtime().store, row, now(),
+                                verdicts.Settings.from_config(app.config))
     row = connections.row(conn)
     assert (row.status, row.consecutive_failures, row.token_generation) == ("connected", 0, 1)
     assert connections.token(conn) == fresh
@@ -168,7 +169,7 @@ def test_a_reconnect_during_a_live_check_drops_its_verdict(app, sandbox, monkeyp
 def test_two_checks_deciding_the_same_change_queue_one_notice(make_app, sandbox):
     app = make_app(NOTIFY_WEBHOOK_URL="http://127.0.0.1:9/hook", NOTIFY_WEBHOOK_SECRET=SECRET)
     conn = Connections(app, sandbox).add()
-    settings = keepalive.Settings.from_config(app.config)
+    settings = verdicts.Settings.from_config(app.config)
     info = tokens.TokenInfo(is_valid=False, token_type="USER", user_id=conn.user_id,
                                       expires_at=None, data_access_expires_at=None, issued_at=None,
                                       scopes=[], error_code=190, error_subcode=460)
@@ -182,9 +183,9 @@ def test_two_checks_deciding_the_same_change_queue_one_notice(make_app, sandbox)
             first = db.session.get(MetaConnection, conn.row_id)
             with app.app_context():
                 second = db.session.get(MetaConnection, conn.row_id)
-                keepalive.apply(second, verdict, moment, settings, store=runtime().store, confirmed=True)
+                verdicts.apply(second, verdict, moment, settings, store=runtime().store, confirmed=True)
                 db.session.commit()
-            keepalive.apply(first, verdict, moment, settings, store=runtime().store, confirmed=True)
+            verdicts.apply(first, verdict, moment, settings, store=runtime().store, confirmed=True)
             db.session.commit()
         outbox = db.session.scalars(db.select(NotificationOutbox)).all()
     assert [(n.event, n.payload["status"]) for n in outbox] == [("status_changed", "needs_reauth")]

@@ -8,8 +8,8 @@ from collections import Counter
 import pytest
 from sqlalchemy import event, update
 
-from crm_meta.database import db
-from crm_meta.meta import keepalive, probing
+from crm_meta.infra.database import db
+from crm_meta.meta.keepalive import probing, verdicts
 from crm_meta.models import MetaConnection
 from tests.helpers import Connections, sweep
 
@@ -65,14 +65,14 @@ def test_a_row_that_cannot_be_written_costs_only_its_own_check(pg_app, connectio
                                                                monkeypatch):
     conns = [connections.add() for _ in range(4)]
     bad = conns[2]
-    apply = keepalive.apply
+    apply = verdicts.apply
 
     def apply_or_fail(row, *args, **kwargs):
         if row.id == bad.row_id:
             raise RuntimeError("cannot record this one")
         return apply(row, *args, **kwargs)
 
-    monkeypatch.setattr(keepalive, "apply", apply_or_fail)
+    monkeypatch.setattr(verdicts, "apply", apply_or_fail)
     report = sweep(pg_app)
 
     assert sorted(o.kind for o in report.outcomes) == ["crashed", "valid", "valid", "valid"]

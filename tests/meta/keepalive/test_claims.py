@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from crm_meta.database import db
-from crm_meta.meta import claims
+from crm_meta.infra.database import db
+from crm_meta.meta.keepalive import leases
 from crm_meta.models import MetaConnection
 from crm_meta.runtime import now
 
@@ -19,19 +19,19 @@ def test_a_claim_is_exclusive_until_it_lapses_and_a_stale_holder_is_fenced_out(p
     conn = connections.add()
     with pg_app.app_context():
         at = now()
-        assert claims.claim([conn.row_id], "host-a:1:aaaa", at, LEASE, due_only=True) == {conn.row_id}
-        assert claims.claim([conn.row_id], "host-b:2:bbbb", at, LEASE, due_only=True) == set()
-        assert claims.fence(conn.row_id, "host-b:2:bbbb") is None
-        row = claims.fence(conn.row_id, "host-a:1:aaaa")
+        assert leases.claim([conn.row_id], "host-a:1:aaaa", at, LEASE, due_only=True) == {conn.row_id}
+        assert leases.claim([conn.row_id], "host-b:2:bbbb", at, LEASE, due_only=True) == set()
+        assert leases.fence(conn.row_id, "host-b:2:bbbb") is None
+        row = leases.fence(conn.row_id, "host-a:1:aaaa")
         assert row is not None
         ciphertext = row.token_ciphertext
         db.session.rollback()
 
         later = at + LEASE + timedelta(seconds=1)  # host a stalled past its lease
-        assert claims.claim([conn.row_id], "host-b:2:bbbb", later, LEASE, due_only=True) == {conn.row_id}
-        assert claims.fence(conn.row_id, "host-a:1:aaaa", ciphertext=ciphertext) is None  # fenced out
+        assert leases.claim([conn.row_id], "host-b:2:bbbb", later, LEASE, due_only=True) == {conn.row_id}
+        assert leases.fence(conn.row_id, "host-a:1:aaaa", ciphertext=ciphertext) is None  # fenced out
         db.session.rollback()
-        assert claims.fence(conn.row_id, "host-b:2:bbbb", ciphertext=ciphertext) is not None
+        assert leases.fence(conn.row_id, "host-b:2:bbbb", ciphertext=ciphertext) is not None
         db.session.rollback()
 
 
@@ -39,13 +39,13 @@ def test_a_reconnect_during_a_check_wins_over_the_checks_answer(pg_app, connecti
     conn = connections.add()
     with pg_app.app_context():
         at = now()
-        assert claims.claim([conn.row_id], "host-a:1:aaaa", at, LEASE, due_only=True)
-        ciphertext = claims.fence(conn.row_id, "host-a:1:aaaa").token_ciphertext
+        assert leases.claim([conn.row_id], "host-a:1:aaaa", at, LEASE, due_only=True)
+        ciphertext = leases.fence(conn.row_id, "host-a:1:aaaa").token_ciphertext
         db.session.rollback()
         row = db.session.get(MetaConnection, conn.row_id)  # the tenant reconnects meanwhile
         row.token_ciphertext = row.token_ciphertext[:-4] + "AAAA"
         db.session.commit()
-        assert claims.fence(conn.row_id, "host-a:1:aaaa", ciphertext=ciphertext) is None
+        assert leases.fence(conn.row_id, "host-a:1:aaaa", ciphertext=ciphertext) is None
         db.session.rollback()
 
 
@@ -54,8 +54,8 @@ def test_claims_from_a_clock_that_went_back_are_not_locks_for_weeks(pg_app, conn
     with pg_app.app_context():
         at = now()
         future = at + timedelta(days=60)  # claimed while the sandbox clock was 60 days ahead
-        assert claims.claim([conn.row_id], "host-a:1:aaaa", future, LEASE, due_only=False)
-        assert claims.claim([conn.row_id], "host-b:2:bbbb", at, LEASE, due_only=False) == {conn.row_id}
+        assert leases.claim([conn.row_id], "host-a:1:aaaa", future, LEASE, due_only=False)
+        assert leases.claim([conn.row_id], "host-b:2:bbbb", at, LEASE, due_only=False) == {conn.row_id}
 
 
 def test_a_sweep_does_not_claim_what_is_not_due(pg_app, connections):
@@ -63,5 +63,5 @@ def test_a_sweep_does_not_claim_what_is_not_due(pg_app, connections):
     with pg_app.app_context():
         db.session.get(MetaConnection, conn.row_id).next_check_at = now() + timedelta(hours=1)
         db.session.commit()
-        assert claims.claim([conn.row_id], "host-a:1:aaaa", now(), LEASE, due_only=True) == set()
-        assert claims.claim([conn.row_id], "host-a:1:aaaa", now(), LEASE, due_only=False) == {conn.row_id}
+        assert leases.claim([conn.row_id], "host-a:1:aaaa", now(), LEASE, due_only=True) == set()
+        assert leases.claim([conn.row_id], "host-a:1:aaaa", now(), LEASE, due_only=False) == {conn.row_id}

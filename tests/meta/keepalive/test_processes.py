@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from crm_meta.database import db
-from crm_meta.meta import claims
+from crm_meta.infra.database import db
+from crm_meta.meta.keepalive import leases
 from crm_meta.models import MetaConnection
 from tests.helpers import ROOT, sweep, wait_for
 
@@ -90,7 +90,7 @@ def test_a_process_killed_mid_sweep_leaves_nothing_locked_for_ever(pg_app, conne
     # The advisory lock died with the killed process's database session.
     def lock_is_free():
         with pg_app.app_context():
-            lock = claims.ClusterLock(db.engine)
+            lock = leases.ClusterLock(db.engine)
             if lock.acquire():
                 lock.release()
                 return True

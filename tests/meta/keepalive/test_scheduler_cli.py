@@ -8,8 +8,8 @@ import time
 import pytest
 
 from crm_meta import jobs
-from crm_meta.database import db
-from crm_meta.meta import claims
+from crm_meta.infra.database import db
+from crm_meta.meta.keepalive import leases
 from tests.helpers import EXCHANGE, sweep
 
 DAY = 86400
@@ -76,7 +76,7 @@ def test_a_tick_sweeps_due_connections_on_sqlite(app, sqlite_connections, sandbo
 def test_on_sqlite_one_sweep_at_a_time_per_process(app, sqlite_connections, sandbox):
     sqlite_connections.add()
     with app.app_context():
-        lock = claims.ClusterLock(db.engine)
+        lock = leases.ClusterLock(db.engine)
         assert lock.acquire()
         try:
             report = sweep(app)
@@ -89,7 +89,7 @@ def test_on_sqlite_one_sweep_at_a_time_per_process(app, sqlite_connections, sand
 @pytest.mark.postgres
 def test_the_advisory_lock_is_exclusive_across_sessions(pg_app):
     with pg_app.app_context():
-        first, second = claims.ClusterLock(db.engine), claims.ClusterLock(db.engine)
+        first, second = leases.ClusterLock(db.engine), leases.ClusterLock(db.engine)
         assert first.acquire()
         try:
             assert not second.acquire()

@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from crm_meta.auth.principal import mint_jwt
-from crm_meta.database import db
+from crm_meta.infra.database import db
 from crm_meta.models import NotificationOutbox
 from crm_meta.notify import verify
 from crm_meta.runtime import of

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from crm_meta.meta import keepalive
+from crm_meta.meta.keepalive import verdicts
 from tests.helpers import DEBUG_TOKEN, EXCHANGE, Connections, sweep
 
 pytestmark = pytest.mark.postgres
@@ -89,7 +89,7 @@ def test_transient_failures_change_neither_status_nor_token(make_app, postgres_u
     row = connections.row(conn)
     assert (row.status, row.consecutive_failures, row.last_checked_at) == ("connected", 0, None)
     assert connections.token(conn) == conn.token
-    assert row.next_check_at - sandbox_now(app) <= keepalive.RETRY_SOON
+    assert row.next_check_at - sandbox_now(app) <= verdicts.RETRY_SOON
 
 
 def sandbox_now(app):
@@ -140,7 +140,7 @@ def test_one_token_error_is_not_enough_two_in_a_row_are_and_recovery_clears_it(p
     sweep(pg_app)
     row = connections.row(conn)
     assert (row.status, row.consecutive_failures) == ("connected", 1)
-    assert row.next_check_at - row.last_checked_at == keepalive.CONFIRM_SOON
+    assert row.next_check_at - row.last_checked_at == verdicts.CONFIRM_SOON
 
     sandbox.advance(16 * 60)
     sweep(pg_app)  # Meta answers normally: the strike is forgotten
@@ -203,7 +203,7 @@ def test_one_tenants_broken_row_never_stops_the_sweep(pg_app, connections, sandb
     good = [connections.add() for _ in range(3)]
     bad = connections.add()
     with pg_app.app_context():
-        from crm_meta.database import db
+        from crm_meta.infra.database import db
         from crm_meta.models import MetaConnection
 
         db.session.get(MetaConnection, bad.row_id).token_ciphertext = "not-a-ciphertext"

@@ -8,11 +8,11 @@ from types import SimpleNamespace
 import pytest
 
 from crm_meta.cli import refresh
-from crm_meta.clock import FrozenClock
-from crm_meta.meta import deadlines, keepalive, probing
+from crm_meta.infra.clock import FrozenClock
 from crm_meta.meta.errors import TokenInvalidError, TransientError
-from crm_meta.meta.keepalive import Settings
-from crm_meta.meta.probing import Probe
+from crm_meta.meta.keepalive import deadlines, probing, verdicts
+from crm_meta.meta.keepalive.probing import Probe
+from crm_meta.meta.keepalive.verdicts import Settings
 from crm_meta.meta.tokens import TokenInfo
 
 NOW = FrozenClock().now()
@@ -78,26 +78,26 @@ def row(**fields):
 ])
 def test_next_check_comes_sooner_near_an_end(left, expected):
     target = row(expires_at=NOW + left)
-    assert keepalive.next_check(target, NOW, SETTINGS.interval, "connected") - NOW == expected
+    assert verdicts.next_check(target, NOW, SETTINGS.interval, "connected") - NOW == expected
 
 
 def test_next_check_after_failures_throttling_and_death():
-    assert keepalive.next_check(row(), NOW, SETTINGS.interval, "connected",
-                                keepalive.RETRY_SOON) - NOW == keepalive.RETRY_SOON
+    assert verdicts.next_check(row(), NOW, SETTINGS.interval, "connected",
+                                verdicts.RETRY_SOON) - NOW == verdicts.RETRY_SOON
     throttled = row(throttled_until=NOW + timedelta(minutes=40))
-    assert keepalive.next_check(throttled, NOW, SETTINGS.interval, "throttled") == throttled.throttled_until
-    assert keepalive.next_check(row(), NOW, SETTINGS.interval, "revoked") - NOW == timedelta(days=1)
+    assert verdicts.next_check(throttled, NOW, SETTINGS.interval, "throttled") == throttled.throttled_until
+    assert verdicts.next_check(row(), NOW, SETTINGS.interval, "revoked") - NOW == timedelta(days=1)
 
 
 def apply(target, probe, now=NOW):
-    return keepalive.apply(target, probe, now, SETTINGS, store=None)
+    return verdicts.apply(target, probe, now, SETTINGS, store=None)
 
 
 @pytest.fixture
 def no_audit(monkeypatch):
     """No database: audit events and the tenant's admins are stubbed."""
     recorded = []
-    monkeypatch.setattr(keepalive.audit, "record", lambda action, **kw: recorded.append((action, kw)))
+    monkeypatch.setattr(verdicts.audit, "record", lambda action, **kw: recorded.append((action, kw)))
     monkeypatch.setattr(deadlines, "_tenant_and_admins", lambda tenant_id: (None, ("admin@acme.test",)))
     return recorded
 
@@ -121,7 +121,7 @@ def test_transient_failures_leave_status_and_failure_count_alone(no_audit):
     target = row(consecutive_failures=1)
     outcome = apply(target, Probe("transient", error=TransientError("Meta did not answer")))
     assert (target.status, target.consecutive_failures, outcome.notices) == ("connected", 1, [])
-    assert target.next_check_at - NOW == keepalive.RETRY_SOON
+    assert target.next_check_at - NOW == verdicts.RETRY_SOON
 
 
 @pytest.mark.parametrize(("subcode", "status"), [(458, "revoked"), (463, "expired"), (460, "connected")])

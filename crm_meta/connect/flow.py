@@ -5,10 +5,13 @@ from __future__ import annotations
 from flask import current_app, redirect, request, url_for
 from flask_login import current_user
 
-from crm_meta import negotiation, notify, payloads
+from crm_meta import notify
 from crm_meta.auth import binding
 from crm_meta.auth.principal import Principal
-from crm_meta.meta import channels, connections, exchange, keepalive
+from crm_meta.connect import payloads
+from crm_meta.http import negotiation
+from crm_meta.meta import channels, connections, exchange
+from crm_meta.meta.keepalive import verdicts
 from crm_meta.meta.oauth import AuthorizationRequest, start_authorization
 from crm_meta.runtime import now, runtime
 
@@ -76,9 +79,9 @@ def test_connection(row) -> dict:
     config = current_app.config
     parts = runtime()
     try:
-        result, outcome = keepalive.check_now(parts.graph, parts.store, row, parts.clock.now(),
-                                              keepalive.Settings.from_config(config))
-    except keepalive.AppCheckFailed as failed:
+        result, outcome = verdicts.check_now(parts.graph, parts.store, row, parts.clock.now(),
+                                              verdicts.Settings.from_config(config))
+    except verdicts.AppCheckFailed as failed:
         notify.dispatch(parts.notifier, failed.notices)
         raise failed.error from None
     notify.dispatch(parts.notifier, outcome.notices)

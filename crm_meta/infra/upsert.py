@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.dialects import postgresql, sqlite
 
-from crm_meta.database import db
+from crm_meta.infra.database import db
 
 
 def insert_ignore(model, rows: list[dict]) -> int:

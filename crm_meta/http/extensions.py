@@ -1,5 +1,5 @@
 """The web side's Flask extensions, created unbound and initialised by the application factory
-(the database handle, which the domain uses too, is in crm_meta.database)."""
+(the database handle, which the domain uses too, is in crm_meta.infra.database)."""
 
 from flask_babel import Babel
 from flask_login import LoginManager

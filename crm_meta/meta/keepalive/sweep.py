@@ -1,5 +1,5 @@
-"""The keep-alive sweep, safe across processes (crm_meta.meta.claims: lock, claims, fencing;
-crm_meta.meta.checks: the probe and the batched write-back).
+"""The keep-alive sweep, safe across processes (crm_meta.meta.keepalive.leases: lock, claims, fencing;
+crm_meta.meta.keepalive.writeback: the probe and the batched write-back).
 
 However many gunicorn workers or hosts run a scheduler, a connection is checked once per sweep:
 1. a cluster-wide lock (a PostgreSQL session advisory lock; a process lock on SQLite, which
@@ -10,7 +10,7 @@ However many gunicorn workers or hosts run a scheduler, a connection is checked 
    `flask meta refresh` and a sweep whose lock session dropped can overlap; a claim expires,
    so a killed process strands nothing, and a check whose claim lapsed before it began is
    not made;
-3. the results are written back in batches (crm_meta.meta.checks), each row only if it is
+3. the results are written back in batches (crm_meta.meta.keepalive.writeback), each row only if it is
    still ours and still holds the token we checked (fencing).
 """
 
@@ -25,11 +25,12 @@ from dataclasses import dataclass, field
 from sqlalchemy.exc import SQLAlchemyError
 
 from crm_meta import notify
-from crm_meta.database import db
-from crm_meta.meta import channel_checks, channels
-from crm_meta.meta.checks import Checked, dry_run_tickets, not_claimed, probe_one, write_back
-from crm_meta.meta.claims import ClusterLock, Ticket, claim_tickets, due_ids, new_claim_id, owner_id
-from crm_meta.meta.keepalive import Outcome, Settings
+from crm_meta.infra.database import db
+from crm_meta.meta import channels
+from crm_meta.meta.keepalive import channel_checks
+from crm_meta.meta.keepalive.leases import ClusterLock, Ticket, claim_tickets, due_ids, new_claim_id, owner_id
+from crm_meta.meta.keepalive.verdicts import Outcome, Settings
+from crm_meta.meta.keepalive.writeback import Checked, dry_run_tickets, not_claimed, probe_one, write_back
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from crm_meta.database import db
+from crm_meta.infra.database import db
 from crm_meta.models import AuditEvent
 
 log = logging.getLogger("crm_meta.audit")

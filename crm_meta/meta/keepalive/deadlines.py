@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from crm_meta import audit, notify
-from crm_meta.database import db
+from crm_meta import notify
+from crm_meta.infra.database import db
+from crm_meta.infra.timestamps import iso
 from crm_meta.meta.status import FAILING_STATUSES
-from crm_meta.models import MetaConnection, Tenant, User
-from crm_meta.timestamps import iso
+from crm_meta.models import MetaConnection, Tenant, User, audit
 
 WARN_DAYS = (14, 7, 1)  # warnings ahead of the token's or the data access's end
 

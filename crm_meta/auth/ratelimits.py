@@ -9,7 +9,7 @@ from flask import Flask, current_app, request
 from flask_limiter import Limiter
 
 from crm_meta.auth.principal import rate_limit_key
-from crm_meta.metrics import RATELIMIT_FALLBACKS
+from crm_meta.infra.metrics import RATELIMIT_FALLBACKS
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, text, update
 
-from crm_meta.database import autocommit, db
+from crm_meta.infra.database import autocommit, db
 from crm_meta.models import MetaConnection
 
 log = logging.getLogger(__name__)

@@ -14,10 +14,10 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, Opera
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
-from crm_meta import negotiation
-from crm_meta.crypto import CryptoError
-from crm_meta.database import db
-from crm_meta.envelope import error_payload
+from crm_meta.http import negotiation
+from crm_meta.http.envelope import error_payload
+from crm_meta.infra.crypto import CryptoError
+from crm_meta.infra.database import db
 from crm_meta.meta.errors import (
     AppMisconfiguredError,
     ConnectionChanged,

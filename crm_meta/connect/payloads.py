@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from crm_meta.infra.timestamps import iso
 from crm_meta.meta.status import (
     FAILING_STATUSES,
     NEEDS_RECONNECT,
@@ -14,7 +15,6 @@ from crm_meta.meta.status import (
 )
 from crm_meta.meta.webhooks.leads import LEAD_SCOPES
 from crm_meta.models import MetaConnection
-from crm_meta.timestamps import iso
 
 
 def status_payload(row: MetaConnection | ConnectionStatus | None, now: datetime, required: list[str],

@@ -14,11 +14,12 @@ from datetime import datetime
 from sqlalchemy import select
 
 from crm_meta import notify
-from crm_meta.database import db
-from crm_meta.meta import app_health, keepalive, probing, usage
-from crm_meta.meta.claims import TICKET_COLUMNS, TOKENS, Ticket, release, still_ours, ticket
-from crm_meta.meta.keepalive import Outcome
-from crm_meta.meta.probing import APP_THROTTLE_CODE, Probe
+from crm_meta.infra.database import db
+from crm_meta.meta import app_health, usage
+from crm_meta.meta.keepalive import probing, verdicts
+from crm_meta.meta.keepalive.leases import TICKET_COLUMNS, TOKENS, Ticket, release, still_ours, ticket
+from crm_meta.meta.keepalive.probing import APP_THROTTLE_CODE, Probe
+from crm_meta.meta.keepalive.verdicts import Outcome
 from crm_meta.models import MetaConnection
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ def _write_batch(checked: list[Checked], settings, store, *, dry_run: bool):
         if row is None:
             outcomes.append(Outcome(item.ticket.row_id, kind="lost"))
             continue
-        outcome = keepalive.apply(row, item.result, item.now, settings, store=store,
+        outcome = verdicts.apply(row, item.result, item.now, settings, store=store,
                                   dry_run=dry_run)
         if item.result.error is not None:
             outcome.error = str(item.result.error)[:200]

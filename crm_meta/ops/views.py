@@ -5,11 +5,11 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from crm_meta import monitoring
-from crm_meta.database import db
-from crm_meta.errors import DatabaseUnavailable
-from crm_meta.metrics import StateCollector, exposition
-from crm_meta.ratelimits import in_fallback
+from crm_meta.auth.ratelimits import in_fallback
+from crm_meta.http.errors import DatabaseUnavailable
+from crm_meta.infra.database import db
+from crm_meta.infra.metrics import StateCollector, exposition
+from crm_meta.ops import monitoring
 from crm_meta.runtime import now, runtime
 
 bp = Blueprint("ops", __name__)

@@ -9,13 +9,13 @@ from datetime import datetime
 from sqlalchemy import case, func
 from sqlalchemy.orm import load_only
 
-from crm_meta.database import db
-from crm_meta.errors import Forbidden, NotAuthenticated
+from crm_meta.http.errors import Forbidden, NotAuthenticated
+from crm_meta.infra.database import db
+from crm_meta.infra.metrics import ConnectionState, State
 from crm_meta.meta import app_health
-from crm_meta.meta.probing import EXTEND_WITHIN, EXTENDABLE_TYPES
+from crm_meta.meta.keepalive.probing import EXTEND_WITHIN, EXTENDABLE_TYPES
 from crm_meta.meta.status import effective_status
 from crm_meta.meta.versions import RETIRED, SUNSETS
-from crm_meta.metrics import ConnectionState, State
 from crm_meta.models import MetaConnection, NotificationOutbox, Tenant, WebhookInbox, WebhookParked
 
 

@@ -11,14 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from types import SimpleNamespace
 
-from crm_meta import audit, notify
-from crm_meta.crypto import CryptoError
-from crm_meta.database import db
+from crm_meta import notify
+from crm_meta.infra.crypto import CryptoError
+from crm_meta.infra.database import db
 from crm_meta.meta import channels, subscriptions
-from crm_meta.meta.deadlines import _tenant_and_admins
 from crm_meta.meta.errors import GraphError
+from crm_meta.meta.keepalive.deadlines import _tenant_and_admins
 from crm_meta.meta.status import FAILING_STATUSES
-from crm_meta.models import MetaChannel, MetaConnection
+from crm_meta.models import MetaChannel, MetaConnection, audit
 
 log = logging.getLogger(__name__)
 

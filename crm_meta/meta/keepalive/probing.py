@@ -1,6 +1,6 @@
 """Talking to Meta about a stored token, and nothing else (no database): debug_token it, and
 exchange it for a longer-lived one when it is a token that ends and is near its end. The verdict
-is a `Probe`; crm_meta.meta.keepalive records it on the row.
+is a `Probe`; crm_meta.meta.keepalive.verdicts records it on the row.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 next check - and the check someone asks for (test-connection).
 
 Two halves so no database transaction stays open while Meta is asked anything:
-crm_meta.meta.probing only talks to Meta; `apply` here only changes the (claimed, re-read) row.
-Which warnings are due lives in crm_meta.meta.deadlines; the sweep machinery around all of it -
-claims, locks, threads - in crm_meta.meta.sweep.
+crm_meta.meta.keepalive.probing only talks to Meta; `apply` here only changes the (claimed, re-read) row.
+Which warnings are due lives in crm_meta.meta.keepalive.deadlines; the sweep machinery around all of it -
+claims, locks, threads - in crm_meta.meta.keepalive.sweep.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from crm_meta import audit, notify
-from crm_meta.database import db
-from crm_meta.meta import app_health, deadlines
+from crm_meta import notify
+from crm_meta.infra.database import db
+from crm_meta.infra.timestamps import iso
+from crm_meta.meta import app_health
 from crm_meta.meta.connections import apply_token_info
 from crm_meta.meta.errors import (
     AppMisconfiguredError,
@@ -24,10 +25,10 @@ from crm_meta.meta.errors import (
     ThrottledError,
     TokenInvalidError,
 )
-from crm_meta.meta.probing import APP_THROTTLE_CODE, Probe, probe
+from crm_meta.meta.keepalive import deadlines
+from crm_meta.meta.keepalive.probing import APP_THROTTLE_CODE, Probe, probe
 from crm_meta.meta.status import FAILING_STATUSES, effective_status
-from crm_meta.models import MetaConnection
-from crm_meta.timestamps import iso
+from crm_meta.models import MetaConnection, audit
 
 log = logging.getLogger(__name__)
 

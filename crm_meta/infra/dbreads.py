@@ -15,7 +15,7 @@ from flask import Flask, has_request_context, request
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from crm_meta.database import autocommit, db, restore_on_checkin
+from crm_meta.infra.database import autocommit, db, restore_on_checkin
 
 READ_ONLY = "crm_meta.read_only"  # request.environ key: this request only reads the database
 

@@ -1,0 +1,1 @@
+"""Operating the service: health, readiness and /metrics, log lines and their redaction."""
