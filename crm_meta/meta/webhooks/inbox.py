@@ -17,7 +17,7 @@ import threading
 from collections import Counter
 from datetime import datetime
 
-from sqlalchemy import insert
+from sqlalchemy import insert, update
 
 from crm_meta.infra import metrics
 from crm_meta.infra.database import db
@@ -71,38 +71,43 @@ class Writer:
 
 
 def process_pending(*, router, now, batch: int = BATCH) -> Counter:
-    """Route every stored delivery not routed yet, `batch` per transaction; counts by result."""
+    """Route every stored delivery not routed yet, `batch` per transaction; counts by result.
+    Each batch is one SELECT, one INSERT per table and one UPDATE per distinct outcome."""
     counts: Counter = Counter()
+    table = WebhookInbox.__table__
     while True:
-        query = (db.select(WebhookInbox).where(WebhookInbox.processed_at.is_(None))
-                 .order_by(WebhookInbox.id).limit(batch))
+        query = (db.select(table.c.id, table.c.body, table.c.received_at)
+                 .where(table.c.processed_at.is_(None)).order_by(table.c.id).limit(batch))
         if db.session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)  # two processes never take the same
-        rows = db.session.scalars(query).all()
+        rows = db.session.execute(query).all()
         if not rows:
             db.session.rollback()
             return counts
-        outbox, parked = [], []
+        at, outbox, parked = now(), [], []
+        outcomes: dict[tuple, list[int]] = {}
         for row in rows:
-            _route_one(row, router, now(), outbox, parked, counts)
-        insert_ignore(NotificationOutbox, outbox)
-        insert_ignore(WebhookParked, parked)
+            outcome = _route_one(row, router, at, outbox, parked, counts)
+            outcomes.setdefault(outcome, []).append(row.id)
+        # Meta's retries in one batch: one row per event
+        insert_ignore(NotificationOutbox, list({row["id"]: row for row in outbox}.values()))
+        insert_ignore(WebhookParked, list({row["id"]: row for row in parked}.values()))
+        for (malformed, entries, text), ids in outcomes.items():
+            db.session.execute(update(table).where(table.c.id.in_(ids)).values(
+                processed_at=at, malformed=malformed, entries=entries, outcome=text))
         db.session.commit()
         if len(rows) < batch:
             return counts
 
 
-def _route_one(row: WebhookInbox, router, at: datetime, outbox: list, parked: list,
-               counts: Counter) -> None:
-    row.processed_at = at
+def _route_one(row, router, at: datetime, outbox: list, parked: list, counts: Counter) -> tuple:
+    """Queue or park the events of one stored delivery; its (malformed, entries, outcome)."""
     try:
         events = found.parse(row.body)
     except found.Malformed as exc:
-        row.malformed, row.outcome = True, f"malformed: {exc}"
         metrics.WEBHOOK_MALFORMED.inc()
         counts["malformed"] += 1
-        return
-    row.entries = len(events)
+        return True, 0, f"malformed: {exc}"
     queued = held = 0
     for event in events:
         tenant, (kind, asset_id) = router.route(event.assets)
@@ -117,11 +122,11 @@ def _route_one(row: WebhookInbox, router, at: datetime, outbox: list, parked: li
         queued += 1
         outbox.append(outbox_row(tenant, event.kind, event.key, event.type, event.data, at,
                                  received_at=row.received_at))
-    row.outcome = f"{queued} queued, {held} parked"
     counts["queued"] += queued
     counts["parked"] += held
     if held:
         metrics.WEBHOOK_PARKED.inc(held)
+    return False, len(events), f"{queued} queued, {held} parked"
 
 
 def outbox_row(tenant_id: int, kind: str, key: str, type_: str, data: dict, at: datetime, *,
