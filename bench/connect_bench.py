@@ -31,7 +31,8 @@ CASES = [(1, 5), (3, 150), (10, 150), (50, 150), (200, 20)]
 # growing numbers of Pages (each with its token and Instagram account) and phone numbers.
 CHANNEL_SCOPES = [*SCOPES, "pages_show_list", "pages_manage_metadata", "pages_messaging",
                   "instagram_basic", "instagram_manage_messages", "whatsapp_business_messaging"]
-CHANNEL_CASES = [(3, 0, 0), (3, 100, 20), (10, 300, 150), (50, 1000, 400)]  # businesses, pages, phones
+# (businesses, pages, phone numbers)
+CHANNEL_CASES = [(3, 0, 0), (3, 100, 20), (10, 200, 90), (10, 300, 150), (50, 1000, 400)]
 
 
 def connect_once(base: str, scopes=SCOPES, sdk: bool = False):

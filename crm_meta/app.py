@@ -13,12 +13,13 @@ from flask_login import current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import Config, ConfigError, config_from_env
-from crm_meta import api, auth, callbacks, channels, internal, web, webhooks
+from crm_meta import api, auth, callbacks, channels, gateway, internal, web, webhooks
 from crm_meta.auth import ratelimits
 from crm_meta.auth.edge import init_cors
 from crm_meta.auth.sessions import CookieSessionInterface
 from crm_meta.auth.tenancy import load_session_user
 from crm_meta.cli import register_cli
+from crm_meta.http import bodies
 from crm_meta.http.errors import register_error_handlers
 from crm_meta.http.extensions import babel, csrf, login_manager, migrate
 from crm_meta.infra import dbreads
@@ -66,6 +67,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.config.from_object(config)
     app.session_interface = CookieSessionInterface()
     logs.init_app(app)  # first hooks: every request, even a refused one, gets its id and line
+    bodies.init_app(app)  # then bodies: chunked ones bounded, deep JSON a 400, before anything reads them
     if not app.config["SQLALCHEMY_DATABASE_URI"]:
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
         app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{Path(app.instance_path) / 'crm_meta.db'}"
@@ -120,7 +122,8 @@ def _init_extensions(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask, sandbox) -> None:
-    for blueprint in (ops.bp, auth.bp, api.bp, channels.bp, callbacks.bp, web.bp, internal.bp, webhooks.bp):
+    for blueprint in (ops.bp, auth.bp, api.bp, channels.bp, callbacks.bp, web.bp, internal.bp, gateway.bp,
+                      webhooks.bp):
         app.register_blueprint(blueprint)
     csrf.exempt(webhooks.bp)  # Meta signs its deliveries (X-Hub-Signature-256) instead
     if sandbox is not None:  # the sandbox's single mount point in the product

@@ -36,7 +36,11 @@ Marketing: GET/POST act_<id>/campaigns, GET/POST/DELETE /<campaign id>, GET act_
 and /<campaign id>/insights (date_preset, time_range, fields, level, time_increment, cursor
 paging), GET /<page id>/leadgen_forms, GET /<form id>/leads (filtering on time_created). Each
 call naming an ad account counts against its hourly `ad_account_call_budget`, reported in
-x-ad-account-usage and, with enforce_rate_limits, refused with 80004 once spent.
+x-ad-account-usage and, with enforce_rate_limits, refused with 80004 once spent. Ads (ads.py,
+ads_data.py): act_<id>/adsets and /ads, AdSet and Ad nodes, field expansion on campaigns, ad sets
+and ads (insights.date_preset(...){...}, campaign{name}, adset{name}, .as()), ad-level insights,
+async insights (POST act_<id>/insights -> report_run_id; the run's async_status and /insights);
+leads from ads carry ad_id, adset_id and campaign_id. served.py lists every type and edge served.
 
 Data access: once `data_access_expires_at` passes, WhatsApp calls fail with HTTP 403,
 code 200, error_user_title "Data access expired" (the token itself stays valid) until the

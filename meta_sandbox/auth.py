@@ -10,6 +10,7 @@ from .errors import TOKEN_MESSAGES, GraphRefusal, token_error
 from .tokens import TokenRecord
 
 PROOF_MESSAGE = "Invalid appsecret_proof provided in the API argument"
+PROOF_MISSING = "API calls from the server require an appsecret_proof argument"
 PROOF_WINDOW_SECONDS = 300
 _CLOCK_SKEW_SECONDS = 60
 _TIME_FORMAT = "%A, %d-%b-%y %H:%M:%S UTC"
@@ -75,7 +76,7 @@ def check_proof(sandbox, token: str, params: dict[str, str], now: datetime) -> N
     proof = params.get("appsecret_proof")
     if not proof:
         if sandbox.config["require_appsecret_proof"]:
-            raise GraphRefusal(PROOF_MESSAGE, 100, type_="GraphMethodException")
+            raise GraphRefusal(PROOF_MISSING, 100, type_="GraphMethodException")
         return
     timestamp = None
     raw_time = params.get("appsecret_time")

@@ -17,6 +17,11 @@ PRODUCT_SCOPES = (
 #: Graph API versions Meta currently serves, oldest first.
 CURRENT_VERSIONS = ("v21.0", "v22.0", "v23.0", "v24.0", "v25.0", "v26.0")
 
+#: Marketing API versions and the day each expires (Meta's "Marketing API version history");
+#: after it a call is upgraded to the oldest version still served, with X-Ad-Api-Version-Warning.
+MARKETING_EXPIRY = {"v21.0": "2025-09-09", "v22.0": "2026-02-19", "v23.0": "2026-06-09",
+                    "v24.0": "2026-11-10", "v25.0": "2027-02-23"}
+
 DEFAULTS: dict[str, Any] = {
     # Application name shown on the consent page and in debug_token.
     "app_name": "CRM Meta (sandbox)",

@@ -158,6 +158,7 @@ class _Builder:
                 "name": name,
                 "verification_status": "verified" if index % 2 == 0 else "not_verified",
                 "created_time": f"20{18 + index % 7}-03-0{1 + index % 9}T09:30:00+0000",
+                "updated_time": f"2026-0{1 + index % 9}-15T12:00:00+0000",
                 "link": f"https://business.facebook.com/settings/?business_id={BUSINESS_BASE + number}",
                 "_owned_ad_accounts": [],
                 "_client_ad_accounts": [],
@@ -273,6 +274,7 @@ class _Builder:
             self.fx.user_pages.setdefault(user_id, []).append(page["id"])
             if biz:
                 biz["_owned_pages"].append(page["id"])
+                biz.setdefault("primary_page", page)  # Meta's Business.primary_page: a Page
             if n == 1 or n > 3:  # the first user's first Page (and extra ones) have Instagram
                 page["instagram_business_account"] = self.add({
                     "_type": "InstagramAccount", "_page_id": page["id"],

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from . import auth, marketing, nodes, oauth, subscriptions, webhook_control
+from . import ads, auth, marketing, messaging, nodes, oauth, subscriptions, webhook_control
 from .batch import run_batch
-from .config import CURRENT_VERSIONS
+from .config import CURRENT_VERSIONS, MARKETING_EXPIRY
 from .errors import (
     APP_LIMIT_CODE,
     RATE_LIMIT_CODES,
@@ -28,6 +28,7 @@ from .messages import GraphRequest, GraphResponse
 VERSION_RE = re.compile(r"^v(\d+)\.(\d+)$")
 _OLDEST = tuple(int(part) for part in CURRENT_VERSIONS[0][1:].split("."))
 _PAGING_PARAMS = {"after", "before", "limit"}
+_MARKETING_TYPES = {"AdAccount", "Campaign", "AdSet", "Ad", "AdCreative", "AdReportRun"}
 _MALFORMED_BODY = "<html><head><title>Error</title></head><body>Sorry, something went wrong.</body></html>"
 
 
@@ -74,14 +75,22 @@ def handle(sandbox, req: GraphRequest) -> GraphResponse:
         segments = segments[1:]
     if not segments and method == "POST" and "batch" in req.params and not version_error:
         return run_batch(sandbox, req, version, handle)
+    marketing_call = _is_marketing(sandbox, segments)
+    upgraded_from = None
+    if marketing_call and not version_error:
+        version, upgraded_from = _marketing_version(version, sandbox.now().date().isoformat())
     fault = sandbox.faults.take(req.path, method)
     delay_ms = sandbox.config["latency_ms"] + (fault.latency_ms if fault else 0)
     if delay_ms:
         time.sleep(delay_ms / 1000)  # outside the lock: concurrent calls overlap
     trace = fbtrace_id()
     headers = {"facebook-api-version": version, "x-fb-trace-id": trace, "x-fb-rev": "1"}
+    if upgraded_from:
+        headers["x-ad-api-version-warning"] = (f"The call has been auto-upgraded to {version} as "
+                                               f"{upgraded_from} has been deprecated.")
     usage = _Usage()
-    app_pct, app_over = sandbox.count_app_call()
+    # The Marketing API is outside the app's Graph budget (Meta: "Rate Limiting", Marketing API).
+    app_pct, app_over = (sandbox.app_usage(), False) if marketing_call else sandbox.count_app_call()
     try:
         if version_error:
             raise version_error
@@ -116,6 +125,24 @@ def handle(sandbox, req: GraphRequest) -> GraphResponse:
     response.headers.setdefault("Content-Type", "application/json; charset=UTF-8")
     sandbox.record_call(method, req.path, _presented_token(req, segments), response.status, generation)
     return response
+
+
+def _is_marketing(sandbox, segments: list[str]) -> bool:
+    if not segments:
+        return False
+    if segments[0].startswith("act_"):
+        return True
+    obj = sandbox.fixtures.get(segments[0])
+    return obj is not None and obj.get("_type") in _MARKETING_TYPES
+
+
+def _marketing_version(version: str, today: str) -> tuple[str, str | None]:
+    """The version that serves a Marketing call, and the retired one it was upgraded from."""
+    expiry = MARKETING_EXPIRY.get(version)
+    if expiry is None or today < expiry:
+        return version, None
+    live = [v for v in CURRENT_VERSIONS if v not in MARKETING_EXPIRY or today < MARKETING_EXPIRY[v]]
+    return live[0], version
 
 
 def _usage_json(pct: int) -> str:
@@ -197,10 +224,13 @@ def _node_call(sandbox, req, method, version, segments, usage) -> Any:
         raise unsupported(method, node_id)
     auth_params = [(k, v) for k, v in req.query if k in ("access_token", "appsecret_proof", "appsecret_time")]
     ctx = nodes.Context(sandbox, record, now, version, _link_builder(req.base_url), auth_params)
-    answer = subscriptions.dispatch(ctx, req, method, node_id, rest)
-    if answer is not subscriptions.PASS:
-        return answer
-    answer = marketing.dispatch(ctx, req, method, node_id, rest, usage)
+    for module in (subscriptions, messaging):  # Page-token edges: their own rules
+        answer = module.dispatch(ctx, req, method, node_id, rest)
+        if answer is not module.PASS:
+            return answer
+    answer = ads.dispatch(ctx, req, method, node_id, rest, usage)
+    if answer is marketing.PASS:
+        answer = marketing.dispatch(ctx, req, method, node_id, rest, usage)
     if answer is not marketing.PASS:
         return answer
     if node_id == "me":

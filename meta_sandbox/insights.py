@@ -29,7 +29,7 @@ METRICS = frozenset({
 })
 DESCRIPTIVE = frozenset({
     "account_id", "account_name", "account_currency", "campaign_id", "campaign_name",
-    "date_start", "date_stop",
+    "adset_id", "adset_name", "ad_id", "ad_name", "date_start", "date_stop",
 })
 FIELDS = METRICS | DESCRIPTIVE
 DEFAULT_FIELDS = ("account_id", "impressions", "spend")  # chosen: Meta's documented defaults vary
@@ -104,11 +104,12 @@ def requested_fields(raw: str | None) -> list[str]:
     if not raw or not raw.strip():
         return list(DEFAULT_FIELDS)
     names = [name.strip() for name in raw.split(",") if name.strip()]
-    for name in names:
-        if name not in FIELDS:
-            raise bad_param(f"(#100) {name} is not valid for fields param. please check "
-                            "https://developers.facebook.com/docs/marketing-api/reference/ads-insights/ "
-                            "for all valid values")
+    invalid = [name for name in names if name not in FIELDS]
+    if invalid:  # every invalid name in one message, as Meta names them
+        verb = "is" if len(invalid) == 1 else "are"
+        raise bad_param(f"(#100) {', '.join(invalid)} {verb} not valid for fields param. please check "
+                        "https://developers.facebook.com/docs/marketing-api/reference/ads-insights/ "
+                        "for all valid values")
     return names
 
 

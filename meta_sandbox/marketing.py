@@ -36,7 +36,7 @@ STATUSES = ("ACTIVE", "PAUSED", "ARCHIVED", "DELETED")
 SPECIAL_AD_CATEGORIES = ("NONE", "EMPLOYMENT", "HOUSING", "CREDIT", "ISSUES_ELECTIONS_POLITICS",
                          "FINANCIAL_PRODUCTS_SERVICES")
 # Edges this module adds to the fixtures' own node types.
-_PARENT_EDGES = frozenset({("AdAccount", "campaigns"), ("AdAccount", "insights"), ("Page", "leadgen_forms")})
+_PARENT_EDGES = frozenset(key for key in data.SERVED_EDGES if key[0] in ("AdAccount", "Page"))
 
 
 # -- routing ----------------------------------------------------------------------------------

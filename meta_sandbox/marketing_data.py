@@ -35,6 +35,10 @@ LEAD_FIELDS = frozenset({"id", "created_time", "field_data", "form_id", "ad_id",
 DEFAULTS = {"Campaign": ("id",), "LeadgenForm": ("id", "locale", "name", "status"),
             "Lead": ("created_time", "id", "field_data")}
 TYPE_FIELDS = {"Campaign": CAMPAIGN_FIELDS, "LeadgenForm": FORM_FIELDS, "Lead": LEAD_FIELDS}
+# (parent type, edge) -> the type it lists: the edges the marketing routing answers.
+SERVED_EDGES = {("AdAccount", "campaigns"): "Campaign", ("AdAccount", "insights"): "AdsInsights",
+                ("Page", "leadgen_forms"): "LeadgenForm", ("Campaign", "insights"): "AdsInsights",
+                ("LeadgenForm", "leads"): "Lead"}
 _CAMPAIGN_BASE = 23850000000000000
 _FORM_BASE = 1250000000000000
 _LEAD_BASE = 1330000000000000

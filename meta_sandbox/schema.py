@@ -112,9 +112,10 @@ TYPES: dict[str, NodeType] = {
         },
     ),
     "Business": NodeType(
-        fields=frozenset({"id", "name", "verification_status", "created_time", "link"}),
+        fields=frozenset({"id", "name", "verification_status", "created_time", "updated_time", "link"}),
         default=("id", "name"),
         edge_default=("id", "name"),
+        objects={"primary_page": "Page"},
         needs=(BIZ,),
         edges={
             "owned_ad_accounts": Edge(

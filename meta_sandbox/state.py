@@ -202,6 +202,14 @@ class Sandbox:
         with self.lock:
             return self._count(self._app_calls, self.config["app_call_budget"])
 
+    def app_usage(self) -> int:
+        """The app budget's percent used, without counting a call (Marketing API calls: Meta
+        counts them against business use cases, never the app's Graph budget)."""
+        with self.lock:
+            window, now = self._app_calls, self.now().timestamp()
+            recent = sum(1 for moment in window if moment > now - 3600)
+            return min(100, recent * 100 // self.config["app_call_budget"])
+
     def count_business_call(self, business_id: str) -> tuple[int, bool]:
         """Count a call against one business's hourly budget: (percent, exceeded)."""
         with self.lock:

@@ -32,6 +32,10 @@ FIELD_PERMISSIONS = {
 }
 CALL_PERMISSION = "pages_manage_metadata"
 WABA_PERMISSION = "whatsapp_business_management"
+# For meta_sandbox.served: the edges this module answers, and what their items hold.
+SERVED_EDGES = {("Page", EDGE): "SubscribedApp", ("WhatsAppBusinessAccount", EDGE): "SubscribedApp"}
+TYPE_FIELDS = {"SubscribedApp": ("id", "name", "link", "category", "subscribed_fields",
+                                 "whatsapp_business_api_data")}
 
 
 def dispatch(ctx, req, method: str, node_id: str, rest: list[str]) -> Any:

@@ -57,7 +57,7 @@ GOOD_PRODUCTION = {
     "APP_ENV": "production",
     "SECRET_KEY": "s" * 40,
     "JWT_SECRET_KEY": "j" * 40,
-    "ENCRYPTION_KEY": "e" * 40,
+    "ENCRYPTION_KEY": "ZWVlZWVlZWVlZWVlZWVlZWVlZWVlZWVlZWVlZWVlZWU=",  # 32 bytes, urlsafe base64
     "META_APP_ID": "123456789",
     "META_APP_SECRET": "a" * 32,
     "META_REDIRECT_URI": "https://crm.example.com/crm/auth/meta/callback",

@@ -10,7 +10,6 @@ ACTOR_PREFIX = "jwt:"
 # Actors land in String(100) columns (oauth_states.user_ref, meta_tokens.connected_by).
 MAX_SUBJECT = 100 - len(ACTOR_PREFIX)
 MAX_TENANT_ID = 2**31 - 1  # the largest id an INTEGER column holds
-DIGITS = re.compile(r"[0-9]{1,10}")
 # What a tenant header may hold: an id or a slug; visible ASCII, kept short.
 TENANT_HEADER = re.compile(r"[\x21-\x7e]{1,64}")
 
@@ -30,13 +29,11 @@ def subject(claims: dict, names: list[str]) -> str:
 
 
 def tenant_ref(value) -> int | str:
-    """The token's `tenant_id`: an int or a digit string is an id; any other string a slug."""
+    """The token's `tenant_id` when it is a number or a string (auth.tenancy.reference reads it)."""
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise NotAuthenticated("The token's tenant_id must be a number or a string",
                                code="invalid_token")
-    if isinstance(value, int):
-        return value
-    return int(value) if DIGITS.fullmatch(value) else value
+    return value
 
 
 def role(value) -> str:

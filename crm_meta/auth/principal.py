@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -42,17 +41,20 @@ def mint_jwt(secret: str, *, tenant_id: int, sub: str, role: str, ttl: int = 360
 
 def _check_tenant_header(tenant: TenantRef) -> None:
     header = claims_.tenant_header(request.headers.get("X-Tenant-ID"))
-    if header is not None and not any(
-        hmac.compare_digest(header, str(ref)) for ref in (tenant.id, tenant.slug)
-    ):
+    if header is not None and not tenancy.names(tenancy.reference(header), tenant):
         raise Forbidden("X-Tenant-ID does not match your tenant", code="tenant_mismatch")
 
 
 def _from_jwt(token: str) -> Principal:
     config = current_app.config
+    required, checked = list(REQUIRED_CLAIMS), {}
+    for claim, setting, argument in (("aud", "JWT_AUDIENCE", "audience"), ("iss", "JWT_ISSUER", "issuer")):
+        if config.get(setting):  # optional: checked only when configured
+            required.append(claim)
+            checked[argument] = config[setting]
     try:
         claims = jwt.decode(token, config["JWT_SECRET_KEY"], algorithms=["HS256"],
-                            options={"require": REQUIRED_CLAIMS})
+                            options={"require": required}, **checked)
     except jwt.ExpiredSignatureError:
         raise NotAuthenticated("The token has expired", code="token_expired") from None
     except jwt.InvalidTokenError:

@@ -3,6 +3,7 @@ only database round trip of a status read, whichever credential the caller bring
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from flask import current_app, g
@@ -25,7 +26,9 @@ WITH_STATUS = TENANTS.outerjoin(TOKENS, TOKENS.c.tenant_id == TENANTS.c.id)
 # once, not per request; a JWT names its tenant by id or by slug.
 BY_ID = select(*COLUMNS).select_from(WITH_STATUS).where(TENANTS.c.id == bindparam("ref"))
 BY_SLUG = select(*COLUMNS).select_from(WITH_STATUS).where(TENANTS.c.slug == bindparam("ref"))
-SESSION_KEY = "_crm_meta_session_tenant"  # on `g`: what the session user's loader read
+SESSION_KEY = "_crm_meta_session_tenant"
+# An id in a string: ASCII digits only, as many as an INTEGER's largest value has (zeros lead).
+DIGITS = re.compile(r"[0-9]{1,20}")  # on `g`: what the session user's loader read
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,18 +47,33 @@ def _found(values) -> Found:
     return TenantRef(tenant_id, slug), (ConnectionStatus(*status) if connection_id else None)
 
 
+def reference(value: int | str) -> int | str | None:
+    """The one rule for a tenant reference, wherever it comes from (a token's `tenant_id`, the
+    `X-Tenant-ID` header, an /internal/ path): an int, or a string of ASCII digits (leading
+    zeros too: "01" is tenant 1), is an id; any other string a slug (slugs are never digits
+    only); None when it can name no tenant (out of an id's range, or not a slug's shape)."""
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        if not DIGITS.fullmatch(value):
+            return None  # more digits than any id has: no slug is digits only either
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if 0 < value <= claims_.MAX_TENANT_ID else None
+    if isinstance(value, str) and SLUG.fullmatch(value):
+        return value
+    return None
+
+
+def names(ref: int | str | None, tenant: TenantRef) -> bool:
+    """Whether a reference (read by `reference`) names this tenant."""
+    return ref == (tenant.id if isinstance(ref, int) else tenant.slug) if ref is not None else False
+
+
 def tenant_by_ref(ref) -> Found | None:
-    """A tenant by id (an int or a digit string) or by slug, with its connection's status;
-    slugs are never digits only."""
-    ref = claims_.tenant_ref(ref)
-    if isinstance(ref, int):
-        if not 0 < ref <= claims_.MAX_TENANT_ID:
-            return None
-        statement = BY_ID
-    elif SLUG.fullmatch(ref):
-        statement = BY_SLUG
-    else:
+    """A tenant by id or by slug (`reference`'s rule), with its connection's status."""
+    ref = reference(claims_.tenant_ref(ref))
+    if ref is None:
         return None
+    statement = BY_ID if isinstance(ref, int) else BY_SLUG
     cache = statuscache.for_engine(db.engine, current_app.config["STATUS_CACHE_SECONDS"])
     if cache is None:
         row = first_read(statement, {"ref": ref}).first()

@@ -8,7 +8,7 @@ from flask_login import current_user, login_user, logout_user
 
 from crm_meta.auth import bp
 from crm_meta.auth.forms import LoginForm
-from crm_meta.auth.login import authenticate
+from crm_meta.auth.login import authenticate, failed_login_actor
 from crm_meta.infra.database import db
 from crm_meta.models import audit
 from crm_meta.models.types import utcnow
@@ -30,7 +30,8 @@ def login():
         email = form.email.data.strip().lower()
         user, valid = authenticate(email, form.password.data)
         if not valid:
-            audit.record("login", actor=f"email:{email}", tenant_id=user.tenant_id if user else None,
+            actor = failed_login_actor(email, current_app.config["SECRET_KEY"])
+            audit.record("login", actor=actor, tenant_id=user.tenant_id if user else None,
                          outcome="failure", ip=request.remote_addr, commit=True)
             flash(_("Wrong email or password."), "error")
             return render_template("auth/login.html", form=form), 401

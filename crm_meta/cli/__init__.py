@@ -13,6 +13,7 @@ from crm_meta import jobs
 from crm_meta.auth.principal import mint_jwt
 from crm_meta.cli.refresh import refresh_command
 from crm_meta.cli.webhooks import leads_cli, webhooks_cli
+from crm_meta.gateway.cli import gateway_cli
 from crm_meta.infra.crypto import CryptoError
 from crm_meta.infra.database import db
 from crm_meta.internal.cli import services_cli
@@ -208,6 +209,6 @@ def jobs_run():
 
 
 def register_cli(app: Flask) -> None:
-    for group in (tenants_cli, users_cli, demo_cli, jwt_cli, meta_cli, crypto_cli, services_cli, jobs_cli,
-                  webhooks_cli, leads_cli):
+    for group in (tenants_cli, users_cli, demo_cli, jwt_cli, meta_cli, crypto_cli, services_cli, gateway_cli,
+                  jobs_cli, webhooks_cli, leads_cli):
         app.cli.add_command(group)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from flask import current_app, redirect, request, url_for
-from flask_login import current_user
 
 from crm_meta import notify
 from crm_meta.auth import binding
-from crm_meta.auth.principal import Principal
+from crm_meta.auth.principal import Principal, current_principal
 from crm_meta.connect import payloads
 from crm_meta.http import negotiation
+from crm_meta.http.errors import AppError
 from crm_meta.meta import channels, connections, exchange
 from crm_meta.meta.keepalive import verdicts
 from crm_meta.meta.oauth import AuthorizationRequest, start_authorization
@@ -19,7 +19,7 @@ from crm_meta.runtime import now, runtime
 def begin(principal: Principal, *, rerequest: bool) -> tuple[AuthorizationRequest, str]:
     """Start an authorization for the caller; returns it and the browser binding value."""
     config = current_app.config
-    secret = binding.ensure_browser_secret()
+    secret = binding.new_browser_secret()
     started = start_authorization(
         dialog=runtime().dialog,
         now=now(), tenant_id=principal.tenant.id,
@@ -32,12 +32,9 @@ def begin(principal: Principal, *, rerequest: bool) -> tuple[AuthorizationReques
 def finish():
     """Complete the callback for this request; returns the stored connection."""
     config = current_app.config
-    # A session user on the callback must be the one who started it; a JSON client that
-    # only carries the binding cookie is bound by that cookie alone.
-    caller = current_user.get_id() if current_user.is_authenticated else None
     return connections.complete_authorization(
         parts(), args=request.args.to_dict(), browser_secret=binding.browser_secret(),
-        caller_ref=f"user:{caller}" if caller else None, redirect_uri=config["META_REDIRECT_URI"],
+        caller=callback_caller(), redirect_uri=config["META_REDIRECT_URI"],
         settings=connect_settings(), ip=request.remote_addr)
 
 
@@ -56,6 +53,18 @@ def disconnect(principal: Principal) -> dict:
     """Unsubscribe, revoke and delete the caller's tenant's connection."""
     who = channels.Who(actor=principal.actor, ip=request.remote_addr)
     return connections.disconnect(parts(), principal.tenant.id, who)
+
+
+def callback_caller() -> tuple[int, str] | None:
+    """Who the callback's browser says it is: (tenant id, actor) from a CRM token (header or
+    cookie) or our own session; None when it carries no credential at all (a script bound by
+    the binding cookie alone). A credential that does not resolve can prove no one: it matches
+    no state."""
+    try:
+        principal = current_principal()
+    except AppError:
+        return (0, "unresolved")
+    return None if principal is None else (principal.tenant.id, principal.actor)
 
 
 def browser_redirect(*, error: str | None = None):

@@ -41,7 +41,7 @@ from crm_meta.meta.errors import (
 )
 
 log = logging.getLogger(__name__)
-JSON_BLUEPRINTS = {"api", "callbacks", "internal", "channels", "webhooks"}
+JSON_BLUEPRINTS = {"api", "callbacks", "internal", "gateway", "channels", "webhooks"}
 
 
 class AppError(Exception):
@@ -170,7 +170,7 @@ def callback_failure(exc: AppError | DomainError | GraphError) -> tuple[AppError
 
 
 def wants_json() -> bool:
-    if request.blueprint in JSON_BLUEPRINTS or request.path.startswith("/internal/"):
+    if request.blueprint in JSON_BLUEPRINTS or request.path.startswith(("/internal/", "/graph/")):
         return True  # a path under /internal/ that matched no route (404/405) is a service's too
     return negotiation.preferred() == "json"  # a tie (*/*) is a page's: HTML
 

@@ -2,6 +2,7 @@
 
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase
 
 
@@ -46,3 +47,17 @@ def restore_on_checkin(engine) -> None:
     """Install the checkin hook above on an engine (once)."""
     if not event.contains(engine, "checkin", _checkin):
         event.listen(engine, "checkin", _checkin)
+
+
+def once_more_if_disconnected(work, *, before_retry=None):
+    """Run `work()`; when its connection turns out to have died in the pool (a PostgreSQL
+    restart, an idle timeout in between), run it once more on a fresh one, as a request's first
+    statement is (crm_meta.dbreads). Only for work that is the first of its transaction."""
+    try:
+        return work()
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+    if before_retry is not None:
+        before_retry()  # e.g. the session lets the dead connection go; the pool replaces it
+    return work()

@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import select
+import socket
 import threading
 import time
 import weakref
@@ -31,6 +32,9 @@ log = logging.getLogger(__name__)
 CHANNEL = "crm_meta_status"
 MAX_ENTRIES = 10_000  # beyond this the cache starts over (a tenant is one entry per ref)
 PING_EVERY = 30.0  # seconds of silence after which the listener checks its connection
+# Seconds a ping may wait for its answer: a connection black-holed by the network (no reset,
+# no answer) would otherwise hold the listener, and the cache, forever.
+PING_TIMEOUT = 5.0
 RECONNECT_AFTER = 2.0  # seconds between attempts while the database is away
 # Writes whose commit must clear this process's cache at once.
 WRITES = re.compile(r'\s*(insert\s+into|update|delete\s+from)\s+"?(meta_tokens|tenants)\b', re.I)
@@ -151,8 +155,7 @@ class StatusCache:
         while not self._closed.is_set() and self._engine_ref() is not None:
             if select.select([connection], [], [], 1.0) == ([], [], []):
                 if time.monotonic() - quiet_since >= PING_EVERY:
-                    with connection.cursor() as cursor:
-                        cursor.execute("SELECT 1")  # raises when the connection is dead
+                    _ping(connection, PING_TIMEOUT)  # raises when the connection is dead
                     quiet_since = time.monotonic()
                 continue
             connection.poll()
@@ -160,6 +163,28 @@ class StatusCache:
             while connection.notifies:
                 payload = connection.notifies.pop(0).payload
                 self.invalidate(int(payload) if payload.isdigit() else None)
+
+
+def _ping(connection, timeout: float) -> None:
+    """`SELECT 1`, answered within `timeout` seconds or the socket is shut under it (the read
+    then fails, and the listener reconnects as for any lost connection)."""
+    timer = threading.Timer(timeout, _shut, args=(connection,))
+    timer.daemon = True
+    timer.start()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    finally:
+        timer.cancel()
+
+
+def _shut(connection) -> None:
+    try:
+        with socket.socket(fileno=os.dup(connection.fileno())) as sock:
+            sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked read with end-of-file
+        log.warning("status cache: the listener's ping got no answer in time; reconnecting")
+    except (OSError, ValueError):
+        pass  # closed meanwhile
 
 
 def _watch_commits(engine) -> None:

@@ -18,7 +18,7 @@ from crm_meta.models.types import utcnow
 
 KEY_PREFIX = "cms_"
 PREFIX_LENGTH = len(KEY_PREFIX) + 8  # the stored, displayable start of a key
-SCOPES = ("credentials:read", "graph:proxy")
+SCOPES = ("credentials:read", "graph:proxy", "audit:read")
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _KEY = re.compile(r"^cms_[A-Za-z0-9_-]{43}$")
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # last_used_at is kept to the minute
@@ -31,6 +31,11 @@ class Caller:
 
     name: str
     scopes: tuple[str, ...]
+    tenant_ids: tuple[int, ...] | None = None  # None: every tenant
+
+    def opens(self, tenant_id: int) -> bool:
+        """Whether this key may reach that tenant (least privilege: `--tenant` at creation)."""
+        return self.tenant_ids is None or tenant_id in self.tenant_ids
 
 
 @dataclass(frozen=True)
@@ -50,8 +55,10 @@ def active(name: str) -> ServiceKey | None:
     return db.session.scalar(db.select(ServiceKey).filter_by(name=name, revoked_at=None))
 
 
-def create(name: str, scopes: list[str], *, actor: str = "cli") -> Issued:
-    """A new key for service NAME with the given scopes (ValueError when either is wrong)."""
+def create(name: str, scopes: list[str], *, actor: str = "cli",
+           tenant_ids: list[int] | None = None) -> Issued:
+    """A new key for service NAME with the given scopes, limited to `tenant_ids` when given
+    (None: every tenant); ValueError when a name or scope is wrong."""
     if not NAME.match(name):
         raise ValueError("NAME: lowercase letters, digits, dots, dashes and underscores, up to 64")
     unknown = sorted(set(scopes) - set(SCOPES))
@@ -64,10 +71,12 @@ def create(name: str, scopes: list[str], *, actor: str = "cli") -> Issued:
         if db.session.scalar(db.select(ServiceKey.id).filter_by(prefix=key[:PREFIX_LENGTH])) is None:
             break
     row = ServiceKey(name=name, prefix=key[:PREFIX_LENGTH], key_hash=digest(key),
-                     scopes=sorted(set(scopes)))
+                     scopes=sorted(set(scopes)),
+                     tenant_ids=sorted(set(tenant_ids)) if tenant_ids is not None else None)
     db.session.add(row)
     audit.record("service_key.create", actor=actor, details={"service": name, "prefix": row.prefix,
-                                                            "scopes": row.scopes})
+                                                            "scopes": row.scopes,
+                                                            "tenant_ids": row.tenant_ids})
     db.session.commit()
     return Issued(row=row, key=key)
 
@@ -101,7 +110,7 @@ def lookup(key: str):
     if not _KEY.match(key):
         return None
     return (db.select(ServiceKey.id, ServiceKey.name, ServiceKey.key_hash, ServiceKey.scopes,
-                      ServiceKey.revoked_at, ServiceKey.last_used_at)
+                      ServiceKey.revoked_at, ServiceKey.last_used_at, ServiceKey.tenant_ids)
             .where(ServiceKey.prefix == key[:PREFIX_LENGTH]))
 
 
@@ -120,7 +129,31 @@ def verify(key: str, found, scope: str) -> Caller:
     if found.last_used_at is None or now - found.last_used_at >= LAST_USED_RESOLUTION:
         db.session.execute(update(ServiceKey).where(ServiceKey.id == found.id)
                            .values(last_used_at=now).execution_options(synchronize_session=False))
-    return Caller(name=found.name, scopes=tuple(found.scopes))
+    limited = found.tenant_ids
+    return Caller(name=found.name, scopes=tuple(found.scopes),
+                  tenant_ids=tuple(limited) if limited is not None else None)
+
+
+def shown_prefix(key: str | None) -> str | None:
+    """What a refusal may record of a presented key: the displayable prefix of a well-formed
+    one (as `services list` shows it), never more and never a malformed value as typed."""
+    return key[:PREFIX_LENGTH] if key and _KEY.match(key) else None
+
+
+def record_refusal(*, header: str | None, route: str, method: str, reason: str,
+                   ip: str | None, service: str | None = None, tenant_ref: str | None = None,
+                   tenant_id: int | None = None) -> None:
+    """Audit a refused call to /internal/: which key (prefix), which route, why."""
+    _, _, key = (header or "").partition(" ")
+    prefix = shown_prefix(key.strip())
+    actor = f"service:{service}" if service else (f"service-key:{prefix}" if prefix else "anonymous")
+    details = {"prefix": prefix, "route": route, "method": method, "reason": reason}
+    if service:
+        details["service"] = service
+    if tenant_ref is not None:
+        details["tenant_ref"] = tenant_ref[:64]
+    audit.record("service_key.refused", actor=actor, outcome="refused", ip=ip, details=details,
+                 tenant_id=tenant_id, commit=True)  # a known tenant's admins see it on their page
 
 
 def authenticate(header: str | None, scope: str) -> Caller:

@@ -8,29 +8,48 @@ from flask import Response, current_app, request, url_for
 from sqlalchemy import false
 
 from crm_meta import notify
+from crm_meta.auth import tenancy
+from crm_meta.gateway import tokens as gateway_tokens
 from crm_meta.http.envelope import ok
-from crm_meta.http.errors import NotFound, ValidationFailed
+from crm_meta.http.errors import AppError, Forbidden, NotFound, ValidationFailed
 from crm_meta.infra.database import db
 from crm_meta.internal import bp, keys
 from crm_meta.meta import credentials, proxy
+from crm_meta.meta.errors import ConnectionUnusable
 from crm_meta.meta.keepalive import verdicts
 from crm_meta.models import MetaConnection, ServiceKey, Tenant, audit
 from crm_meta.runtime import runtime
 
-MAX_TENANT_ID = 2**31 - 1  # an integer column: a larger "id" names no tenant
-
 
 def _caller(scope: str, ref: str) -> tuple[keys.Caller, int, MetaConnection | None]:
-    """The calling service, the tenant (by numeric id, which an all-digit reference always is,
-    or by slug) and its connection, in one query: the key decides before the tenant is told."""
+    """The calling service, the tenant (auth.tenancy's rule: an all-digit reference is an id,
+    else a slug) and its connection, in one query: the key decides before the tenant is told.
+    Every refusal of the key is audited (its prefix, the route, why)."""
+    try:
+        return _resolve(scope, ref)
+    except AppError as refused:
+        if refused.code != "unknown_tenant":  # the tenant's refusal is audited where it is decided
+            keys.record_refusal(header=request.headers.get("Authorization"), route=_route(),
+                                method=request.method, reason=refused.code, ip=request.remote_addr,
+                                service=getattr(refused, "service", None), tenant_ref=ref,
+                                tenant_id=getattr(refused, "tenant_id", None))
+        raise
+
+
+def _route() -> str:
+    return request.url_rule.rule if request.url_rule is not None else request.path[:200]
+
+
+def _resolve(scope: str, ref: str) -> tuple[keys.Caller, int, MetaConnection | None]:
     key = keys.presented(request.headers.get("Authorization"))
     statement = keys.lookup(key)
     if statement is None:
         keys.verify(key, None, scope)  # refuses, in the same time as any wrong key
-    if ref.isascii() and ref.isdigit():
-        named = Tenant.id == int(ref) if len(ref) <= 10 and int(ref) <= MAX_TENANT_ID else false()
+    named_ref = tenancy.reference(ref)
+    if named_ref is None:
+        named = false()
     else:
-        named = Tenant.slug == ref if len(ref) <= 64 else false()
+        named = Tenant.id == named_ref if isinstance(named_ref, int) else Tenant.slug == named_ref
     found = db.session.execute(
         statement.add_columns(Tenant.id.label("tenant_id"), MetaConnection).select_from(ServiceKey)
         .outerjoin(Tenant, named).outerjoin(MetaConnection, MetaConnection.tenant_id == Tenant.id)).first()
@@ -40,14 +59,23 @@ def _caller(scope: str, ref: str) -> tuple[keys.Caller, int, MetaConnection | No
             audit.record("meta.credentials.read", actor=f"service:{caller.name}", outcome="refused",
                          ip=request.remote_addr, commit=True,
                          details={"service": caller.name, "reason": "unknown_tenant", "tenant_ref": ref[:64]})
-        raise NotFound("No tenant with that id or slug", code="not_found")
+        raise NotFound("No tenant with that id or slug", code="unknown_tenant")
+    if not caller.opens(found.tenant_id):
+        refused = Forbidden("This service key is limited to other tenants", code="tenant_not_allowed")
+        refused.service, refused.tenant_id = caller.name, found.tenant_id
+        raise refused
     return caller, found.tenant_id, found.MetaConnection
 
 
 @bp.get("/connections/<tenant>/credentials")
 def connection_credentials(tenant: str):
-    key, tenant_id, row = _caller("credentials:read", tenant)
     fmt = request.args.get("format") or None
+    try:
+        key, tenant_id, row = _caller("credentials:read", tenant)
+    except Forbidden as exc:
+        if fmt != credentials.CRM_VENTAS or exc.code != "insufficient_scope":
+            raise
+        return ok(_gateway_credentials(tenant))  # a proxy-only service: never Meta's token
     if fmt not in (None, credentials.CRM_VENTAS):
         raise ValidationFailed(f"format must be {credentials.CRM_VENTAS} or absent", code="invalid_format")
     rt = runtime()
@@ -57,6 +85,27 @@ def connection_credentials(tenant: str):
                                ip=request.remote_addr))
 
 
+def _gateway_credentials(tenant: str) -> dict:
+    """For a key with graph:proxy but not credentials:read: CRM Ventas' names with the service's
+    gateway token (`cmg_...`, for <API_BASE_URL>/graph/...) as META_USER_LONG_TOKEN."""
+    key, tenant_id, row = _caller("graph:proxy", tenant)
+    rt = runtime()
+    try:
+        credentials.usable_status(row, rt.clock.now(), current_app.config["META_SCOPES"])
+    except ConnectionUnusable as exc:
+        audit.record("meta.credentials.read", actor=f"service:{key.name}", tenant_id=tenant_id,
+                     outcome="refused", ip=request.remote_addr, commit=True,
+                     details={"service": key.name, "reason": exc.reason, "kind": "gateway"})
+        raise
+    key_id = keys.active(key.name).id
+    token = gateway_tokens.issue(service_key_id=key_id, service=key.name, tenant_id=tenant_id,
+                                 secret=current_app.config["SECRET_KEY"])
+    audit.record("meta.credentials.read", actor=f"service:{key.name}", tenant_id=tenant_id,
+                 ip=request.remote_addr, commit=True,
+                 details={"service": key.name, "format": credentials.CRM_VENTAS, "kind": "gateway"})
+    return credentials.crm_ventas(token, row)
+
+
 @bp.route("/connections/<tenant>/graph/<path:path>", methods=["GET", "POST", "DELETE"])
 def graph_proxy(tenant: str, path: str):
     key, tenant_id, row = _caller("graph:proxy", tenant)
@@ -64,7 +113,8 @@ def graph_proxy(tenant: str, path: str):
     config = current_app.config
     method = "GET" if request.method == "HEAD" else request.method  # Flask answers HEAD with GET's view
     call = proxy.Call(method, path, list(request.args.items(multi=True)), _form())
-    base = url_for("internal.graph_proxy", tenant=tenant, path="_", _external=True)[:-1]
+    # Paging links from API_BASE_URL (root-relative without it), never from the request's Host.
+    base = config["API_BASE_URL"] + url_for("internal.graph_proxy", tenant=tenant, path="_")[:-1]
     answer = proxy.forward(call, tenant_id=tenant_id, row=row, service=key.name, graph=rt.graph,
                            store=rt.store, version=config["META_GRAPH_API_VERSION"],
                            allowed=config["META_PROXY_ALLOWED_PATHS"], required=config["META_SCOPES"],
@@ -74,14 +124,41 @@ def graph_proxy(tenant: str, path: str):
     return Response(answer.body, status=answer.status, headers=answer.headers)
 
 
+@bp.get("/connections/<tenant>/audit")
+def tenant_audit(tenant: str):
+    """The tenant's audit trail for the CRM's own audit tab, in its `system_events` shape:
+    `?event_type=&severity=&limit=&offset=` as its "Sistema" tab sends them."""
+    _key, tenant_id, _row = _caller("audit:read", tenant)
+    limit = _number("limit", default=100, least=1, most=audit.MAX_PAGE)
+    offset = _number("offset", default=0, least=0, most=10**9)
+    severity = request.args.get("severity") or None
+    outcomes = [o for o, s in audit.SEVERITY.items() if s == severity] if severity else None
+    if severity and not outcomes:
+        raise ValidationFailed("severity must be info, warning or error", code="invalid_filter")
+    rows, total = audit.tenant_events(tenant_id, action=request.args.get("event_type") or None,
+                                      outcomes=outcomes, limit=limit, offset=offset)
+    return ok({"items": [audit.as_system_event(e) for e in rows], "total": total,
+               "limit": limit, "offset": offset})
+
+
+def _number(name: str, *, default: int, least: int, most: int) -> int:
+    value = request.args.get(name)
+    if value is None or value == "":
+        return default
+    if not (value.isascii() and value.isdigit() and len(value) <= 12) or not least <= int(value) <= most:
+        raise ValidationFailed(f"{name} must be a whole number from {least} to {most}",
+                               code="invalid_filter")
+    return int(value)
+
+
 def _form() -> dict[str, str] | None:
     """A POST's fields, from a form or a JSON object (non-string values as JSON, as Graph takes them)."""
     if request.method == "GET":
         return None
     if request.is_json:
-        body = request.get_json(silent=True)
-        if body is None and not request.get_data():
+        if not request.get_data():
             return None
+        body = request.get_json()  # malformed, or nested too deeply: 400
         if not isinstance(body, dict):
             raise ValidationFailed("Send a JSON object or form fields", code="invalid_body")
         return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in body.items()}

@@ -28,20 +28,12 @@ class Who:
     ip: str | None = None
 
 
-def _context(tenant_id: int, page_id: str) -> str:
-    # Bound to tenant and Page: a ciphertext copied to another row or tenant will not open.
-    return f"meta_page_token:tenant:{tenant_id}:page:{page_id}"
-
-
 def write_page_token(store, channel: MetaChannel, token: str) -> None:
-    channel.token_ciphertext = store.cipher.encrypt(token, context=_context(channel.tenant_id,
-                                                                            channel.asset_id))
-    channel.key_id = store.cipher.current.kid
+    store.write_page_token(channel, token)  # encrypted, bound to tenant and Page (store.py)
 
 
 def read_page_token(store, channel: MetaChannel) -> str:
-    return store.cipher.decrypt(channel.token_ciphertext,
-                                context=_context(channel.tenant_id, channel.asset_id))
+    return store.read_page_token(channel)
 
 
 def _entries(discovery) -> list[dict]:
@@ -205,19 +197,6 @@ def release(parts: Parts, row: MetaConnection) -> int:
     return released
 
 
-def token_for(store, row: MetaConnection, asset_id: str) -> str:
-    """The token a Page-scoped call needs: a Page's own token for `/{page-id}/...`, the
-    connection's token for a WhatsApp phone number or account; UnknownAsset otherwise."""
-    channel = next((c for c in row.channels if c.asset_id == str(asset_id)), None)
-    if channel is None or channel.asset_type not in ("page", "phone_number", "waba"):
-        raise UnknownAsset()
-    if channel.asset_type == "page":
-        if not channel.token_ciphertext:
-            raise UnknownAsset("Meta gave no token for this Page")
-        return read_page_token(store, channel)
-    return store.read(row)
-
-
 def page_tokens(store, row: MetaConnection) -> dict[str, str]:
     """Every Page token of the connection, by Page id (the services' credentials)."""
     return {c.asset_id: read_page_token(store, c) for c in row.channels
@@ -247,3 +226,10 @@ def repair(parts: Parts, row: MetaConnection) -> None:
     if any(c.active for c in row.channels):
         reconcile(parts, row)
         db.session.commit()
+
+
+def page_token_for(store, row: MetaConnection, asset_id: str) -> str | None:
+    """The Page's own token when `asset_id` is one of the connection's Pages, else None."""
+    channel = next((c for c in row.channels if c.asset_type == "page" and c.asset_id == asset_id
+                    and c.token_ciphertext), None)
+    return read_page_token(store, channel) if channel is not None else None

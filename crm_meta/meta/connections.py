@@ -9,13 +9,7 @@ from crm_meta.infra.crypto import CryptoError
 from crm_meta.infra.database import db
 from crm_meta.infra.timestamps import iso
 from crm_meta.meta import assets, channels, exchange, tokens
-from crm_meta.meta.errors import (
-    GraphError,
-    InvalidCallback,
-    NotConnected,
-    OAuthDenied,
-    UnknownAsset,
-)
+from crm_meta.meta.errors import GraphError, InvalidCallback, NotConnected, OAuthDenied, UnknownAsset
 from crm_meta.meta.exchange import apply_discovery, apply_token_info  # noqa: F401  (re-exported)
 from crm_meta.meta.oauth import consume_state
 from crm_meta.meta.store import TokenStore
@@ -26,11 +20,11 @@ ASSET_ID = re.compile(r"^(act_)?\d{1,30}$")
 
 
 def complete_authorization(parts: channels.Parts, *, args: dict, browser_secret: str | None,
-                           caller_ref: str | None, redirect_uri: str,
+                           caller: tuple[int, str] | None, redirect_uri: str,
                            settings: exchange.Settings, ip: str | None = None) -> MetaConnection:
     """The callback: state, then the code's exchange into the tenant's one connection."""
     consumed = consume_state(state=args.get("state"), browser_secret=browser_secret,
-                             now=parts.now, caller_ref=caller_ref)
+                             now=parts.now, caller=caller)
     if args.get("error"):
         audit.record("meta.connect", actor=consumed.user_ref, tenant_id=consumed.tenant_id,
                      outcome="denied", ip=ip, details={"reason": args.get("error_reason")},

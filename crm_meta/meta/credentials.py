@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from crm_meta.infra.crypto import CryptoError
 from crm_meta.infra.database import db
 from crm_meta.infra.timestamps import iso
+from crm_meta.meta import channels
 from crm_meta.meta.errors import ConnectionUnusable
 from crm_meta.meta.status import FAILING_STATUSES, effective_status
 from crm_meta.models import MetaConnection, audit
@@ -29,6 +30,18 @@ def usable_status(row: MetaConnection | None, now: datetime, required: list[str]
     return status
 
 
+def crm_ventas(token: str, row: MetaConnection) -> dict:
+    """The names and shapes CRM Ventas keeps in its credentials table: the expiry as naive UTC
+    ISO (it does `datetime.fromisoformat(v) - datetime.now()`), the ad account as bare digits
+    (its `connect_ad_account` strips `act_`; its client adds it back)."""
+    expires = row.expires_at
+    account = row.selected_ad_account_id
+    return {"META_USER_LONG_TOKEN": token,
+            "META_AD_ACCOUNT_ID": account.removeprefix("act_") if account else None,
+            "META_TOKEN_EXPIRES_AT": (expires.astimezone(UTC).replace(tzinfo=None, microsecond=0)
+                                      .isoformat() if expires else None)}
+
+
 def read(*, store, graph, tenant_id: int, row: MetaConnection | None, service: str, now: datetime,
          required: list[str], fmt: str | None = None, ip: str | None = None) -> dict:
     """The tenant's token with its proof and facts; every read is audited, never the token."""
@@ -44,10 +57,12 @@ def read(*, store, graph, tenant_id: int, row: MetaConnection | None, service: s
     audit.record("meta.credentials.read", actor=f"service:{service}", tenant_id=tenant_id, ip=ip,
                  details={"service": service, "status": status, "format": fmt or "default"})
     db.session.commit()
-    if fmt == CRM_VENTAS:
-        return {"META_USER_LONG_TOKEN": token, "META_AD_ACCOUNT_ID": row.selected_ad_account_id,
-                "META_TOKEN_EXPIRES_AT": iso(row.expires_at)}
+    pages = channels.page_tokens(store, row)
+    if fmt == CRM_VENTAS:  # CRM Ventas keeps each Page's token as META_PAGE_TOKEN_<page_id>
+        return {**crm_ventas(token, row), **{f"META_PAGE_TOKEN_{p}": t for p, t in pages.items()}}
     return {
+        "page_tokens": [{"page_id": p, "access_token": t, "appsecret_proof": graph.proof(t)}
+                        for p, t in pages.items()],
         "access_token": token,
         "appsecret_proof": graph.proof(token),
         "token_type": row.token_type,

@@ -14,7 +14,7 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 from crm_meta.meta.errors import GraphError
-from crm_meta.meta.versions import RETIRED, SUNSETS
+from crm_meta.meta.versions import MARKETING_SUNSETS, RETIRED, SUNSETS, newest, upgrade_warning
 
 CALLBACK_PATH = "/crm/auth/meta/callback"
 CLOCK_TOLERANCE_SECONDS = 60
@@ -48,11 +48,12 @@ def run(graph, config: dict, *, now: datetime | None = None) -> list[Check]:
     checks = [_reachable(graph)]
     if checks[0].ok:
         token_check, headers = _app_token(graph)
-        checks += [token_check, _version(graph, headers), _clock(headers, now)]
+        checks += [token_check, _version(graph, headers), _marketing_version(graph, headers, now),
+                   _clock(headers, now)]
     else:
         skipped = "not checked: Meta is unreachable"
         checks += [Check(name, False, skipped, "fix the reachability first")
-                   for name in ("app credential", "graph version", "clock")]
+                   for name in ("app credential", "graph version", "marketing version", "clock")]
     checks += [_redirect_uri(config), _scopes(config), _login_config(config)]
     return checks
 
@@ -109,10 +110,10 @@ def _version(graph, headers: dict) -> Check:
     if version in RETIRED or (served and served != version):
         return Check("graph version", False,
                      f"{version} is retired: Meta answers with {served or 'another version'}",
-                     "set META_GRAPH_API_VERSION to a current version (e.g. v25.0)")
+                     f"set META_GRAPH_API_VERSION to a current version (e.g. {newest(_today())})")
     if version not in SUNSETS:
         return Check("graph version", False, f"{version} is not a version this service knows",
-                     "set META_GRAPH_API_VERSION to a current version (e.g. v25.0)")
+                     f"set META_GRAPH_API_VERSION to a current version (e.g. {newest(_today())})")
     sunset = SUNSETS[version]
     if sunset is None:
         return Check("graph version", True, f"{version} is served; no sunset announced")
@@ -121,6 +122,33 @@ def _version(graph, headers: dict) -> Check:
         return Check("graph version", False, f"{version} was retired on {sunset}",
                      "set META_GRAPH_API_VERSION to a current version")
     return Check("graph version", True, f"{version} is served; {days} days to its sunset ({sunset})")
+
+
+def _today(now: datetime | None = None):
+    return (now or datetime.now(UTC)).date()
+
+
+def _marketing_version(graph, headers: dict, now: datetime | None) -> Check:
+    """The Marketing API's own calendar (ads, insights): its versions retire long before Graph's."""
+    version, today = graph.version, _today(now)
+    use = newest(today)
+    warned = upgrade_warning(headers)
+    if warned:
+        return Check("marketing version", False, f"Meta auto-upgraded a Marketing call: {warned}",
+                     f"set META_GRAPH_API_VERSION to {use}")
+    if version not in MARKETING_SUNSETS:
+        return Check("marketing version", False, f"{version} is not a Marketing API version this "
+                     "service knows", f"set META_GRAPH_API_VERSION to {use}")
+    sunset = MARKETING_SUNSETS[version]
+    if sunset is None:
+        return Check("marketing version", True, f"{version} is served; no Marketing API expiry announced")
+    days = (sunset - today).days
+    if days < 0:
+        return Check("marketing version", False, f"the Marketing API retired {version} on {sunset}: "
+                     "ads and insights calls are refused (#2635) or upgraded",
+                     f"set META_GRAPH_API_VERSION to {use}")
+    return Check("marketing version", True, f"{version} is served for Marketing API calls; {days} days "
+                 f"to its expiry ({sunset}), then {use}")
 
 
 def _clock(headers: dict, now: datetime | None) -> Check:

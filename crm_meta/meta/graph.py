@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, urlsplit
 import requests
 
 from crm_meta.infra import metrics
-from crm_meta.meta import batch, usage
+from crm_meta.meta import batch, usage, versions
 from crm_meta.meta.errors import GraphError, ThrottledError, TransientError, classify
 
 log = logging.getLogger(__name__)
@@ -101,8 +101,8 @@ class GraphClient:
         """The app's credentials for /oauth/access_token calls."""
         return {"client_id": self.app_id, "client_secret": self._app_secret}
 
-    def url(self, path: str) -> str:
-        return f"{self.base_url}/{self.version}/{path.lstrip('/')}"
+    def url(self, path: str, version: str | None = None) -> str:
+        return f"{self.base_url}/{version or self.version}/{path.lstrip('/')}"
 
     # -- the one request path ---------------------------------------------------------------
     def call(self, method: str, path: str, *, token: str | None = None,
@@ -151,12 +151,12 @@ class GraphClient:
                 self.sleep(delay)
         raise AssertionError("unreachable")
 
-    def _send(self, method, path, label, headers, params, body) -> requests.Response:
+    def _send(self, method, path, label, headers, params, body, version=None) -> requests.Response:
         """One HTTP exchange with Graph: latency and usage recorded, no answer read yet; a
         timeout or an unreachable host is a TransientError."""
         started = time.perf_counter()
         try:
-            response = self.session.request(method, self.url(path), params=params, data=body,
+            response = self.session.request(method, self.url(path, version), params=params, data=body,
                                             headers=headers, timeout=self.timeout)
         except requests.Timeout:
             metrics.GRAPH_CALLS.labels(endpoint=label, outcome="timeout").inc()
@@ -166,6 +166,10 @@ class GraphClient:
             raise TransientError(f"Meta is unreachable ({type(exc).__name__})") from None
         metrics.GRAPH_LATENCY.labels(endpoint=label).observe(time.perf_counter() - started)
         self.observe_usage(path, response.headers)
+        upgraded = versions.upgrade_warning(response.headers)
+        if upgraded:  # a Marketing call to a version Meta retired: it answered with a newer one
+            log.warning("graph %s %s: Meta says %r; set META_GRAPH_API_VERSION to %s", method, label,
+                        upgraded, versions.newest(self._now().date()))
         return response
 
     def _once(self, method, path, label, headers, params, body) -> dict:
@@ -267,14 +271,15 @@ class GraphClient:
             self.governor.observe(path, headers)
 
     def forward(self, method: str, path: str, *, token: str, query: list[tuple[str, str]],
-                form: dict[str, str] | None = None) -> Forwarded:
-        """One proxied call, not retried: Meta's status, headers and body come back as they are."""
+                form: dict[str, str] | None = None, version: str | None = None) -> Forwarded:
+        """One proxied call, not retried: Meta's status, headers and body come back as they are
+        (at `version`, the client's own default when None)."""
         label = endpoint_label(path)
         query = [(k, v) for k, v in query if k not in CALLER_SECRETS]
         query.append(("appsecret_proof", self.proof(token)))
         form = {k: v for k, v in (form or {}).items() if k not in CALLER_SECRETS} or None
         headers = {"Accept": "application/json", "Authorization": f"Bearer {token}"}
-        response = self._send(method.upper(), path, label, headers, query, form)
+        response = self._send(method.upper(), path, label, headers, query, form, version)
         error = None
         if response.status_code >= 400:
             try:

@@ -87,9 +87,16 @@ def start_authorization(*, dialog: MetaDialog, now: datetime, tenant_id: int, us
     return AuthorizationRequest(auth_url=built["url"], state=state)
 
 
+def _same_principal(caller: tuple[int, str], row: OAuthState) -> bool:
+    tenant_id, actor = caller
+    same_actor = hmac.compare_digest(actor.encode(), row.user_ref.encode())
+    return same_actor and tenant_id == row.tenant_id
+
+
 def consume_state(*, state: str | None, browser_secret: str | None, now: datetime,
-                  caller_ref: str | None = None) -> ConsumedState:
-    """Accept a state once: known, fresh, unused, from the browser (and user) that asked."""
+                  caller: tuple[int, str] | None = None) -> ConsumedState:
+    """Accept a state once: known, fresh, unused, from the browser that asked and, when the
+    callback carries a credential, from the principal (tenant and subject) that asked."""
     if not state or len(state) > 200 or not browser_secret:
         raise InvalidState()
     state_hash = _digest(state)
@@ -98,8 +105,8 @@ def consume_state(*, state: str | None, browser_secret: str | None, now: datetim
         raise InvalidState()
     if not hmac.compare_digest(_digest(browser_secret), row.browser_hash):
         raise InvalidState()
-    if caller_ref is not None and not hmac.compare_digest(caller_ref, row.user_ref):
-        raise InvalidState()  # someone else is logged in to this browser now
+    if caller is not None and not _same_principal(caller, row):
+        raise InvalidState()  # someone else is logged in to this browser (or fixed its cookie)
     # The conditional update is the single-use guarantee, even for two racing callbacks.
     claimed = db.session.execute(
         update(OAuthState)

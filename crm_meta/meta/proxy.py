@@ -2,8 +2,9 @@
 paging links that lead back through the proxy, and token errors fed to the connection's status.
 
 A service never sees the token: it is added here (and any token or proof the caller sent is
-dropped), `fields=access_token` (page tokens) is refused, and Meta's paging links, which carry
-the token at Meta, are rewritten to the proxy's own URL without it.
+dropped), calls that could read a token are refused (crm_meta.meta.exposure), whatever Meta
+still sends is stripped (crm_meta.meta.scrub), and Meta's paging links, which carry the token
+at Meta, are rewritten to the proxy's own URL without it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from urllib.parse import urlencode
 
 from crm_meta.infra import metrics
 from crm_meta.infra.database import db
+from crm_meta.meta import channels, exposure, scrub
 from crm_meta.meta.credentials import usable_status
 from crm_meta.meta.errors import GraphError, ProxyRefused, ThrottledError, TokenInvalidError
 from crm_meta.meta.graph import endpoint_label
@@ -29,10 +31,10 @@ log = logging.getLogger(__name__)
 VERSION = re.compile(r"^v\d+\.\d+$")
 SEGMENT = re.compile(r"^[A-Za-z0-9_]+$")
 AD_ACCOUNT = re.compile(r"^act_\d+$")
-TOKEN_FIELD = re.compile(r"\baccess_token\b")
 # Meta's headers a service gets back; nothing else of Meta's answer (cookies, ...) passes.
 PASSED_HEADERS = ("content-type", "x-app-usage", "x-business-use-case-usage", "x-ad-account-usage",
-                  "x-fb-trace-id", "x-fb-rev", "facebook-api-version", "www-authenticate")
+                  "x-fb-trace-id", "x-fb-rev", "facebook-api-version", "www-authenticate",
+                  "x-ad-api-version-warning")
 
 
 @dataclass
@@ -64,31 +66,11 @@ def normalise(path: str, version: str) -> str:
     return "/".join(segments)
 
 
-def matches(path: str, pattern: str) -> bool:
-    """`*` is a numeric id, `act_*` an ad account id, anything else itself."""
-    parts, wanted = path.split("/"), pattern.split("/")
-    if len(parts) != len(wanted):
-        return False
-    for part, want in zip(parts, wanted, strict=True):
-        if want == "*":
-            ok = part.isascii() and part.isdigit()
-        elif want == "act_*":
-            ok = bool(AD_ACCOUNT.match(part))
-        else:
-            ok = part == want
-        if not ok:
-            return False
-    return True
-
-
-def check(call: Call, version: str, allowed: list[str]) -> str:
-    """The normalised path when the proxy forwards this call; ProxyRefused otherwise."""
+def check(call: Call, version: str, allowed: list[str], known: exposure.Known | None = None) -> str:
+    """The normalised path when the proxy forwards this call (crm_meta.meta.exposure decides)."""
     path = normalise(call.path, version)
-    if not any(matches(path, pattern) for pattern in allowed):
-        raise ProxyRefused("path_not_allowed", f"{endpoint_label(path)} is not on the proxy's allow-list")
-    fields = [v for k, v in call.query if k == "fields"] + [(call.form or {}).get("fields") or ""]
-    if any(TOKEN_FIELD.search(value) for value in fields):
-        raise ProxyRefused("field_not_allowed", "Tokens are not read through the proxy")
+    params, rules = call.query + list((call.form or {}).items()), exposure.allowed_from(tuple(allowed))
+    exposure.admit(call.method, path, params, known or exposure.Known(), rules)
     return path
 
 
@@ -110,24 +92,36 @@ def scopes(path: str, row: MetaConnection) -> list[str]:
 
 def forward(call: Call, *, tenant_id: int, row: MetaConnection | None, service: str, graph, store,
             version: str, allowed: list[str], required: list[str], now: Callable[[], datetime],
-            link_base: str, settings: verdicts.Settings, on_notices: Callable[[list], object]) -> Answer:
-    """Check, govern, forward with the tenant's token, relink, and learn from token errors."""
-    path = check(call, version, allowed)
+            link_base: str, settings: verdicts.Settings, on_notices: Callable[[list], object],
+            link_token: str | None = None) -> Answer:
+    """Check, govern, forward with the tenant's token (at `version`), relink, and learn from token
+    errors. `link_token`: the caller's own credential, put in paging links (the drop-in gateway's
+    clients follow `paging.next` as it is, the way Meta's links carry the caller's token)."""
+    path = check(call, version, allowed, exposure.Known.of(row))
     usable_status(row, now(), required)
-    token, ciphertext, row_id, held = store.read(row), row.token_ciphertext, row.id, scopes(path, row)
+    # A call on a Page (its Send API) goes with the Page's own token; anything else, the tenant's.
+    page_token = channels.page_token_for(store, row, path.split("/")[0])
+    token = page_token or store.read(row)
+    ciphertext, row_id, held = row.token_ciphertext, row.id, scopes(path, row)
     db.session.commit()  # the key's last use; no transaction stays open while Meta answers
     if graph.governor is not None:
         graph.governor.check(held)
-    answer = graph.forward(call.method, path, token=token, query=call.query, form=call.form)
+    answer = graph.forward(call.method, path, token=token, query=call.query, form=call.form,
+                           version=version)
     log.info("proxy %s %s for tenant %s by service %s: %s", call.method, endpoint_label(path),
              tenant_id, service, answer.status)
     metrics.PROXY_CALLS.labels(service=service, status=str(answer.status)).inc()
-    if isinstance(answer.error, TokenInvalidError):
+    # A Page's dead token says nothing about the connection's own: no strike for it.
+    if isinstance(answer.error, TokenInvalidError) and page_token is None:
         record_token_error(row_id, ciphertext, answer.error, now(), settings, store, on_notices)
-    headers = {name: answer.headers[name] for name in PASSED_HEADERS if name in answer.headers}
+    headers = scrub.headers({name: answer.headers[name] for name in PASSED_HEADERS if name in answer.headers})
     if isinstance(answer.error, ThrottledError) and answer.error.retry_after:
         headers["Retry-After"] = str(int(answer.error.retry_after))
-    return Answer(answer.status, headers, relinked(answer.body, headers, graph, link_base))
+    # Scrubbed first (no Meta token survives), then relinked: the links then carry only the
+    # caller's own credential, when it is one that belongs in them (`link_token`).
+    body = relinked(scrub.body(answer.body, headers.get("content-type", "")), headers, graph, link_base,
+                    link_token)
+    return Answer(answer.status, headers, body)
 
 
 def record_token_error(row_id: int, ciphertext: str, error: GraphError, moment: datetime, settings,
@@ -148,22 +142,24 @@ def record_token_error(row_id: int, ciphertext: str, error: GraphError, moment: 
     on_notices(outcome.notices)
 
 
-def relinked(body: bytes, headers: dict[str, str], graph, link_base: str) -> bytes:
-    """Meta's paging links, pointed at the proxy and stripped of token and proof."""
+def relinked(body: bytes, headers: dict[str, str], graph, link_base: str,
+             link_token: str | None = None) -> bytes:
+    """Meta's paging links, pointed at the proxy and stripped of token and proof (carrying
+    `link_token` instead, when given)."""
     if b'"paging"' not in body or "json" not in headers.get("content-type", ""):
         return body
     try:
         payload = json.loads(body)
     except ValueError:
         return body
-    _relink(payload, graph, link_base)
+    _relink(payload, graph, link_base, link_token)
     return json.dumps(payload, ensure_ascii=False).encode()
 
 
-def _relink(node, graph, link_base: str) -> None:
+def _relink(node, graph, link_base: str, link_token: str | None = None) -> None:
     if isinstance(node, list):
         for item in node:
-            _relink(item, graph, link_base)
+            _relink(item, graph, link_base, link_token)
         return
     if not isinstance(node, dict):
         return
@@ -179,7 +175,9 @@ def _relink(node, graph, link_base: str) -> None:
                     paging.pop(key)
                 else:
                     path, query = found
+                    if link_token:
+                        query["access_token"] = link_token
                     paging[key] = f"{link_base}{path.lstrip('/')}?{urlencode(query)}"
     for key, value in node.items():
         if key != "paging":
-            _relink(value, graph, link_base)
+            _relink(value, graph, link_base, link_token)

@@ -16,12 +16,24 @@ AD_ACCOUNT = re.compile(r"^/?(act_\d+)(?:/|$)")
 APP = "app"
 SLOWDOWN = 80  # percent of the app's budget at which we start backing off on our own
 SPENT = 100  # percent at which Meta refuses the app's calls
+# The longest wait we take from Meta's headers: a day. Meta names minutes or an hour or so; a
+# larger figure (or Infinity) is a broken header, never a reason to hold a scope for millennia.
+MAX_WAIT_SECONDS = 24 * 3600
+MAX_PERCENT = 1000.0  # Meta's percentages pass 100 when over budget; nothing sane goes past this
+
+
+def _bounded(value, most: float) -> float:
+    """A number from a header, within [0, most]: NaN or a negative reads as 0, Infinity as most."""
+    number = float(value or 0)
+    if number != number or number < 0:  # NaN is the only value not equal to itself
+        return 0.0
+    return min(number, most)
 
 
 def usage_percent(entry: dict) -> float:
     """The highest of Meta's percentages in one usage entry."""
     values = [entry.get(k) or 0 for k in ("call_count", "total_time", "total_cputime", "acc_id_util_pct")]
-    return float(max(float(v) for v in values))
+    return max(_bounded(v, MAX_PERCENT) for v in values)
 
 
 def _business_entries(headers) -> dict[str, list[dict]]:
@@ -33,7 +45,8 @@ def _business_entries(headers) -> dict[str, list[dict]]:
 
 
 def _regain_minutes(entries: list[dict]) -> float:
-    return max((float(e.get("estimated_time_to_regain_access") or 0) for e in entries), default=0.0)
+    return max((_bounded(e.get("estimated_time_to_regain_access"), MAX_WAIT_SECONDS / 60)
+                for e in entries), default=0.0)
 
 
 def readings(path: str, headers) -> list[tuple[str, float, float]]:
@@ -49,7 +62,7 @@ def readings(path: str, headers) -> list[tuple[str, float, float]]:
         if account and headers.get("x-ad-account-usage"):
             usage = json.loads(headers["x-ad-account-usage"])
             found.append((f"ad_account:{account.group(1)}", usage_percent(usage),
-                          float(usage.get("reset_time_duration") or 0)))
+                          _bounded(usage.get("reset_time_duration"), MAX_WAIT_SECONDS)))
     except (ValueError, TypeError, AttributeError):
         log.warning("unreadable Meta usage header on %s; ignored", path)
     return found

@@ -3,6 +3,7 @@
 from crm_meta.models import status_triggers  # noqa: F401  (DDL events on the tables)
 from crm_meta.models.app_health import AppHealth
 from crm_meta.models.audit_event import AuditEvent, DataDeletionRequest
+from crm_meta.models.gateway_token import GatewayToken
 from crm_meta.models.meta_channel import MetaChannel
 from crm_meta.models.meta_connection import STATUSES, MetaConnection
 from crm_meta.models.notification import NotificationOutbox
@@ -17,6 +18,7 @@ __all__ = [
     "AuditEvent",
     "DataDeletionRequest",
     "EventEndpoint",
+    "GatewayToken",
     "MetaChannel",
     "MetaConnection",
     "NotificationOutbox",

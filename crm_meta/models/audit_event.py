@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, String
+from sqlalchemy import JSON, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_meta.infra.database import db
@@ -22,6 +22,9 @@ class AuditEvent(db.Model):
     ip: Mapped[str | None] = mapped_column(String(64))
     details: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+    # A tenant's events newest first, page by page (the audit page and the CRM's audit API).
+    __table_args__ = (Index("ix_audit_events_tenant_created", "tenant_id", "created_at", "id"),)
 
 
 class DataDeletionRequest(db.Model):

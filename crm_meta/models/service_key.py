@@ -18,7 +18,9 @@ class ServiceKey(db.Model):
     prefix: Mapped[str] = mapped_column(String(16), unique=True, index=True)
     # SHA-256 of the whole key, hex: the key itself is shown once and never stored.
     key_hash: Mapped[str] = mapped_column(String(64))
-    scopes: Mapped[list] = mapped_column(JSON, default=list)  # credentials:read, graph:proxy
+    scopes: Mapped[list] = mapped_column(JSON, default=list)  # credentials:read, graph:proxy, audit:read
+    # The tenant ids this key may open; None: every tenant (a multi-tenant service).
+    tenant_ids: Mapped[list | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -34,7 +34,8 @@ class Notifier:
     def __init__(self, config, *, app=None, clock=None, sleep=time.sleep, smtp_factory=None):
         self.webhook_url = config.get("NOTIFY_WEBHOOK_URL") or ""
         self.webhook_secret = config.get("NOTIFY_WEBHOOK_SECRET") or ""
-        self.smtp = {k: config.get(f"SMTP_{k}") for k in ("HOST", "PORT", "USER", "PASSWORD", "FROM")}
+        self.smtp = {k: config.get(f"SMTP_{k}")
+                     for k in ("HOST", "PORT", "USER", "PASSWORD", "FROM", "ALLOW_PLAINTEXT")}
         self.app = app  # the sender thread delivers this app's outbox
         self.clock = clock  # the app's clock: when a notice is due
         self.sleep = sleep
@@ -140,7 +141,8 @@ class Notifier:
         try:
             smtp.send(message, host=self.smtp["HOST"], port=int(self.smtp["PORT"] or 587),
                       user=self.smtp["USER"] or "", password=self.smtp["PASSWORD"] or "",
-                      factory=self.smtp_factory)
+                      factory=self.smtp_factory,
+                      allow_plaintext=bool(self.smtp.get("ALLOW_PLAINTEXT")))
             return "delivered"
         except smtp.SMTPWithoutTLS as exc:
             log.warning("e-mail for notice %s not sent: %s (set up STARTTLS, or SMTPS on port %s)",

@@ -11,13 +11,15 @@ TIMEOUT = 10.0  # seconds per SMTP operation
 
 
 class SMTPWithoutTLS(smtplib.SMTPException):
-    """The server offers no STARTTLS while a login is configured: nothing is sent."""
+    """The server offers no STARTTLS: nothing is sent (unless plain text was allowed, and then
+    never a login)."""
 
 
 def send(message: EmailMessage, *, host: str, port: int, user: str = "", password: str = "",
-         factory=None) -> None:
-    """Deliver `message`; TLS with a verified certificate and host name whenever the server
-    offers it, and always before a login (SMTPS on port 465, else STARTTLS)."""
+         factory=None, allow_plaintext: bool = False) -> None:
+    """Deliver `message` over TLS with a verified certificate and host name (SMTPS on port
+    465, else STARTTLS). A server without STARTTLS gets nothing, unless `allow_plaintext`
+    (SMTP_ALLOW_PLAINTEXT=1) lets a message without a login go in clear."""
     context = ssl.create_default_context()
     if port == SMTPS_PORT:
         server = (factory or smtplib.SMTP_SSL)(host, port, timeout=TIMEOUT, context=context)
@@ -31,6 +33,9 @@ def send(message: EmailMessage, *, host: str, port: int, user: str = "", passwor
                 server.ehlo()
             elif user:
                 raise SMTPWithoutTLS(f"{host}:{port} offers no STARTTLS; refusing to log in without TLS")
+            elif not allow_plaintext:
+                raise SMTPWithoutTLS(f"{host}:{port} offers no STARTTLS; refusing to send in clear "
+                                     "(SMTP_ALLOW_PLAINTEXT=1 allows it)")
         if user:
             server.login(user, password)
         server.send_message(message)

@@ -18,16 +18,26 @@ from crm_meta.meta.status import effective_status
 from crm_meta.meta.versions import RETIRED, SUNSETS
 from crm_meta.models import MetaConnection, NotificationOutbox, Tenant, WebhookInbox, WebhookParked
 
+# Headers a proxy adds: a request carrying one came through a proxy, whatever the socket says.
+FORWARDED_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP", "X-Forwarded-Host")
 
-def check_access(*, token: str, remote_addr: str | None, authorization: str | None) -> None:
-    """METRICS_TOKEN set: `Authorization: Bearer <it>` from anywhere; unset: loopback only."""
+
+def check_access(*, token: str, socket_addr: str | None, authorization: str | None,
+                 forwarded: bool = False, loopback_allowed: bool = True) -> None:
+    """METRICS_TOKEN set: `Authorization: Bearer <it>` from anywhere. Unset: the socket's own
+    peer must be loopback and nothing forwarded (a same-host proxy's requests come from
+    127.0.0.1 too), and only where allowed (production: METRICS_ALLOW_LOOPBACK=1)."""
     if token:
         scheme, _, given = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
             raise NotAuthenticated("Send the metrics token as 'Authorization: Bearer <token>'",
                                    code="metrics_token_required")
         return
-    if not _loopback(remote_addr):
+    if not loopback_allowed:
+        raise NotAuthenticated("Metrics need METRICS_TOKEN in production "
+                               "(or METRICS_ALLOW_LOOPBACK=1 for a same-host scraper)",
+                               code="metrics_token_required")
+    if forwarded or not _loopback(socket_addr):
         raise Forbidden("Metrics are served to this host only; set METRICS_TOKEN to scrape from elsewhere",
                         code="metrics_loopback_only")
 

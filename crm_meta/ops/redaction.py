@@ -12,20 +12,33 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from urllib.parse import unquote
 
 MASK = "[REDACTED]"
 # Parameters whose values are secrets wherever they appear (query strings, form bodies, JSON,
-# reprs): Meta tokens, the app secret, codes, proofs, Meta's signed requests.
+# reprs, cookies, header dumps): Meta tokens, the app secret, proofs, Meta's signed requests,
+# passwords, the CRM's JWT (`token`, its `access_token` cookie), its admin token, our cookies.
 SECRET_PARAMS = ("input_token", "access_token", "client_secret", "fb_exchange_token",
-                 "appsecret_proof", "signed_request", "code_verifier", "refresh_token")
-_NAMES = "|".join(SECRET_PARAMS)
+                 "appsecret_proof", "signed_request", "code_verifier", "refresh_token",
+                 "token", "id_token", "password", "passwd", "api_key", "x-admin-token",
+                 "x-sandbox-control-token", "x-metrics-token", "session", "remember_token",
+                 "crm_meta_oauth", "__host-crm_meta_oauth", "smtp_password")
+_SECRET_NAMES = frozenset(SECRET_PARAMS)
+# A parameter: its name (letters, or any percent-encoded byte: `%63ode`, `access%5Ftoken`),
+# `=` or `%3D`, then its value up to the next separator.
 _VALUE = r"[^&\s\"'<>#,;)\]}]+"
-_PARAM = re.compile(rf"(?i)(?<![A-Za-z0-9_])({_NAMES})(=|%3D)({_VALUE})")
-_QUOTED = re.compile(rf"(?i)([\"'](?:{_NAMES}|code)[\"']\s*:\s*[\"'])([^\"']+)")
-# `code` is also an ordinary word ("code=190" in our own lines): only a query parameter's value.
-_CODE = re.compile(r"(?i)((?:^|[?&]|&amp;|%26|%3F)code(?:=|%3D))([^&\s\"'<>#]+)")
-_BEARER = re.compile(r"(?i)\b(bearer|oauth)(\s+)([A-Za-z0-9._~+/=|-]{8,})")
+_PARAM = re.compile(rf"((?:%[0-9A-Fa-f]{{2}}|[A-Za-z0-9_.-])+)(=|%3[Dd])({_VALUE})")
+_QUOTED = re.compile(r"""(?i)(["'])([A-Za-z0-9_.%-]{1,60})\1(\s*:\s*)(["'])([^"']*)\4""")
+# Header lines in a dump: every value of these headers is a credential.
+_HEADER = re.compile(r"(?im)\b(x-admin-token|x-sandbox-control-token|cookie|set-cookie)"
+                     r"(\s*:\s*)([^\r\n\"']+)")
+_BEARER = re.compile(r"(?i)\b(bearer|oauth|basic)(\s+)([A-Za-z0-9._~+/=|-]{8,})")
 _META_TOKEN = re.compile(r"\bEAA[A-Za-z0-9]{20,}")  # Meta's user, page and system-user tokens
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")  # any bare JWT
+# Our service keys (`cms_`) and the gateway's keys (`cmg_`): the whole random part, wherever
+# the key sits (glued to other text too); a tail under 20 characters is no usable key.
+_KEY = re.compile(r"(cm[sg]_)[A-Za-z0-9_-]{20,}")
+_QUERY_START = ("?", "&", ";", "/")
 _MARK = "_crm_meta_redacting"
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
@@ -39,15 +52,65 @@ def register(*values: str | None) -> None:
         _secrets.update(v for v in values if isinstance(v, str) and len(v) >= 8)
 
 
+def _decoded(name: str) -> str:
+    """A parameter name as a server would read it (percent-decoded, even twice)."""
+    for _ in range(3):
+        decoded = unquote(name)
+        if decoded == name:
+            break
+        name = decoded
+    return name.lower()
+
+
+def secret_name(name: str) -> bool:
+    """Whether a parameter, field or header of this name holds a secret."""
+    return _decoded(name) in _SECRET_NAMES
+
+
+def _masked(value: str) -> bool:
+    return value.startswith(MASK[:-1])  # already redacted: redacting again changes nothing
+
+
+def _param(match: re.Match) -> str:
+    raw, sep, value = match.groups()
+    if _masked(value):
+        return match.group(0)
+    decoded = _decoded(raw)
+    # What follows the last separator a decoded name holds (`%26code` is `&code`).
+    name = re.split(r"[?&;/]", decoded)[-1]
+    before = match.string[match.start() - 1] if match.start() else "?"
+    # `code` is also an ordinary word ("code=190" in our own lines): a query parameter's only,
+    # or a name someone took the trouble to percent-encode.
+    is_code = name == "code" and (before in _QUERY_START or decoded != raw.lower()
+                                  or match.string[max(0, match.start() - 5):match.start()] == "&amp;")
+    if name in _SECRET_NAMES or is_code:
+        return f"{raw}{sep}{MASK}"
+    return match.group(0)
+
+
+def _quoted(match: re.Match) -> str:
+    quote, name, colon, open_, value = match.groups()
+    if not value or _masked(value) or not (secret_name(name) or _decoded(name) == "code"):
+        return match.group(0)
+    return f"{quote}{name}{quote}{colon}{open_}{MASK}{open_}"
+
+
+def _header(match: re.Match) -> str:
+    name, colon, value = match.groups()
+    return match.group(0) if _masked(value.strip()) else f"{name}{colon}{MASK}"
+
+
 def redact(text: str) -> str:
-    """The text with every secret value replaced by [REDACTED]."""
+    """The text with every secret value replaced by [REDACTED]; redacting twice changes nothing."""
     if not text:
         return text
-    text = _PARAM.sub(rf"\1\2{MASK}", text)
-    text = _QUOTED.sub(rf"\1{MASK}", text)
-    text = _CODE.sub(rf"\1{MASK}", text)
+    text = _HEADER.sub(_header, text)
+    text = _PARAM.sub(_param, text)
+    text = _QUOTED.sub(_quoted, text)
     text = _BEARER.sub(rf"\1\2{MASK}", text)
     text = _META_TOKEN.sub(MASK, text)
+    text = _JWT.sub(MASK, text)
+    text = _KEY.sub(rf"\1{MASK}", text)
     for secret in sorted(_secrets, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, MASK)
@@ -58,7 +121,8 @@ def _clean(value, depth: int = 0):
     if isinstance(value, str):
         return redact(value)
     if depth < 3 and isinstance(value, dict):
-        return {k: _clean(v, depth + 1) for k, v in value.items()}
+        return {k: MASK if isinstance(k, str) and secret_name(k) and v else _clean(v, depth + 1)
+                for k, v in value.items()}
     if depth < 3 and isinstance(value, list | tuple):
         return type(value)(_clean(v, depth + 1) for v in value)
     return value

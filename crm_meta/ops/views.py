@@ -40,12 +40,21 @@ def readyz():
 @bp.get("/metrics")
 def metrics():
     config = current_app.config
-    monitoring.check_access(token=config["METRICS_TOKEN"], remote_addr=request.remote_addr,
-                            authorization=request.headers.get("Authorization"))
+    monitoring.check_access(token=config["METRICS_TOKEN"], socket_addr=socket_address(),
+                            authorization=request.headers.get("Authorization"),
+                            forwarded=any(h in request.headers for h in monitoring.FORWARDED_HEADERS),
+                            loopback_allowed=config["METRICS_ALLOW_LOOPBACK"])
     state = monitoring.read_state(now=now(), required=config["META_SCOPES"],
                                   version=config["META_GRAPH_API_VERSION"],
                                   credential=runtime().graph.credential)
     return Response(exposition(StateCollector(state)), mimetype=CONTENT_TYPE_LATEST)
+
+
+def socket_address() -> str | None:
+    """The peer of this request's socket: REMOTE_ADDR as the server set it, before ProxyFix
+    replaced it with a forwarded value."""
+    original = request.environ.get("werkzeug.proxy_fix.orig") or {}
+    return original.get("REMOTE_ADDR", request.environ.get("REMOTE_ADDR"))
 
 
 def _redis_state() -> dict:

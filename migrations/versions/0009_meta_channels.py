@@ -2,7 +2,8 @@
 Meta connection, the ones the CRM uses, each Page's encrypted token and its subscriptions
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0007 (written on 0006; chained here after the gateway's 0007, itself put after
+main's 0008, so this branch has one head: the lead re-chains at merge)
 Create Date: 2026-12-06 08:00:00.000000
 
 """
@@ -13,7 +14,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0009'
-down_revision = '0006'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 

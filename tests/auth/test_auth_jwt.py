@@ -124,7 +124,7 @@ def test_a_bad_bearer_is_not_rescued_by_a_session(admin_client, tenant):
     assert_envelope(response, 401, "invalid_token")
 
 
-@pytest.mark.parametrize("value", ["2", "other", "ACME", "01", "1.0"])
+@pytest.mark.parametrize("value", ["2", "other", "ACME", "02", "1.0"])  # "01" is tenant 1
 def test_disagreeing_x_tenant_id_is_403(client, make_tenant, value):
     acme = make_tenant("acme")
     make_tenant("other")
@@ -226,3 +226,27 @@ def test_session_with_disagreeing_x_tenant_id_is_403(admin_client, make_tenant, 
 def test_session_with_agreeing_x_tenant_id_passes(admin_client, tenant, which):
     value = str(tenant.tenant_id) if which == "id" else tenant.slug
     assert admin_client.get(STATUS, headers={"X-Tenant-ID": value}).status_code == 200
+
+
+# -- optional audience and issuer (review 2) -----------------------------------------------------
+@pytest.mark.parametrize("extra, status", [
+    ({"aud": "crm-meta", "iss": "crm-ventas"}, 200),
+    ({"aud": ["other", "crm-meta"], "iss": "crm-ventas"}, 200),
+    ({"iss": "crm-ventas"}, 401),                      # aud missing
+    ({"aud": "crm-meta"}, 401),                        # iss missing
+    ({"aud": "someone-else", "iss": "crm-ventas"}, 401),
+    ({"aud": "crm-meta", "iss": "attacker"}, 401),
+])
+def test_audience_and_issuer_are_checked_when_set(make_app, make_tenant, extra, status):
+    app = make_app(JWT_AUDIENCE="crm-meta", JWT_ISSUER="crm-ventas")
+    acme = make_tenant("acme", app_=app)
+    token = jwt.encode(claims(acme.tenant_id, **extra), JWT_SECRET, algorithm="HS256")
+    response = app.test_client().get(STATUS, headers=header(token))
+    assert response.status_code == status
+    if status == 401:
+        assert_envelope(response, 401, "invalid_token")
+
+
+def test_without_the_settings_neither_claim_is_required(client, tenant):
+    token = jwt.encode(claims(tenant.tenant_id), JWT_SECRET, algorithm="HS256")
+    assert client.get(STATUS, headers=header(token)).status_code == 200

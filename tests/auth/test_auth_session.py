@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 import pytest
@@ -328,3 +329,18 @@ def test_an_unknown_email_costs_the_same_password_check_as_a_known_one(client, t
     assert auth.login("nobody@acme.test", "a wrong password").status_code == 401
     assert len(checked) == 2
     assert checked[0] == checked[1]
+
+
+@pytest.mark.parametrize("typed", ["Tr0ub4dor&3 horse", "hunter2", "correct horse battery"])
+def test_a_password_typed_into_the_email_field_is_never_an_identity(app, client, auth, tenant,
+                                                                     caplog, typed):
+    """The review's reproduction: the value of a credential field in the audit trail and the
+    log as the actor. A value that is no e-mail is recorded by a keyed hash."""
+    caplog.set_level(logging.DEBUG)
+    assert auth.login(typed, "whatever").status_code == 401
+    assert auth.login(typed, "whatever again").status_code == 401
+    events = audit_events(app, "login")
+    assert len(events) == 2 and events[0].actor == events[1].actor
+    assert events[0].actor.startswith("typed-sha256:") and typed not in events[0].actor
+    assert typed not in repr(raw_rows(app, "audit_events"))
+    assert not [r for r in caplog.records if typed in r.getMessage() or typed in repr(vars(r))]

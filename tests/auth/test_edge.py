@@ -168,7 +168,8 @@ def test_a_crm_token_needs_no_iat_but_an_exp(client, tenant):
 
 # -- HSTS ------------------------------------------------------------------------------------
 PRODUCTION = {"APP_ENV": "production", "SECRET_KEY": "s" * 40, "JWT_SECRET_KEY": "j" * 40,
-              "ENCRYPTION_KEY": "e" * 40, "META_APP_ID": "123456789", "META_APP_SECRET": "a" * 32,
+              "ENCRYPTION_KEY": "ZWVlZWVlZWVlZWVlZWVlZWVlZWVlZWVlZWVlZWVlZWU=",
+              "META_APP_ID": "123456789", "META_APP_SECRET": "a" * 32,
               "META_REDIRECT_URI": "https://crm.example.com/crm/auth/meta/callback"}
 
 

@@ -74,3 +74,34 @@ def test_the_migration_refuses_existing_numeric_slugs_and_names_them(migrated_to
         with pytest.raises(IntegrityError):
             db.session.execute(text("UPDATE tenants SET slug = '3' WHERE slug = 'acme'"))
         db.session.rollback()
+
+
+# -- one rule for claims, headers and paths (review 2) -------------------------------------------
+@pytest.mark.parametrize("written", ["{id}", "0{id}", "00{id}"])
+def test_a_reference_reads_the_same_in_a_claim_a_header_and_a_path(app, client, make_tenant,
+                                                                   written):
+    """`tenant_id: "01"` in a JWT was tenant 1 while `X-Tenant-ID: 01` was a mismatch."""
+    from crm_meta.internal import keys
+
+    acme = make_tenant("acme")
+    ref = written.format(id=acme.tenant_id)
+    as_claim = client.get(STATUS, headers=bearer(ref))
+    as_header = client.get(STATUS, headers=bearer(acme.tenant_id, **{"X-Tenant-ID": ref}))
+    both = client.get(STATUS, headers=bearer(ref, **{"X-Tenant-ID": ref}))
+    assert as_claim.status_code == as_header.status_code == both.status_code == 200
+    with app.app_context():
+        key = keys.create("marketing", ["credentials:read"]).key
+    by_path = client.get(f"/internal/meta/connections/{ref}/credentials",
+                         headers={"Authorization": f"Bearer {key}"})
+    assert by_path.status_code == 409 and by_path.get_json()["error"]["code"] == "not_connected"
+
+
+@pytest.mark.parametrize("value, expected", [
+    (1, 1), ("1", 1), ("01", 1), ("0000000001", 1), ("acme", "acme"), ("t-1", "t-1"),
+    (0, None), ("0", None), (-1, None), (2**31, None), ("9" * 30, None), ("Acme", None),
+    ("²", None), ("", None), (True, None), (" 1", None),
+])
+def test_the_one_rule(value, expected):
+    from crm_meta.auth.tenancy import reference
+
+    assert reference(value) == expected and type(reference(value)) is type(expected)

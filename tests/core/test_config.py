@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_development_defaults_follow_the_contract():
     config = DevelopmentConfig({})
-    assert config.META_GRAPH_API_VERSION == "v25.0"
+    assert config.META_GRAPH_API_VERSION == "v26.0"  # issue 19: the newest Meta serves
     assert config.META_MODE == "sandbox"
     assert config.META_DIALOG_URL == "http://localhost:8000/sandbox/meta"
     assert config.META_GRAPH_URL == "http://localhost:8000/sandbox/meta"
@@ -79,6 +79,42 @@ def test_production_refuses_development_values():
     env = {**GOOD_PRODUCTION, "SECRET_KEY": "dev-insecure-secret-key"}
     with pytest.raises(ConfigError, match="SECRET_KEY"):
         config_from_env(env).validate()
+
+
+# The review's reproduction: production started with one-character secrets.
+@pytest.mark.parametrize("name, value", [
+    ("SECRET_KEY", "x"), ("JWT_SECRET_KEY", "x"), ("ENCRYPTION_KEY", "x"),
+    ("SECRET_KEY", "s" * 31), ("JWT_SECRET_KEY", "ñ" * 15),  # 30 bytes in 15 characters
+    ("ENCRYPTION_KEY", "e" * 40),  # not 32 bytes of urlsafe base64
+    ("ENCRYPTION_KEY", "ZWVlZWVlZWVlZWVlZWVlZWVlZWVlZWVlZWVlZWVlZQ=="),  # 31 bytes
+    ("ENCRYPTION_KEY", "ZWVl ZWVlZWVlZWVlZWVlZWVlZWVlZWVlZWVlZWVlZWU="),
+    ("META_REDIRECT_URI", "http://crm.example.com/crm/auth/meta/callback"),
+    ("META_REDIRECT_URI", "crm.example.com/crm/auth/meta/callback"),
+])
+def test_production_refuses_weak_secrets_and_a_plain_http_redirect(name, value):
+    with pytest.raises(ConfigError, match=name) as raised:
+        config_from_env({**GOOD_PRODUCTION, name: value}).validate()
+    message = str(raised.value)
+    assert "\n" not in message and value not in message  # one line, never the value itself
+
+
+@pytest.mark.parametrize("name", ["SECRET_KEY", "JWT_SECRET_KEY"])
+def test_production_accepts_32_bytes(name):
+    config_from_env({**GOOD_PRODUCTION, name: "k" * 32}).validate()
+
+
+def test_production_accepts_an_unpadded_key():
+    config_from_env({**GOOD_PRODUCTION,
+                     "ENCRYPTION_KEY": GOOD_PRODUCTION["ENCRYPTION_KEY"].rstrip("=")}).validate()
+
+
+def test_the_served_app_exits_on_a_weak_jwt_secret(tmp_path):
+    env = {**GOOD_PRODUCTION, "JWT_SECRET_KEY": "x", "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([sys.executable, "-c", "import wsgi"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "JWT_SECRET_KEY" in lines[0]
 
 
 def test_production_refuses_sandbox_mode():

@@ -59,6 +59,47 @@ def test_with_a_token_every_scrape_needs_it_wherever_it_comes_from(make_app, hea
         assert (b"meta_connections" in response.data) is (status == 200)
 
 
+def test_a_forwarded_loopback_is_not_loopback(make_app):
+    """The review's reproduction: with TRUSTED_PROXIES=1, `X-Forwarded-For: 127.0.0.1` from a
+    remote socket passed; only the socket's own peer counts."""
+    client = make_app(TRUSTED_PROXIES=1).test_client()
+    response = client.get("/metrics", headers={"X-Forwarded-For": "127.0.0.1"},
+                          environ_base={"REMOTE_ADDR": "203.0.113.9"})
+    assert response.status_code == 403 and b"meta_connections" not in response.data
+
+
+@pytest.mark.parametrize("trusted", [0, 1])
+@pytest.mark.parametrize("header", ["X-Forwarded-For", "Forwarded", "X-Real-IP"])
+def test_a_same_host_proxy_relaying_a_remote_scrape_is_refused(make_app, trusted, header):
+    """Behind a reverse proxy or sidecar on this host the socket is 127.0.0.1 for everyone."""
+    client = make_app(TRUSTED_PROXIES=trusted).test_client()
+    value = "for=203.0.113.9" if header == "Forwarded" else "203.0.113.9"
+    response = client.get("/metrics", headers={header: value},
+                          environ_base={"REMOTE_ADDR": "127.0.0.1"})
+    assert response.status_code == 403
+
+
+def test_production_without_a_token_serves_no_one(make_app):
+    client = make_app(APP_ENV="production", METRICS_ALLOW_LOOPBACK=False).test_client()
+    response = client.get("/metrics", environ_base={"REMOTE_ADDR": "127.0.0.1"})
+    assert response.status_code == 401 and b"meta_connections" not in response.data
+
+
+def test_production_opt_out_serves_unproxied_loopback(make_app):
+    client = make_app(APP_ENV="production", METRICS_ALLOW_LOOPBACK=True).test_client()
+    assert client.get("/metrics", environ_base={"REMOTE_ADDR": "127.0.0.1"}).status_code == 200
+    assert client.get("/metrics", environ_base={"REMOTE_ADDR": "198.51.100.7"}).status_code == 403
+
+
+@pytest.mark.parametrize("env, allowed", [
+    ({"APP_ENV": "production"}, False), ({"APP_ENV": "production", "METRICS_ALLOW_LOOPBACK": "1"}, True),
+    ({}, True), ({"METRICS_ALLOW_LOOPBACK": "0"}, False)])
+def test_the_loopback_opt_out_defaults(env, allowed):
+    from config import config_from_env
+
+    assert config_from_env(env).METRICS_ALLOW_LOOPBACK is allowed
+
+
 # -- per-scrape state ------------------------------------------------------------------------
 def test_each_tenant_reports_its_status_expiry_and_whether_the_keepalive_can_still_extend(
         app, meta_flow, client):

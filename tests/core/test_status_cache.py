@@ -161,3 +161,22 @@ def test_nothing_is_served_from_the_cache_while_the_listener_cannot_hear(make_ap
         cache.close()
     finally:
         proxy.cut()
+
+
+def test_a_black_holed_listener_is_noticed_by_its_ping_timeout(make_app, postgres_url, monkeypatch):
+    """Review 2: the listener's ping had no timeout; a connection that gets no answer (and no
+    reset) held the listener forever. Now the ping gives up and nothing is served stale."""
+    monkeypatch.setattr(statuscache, "PING_EVERY", 0.2)
+    monkeypatch.setattr(statuscache, "PING_TIMEOUT", 0.5)
+    url = make_url(postgres_url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+    try:
+        app = make_app(database_url=url.set(host="127.0.0.1", port=proxy.port)
+                       .render_as_string(hide_password=False), STATUS_CACHE_SECONDS=TTL)
+        add_tenant(app, "acme")
+        cache = cache_of(app)
+        proxy.freeze()  # no byte passes, no connection is reset
+        wait_for(lambda: cache.generation() is None, "the ping to give up", limit=30)
+        cache.close()
+    finally:
+        proxy.cut()

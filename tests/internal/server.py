@@ -23,6 +23,8 @@ def main(argv: list[str]) -> int:
 
     app = create_app(TestingConfig(**settings))
     server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
+    # This stand-in host's public URL (paging links are built from API_BASE_URL, never the Host).
+    app.config["API_BASE_URL"] = settings.get("API_BASE_URL") or f"http://127.0.0.1:{server.server_port}"
     portfile.write_text(str(server.server_port))
     server.serve_forever()
     return 0

@@ -145,8 +145,8 @@ def test_sweep_answers_feed_the_governor_too(make_app, connect, make_key, sandbo
 @pytest.mark.parametrize(("setting", "value", "word"), [
     ("META_GOVERNOR_THRESHOLD", 0, "META_GOVERNOR_THRESHOLD"),
     ("META_GOVERNOR_THRESHOLD", 101, "META_GOVERNOR_THRESHOLD"),
-    ("META_PROXY_ALLOWED_PATHS", ["act_*/campaigns", "../me"], "META_PROXY_ALLOWED_PATHS"),
-    ("META_PROXY_ALLOWED_PATHS", ["act_*//insights"], "META_PROXY_ALLOWED_PATHS"),
+    ("META_PROXY_ALLOWED_PATHS", ["ad_account/campaigns", "../me"], "META_PROXY_ALLOWED_PATHS"),
+    ("META_PROXY_ALLOWED_PATHS", ["ad_account//insights"], "META_PROXY_ALLOWED_PATHS"),
 ])
 def test_governor_and_allow_list_settings_are_checked_at_start(setting, value, word):
     with pytest.raises(configuration.ConfigError, match=word):
@@ -155,7 +155,7 @@ def test_governor_and_allow_list_settings_are_checked_at_start(setting, value, w
 
 def test_the_settings_come_from_the_environment():
     config = configuration.TestingConfig({"META_GOVERNOR_THRESHOLD": "80", "META_GOVERNOR_HOLD_SECONDS": "15",
-                            "META_PROXY_ALLOWED_PATHS": "act_*/insights, */leads"})
+                            "META_PROXY_ALLOWED_PATHS": "ad_account/insights, lead_form/leads:GET"})
     config.validate()
     assert config.META_GOVERNOR_THRESHOLD == 80 and config.META_GOVERNOR_HOLD_SECONDS == 15
-    assert config.META_PROXY_ALLOWED_PATHS == ["act_*/insights", "*/leads"]
+    assert config.META_PROXY_ALLOWED_PATHS == ["ad_account/insights", "lead_form/leads:GET"]

@@ -48,8 +48,11 @@ def test_missing_scopes_and_days_left():
 
 
 @pytest.mark.parametrize("version, today, fragment", [
-    ("v25.0", date(2026, 11, 28), None),
-    ("v21.0", date(2026, 11, 28), "sunsets on 2027-01-21"),
+    # Two calendars: the Marketing API's dates come first (Meta's Marketing API version history).
+    ("v25.0", date(2026, 6, 1), None),
+    ("v25.0", date(2026, 11, 28), "Marketing API v25.0 sunsets on 2027-02-23"),
+    ("v26.0", date(2026, 11, 28), None),
+    ("v21.0", date(2026, 11, 28), "Marketing API v21.0 was retired on 2025-09-09"),
     ("v21.0", date(2027, 2, 1), "was retired"),
     ("v20.0", date(2026, 11, 28), "retired"),
     ("v99.0", date(2026, 11, 28), "not a version"),
@@ -65,3 +68,28 @@ def test_start_up_warns_about_a_version_near_its_sunset(make_app, caplog):
     make_app(META_GRAPH_API_VERSION="v20.0")
     warnings = [r for r in caplog.records if "Graph API v20.0" in r.getMessage()]
     assert warnings and warnings[0].levelname == "WARNING"
+
+
+@pytest.mark.parametrize("version, path, today, words", [
+    ("v25.0", "act_1/insights", date(2026, 12, 6), None),
+    ("v25.0", "act_1/insights", date(2027, 2, 23), "latest version: v27.0"),  # Marketing: refused
+    ("v25.0", "1090000000000001", date(2027, 2, 23), None),  # Graph: served until 2028-07-29
+    ("v21.0", "1090000000000001", date(2026, 12, 6), None),
+    ("v21.0", "1090000000000001", date(2027, 1, 21), "use v26.0"),
+    ("v21.0", "1/campaigns", date(2026, 12, 6), "deprecated version of the Ads API"),
+    ("v26.0", "act_1/campaigns", date(2026, 12, 6), None),
+    ("v99.0", "me", date(2026, 12, 6), "not served"),
+])
+def test_each_kind_of_call_follows_its_own_calendar(version, path, today, words):
+    from crm_meta.meta.versions import kind_of, refusal
+
+    message = refusal(version, kind_of(path), today)
+    assert (message is None) if words is None else (words in message)
+
+
+def test_the_default_version_is_the_newest_both_calendars_serve():
+    from config import Config
+    from crm_meta.meta.versions import newest
+
+    assert newest(date(2026, 12, 6)) == "v26.0"
+    assert Config({}).META_GRAPH_API_VERSION == "v26.0"

@@ -68,3 +68,33 @@ def test_batch_answers_become_bodies_errors_or_none_to_ask_again():
 def test_a_batch_answer_of_the_wrong_length_is_transient(answers):
     with pytest.raises(TransientError):
         batch.decode(answers, expected=2)
+
+
+# -- absurd numbers are clamped (review 2) -------------------------------------------------------
+RAW = [  # header text as Meta's JSON could carry it (Python's json reads NaN and Infinity)
+    '{"2010000000000001": [{"call_count": NaN, "estimated_time_to_regain_access": NaN}]}',
+    '{"2010000000000001": [{"call_count": Infinity, "estimated_time_to_regain_access": Infinity}]}',
+    '{"2010000000000001": [{"call_count": 50, "estimated_time_to_regain_access": 1e300}]}',
+    '{"2010000000000001": [{"call_count": -5, "estimated_time_to_regain_access": -30}]}',
+    '{"2010000000000001": [{"call_count": "NaN", "estimated_time_to_regain_access": "Infinity"}]}',
+]
+
+
+@pytest.mark.parametrize("raw", RAW)
+def test_nan_infinity_and_absurd_regain_times_read_as_sane_numbers(raw):
+    headers = {"x-business-use-case-usage": raw}
+    seconds = usage.regain_seconds(headers)  # raised on NaN / Infinity before
+    assert seconds is None or 0 < seconds <= usage.MAX_WAIT_SECONDS
+    [(scope, percent, wait)] = usage.readings("/me", headers)
+    assert 0 <= percent <= usage.MAX_PERCENT and 0 <= wait <= usage.MAX_WAIT_SECONDS
+    assert percent == percent and wait == wait  # never NaN
+
+
+@pytest.mark.parametrize("value, expected", [("NaN", 0), ("Infinity", 1000), ("-Infinity", 0),
+                                             ("1e308", 1000), ("85", 85)])
+def test_app_and_ad_account_usage_are_clamped(value, expected):
+    assert usage.app_usage({"x-app-usage": f'{{"call_count": {value}}}'}) == expected
+    headers = {"x-ad-account-usage": f'{{"acc_id_util_pct": {value}, "reset_time_duration": {value}}}'}
+    [(_scope, percent, wait)] = usage.readings("/act_1/insights", headers)
+    assert percent == expected and 0 <= wait <= usage.MAX_WAIT_SECONDS
+

@@ -170,10 +170,22 @@ def test_a_verified_starttls_session_logs_in_and_delivers(smtp_server, trust, no
     assert over_tls and b"Subject: Your Meta connection ends in 7 days" in content
 
 
-def test_without_a_login_a_server_without_starttls_still_gets_the_notice(smtp_server, notice):
+def test_without_a_login_a_server_without_starttls_gets_nothing_in_clear(smtp_server, notice):
+    """Review 2: SMTP without SMTP_USER sent in clear when the server offered no STARTTLS."""
     server = smtp_server(starttls=False)
-    assert mailer(server.port, SMTP_USER="", SMTP_PASSWORD="").deliver(notice()) == {"email": "delivered"}
+    result = mailer(server.port, SMTP_USER="", SMTP_PASSWORD="").deliver(notice())
+    assert result == {"email": "failed:no_starttls"}
+    assert server.logins == [] and server.messages == []
+
+
+def test_smtp_allow_plaintext_lets_a_message_without_login_go_in_clear(smtp_server, notice):
+    server = smtp_server(starttls=False)
+    sender = mailer(server.port, SMTP_USER="", SMTP_PASSWORD="", SMTP_ALLOW_PLAINTEXT=True)
+    assert sender.deliver(notice()) == {"email": "delivered"}
     assert server.logins == [] and len(server.messages) == 1
+    with_login = mailer(server.port, SMTP_ALLOW_PLAINTEXT=True)  # never a password in clear
+    assert with_login.deliver(notice()) == {"email": "failed:no_starttls"}
+    assert server.logins == []
 
 
 def test_the_outbox_retries_until_the_server_offers_tls(make_app, sandbox, smtp_server, trust, caplog, outbox,

@@ -47,7 +47,11 @@ def test_appsecret_proof_is_required_and_checked(meta):
     token = meta.login()
     url = f"{meta.url}/{meta.version}/me"
     headers = {"Authorization": f"Bearer {token}"}
-    for params in ({}, {"appsecret_proof": "0" * 64}, {"appsecret_proof": meta.proof(token + "x")}):
+    missing = _error(meta.http.get(url, headers=headers))  # Meta's words when none is sent (G1)
+    assert missing == {"message": "API calls from the server require an appsecret_proof argument",
+                       "type": "GraphMethodException", "code": 100, "is_transient": False,
+                       "fbtrace_id": missing["fbtrace_id"]}
+    for params in ({"appsecret_proof": "0" * 64}, {"appsecret_proof": meta.proof(token + "x")}):
         err = _error(meta.http.get(url, params=params, headers=headers))
         assert err["code"] == 100
         assert err["message"] == "Invalid appsecret_proof provided in the API argument"

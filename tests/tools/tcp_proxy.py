@@ -17,9 +17,19 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._connections: set[socket.socket] = set()
         self._stop = threading.Event()
+        self._flowing = threading.Event()
+        self._flowing.set()
         self._thread: threading.Thread | None = None
         self.port = 0
         self.restore()
+
+    def freeze(self) -> None:
+        """Hold every byte in both directions, connections open: a black-holed network (no
+        reset, no answer), which only a client-side timeout notices."""
+        self._flowing.clear()
+
+    def thaw(self) -> None:
+        self._flowing.set()
 
     def restore(self) -> None:
         """Listen (again, on the same port) and forward new connections."""
@@ -34,6 +44,7 @@ class TcpProxy:
     def cut(self) -> None:
         """Refuse new connections and drop every open one, as a server restart does."""
         self._stop.set()
+        self._flowing.set()
         if self._thread is not None:
             self._thread.join(10)  # it closes the listening socket on its way out
         with self._lock:
@@ -73,6 +84,7 @@ class TcpProxy:
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                self._flowing.wait()
                 sink.sendall(data)
         except OSError:
             pass

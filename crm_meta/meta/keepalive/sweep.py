@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.exc import SQLAlchemyError
 
 from crm_meta import notify
-from crm_meta.infra.database import db
+from crm_meta.infra.database import db, once_more_if_disconnected
 from crm_meta.meta import channels
 from crm_meta.meta.keepalive import channel_checks
 from crm_meta.meta.keepalive.leases import ClusterLock, Ticket, claim_tickets, due_ids, new_claim_id, owner_id
@@ -83,11 +83,15 @@ def run_sweep(app, runtime, *, row_ids: Iterable[int] | None = None, forced: boo
     use_lock = (not forced) if cluster_lock is None else cluster_lock
     with app.app_context():
         lock = ClusterLock(db.engine) if use_lock else None
-        if lock is not None and not lock.acquire():
+        # The first statements of a sweep may meet connections that died in the pool (a
+        # PostgreSQL restart since the last tick): once more on a fresh one, as requests do.
+        if lock is not None and not once_more_if_disconnected(lock.acquire):
             return SweepReport(skipped_reason="another process holds the keepalive lock")
         try:
             if row_ids is None:
-                row_ids = due_ids(runtime.clock.now(), settings.lease)
+                now = runtime.clock.now()
+                row_ids = once_more_if_disconnected(lambda: due_ids(now, settings.lease),
+                                                    before_retry=db.session.rollback)
             sweep = _Sweep(app, runtime, settings, owner_id(), forced, dry_run, stopping)
             report = SweepReport(outcomes=_Dispatcher(sweep, list(row_ids), on_done).run())
             if not dry_run and not sweep.stopped:

@@ -214,3 +214,29 @@ def test_one_tenants_broken_row_never_stops_the_sweep(pg_app, connections, sandb
     assert sorted(o.kind for o in report.outcomes) == ["crashed", "valid", "valid", "valid"]
     assert connections.row(bad).claimed_by is None  # the claim was handed back
     assert debug_calls() == {c.token_id: 1 for c in good}
+
+
+def test_a_sweep_after_a_postgresql_restart_retries_its_first_statement(pg_app, connections,
+                                                                        postgres_url, caplog):
+    """Review 2: after a restart the sweep's first statement failed with an ERROR line, where
+    requests retry once on a dead pooled connection. Every pooled connection is cut here
+    (pg_terminate_backend), as a restart does."""
+    import logging
+
+    import psycopg2
+
+    connections.add()
+    assert sweep(pg_app).counts()["checked"] == 1  # the pool now holds live connections
+    fresh = connections.add()
+    with psycopg2.connect(postgres_url) as admin:
+        admin.autocommit = True
+        with admin.cursor() as cursor:
+            cursor.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            assert cursor.fetchone()[0] >= 1
+    admin.close()
+    with caplog.at_level(logging.WARNING):
+        report = sweep(pg_app)
+    assert report.skipped_reason is None and report.counts()["checked"] == 1
+    assert connections.row(fresh).last_checked_at is not None
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -1,0 +1,79 @@
+"""Thin view of /graph/<version>/<path>: the credential, the tenant it opens, one proxied call.
+
+A client that calls `https://graph.facebook.com/<version>/...` with a token works here by
+changing only its base URL and the token: the gateway token travels where Graph clients put a
+token (`access_token` in the query or the form, `Authorization: Bearer` or `OAuth`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from flask import Response, current_app, request
+
+from crm_meta import notify
+from crm_meta.gateway import bp, limits, tokens
+from crm_meta.http.errors import AppError
+from crm_meta.infra.database import db
+from crm_meta.meta import proxy, versions
+from crm_meta.meta.governor import GovernorRefusal
+from crm_meta.meta.keepalive import verdicts
+from crm_meta.runtime import runtime
+
+log = logging.getLogger(__name__)
+SCHEMES = ("bearer", "oauth")
+
+
+def credential() -> str | None:
+    """The one token the request carries; several different ones are refused (never guessed)."""
+    found = set(request.args.getlist("access_token"))
+    if request.method != "GET" and request.mimetype == "application/x-www-form-urlencoded":
+        found.update(request.form.getlist("access_token"))
+    scheme, _, value = (request.headers.get("Authorization") or "").partition(" ")
+    if scheme.lower() in SCHEMES and value.strip():
+        found.add(value.strip())
+    if len(found) > 1:
+        raise tokens.BadCredential("Send one access token, not several")
+    return next(iter(found), None)
+
+
+def form() -> dict[str, str] | None:
+    """A POST's fields, from a form or a JSON object (non-string values as JSON, as Graph takes them)."""
+    if request.method == "GET":
+        return None
+    if request.is_json:
+        body = request.get_json(silent=True)
+        if body is None and not request.get_data():
+            return None
+        if not isinstance(body, dict):
+            raise AppError("Send a JSON object or form fields", code="invalid_body")
+        return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in body.items()}
+    return request.form.to_dict(flat=True) or None
+
+
+@bp.route("/<version>/<path:path>", methods=["GET", "POST", "DELETE"])
+def graph(version: str, path: str):
+    token = credential()
+    opened = tokens.open_with(token)
+    rt, config = runtime(), current_app.config
+    refused = versions.refusal(version, versions.kind_of(path), rt.clock.now().date())
+    if refused:
+        db.session.rollback()
+        code = "marketing_version_retired" if "Ads API" in refused else "version_retired"
+        raise AppError(refused, code=code, status=400)
+    limits.spend(opened.service, opened.tenant_id)
+    method = "GET" if request.method == "HEAD" else request.method
+    call = proxy.Call(method, path, list(request.args.items(multi=True)), form())
+    base = (config["API_BASE_URL"] or request.host_url.rstrip("/")) + f"/graph/{version}/"
+    try:
+        answer = proxy.forward(call, tenant_id=opened.tenant_id, row=opened.row, service=opened.service,
+                               graph=rt.graph, store=rt.store, version=version,
+                               allowed=config["META_PROXY_ALLOWED_PATHS"], required=config["META_SCOPES"],
+                               now=rt.clock.now, link_base=base, link_token=token,
+                               settings=verdicts.Settings.from_config(config),
+                               on_notices=lambda notices: notify.dispatch(rt.notifier, notices))
+    except GovernorRefusal as exc:
+        code = "governor_app" if exc.scope == "app" else "governor_account"
+        raise AppError(exc.message, code=code, status=429, retry_after=exc.retry_after) from None
+    return Response(answer.body, status=answer.status, headers=answer.headers)

@@ -1,0 +1,118 @@
+"""Meta's official Python SDK (facebook-business) through the gateway, as it is: only its Graph
+base URL and its token changed. It sees what it sees calling Meta (the sandbox) with the
+tenant's real token, and it backs off from the gateway's throttle as from Meta's."""
+
+from __future__ import annotations
+
+import pytest
+from facebook_business.adobjects.adaccount import AdAccount
+from facebook_business.adobjects.campaign import Campaign
+from facebook_business.adobjects.leadgenform import LeadgenForm
+from facebook_business.adobjects.page import Page
+from facebook_business.api import FacebookAdsApi
+from facebook_business.exceptions import FacebookRequestError
+from facebook_business.session import FacebookSession
+
+from config import DEFAULT_SCOPES
+from tests.helpers import ACCOUNT, APP_SECRET
+
+PAGE = "1090000000000001"
+LEAD_SCOPES = DEFAULT_SCOPES.split(",") + ["pages_manage_ads", "leads_retrieval"]
+THROTTLE_CODES = {4, 17, 32, 613, *range(80000, 80015)}  # Meta's rate-limit codes
+
+
+def sdk(graph_url: str, token: str, app_secret: str | None = None) -> FacebookAdsApi:
+    """The SDK as any program sets it up, pointed at `graph_url` instead of graph.facebook.com."""
+    session = FacebookSession(access_token=token, app_secret=app_secret)
+    session.GRAPH = graph_url
+    return FacebookAdsApi(session, api_version="v25.0")
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app(META_SCOPES=LEAD_SCOPES)  # a leads service's scopes (README)
+
+
+@pytest.fixture
+def apis(app, live, connect, gateway_token, stored_token, sandbox):
+    """(through the gateway, straight to Meta with the real token) for tenant acme."""
+    acme = connect("acme")
+    return (sdk(live.graph, gateway_token("acme")),
+            sdk(sandbox.url, stored_token(app, acme.tenant_id), app_secret=APP_SECRET))
+
+
+def read_everything(api: FacebookAdsApi) -> dict:
+    account = AdAccount(ACCOUNT, api=api)
+    campaigns = account.get_campaigns(fields=["name", "status", "objective"], params={"limit": 2})
+    pages = []
+    for campaign in campaigns:  # the SDK pages with cursors, one call per page
+        pages.append(campaign.export_all_data())
+    insights = account.get_insights(fields=["spend", "impressions", "date_start"],
+                                    params={"date_preset": "last_14d", "time_increment": 1, "limit": 5})
+    forms = Page(PAGE, api=api).get_lead_gen_forms(fields=["name", "status"])
+    form_rows = [form.export_all_data() for form in forms]
+    leads = [lead.export_all_data() for lead in LeadgenForm(form_rows[0]["id"], api=api).get_leads(
+        fields=["created_time", "field_data"])]
+    return {"account": account.api_get(fields=["name", "account_status", "currency"]).export_all_data(),
+            "campaigns": pages, "insights": [row.export_all_data() for row in insights],
+            "forms": form_rows, "leads": leads}
+
+
+def test_the_sdk_sees_through_the_gateway_what_it_sees_at_meta(apis, sandbox):
+    gateway, meta = apis
+    through = read_everything(gateway)
+    assert len(through["campaigns"]) == 3 and len(through["insights"]) == 14
+    assert through["forms"] and through["leads"] and through["account"]["id"] == ACCOUNT
+    assert through == read_everything(meta)
+    # Campaigns came page by page (limit 2): two calls through the gateway for them.
+    assert len([c for c in sandbox.calls(f"{ACCOUNT}/campaigns")]) >= 4
+
+
+def test_the_sdk_creates_and_deletes_a_campaign_through_the_gateway(apis):
+    gateway, meta = apis
+    created = AdAccount(ACCOUNT, api=gateway).create_campaign(params={
+        "name": "Leads de invierno", "objective": "OUTCOME_LEADS", "status": "PAUSED",
+        "special_ad_categories": []})
+    seen = Campaign(created["id"], api=meta).api_get(fields=["name", "status"])
+    assert seen["name"] == "Leads de invierno" and seen["status"] == "PAUSED"
+    Campaign(created["id"], api=gateway).api_delete()
+    assert Campaign(created["id"], api=meta).api_get(fields=["status"])["status"] == "DELETED"
+
+
+def test_the_sdk_reads_the_gateways_refusals_as_metas(apis, live, sandbox):
+    gateway, _ = apis
+    with pytest.raises(FacebookRequestError) as refused:
+        Page(PAGE, api=gateway).api_get(fields=["name", "access_token"])
+    assert refused.value.api_error_code() in (10, 100) and not refused.value.api_transient_error()
+    with pytest.raises(FacebookRequestError) as bad:
+        AdAccount(ACCOUNT, api=sdk(live.graph, "cmg_" + "x" * 43)).api_get(fields=["name"])
+    assert bad.value.api_error_code() == 190 and bad.value.http_status() == 401
+
+
+def test_the_sdk_backs_off_from_the_gateways_throttle(apis, sandbox):
+    """Code written for Meta: on a transient error, wait what Meta says (Retry-After), then retry.
+    Waiting here is moving the sandbox's clock, which the gateway's holds follow."""
+    gateway, _ = apis
+    account = AdAccount(ACCOUNT, api=gateway)
+    sandbox.fault(f"/v25.0/{ACCOUNT}", code=80004, regain_minutes=5)  # Meta throttles the account
+    waits = []
+
+    def with_backoff(call):
+        for _ in range(5):
+            try:
+                return call()
+            except FacebookRequestError as exc:
+                if not exc.api_transient_error() and exc.api_error_code() not in THROTTLE_CODES:
+                    raise
+                waits.append((exc.api_error_code(), exc.api_transient_error(),
+                              int(exc.http_headers().get("Retry-After", 60))))
+                if exc.api_error_code() != 80004:
+                    sandbox.advance(waits[-1][2] + 1)  # Meta's own: the client retries at once
+        raise AssertionError("never got through")
+
+    assert with_backoff(lambda: account.api_get(fields=["name"]))["id"] == ACCOUNT
+    # Meta's own 80004 (passed through), then the gateway's hold: transient, with Meta's wait;
+    # after waiting it, the call goes through.
+    assert [code for code, _, _ in waits] == [80004, 613]
+    _, transient, wait = waits[1]
+    assert transient is True and 290 <= wait <= 300
