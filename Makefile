@@ -4,18 +4,32 @@ VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 
-.PHONY: run test lint venv deps translations messages db bench fuzz clean
+.PHONY: run test lint venv deps lock translations messages db bench fuzz clean image image-check
 
+# The venv's installer and the lock tool come from their own hashed lock; a venv's bundled
+# setuptools goes (nothing here needs it, and the locks would not pin it).
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q --require-hashes -r requirements-tools.lock
+	$(BIN)/python -m pip uninstall -q -y setuptools 2>/dev/null || true
 
-# Reinstall only when the pinned requirements change.
-$(VENV)/.deps: requirements.txt requirements-dev.txt | $(BIN)/python
-	$(BIN)/pip install -q -r requirements-dev.txt
+# Every package, transitive ones included, from the hashed lock (`make lock` makes it). A
+# requirements*.txt changed (e.g. by a merge) without `make lock` stops here, naming the file.
+$(VENV)/.deps: requirements.lock requirements-dev.lock requirements-tools.lock \
+               requirements.txt requirements-dev.txt requirements-tools.txt | $(BIN)/python
+	@$(BIN)/python scripts/locks.py check
+	$(BIN)/python -m pip install -q --require-hashes -r requirements-tools.lock
+	$(BIN)/python -m pip install -q --require-hashes --no-deps -r requirements-dev.lock
 	touch $@
 
 deps: $(VENV)/.deps
+	@$(BIN)/python scripts/locks.py check
+
+# The one command that updates the locks: re-resolves requirements*.txt (transitive packages
+# to their newest allowed versions) into requirements*.lock, with hashes. Commit the diff.
+lock: | $(BIN)/python
+	$(BIN)/python -m pip install -q --require-hashes -r requirements-tools.lock
+	$(BIN)/python scripts/locks.py update $(BIN)/uv
 
 translations: deps
 	$(BIN)/pybabel -q compile -d translations
@@ -68,6 +82,22 @@ test: deps translations lint
 	bash scripts/ensure_chromium.sh
 	bash scripts/ensure_promtool.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The production image, with a Docker engine when one answers, else podman (installed and set
+# up by scripts/ensure_podman.sh). Where no registry answers, its base is a python:3.11-slim-
+# bookworm stand-in made once from Debian's packages (docker/build-base.sh). See docs/deploy.md.
+IMAGE ?= crm-meta:latest
+image:
+	bash scripts/ensure_podman.sh
+	docker/build.sh $(IMAGE)
+
+# Build the image and prove it, one line per proof (docker/image_check.py): production start on
+# this host's PostgreSQL and Redis, the API, metrics, uid, init, healthcheck, logs, SIGTERM,
+# compose, layers, hadolint. Ports are free ones (never 8000); it cleans up after itself.
+image-check: deps
+	bash scripts/ensure_podman.sh
+	STANDIN_SERVICES=1 docker/build.sh $(IMAGE)
+	IMAGE=$(IMAGE) $(BIN)/python docker/image_check.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache

@@ -1,4 +1,5 @@
-"""Proxy overhead: the same Graph call through /internal/.../graph/ and straight to Meta (the sandbox).
+"""Proxy overhead: the same Graph call through /graph/ (the drop-in gateway), /internal/.../graph/
+and straight to Meta (the sandbox).
 
     .venv/bin/python bench/proxy_bench.py [--requests 2000] [--concurrency 1,16] [--workers 2]
 
@@ -53,10 +54,12 @@ def settings(database_url: str, sandbox_url: str, redis_url: str, prefix: str) -
             "RATELIMIT_ENABLED": "0", "LOG_LEVEL": "WARNING", "SCHEDULER_ENABLED": "0"}
 
 
-def seed(env: dict[str, str], sandbox_url: str) -> tuple[str, str]:
-    """Schema, one connected tenant with a selected ad account, one service key; (key, token)."""
+def seed(env: dict[str, str], sandbox_url: str) -> tuple[str, str, str]:
+    """Schema, one connected tenant with a selected ad account, one service key and its gateway
+    token for the tenant; (key, gateway token, Meta token)."""
     from config import config_from_env
     from crm_meta.app import create_app
+    from crm_meta.auth import gateway_tokens as tokens
     from crm_meta.infra.database import db
     from crm_meta.internal import keys
     from crm_meta.meta.store import TokenStore
@@ -78,10 +81,12 @@ def seed(env: dict[str, str], sandbox_url: str) -> tuple[str, str]:
         TokenStore(app.extensions["crm_meta"].cipher).write(row, minted["access_token"])
         db.session.add(row)
         db.session.commit()
-        key = keys.create("bench", ["graph:proxy"]).key
+        issued = keys.create("bench", ["graph:proxy"])
+        gateway = tokens.issue(service_key_id=issued.row.id, service="bench", tenant_id=tenant.id,
+                               secret=app.config["SECRET_KEY"])
         db.session.remove()
         db.engine.dispose()
-    return key, minted["access_token"]
+    return issued.key, gateway, minted["access_token"]
 
 
 def serve(env: dict[str, str], workers: int, threads: int) -> tuple[subprocess.Popen, str]:
@@ -167,7 +172,7 @@ def main() -> None:
         requests.post(f"{sandbox_url}/_sandbox/config", timeout=10, json={
             "app_call_budget": big, "business_call_budget": big, "ad_account_call_budget": big})
         env = settings(database_url, sandbox_url, args.redis, f"bench-governor:{uuid.uuid4().hex[:8]}")
-        key, token = seed(env, sandbox_url)
+        key, gateway_token, token = seed(env, sandbox_url)
         server, crm_url = serve(env, args.workers, args.threads)
         from crm_meta.meta.graph import appsecret_proof
 
@@ -184,10 +189,15 @@ def main() -> None:
             return session.get(f"{crm_url}/internal/meta/connections/bench/graph/{PATH}", params=PARAMS,
                                timeout=30, headers={"Authorization": f"Bearer {key}"})
 
+        gateway_params = {**PARAMS, "access_token": gateway_token}
+
+        def gateway(session):  # the drop-in endpoint, the token where Graph clients put it
+            return session.get(f"{crm_url}/graph/v25.0/{PATH}", params=gateway_params, timeout=30)
+
         before = load()
         cases = []
         for concurrency in levels:
-            modes = {"direct": direct, "hop": hop, "proxy": proxied}
+            modes = {"direct": direct, "hop": hop, "proxy": proxied, "gateway": gateway}
             found: dict[str, list[float]] = {mode: [] for mode in modes}
             spent = dict.fromkeys(modes, 0.0)
             for target in modes.values():
@@ -199,10 +209,13 @@ def main() -> None:
                     spent[mode] += time.perf_counter() - started
             direct_s = summary(found["direct"], spent["direct"])
             proxy_s = summary(found["proxy"], spent["proxy"])
-            case = {"concurrency": concurrency, "direct": direct_s, "proxy": proxy_s,
+            gateway_s = summary(found["gateway"], spent["gateway"])
+            case = {"concurrency": concurrency, "direct": direct_s, "proxy": proxy_s, "gateway": gateway_s,
                     "hop_healthz": summary(found["hop"], spent["hop"]),
                     "overhead_p50_ms": round(proxy_s["p50_ms"] - direct_s["p50_ms"], 2),
-                    "overhead_p99_ms": round(proxy_s["p99_ms"] - direct_s["p99_ms"], 2)}
+                    "overhead_p99_ms": round(proxy_s["p99_ms"] - direct_s["p99_ms"], 2),
+                    "gateway_overhead_p50_ms": round(gateway_s["p50_ms"] - direct_s["p50_ms"], 2),
+                    "gateway_overhead_p99_ms": round(gateway_s["p99_ms"] - direct_s["p99_ms"], 2)}
             cases.append(case)
             print(json.dumps(case))
         result = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "machine": {

@@ -96,9 +96,15 @@ fi
 # so several workers or replicas never run the same job twice.
 export SCHEDULER_ENABLED="${SCHEDULER_ENABLED:-1}"
 
-# prometheus_client's multiprocess mode needs an empty folder at every start.
+# prometheus_client's multiprocess mode needs an empty folder at every start (created here, so
+# a tmpfs on /tmp is enough under a read-only root filesystem).
 if [[ -n "${PROMETHEUS_MULTIPROC_DIR:-}" ]]; then
-    mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+    if ! mkdir -p "$PROMETHEUS_MULTIPROC_DIR" 2>/dev/null || [[ ! -w "$PROMETHEUS_MULTIPROC_DIR" ]]; then
+        log "PROMETHEUS_MULTIPROC_DIR=$PROMETHEUS_MULTIPROC_DIR is not writable: with a read-only" \
+            "root filesystem mount a tmpfs on /tmp (docker run --tmpfs /tmp) or point" \
+            "PROMETHEUS_MULTIPROC_DIR at a writable folder"
+        exit 1
+    fi
     find "$PROMETHEUS_MULTIPROC_DIR" -mindepth 1 -maxdepth 1 -name '*.db' -delete
 fi
 

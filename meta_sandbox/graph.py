@@ -202,9 +202,8 @@ def _route(sandbox, req, method, version, segments, usage) -> Any:
         if method not in oauth.DEBUG_TOKEN_METHODS:  # documented as a GET only
             raise unsupported(method, "debug_token")
         return oauth.debug_token(sandbox, req.bearer, req.params)
-    if segments == [sandbox.app_id, "subscriptions"]:
-        return webhook_control.subscriptions(sandbox, method, req.bearer or req.params.get("access_token"),
-                                             req.params)
+    if segments == [sandbox.app_id, "subscriptions"]:  # the app's webhooks (webhook_control)
+        return webhook_control.subscriptions(sandbox, method, req)
     return _node_call(sandbox, req, method, version, segments, usage)
 
 

@@ -18,6 +18,18 @@ class GraphRequest:
     bearer: str | None
     base_url: str  # the sandbox base, without a trailing slash
 
+    def __post_init__(self):
+        # Meta's SDKs send `fields` as a JSON list (facebook-business encodes list parameters
+        # as JSON): Meta reads it as the same names, comma-separated.
+        raw = self.params.get("fields")
+        if isinstance(raw, str) and raw.lstrip().startswith("["):
+            try:
+                names = json.loads(raw)
+            except ValueError:
+                return
+            if isinstance(names, list) and all(isinstance(n, str) for n in names):
+                self.params = {**self.params, "fields": ",".join(names)}
+
 
 @dataclass
 class GraphResponse:

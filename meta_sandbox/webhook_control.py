@@ -16,8 +16,9 @@ from .errors import GraphRefusal, bad_param, unsupported
 _numbers = itertools.count(1)
 
 
-def subscriptions(sandbox, method: str, token: str | None, params: dict[str, str]) -> Any:
+def subscriptions(sandbox, method: str, req) -> Any:
     """GET lists, POST adds (after verifying the callback), DELETE removes: the app token only."""
+    token, params = req.bearer or req.params.get("access_token"), req.params
     if not token or not auth.is_app_token(sandbox, token):
         raise GraphRefusal("(#15) This method must be called with an app access_token.", 15)
     hooks = webhooks.of(sandbox)

@@ -6,7 +6,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from crm_meta.gateway import tokens
+from crm_meta.auth import gateway_tokens as tokens
 from crm_meta.infra.database import db
 from crm_meta.infra.timestamps import iso
 from crm_meta.models import Tenant

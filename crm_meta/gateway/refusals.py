@@ -1,6 +1,6 @@
 """The gateway's own refusals, shaped like Graph's errors.
 
-Every refusal is first made the one way the product makes them (crm_meta.errors: the RULES
+Every refusal is first made the one way the product makes them (crm_meta.http.errors: the RULES
 table, the JSON envelope); for /graph/... it is then re-shaped here into Meta's error body,
 `{"error": {"message", "type", "code", "error_subcode", "is_transient", "fbtrace_id"}}`, so a
 Graph client classifies it as it would Meta's own: a throttle is transient with a throttling

@@ -13,8 +13,10 @@ import logging
 from flask import Response, current_app, request
 
 from crm_meta import notify
-from crm_meta.gateway import bp, limits, tokens
+from crm_meta.auth import gateway_tokens as tokens
+from crm_meta.gateway import bp, limits
 from crm_meta.http.errors import AppError
+from crm_meta.infra import dbreads
 from crm_meta.infra.database import db
 from crm_meta.meta import proxy, versions
 from crm_meta.meta.governor import GovernorRefusal
@@ -54,6 +56,7 @@ def form() -> dict[str, str] | None:
 
 @bp.route("/<version>/<path:path>", methods=["GET", "POST", "DELETE"])
 def graph(version: str, path: str):
+    dbreads.read_only(first_transaction_only=True)  # one round trip for the reads, no BEGIN/COMMIT
     token = credential()
     opened = tokens.open_with(token)
     rt, config = runtime(), current_app.config

@@ -20,9 +20,17 @@ from crm_meta.infra.database import autocommit, db, restore_on_checkin
 READ_ONLY = "crm_meta.read_only"  # request.environ key: this request only reads the database
 
 
-def read_only() -> None:
-    """Run this request's statements without a transaction (views that never write)."""
-    request.environ[READ_ONLY] = True
+def read_only(first_transaction_only: bool = False) -> None:
+    """Run this request's statements without a transaction (views that never write); with
+    `first_transaction_only`, only until its first commit: reads (and single-statement writes)
+    first, then real transactions for whatever follows (the Graph gateway: its reads, Meta's
+    answer, then perhaps a fenced write)."""
+    request.environ[READ_ONLY] = "first" if first_transaction_only else True
+
+
+def _after_commit(session) -> None:
+    if has_request_context() and request.environ.get(READ_ONLY) == "first":
+        request.environ[READ_ONLY] = False
 
 
 def first_read(statement, params: dict | None = None):
@@ -57,6 +65,8 @@ def init_app(app: Flask) -> None:
     """Install the switch on this app's engines and the session."""
     if not event.contains(db.session, "after_begin", _after_begin):
         event.listen(db.session, "after_begin", _after_begin)
+    if not event.contains(db.session, "after_commit", _after_commit):
+        event.listen(db.session, "after_commit", _after_commit)
     with app.app_context():
         for engine in db.engines.values():
             restore_on_checkin(engine)

@@ -8,8 +8,7 @@ from flask import Response, current_app, request, url_for
 from sqlalchemy import false
 
 from crm_meta import notify
-from crm_meta.auth import tenancy
-from crm_meta.gateway import tokens as gateway_tokens
+from crm_meta.auth import gateway_tokens, tenancy
 from crm_meta.http.envelope import ok
 from crm_meta.http.errors import AppError, Forbidden, NotFound, ValidationFailed
 from crm_meta.infra.database import db
@@ -28,7 +27,7 @@ def _caller(scope: str, ref: str) -> tuple[keys.Caller, int, MetaConnection | No
     try:
         return _resolve(scope, ref)
     except AppError as refused:
-        if refused.code != "unknown_tenant":  # the tenant's refusal is audited where it is decided
+        if not isinstance(refused, NotFound):  # an unknown tenant is no refusal of the key
             keys.record_refusal(header=request.headers.get("Authorization"), route=_route(),
                                 method=request.method, reason=refused.code, ip=request.remote_addr,
                                 service=getattr(refused, "service", None), tenant_ref=ref,
@@ -59,7 +58,7 @@ def _resolve(scope: str, ref: str) -> tuple[keys.Caller, int, MetaConnection | N
             audit.record("meta.credentials.read", actor=f"service:{caller.name}", outcome="refused",
                          ip=request.remote_addr, commit=True,
                          details={"service": caller.name, "reason": "unknown_tenant", "tenant_ref": ref[:64]})
-        raise NotFound("No tenant with that id or slug", code="unknown_tenant")
+        raise NotFound("No tenant with that id or slug", code="not_found")
     if not caller.opens(found.tenant_id):
         refused = Forbidden("This service key is limited to other tenants", code="tenant_not_allowed")
         refused.service, refused.tenant_id = caller.name, found.tenant_id

@@ -8,6 +8,7 @@ quoted strings. Anything this parser cannot read is refused: the proxy never for
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 MAX_DEPTH = 20  # Meta nests a few levels; deeper is refused rather than parsed
@@ -118,6 +119,14 @@ def parse(text: str) -> list[Field]:
     """Every field a `fields` value asks for (empty when blank); FieldSyntaxError otherwise."""
     if len(text) > MAX_LENGTH:
         raise FieldSyntaxError("fields value too long")
+    if text.lstrip().startswith("["):  # Meta's SDKs send a JSON list of fields (POST bodies)
+        try:
+            items = json.loads(text)
+        except (ValueError, RecursionError):
+            raise FieldSyntaxError("fields: not a JSON list") from None
+        if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+            raise FieldSyntaxError("fields: a JSON list holds field strings only")
+        text = ",".join(items)
     reader = _Reader(text)
     if reader.peek() == "":
         return []

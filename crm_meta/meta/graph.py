@@ -5,25 +5,23 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import os
 import random
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, urlsplit
 
 import requests
 
 from crm_meta.infra import metrics
-from crm_meta.meta import batch, usage, versions
+from crm_meta.meta import batch, passthrough, usage, versions
 from crm_meta.meta.errors import GraphError, ThrottledError, TransientError, classify
 
 log = logging.getLogger(__name__)
 _ID = re.compile(r"^(act_)?\d+$")
-# What a caller of the services' proxy may not choose: we add the tenant's own.
-CALLER_SECRETS = frozenset({"access_token", "appsecret_proof", "appsecret_time"})
 
 
 def appsecret_proof(app_secret: str, token: str) -> str:
@@ -46,16 +44,6 @@ def _error_of(response: requests.Response, payload) -> GraphError:
                     retry_after=usage.regain_seconds(response.headers))
 
 
-@dataclass
-class Forwarded:
-    """Meta's answer to a proxied call, as it came: status, headers, raw body; `error` classified."""
-
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-    error: GraphError | None = None
-
-
 class GraphClient:
     """Version, timeouts, appsecret_proof, retries with backoff, and Meta's error taxonomy."""
 
@@ -73,6 +61,7 @@ class GraphClient:
         self.clock = clock
         self.sleep = sleep
         self._local = threading.local()
+        self.pool = passthrough.pool_for(self.base_url)  # thread-safe keep-alive pools
         self.last_app_usage = 0
         # App-wide cool-down after Meta throttles the whole app (domain clock, so the
         # sandbox's clock can age it like everything else).
@@ -85,7 +74,13 @@ class GraphClient:
     def session(self) -> requests.Session:
         # requests.Session is not thread-safe: one per thread, reused for keep-alive.
         if not hasattr(self._local, "session"):
-            self._local.session = requests.Session()
+            session = requests.Session()
+            # The environment's proxy and CA settings for Meta's host, read once here rather than
+            # scanned again on every call (requests does that while trust_env is on).
+            session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
+            session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+            session.trust_env = False
+            self._local.session = session
         return self._local.session
 
     @property
@@ -164,13 +159,17 @@ class GraphClient:
         except requests.RequestException as exc:
             metrics.GRAPH_CALLS.labels(endpoint=label, outcome="unreachable").inc()
             raise TransientError(f"Meta is unreachable ({type(exc).__name__})") from None
+        self.answered(method, path, label, started, response.headers)
+        return response
+
+    def answered(self, method: str, path: str, label: str, started: float, headers) -> None:
+        """What every answer tells: latency, Meta's usage (the governor), a version upgrade."""
         metrics.GRAPH_LATENCY.labels(endpoint=label).observe(time.perf_counter() - started)
-        self.observe_usage(path, response.headers)
-        upgraded = versions.upgrade_warning(response.headers)
+        self.observe_usage(path, headers)
+        upgraded = versions.upgrade_warning(headers)
         if upgraded:  # a Marketing call to a version Meta retired: it answered with a newer one
             log.warning("graph %s %s: Meta says %r; set META_GRAPH_API_VERSION to %s", method, label,
                         upgraded, versions.newest(self._now().date()))
-        return response
 
     def _once(self, method, path, label, headers, params, body) -> dict:
         response = self._send(method, path, label, headers, params, body)
@@ -271,20 +270,8 @@ class GraphClient:
             self.governor.observe(path, headers)
 
     def forward(self, method: str, path: str, *, token: str, query: list[tuple[str, str]],
-                form: dict[str, str] | None = None, version: str | None = None) -> Forwarded:
+                form: dict[str, str] | None = None, version: str | None = None) -> passthrough.Forwarded:
         """One proxied call, not retried: Meta's status, headers and body come back as they are
         (at `version`, the client's own default when None)."""
-        label = endpoint_label(path)
-        query = [(k, v) for k, v in query if k not in CALLER_SECRETS]
-        query.append(("appsecret_proof", self.proof(token)))
-        form = {k: v for k, v in (form or {}).items() if k not in CALLER_SECRETS} or None
-        headers = {"Accept": "application/json", "Authorization": f"Bearer {token}"}
-        response = self._send(method.upper(), path, label, headers, query, form, version)
-        error = None
-        if response.status_code >= 400:
-            try:
-                error = _error_of(response, response.json())
-            except ValueError:
-                error = _error_of(response, None)
-        metrics.GRAPH_CALLS.labels(endpoint=label, outcome=error.kind if error else "ok").inc()
-        return Forwarded(response.status_code, response.headers, response.content, error)
+        return passthrough.forward(self, method, path, endpoint_label(path), token=token, query=query,
+                                   form=form, version=version)

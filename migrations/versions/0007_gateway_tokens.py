@@ -1,7 +1,7 @@
 """gateway tokens: one credential per service and tenant for the drop-in Graph endpoint
 
 Revision ID: 0007
-Revises: 0006
+Revises: 0008
 Create Date: 2026-12-06 08:00:00.000000
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0007'
-down_revision = '0008'  # channels branch: chained after main's 0008 (was 0006)
+down_revision = '0008'  # was '0006'; follows main's 0008 so the branch keeps one head
 branch_labels = None
 depends_on = None
 

@@ -1,5 +1,6 @@
-"""The documented error codes are the code's (review 2: the README and the OpenAPI document said
-404 `unknown_tenant` where /internal/ answered `not_found`). Three sources must agree: the
+"""The documented error codes are the code's (review 2: the README said 404 `unknown_tenant`
+where /internal/ answers `not_found`; `unknown_tenant` is the 401 of a CRM token naming no
+tenant, and each code has one status). Three sources must agree: the
 OpenAPI document's per-status enums (Error400, Error401, ...), every "status `code`" the README
 names, and what the code raises: the error table (RULES, HTTP_CODES, the AppError classes) and
 every `code="..."` given to an HTTP error in crm_meta/."""
@@ -92,7 +93,7 @@ def test_every_documented_code_exists_in_the_code():
 
 
 def test_an_unknown_tenant_reads_the_same_everywhere(app, client, make_tenant):
-    """The review's case: the README and OpenAPI said 404 unknown_tenant; the code said not_found."""
+    """The review's case: the README said 404 unknown_tenant; the code says not_found."""
     from crm_meta.internal import keys
 
     make_tenant("acme")
@@ -100,5 +101,5 @@ def test_an_unknown_tenant_reads_the_same_everywhere(app, client, make_tenant):
         key = keys.create("marketing", ["credentials:read"]).key
     response = client.get("/internal/meta/connections/ghost/credentials",
                           headers={"Authorization": f"Bearer {key}"})
-    assert (response.status_code, response.get_json()["error"]["code"]) == (404, "unknown_tenant")
-    assert (404, "unknown_tenant") in in_readme()
+    assert (response.status_code, response.get_json()["error"]["code"]) == (404, "not_found")
+    assert (404, "not_found") in in_readme() and (404, "unknown_tenant") not in in_readme()

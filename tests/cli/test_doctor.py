@@ -116,3 +116,13 @@ def test_it_passes_on_make_runs_in_app_sandbox(tmp_path):
         with app.app_context():
             db.engine.dispose()
     assert result.exit_code == 0, result.output
+
+
+def test_the_marketing_calendar_is_checked_too(make_app):
+    """v24.0 is served for Graph until 2028-02-18 but the Marketing API retired it on 2026-11-10."""
+    result = doctor(make_app(META_GRAPH_API_VERSION="v24.0"), "--json")
+    checks = {c["name"]: c for c in json.loads(result.output)["checks"]}
+    assert checks["graph version"]["ok"] is True
+    marketing = checks["marketing version"]
+    assert marketing["ok"] is False and "2026-11-10" in marketing["detail"]
+    assert "v26.0" in marketing["fix"] and result.exit_code == 1

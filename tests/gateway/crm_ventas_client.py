@@ -53,6 +53,24 @@ class AdsClient:
             "fields": "spend", "date_preset": "last_14d", "time_increment": 1,
             "access_token": self.access_token, "limit": 3})
 
+    async def ad_details(self, ad_id: str) -> dict:
+        async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT) as client:
+            response = await client.get(f"{GRAPH_API_BASE}/{ad_id}", params={
+                "fields": "name,campaign{name},adset{name}", "access_token": self.access_token})
+        if response.status_code != 200:
+            raise MetaError(response.status_code, response.json())
+        data = response.json()
+        return {"ad_id": ad_id, "ad_name": data.get("name"),
+                "campaign_name": (data.get("campaign") or {}).get("name"),
+                "adset_name": (data.get("adset") or {}).get("name")}
+
+    async def ads_with_insights(self, ad_account_id: str, date_preset: str = "last_30d") -> list[dict]:
+        account = ad_account_id if ad_account_id.startswith("act_") else f"act_{ad_account_id}"
+        expansion = f"insights.date_preset({date_preset}){{spend,impressions,clicks,account_currency}}"
+        return await self._all_pages(f"{GRAPH_API_BASE}/{account}/ads", {
+            "fields": f"id,name,effective_status,campaign{{id,name}},{expansion}",
+            "access_token": self.access_token, "limit": 100})
+
     async def campaigns(self, ad_account_id: str) -> list[dict]:
         account = ad_account_id if ad_account_id.startswith("act_") else f"act_{ad_account_id}"
         statuses = ["ACTIVE", "PAUSED", "DELETED", "ARCHIVED"]

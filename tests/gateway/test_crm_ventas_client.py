@@ -18,9 +18,12 @@ def everything(account_digits: str, token: str) -> dict:
     client = crm_ventas_client.AdsClient(token)
 
     async def read():
-        return {"account": await client.account_insights(account_digits),
-                "daily": await client.daily_spend(account_digits),
-                "campaigns": await client.campaigns(account_digits)}
+        found = {"account": await client.account_insights(account_digits),
+                 "daily": await client.daily_spend(account_digits),
+                 "campaigns": await client.campaigns(account_digits),
+                 "ads": await client.ads_with_insights(account_digits)}
+        found["ad"] = await client.ad_details(found["ads"][0]["id"])
+        return found
 
     return asyncio.run(read())
 
@@ -35,6 +38,8 @@ def test_crm_ventas_client_through_the_gateway_sees_what_meta_shows(app, live, c
     through = everything(stored["META_AD_ACCOUNT_ID"], stored["META_USER_LONG_TOKEN"])
     assert through["account"] and through["account"][0]["account_id"] == ACCOUNT.removeprefix("act_")
     assert len(through["daily"]) == 14 and len(through["campaigns"]) == 3  # followed paging.next
+    assert through["ads"] and "data" in through["ads"][0]["insights"]  # field expansion
+    assert through["ad"]["campaign_name"] and through["ad"]["adset_name"]
     # The same client at Meta with the real token (it sends no appsecret_proof: the Meta app must
     # not require one for it, see README).
     sandbox.post("config", require_appsecret_proof=False)

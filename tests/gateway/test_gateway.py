@@ -8,6 +8,7 @@ import hashlib
 from datetime import datetime
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 import requests
 
 from crm_meta.meta.graph import appsecret_proof
@@ -128,3 +129,21 @@ def test_the_existing_internal_proxy_keeps_working(client, connect, proxy_servic
     response = client.get(f"/internal/meta/connections/acme/graph/{ACCOUNT}/campaigns",
                           headers=proxy_service.headers, query_string={"fields": "name"})
     assert response.status_code == 200 and response.get_json()["data"]
+
+
+@pytest.mark.postgres
+def test_metas_token_errors_count_against_the_connection_on_postgresql(pg_app, connect, make_key,
+                                                                       gateway_token, sandbox, row_of):
+    """The gateway reads in autocommit (one round trip) and then records Meta's verdict in a
+    real transaction: two 190s make the connection needs_reauth, and the gateway says so."""
+    acme = connect("acme", app_=pg_app)
+    service = make_key("marketing", scopes=("graph:proxy",), app_=pg_app)
+    token = gateway_token("acme", service=service, app_=pg_app)
+    client = pg_app.test_client()
+    sandbox.fault(f"/v25.0/{ACCOUNT}/campaigns", code=190, error_subcode=460, count=2)
+    for _ in range(2):
+        metas = client.get(CAMPAIGNS, query_string={"access_token": token})
+        assert metas.status_code == 400 and metas.get_json()["error"]["code"] == 190
+    assert row_of(pg_app, acme.tenant_id).status == "needs_reauth"
+    refused = client.get(CAMPAIGNS, query_string={"access_token": token})
+    assert refused.status_code == 401 and refused.get_json()["error"]["error_subcode"] == 460

@@ -116,3 +116,26 @@ def test_the_sdk_backs_off_from_the_gateways_throttle(apis, sandbox):
     assert [code for code, _, _ in waits] == [80004, 613]
     _, transient, wait = waits[1]
     assert transient is True and 290 <= wait <= 300
+
+
+def test_the_sdk_runs_ads_and_async_insights_through_the_gateway(apis):
+    """Ads, and an async insights job (POST act_<id>/insights, its report
+    run polled, its result read), through the gateway and at Meta alike."""
+    def read(api):
+        account = AdAccount(ACCOUNT, api=api)
+        ads = [ad.export_all_data() for ad in account.get_ads(fields=["name", "campaign_id", "adset_id"])]
+        job = account.get_insights_async(fields=["ad_id", "spend"], params={"level": "ad",
+                                                                           "date_preset": "last_7d"})
+        for _ in range(20):  # Meta's report runs are polled until done
+            status = job.api_get(fields=["async_status", "async_percent_completion"])
+            if status["async_status"] == "Job Completed":
+                break
+        rows = sorted((row["ad_id"], row["spend"]) for row in job.get_result())
+        return ads, status["async_status"], rows
+
+    gateway, meta = apis
+    ads, status, rows = read(gateway)
+    assert ads and all(ad["campaign_id"] and ad["adset_id"] for ad in ads)
+    assert status == "Job Completed" and rows
+    at_meta = read(meta)
+    assert (ads, rows) == (at_meta[0], at_meta[2])

@@ -120,7 +120,7 @@ def test_a_tenant_without_a_connection_or_unknown_is_refused(app, client, make_t
     refs = ("ghost", "999999", "99999999999999999999", "9" * 5000, "x" * 300, "²")
     for ref in refs:
         unknown = client.get(URL.format(ref), headers=service.headers)
-        assert unknown.status_code == 404 and unknown.get_json()["error"]["code"] == "unknown_tenant"
+        assert unknown.status_code == 404 and unknown.get_json()["error"]["code"] == "not_found"
     with app.app_context():
         reasons = [e.details["reason"] for e in db.session.scalars(
             db.select(AuditEvent).filter_by(action="meta.credentials.read", outcome="refused"))]

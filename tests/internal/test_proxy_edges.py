@@ -6,6 +6,12 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -15,6 +21,10 @@ from tests.helpers import ACCOUNT
 from tests.internal.tokens import PROXY
 
 DEEP = ("[" * 5000 + "]" * 5000).encode()
+ROOT = Path(__file__).resolve().parents[2]
+SETTINGS = ("SQLALCHEMY_DATABASE_URI", "META_APP_ID", "META_APP_SECRET", "META_REDIRECT_URI", "META_MODE",
+            "META_DIALOG_URL", "META_GRAPH_URL", "ENCRYPTION_KEY", "SECRET_KEY", "JWT_SECRET_KEY",
+            "META_HTTP_RETRIES", "RATELIMIT_ENABLED", "MAX_CONTENT_LENGTH")
 
 
 @pytest.fixture
@@ -81,6 +91,50 @@ def test_a_chunked_body_over_the_limit_is_refused_never_truncated_and_forwarded(
     assert status == 413, answer
     assert json.loads(answer)["error"]["code"] == "payload_too_large"
     assert len(sandbox.calls()) == before  # nothing reached Meta
+
+
+@pytest.fixture
+def under_gunicorn(make_app, connect, make_key):
+    """The app served by gunicorn (gthread, as the image runs it) on the same database."""
+    app = make_app(MAX_CONTENT_LENGTH=4096)
+    connect("acme", app_=app)
+    key = make_key("marketing", scopes=("graph:proxy",), app_=app)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "CRM_META_TEST_SETTINGS": json.dumps({k: app.config[k] for k in SETTINGS}),
+           "PORT": str(port), "HOST": "127.0.0.1", "GUNICORN_WORKERS": "1", "SCHEDULER_ENABLED": "0"}
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py",
+                             "tests.internal.gunicorn_app:build()"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60  # a bound on waiting for start-up, not a timing assertion
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"gunicorn did not start: {proc.communicate()[1][-2000:]}")
+            time.sleep(0.05)
+    yield type("Served", (), {"port": port})(), key
+    proc.terminate()
+    proc.communicate(timeout=20)
+
+
+def test_under_gunicorn_a_chunked_body_over_the_limit_is_refused_too(under_gunicorn, sandbox):
+    server, key = under_gunicorn
+    body = "&".join(f"{k}={v}" for k, v in {"name": "x" * 6000, "objective": "OUTCOME_LEADS",
+                                              "special_ad_categories": "[]", "daily_budget": "5000"}.items())
+    before = len(sandbox.calls())
+    url = PROXY.format("acme", f"{ACCOUNT}/campaigns")
+    status, answer = send_chunked(server, key, url, body.encode(), "application/x-www-form-urlencoded")
+    assert status == 413 and json.loads(answer)["error"]["code"] == "payload_too_large"
+    small = json.dumps({"name": "Invierno", "objective": "OUTCOME_LEADS", "status": "PAUSED",
+                        "special_ad_categories": [], "daily_budget": "5000"}).encode()
+    status, answer = send_chunked(server, key, url, small)
+    assert status == 200, answer
+    assert len(sandbox.calls()) == before + 1  # only the whole, small body reached Meta
 
 
 def test_a_chunked_body_under_the_limit_is_forwarded_whole(live, sandbox):

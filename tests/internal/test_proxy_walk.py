@@ -18,7 +18,7 @@ PAGE = "1090000000000001"
 SCOPES = ("ads_management,business_management,whatsapp_business_management,pages_show_list,"
           "pages_read_engagement,read_insights,pages_manage_ads,leads_retrieval")
 # Node types a CRM service reads through the default allow-list: each must answer at least once.
-OPEN_TYPES = {"AdAccount", "Campaign", "AdSet", "Ad", "Page", "LeadgenForm", "Lead",
+OPEN_TYPES = {"AdAccount", "Campaign", "AdSet", "Ad", "AdReportRun", "Page", "LeadgenForm", "Lead",
               "WhatsAppBusinessAccount"}
 
 
@@ -63,8 +63,11 @@ def test_no_node_or_edge_the_sandbox_serves_gives_a_token_to_a_proxy_caller(
         walk_app, connect, make_key, sandbox, sandbox_server):
     connect("acme", app_=walk_app)
     service = make_key("marketing", scopes=("graph:proxy",), app_=walk_app)
-    catalogue = served(sandbox_server.server.app.extensions["meta_sandbox"])
     client = walk_app.test_client()
+    started = client.post(PROXY.format("acme", f"{ACCOUNT}/insights"), headers=service.headers,
+                          data={"level": "ad", "fields": "ad_id,spend"})  # an async report run to walk too
+    assert started.status_code == 200, started.get_data(as_text=True)
+    catalogue = served(sandbox_server.server.app.extensions["meta_sandbox"])
     answered, leaks, calls = set(), [], 0
     for path, query in walk(catalogue):
         response = client.get(PROXY.format("acme", path), headers=service.headers, query_string=query)

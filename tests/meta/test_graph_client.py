@@ -190,3 +190,25 @@ def test_a_batch_carries_its_token_as_a_top_level_body_parameter(graph, requests
     body = dict(p.split("=", 1) for p in sent.text.split("&"))
     assert body["access_token"] == TOKEN and body["appsecret_proof"] == appsecret_proof("shh", TOKEN)
     assert "Authorization" not in sent.headers and TOKEN not in sent.url
+
+
+def test_the_environments_proxy_settings_are_read_once_per_session(monkeypatch):
+    from crm_meta.meta.graph import GraphClient
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    graph = GraphClient(base_url="https://graph.facebook.com", version="v26.0", app_id="1", app_secret="s")
+    session = graph.session
+    assert session.proxies.get("https") == "http://proxy.internal:3128"
+    assert session.verify == "/etc/ssl/certs/ca-certificates.crt" and session.trust_env is False
+
+
+def test_metas_auto_upgrade_warning_is_logged_naming_the_version_to_use(sandbox, caplog):
+    from crm_meta.meta.graph import GraphClient
+    from tests.helpers import ACCOUNT, APP_ID, APP_SECRET
+
+    token = sandbox.post("tokens")["access_token"]
+    graph = GraphClient(base_url=sandbox.url, version="v24.0", app_id=APP_ID, app_secret=APP_SECRET)
+    assert graph.get(f"{ACCOUNT}/campaigns", token=token)["data"]
+    [line] = [r.getMessage() for r in caplog.records if "auto-upgraded" in r.getMessage()]
+    assert "v24.0 has been deprecated" in line and "set META_GRAPH_API_VERSION to v26.0" in line

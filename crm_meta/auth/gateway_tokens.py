@@ -16,8 +16,9 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cache
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 
 from crm_meta.http.errors import AppError
 from crm_meta.infra.database import db
@@ -136,31 +137,33 @@ def listing() -> list:
         .order_by(Tenant.slug, ServiceKey.name, GatewayToken.id.desc())).all()
 
 
-def lookup(token: str):
-    """The one SELECT of a token's row, its service key and its tenant's connection; None if
-    the token is malformed."""
-    if not _TOKEN.match(token):
-        return None
+@cache
+def _lookup():
+    # Built once: the prefix is a bound parameter (SQLAlchemy caches the compiled form too).
     return (db.select(GatewayToken.id, GatewayToken.token_hash, GatewayToken.revoked_at,
                       GatewayToken.last_used_at, GatewayToken.tenant_id, ServiceKey.name,
-                      ServiceKey.scopes, ServiceKey.revoked_at.label("key_revoked_at"), MetaConnection)
+                      ServiceKey.scopes, ServiceKey.tenant_ids, ServiceKey.revoked_at.label("key_revoked_at"),
+                      MetaConnection)
             .join(ServiceKey, ServiceKey.id == GatewayToken.service_key_id)
             .outerjoin(MetaConnection, MetaConnection.tenant_id == GatewayToken.tenant_id)
-            .where(GatewayToken.prefix == token[:PREFIX_LENGTH]))
+            .where(GatewayToken.prefix == bindparam("prefix")))
 
 
 def open_with(token: str | None) -> Opened:
-    """What `token` opens, if it is a live gateway token of a live key with graph:proxy; the
-    comparison takes the same time for a wrong token as for a right one."""
-    statement = lookup(token or "")
-    found = db.session.execute(statement).first() if statement is not None else None
+    """What `token` opens, if it is a live gateway token of a live key with graph:proxy (one
+    SELECT of the token, its service key and its tenant's connection); the comparison takes the
+    same time for a wrong token as for a right one."""
+    token = token or ""
+    found = (db.session.execute(_lookup(), {"prefix": token[:PREFIX_LENGTH]}).first()
+             if _TOKEN.match(token) else None)
     expected = found.token_hash if found is not None else _DUMMY_HASH
-    if not hmac.compare_digest(digest(token or "").encode(), expected.encode()) or found is None:
+    if not hmac.compare_digest(digest(token).encode(), expected.encode()) or found is None:
         raise BadCredential()
     if found.revoked_at is not None or found.key_revoked_at is not None:
         raise BadCredential("The gateway token was revoked", code="gateway_token_revoked")
-    if SCOPE not in (found.scopes or []):
-        raise BadCredential("The service's key no longer holds graph:proxy", code="gateway_token_revoked")
+    if SCOPE not in (found.scopes or []) or (found.tenant_ids is not None
+                                              and found.tenant_id not in found.tenant_ids):
+        raise BadCredential("The service's key no longer opens this tenant", code="gateway_token_revoked")
     now = utcnow()
     if found.last_used_at is None or now - found.last_used_at >= LAST_USED_RESOLUTION:
         db.session.execute(update(GatewayToken).where(GatewayToken.id == found.id)

@@ -1,0 +1,83 @@
+"""The Graph client's pass-through calls (the services' proxy and the drop-in gateway): one
+call, not retried, Meta's status, headers and body handed back as they came.
+
+They go out through urllib3's pools directly: the answer is passed on untouched, so what
+requests adds on top (cookie jars, setting merges, response decoding) is only cost on the
+gateway's hot path. The environment's proxy and CA settings are read once, as requests would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlencode, urlsplit
+
+import requests
+import urllib3
+
+from crm_meta.infra import metrics
+from crm_meta.meta import usage
+from crm_meta.meta.errors import GraphError, TransientError, classify
+
+# What a caller of the services' proxy may not choose: we add the tenant's own.
+CALLER_SECRETS = frozenset({"access_token", "appsecret_proof", "appsecret_time"})
+
+
+@dataclass
+class Forwarded:
+    """Meta's answer to a proxied call, as it came: status, headers, raw body; `error` classified."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    error: GraphError | None = None
+
+
+def pool_for(base_url: str) -> urllib3.PoolManager:
+    """Keep-alive pools to Meta's host, through the environment's proxy when one is set."""
+    proxy = requests.utils.get_environ_proxies(base_url).get(urlsplit(base_url).scheme)
+    ca = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    options = {"maxsize": 32, **({"ca_certs": ca} if ca else {})}
+    return urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options)
+
+
+def error_of(status: int, headers, body: bytes) -> GraphError:
+    """The classified GraphError of a failed answer, with the wait Meta announced."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        payload = None
+    detail = payload.get("error") if isinstance(payload, dict) else None
+    return classify(detail if isinstance(detail, dict) else {}, status,
+                    retry_after=usage.regain_seconds(headers))
+
+
+def forward(client, method: str, path: str, label: str, *, token: str, query: list[tuple[str, str]],
+            form: dict[str, str] | None, version: str | None) -> Forwarded:
+    """One call with the tenant's token and proof (any the caller sent is dropped)."""
+    query = [(k, v) for k, v in query if k not in CALLER_SECRETS]
+    query.append(("appsecret_proof", client.proof(token)))
+    form = {k: v for k, v in (form or {}).items() if k not in CALLER_SECRETS}
+    headers = {"Accept": "application/json", "Authorization": f"Bearer {token}"}
+    body = None
+    if form:
+        body = urlencode(form)
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    url = f"{client.url(path, version)}?{urlencode(query)}"
+    started = time.perf_counter()
+    try:
+        response = client.pool.request(method.upper(), url, body=body, headers=headers, redirect=False,
+                                       retries=False, timeout=urllib3.Timeout(total=client.timeout))
+    except urllib3.exceptions.TimeoutError:
+        metrics.GRAPH_CALLS.labels(endpoint=label, outcome="timeout").inc()
+        raise TransientError(f"Meta did not answer within {client.timeout:g}s") from None
+    except urllib3.exceptions.HTTPError as exc:
+        metrics.GRAPH_CALLS.labels(endpoint=label, outcome="unreachable").inc()
+        raise TransientError(f"Meta is unreachable ({type(exc).__name__})") from None
+    client.answered(method, path, label, started, response.headers)
+    error = error_of(response.status, response.headers, response.data) if response.status >= 400 else None
+    metrics.GRAPH_CALLS.labels(endpoint=label, outcome=error.kind if error else "ok").inc()
+    return Forwarded(response.status, response.headers, response.data, error)
