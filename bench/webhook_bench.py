@@ -226,6 +226,7 @@ def main() -> None:
     with throwaway_database(args.database) as database, tempfile.TemporaryDirectory() as tmp:
         env = crm_env(database, "http://127.0.0.1:9")  # no Graph call for messages
         env |= {"META_VERIFY_TOKEN": VERIFY_TOKEN, "META_WEBHOOKS_ENABLED": "1", "API_BASE_URL": "",
+                "META_REDIRECT_URI": "https://crm.example.com/crm/auth/meta/callback",
                 "META_APP_ID": APP_ID, "META_APP_SECRET": APP_SECRET}
         seeded = in_child(seed, env, receiver.url)
         receiver.secret = seeded["secret"]
