@@ -42,7 +42,7 @@ from crm_meta.meta.errors import (
 )
 
 log = logging.getLogger(__name__)
-JSON_BLUEPRINTS = {"api", "callbacks", "internal", "gateway", "channels"}
+JSON_BLUEPRINTS = {"api", "callbacks", "internal", "gateway", "channels", "webhooks"}
 
 
 class AppError(Exception):

@@ -11,11 +11,13 @@ from crm_meta.models.oauth_state import OAuthState
 from crm_meta.models.service_key import ServiceKey
 from crm_meta.models.tenant import Tenant
 from crm_meta.models.user import ROLES, User
+from crm_meta.models.webhook import EventEndpoint, WebhookInbox, WebhookParked
 
 __all__ = [
     "AppHealth",
     "AuditEvent",
     "DataDeletionRequest",
+    "EventEndpoint",
     "GatewayToken",
     "MetaChannel",
     "MetaConnection",
@@ -25,4 +27,6 @@ __all__ = [
     "ServiceKey",
     "Tenant",
     "User",
+    "WebhookInbox",
+    "WebhookParked",
 ]
