@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 
 import config_checks
+from config_webhooks import webhook_problem, webhook_settings
 from crm_meta.meta.exposure import DEFAULT_ALLOWED
 
 # Values of this shape came from older development defaults; production still refuses them.
@@ -100,6 +101,7 @@ class Config:
         # Facebook Login for Business configuration; replaces `scope` when set.
         self.META_LOGIN_CONFIG_ID = get("META_LOGIN_CONFIG_ID") or ""
         self.META_VERIFY_TOKEN = get("META_VERIFY_TOKEN") or ""
+        self.__dict__.update(webhook_settings(get, self.APP_ENV, self.META_VERIFY_TOKEN))  # Meta's webhooks
         # `sandbox` runs the built-in emulator; production refuses it.
         self.META_MODE = (get("META_MODE") or self.default_meta_mode()).lower()
         # Public base URL of this service; empty means "derive it from the request".
@@ -230,7 +232,7 @@ class Config:
 
     def validate(self) -> None:
         """Raise ConfigError naming the first unsafe setting (config_checks holds the rules)."""
-        problem = config_checks.general_problem(self)
+        problem = config_checks.general_problem(self) or webhook_problem(self)
         if problem:
             raise ConfigError(problem)
 

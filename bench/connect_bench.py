@@ -11,7 +11,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import requests
 
@@ -27,27 +27,57 @@ SCOPES = ["ads_management", "business_management", "whatsapp_business_management
           "pages_read_engagement", "read_insights"]
 LATENCY_MS = 50
 CASES = [(1, 5), (3, 150), (10, 150), (50, 150), (200, 20)]
+# Channels (issue 23): CRM Ventas' panel scopes plus ours, an SDK code (no redirect_uri), and
+# growing numbers of Pages (each with its token and Instagram account) and phone numbers.
+CHANNEL_SCOPES = [*SCOPES, "pages_show_list", "pages_manage_metadata", "pages_messaging",
+                  "instagram_basic", "instagram_manage_messages", "whatsapp_business_messaging"]
+# (businesses, pages, phone numbers)
+CHANNEL_CASES = [(3, 0, 0), (3, 100, 20), (10, 200, 90), (10, 300, 150), (50, 1000, 400)]
 
 
-def connect_once(base: str) -> tuple[int, float, int, int]:
-    """One full connect; returns (round trips, seconds, businesses, ad accounts)."""
+def connect_once(base: str, scopes=SCOPES, sdk: bool = False):
+    """One full connect; returns (round trips, seconds, discovery). `sdk`: the code comes from
+    the JavaScript SDK (the dialog returns to its xd_arbiter; exchanged with no redirect_uri)."""
     graph = GraphClient(base_url=base, version="v25.0", app_id=APP_ID, app_secret=SECRET)
     trips = []
     original = graph._once
     graph._once = lambda method, path, *rest: trips.append(path) or original(method, path, *rest)
-    url = (f"{base}/v25.0/dialog/oauth?client_id={APP_ID}&redirect_uri={REDIRECT}"
-           f"&state=s&scope={','.join(SCOPES)}")
-    location = requests.post(url, data={"decision": "approve", "granted": SCOPES},
+    redirect = f"{base}/x/connect/xd_arbiter?origin=http://crm.test" if sdk else REDIRECT
+    url = f"{base}/v25.0/dialog/oauth?" + urlencode({"client_id": APP_ID, "redirect_uri": redirect,
+                                                     "state": "s", "scope": ",".join(scopes)})
+    location = requests.post(url, data={"decision": "approve", "granted": scopes},
                              allow_redirects=False, timeout=30).headers["Location"]
     code = parse_qs(urlsplit(location).query)["code"][0]
     started = time.perf_counter()
     issued = tokens.ensure_long_lived(graph, tokens.exchange_code(
-        graph, code=code, redirect_uri=REDIRECT))
+        graph, code=code, redirect_uri="" if sdk else REDIRECT))
     info = tokens.inspect(graph, issued.access_token)
     found = assets.discover(graph, issued.access_token, set(info.scopes))
     elapsed = time.perf_counter() - started
-    accounts = sum(len(b["ad_accounts"]) for b in found.businesses) + len(found.personal_ad_accounts)
-    return len(trips), elapsed, len(found.businesses), accounts
+    return len(trips), elapsed, found
+
+
+def accounts_of(found) -> int:
+    return sum(len(b["ad_accounts"]) for b in found.businesses) + len(found.personal_ad_accounts)
+
+
+def channel_cases(url: str) -> list[dict]:
+    rows = []
+    for businesses, pages, phones in CHANNEL_CASES:
+        requests.post(f"{url}/_sandbox/reset", timeout=30)
+        requests.post(f"{url}/_sandbox/config", timeout=120, json={
+            "businesses": businesses, "ad_accounts_per_business": 20, "extra_pages": pages,
+            "extra_phone_numbers": phones, "latency_ms": LATENCY_MS})
+        trips, seconds, found = connect_once(url, CHANNEL_SCOPES, sdk=True)
+        numbers = sum(len(w["phone_numbers"]) for b in found.businesses
+                      for w in b["whatsapp_business_accounts"])
+        row = {"businesses": len(found.businesses), "ad_accounts": accounts_of(found),
+               "pages": len(found.pages), "page_tokens": len(found.page_tokens),
+               "instagram_accounts": len(found.instagram), "phone_numbers": numbers,
+               "round_trips": trips, "seconds": round(seconds, 3), "latency_ms": LATENCY_MS}
+        rows.append(row)
+        print(row)
+    return rows
 
 
 def main() -> None:
@@ -59,16 +89,18 @@ def main() -> None:
             requests.post(f"{server.url}/_sandbox/config", timeout=60, json={
                 "businesses": businesses, "ad_accounts_per_business": per_business,
                 "latency_ms": LATENCY_MS})
-            trips, seconds, found_b, found_a = connect_once(server.url)
-            row = {"businesses": found_b, "ad_accounts": found_a, "round_trips": trips,
+            trips, seconds, found = connect_once(server.url)
+            row = {"businesses": len(found.businesses), "ad_accounts": accounts_of(found),
+                   "round_trips": trips,
                    "seconds": round(seconds, 3), "latency_ms": LATENCY_MS,
                    "per_call_floor_s": round(trips * LATENCY_MS / 1000, 3)}
             results.append(row)
             print(row)
+        channels = channel_cases(server.url)
     finally:
         server.shutdown()
     out = ROOT / "bench" / "results" / "connect.json"
-    out.write_text(json.dumps({"cases": results}, indent=2) + "\n")
+    out.write_text(json.dumps({"cases": results, "channels": channels}, indent=2) + "\n")
     print(f"written {out}")
 
 

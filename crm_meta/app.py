@@ -13,7 +13,7 @@ from flask_login import current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import Config, ConfigError, config_from_env
-from crm_meta import api, auth, callbacks, gateway, internal, web
+from crm_meta import api, auth, callbacks, channels, gateway, internal, web, webhooks
 from crm_meta.auth import ratelimits
 from crm_meta.auth.edge import init_cors
 from crm_meta.auth.sessions import CookieSessionInterface
@@ -122,8 +122,10 @@ def _init_extensions(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask, sandbox) -> None:
-    for blueprint in (ops.bp, auth.bp, api.bp, callbacks.bp, web.bp, internal.bp, gateway.bp):
+    for blueprint in (ops.bp, auth.bp, api.bp, channels.bp, callbacks.bp, web.bp, internal.bp, gateway.bp,
+                      webhooks.bp):
         app.register_blueprint(blueprint)
+    csrf.exempt(webhooks.bp)  # Meta signs its deliveries (X-Hub-Signature-256) instead
     if sandbox is not None:  # the sandbox's single mount point in the product
         blueprint = sandbox_blueprint(sandbox)
         csrf.exempt(blueprint)

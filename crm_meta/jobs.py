@@ -86,11 +86,24 @@ def outbox_tick(app, stopping: threading.Event | None = None) -> None:
         log.exception("notification outbox run failed")
 
 
+def webhooks_tick(app, stopping: threading.Event | None = None) -> None:
+    """Scheduled: route deliveries left in the inbox (a process died before its pass) and
+    forward the events due (retries). Safe in every process at once: rows are locked or claimed."""
+    try:
+        counts = runtimes.of(app).webhooks.run_pass(stopping)
+        if counts:
+            log.info("meta webhooks: %s", dict(counts))
+    except Exception:  # never let a bad tick take the scheduler down
+        log.exception("meta webhooks run failed")
+
+
 JOBS: tuple[JobSpec, ...] = (
     JobSpec("meta.keepalive.sweep", keepalive_tick, _tick_every,
             "Check due Meta connections, extend tokens, warn tenants"),
     JobSpec("meta.notify.outbox", outbox_tick, lambda config: timedelta(minutes=1),
             "Deliver due notifications from the outbox, prune delivered ones"),
+    JobSpec("meta.webhooks", webhooks_tick, lambda config: timedelta(seconds=10),
+            "Route Meta's webhook deliveries left in the inbox, forward due events to the CRM"),
 )
 
 

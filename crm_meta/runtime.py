@@ -14,6 +14,7 @@ from crm_meta.meta.governor import build_governor
 from crm_meta.meta.graph import GraphClient
 from crm_meta.meta.oauth import MetaDialog, meta_dialog
 from crm_meta.meta.store import TokenStore
+from crm_meta.meta.webhooks.worker import WebhookWorker
 from crm_meta.notify import Notifier
 from meta_sandbox import Sandbox
 
@@ -28,6 +29,7 @@ class Runtime:
     store: TokenStore  # the one place tokens are encrypted and read
     dialog: MetaDialog  # Authlib's client for Meta's login dialog
     notifier: Notifier  # channels and this process's sender thread for the outbox
+    webhooks: WebhookWorker  # Meta's webhooks: routing the inbox, forwarding events to the CRM
     sandbox: Sandbox | None = None  # the in-app sandbox (META_MODE=sandbox), mounted by create_app
     limiter: Any = None  # Flask-Limiter, set once ratelimits has wrapped the endpoints
 
@@ -56,8 +58,10 @@ def build_runtime(app: Flask) -> Runtime:
     )
     graph.governor = build_governor(config, clock)  # one per app; shared via Redis when set
     cipher = TokenCipher(config["ENCRYPTION_KEY"], config["ENCRYPTION_KEYS_PREVIOUS"])
-    return Runtime(cipher=cipher, clock=clock, graph=graph, store=TokenStore(cipher),
+    store = TokenStore(cipher)
+    return Runtime(cipher=cipher, clock=clock, graph=graph, store=store,
                    dialog=meta_dialog(config), notifier=Notifier(config, app=app, clock=clock),
+                   webhooks=WebhookWorker(app, cipher=cipher, store=store, graph=graph, clock=clock),
                    sandbox=sandbox)
 
 

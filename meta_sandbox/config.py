@@ -50,6 +50,10 @@ DEFAULTS: dict[str, Any] = {
     "client_ad_accounts_per_business": 2,
     # Personal ad accounts of the second test user (who has no business).
     "personal_ad_accounts": 3,
+    # More Pages of the first test user (each with an Instagram account), and more phone
+    # numbers on its first WhatsApp account: channel discovery at any size.
+    "extra_pages": 0,
+    "extra_phone_numbers": 0,
     # Seed of the deterministic fixture generator.
     "seed": 2026,
     # Added delay on every Graph call, in milliseconds.
@@ -71,6 +75,20 @@ DEFAULTS: dict[str, Any] = {
     "call_log_limit": 100000,
     # Version used for calls without a version prefix (Meta: the app's default version).
     "default_version": "v25.0",
+    # Webhooks (webhooks.py): send deliveries on their own (a thread) as Meta does; off, only
+    # POST /_sandbox/webhooks/run sends them.
+    "webhook_autosend": True,
+    # Seconds Meta waits for the callback's answer (Messenger documents 20).
+    "webhook_timeout_seconds": 20,
+    # Largest number of entries in one delivery (Meta batches up to 1,000).
+    "webhook_batch_max": 1000,
+    # Milliseconds entries wait for others to share their delivery.
+    "webhook_batch_window_ms": 20,
+    # The next N attempts count as failed whatever the callback answers (a lost answer), so
+    # Meta retries a delivery the app did store: duplicates, as at Meta.
+    "webhook_ignore_acks": 0,
+    # The Page's Leads Access Manager withholds leads from user tokens (inferred error).
+    "leads_access_blocked": False,
 }
 
 #: Settings whose change rebuilds the fixtures.
@@ -80,6 +98,8 @@ FIXTURE_KEYS = frozenset(
         "ad_accounts_per_business",
         "client_ad_accounts_per_business",
         "personal_ad_accounts",
+        "extra_pages",
+        "extra_phone_numbers",
         "seed",
     }
 )
@@ -89,6 +109,8 @@ _BOOL_KEYS = {
     "extend_long_lived",
     "enforce_rate_limits",
     "empty_first_page",
+    "webhook_autosend",
+    "leads_access_blocked",
 }
 _STR_KEYS = {"app_name", "default_version"}
 _POSITIVE_KEYS = {
@@ -101,6 +123,8 @@ _POSITIVE_KEYS = {
     "max_limit",
     "call_log_limit",
     "long_lived_expires_in",
+    "webhook_timeout_seconds",
+    "webhook_batch_max",
 }
 
 

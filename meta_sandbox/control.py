@@ -12,6 +12,8 @@ from typing import Any
 
 from flask import current_app, jsonify, request
 
+from . import webhook_control
+
 CONTROL_HEADER = "X-Sandbox-Control-Token"
 # Headers a reverse proxy on this host adds; without ProxyFix they mean "not really loopback".
 PROXY_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
@@ -155,6 +157,8 @@ def register(bp, sandbox) -> None:
             token_type=str(body.get("type") or "USER"),
         )
         return jsonify(minted)
+
+    webhook_control.register(bp, sandbox, guarded, _json_body)
 
     @bp.post("/_sandbox/users/<user_id>/invalidate")
     @guarded

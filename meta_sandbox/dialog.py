@@ -28,6 +28,9 @@ PERMISSIONS = {
     "leads_retrieval": "Retrieve leads from your lead ads",
     "catalog_management": "Manage your product catalogues",
     "instagram_basic": "Read your Instagram profile and media",
+    "pages_messaging": "Send and receive messages as your Pages",
+    "instagram_manage_messages": "Send and receive Instagram Direct messages",
+    "instagram_manage_comments": "Manage comments on your Instagram media",
 }
 
 
@@ -52,6 +55,7 @@ class DialogRequest:
     config_id: str | None
     auth_type: str | None
     return_scopes: bool
+    sdk: bool = False  # opened by the JavaScript SDK: its code is exchanged with no redirect_uri
 
 
 def _split_scopes(raw: str) -> list[str]:
@@ -70,7 +74,8 @@ def parse(sandbox, version: str, args) -> DialogRequest:
     if client_id != sandbox.app_id:
         raise DialogError("Invalid App ID", "The provided app ID does not look like a valid app ID.")
     redirect_uri = args.get("redirect_uri")
-    if not redirect_uri or redirect_uri not in sandbox.redirect_uris:
+    sdk = sdk_redirect(redirect_uri)
+    if not redirect_uri or (redirect_uri not in sandbox.redirect_uris and not sdk):
         raise DialogError(
             "URL blocked",
             "This redirect failed because the redirect URI is not whitelisted in the app's "
@@ -100,7 +105,15 @@ def parse(sandbox, version: str, args) -> DialogRequest:
         config_id=config_id,
         auth_type=args.get("auth_type"),
         return_scopes=(args.get("return_scopes") or "").lower() == "true",
+        sdk=sdk,
     )
+
+
+def sdk_redirect(redirect_uri: str | None) -> bool:
+    """The JavaScript SDK's own return page (its `xd_arbiter`), which hands the code to the page
+    that called FB.login; Meta accepts it for the SDK without a registered redirect URI."""
+    own = url_for(".sdk_xd_arbiter", _external=True)
+    return bool(redirect_uri) and (redirect_uri == own or redirect_uri.startswith(own + "?"))
 
 
 def _to_redirect_uri(redirect_uri: str, params: list[tuple[str, str]]):
@@ -207,7 +220,8 @@ def _decide(sandbox, dialog: DialogRequest, form):
                 user_id=user_id,
                 grant=grant,
                 kind=kind,
-                redirect_uri=dialog.redirect_uri,
+                # An SDK code is exchanged with an empty redirect_uri, a dialog code with its own.
+                redirect_uri="" if dialog.sdk else dialog.redirect_uri,
                 created_at=sandbox.now(),
             )
         )

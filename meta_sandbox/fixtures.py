@@ -13,6 +13,7 @@ from .catalogue import (
     CLIENT_ACCOUNT_BASE,
     DISABLE_REASON,
     EXTERNAL_BUSINESS_BASE,
+    INSTAGRAM_BASE,
     MONEY,
     OWNED_ACCOUNT_BASE,
     PAGE_BASE,
@@ -205,18 +206,21 @@ class _Builder:
         fx.user_businesses[USER_WITH_BUSINESSES] = [b["id"] for b in businesses]
         if businesses:
             first = businesses[0]
-            waba = self.waba(first, 1, "Atención al cliente", [str(PHONE_BASE + 1)])
+            count = 1 + self.config["extra_phone_numbers"]
+            phones = [str(PHONE_BASE + k) for k in range(1, count + 1)]
+            waba = self.waba(first, 1, "Atención al cliente", phones)
             first["_owned_wabas"].append(waba["id"])
-            self.add(
-                {
-                    "_type": "PhoneNumber",
-                    "_business_id": first["id"],
-                    "id": str(PHONE_BASE + 1),
-                    "display_phone_number": "+34 600 000 001",
-                    "verified_name": first["name"],
-                    "quality_rating": "GREEN",
-                }
-            )
+            for k in range(1, count + 1):
+                self.add(
+                    {
+                        "_type": "PhoneNumber",
+                        "_business_id": first["id"],
+                        "id": str(PHONE_BASE + k),
+                        "display_phone_number": f"+34 600 {k // 1000:03d} {k % 1000:03d}",
+                        "verified_name": first["name"],
+                        "quality_rating": ("GREEN", "YELLOW", "RED")[(k - 1) % 3],
+                    }
+                )
         if len(businesses) > 1:
             second = businesses[1]
             client = self.waba(second, 2, "Cliente WhatsApp", [])
@@ -251,6 +255,8 @@ class _Builder:
     def pages(self, businesses: list[dict[str, Any]]) -> None:
         specs = [(USER_WITH_BUSINESSES, b["name"].split(" S.")[0], b) for b in businesses[:2]]
         specs.append((USER_WITHOUT_BUSINESSES, "Joaquín Núñez Fotografía", None))
+        specs += [(USER_WITH_BUSINESSES, f"Sucursal {k:03d}", businesses[0] if businesses else None)
+                  for k in range(1, self.config["extra_pages"] + 1)]
         for n, (user_id, name, biz) in enumerate(specs, start=1):
             page = self.add(
                 {
@@ -269,6 +275,12 @@ class _Builder:
             if biz:
                 biz["_owned_pages"].append(page["id"])
                 biz.setdefault("primary_page", page)  # Meta's Business.primary_page: a Page
+            if n == 1 or n > 3:  # the first user's first Page (and extra ones) have Instagram
+                page["instagram_business_account"] = self.add({
+                    "_type": "InstagramAccount", "_page_id": page["id"],
+                    "_business_id": page["_business_id"], "id": str(INSTAGRAM_BASE + n),
+                    "username": name.lower().replace(" ", "_")[:30], "name": name,
+                    "followers_count": 2400 + n})
 
 
 def build_fixtures(config: dict[str, Any]) -> Fixtures:

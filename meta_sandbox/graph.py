@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from . import ads, auth, marketing, nodes, oauth
+from . import ads, auth, marketing, messaging, nodes, oauth, subscriptions, webhook_control
 from .batch import run_batch
 from .config import CURRENT_VERSIONS, MARKETING_EXPIRY
 from .errors import (
@@ -202,6 +202,8 @@ def _route(sandbox, req, method, version, segments, usage) -> Any:
         if method not in oauth.DEBUG_TOKEN_METHODS:  # documented as a GET only
             raise unsupported(method, "debug_token")
         return oauth.debug_token(sandbox, req.bearer, req.params)
+    if segments == [sandbox.app_id, "subscriptions"]:  # the app's webhooks (webhook_control)
+        return webhook_control.subscriptions(sandbox, method, req)
     return _node_call(sandbox, req, method, version, segments, usage)
 
 
@@ -221,6 +223,10 @@ def _node_call(sandbox, req, method, version, segments, usage) -> Any:
         raise unsupported(method, node_id)
     auth_params = [(k, v) for k, v in req.query if k in ("access_token", "appsecret_proof", "appsecret_time")]
     ctx = nodes.Context(sandbox, record, now, version, _link_builder(req.base_url), auth_params)
+    for module in (subscriptions, messaging):  # Page-token edges: their own rules
+        answer = module.dispatch(ctx, req, method, node_id, rest)
+        if answer is not module.PASS:
+            return answer
     answer = ads.dispatch(ctx, req, method, node_id, rest, usage)
     if answer is marketing.PASS:
         answer = marketing.dispatch(ctx, req, method, node_id, rest, usage)

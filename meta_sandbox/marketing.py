@@ -17,7 +17,7 @@ from typing import Any
 
 from . import insights, nodes
 from . import marketing_data as data
-from .errors import bad_param, unsupported
+from .errors import GraphRefusal, bad_param, unsupported
 from .fields import parse_fields
 
 PASS = object()  # "not a marketing call": the generic node routing goes on
@@ -107,6 +107,8 @@ def _visible(ctx, state: data.State, obj: dict[str, Any]) -> bool:
 
 
 def _require(ctx, needs, error) -> None:
+    if needs is LEADS and ctx.sandbox.config["leads_access_blocked"]:  # the Leads Access Manager
+        raise GraphRefusal(*data.LEADS_BLOCKED)
     if ctx.token.kind != "PAGE":  # a page token speaks for its own page
         ctx.require(needs, error)
 

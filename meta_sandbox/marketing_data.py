@@ -19,6 +19,9 @@ THROTTLED_80004 = ("(#80004) There have been too many calls to this ad-account. 
                    "again. For more info, please refer to "
                    "https://developers.facebook.com/docs/graph-api/overview/rate-limiting#ads-management.")
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S+0000"
+# A Page's Leads Access Manager keeping this user out: Meta documents no error of its own; a
+# permission error (code 200) naming lead access is our inference (docs/meta-conformance.md W9).
+LEADS_BLOCKED = ("(#200) The user does not have leads access on this Page (Leads Access Manager)", 200)
 # Fields each type serves (Meta's Campaign, LeadgenForm and Lead references) and its defaults.
 CAMPAIGN_FIELDS = frozenset({
     "id", "account_id", "name", "objective", "status", "configured_status", "effective_status",

@@ -76,6 +76,8 @@ def visible(ctx: Context, obj: dict[str, Any]) -> bool:
         return obj_id in access["pages"]
     if kind in ("WhatsAppBusinessAccount", "PhoneNumber"):
         return obj.get("_business_id") in access["businesses"]
+    if kind == "InstagramAccount":
+        return obj.get("_page_id") in access["pages"]
     return False
 
 

@@ -77,7 +77,9 @@ def _exchange_code(sandbox, params: dict[str, str], now: datetime) -> dict[str, 
         raise bad_param("This authorization code has been used.", 36009)
     if now - record.created_at > timedelta(seconds=sandbox.config["code_ttl_seconds"]):
         raise bad_param("This authorization code has expired.", 36007)
-    if params.get("redirect_uri") != record.redirect_uri:
+    # A code from the JavaScript SDK was issued for no redirect URI: it is exchanged with none
+    # (or an empty one), and refused with any other; a dialog code needs its own, exactly.
+    if (params.get("redirect_uri") or "") != record.redirect_uri:
         raise bad_param(
             "Error validating verification code. Please make sure your redirect_uri is "
             "identical to the one you used in the OAuth dialog request",

@@ -10,6 +10,7 @@ BIZ = ("business_management",)
 ADS = ("ads_management", "ads_read")
 PAGES = ("pages_show_list", "pages_read_engagement")
 WHATSAPP = ("whatsapp_business_management",)
+INSTAGRAM = ("instagram_basic",)
 
 BIZ_ERROR = ("(#200) Requires business_management permission to manage the object", 200)
 ADS_ERROR = ("(#200) Ad account owner has NOT grant ads_management or ads_read permission", 200)
@@ -21,6 +22,8 @@ WHATSAPP_ERROR = (
     "(#200) Requires whatsapp_business_management permission to manage the object",
     200,
 )
+
+INSTAGRAM_ERROR = ("(#10) Application does not have permission for this action", 10)
 
 
 def _objects(ids_of: Callable[[Any, dict], list[str]]):
@@ -155,8 +158,17 @@ TYPES: dict[str, NodeType] = {
         ),
         default=("name", "id"),
         edge_default=("access_token", "category", "category_list", "name", "id", "tasks"),
+        objects={"instagram_business_account": "InstagramAccount"},
         needs=(PAGES,),
         error=PAGES_ERROR,
+    ),
+    # The Instagram professional account linked to a Page (Page field instagram_business_account).
+    "InstagramAccount": NodeType(
+        fields=frozenset({"id", "username", "name", "followers_count", "profile_picture_url"}),
+        default=("id",),
+        edge_default=("id",),
+        needs=(INSTAGRAM,),
+        error=INSTAGRAM_ERROR,
     ),
     "WhatsAppBusinessAccount": NodeType(
         fields=frozenset(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import ads, ads_data, insights, marketing_data
+from . import ads, ads_data, insights, marketing_data, messaging, subscriptions
 from .schema import TYPES
 
 
@@ -33,9 +33,10 @@ def served(sandbox) -> dict[str, ServedType]:
     out["AdsInsights"] = ServedType("AdsInsights", set(insights.FIELDS))  # rows, not nodes: no ids
     for name, fields in marketing_data.TYPE_FIELDS.items():
         out.setdefault(name, ServedType(name, set())).fields |= set(fields)
-    for name, fields in ads_data.TYPE_FIELDS.items():
+    for name, fields in {**ads_data.TYPE_FIELDS, **subscriptions.TYPE_FIELDS}.items():
         out.setdefault(name, ServedType(name, set())).fields |= set(fields)
-    for (parent, edge), target in marketing_data.SERVED_EDGES.items():
+    for (parent, edge), target in {**marketing_data.SERVED_EDGES, **subscriptions.SERVED_EDGES,
+                                   **messaging.SERVED_EDGES}.items():
         out.setdefault(parent, ServedType(parent, set())).edges[edge] = target
     targets = {"campaigns": "Campaign", "adsets": "AdSet", "ads": "Ad", "insights": "AdsInsights"}
     for parent, edges in ads.EDGES.items():

@@ -10,7 +10,7 @@ from pathlib import Path
 from flask import Blueprint, Flask, Response, jsonify, request, url_for
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from . import control, dialog
+from . import control, dialog, sdk, subscriptions
 from .config import CURRENT_VERSIONS
 from .graph import handle
 from .messages import GraphRequest
@@ -96,6 +96,8 @@ def create_blueprint(sandbox: Sandbox, name: str = "sandbox") -> Blueprint:
         return Response(_CSS.read_text(encoding="utf-8"), mimetype="text/css")
 
     control.register(bp, sandbox)
+    subscriptions.register(bp, sandbox)
+    sdk.register(bp, sandbox)
     return bp
 
 

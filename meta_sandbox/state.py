@@ -56,6 +56,7 @@ class Sandbox:
             self.fixtures: Fixtures = build_fixtures(self.config)
             self.store = TokenLedger()
             self.faults = Faults()  # injected failures: add, take, clear
+            self.subscriptions: dict[str, list[str]] = {}  # the app's webhook subscriptions
             self.call_log: deque[dict[str, Any]] = deque(maxlen=self.config["call_log_limit"])
             self._app_calls: deque[float] = deque()
             self._business_calls: dict[str, deque[float]] = {}

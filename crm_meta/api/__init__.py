@@ -1,11 +1,9 @@
 """The JSON API of the contract (the CRM frontend's client depends on it)."""
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint
 
 from crm_meta.auth import edge
-from crm_meta.http import params
 from crm_meta.http.extensions import csrf
-from crm_meta.infra import dbreads
 
 bp = Blueprint("api", __name__)
 csrf.exempt(bp)
@@ -21,34 +19,7 @@ STATE_CHANGING_GETS = {"api.meta_auth_url": None, "api.meta_test_connection": No
 READS = {"api.token_status", "api.meta_portfolios", "api.meta_accounts"}
 
 
-def _session_csrf() -> None:
-    if current_app.config.get("WTF_CSRF_ENABLED", True):
-        csrf.protect()
-
-
-def _changes_state() -> bool:
-    if request.method in {"POST", "PUT", "PATCH", "DELETE"}:
-        return True
-    if request.endpoint not in STATE_CHANGING_GETS:
-        return False
-    name = STATE_CHANGING_GETS[request.endpoint]
-    return name is None or params.flag(request.args.get(name))
-
-
-@bp.before_request
-def guard_the_edge():
-    # Preflights carry no credentials and no custom headers: Flask-CORS answers them.
-    if request.method == "OPTIONS" or request.endpoint in PUBLIC:
-        return
-    edge.check_admin_token()
-    if not _changes_state():
-        if request.endpoint in READS:
-            dbreads.read_only()
-        return
-    if request.method == "GET":
-        edge.protect_cookie_get()
-    else:
-        edge.protect_cookie_write(session_csrf=_session_csrf)
+bp.before_request(edge.edge_guard(PUBLIC, STATE_CHANGING_GETS, READS))
 
 
 from crm_meta.api import openapi, views  # noqa: E402,F401  (routes register on import)

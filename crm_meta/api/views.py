@@ -63,10 +63,8 @@ def meta_callback():
 @bp.post("/crm/auth/meta/disconnect")
 @admin_required
 def meta_disconnect():
-    result = connections.disconnect(graph=runtime().graph, store=runtime().store,
-                                    tenant_id=g.tenant.id, actor=current_principal().actor,
-                                    ip=request.remote_addr)
-    return ok(result)
+    result = flow.disconnect(current_principal())
+    return ok({k: result[k] for k in ("disconnected", "revoked_at_meta")})
 
 
 @bp.get("/crm/auth/meta/test-connection")

@@ -10,13 +10,19 @@ from flask import current_app, request
 from flask_login import current_user
 
 from crm_meta.auth.principal import cookie_token
+from crm_meta.http import params
 from crm_meta.http.errors import Forbidden, NotAuthenticated
+from crm_meta.http.extensions import csrf
+from crm_meta.infra import dbreads
 
 # Headers a cross-site form or link cannot send; a cross-origin script can only after a CORS
 # preflight, which only CRM_ORIGINS pass. CRM Ventas' client sends both on every call.
 CRM_HEADERS = ("X-Tenant-ID", "X-Admin-Token")
 # Headers the CRM's frontend sends, answered in CORS preflights.
 CORS_HEADERS = ["Authorization", "Content-Type", "Accept", "Accept-Language", *CRM_HEADERS]
+# Blueprints the CRM's frontend calls cross-origin: the JSON API, and CRM Ventas' own panel
+# (/admin/meta/*, whose disconnect is a DELETE).
+CORS_BLUEPRINTS = ("api.", "channels.")
 
 
 def check_admin_token() -> None:
@@ -106,8 +112,44 @@ def init_cors(app, public: set[str]) -> None:
     from flask_cors import CORS
 
     paths = sorted({rule.rule for rule in app.url_map.iter_rules()
-                    if rule.endpoint.startswith("api.") and rule.endpoint not in public})
+                    if rule.endpoint.startswith(CORS_BLUEPRINTS) and rule.endpoint not in public})
     resources = {re.escape(path) + r"\Z": {} for path in paths}
     CORS(app, resources=resources, origins=[exact(o) for o in origins], supports_credentials=True,
-         allow_headers=CORS_HEADERS, methods=["GET", "POST", "OPTIONS"], max_age=600,
+         allow_headers=CORS_HEADERS, methods=["GET", "POST", "DELETE", "OPTIONS"], max_age=600,
          vary_header=True)
+
+
+def edge_guard(public=frozenset(), state_changing_gets=None, reads=frozenset()):
+    """The before_request hook of a JSON front end (the API, CRM Ventas' panel): the admin
+    token, then, for calls that change state, the cookie caller's CSRF checks; read-only GETs
+    in `reads` run without a transaction. `state_changing_gets`: endpoint -> the query flag that
+    makes a GET change something (None: always)."""
+    state_changing_gets = state_changing_gets or {}
+
+    def session_csrf() -> None:
+        if current_app.config.get("WTF_CSRF_ENABLED", True):
+            csrf.protect()
+
+    def changes_state() -> bool:
+        if request.method in {"POST", "PUT", "PATCH", "DELETE"}:
+            return True
+        if request.endpoint not in state_changing_gets:
+            return False
+        flag = state_changing_gets[request.endpoint]
+        return flag is None or params.flag(request.args.get(flag))
+
+    def guard_the_edge():
+        # Preflights carry no credentials and no custom headers: Flask-CORS answers them.
+        if request.method == "OPTIONS" or request.endpoint in public:
+            return
+        check_admin_token()
+        if not changes_state():
+            if request.endpoint in reads:
+                dbreads.read_only()
+            return
+        if request.method == "GET":
+            protect_cookie_get()
+        else:
+            protect_cookie_write(session_csrf=session_csrf)
+
+    return guard_the_edge

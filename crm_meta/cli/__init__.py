@@ -12,11 +12,13 @@ from flask.cli import AppGroup
 from crm_meta import jobs
 from crm_meta.auth.principal import mint_jwt
 from crm_meta.cli.refresh import refresh_command
+from crm_meta.cli.webhooks import leads_cli, webhooks_cli
 from crm_meta.gateway.cli import gateway_cli
 from crm_meta.infra.crypto import CryptoError
 from crm_meta.infra.database import db
 from crm_meta.internal.cli import services_cli
 from crm_meta.meta import doctor
+from crm_meta.meta.webhooks import subscription
 from crm_meta.models import ROLES, Tenant, User
 from crm_meta.models.tenant import slug_problem
 from crm_meta.runtime import runtime
@@ -156,9 +158,14 @@ def meta_refresh(tenant_slug: str | None, dry_run: bool):
 
 @meta_cli.command("doctor")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of lines.")
-def meta_doctor(as_json: bool):
+@click.option("--subscribe", is_flag=True,
+              help="Make the app's Page leadgen webhook subscription if missing.")
+def meta_doctor(as_json: bool, subscribe: bool):
     """Check the configured Meta app before going live (exit 0: all passed)."""
     checks = doctor.run(runtime().graph, current_app.config)
+    config = current_app.config
+    if config["META_WEBHOOKS_ENABLED"] and config["META_VERIFY_TOKEN"] and checks[0].ok:
+        checks.append(subscription.check(runtime().graph, current_app.config, subscribe=subscribe))
     if as_json:
         click.echo(json.dumps(doctor.report(checks), indent=2))
     else:
@@ -203,5 +210,5 @@ def jobs_run():
 
 def register_cli(app: Flask) -> None:
     for group in (tenants_cli, users_cli, demo_cli, jwt_cli, meta_cli, crypto_cli, services_cli, gateway_cli,
-                  jobs_cli):
+                  jobs_cli, webhooks_cli, leads_cli):
         app.cli.add_command(group)

@@ -10,7 +10,7 @@ from crm_meta.auth.principal import Principal, current_principal
 from crm_meta.connect import payloads
 from crm_meta.http import negotiation
 from crm_meta.http.errors import AppError
-from crm_meta.meta import connections
+from crm_meta.meta import channels, connections, exchange
 from crm_meta.meta.keepalive import verdicts
 from crm_meta.meta.oauth import AuthorizationRequest, start_authorization
 from crm_meta.runtime import now, runtime
@@ -38,11 +38,26 @@ def finish():
     """Complete the callback for this request; returns the stored connection."""
     config = current_app.config
     return connections.complete_authorization(
-        graph=runtime().graph, store=runtime().store, now=now(), args=request.args.to_dict(),
-        browser_secret=binding.browser_secret(), caller=callback_caller(),
-        redirect_uri=config["META_REDIRECT_URI"],
-        required=required_scopes(), config_id=config["META_LOGIN_CONFIG_ID"],
-        ip=request.remote_addr, outbox=notify.channels_configured(config))
+        parts(), args=request.args.to_dict(), browser_secret=binding.browser_secret(),
+        caller=callback_caller(), redirect_uri=config["META_REDIRECT_URI"],
+        settings=connect_settings(), ip=request.remote_addr)
+
+
+def parts() -> channels.Parts:
+    """The collaborators of a connection operation, for this request."""
+    return channels.Parts(graph=runtime().graph, store=runtime().store, now=now())
+
+
+def connect_settings() -> exchange.Settings:
+    config = current_app.config
+    return exchange.Settings(required=config["META_SCOPES"], config_id=config["META_LOGIN_CONFIG_ID"],
+                             outbox=notify.channels_configured(config))
+
+
+def disconnect(principal: Principal) -> dict:
+    """Unsubscribe, revoke and delete the caller's tenant's connection."""
+    who = channels.Who(actor=principal.actor, ip=request.remote_addr)
+    return connections.disconnect(parts(), principal.tenant.id, who)
 
 
 def callback_caller() -> tuple[int, str] | None:

@@ -11,6 +11,7 @@ from crm_meta.meta.status import (
     effective_status,
     missing_scopes,
 )
+from crm_meta.meta.webhooks.leads import LEAD_SCOPES
 from crm_meta.models import MetaConnection
 from crm_meta.models.statuses import FAILING_STATUSES, NEEDS_RECONNECT
 
@@ -87,4 +88,7 @@ def checked_payload(row: MetaConnection, info, now: datetime, required: list[str
         "scopes": list(row.scopes or []),
         "missing_scopes": missing_scopes(row, required),
         "checked_at": iso(now),
+        "leads_access": {"state": row.leads_access, "error": row.leads_access_error,
+                         "checked_at": iso(row.leads_access_at),
+                         "missing_scopes": [s for s in LEAD_SCOPES if s not in (row.scopes or [])]},
     }

@@ -26,11 +26,13 @@ from crm_meta.meta.errors import (
     DomainError,
     GraphError,
     InvalidCallback,
+    InvalidCode,
     InvalidSignedRequest,
     InvalidState,
     MetaRefused,
     NotConnected,
     OAuthDenied,
+    PageTokenRequiredError,
     PermissionMissingError,
     ProxyRefused,
     ThrottledError,
@@ -40,7 +42,7 @@ from crm_meta.meta.errors import (
 )
 
 log = logging.getLogger(__name__)
-JSON_BLUEPRINTS = {"api", "callbacks", "internal", "gateway"}
+JSON_BLUEPRINTS = {"api", "callbacks", "internal", "gateway", "channels", "webhooks"}
 
 
 class AppError(Exception):
@@ -130,6 +132,7 @@ RULES: dict = {
     InvalidState: Rule(400),
     OAuthDenied: Rule(400),
     InvalidCallback: Rule(400),
+    InvalidCode: Rule(400),
     InvalidSignedRequest: Rule(400),
     UnknownAsset: Rule(404),
     NotConnected: Rule(409),
@@ -145,6 +148,8 @@ RULES: dict = {
     ThrottledError: Rule(429, "meta_throttled", N_("Meta is rate limiting this connection; retry later"),
                          retry_after=60, own_retry_after=True),
     TokenInvalidError: Rule(409, "meta_reauth_required", N_("The Meta connection must be reconnected")),
+    PageTokenRequiredError: Rule(400, "page_token_required",
+                                 N_("This Meta call needs a Page's token, not the user's")),
     PermissionMissingError: Rule(403, "meta_permission_missing",
                                  N_("A Meta permission is missing; grant it again")),
     TransientError: Rule(503, "meta_unavailable", N_("Meta is not answering right now; retry later"),

@@ -53,6 +53,22 @@ SWEEP_DURATION = Histogram("meta_keepalive_sweep_duration_seconds", "Keep-alive 
 KEEPALIVE_CHECKS = Counter("meta_keepalive_checks_total", "Connections looked at by sweeps, by outcome",
                            ["outcome"])
 TOKENS_EXTENDED = Counter("meta_keepalive_tokens_extended_total", "Tokens the keep-alive extended")
+# Meta's webhooks (crm_meta.webhooks, crm_meta.meta.webhooks).
+WEBHOOK_RECEIVED = Counter("meta_webhook_deliveries_received_total",
+                           "Signed deliveries from Meta stored in the inbox", ["route"])
+WEBHOOK_SIGNATURE_FAILURES = Counter("meta_webhook_signature_failures_total",
+                                     "Deliveries refused: X-Hub-Signature-256 missing or wrong")
+WEBHOOK_ACK = Histogram("meta_webhook_ack_seconds", "Time from a delivery's arrival to its 200",
+                        buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1))
+WEBHOOK_MALFORMED = Counter("meta_webhook_malformed_total", "Signed deliveries that are not Meta's JSON")
+WEBHOOK_PARKED = Counter("meta_webhook_entries_parked_total", "Entries no tenant owns, parked")
+WEBHOOK_LEAD_READS_FAILED = Counter("meta_webhook_lead_reads_failed_total",
+                                    "Lead reads Meta refused or failed", ["reason"])
+WEBHOOK_FORWARDED = Counter("meta_webhook_events_forwarded_total", "Events the CRM accepted", ["type"])
+WEBHOOK_FORWARD_FAILURES = Counter("meta_webhook_forward_failures_total",
+                                   "Attempts to forward an event that failed", ["reason"])
+WEBHOOK_DEAD_LETTERS = Counter("meta_webhook_dead_letters_total",
+                               "Events given up after their retries (kept for replay)")
 
 
 @dataclass
@@ -76,6 +92,8 @@ class State:
     graph_version: str = ""
     days_to_sunset: int | None = None  # None: no sunset announced for the version in use
     app_misconfigured: bool = False  # Meta refused the app's own credential (meta.app_health)
+    # Meta's webhooks: inbox_pending, inbox_oldest_seconds, parked, dead_letters, events_pending.
+    webhooks: dict[str, float] = field(default_factory=dict)
 
 
 def _hours(moment: datetime, now: datetime) -> float:
@@ -129,6 +147,22 @@ class StateCollector:
             "1 when Meta refuses the app's own credential (checks paused), else 0",
             value=1 if state.app_misconfigured else 0)  # stored verdict, the same for every worker
         yield from (expiry, access, extendable, by_status, per_tenant, outbox, sunset, misconfigured)
+        yield from _webhook_gauges(state.webhooks)
+
+
+WEBHOOK_GAUGES = (
+    ("inbox_pending", "meta_webhook_inbox_pending", "Stored deliveries not routed yet"),
+    ("inbox_oldest_seconds", "meta_webhook_inbox_oldest_age_seconds",
+     "Age of the oldest delivery not routed yet (0 when none)"),
+    ("parked", "meta_webhook_parked_entries", "Parked entries (no tenant owns their asset)"),
+    ("events_pending", "meta_webhook_events_pending", "Events queued for the CRM, not delivered yet"),
+    ("dead_letters", "meta_webhook_dead_letter_events", "Events given up, kept for replay"),
+)
+
+
+def _webhook_gauges(values: dict[str, float]):
+    for key, name, text in WEBHOOK_GAUGES:
+        yield GaugeMetricFamily(name, text, value=values.get(key, 0))
 
 
 def exposition(state_collector) -> bytes:

@@ -16,6 +16,7 @@ BATCH_SIZE = 50  # Meta's limit of requests per batch
 NULL_RETRIES = 3  # rounds a page answered `null` inside a batch (Meta's timeout) is asked again
 WABA_EDGES = (("owned_whatsapp_business_accounts", "owned"),
               ("client_whatsapp_business_accounts", "client"))
+PHONE_FIELDS = "id,display_phone_number,verified_name,quality_rating"
 
 
 @dataclass
@@ -25,6 +26,9 @@ class Discovery:
     businesses: list[dict] = field(default_factory=list)
     personal_ad_accounts: list[dict] = field(default_factory=list)
     pages: list[dict] = field(default_factory=list)
+    # Each Page's token (from the same /me call): stored encrypted, never in `pages`.
+    page_tokens: dict[str, str] = field(default_factory=dict, repr=False)
+    instagram: list[dict] = field(default_factory=list)  # [{id, username, name, page_id}]
 
 
 def ad_account(raw: dict, business_id: str | None) -> dict:
@@ -54,14 +58,20 @@ def me_fields(granted: set[str]) -> str:
                        f"client_ad_accounts.limit({PAGE_LIMIT}){{{AD_FIELDS}}}"]
         if "whatsapp_business_management" in granted:
             # A business sees the WhatsApp accounts it owns and those its clients shared with it.
-            nested += [f"{edge}.limit({PAGE_LIMIT}){{id,name}}" for edge, _ in WABA_EDGES]
+            # ...each with its phone numbers, in the same call.
+            waba = f"id,name,phone_numbers.limit({PAGE_LIMIT}){{{PHONE_FIELDS}}}"
+            nested += [f"{edge}.limit({PAGE_LIMIT}){{{waba}}}" for edge, _ in WABA_EDGES]
         fields.append(f"businesses.limit({PAGE_LIMIT}){{{','.join(['id', 'name', *nested])}}}")
     if ads:
         # Only the person's own accounts: /me/adaccounts would repeat every business account
         # and need one sequential page per hundred of them.
         fields.append(f"personal_ad_accounts.limit({PAGE_LIMIT}){{{AD_FIELDS}}}")
     if "pages_show_list" in granted:  # Meta lists /me/accounts only with pages_show_list
-        fields.append(f"accounts.limit({PAGE_LIMIT}){{id,name,category,tasks}}")
+        # Each Page's token and its Instagram business account come in the same call.
+        page = "id,name,category,tasks,access_token"
+        if "instagram_basic" in granted:
+            page += ",instagram_business_account{id,username,name}"
+        fields.append(f"accounts.limit({PAGE_LIMIT}){{{page}}}")
     return ",".join(fields)
 
 
@@ -85,14 +95,21 @@ def discover(graph, token: str, granted: set[str]) -> Discovery:
         })
     in_business = {a["id"] for b in businesses for a in b["ad_accounts"]}
     personal = [ad_account(raw, None) for raw in edges.get(("me", "personal_ad_accounts"), [])]
+    raw_pages = edges.get(("me", "accounts"), [])
     pages = [{"id": str(p["id"]), "name": p.get("name"), "category": p.get("category"),
-              "tasks": p.get("tasks", [])} for p in edges.get(("me", "accounts"), [])]
+              "tasks": p.get("tasks", [])} for p in raw_pages]
     return Discovery(
         user_id=str(me["id"]),
         user_name=me.get("name") or "",
         businesses=businesses,
         personal_ad_accounts=[a for a in personal if a["id"] not in in_business],
         pages=pages,
+        page_tokens={str(p["id"]): p["access_token"] for p in raw_pages
+                     if isinstance(p.get("access_token"), str) and p["access_token"]},
+        instagram=[{"id": str(ig["id"]), "username": ig.get("username"), "name": ig.get("name"),
+                    "page_id": str(p["id"])}
+                   for p in raw_pages if isinstance(ig := p.get("instagram_business_account"), dict)
+                   and ig.get("id")],
     )
 
 
@@ -100,8 +117,13 @@ def _wabas(edges: dict, business_id: str) -> list[dict]:
     found: dict[str, dict] = {}
     for edge, relationship in WABA_EDGES:
         for raw in edges.get((business_id, edge), []):
+            phones = [{"id": str(n["id"]), "display_phone_number": n.get("display_phone_number"),
+                       "verified_name": n.get("verified_name"),
+                       "quality_rating": n.get("quality_rating")}
+                      for n in edges.get((str(raw["id"]), "phone_numbers"), [])]
             found.setdefault(str(raw["id"]), {"id": str(raw["id"]), "name": raw.get("name"),
-                                              "relationship": relationship})
+                                              "relationship": relationship,
+                                              "phone_numbers": phones})
     return list(found.values())
 
 
@@ -141,7 +163,7 @@ def _complete_edges(graph, token: str, me: dict) -> dict[tuple[str, str], list[d
             if isinstance(answer, Exception):
                 raise answer
             take(key, answer)
-            if key[0] == "me" and key[1] == "businesses":
-                for child in answer.get("data", []):
+            for child in answer.get("data", []):  # a further page's items carry nested edges too
+                if isinstance(child, dict) and "id" in child:
                     walk(str(child["id"]), {k: v for k, v in child.items() if k != "id"})
     return items

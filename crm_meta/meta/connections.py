@@ -4,41 +4,27 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime
-
-from sqlalchemy.exc import IntegrityError
 
 from crm_meta.infra.crypto import CryptoError
 from crm_meta.infra.database import db
-from crm_meta.infra.i18n import N_
 from crm_meta.infra.timestamps import iso
-from crm_meta.meta import app_health, assets, tokens
-from crm_meta.meta.errors import (
-    AppMisconfiguredError,
-    DomainError,
-    GraphError,
-    InvalidCallback,
-    MetaRefused,
-    NotConnected,
-    OAuthDenied,
-    UnknownAsset,
-)
+from crm_meta.meta import assets, channels, exchange, tokens
+from crm_meta.meta.errors import GraphError, InvalidCallback, NotConnected, OAuthDenied, UnknownAsset
+from crm_meta.meta.exchange import apply_discovery, apply_token_info  # noqa: F401  (re-exported)
 from crm_meta.meta.oauth import consume_state
 from crm_meta.meta.store import TokenStore
 from crm_meta.models import AuditEvent, MetaConnection, audit
-from crm_meta.models.statuses import Status
 
 log = logging.getLogger(__name__)
 ASSET_ID = re.compile(r"^(act_)?\d{1,30}$")
 
 
-def complete_authorization(*, graph, store: TokenStore, now: datetime, args: dict,
-                           browser_secret: str | None, caller: tuple[int, str] | None, redirect_uri: str,
-                           required: list[str], config_id: str, ip: str | None,
-                           outbox: bool = False) -> MetaConnection:
-    """The callback: state, code exchange, inspection, discovery, one transaction to store it."""
+def complete_authorization(parts: channels.Parts, *, args: dict, browser_secret: str | None,
+                           caller: tuple[int, str] | None, redirect_uri: str,
+                           settings: exchange.Settings, ip: str | None = None) -> MetaConnection:
+    """The callback: state, then the code's exchange into the tenant's one connection."""
     consumed = consume_state(state=args.get("state"), browser_secret=browser_secret,
-                             now=now, caller=caller)
+                             now=parts.now, caller=caller)
     if args.get("error"):
         audit.record("meta.connect", actor=consumed.user_ref, tenant_id=consumed.tenant_id,
                      outcome="denied", ip=ip, details={"reason": args.get("error_reason")},
@@ -47,85 +33,9 @@ def complete_authorization(*, graph, store: TokenStore, now: datetime, args: dic
     code = args.get("code")
     if not code or len(code) > 2048:
         raise InvalidCallback()
-    try:
-        issued = tokens.ensure_long_lived(graph, tokens.exchange_code(
-            graph, code=code, redirect_uri=redirect_uri))
-        info = tokens.inspect(graph, issued.access_token)
-        app_health.report_healthy(now=now, credential=graph.credential, app_id=graph.app_id,
-                                  actor=consumed.user_ref)
-        if not info.is_valid:
-            raise MetaRefused(N_("Meta says the new token is not valid"))
-        discovery = assets.discover(graph, issued.access_token, set(info.scopes))
-    except (GraphError, DomainError) as exc:
-        audit.record("meta.connect", actor=consumed.user_ref, tenant_id=consumed.tenant_id,
-                     outcome="failure", ip=ip, details={"error": getattr(exc, "code", None),
-                                                        "kind": getattr(exc, "kind", None)},
-                     commit=True)
-        if isinstance(exc, AppMisconfiguredError):
-            app_health.report_misconfigured(exc, now=now, credential=graph.credential,
-                                            app_id=graph.app_id, outbox=outbox,
-                                            actor=consumed.user_ref)
-        raise
-    row = _save(store, consumed.tenant_id, issued.access_token, info, discovery, now,
-                actor=consumed.user_ref, config_id=config_id, required=required)
-    audit.record("meta.connect", actor=consumed.user_ref, tenant_id=consumed.tenant_id, ip=ip,
-                 details={"meta_user_id": discovery.user_id, "status": row.status,
-                          "businesses": len(discovery.businesses)})
-    db.session.commit()
-    return row
-
-
-def _save(store, tenant_id, token, info, discovery, now, *, actor, config_id, required) -> MetaConnection:
-    """Upsert the tenant's row; keep its chosen ad account when it is still visible."""
-    for attempt in range(2):
-        row = store.for_tenant(tenant_id, lock=True)
-        if row is None:
-            row = MetaConnection(tenant_id=tenant_id, warnings_sent={})
-            db.session.add(row)
-        store.replace(row, token)
-        apply_token_info(row, info, now)
-        row.declined_scopes = [s for s in required if s not in set(info.scopes)] if not config_id else []
-        row.login_config_id = config_id or None
-        row.meta_user_id = discovery.user_id
-        row.meta_user_name = discovery.user_name
-        apply_discovery(row, discovery)
-        row.status = Status.CONNECTED
-        row.connected_by = actor
-        row.connected_at = now
-        row.consecutive_failures = 0
-        row.throttled_until = None
-        row.last_error = row.last_error_code = None
-        row.warnings_sent = {}
-        try:
-            db.session.flush()
-            return row
-        except IntegrityError:  # another callback for this tenant inserted first: update it
-            db.session.rollback()
-            if attempt:
-                raise
-    raise AssertionError("unreachable")
-
-
-def apply_token_info(row: MetaConnection, info: tokens.TokenInfo, now: datetime) -> None:
-    """Record what debug_token said about the stored token."""
-    row.token_type = info.token_type
-    row.expires_at = info.expires_at
-    row.data_access_expires_at = info.data_access_expires_at
-    row.issued_at = info.issued_at
-    if info.is_valid:
-        row.scopes = sorted(set(info.scopes))
-        row.granular_scopes = list(info.granular_scopes)
-    row.last_checked_at = now
-
-
-def apply_discovery(row: MetaConnection, discovery: assets.Discovery) -> None:
-    row.business_managers = discovery.businesses
-    row.personal_ad_accounts = discovery.personal_ad_accounts
-    row.pages = discovery.pages
-    visible = {a["id"] for a in row.all_ad_accounts()}
-    if row.selected_ad_account_id and row.selected_ad_account_id not in visible:
-        row.selected_ad_account_id = row.selected_ad_account_name = None
-        row.selected_business_id = None
+    grant = exchange.CodeGrant(tenant_id=consumed.tenant_id, code=code, redirect_uri=redirect_uri,
+                               actor=consumed.user_ref, ip=ip)
+    return exchange.connect(parts, grant, settings)
 
 
 def require(store: TokenStore, tenant_id: int) -> MetaConnection:
@@ -160,6 +70,7 @@ def debug_token(*, graph, store: TokenStore, row: MetaConnection) -> dict:
 def rediscover(*, graph, store: TokenStore, row: MetaConnection) -> None:
     discovery = assets.discover(graph, store.read(row), set(row.scopes or []))
     apply_discovery(row, discovery)
+    channels.sync(store, row, discovery)
     db.session.commit()
 
 
@@ -200,29 +111,32 @@ def select_account(*, row: MetaConnection, account_id, business_id=None, account
             "account_name": row.selected_ad_account_name, "business_id": row.selected_business_id}
 
 
-def disconnect(*, graph, store: TokenStore, tenant_id: int, actor: str, ip: str | None) -> dict:
-    """Revoke at Meta (best effort, and only if no other tenant shares the grant), then delete."""
+def disconnect(parts: channels.Parts, tenant_id: int, who: channels.Who) -> dict:
+    """Unsubscribe the channels at Meta (before the revoke kills the Page tokens that needs),
+    revoke the grant (best effort, and only if no other tenant shares it), then delete."""
+    store = parts.store
     row = store.for_tenant(tenant_id, lock=True)
     if row is None:
-        return {"disconnected": True, "revoked_at_meta": False}
-    revoked = False
+        return {"disconnected": True, "revoked_at_meta": False, "unsubscribed": 0}
+    revoked, unsubscribed = False, 0
     shared = row.meta_user_id and db.session.scalar(
         db.select(db.func.count()).select_from(MetaConnection).where(
             MetaConnection.meta_user_id == row.meta_user_id, MetaConnection.tenant_id != tenant_id))
-    if not shared:
-        try:
-            graph.call("DELETE", "me/permissions", token=store.read(row))
+    try:
+        unsubscribed = channels.release(parts, row)
+        if not shared:
+            parts.graph.call("DELETE", "me/permissions", token=store.read(row))
             revoked = True
-        except GraphError as exc:
-            log.warning("revoking at Meta failed (%s); disconnecting locally", exc.kind,
-                        extra={"graph": exc.log_fields()})
-        except CryptoError as exc:  # a token we cannot open is still ours to delete
-            log.error("stored token of tenant %s does not decrypt (%s); deleting it", tenant_id, exc)
+    except GraphError as exc:
+        log.warning("revoking at Meta failed (%s); disconnecting locally", exc.kind,
+                    extra={"graph": exc.log_fields()})
+    except CryptoError as exc:  # a token we cannot open is still ours to delete
+        log.error("stored token of tenant %s does not decrypt (%s); deleting it", tenant_id, exc)
     db.session.delete(row)
-    audit.record("meta.disconnect", actor=actor, tenant_id=tenant_id, ip=ip,
-                 details={"revoked_at_meta": revoked})
+    audit.record("meta.disconnect", actor=who.actor, tenant_id=tenant_id, ip=who.ip,
+                 details={"revoked_at_meta": revoked, "unsubscribed": unsubscribed})
     db.session.commit()
-    return {"disconnected": True, "revoked_at_meta": revoked}
+    return {"disconnected": True, "revoked_at_meta": revoked, "unsubscribed": unsubscribed}
 
 
 def drop_meta_user(*, meta_user_id: str, action: str, forget: bool = False) -> list[int]:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from crm_meta.infra.crypto import CryptoError
 from crm_meta.infra.database import db
 from crm_meta.infra.timestamps import iso
+from crm_meta.meta import channels
 from crm_meta.meta.errors import ConnectionUnusable
 from crm_meta.meta.status import effective_status
 from crm_meta.models import MetaConnection, audit
@@ -57,9 +58,12 @@ def read(*, store, graph, tenant_id: int, row: MetaConnection | None, service: s
     audit.record("meta.credentials.read", actor=f"service:{service}", tenant_id=tenant_id, ip=ip,
                  details={"service": service, "status": status, "format": fmt or "default"})
     db.session.commit()
-    if fmt == CRM_VENTAS:
-        return crm_ventas(token, row)
+    pages = channels.page_tokens(store, row)
+    if fmt == CRM_VENTAS:  # CRM Ventas keeps each Page's token as META_PAGE_TOKEN_<page_id>
+        return {**crm_ventas(token, row), **{f"META_PAGE_TOKEN_{p}": t for p, t in pages.items()}}
     return {
+        "page_tokens": [{"page_id": p, "access_token": t, "appsecret_proof": graph.proof(t)}
+                        for p, t in pages.items()],
         "access_token": token,
         "appsecret_proof": graph.proof(token),
         "token_type": row.token_type,

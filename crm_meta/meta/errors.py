@@ -9,6 +9,7 @@ RATE_LIMIT_CODES = frozenset({4, 17, 32, 341, 613, *range(80000, 80015)})
 TOKEN_CODES = frozenset({190, 102})
 PERMISSION_CODES = frozenset({10, *range(200, 300)})
 TRANSIENT_CODES = frozenset({1, 2})
+PAGE_TOKEN_REQUIRED = "must be called with a Page Access Token"  # noqa: S105 - a message
 
 
 class GraphError(Exception):
@@ -75,6 +76,14 @@ class AppMisconfiguredError(GraphError):
     kind = "app_misconfigured"
 
 
+class PageTokenRequiredError(GraphError):
+    """A user token on a Page-only edge: Meta answers code 190, "(#190) This method must be
+    called with a Page Access Token". The code of a dead token, but the token is fine: the
+    caller used the wrong kind. Never a strike against the connection."""
+
+    kind = "page_token_required"
+
+
 class BadRequestError(GraphError):
     """Anything else Meta refuses (100 bad parameter, 368 policy block...): never retried."""
 
@@ -93,6 +102,8 @@ def classify(error: dict, http_status: int, retry_after: int | None = None) -> G
     message = str(error.get("message") or "Meta returned an error")[:300]
     if code in RATE_LIMIT_CODES:
         return ThrottledError(message, retry_after=retry_after, **fields)
+    if code in TOKEN_CODES and PAGE_TOKEN_REQUIRED in message:
+        return PageTokenRequiredError(message, **fields)
     if code in TOKEN_CODES:
         return TokenInvalidError(message, **fields)
     if code in PERMISSION_CODES:
@@ -153,6 +164,13 @@ class UnknownAsset(DomainError):
     """An id that is not among the tenant's discovered Meta assets."""
 
     code, message = "unknown_asset", N_("Not one of this tenant's Meta assets")
+
+
+class InvalidCode(DomainError):
+    """Meta refused a login code from the JavaScript SDK (used, expired, or not this app's)."""
+
+    code = "invalid_code"
+    message = "Meta refused the login code (used, expired or from another app); log in with Facebook again"
 
 
 class NotConnected(DomainError):

@@ -35,13 +35,16 @@ CAPABILITIES: dict[tuple[str, str], frozenset[str]] = {
     ("lead_form", ""): R, ("lead_form", "leads"): R,
     ("lead", ""): R,
     ("page", ""): R, ("page", "leadgen_forms"): R,
+    # Messaging (issue 23): the Send API with the Page's own token, WhatsApp's Cloud API.
+    ("page", "messages"): frozenset({"POST"}),
+    ("phone_number", ""): R, ("phone_number", "messages"): frozenset({"POST"}),
     ("whatsapp_account", ""): R, ("whatsapp_account", "phone_numbers"): R,
     ("whatsapp_account", "message_templates"): R,
     ("async_report_run", ""): R, ("async_report_run", "insights"): R,
     ("business", "owned_ad_accounts"): R, ("business", "client_ad_accounts"): R,
 }
 KINDS = ("ad_account", "campaign", "ad_set", "ad", "ad_creative", "lead_form", "lead", "page",
-         "whatsapp_account", "async_report_run", "business", "user")
+         "whatsapp_account", "phone_number", "async_report_run", "business", "user")
 # Kinds discovery does not list: a numeric id the connection does not know is one of these.
 OBJECT_KINDS = ("campaign", "ad_set", "ad", "ad_creative", "lead_form", "lead", "async_report_run")
 # What a CRM's marketing and lead services read and write (issue 19, item 8).
@@ -53,6 +56,7 @@ DEFAULT_ALLOWED = (
     "async_report_run", "async_report_run/insights",
     "page", "page/leadgen_forms", "lead_form", "lead_form/leads", "lead",
     "whatsapp_account", "whatsapp_account/phone_numbers", "whatsapp_account/message_templates",
+    "page/messages", "phone_number", "phone_number/messages",
 )
 # Edges and fields that hand out tokens (a page's access_token comes with every page list).
 TOKEN_EDGES = frozenset({"accounts", "owned_pages", "client_pages", "assigned_pages", "promote_pages",
@@ -90,6 +94,7 @@ class Known:
     businesses: frozenset[str] = frozenset()
     pages: frozenset[str] = frozenset()
     whatsapp_accounts: frozenset[str] = frozenset()
+    phone_numbers: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, row) -> Known:
@@ -102,6 +107,9 @@ class Known:
             pages=frozenset(str(p["id"]) for p in row.pages or []),
             whatsapp_accounts=frozenset(str(w["id"]) for b in businesses
                                         for w in b.get("whatsapp_business_accounts", [])),
+            phone_numbers=frozenset(str(n["id"]) for b in businesses
+                                    for w in b.get("whatsapp_business_accounts", [])
+                                    for n in w.get("phone_numbers", [])),
         )
 
 
@@ -114,7 +122,8 @@ def kinds_of(node: str, known: Known) -> tuple[str, ...]:
     if not (node.isascii() and node.isdigit()):
         return ()
     for kind, ids in (("business", known.businesses), ("page", known.pages),
-                      ("whatsapp_account", known.whatsapp_accounts)):
+                      ("whatsapp_account", known.whatsapp_accounts),
+                      ("phone_number", known.phone_numbers)):
         if node in ids:
             return (kind,)
     return OBJECT_KINDS

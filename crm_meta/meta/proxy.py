@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 
 from crm_meta.infra import metrics
 from crm_meta.infra.database import db
-from crm_meta.meta import exposure, scrub
+from crm_meta.meta import channels, exposure, scrub
 from crm_meta.meta.credentials import usable_status
 from crm_meta.meta.errors import GraphError, ProxyRefused, ThrottledError, TokenInvalidError
 from crm_meta.meta.graph import endpoint_label
@@ -99,7 +99,10 @@ def forward(call: Call, *, tenant_id: int, row: MetaConnection | None, service: 
     clients follow `paging.next` as it is, the way Meta's links carry the caller's token)."""
     path = check(call, version, allowed, exposure.Known.of(row))
     usable_status(row, now(), required)
-    token, ciphertext, row_id, held = store.read(row), row.token_ciphertext, row.id, scopes(path, row)
+    # A call on a Page (its Send API) goes with the Page's own token; anything else, the tenant's.
+    page_token = channels.page_token_for(store, row, path.split("/")[0])
+    token = page_token or store.read(row)
+    ciphertext, row_id, held = row.token_ciphertext, row.id, scopes(path, row)
     db.session.commit()  # the key's last use; no transaction stays open while Meta answers
     if graph.governor is not None:
         graph.governor.check(held)
@@ -108,7 +111,8 @@ def forward(call: Call, *, tenant_id: int, row: MetaConnection | None, service: 
     log.info("proxy %s %s for tenant %s by service %s: %s", call.method, endpoint_label(path),
              tenant_id, service, answer.status)
     metrics.PROXY_CALLS.labels(service=service, status=str(answer.status)).inc()
-    if isinstance(answer.error, TokenInvalidError):
+    # A Page's dead token says nothing about the connection's own: no strike for it.
+    if isinstance(answer.error, TokenInvalidError) and page_token is None:
         record_token_error(row_id, ciphertext, answer.error, now(), settings, store, on_notices)
     headers = scrub.headers({name: answer.headers[name] for name in PASSED_HEADERS if name in answer.headers})
     if isinstance(answer.error, ThrottledError) and answer.error.retry_after:

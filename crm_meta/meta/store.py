@@ -6,7 +6,7 @@ import time
 
 from crm_meta.infra.crypto import TokenCipher
 from crm_meta.infra.database import db
-from crm_meta.models import MetaConnection
+from crm_meta.models import MetaChannel, MetaConnection
 
 
 class TokenStore:
@@ -36,9 +36,38 @@ class TokenStore:
     def read(self, row: MetaConnection) -> str:
         return self.cipher.decrypt(row.token_ciphertext, context=self.context(row.tenant_id))
 
-    def rotate(self, batch_size: int = 100) -> int:
-        """Re-encrypt every token not under the current key; safe while the service runs."""
+    # -- Page tokens (crm_meta.meta.channels): encrypted the same way, bound to tenant and Page --
+    @staticmethod
+    def page_context(tenant_id: int, page_id: str) -> str:
+        return f"meta_page_token:tenant:{tenant_id}:page:{page_id}"
+
+    def write_page_token(self, channel: MetaChannel, token: str) -> None:
+        channel.token_ciphertext = self.cipher.encrypt(
+            token, context=self.page_context(channel.tenant_id, channel.asset_id))
+        channel.key_id = self.cipher.current.kid
+
+    def read_page_token(self, channel) -> str:
+        return self.cipher.decrypt(channel.token_ciphertext,
+                                   context=self.page_context(channel.tenant_id, channel.asset_id))
+
+    def _rotate_page_tokens(self, batch_size: int) -> int:
         rotated = 0
+        while True:
+            rows = db.session.scalars(
+                db.select(MetaChannel).where(MetaChannel.token_ciphertext.is_not(None),
+                                             MetaChannel.key_id != self.cipher.current.kid)
+                .limit(batch_size).with_for_update(skip_locked=True)).all()
+            if not rows:
+                return rotated
+            for row in rows:
+                self.write_page_token(row, self.read_page_token(row))
+            db.session.commit()
+            rotated += len(rows)
+
+    def rotate(self, batch_size: int = 100) -> int:
+        """Re-encrypt every token (user and Page) not under the current key; safe while the
+        service runs."""
+        rotated = self._rotate_page_tokens(batch_size)
         while True:
             rows = db.session.scalars(
                 db.select(MetaConnection).where(MetaConnection.key_id != self.cipher.current.kid)
@@ -55,7 +84,9 @@ class TokenStore:
         """Tenant ids whose token is still under an older key (locked rows included)."""
         query = (db.select(MetaConnection.tenant_id).where(MetaConnection.key_id != self.cipher.current.kid)
                  .order_by(MetaConnection.tenant_id))
-        left = list(db.session.scalars(query))
+        pages = db.select(MetaChannel.tenant_id).where(MetaChannel.token_ciphertext.is_not(None),
+                                                       MetaChannel.key_id != self.cipher.current.kid)
+        left = sorted(set(db.session.scalars(query)) | set(db.session.scalars(pages)))
         db.session.rollback()
         return left
 

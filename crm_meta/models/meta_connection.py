@@ -49,6 +49,11 @@ class MetaConnection(db.Model):
     status: Mapped[str] = mapped_column(String(20), default="connected", index=True)
     last_error_code: Mapped[str | None] = mapped_column(String(64))
     last_error: Mapped[str | None] = mapped_column(String(500))  # Meta's message, never a token
+    # Reading leads (Meta's webhooks): None until tried, `ok`, or why Meta refused
+    # (`blocked`: the Page's Leads Access Manager; `permission_missing`: leads_retrieval...).
+    leads_access: Mapped[str | None] = mapped_column(String(32))
+    leads_access_error: Mapped[str | None] = mapped_column(String(500))
+    leads_access_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     connected_by: Mapped[str | None] = mapped_column(String(100))
     connected_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Keep-alive bookkeeping (crm_meta.meta.keepalive.verdicts).

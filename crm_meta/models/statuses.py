@@ -33,3 +33,5 @@ class NoticeEvent(StrEnum):
     WARNING = "warning"
     STATUS_CHANGED = "status_changed"
     APP_MISCONFIGURED = "app_misconfigured"  # app-wide: no tenant
+    CHANNEL_LOST = "channel_lost"  # a Page or WhatsApp account stopped working
+    LEADS_ACCESS = "leads_access"  # Meta refuses to give the tenant's leads

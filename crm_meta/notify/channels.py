@@ -15,10 +15,9 @@ import requests
 from crm_meta.notify import smtp
 from crm_meta.notify.notices import Notice
 from crm_meta.notify.outbox import deliver_due
-from crm_meta.notify.signing import SIGNATURE_HEADER, sign
+from crm_meta.notify.signing import signed_headers
 
 log = logging.getLogger(__name__)
-DELIVERY_HEADER = "X-CRM-Meta-Delivery"  # the notice id: receivers can drop duplicates
 WEBHOOK_ATTEMPTS = 4
 WEBHOOK_TIMEOUT = 5.0  # seconds per attempt
 BACKOFF_BASE = 1.0  # seconds; doubles per attempt, with jitter
@@ -106,12 +105,14 @@ class Notifier:
         return session
 
     def post_webhook(self, notice: Notice) -> str:
-        """POST the signed JSON body; retry timeouts, 429 and 5xx with exponential backoff."""
+        """POST the JSON body, signed in the Standard Webhooks format; retry timeouts, 429 and
+        5xx with exponential backoff."""
         body = json.dumps(notice.payload(), separators=(",", ":"), sort_keys=True).encode()
-        headers = {"Content-Type": "application/json", DELIVERY_HEADER: notice.id,
-                   SIGNATURE_HEADER: sign(self.webhook_secret, body)}
         outcome = "failed"
         for attempt in range(WEBHOOK_ATTEMPTS):
+            # Signed at each attempt: the timestamp must stay fresh for the receiver.
+            headers = {"Content-Type": "application/json",
+                       **signed_headers(self.webhook_secret, notice.id, body)}
             try:
                 response = self._session.post(self.webhook_url, data=body, headers=headers,
                                               timeout=WEBHOOK_TIMEOUT)

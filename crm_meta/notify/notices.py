@@ -12,7 +12,11 @@ from crm_meta.models.statuses import FAILING_STATUSES, NoticeEvent
 
 EVENTS = {NoticeEvent.WARNING: "meta.connection.warning",
           NoticeEvent.STATUS_CHANGED: "meta.connection.status_changed",
-          NoticeEvent.APP_MISCONFIGURED: "meta.app.misconfigured"}
+          NoticeEvent.APP_MISCONFIGURED: "meta.app.misconfigured",
+          NoticeEvent.CHANNEL_LOST: "meta.channel.lost",
+          NoticeEvent.LEADS_ACCESS: "meta.connection.leads_refused"}
+CHANNEL_TROUBLES = {"subscription_lost": "lost its webhook subscription at Meta",
+                    "token_invalid": "has a Page token Meta no longer accepts"}
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,8 @@ class Notice:
     tenant_slug: str | None = None
     tenant_name: str | None = None
     recipients: tuple[str, ...] = ()
+    asset_id: str | None = None  # channel_lost: the Page or WhatsApp account
+    asset_name: str | None = None
 
     @classmethod
     def create(cls, *, event: str, tenant_id: int | None, status: str, now: datetime,
@@ -52,8 +58,12 @@ class Notice:
         return body
 
     def subject(self) -> str:
+        if self.event == NoticeEvent.LEADS_ACCESS:
+            return "Meta refuses to give your leads to the CRM"
         if self.event == NoticeEvent.APP_MISCONFIGURED:
             return "The Meta app is misconfigured"
+        if self.event == NoticeEvent.CHANNEL_LOST:
+            return f"A Meta channel stopped working: {self.asset_name or self.asset_id}"
         if self.event == NoticeEvent.WARNING:
             what = "Meta connection" if self.kind == "token" else "Meta data access"
             return f"Your {what} ends in {self.days} day{'s' if self.days != 1 else ''}"
@@ -69,6 +79,17 @@ class Notice:
                     "`flask meta doctor` names the cause.\n")
         name = self.tenant_name or self.tenant_slug or f"tenant {self.tenant_id}"
         lines = [f"{self.subject()} ({name})."]
+        if self.event == NoticeEvent.LEADS_ACCESS:
+            lines.append("The Page's Leads Access Manager must give this app access to its leads, "
+                         "and the connection needs leads_retrieval, ads_management, pages_show_list, "
+                         "pages_read_engagement and pages_manage_ads. New leads wait meanwhile.")
+            return "\n\n".join(lines) + "\n"
+        if self.event == NoticeEvent.CHANNEL_LOST:
+            what = CHANNEL_TROUBLES.get(self.kind or "", "stopped working")
+            lines.append(f"{self.asset_name or self.asset_id} {what}: the CRM receives no messages "
+                         "from it. An admin can choose it again in Marketing > Meta channels, or "
+                         "reconnect Meta.")
+            return "\n\n".join(lines) + "\n"
         if self.event == NoticeEvent.WARNING:
             lines.append(f"It ends at {self.ends_at}. An admin can renew it in one click from "
                          "Marketing > Meta connection, before it stops working.")

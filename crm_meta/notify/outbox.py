@@ -31,6 +31,8 @@ class RetryPolicy:
     cap: timedelta = timedelta(hours=6)
     lease: timedelta = timedelta(minutes=5)
     keep: timedelta = timedelta(days=7)
+    give_up_after: timedelta | None = None  # a row older than this is given up at its next failure
+    audit: bool = True  # audit each delivery and give-up (notices); events only count metrics
 
     @classmethod
     def from_config(cls, config) -> RetryPolicy:
@@ -47,6 +49,7 @@ class RetryPolicy:
         return min(self.cap, self.base * 2 ** min(max(attempts - 1, 0), 30))
 
 
+EVENT_PREFIX = "meta."  # rows of Meta's events forwarded to the CRM (crm_meta.meta.webhooks)
 _COLUMNS = ("id", "event", "tenant_id")  # kept in their own columns, not in the payload
 
 
@@ -81,12 +84,15 @@ def deliver_due(app, *, sender, stopping: threading.Event | None = None) -> Coun
     """Deliver every notice due now, whoever queued it; counts by result. Each row is tried
     at most once per call, so a call always ends."""
     counts: Counter = Counter()
+    events = getattr(sender, "events", False)  # a sender of Meta's events, or of notices
+    mine = (NotificationOutbox.event.startswith(EVENT_PREFIX) if events
+            else ~NotificationOutbox.event.startswith(EVENT_PREFIX))
     with app.app_context():
-        policy = RetryPolicy.from_config(app.config)
+        policy = sender.policy(app.config) if events else RetryPolicy.from_config(app.config)
         tried: set[str] = set()
         while not (stopping is not None and stopping.is_set()):
             query = (db.select(NotificationOutbox.id)
-                     .where(NotificationOutbox.next_attempt_at <= sender.clock.now())
+                     .where(NotificationOutbox.next_attempt_at <= sender.clock.now(), mine)
                      .order_by(NotificationOutbox.next_attempt_at).limit(BATCH))
             if tried:
                 query = query.where(NotificationOutbox.id.not_in(tried))
@@ -126,7 +132,8 @@ def _deliver_one(sender, row_id: str, policy: RetryPolicy) -> str:
         if row is None:
             db.session.rollback()
             return "lost"  # the tenant was deleted
-        notice, done = to_notice(row), set(row.channels_done or ())
+        load = getattr(sender, "load", to_notice)
+        notice, done = load(row), set(row.channels_done or ())
         db.session.rollback()
         results = sender.deliver(notice, [c for c in sender.channels_for(notice) if c not in done])
     except Exception as exc:  # a broken row or channel: it is retried like any failure
@@ -144,6 +151,14 @@ def _record(row_id: str, claim_id: str, results: dict, policy: RetryPolicy, now:
         db.session.rollback()
         log.warning("notice %s was taken over while it was being delivered", row_id)
         return "lost"
+    outcome = apply_result(row, results, policy, now)
+    db.session.commit()
+    return outcome
+
+
+def apply_result(row: NotificationOutbox, results: dict, policy: RetryPolicy, now: datetime) -> str:
+    """Record one attempt on a claimed row (the caller commits): delivered, retried later with
+    backoff, or given up."""
     row.claimed_by = None
     row.channels_done = sorted(set(row.channels_done or ()) | {c for c, o in results.items()
                                                                 if o == "delivered"})
@@ -153,20 +168,21 @@ def _record(row_id: str, claim_id: str, results: dict, policy: RetryPolicy, now:
     details = {"notice": row.id, "event": row.event, "attempts": row.attempts, **results}
     if not failed:
         row.delivered_at, row.next_attempt_at, outcome = now, None, "delivered"
-        if results:
+        if results and policy.audit:
             audit.record("meta.notify.delivery", actor="keepalive", tenant_id=row.tenant_id,
                          details=details)
-    elif row.attempts >= policy.max_attempts:
+    elif row.attempts >= policy.max_attempts or (
+            policy.give_up_after is not None and now - row.created_at >= policy.give_up_after):
         row.next_attempt_at, outcome = None, "gave_up"
-        audit.record("meta.notify.gave_up", actor="keepalive", tenant_id=row.tenant_id,
-                     outcome="failure", details=details)
+        if policy.audit:
+            audit.record("meta.notify.gave_up", actor="keepalive", tenant_id=row.tenant_id,
+                         outcome="failure", details=details)
         log.error("notice %s for tenant %s given up after %s attempts (%s)", row.id, row.tenant_id,
                   row.attempts, row.last_outcome)
     else:
         row.next_attempt_at, outcome = now + policy.delay(row.attempts), "retrying"
-        log.warning("notice %s not delivered (%s); attempt %s of %s at %s", row.id, row.last_outcome,
-                    row.attempts + 1, policy.max_attempts, iso(row.next_attempt_at))
-    db.session.commit()
+        log.warning("notice %s not delivered (%s); attempt %s at %s", row.id, row.last_outcome,
+                    row.attempts + 1, iso(row.next_attempt_at))
     return outcome
 
 

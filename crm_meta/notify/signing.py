@@ -1,18 +1,34 @@
-"""The webhook's signature: HMAC-SHA256 of the raw body with the shared secret."""
+"""The signature of everything crm-meta POSTs to the CRM (connection notices, Meta's events):
+Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64>`), made by
+the `standardwebhooks` library. A secret written `whsec_<base64>` is used as the spec says; any
+other secret's UTF-8 bytes are the key (so a receiver uses `whsec_` + base64 of it)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+from datetime import UTC, datetime
 
-SIGNATURE_HEADER = "X-CRM-Meta-Signature"  # "sha256=<hex HMAC-SHA256 of the raw body>"
+from standardwebhooks import Webhook, WebhookVerificationError
 
-
-def sign(secret: str, body: bytes) -> str:
-    """The signature header's value for a body."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+ID_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER = "webhook-id", "webhook-timestamp", "webhook-signature"
 
 
-def verify(secret: str, body: bytes, header: str | None) -> bool:
-    """What a receiver does: constant-time comparison of the signature."""
-    return bool(header) and hmac.compare_digest(sign(secret, body), header)
+def webhook(secret: str) -> Webhook:
+    """The library's signer/verifier for one of our secrets."""
+    return Webhook(secret) if secret.startswith("whsec_") else Webhook(secret.encode())
+
+
+def signed_headers(secret: str, message_id: str, body: bytes, when: datetime | None = None) -> dict:
+    """The three Standard Webhooks headers for this body. `when` is wall-clock time: receivers
+    refuse a timestamp more than five minutes from their own clock."""
+    when = when or datetime.now(UTC)
+    return {ID_HEADER: message_id, TIMESTAMP_HEADER: str(int(when.timestamp())),
+            SIGNATURE_HEADER: webhook(secret).sign(message_id, when, body)}
+
+
+def verify(secret: str, body: bytes, headers) -> bool:
+    """What a receiver does (with the library): the signature and a fresh timestamp."""
+    try:
+        webhook(secret).verify(body, dict(headers))
+    except WebhookVerificationError:
+        return False
+    return True

@@ -16,7 +16,7 @@ from crm_meta.meta import app_health
 from crm_meta.meta.keepalive.probing import EXTEND_WITHIN, EXTENDABLE_TYPES
 from crm_meta.meta.status import effective_status
 from crm_meta.meta.versions import RETIRED, SUNSETS
-from crm_meta.models import MetaConnection, NotificationOutbox, Tenant
+from crm_meta.models import MetaConnection, NotificationOutbox, Tenant, WebhookInbox, WebhookParked
 
 # Headers a proxy adds: a request carrying one came through a proxy, whatever the socket says.
 FORWARDED_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP", "X-Forwarded-Host")
@@ -79,10 +79,32 @@ def read_state(*, now: datetime, required: list[str], version: str, credential: 
     connections = [ConnectionState(slug, effective_status(row, now, required), row.expires_at,
                                    row.data_access_expires_at, extendable(row)) for slug, row in rows]
     state_of = case((NotificationOutbox.next_attempt_at.is_(None), "given_up"), else_="pending")
+    is_event = NotificationOutbox.event.startswith("meta.")
     outbox = dict(db.session.execute(
-        db.select(state_of, func.count()).where(NotificationOutbox.delivered_at.is_(None))
+        db.select(state_of, func.count()).where(NotificationOutbox.delivered_at.is_(None), ~is_event)
         .group_by(state_of)).all())
+    webhooks = read_webhooks(now, state_of, is_event)
     misconfigured = app_health.is_misconfigured(credential)
     db.session.rollback()  # nothing to keep: end the read transaction
     return State(now=now, connections=connections, outbox=outbox, graph_version=version,
-                 days_to_sunset=days_to_sunset(version, now.date()), app_misconfigured=misconfigured)
+                 days_to_sunset=days_to_sunset(version, now.date()), app_misconfigured=misconfigured,
+                 webhooks=webhooks)
+
+
+def read_webhooks(now: datetime, state_of, is_event) -> dict[str, float]:
+    """The inbox's backlog and age, parked entries, events pending and given up."""
+    pending, oldest = db.session.execute(db.select(func.count(), func.min(WebhookInbox.received_at))
+                                         .where(WebhookInbox.processed_at.is_(None))).one()
+    if oldest is not None and oldest.tzinfo is None:  # SQLite forgets the zone in aggregates
+        oldest = oldest.replace(tzinfo=now.tzinfo)
+    if isinstance(oldest, str):
+        oldest = datetime.fromisoformat(oldest).replace(tzinfo=now.tzinfo)
+    parked = db.session.scalar(db.select(func.count()).select_from(WebhookParked)
+                               .where(WebhookParked.rerouted_at.is_(None)))
+    events = dict(db.session.execute(
+        db.select(state_of, func.count()).where(NotificationOutbox.delivered_at.is_(None), is_event)
+        .group_by(state_of)).all())
+    return {"inbox_pending": pending or 0,
+            "inbox_oldest_seconds": max(0.0, (now - oldest).total_seconds()) if oldest else 0.0,
+            "parked": parked or 0, "events_pending": events.get("pending", 0),
+            "dead_letters": events.get("given_up", 0)}

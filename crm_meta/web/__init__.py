@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("web", __name__)
 
-from crm_meta.web import audit, views  # noqa: E402,F401  (routes register on import)
+from crm_meta.web import audit, channel_views, views  # noqa: E402,F401  (routes register on import)

@@ -16,7 +16,7 @@ from crm_meta.meta import app_health, connections
 from crm_meta.meta.errors import DomainError, GraphError
 from crm_meta.meta.status import missing_scopes
 from crm_meta.runtime import now, runtime
-from crm_meta.web import bp, presenters
+from crm_meta.web import bp, channel_views, presenters
 from crm_meta.web.forms import ConfirmForm, SelectAccountForm, StartForm
 from crm_meta.web.messages import callback_error, translated
 
@@ -48,7 +48,9 @@ def hub():
     banner = presenters.banner(row, payload, moment, is_admin=principal.is_admin)
     app_problem = (app_health.current(runtime().graph.credential) if principal.is_admin else None)
     return render_template("marketing/hub.html", banner=banner, now=moment,
-                           is_admin=principal.is_admin, form=ConfirmForm(), app_problem=app_problem)
+                           is_admin=principal.is_admin, form=ConfirmForm(), app_problem=app_problem,
+                           channel_groups=channel_views.groups(row),
+                           channel_troubles=channel_views.troubles(row))
 
 
 # -- the wizard ----------------------------------------------------------------------------
@@ -200,9 +202,7 @@ def disconnect_confirm():
 @login_required
 @admin_required
 def disconnect():
-    result = connections.disconnect(graph=runtime().graph, store=runtime().store,
-                                    tenant_id=current_principal().tenant.id,
-                                    actor=current_principal().actor, ip=request.remote_addr)
+    result = flow.disconnect(current_principal())
     if result["revoked_at_meta"]:
         flash(_("Meta has been disconnected and the CRM's access was removed at Meta."), "success")
     else:

@@ -14,7 +14,7 @@ from tests.helpers import bearer
 from tests.tools import openapi_check
 from tests.tools.openapi_check import OpenAPIMismatch, openapi_path
 
-JSON_BLUEPRINTS = {"api", "callbacks", "internal", "gateway"}
+JSON_BLUEPRINTS = {"api", "callbacks", "internal", "gateway", "channels", "webhooks"}
 JSON_OPS_ENDPOINTS = {"ops.healthz", "ops.readyz"}
 
 

@@ -22,7 +22,8 @@ def test_a_service_reads_the_token_with_its_proof_and_facts(app, client, connect
     assert response.headers["Cache-Control"] == "no-store"
     data = response.get_json()["data"]
     assert set(data) == {"access_token", "appsecret_proof", "token_type", "expires_at",
-                         "data_access_expires_at", "scopes", "ad_account_id", "business_id", "status"}
+                         "data_access_expires_at", "scopes", "ad_account_id", "business_id", "status",
+                         "page_tokens"}  # each Page's own token (issue 23)
     assert data["access_token"] == stored_token(app, acme.tenant_id)
     assert data["ad_account_id"] == ACCOUNT and data["status"] == "connected"
     assert data["token_type"] == "USER" and data["expires_at"].endswith("Z")
@@ -41,9 +42,12 @@ def test_crm_ventas_format_uses_the_names_its_services_read(app, client, connect
     data = client.get(URL.format("acme") + "?format=crm-ventas", headers=service.headers).get_json()["data"]
     row = row_of(app, acme.tenant_id)
     # CRM Ventas keeps the account as bare digits and the expiry as naive UTC ISO.
-    assert data == {"META_USER_LONG_TOKEN": stored_token(app, acme.tenant_id),
-                    "META_AD_ACCOUNT_ID": ACCOUNT.removeprefix("act_"),
-                    "META_TOKEN_EXPIRES_AT": row.expires_at.replace(tzinfo=None, microsecond=0).isoformat()}
+    pages = {k: v for k, v in data.items() if k.startswith("META_PAGE_TOKEN_")}  # issue 23
+    assert {k: v for k, v in data.items() if k not in pages} == {
+        "META_USER_LONG_TOKEN": stored_token(app, acme.tenant_id),
+        "META_AD_ACCOUNT_ID": ACCOUNT.removeprefix("act_"),
+        "META_TOKEN_EXPIRES_AT": row.expires_at.replace(tzinfo=None, microsecond=0).isoformat()}
+    assert all(v.startswith("EAA") and v != data["META_USER_LONG_TOKEN"] for v in pages.values())
     bad = client.get(URL.format("acme") + "?format=xml", headers=service.headers)
     assert bad.status_code == 422 and bad.get_json()["error"]["code"] == "invalid_format"
 

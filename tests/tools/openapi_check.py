@@ -18,7 +18,7 @@ from werkzeug.routing import RequestRedirect
 
 from crm_meta.api.openapi import document
 
-API_PREFIXES = ("/crm/", "/internal/", "/graph/")
+API_PREFIXES = ("/crm/", "/internal/", "/graph/", "/admin/")
 PAGE_BLUEPRINTS = {"web", "auth", "static", "sandbox"}  # HTML for people, not the JSON API
 _CONVERTER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 

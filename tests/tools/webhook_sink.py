@@ -1,5 +1,6 @@
 """A webhook receiver on a live port: records what the keep-alive's and the outbox's notices
-POST, and answers with the statuses a test queues (then `status`)."""
+(and Meta's forwarded events) POST, and answers with the statuses a test queues (then
+`status`). Receivers verify with the `standardwebhooks` library, as the CRM would."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ class WebhookSink:
         return [json.loads(body) for _, body in self.received]
 
     def delivery_ids(self) -> list[str]:
-        return [headers["x-crm-meta-delivery"] for headers, _ in self.received]
+        return [headers["webhook-id"] for headers, _ in self.received]
 
     def close(self) -> None:
         self.server.shutdown()

@@ -27,6 +27,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from crm_meta import notify
 from crm_meta.infra.database import db, once_more_if_disconnected
 from crm_meta.infra.ids import new_claim_id, owner_id
+from crm_meta.meta import channels
+from crm_meta.meta.keepalive import channel_checks
 from crm_meta.meta.keepalive.leases import ClusterLock, Ticket, claim_tickets, due_ids
 from crm_meta.meta.keepalive.verdicts import Outcome, OutcomeKind, Settings
 from crm_meta.meta.keepalive.writeback import Checked, dry_run_tickets, not_claimed, probe_one, write_back
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 class SweepReport:
     outcomes: list[Outcome] = field(default_factory=list)
     skipped_reason: str | None = None
+    channel_notices: list = field(default_factory=list)  # channels found broken (warned once)
 
     def counts(self) -> dict:
         """checked, extended, warned, failed, skipped - the CLI's summary columns."""
@@ -91,10 +94,27 @@ def run_sweep(app, runtime, *, row_ids: Iterable[int] | None = None, forced: boo
                 row_ids = once_more_if_disconnected(lambda: due_ids(now, settings.lease),
                                                     before_retry=db.session.rollback)
             sweep = _Sweep(app, runtime, settings, owner_id(), forced, dry_run, stopping)
-            return SweepReport(outcomes=_Dispatcher(sweep, list(row_ids), on_done).run())
+            report = SweepReport(outcomes=_Dispatcher(sweep, list(row_ids), on_done).run())
+            if not dry_run and not sweep.stopped:
+                _check_channels(runtime, report, settings)
+            return report
         finally:
             if lock is not None:
                 lock.release()
+
+
+def _check_channels(runtime, report: SweepReport, settings: Settings) -> None:
+    """The channels of the connections just checked: their Page tokens and subscriptions."""
+    tenants = [o.tenant_id for o in report.outcomes if o.checked and o.tenant_id is not None]
+    parts = channels.Parts(graph=runtime.graph, store=runtime.store, now=runtime.clock.now())
+    try:
+        notices = channel_checks.check(parts, tenants, outbox=settings.outbox)
+    except SQLAlchemyError:
+        db.session.rollback()
+        log.warning("channel checks failed; they run again with the next sweep", exc_info=True)
+        return
+    notify.dispatch(runtime.notifier, notices)
+    report.channel_notices = notices
 
 
 class _Dispatcher:

@@ -1,0 +1,166 @@
+"""Meta's events to the tenant's endpoint (the CRM): read the lead when the event is one, sign
+in the Standard Webhooks format, POST. A sender for crm_meta.notify's outbox (rows `meta.*`):
+claimed, retried with backoff for WEBHOOK_FORWARD_RETRY_HOURS, then dead-lettered (kept)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import secrets
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+
+import requests
+
+from crm_meta.infra import metrics
+from crm_meta.infra.database import db
+from crm_meta.infra.timestamps import iso
+from crm_meta.meta import channels
+from crm_meta.meta.errors import GraphError
+from crm_meta.meta.webhooks import leads
+from crm_meta.models import EventEndpoint, NotificationOutbox
+from crm_meta.notify.outbox import RetryPolicy
+from crm_meta.notify.signing import signed_headers
+
+log = logging.getLogger(__name__)
+CHANNEL = "crm"
+
+
+def endpoint_context(tenant_id: int) -> str:
+    """What an endpoint's secret ciphertext is bound to (crm_meta.infra.crypto)."""
+    return f"event-endpoint:{tenant_id}"
+
+
+def new_secret() -> str:
+    """A Standard Webhooks secret: `whsec_` and 32 random bytes in base64."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def set_endpoint(cipher, tenant_id: int, url: str, secret: str) -> None:
+    """Create or replace a tenant's endpoint (the caller commits)."""
+    row = db.session.get(EventEndpoint, tenant_id) or EventEndpoint(tenant_id=tenant_id)
+    row.url = url
+    row.secret_ciphertext = cipher.encrypt(secret, context=endpoint_context(tenant_id))
+    db.session.add(row)
+
+
+def lead_token(store, connection, page_id: str | None) -> str:
+    """The Page's own token when the channels have it (Meta: a Page or user token reads a lead),
+    else the connection's user token."""
+    for channel in connection.channels:
+        if channel.asset_type == "page" and channel.asset_id == str(page_id) and channel.token_ciphertext:
+            return channels.read_page_token(store, channel)
+    return store.read(connection)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One claimed outbox row, with what sending it needs (read while the claim is fresh)."""
+
+    id: str
+    tenant_id: int
+    event: str
+    payload: dict
+    url: str | None
+    secret: str | None
+    token: str | None  # the connection's token, for reading a lead
+    leads_access: str | None
+
+
+class EventSender:
+    """The outbox sender of Meta's events; the outbox calls `load`, `channels_for`, `deliver`."""
+
+    events = True
+
+    def __init__(self, *, cipher, store, graph, clock, timeout: float = 10.0):
+        self.cipher, self.store, self.graph, self.clock = cipher, store, graph, clock
+        self.timeout = timeout
+        self._local = threading.local()
+
+    @staticmethod
+    def policy(config) -> RetryPolicy:
+        return RetryPolicy(
+            max_attempts=1_000_000,  # bounded by time, not by count
+            base=timedelta(seconds=float(config.get("WEBHOOK_FORWARD_RETRY_BASE_SECONDS", 5))),
+            cap=timedelta(seconds=float(config.get("WEBHOOK_FORWARD_RETRY_MAX_SECONDS", 3600))),
+            lease=timedelta(seconds=max(30.0, 3 * float(config.get("WEBHOOK_FORWARD_TIMEOUT", 10)))),
+            keep=timedelta(days=float(config.get("NOTIFY_OUTBOX_KEEP_DAYS", 7))),
+            give_up_after=timedelta(hours=float(config.get("WEBHOOK_FORWARD_RETRY_HOURS", 24))),
+            audit=False)
+
+    def load(self, row) -> Outgoing:
+        endpoint = db.session.get(EventEndpoint, row.tenant_id)
+        url = secret = token = access = None
+        if endpoint is not None:
+            url = endpoint.url
+            secret = self.cipher.decrypt(endpoint.secret_ciphertext, context=endpoint_context(row.tenant_id))
+        data = row.payload.get("data") or {}
+        if row.event == "meta.lead" and "lead" not in data:
+            connection = self.store.for_tenant(row.tenant_id)
+            if connection is not None:
+                token = lead_token(self.store, connection, data.get("page_id"))
+                access = connection.leads_access
+        return Outgoing(row.id, row.tenant_id, row.event, dict(row.payload or {}), url, secret, token, access)
+
+    def channels_for(self, item: Outgoing) -> list[str]:
+        return [CHANNEL]
+
+    def deliver(self, item: Outgoing, channels: list[str]) -> dict:
+        outcome = self._send(item) if channels else "delivered"
+        if outcome != "delivered":
+            metrics.WEBHOOK_FORWARD_FAILURES.labels(reason=outcome.split(":")[0]).inc()
+        return {CHANNEL: outcome} if channels else {}
+
+    def _send(self, item: Outgoing) -> str:
+        if not item.url or not item.secret:
+            return "no_endpoint"
+        data = dict(item.payload.get("data") or {})
+        if item.event == "meta.lead" and "lead" not in data:
+            lead = self._read_lead(item, data)
+            if isinstance(lead, str):
+                return lead
+            data["lead"] = lead
+        body = json.dumps({"type": item.payload.get("type"), "timestamp": iso(self.clock.now()),
+                           "data": {"tenant_id": item.tenant_id, **data}},
+                          separators=(",", ":"), ensure_ascii=False).encode()
+        headers = {"Content-Type": "application/json", **signed_headers(item.secret, item.id, body)}
+        try:
+            response = self._session.post(item.url, data=body, headers=headers, timeout=self.timeout)
+        except requests.RequestException as exc:
+            return f"unreachable:{type(exc).__name__}"
+        if response.status_code < 300:
+            metrics.WEBHOOK_FORWARDED.labels(type=item.payload.get("type") or "").inc()
+            return "delivered"
+        return f"refused:{response.status_code}"
+
+    def _read_lead(self, item: Outgoing, data: dict) -> dict | str:
+        if not item.token:
+            return "not_connected"
+        now = self.clock.now()
+        try:
+            lead = leads.read_lead(self.graph, item.token, data.get("leadgen_id", ""))
+        except leads.LeadAccessRefused as exc:
+            leads.record_access(item.tenant_id, exc.state, str(exc), now)
+            return f"lead_access:{exc.state}"
+        except GraphError as exc:
+            return f"lead_read:{exc.kind}"
+        if item.leads_access != "ok":
+            leads.record_access(item.tenant_id, "ok", None, now)
+        return lead
+
+    @property
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        return session
+
+
+def dead_letter_count() -> int:
+    """Events given up (kept for `flask webhooks replay`)."""
+    Row = NotificationOutbox
+    return db.session.scalar(db.select(db.func.count()).select_from(Row).where(
+        Row.event.startswith("meta."), Row.delivered_at.is_(None), Row.next_attempt_at.is_(None))) or 0
+

@@ -1,0 +1,164 @@
+"""The inbox: every signed delivery stored as received (one INSERT, one COMMIT) before Meta gets
+its 200; routed later, in batches, by whichever process gets there first.
+
+Deliveries arriving together share one INSERT and one COMMIT (group commit, `Writer`); a
+request is answered only after its row is committed.
+
+Routing a stored delivery is one transaction: its events are queued in the outbox (the event's
+key is the row id, so Meta's retries and duplicates are queued once), entries no tenant owns are
+parked, and the delivery is marked processed. A process killed midway leaves the delivery
+unprocessed, and the next pass (any process) routes it again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from datetime import datetime
+
+from sqlalchemy import insert, update
+
+from crm_meta.infra import metrics
+from crm_meta.infra.database import db
+from crm_meta.infra.timestamps import iso
+from crm_meta.infra.upsert import insert_ignore
+from crm_meta.meta.webhooks import events as found
+from crm_meta.models import NotificationOutbox, WebhookInbox, WebhookParked
+
+log = logging.getLogger(__name__)
+BATCH = 200  # deliveries routed per transaction
+
+
+class Writer:
+    """Group commit: deliveries that arrive together are written by one INSERT and one COMMIT
+    (one thread per process), and each request returns only once its own row is committed."""
+
+    def __init__(self, engine, *, max_batch: int = 500, timeout: float = 10.0):
+        self.engine, self.max_batch, self.timeout = engine, max_batch, timeout
+        self._queue: list[dict] = []
+        self._ready = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def store(self, body: bytes, route: str, now: datetime) -> None:
+        """Write one delivery, exactly its bytes; returns once committed (nothing loses it after)."""
+        item = {"values": {"received_at": now, "route": route[:64], "body": body, "malformed": False,
+                           "entries": 0}, "done": threading.Event(), "error": None}
+        with self._ready:
+            self._queue.append(item)
+            self._ready.notify()
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="crm-meta-inbox", daemon=True)
+                self._thread.start()
+        if not item["done"].wait(self.timeout):
+            raise TimeoutError("the inbox write did not finish in time")
+        if item["error"] is not None:
+            raise item["error"]
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                self._ready.wait_for(lambda: self._queue)
+                batch, self._queue = self._queue[:self.max_batch], self._queue[self.max_batch:]
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(insert(WebhookInbox), [item["values"] for item in batch])
+            except Exception as exc:  # each waiting request answers 503; Meta retries
+                for item in batch:
+                    item["error"] = exc
+            for item in batch:
+                item["done"].set()
+
+
+def process_pending(*, router, now, batch: int = BATCH) -> Counter:
+    """Route every stored delivery not routed yet, `batch` per transaction; counts by result.
+    Each batch is one SELECT, one INSERT per table and one UPDATE per distinct outcome."""
+    counts: Counter = Counter()
+    table = WebhookInbox.__table__
+    while True:
+        query = (db.select(table.c.id, table.c.body, table.c.received_at)
+                 .where(table.c.processed_at.is_(None)).order_by(table.c.id).limit(batch))
+        if db.session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)  # two processes never take the same
+        rows = db.session.execute(query).all()
+        if not rows:
+            db.session.rollback()
+            return counts
+        at, outbox, parked = now(), [], []
+        outcomes: dict[tuple, list[int]] = {}
+        for row in rows:
+            outcome = _route_one(row, router, at, outbox, parked, counts)
+            outcomes.setdefault(outcome, []).append(row.id)
+        # Meta's retries in one batch: one row per event
+        insert_ignore(NotificationOutbox, list({row["id"]: row for row in outbox}.values()))
+        insert_ignore(WebhookParked, list({row["id"]: row for row in parked}.values()))
+        for (malformed, entries, text), ids in outcomes.items():
+            db.session.execute(update(table).where(table.c.id.in_(ids)).values(
+                processed_at=at, malformed=malformed, entries=entries, outcome=text))
+        db.session.commit()
+        if len(rows) < batch:
+            return counts
+
+
+def _route_one(row, router, at: datetime, outbox: list, parked: list, counts: Counter) -> tuple:
+    """Queue or park the events of one stored delivery; its (malformed, entries, outcome)."""
+    try:
+        events = found.parse(row.body)
+    except found.Malformed as exc:
+        metrics.WEBHOOK_MALFORMED.inc()
+        counts["malformed"] += 1
+        return True, 0, f"malformed: {exc}"
+    queued = held = 0
+    for event in events:
+        tenant, (kind, asset_id) = router.route(event.assets)
+        if tenant is None:
+            held += 1
+            parked.append({"id": found.event_id(None, event.key), "object": event.object[:40],
+                           "asset_kind": kind, "asset_id": asset_id[:64], "field": event.field[:64],
+                           "event": {"kind": event.kind, "key": event.key, "data": event.data,
+                                     "assets": [list(a) for a in event.assets]},
+                           "inbox_id": row.id, "parked_at": at, "rerouted_at": None})
+            continue
+        queued += 1
+        outbox.append(outbox_row(tenant, event.kind, event.key, event.type, event.data, at,
+                                 received_at=row.received_at))
+    counts["queued"] += queued
+    counts["parked"] += held
+    if held:
+        metrics.WEBHOOK_PARKED.inc(held)
+    return False, len(events), f"{queued} queued, {held} parked"
+
+
+def outbox_row(tenant_id: int, kind: str, key: str, type_: str, data: dict, at: datetime, *,
+               received_at: datetime | None = None) -> dict:
+    """An outbox row (a dict for insert_ignore) forwarding one event to the tenant's endpoint."""
+    return {"id": found.event_id(tenant_id, key), "tenant_id": tenant_id, "event": f"meta.{kind}",
+            "payload": {"type": type_, "key": key, "data": data,
+                        "received_at": iso(received_at or at)},
+            "created_at": at, "attempts": 0, "next_attempt_at": at, "claimed_by": None,
+            "channels_done": [], "delivered_at": None, "last_outcome": None}
+
+
+def reroute_parked(*, router, now: datetime) -> Counter:
+    """Route parked entries again (a tenant connected the asset since): queued ones leave the park."""
+    counts: Counter = Counter()
+    router.invalidate()  # read who owns what now
+    rows = db.session.scalars(db.select(WebhookParked).where(WebhookParked.rerouted_at.is_(None))
+                              .with_for_update()).all()
+    outbox = []
+    for row in rows:
+        event = row.event or {}
+        tenant, _ = router.route([tuple(a) for a in event.get("assets") or [[row.asset_kind, row.asset_id]]])
+        if tenant is None:
+            counts["still_parked"] += 1
+            continue
+        kind = event.get("kind", "change")
+        type_ = found.Event(kind, "", "", "", ()).type
+        outbox.append(outbox_row(tenant, kind, event.get("key", row.id), type_, event.get("data") or {},
+                                 now, received_at=row.parked_at))
+        row.rerouted_at = now
+        counts["rerouted"] += 1
+    insert_ignore(NotificationOutbox, outbox)
+    db.session.commit()
+    return counts
+

@@ -1,0 +1,48 @@
+"""The app-level subscription Meta needs before it sends any webhook: `/{app-id}/subscriptions`,
+object `page`, field `leadgen`, this server's verified callback URL (checked by `flask meta
+doctor`, made by `flask meta doctor --subscribe`)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from crm_meta.meta.doctor import Check
+from crm_meta.meta.errors import GraphError
+
+OBJECT, FIELD, PATH = "page", "leadgen", "/webhooks/meta"
+
+
+def callback_url(config) -> str:
+    """This server's webhook URL: API_BASE_URL, or the origin of META_REDIRECT_URI."""
+    base = config.get("API_BASE_URL") or ""
+    if not base:
+        parts = urlsplit(config["META_REDIRECT_URI"])
+        base = f"{parts.scheme}://{parts.netloc}"
+    return base.rstrip("/") + PATH
+
+
+def check(graph, config, *, subscribe: bool = False) -> Check:
+    """Whether Meta sends this app's Pages' leads to this server; with `subscribe`, ask it to."""
+    name, url = "webhook subscription", callback_url(config)
+    path = f"{config['META_APP_ID']}/subscriptions"
+    try:
+        found = graph.get(path, token=graph.app_token).get("data", [])
+        page = next((s for s in found if s.get("object") == OBJECT), None)
+        fields = {f.get("name") if isinstance(f, dict) else f for f in (page or {}).get("fields", [])}
+        if page and page.get("active", True) and FIELD in fields and page.get("callback_url") == url:
+            return Check(name, True, f"Meta sends Page leadgen events to {url}")
+        if not subscribe:
+            what = "no Page subscription" if page is None else (
+                f"the Page subscription goes to {page.get('callback_url')}" if page.get("callback_url") != url
+                else "the Page subscription lacks the leadgen field")
+            return Check(name, False, what, "run `flask meta doctor --subscribe` (needs META_VERIFY_TOKEN "
+                         "and this server reachable by Meta), or subscribe in the App Dashboard")
+        if not config.get("META_VERIFY_TOKEN"):
+            return Check(name, False, "cannot subscribe without META_VERIFY_TOKEN", "set META_VERIFY_TOKEN")
+        graph.call("POST", path, token=graph.app_token, params={
+            "object": OBJECT, "callback_url": url, "fields": FIELD,
+            "verify_token": config["META_VERIFY_TOKEN"], "include_values": "true"})
+        return Check(name, True, f"subscribed: Meta now sends Page leadgen events to {url}")
+    except GraphError as exc:
+        return Check(name, False, f"Meta refused: {exc.message}",
+                     "check that Meta can reach the callback URL and that the verify token matches")

@@ -1,0 +1,82 @@
+"""This process's background pass over Meta's webhooks: route the inbox, then forward the events
+that are due. Woken after each stored delivery (never waited on by the request), and run by
+the `meta.webhooks` job in whichever process hosts the jobs, so a delivery stored by a process
+that died before routing it is routed by the next pass anywhere."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+
+from crm_meta.infra import metrics
+from crm_meta.infra.database import db
+from crm_meta.meta.webhooks import inbox
+from crm_meta.meta.webhooks.forward import EventSender
+from crm_meta.meta.webhooks.relay import Relay
+from crm_meta.meta.webhooks.routing import Router
+
+log = logging.getLogger(__name__)
+
+
+class WebhookWorker:
+    """Router, event sender and one thread; `wake` returns at once."""
+
+    def __init__(self, app, *, cipher, store, graph, clock):
+        config = app.config
+        self.app = app
+        self.clock = clock
+        self.router = Router(ttl=float(config.get("WEBHOOK_ROUTING_CACHE_SECONDS", 30)))
+        self.sender = EventSender(cipher=cipher, store=store, graph=graph, clock=clock,
+                                  timeout=float(config.get("WEBHOOK_FORWARD_TIMEOUT", 10)))
+        self.relay = Relay(app, self.sender)
+        self._writer: inbox.Writer | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._changed = threading.Condition()
+        self._requested = self._handled = 0
+
+    def store(self, body: bytes, route: str) -> None:
+        """Store one delivery durably (group commit with the deliveries arriving meanwhile)."""
+        if self._writer is None:
+            with self._lock, self.app.app_context():
+                self._writer = self._writer or inbox.Writer(db.engine)
+        self._writer.store(body, route, self.clock.now())
+
+    def run_pass(self, stopping: threading.Event | None = None) -> Counter:
+        """Route what is stored, forward what is due; counts by result."""
+        with self.app.app_context():
+            counts = inbox.process_pending(router=self.router, now=self.clock.now)
+        counts.update(self.relay.run(stopping))
+        if counts.get("gave_up"):
+            metrics.WEBHOOK_DEAD_LETTERS.inc(counts["gave_up"])
+        return counts
+
+    def wake(self) -> None:
+        """Ask for a pass; returns at once."""
+        with self._changed:
+            self._requested += 1
+            self._changed.notify_all()
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="crm-meta-webhooks", daemon=True)
+                self._thread.start()
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until the passes asked for so far are done (tests, shutdown)."""
+        with self._changed:
+            target = self._requested
+            return self._changed.wait_for(lambda: self._handled >= target, timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._handled < self._requested)
+                target = self._requested
+            try:
+                self.run_pass()
+            except Exception:  # the inbox and the outbox keep everything; the job tries again
+                log.exception("webhook pass failed")
+            with self._changed:
+                self._handled = target
+                self._changed.notify_all()
