@@ -64,7 +64,7 @@ def meta_callback():
 @admin_required
 def meta_disconnect():
     result = flow.disconnect(current_principal())
-    return ok({k: result[k] for k in ("disconnected", "revoked_at_meta")})
+    return ok(payloads.disconnected(result))
 
 
 @bp.get("/crm/auth/meta/test-connection")
@@ -81,7 +81,7 @@ def meta_test_connection():
 def meta_debug_token():
     store = runtime().store
     row = connections.require(store, g.tenant.id)
-    return ok(connections.debug_token(graph=runtime().graph, store=store, row=row))
+    return ok(payloads.token_report(connections.debug_token(graph=runtime().graph, store=store, row=row)))
 
 
 @lru_cache(maxsize=16)
@@ -125,6 +125,6 @@ def marketing_connect():
     if name is not None and (not isinstance(name, str) or len(name) > 200):
         raise ValidationFailed("account_name must be a string of at most 200 characters")
     row = connections.require(runtime().store, g.tenant.id)
-    return ok(connections.select_account(row=row, account_id=body["account_id"],
-                                         business_id=body.get("business_id"), account_name=name,
-                                         actor=current_principal().actor, ip=request.remote_addr))
+    return ok(payloads.selection(connections.select_account(
+        row=row, account_id=body["account_id"], business_id=body.get("business_id"),
+        account_name=name, actor=current_principal().actor, ip=request.remote_addr)))

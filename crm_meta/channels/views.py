@@ -5,7 +5,7 @@ from flask import current_app, g, request
 from crm_meta.auth.decorators import admin_required, member_required
 from crm_meta.auth.principal import current_principal
 from crm_meta.channels import bp
-from crm_meta.connect import flow
+from crm_meta.connect import flow, payloads
 from crm_meta.http.envelope import ok
 from crm_meta.http.errors import ValidationFailed
 from crm_meta.meta import channel_payloads, channels, connections, exchange
@@ -68,6 +68,6 @@ def select_channels():
 def disconnect():
     result = flow.disconnect(current_principal())
     message = "Meta account disconnected: webhooks unsubscribed, access revoked at Meta."
-    if not result["revoked_at_meta"]:
+    if not result.revoked_at_meta:
         message = "Meta account disconnected."
-    return ok({**result, "message": message})
+    return ok({**payloads.disconnected(result, unsubscribed=True), "message": message})

@@ -54,7 +54,7 @@ def connect_settings() -> exchange.Settings:
                              outbox=notify.channels_configured(config))
 
 
-def disconnect(principal: Principal) -> dict:
+def disconnect(principal: Principal) -> connections.Disconnected:
     """Unsubscribe, revoke and delete the caller's tenant's connection."""
     who = channels.Who(actor=principal.actor, ip=request.remote_addr)
     return connections.disconnect(parts(), principal.tenant.id, who)

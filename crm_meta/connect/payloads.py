@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from crm_meta.infra.timestamps import iso
+from crm_meta.meta.connections import Disconnected, Selection, TokenReport
 from crm_meta.meta.status import (
     ConnectionStatus,
     days_left,
@@ -92,3 +93,34 @@ def checked_payload(row: MetaConnection, info, now: datetime, required: list[str
                          "checked_at": iso(row.leads_access_at),
                          "missing_scopes": [s for s in LEAD_SCOPES if s not in (row.scopes or [])]},
     }
+
+
+def token_report(report: TokenReport) -> dict:
+    """debug-token's answer."""
+    return {
+        "token_preview": report.token_preview,
+        "is_valid": report.is_valid,
+        "type": report.token_type,
+        "app_id": report.app_id,
+        "user_id": report.user_id,
+        "expires_at": iso(report.expires_at),
+        "data_access_expires_at": iso(report.data_access_expires_at),
+        "issued_at": iso(report.issued_at),
+        "scopes": report.scopes,
+        "error": ({"code": report.error_code, "subcode": report.error_subcode}
+                  if report.error_code else None),
+    }
+
+
+def selection(chosen: Selection) -> dict:
+    """The answer to choosing an ad account."""
+    return {"connected": True, "account_id": chosen.account_id, "account_name": chosen.account_name,
+            "business_id": chosen.business_id}
+
+
+def disconnected(result: Disconnected, *, unsubscribed: bool = False) -> dict:
+    """The answer to a disconnect (`unsubscribed`: with the channels' count, as the panel reads it)."""
+    answer = {"disconnected": True, "revoked_at_meta": result.revoked_at_meta}
+    if unsubscribed:
+        answer["unsubscribed"] = result.unsubscribed
+    return answer

@@ -10,7 +10,7 @@ from crm_meta import notify
 from crm_meta.auth import gateway_tokens, tenancy
 from crm_meta.http.envelope import ok
 from crm_meta.http.errors import AppError, Forbidden, NotFound, ValidationFailed
-from crm_meta.internal import bp, keys
+from crm_meta.internal import bp, keys, payloads
 from crm_meta.meta import credentials, proxy
 from crm_meta.meta.errors import ConnectionUnusable
 from crm_meta.meta.keepalive import verdicts
@@ -63,16 +63,17 @@ def connection_credentials(tenant: str):
     try:
         key, tenant_id, row = _caller("credentials:read", tenant)
     except Forbidden as exc:
-        if fmt != credentials.CRM_VENTAS or exc.code != "insufficient_scope":
+        if fmt != payloads.CRM_VENTAS or exc.code != "insufficient_scope":
             raise
         return ok(_gateway_credentials(tenant))  # a proxy-only service: never Meta's token
-    if fmt not in (None, credentials.CRM_VENTAS):
-        raise ValidationFailed(f"format must be {credentials.CRM_VENTAS} or absent", code="invalid_format")
+    if fmt not in (None, payloads.CRM_VENTAS):
+        raise ValidationFailed(f"format must be {payloads.CRM_VENTAS} or absent", code="invalid_format")
     rt = runtime()
-    return ok(credentials.read(store=runtime().store, graph=rt.graph, tenant_id=tenant_id, row=row,
-                               service=key.name, now=rt.clock.now(),
-                               required=current_app.config["META_SCOPES"], fmt=fmt,
-                               ip=request.remote_addr))
+    found = credentials.read(store=rt.store, graph=rt.graph, tenant_id=tenant_id, row=row,
+                             service=key.name, now=rt.clock.now(),
+                             required=current_app.config["META_SCOPES"], fmt=fmt, ip=request.remote_addr)
+    shape = payloads.crm_ventas_credentials if fmt == payloads.CRM_VENTAS else payloads.credentials
+    return ok(shape(found))
 
 
 def _gateway_credentials(tenant: str) -> dict:
@@ -92,8 +93,8 @@ def _gateway_credentials(tenant: str) -> dict:
                                  secret=current_app.config["SECRET_KEY"])
     audit.record("meta.credentials.read", actor=f"service:{key.name}", tenant_id=tenant_id,
                  ip=request.remote_addr, commit=True,
-                 details={"service": key.name, "format": credentials.CRM_VENTAS, "kind": "gateway"})
-    return credentials.crm_ventas(token, row)
+                 details={"service": key.name, "format": payloads.CRM_VENTAS, "kind": "gateway"})
+    return payloads.crm_ventas(token, row.expires_at, row.selected_ad_account_id)
 
 
 @bp.route("/connections/<tenant>/graph/<path:path>", methods=["GET", "POST", "DELETE"])

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
+from datetime import datetime
 
 from crm_meta.infra.crypto import CryptoError
 from crm_meta.infra.database import db
-from crm_meta.infra.timestamps import iso
 from crm_meta.meta import assets, channels, exchange, tokens
 from crm_meta.meta.errors import GraphError, InvalidCallback, NotConnected, OAuthDenied, UnknownAsset
 from crm_meta.meta.exchange import apply_discovery, apply_token_info  # noqa: F401  (re-exported)
@@ -17,6 +18,40 @@ from crm_meta.models import AuditEvent, MetaConnection, audit
 
 log = logging.getLogger(__name__)
 ASSET_ID = re.compile(r"^(act_)?\d{1,30}$")
+
+
+@dataclass(frozen=True)
+class TokenReport:
+    """What Meta's debug_token says of the tenant's token (the token itself only masked)."""
+
+    token_preview: str
+    is_valid: bool
+    token_type: str | None
+    app_id: str
+    user_id: str | None
+    expires_at: datetime | None
+    data_access_expires_at: datetime | None
+    issued_at: datetime | None
+    scopes: list[str]
+    error_code: int | None = None
+    error_subcode: int | None = None
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The ad account the CRM works with, and its business."""
+
+    account_id: str
+    account_name: str | None
+    business_id: str | None
+
+
+@dataclass(frozen=True)
+class Disconnected:
+    """A disconnect's result: whether Meta revoked the grant, how many channels it unsubscribed."""
+
+    revoked_at_meta: bool = False
+    unsubscribed: int = 0
 
 
 def complete_authorization(parts: channels.Parts, *, args: dict, browser_secret: str | None,
@@ -50,21 +85,13 @@ def mask(token: str) -> str:
     return f"{token[:4]}…{token[-4:]}" if len(token) > 12 else "…"
 
 
-def debug_token(*, graph, store: TokenStore, row: MetaConnection) -> dict:
+def debug_token(*, graph, store: TokenStore, row: MetaConnection) -> TokenReport:
     token = store.read(row)
     info = tokens.inspect(graph, token)
-    return {
-        "token_preview": mask(token),
-        "is_valid": info.is_valid,
-        "type": info.token_type,
-        "app_id": graph.app_id,
-        "user_id": info.user_id,
-        "expires_at": iso(info.expires_at),
-        "data_access_expires_at": iso(info.data_access_expires_at),
-        "issued_at": iso(info.issued_at),
-        "scopes": info.scopes,
-        "error": {"code": info.error_code, "subcode": info.error_subcode} if info.error_code else None,
-    }
+    return TokenReport(token_preview=mask(token), is_valid=info.is_valid, token_type=info.token_type,
+                       app_id=graph.app_id, user_id=info.user_id, expires_at=info.expires_at,
+                       data_access_expires_at=info.data_access_expires_at, issued_at=info.issued_at,
+                       scopes=info.scopes, error_code=info.error_code, error_subcode=info.error_subcode)
 
 
 def rediscover(*, graph, store: TokenStore, row: MetaConnection) -> None:
@@ -93,7 +120,7 @@ def accounts(row: MetaConnection, portfolio_id: str | None) -> list[dict]:
 
 
 def select_account(*, row: MetaConnection, account_id, business_id=None, account_name=None,
-                   actor: str, ip: str | None) -> dict:
+                   actor: str, ip: str | None) -> Selection:
     """Choose the ad account the CRM works with; only one the connection discovered."""
     account_id = _checked_id(account_id)
     wanted = account_id if account_id.startswith("act_") else f"act_{account_id}"
@@ -107,17 +134,16 @@ def select_account(*, row: MetaConnection, account_id, business_id=None, account
     audit.record("meta.select_account", actor=actor, tenant_id=row.tenant_id, ip=ip,
                  details={"account_id": account["id"], "business_id": row.selected_business_id})
     db.session.commit()
-    return {"connected": True, "account_id": row.selected_ad_account_id,
-            "account_name": row.selected_ad_account_name, "business_id": row.selected_business_id}
+    return Selection(row.selected_ad_account_id, row.selected_ad_account_name, row.selected_business_id)
 
 
-def disconnect(parts: channels.Parts, tenant_id: int, who: channels.Who) -> dict:
+def disconnect(parts: channels.Parts, tenant_id: int, who: channels.Who) -> Disconnected:
     """Unsubscribe the channels at Meta (before the revoke kills the Page tokens that needs),
     revoke the grant (best effort, and only if no other tenant shares it), then delete."""
     store = parts.store
     row = store.for_tenant(tenant_id, lock=True)
     if row is None:
-        return {"disconnected": True, "revoked_at_meta": False, "unsubscribed": 0}
+        return Disconnected()
     revoked, unsubscribed = False, 0
     shared = row.meta_user_id and db.session.scalar(
         db.select(db.func.count()).select_from(MetaConnection).where(
@@ -136,7 +162,7 @@ def disconnect(parts: channels.Parts, tenant_id: int, who: channels.Who) -> dict
     audit.record("meta.disconnect", actor=who.actor, tenant_id=tenant_id, ip=who.ip,
                  details={"revoked_at_meta": revoked, "unsubscribed": unsubscribed})
     db.session.commit()
-    return {"disconnected": True, "revoked_at_meta": revoked, "unsubscribed": unsubscribed}
+    return Disconnected(revoked_at_meta=revoked, unsubscribed=unsubscribed)
 
 
 def drop_meta_user(*, meta_user_id: str, action: str, forget: bool = False) -> list[int]:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 
 from crm_meta.infra.crypto import CryptoError
 from crm_meta.infra.database import db
-from crm_meta.infra.timestamps import iso
 from crm_meta.meta import channels
 from crm_meta.meta.errors import ConnectionUnusable
 from crm_meta.meta.status import effective_status
@@ -19,7 +19,32 @@ REASONS = {
     "expired": "The tenant's Meta token has expired; the tenant must reconnect",
     "revoked": "The tenant revoked the Meta connection; the tenant must reconnect",
 }
-CRM_VENTAS = "crm-ventas"  # the names CRM Ventas' services read from their credentials table
+
+
+@dataclass(frozen=True)
+class PageCredential:
+    """A Page's token with its proof."""
+
+    page_id: str
+    access_token: str
+    appsecret_proof: str
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What a service may use of a tenant's connection: its token with its proof, and facts.
+    The front ends shape it (crm_meta.internal.payloads)."""
+
+    access_token: str
+    appsecret_proof: str
+    token_type: str | None
+    expires_at: datetime | None
+    data_access_expires_at: datetime | None
+    scopes: tuple[str, ...]
+    ad_account_id: str | None
+    business_id: str | None
+    status: str
+    pages: tuple[PageCredential, ...] = ()
 
 
 def usable_status(row: MetaConnection | None, now: datetime, required: list[str]) -> str:
@@ -31,21 +56,10 @@ def usable_status(row: MetaConnection | None, now: datetime, required: list[str]
     return status
 
 
-def crm_ventas(token: str, row: MetaConnection) -> dict:
-    """The names and shapes CRM Ventas keeps in its credentials table: the expiry as naive UTC
-    ISO (it does `datetime.fromisoformat(v) - datetime.now()`), the ad account as bare digits
-    (its `connect_ad_account` strips `act_`; its client adds it back)."""
-    expires = row.expires_at
-    account = row.selected_ad_account_id
-    return {"META_USER_LONG_TOKEN": token,
-            "META_AD_ACCOUNT_ID": account.removeprefix("act_") if account else None,
-            "META_TOKEN_EXPIRES_AT": (expires.astimezone(UTC).replace(tzinfo=None, microsecond=0)
-                                      .isoformat() if expires else None)}
-
-
 def read(*, store, graph, tenant_id: int, row: MetaConnection | None, service: str, now: datetime,
-         required: list[str], fmt: str | None = None, ip: str | None = None) -> dict:
-    """The tenant's token with its proof and facts; every read is audited, never the token."""
+         required: list[str], fmt: str | None = None, ip: str | None = None) -> Credentials:
+    """The tenant's token with its proof and facts; every read is audited (with the `fmt` the
+    service asked for), never the token."""
     try:
         status = usable_status(row, now, required)
         token = store.read(row)
@@ -59,18 +73,9 @@ def read(*, store, graph, tenant_id: int, row: MetaConnection | None, service: s
                  details={"service": service, "status": status, "format": fmt or "default"})
     db.session.commit()
     pages = channels.page_tokens(store, row)
-    if fmt == CRM_VENTAS:  # CRM Ventas keeps each Page's token as META_PAGE_TOKEN_<page_id>
-        return {**crm_ventas(token, row), **{f"META_PAGE_TOKEN_{p}": t for p, t in pages.items()}}
-    return {
-        "page_tokens": [{"page_id": p, "access_token": t, "appsecret_proof": graph.proof(t)}
-                        for p, t in pages.items()],
-        "access_token": token,
-        "appsecret_proof": graph.proof(token),
-        "token_type": row.token_type,
-        "expires_at": iso(row.expires_at),
-        "data_access_expires_at": iso(row.data_access_expires_at),
-        "scopes": list(row.scopes or []),
-        "ad_account_id": row.selected_ad_account_id,
-        "business_id": row.selected_business_id,
-        "status": status,
-    }
+    return Credentials(
+        access_token=token, appsecret_proof=graph.proof(token), token_type=row.token_type,
+        expires_at=row.expires_at, data_access_expires_at=row.data_access_expires_at,
+        scopes=tuple(row.scopes or ()), ad_account_id=row.selected_ad_account_id,
+        business_id=row.selected_business_id, status=status,
+        pages=tuple(PageCredential(p, t, graph.proof(t)) for p, t in pages.items()))

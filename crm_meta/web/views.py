@@ -203,7 +203,7 @@ def disconnect_confirm():
 @admin_required
 def disconnect():
     result = flow.disconnect(current_principal())
-    if result["revoked_at_meta"]:
+    if result.revoked_at_meta:
         flash(_("Meta has been disconnected and the CRM's access was removed at Meta."), "success")
     else:
         flash(_("Meta has been disconnected from the CRM."), "success")
