@@ -31,7 +31,7 @@ def offences(source: str) -> list[str]:
 
 def test_every_front_end_has_views():
     names = {p.parent.name for p in VIEWS}
-    assert {"api", "web", "internal", "callbacks", "auth", "ops", "gateway"} <= names
+    assert {"api", "web", "internal", "callbacks", "auth", "ops", "gateway", "channels", "webhooks"} <= names
 
 
 @pytest.mark.parametrize("path", VIEWS, ids=lambda p: str(p.relative_to(PACKAGE)))
