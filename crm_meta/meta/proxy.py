@@ -97,10 +97,13 @@ def forward(call: Call, *, tenant_id: int, row: MetaConnection | None, service: 
     """Check, govern, forward with the tenant's token (at `version`), relink, and learn from token
     errors. `link_token`: the caller's own credential, put in paging links (the drop-in gateway's
     clients follow `paging.next` as it is, the way Meta's links carry the caller's token)."""
-    path = check(call, version, allowed, exposure.Known.of(row))
+    known = exposure.Known.of(row)
+    path = check(call, version, allowed, known)
     usable_status(row, now(), required)
     # A call on a Page (its Send API) goes with the Page's own token; anything else, the tenant's.
-    page_token = channels.page_token_for(store, row, path.split("/")[0])
+    # Only a discovered Page's id looks up the channels (a query), not every call.
+    node = path.split("/")[0]
+    page_token = channels.page_token_for(store, row, node) if node in known.pages else None
     token = page_token or store.read(row)
     ciphertext, row_id, held = row.token_ciphertext, row.id, scopes(path, row)
     db.session.commit()  # the key's last use; no transaction stays open while Meta answers
