@@ -28,6 +28,20 @@ def channels_configured(config) -> bool:
     return bool(config.get("NOTIFY_WEBHOOK_URL") or config.get("SMTP_HOST"))
 
 
+
+class PerThreadSession:
+    """One requests.Session per thread: its connection pool is worth keeping between deliveries,
+    but a Session is not safe to share between threads."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def get(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        return session
+
 class Notifier:
     """The channels (webhook, e-mail) and this process's sender thread; `wake` never blocks."""
 
@@ -44,7 +58,7 @@ class Notifier:
         self._lock = threading.Lock()
         self._changed = threading.Condition()
         self._requested = self._handled = 0  # wake-ups asked for / passes finished
-        self._local = threading.local()  # one requests.Session per thread (sender, jobs)
+        self._sessions = PerThreadSession()  # the sender thread and the jobs' own
 
     @property
     def enabled(self) -> bool:
@@ -97,13 +111,6 @@ class Notifier:
         return {channel: send[channel](notice)
                 for channel in (self.channels_for(notice) if channels is None else channels)}
 
-    @property
-    def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = requests.Session()
-        return session
-
     def post_webhook(self, notice: Notice) -> str:
         """POST the JSON body, signed in the Standard Webhooks format; retry timeouts, 429 and
         5xx with exponential backoff."""
@@ -114,7 +121,7 @@ class Notifier:
             headers = {"Content-Type": "application/json",
                        **signed_headers(self.webhook_secret, notice.id, body)}
             try:
-                response = self._session.post(self.webhook_url, data=body, headers=headers,
+                response = self._sessions.get().post(self.webhook_url, data=body, headers=headers,
                                               timeout=WEBHOOK_TIMEOUT)
                 if response.status_code < 300:
                     return "delivered"

@@ -8,7 +8,6 @@ import base64
 import json
 import logging
 import secrets
-import threading
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -21,6 +20,7 @@ from crm_meta.meta import channels
 from crm_meta.meta.errors import GraphError
 from crm_meta.meta.webhooks import leads
 from crm_meta.models import EventEndpoint, NotificationOutbox
+from crm_meta.notify.channels import PerThreadSession
 from crm_meta.notify.outbox import RetryPolicy
 from crm_meta.notify.signing import signed_headers
 
@@ -77,7 +77,7 @@ class EventSender:
     def __init__(self, *, cipher, store, graph, clock, timeout: float = 10.0):
         self.cipher, self.store, self.graph, self.clock = cipher, store, graph, clock
         self.timeout = timeout
-        self._local = threading.local()
+        self._sessions = PerThreadSession()
 
     @staticmethod
     def policy(config) -> RetryPolicy:
@@ -127,7 +127,7 @@ class EventSender:
                           separators=(",", ":"), ensure_ascii=False).encode()
         headers = {"Content-Type": "application/json", **signed_headers(item.secret, item.id, body)}
         try:
-            response = self._session.post(item.url, data=body, headers=headers, timeout=self.timeout)
+            response = self._sessions.get().post(item.url, data=body, headers=headers, timeout=self.timeout)
         except requests.RequestException as exc:
             return f"unreachable:{type(exc).__name__}"
         if response.status_code < 300:
@@ -149,13 +149,6 @@ class EventSender:
         if item.leads_access != "ok":
             leads.record_access(item.tenant_id, "ok", None, now)
         return lead
-
-    @property
-    def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = requests.Session()
-        return session
 
 
 def dead_letter_count() -> int:
