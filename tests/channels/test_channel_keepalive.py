@@ -9,6 +9,7 @@ from crm_meta.models import MetaChannel, MetaConnection, NotificationOutbox
 from crm_meta.runtime import of
 from tests.channels.conftest import FIRST_PAGE, PHONE, WABA, Panel
 from tests.helpers import audit_events, sweep
+from tests.notify.conftest import FakeSMTP
 
 SECRET = "channel-webhook-secret-0123456789"
 
@@ -70,3 +71,29 @@ def test_lost_subscriptions_and_dead_page_tokens_are_warned_once_and_recover(
     assert FIRST_PAGE in sandbox.get("subscriptions")["data"]
     assert channel(app, FIRST_PAGE).trouble is None
     assert check(app).channel_notices == []
+
+
+def test_a_lost_channel_is_e_mailed_to_the_tenants_admins(make_app, make_tenant, sandbox):
+    """The e-mail path on its own: the channel's notice goes through the outbox to the tenant's
+    admins over SMTP (a stand-in server), naming the channel and how to mend it."""
+    app = make_app(SMTP_HOST="smtp.example", SMTP_FROM="crm@example.com")
+    FakeSMTP.sent = []
+    of(app).notifier.smtp_factory = FakeSMTP
+    tenant = make_tenant("mail", app_=app)
+    panel = Panel(app.test_client(), sandbox.url, tenant.tenant_id)
+    assert panel.connect().status_code == 200
+    assert panel.select([FIRST_PAGE]).status_code == 200
+
+    sandbox.post(f"subscriptions/{FIRST_PAGE}/drop")
+    [notice] = check(app).channel_notices
+    assert notice.recipients == (tenant.admin_email,)
+    assert of(app).notifier.flush(timeout=30)
+    [(server, message)] = FakeSMTP.sent
+    assert server.tls  # STARTTLS before anything is sent
+    assert message["To"] == tenant.admin_email
+    assert message["Subject"].startswith("A Meta channel stopped working")
+    body = message.get_content()
+    assert "lost its webhook subscription at Meta" in body and "choose it again" in body
+    with app.app_context():
+        [row] = db.session.scalars(db.select(NotificationOutbox)).all()
+        assert row.delivered_at is not None and row.channels_done == ["email"]
