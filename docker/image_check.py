@@ -90,6 +90,17 @@ def ctr(*args: str, **kwargs) -> subprocess.CompletedProcess:
     return run(ENGINE, *args, **kwargs)
 
 
+def flask_in(container: str, *args: str) -> subprocess.CompletedProcess:
+    """A `flask` command inside the running container (its own process: no scheduler)."""
+    return ctr("exec", "-e", "SCHEDULER_ENABLED=0", container, "flask", "--app", "wsgi", *args)
+
+
+def admin_token(container: str, tenant: str, subject: str) -> str:
+    """An admin JWT for `tenant`, minted by the container's own CLI."""
+    return flask_in(container, "jwt", "mint", "--tenant", tenant, "--sub", subject,
+                    "--role", "admin").stdout.strip().splitlines()[-1]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -442,41 +453,8 @@ def _alembic_config(config_class):
 def connect_through_api(name: str, base: str, sandbox: Sandbox, env: dict) -> None:
     """Tenant and admin token from the container's CLI, then the CRM frontend's JSON calls:
     auth URL, the dialog (approved at the sandbox), callback, discovery, account selection."""
-    ctr(
-        "exec",
-        "-e",
-        "SCHEDULER_ENABLED=0",
-        name,
-        "flask",
-        "--app",
-        "wsgi",
-        "tenants",
-        "create",
-        "Image Check",
-        "--slug",
-        "image-check",
-    )
-    token = (
-        ctr(
-            "exec",
-            "-e",
-            "SCHEDULER_ENABLED=0",
-            name,
-            "flask",
-            "--app",
-            "wsgi",
-            "jwt",
-            "mint",
-            "--tenant",
-            "image-check",
-            "--sub",
-            "image-check-admin",
-            "--role",
-            "admin",
-        )
-        .stdout.strip()
-        .splitlines()[-1]
-    )
+    flask_in(name, "tenants", "create", "Image Check", "--slug", "image-check")
+    token = admin_token(name, "image-check", "image-check-admin")
     api = requests.Session()
     api.headers.update({"Authorization": f"Bearer {token}", "Accept": "application/json"})
     started_url = api.get(f"{base}/crm/auth/meta/url", timeout=10)
@@ -711,43 +689,10 @@ def check_compose(tmp: Path) -> None:
     listening = ctr("port", app).stdout.strip()
     if "127.0.0.1" not in listening or "0.0.0.0" in listening:
         fail("compose", f"published on {listening}, not on 127.0.0.1 only")
-    ctr(
-        "exec",
-        "-e",
-        "SCHEDULER_ENABLED=0",
-        app,
-        "flask",
-        "--app",
-        "wsgi",
-        "tenants",
-        "create",
-        "Survivor",
-        "--slug",
-        "survivor",
-    )
+    flask_in(app, "tenants", "create", "Survivor", "--slug", "survivor")
     down(False)
     app = up()
-    token = (
-        ctr(
-            "exec",
-            "-e",
-            "SCHEDULER_ENABLED=0",
-            app,
-            "flask",
-            "--app",
-            "wsgi",
-            "jwt",
-            "mint",
-            "--tenant",
-            "survivor",
-            "--sub",
-            "survivor-admin",
-            "--role",
-            "admin",
-        )
-        .stdout.strip()
-        .splitlines()[-1]
-    )
+    token = admin_token(app, "survivor", "survivor-admin")
     status = requests.get(
         f"{base}/crm/marketing/token-status",
         timeout=10,
