@@ -16,21 +16,17 @@ from sqlalchemy.engine import make_url
 
 from crm_meta.app import create_app
 from crm_meta.infra.database import db
-from tests.helpers import (
+from tests.helpers.sandbox import MetaFlow, SandboxControl
+from tests.helpers.settings import (
     APP_ID,
     APP_SECRET,
     POSTGRES_URL,
     REDIRECT_URI,
     REDIS_URL,
-    AuthActions,
-    BrowserClient,
-    MetaFlow,
-    SandboxControl,
-    TenantUsers,
-    add_tenant,
     compile_catalogues,
     testing_config,
 )
+from tests.helpers.users import AuthActions, BrowserClient, TenantUsers, add_tenant
 from tests.tools.webhook_sink import WebhookSink
 
 

@@ -9,7 +9,7 @@ from crm_meta.infra.database import db
 from crm_meta.meta.store import TokenStore
 from crm_meta.models import MetaConnection
 from crm_meta.runtime import runtime
-from tests.helpers import PLAINTEXT
+from tests.helpers.settings import PLAINTEXT
 
 
 @pytest.fixture

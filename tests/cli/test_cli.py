@@ -9,18 +9,10 @@ import pytest
 from crm_meta.infra.crypto import CryptoError
 from crm_meta.infra.database import db
 from crm_meta.models import User
-from tests.helpers import (
-    JWT_SECRET,
-    KEY_A,
-    KEY_B,
-    PASSWORD,
-    PLAINTEXT,
-    invoke,
-    ok,
-    raw_rows,
-    refused,
-    tenants,
-)
+from tests.helpers.cli import invoke, ok, refused
+from tests.helpers.database import raw_rows, tenants
+from tests.helpers.settings import JWT_SECRET, KEY_A, KEY_B, PLAINTEXT
+from tests.helpers.users import PASSWORD
 
 STRONG = "a-strong-passphrase-42"
 

@@ -8,7 +8,9 @@ import psycopg2
 import pytest
 
 from crm_meta.meta import store as store_module
-from tests.helpers import KEY_A, KEY_B, PLAINTEXT, invoke, raw_rows
+from tests.helpers.cli import invoke
+from tests.helpers.database import raw_rows
+from tests.helpers.settings import KEY_A, KEY_B, PLAINTEXT
 
 pytestmark = pytest.mark.postgres
 

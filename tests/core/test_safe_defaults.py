@@ -20,7 +20,8 @@ from crm_meta.app import create_app
 from crm_meta.auth.principal import mint_jwt
 from crm_meta.infra.database import db
 from crm_meta.runtime import of
-from tests.helpers import GOOD_PRODUCTION, add_tenant, testing_config
+from tests.helpers.settings import GOOD_PRODUCTION, testing_config
+from tests.helpers.users import add_tenant
 
 ROOT = Path(__file__).resolve().parents[2]
 # What config.py used to fall back to: public, so a token signed with it must never be accepted.

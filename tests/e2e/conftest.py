@@ -22,7 +22,8 @@ from werkzeug.serving import make_server
 
 from crm_meta.app import create_app
 from crm_meta.infra.database import db
-from tests.helpers import add_tenant, testing_config
+from tests.helpers.settings import testing_config
+from tests.helpers.users import add_tenant
 
 HERE = Path(__file__).resolve().parent
 ARTIFACTS = HERE / "artifacts"

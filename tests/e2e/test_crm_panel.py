@@ -21,7 +21,8 @@ from werkzeug.serving import make_server
 
 from crm_meta.app import create_app
 from crm_meta.infra.database import db
-from tests.helpers import APP_ID, JWT_SECRET, add_tenant, testing_config
+from tests.helpers.settings import APP_ID, JWT_SECRET, testing_config
+from tests.helpers.users import add_tenant
 
 pytestmark = pytest.mark.e2e
 ADMIN_TOKEN = "e2e-panel-admin-token-0123456789"

@@ -13,7 +13,10 @@ import requests
 
 from crm_meta.meta.graph import appsecret_proof
 from meta_sandbox.tokens import token_id
-from tests.helpers import ACCOUNT, APP_SECRET, PASSWORD, MetaFlow, raw_rows
+from tests.helpers.database import raw_rows
+from tests.helpers.sandbox import ACCOUNT, MetaFlow
+from tests.helpers.settings import APP_SECRET
+from tests.helpers.users import PASSWORD
 
 CAMPAIGNS = f"/graph/v25.0/{ACCOUNT}/campaigns"
 INTERNAL = "/internal/meta/connections/{}/credentials"

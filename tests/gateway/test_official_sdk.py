@@ -14,7 +14,8 @@ from facebook_business.exceptions import FacebookRequestError
 from facebook_business.session import FacebookSession
 
 from config import DEFAULT_SCOPES
-from tests.helpers import ACCOUNT, APP_SECRET
+from tests.helpers.sandbox import ACCOUNT
+from tests.helpers.settings import APP_SECRET
 
 PAGE = "1090000000000001"
 LEAD_SCOPES = DEFAULT_SCOPES.split(",") + ["pages_manage_ads", "leads_retrieval"]

@@ -8,7 +8,8 @@ import json
 import pytest
 from facebook_business.exceptions import FacebookRequestError
 
-from tests.helpers import ACCOUNT, invoke
+from tests.helpers.cli import invoke
+from tests.helpers.sandbox import ACCOUNT
 
 CAMPAIGNS = f"/graph/v25.0/{ACCOUNT}/campaigns"
 GRAPH_ERROR_KEYS = {"message", "type", "code", "is_transient", "fbtrace_id"}  # + error_subcode when any

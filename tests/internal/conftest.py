@@ -10,7 +10,8 @@ import pytest
 from crm_meta.infra.database import db
 from crm_meta.internal import keys
 from crm_meta.models import MetaConnection
-from tests.helpers import ACCOUNT, PASSWORD, MetaFlow, TenantUsers, add_tenant
+from tests.helpers.sandbox import ACCOUNT, MetaFlow
+from tests.helpers.users import PASSWORD, TenantUsers, add_tenant
 
 
 @dataclass

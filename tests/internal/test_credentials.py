@@ -9,7 +9,8 @@ import requests
 
 from crm_meta.infra.database import db
 from crm_meta.models import AuditEvent, ServiceKey
-from tests.helpers import ACCOUNT, bearer
+from tests.helpers.sandbox import ACCOUNT
+from tests.helpers.users import bearer
 
 URL = "/internal/meta/connections/{}/credentials"
 

@@ -12,7 +12,7 @@ from crm_meta.meta.governor import Governor, GovernorRefusal, MemoryHolds, Redis
 from crm_meta.meta.keepalive import sweep
 from crm_meta.meta.usage import readings
 from crm_meta.runtime import of
-from tests.helpers import ACCOUNT, BUSINESS
+from tests.helpers.sandbox import ACCOUNT, BUSINESS
 from tests.tools.clock import FrozenClock
 
 PROXY = "/internal/meta/connections/{}/graph/{}"

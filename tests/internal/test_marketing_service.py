@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.helpers import ACCOUNT
+from tests.helpers.sandbox import ACCOUNT
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 ROOT = Path(__file__).resolve().parents[2]

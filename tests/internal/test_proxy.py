@@ -15,7 +15,7 @@ from crm_meta.meta.keepalive import verdicts
 from crm_meta.models import AuditEvent
 from crm_meta.runtime import runtime
 from meta_sandbox.tokens import token_id
-from tests.helpers import ACCOUNT
+from tests.helpers.sandbox import ACCOUNT
 
 PROXY = "/internal/meta/connections/{}/graph/{}"
 OTHER_BUSINESS_ACCOUNT = "act_301000002000001"

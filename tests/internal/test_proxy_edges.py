@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from meta_sandbox.server import serve_in_thread
-from tests.helpers import ACCOUNT
+from tests.helpers.sandbox import ACCOUNT
 from tests.internal.tokens import PROXY
 
 DEEP = ("[" * 5000 + "]" * 5000).encode()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from crm_meta.meta import exposure
-from tests.helpers import ACCOUNT, BUSINESS
+from tests.helpers.sandbox import ACCOUNT, BUSINESS
 from tests.internal.tokens import PROXY, tokens_in
 
 USER = "10160000000000001"  # the sandbox's user with businesses (the connection's Meta user)

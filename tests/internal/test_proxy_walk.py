@@ -10,7 +10,8 @@ import requests
 
 from meta_sandbox.auth import proof_for
 from meta_sandbox.served import served
-from tests.helpers import ACCOUNT, APP_SECRET, BUSINESS
+from tests.helpers.sandbox import ACCOUNT, BUSINESS
+from tests.helpers.settings import APP_SECRET
 from tests.internal.tokens import PROXY, TOKEN_KEY, tokens_in
 
 USER = "10160000000000001"

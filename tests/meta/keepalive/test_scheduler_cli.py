@@ -10,7 +10,8 @@ import pytest
 from crm_meta import jobs
 from crm_meta.infra.database import db
 from crm_meta.meta.keepalive import leases
-from tests.helpers import EXCHANGE, sweep
+from tests.helpers.keepalive import sweep
+from tests.helpers.sandbox import EXCHANGE
 
 DAY = 86400
 
