@@ -100,7 +100,8 @@ def jsonpath(document: Any, path: str) -> list[Any]:
         found = []
         for node in nodes:
             if key == "*":
-                found += list(node.values()) if isinstance(node, dict) else (node if isinstance(node, list) else [])
+                if isinstance(node, dict | list):
+                    found += list(node.values()) if isinstance(node, dict) else node
             elif isinstance(node, dict) and key in node:
                 found.append(node[key])
             elif isinstance(node, list) and key.isdigit() and int(key) < len(node):

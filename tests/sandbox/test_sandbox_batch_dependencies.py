@@ -73,8 +73,9 @@ def test_cursor_pages_chain_inside_one_batch_and_a_reference_to_nothing_stops_th
     items = [{"method": "GET", "name": "p1", "omit_response_on_success": False,
               "relative_url": f"me/businesses?limit=2&after={first['paging']['cursors']['after']}"}]
     for k in range(2, 5):
+        after = f"{{result=p{k - 1}:$.paging.cursors.after}}"
         items.append({"method": "GET", "name": f"p{k}", "omit_response_on_success": False,
-                      "relative_url": f"me/businesses?limit=2&after={{result=p{k - 1}:$.paging.cursors.after}}"})
+                      "relative_url": f"me/businesses?limit=2&after={after}"})
     answers = batch(meta, token, items).json()
     ids = [b["id"] for b in first["data"]]
     for answer in answers[:2]:
