@@ -71,7 +71,8 @@ def me_fields(granted: set[str]) -> str:
         page = "id,name,category,tasks,access_token"
         if "instagram_basic" in granted:
             page += ",instagram_business_account{id,username,name}"
-        fields.append(f"accounts.limit({PAGE_LIMIT}){{{page}}}")
+        # `summary(total_count)` (Meta's User Accounts reference): how many pages to chain.
+        fields.append(f"accounts.limit({PAGE_LIMIT}).summary(total_count){{{page}}}")
     return ",".join(fields)
 
 
@@ -133,6 +134,7 @@ def _complete_edges(graph, token: str, me: dict) -> dict[tuple[str, str], list[d
     `{result=<page k>:$.paging.cursors.after}`), so one round trip reads up to 50 of its pages."""
     items: dict[tuple[str, str], list[dict]] = {}
     pending: list[tuple[tuple[str, str], dict]] = []
+    totals: dict[tuple[str, str], int] = {}  # edges whose first page gave summary.total_count
 
     def collect(key, page):
         items.setdefault(key, []).extend(page.get("data", []))
@@ -143,6 +145,9 @@ def _complete_edges(graph, token: str, me: dict) -> dict[tuple[str, str], list[d
     def walk(owner_key: str, node: dict):
         for name, value in node.items():
             if isinstance(value, dict) and "data" in value:
+                total = (value.get("summary") or {}).get("total_count")
+                if isinstance(total, int) and not isinstance(total, bool):
+                    totals[(owner_key, name)] = total
                 collect((owner_key, name), value)
                 if graph.next_page_params(value):
                     pending.append(((owner_key, name), value))
@@ -150,7 +155,8 @@ def _complete_edges(graph, token: str, me: dict) -> dict[tuple[str, str], list[d
     walk("me", {k: v for k, v in me.items() if k not in ("id", "name")})
     nulls: dict[int, int] = {}  # id(page) -> rounds its next page came back null
     while pending:
-        chains, pending = _round(graph, pending)
+        left = {key: totals[key] - len(items.get(key, [])) for key, _ in pending if key in totals}
+        chains, pending = _round(graph, pending, left)
         requests_ = [request for chain in chains for request in chain.requests]
         answers = iter(graph.batch(requests_, token=token))
         for chain in chains:
@@ -172,19 +178,29 @@ class _Chain:
     requests: list[dict]
 
 
-def _round(graph, pending: list) -> tuple[list[_Chain], list]:
+def _round(graph, pending: list, left: dict) -> tuple[list[_Chain], list]:
     """This round's chains (at most BATCH_SIZE requests in all) and what waits for the next one.
-    The slots left after one request per edge are shared among the cursor-paged edges."""
+    After one request per edge, the spare slots go first to cursor-paged edges whose size Meta
+    told (`left`: items still to read; exactly the pages they need), then evenly to the others."""
     taken, rest = pending[:BATCH_SIZE], pending[BATCH_SIZE:]
     starts = [(key, page, *graph.next_page_params(page)) for key, page in taken]
-    chainable = sum("after" in params for *_, params in starts)
+    lengths = [1] * len(starts)
     spare = BATCH_SIZE - len(starts)
-    chains = []
-    for n, (key, page, path, params) in enumerate(starts):
-        length = 1
-        if "after" in params and chainable:
-            length += spare // chainable + (1 if n < spare % chainable else 0)
-        chains.append(_Chain(key, page, _chained(f"e{n}", path.lstrip("/"), params, length)))
+    unknown = []
+    for n, (key, _page, _path, params) in enumerate(starts):
+        if "after" not in params:
+            continue
+        if key not in left:
+            unknown.append(n)
+            continue
+        per_page = int(params.get("limit") or PAGE_LIMIT) or PAGE_LIMIT
+        extra = min(max(0, -(-left[key] // per_page) - 1), spare)
+        lengths[n] += extra
+        spare -= extra
+    for i, n in enumerate(unknown):
+        lengths[n] += spare // len(unknown) + (1 if i < spare % len(unknown) else 0)
+    chains = [_Chain(key, page, _chained(f"e{n}", path.lstrip("/"), params, lengths[n]))
+              for n, (key, page, path, params) in enumerate(starts)]
     return chains, rest
 
 
