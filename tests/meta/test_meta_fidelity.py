@@ -112,6 +112,8 @@ def test_pages_beyond_the_first_come_in_one_chained_batch(app, meta_flow, sandbo
     row = stored(app)
     assert len(row.pages) == 352 and len({p["id"] for p in row.pages}) == 352
     assert rounds == [0]  # one batch round, no page asked twice
+    # Sized by /me's accounts.summary(total_count): exactly the three pages, none past the end.
+    assert len(sandbox.calls(f"{USER_WITH_BUSINESSES}/accounts")) == 3
 
 
 def test_a_chained_page_answered_null_is_asked_again_from_the_last_page_read(app, meta_flow,
