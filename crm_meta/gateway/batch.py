@@ -85,7 +85,8 @@ def call_of(raw: dict, credential: str | None) -> proxy.Call:
     form = parse_qsl(body, keep_blank_values=True)
     if any(k == "access_token" and v != credential for k, v in query + form):
         raise BadCredential("A batch item may carry only the batch's own access token")
-    return proxy.Call(method, path, query, dict(form) or None)
+    # Meta: GET and DELETE items carry only `method` and `relative_url` (a body is not sent).
+    return proxy.Call(method, path, query, (dict(form) or None) if method == "POST" else None)
 
 
 def run(items: list[Item], credential: str | None, send: Send, include_headers: bool) -> list:

@@ -193,7 +193,8 @@ def _round(graph, pending: list, left: dict) -> tuple[list[_Chain], list]:
         if key not in left:
             unknown.append(n)
             continue
-        per_page = int(params.get("limit") or PAGE_LIMIT) or PAGE_LIMIT
+        limit = str(params.get("limit") or "")
+        per_page = int(limit) if limit.isdigit() and int(limit) > 0 else PAGE_LIMIT
         extra = min(max(0, -(-left[key] // per_page) - 1), spare)
         lengths[n] += extra
         spare -= extra
