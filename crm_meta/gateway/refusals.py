@@ -57,6 +57,7 @@ SHAPES = {
     "meta_app_misconfigured": Shape(1, type="OAuthException", transient=True, status=503),
     "not_found": Shape(100, 33, type="GraphMethodException", status=400),
     "method_not_allowed": Shape(100, 33, type="GraphMethodException", status=400),
+    "batch_unresolved": Shape(100, type="GraphBatchException", status=400),  # Meta's, for a batch
 }
 DEFAULT = Shape(100, type="GraphMethodException")
 
