@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import uuid
+from dataclasses import dataclass
 
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from crm_meta.app import create_app
 from crm_meta.infra.database import db
@@ -203,6 +206,39 @@ def client(app):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
+
+
+# -- the app on a live port, for clients nobody here wrote (Meta's SDK, httpx) ---------------
+class _Quiet(WSGIRequestHandler):
+    def log_request(self, code="-", size="-") -> None:
+        pass
+
+
+@dataclass
+class Live:
+    url: str
+
+    @property
+    def graph(self) -> str:
+        """What a Graph client gets instead of https://graph.facebook.com."""
+        return f"{self.url}/graph"
+
+    def proxy(self, tenant: str) -> str:
+        """The services' Graph proxy for `tenant`, as a Graph client's base URL."""
+        return f"{self.url}/internal/meta/connections/{tenant}/graph"
+
+
+@pytest.fixture
+def live(app):
+    """The app on a live port of 127.0.0.1, API_BASE_URL pointing at it."""
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
+    url = f"http://127.0.0.1:{server.server_port}"
+    app.config["API_BASE_URL"] = url
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield Live(url)
+    server.shutdown()
+    thread.join(timeout=10)
 
 
 # -- tenants, users and callers --------------------------------------------------------------

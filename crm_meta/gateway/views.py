@@ -15,6 +15,7 @@ from flask import Response, current_app, request
 from crm_meta import notify
 from crm_meta.auth import gateway_tokens as tokens
 from crm_meta.gateway import bp, limits
+from crm_meta.http import graph_errors
 from crm_meta.http.errors import AppError
 from crm_meta.infra import dbreads
 from crm_meta.meta import proxy, versions
@@ -76,6 +77,5 @@ def graph(version: str, path: str):
                                settings=verdicts.Settings.from_config(config),
                                on_notices=lambda notices: notify.dispatch(rt.notifier, notices))
     except GovernorRefusal as exc:
-        code = "governor_app" if exc.scope == "app" else "governor_account"
-        raise AppError(exc.message, code=code, status=429, retry_after=exc.retry_after) from None
+        raise graph_errors.held(exc) from None
     return Response(answer.body, status=answer.status, headers=answer.headers)

@@ -102,7 +102,8 @@ def test_the_marketing_service_syncs_campaigns_through_two_processes(shared_app,
     # ...and the other process refuses at once, without calling Meta.
     before = len(sandbox.calls())
     held = service.get(second + CAMPAIGNS)
-    assert held.status_code == 429 and held.json()["error"]["code"] == "meta_throttled"
+    assert held.status_code == 429 and held.json()["error"]["code"] == 613  # Meta's ad-account throttle
+    assert held.json()["error"]["is_transient"] is True
     wait = int(held.headers["Retry-After"])
     assert 290 <= wait <= 300
     assert len(sandbox.calls()) == before
