@@ -117,9 +117,9 @@ def reshape(response):
     except ValueError:
         return response
     error = payload.get("error") if isinstance(payload, dict) else None
-    if payload.get("success") is not False or not isinstance(error, dict) or not isinstance(
+    if not isinstance(error, dict) or payload.get("success") is not False or not isinstance(
             error.get("code"), str):
-        return response  # Meta's own answer, passed through
+        return response  # Meta's own answer (any JSON at all), passed through
     shape = SHAPES.get(error["code"], DEFAULT)
     response.set_data(json.dumps(body(error.get("message") or "", shape, error["code"])))
     response.status_code = shape.status or response.status_code

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from flask import Response
 
+from crm_meta.http.graph_errors import reshape
 from tests.helpers.cli import invoke
 from tests.helpers.graph import as_sdk_sees_it, assert_graph_error
 from tests.helpers.sandbox import ACCOUNT
@@ -124,3 +126,9 @@ def test_a_method_graph_does_not_serve_is_graphs_unsupported_request(client):
     """No route matched (405): still the gateway's refusal, Graph-shaped (crm_meta.http.graph_errors)."""
     response = client.put(CAMPAIGNS)
     assert assert_graph_error(response, 400, 100, "method_not_allowed")["error_subcode"] == 33
+
+
+@pytest.mark.parametrize("text", ['[{"error": 1}]', '"gone"', '{"error": {"code": 100, "message": "x"}}'])
+def test_metas_own_answers_of_any_json_shape_pass_untouched(text):
+    response = reshape(Response(text, status=400, mimetype="application/json"))
+    assert (response.status_code, response.get_data(as_text=True)) == (400, text)
