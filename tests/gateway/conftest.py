@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.internal.conftest import connect, make_key, row_of, set_status, stored_token  # noqa: F401
-
 CREDENTIALS = "/internal/meta/connections/{}/credentials?format=crm-ventas"
 
 
 @pytest.fixture
-def proxy_service(make_key):  # noqa: F811
+def proxy_service(make_key):
     """CRM Ventas' marketing service as it should be set up: graph:proxy, no credentials:read."""
     return make_key("marketing", scopes=("graph:proxy",))
 

@@ -3,6 +3,8 @@ official SDK set up as any program sets it up, what it makes of an answer, and G
 
 from __future__ import annotations
 
+from urllib.parse import SplitResult, urlsplit
+
 from facebook_business.api import FacebookAdsApi
 from facebook_business.exceptions import FacebookRequestError
 from facebook_business.session import FacebookSession
@@ -38,3 +40,20 @@ def assert_graph_error(response, status: int, code: int, reason: str | None = No
     if reason is not None:
         assert error["error_data"] == {"reason": reason}, error
     return error
+
+
+def every_page(client, response, check_link=None, **request) -> list:
+    """The rows of a paged Graph answer and of every page its `paging.next` leads to, each link
+    followed as it is (after `check_link(urlsplit(link))`), with `request` (e.g. headers=) added."""
+    rows = []
+    while True:
+        assert response.status_code == 200, response.get_data(as_text=True)
+        body = response.get_json()
+        rows += body["data"]
+        link = body.get("paging", {}).get("next")
+        if not link:
+            return rows
+        parts: SplitResult = urlsplit(link)
+        if check_link is not None:
+            check_link(parts)
+        response = client.get(f"{parts.path}?{parts.query}", **request)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 import pytest
 
@@ -15,7 +15,7 @@ from crm_meta.meta.keepalive import verdicts
 from crm_meta.models import AuditEvent
 from crm_meta.runtime import runtime
 from meta_sandbox.tokens import token_id
-from tests.helpers.graph import assert_graph_error
+from tests.helpers.graph import assert_graph_error, every_page
 from tests.helpers.sandbox import ACCOUNT
 
 PROXY = "/internal/meta/connections/{}/graph/{}"
@@ -51,19 +51,12 @@ def test_paging_links_lead_back_through_the_proxy_without_token_or_proof(app, cl
     response = client.get(url, headers=service.headers,
                           query_string={"date_preset": "last_14d", "time_increment": "1", "limit": "5",
                                         "fields": "spend"})
-    rows = []
-    while True:
-        assert response.status_code == 200, response.get_data(as_text=True)
-        body = response.get_json()
-        rows += body["data"]
-        link = body.get("paging", {}).get("next")
-        if not link:
-            break
-        parts = urlsplit(link)
-        assert parts.path == f"/internal/meta/connections/acme/graph/{ACCOUNT}/insights"
-        assert not {"access_token", "appsecret_proof"} & set(parse_qs(parts.query))
-        response = client.get(f"{parts.path}?{parts.query}", headers=service.headers)
-    assert len(rows) == 14
+
+    def check(link):
+        assert link.path == f"/internal/meta/connections/acme/graph/{ACCOUNT}/insights"
+        assert not {"access_token", "appsecret_proof"} & set(parse_qs(link.query))
+
+    assert len(every_page(client, response, check, headers=service.headers)) == 14
 
 
 def test_campaigns_are_created_updated_and_deleted_through_the_proxy(client, connect, service):
