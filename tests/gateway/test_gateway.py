@@ -118,7 +118,7 @@ def test_paging_links_carry_the_callers_credential_from_api_base_url(make_app, s
         assert query["access_token"] == [token] and "appsecret_proof" not in query
         assert stored_token(app, acme.tenant_id) not in link.geturl()
 
-    assert len(every_page(client, response, check)) == 14  # each link followed as it is, nothing added
+    assert len(every_page(response, client.get, check)) == 14  # each link followed as it is, nothing added
 
 
 def test_the_existing_internal_proxy_keeps_working(client, connect, proxy_service):

@@ -3,7 +3,7 @@ official SDK set up as any program sets it up, what it makes of an answer, and G
 
 from __future__ import annotations
 
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import urlsplit
 
 from facebook_business.api import FacebookAdsApi
 from facebook_business.exceptions import FacebookRequestError
@@ -42,18 +42,25 @@ def assert_graph_error(response, status: int, code: int, reason: str | None = No
     return error
 
 
-def every_page(client, response, check_link=None, **request) -> list:
-    """The rows of a paged Graph answer and of every page its `paging.next` leads to, each link
-    followed as it is (after `check_link(urlsplit(link))`), with `request` (e.g. headers=) added."""
+def every_page(response, follow, check_link=None) -> list:
+    """The rows of a paged Graph answer (a Flask test response or a `requests` one) and of every
+    page its `paging.next` leads to: `follow(link)` fetches each link as it is, after
+    `check_link(urlsplit(link))`."""
     rows = []
     while True:
-        assert response.status_code == 200, response.get_data(as_text=True)
-        body = response.get_json()
+        body = _json_200(response)
         rows += body["data"]
         link = body.get("paging", {}).get("next")
         if not link:
             return rows
-        parts: SplitResult = urlsplit(link)
         if check_link is not None:
-            check_link(parts)
-        response = client.get(f"{parts.path}?{parts.query}", **request)
+            check_link(urlsplit(link))
+        response = follow(link)
+
+
+def _json_200(response) -> dict:
+    if hasattr(response, "get_json"):  # Flask's test response
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return response.get_json()
+    assert response.status_code == 200, response.text
+    return response.json()

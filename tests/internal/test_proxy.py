@@ -56,7 +56,7 @@ def test_paging_links_lead_back_through_the_proxy_without_token_or_proof(app, cl
         assert link.path == f"/internal/meta/connections/acme/graph/{ACCOUNT}/insights"
         assert not {"access_token", "appsecret_proof"} & set(parse_qs(link.query))
 
-    assert len(every_page(client, response, check, headers=service.headers)) == 14
+    assert len(every_page(response, lambda link: client.get(link, headers=service.headers), check)) == 14
 
 
 def test_campaigns_are_created_updated_and_deleted_through_the_proxy(client, connect, service):
