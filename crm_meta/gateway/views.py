@@ -15,11 +15,9 @@ from flask import Response, current_app, request
 from crm_meta import notify
 from crm_meta.auth import gateway_tokens as tokens
 from crm_meta.gateway import bp, limits
-from crm_meta.http import graph_errors
 from crm_meta.http.errors import AppError
 from crm_meta.infra import dbreads
 from crm_meta.meta import proxy, versions
-from crm_meta.meta.governor import GovernorRefusal
 from crm_meta.meta.keepalive import verdicts
 from crm_meta.runtime import runtime
 
@@ -69,13 +67,10 @@ def graph(version: str, path: str):
     method = "GET" if request.method == "HEAD" else request.method
     call = proxy.Call(method, path, list(request.args.items(multi=True)), form())
     base = (config["API_BASE_URL"] or request.host_url.rstrip("/")) + f"/graph/{version}/"
-    try:
-        answer = proxy.forward(call, tenant_id=opened.tenant_id, row=opened.row, service=opened.service,
-                               graph=rt.graph, store=rt.store, version=version,
-                               allowed=config["META_PROXY_ALLOWED_PATHS"], required=config["META_SCOPES"],
-                               now=rt.clock.now, link_base=base, link_token=token,
-                               settings=verdicts.Settings.from_config(config),
-                               on_notices=lambda notices: notify.dispatch(rt.notifier, notices))
-    except GovernorRefusal as exc:
-        raise graph_errors.held(exc) from None
+    answer = proxy.forward(call, tenant_id=opened.tenant_id, row=opened.row, service=opened.service,
+                           graph=rt.graph, store=rt.store, version=version,
+                           allowed=config["META_PROXY_ALLOWED_PATHS"], required=config["META_SCOPES"],
+                           now=rt.clock.now, link_base=base, link_token=token,
+                           settings=verdicts.Settings.from_config(config),
+                           on_notices=lambda notices: notify.dispatch(rt.notifier, notices))
     return Response(answer.body, status=answer.status, headers=answer.headers)

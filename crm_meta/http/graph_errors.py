@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from flask import Flask, g, request
 
-from crm_meta.http.errors import AppError
+from crm_meta.http.errors import AppError, error_response
 from crm_meta.meta.governor import GovernorRefusal
 
 
@@ -101,11 +101,16 @@ GRAPH_ROUTES = re.compile(r"^/(graph|internal/meta/connections/[^/]+/graph)(/|$)
 
 
 def init_app(app: Flask) -> None:
-    """Every answer of a Graph route goes through `reshape`."""
+    """Every answer of a Graph route goes through `reshape`; the governor's holds (raised only
+    by the Graph routes' calls) read as Meta's throttles."""
 
     @app.after_request
     def graph_shaped(response):
         return reshape(response) if GRAPH_ROUTES.match(request.path) else response
+
+    @app.errorhandler(GovernorRefusal)
+    def governor_hold(refusal: GovernorRefusal):
+        return error_response(held(refusal))
 
 
 def reshape(response):

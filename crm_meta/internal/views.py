@@ -8,13 +8,11 @@ from flask import Response, current_app, request, url_for
 
 from crm_meta import notify
 from crm_meta.auth import gateway_tokens, tenancy
-from crm_meta.http import graph_errors
 from crm_meta.http.envelope import ok
 from crm_meta.http.errors import AppError, Forbidden, NotFound, ValidationFailed
 from crm_meta.internal import bp, keys, payloads
 from crm_meta.meta import credentials, proxy
 from crm_meta.meta.errors import ConnectionUnusable
-from crm_meta.meta.governor import GovernorRefusal
 from crm_meta.meta.keepalive import verdicts
 from crm_meta.models import MetaConnection, audit
 from crm_meta.runtime import runtime
@@ -108,15 +106,12 @@ def graph_proxy(tenant: str, path: str):
     call = proxy.Call(method, path, list(request.args.items(multi=True)), _form())
     # Paging links from API_BASE_URL (root-relative without it), never from the request's Host.
     base = config["API_BASE_URL"] + url_for("internal.graph_proxy", tenant=tenant, path="_")[:-1]
-    try:
-        answer = proxy.forward(call, tenant_id=tenant_id, row=row, service=key.name, graph=rt.graph,
-                               store=rt.store, version=config["META_GRAPH_API_VERSION"],
-                               allowed=config["META_PROXY_ALLOWED_PATHS"], required=config["META_SCOPES"],
-                               now=rt.clock.now, link_base=base,
-                               settings=verdicts.Settings.from_config(config),
-                               on_notices=lambda notices: notify.dispatch(rt.notifier, notices))
-    except GovernorRefusal as exc:
-        raise graph_errors.held(exc) from None
+    answer = proxy.forward(call, tenant_id=tenant_id, row=row, service=key.name, graph=rt.graph,
+                           store=rt.store, version=config["META_GRAPH_API_VERSION"],
+                           allowed=config["META_PROXY_ALLOWED_PATHS"], required=config["META_SCOPES"],
+                           now=rt.clock.now, link_base=base,
+                           settings=verdicts.Settings.from_config(config),
+                           on_notices=lambda notices: notify.dispatch(rt.notifier, notices))
     return Response(answer.body, status=answer.status, headers=answer.headers)
 
 
