@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from crm_meta.auth.gateway_tokens import BadCredential
-from crm_meta.gateway import refusals
+from crm_meta.http import graph_errors
 from crm_meta.http.errors import AppError, to_app_error
 from crm_meta.meta import proxy
 from crm_meta.meta.errors import DomainError, GraphError, ProxyRefused
@@ -112,16 +112,11 @@ def run(items: list[Item], credential: str | None, send: Send, include_headers: 
 
 def refused(exc: AppError | DomainError | GraphError) -> proxy.Answer:
     """A refused item's answer: the Graph-shaped error a lone call gets (crm_meta.http.errors'
-    table, then crm_meta.gateway.refusals' shapes)."""
+    table, then crm_meta.http.graph_errors' shapes)."""
     error = exc if isinstance(exc, AppError) else to_app_error(exc)
-    shape = refusals.SHAPES.get(error.code, refusals.DEFAULT)
-    headers = {"content-type": "application/json; charset=UTF-8"}
-    if error.retry_after:
-        headers["Retry-After"] = str(int(error.retry_after))
-    if shape.code == 190:
-        headers["WWW-Authenticate"] = 'OAuth "Facebook Platform" "invalid_token"'
-    return proxy.Answer(shape.status or error.status, headers,
-                        json.dumps(refusals.body(error.message, shape)).encode())
+    status, headers, body = graph_errors.refusal(error.code, error.message, error.status, error.retry_after)
+    headers["content-type"] = "application/json; charset=UTF-8"
+    return proxy.Answer(status, headers, json.dumps(body).encode())
 
 
 def entry(answer: proxy.Answer, include_headers: bool) -> dict:

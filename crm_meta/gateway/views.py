@@ -18,7 +18,6 @@ from crm_meta.gateway import batch, bp, limits
 from crm_meta.http.errors import AppError
 from crm_meta.infra import dbreads
 from crm_meta.meta import proxy, versions
-from crm_meta.meta.governor import GovernorRefusal
 from crm_meta.meta.keepalive import verdicts
 from crm_meta.runtime import runtime
 
@@ -102,13 +101,9 @@ def send(call: proxy.Call, opened, version: str, token: str | None) -> proxy.Ans
     rt, config = runtime(), current_app.config
     limits.spend(opened.service, opened.tenant_id)
     base = (config["API_BASE_URL"] or request.host_url.rstrip("/")) + f"/graph/{version}/"
-    try:
-        return proxy.forward(call, tenant_id=opened.tenant_id, row=opened.row, service=opened.service,
-                             graph=rt.graph, store=rt.store, version=version,
-                             allowed=config["META_PROXY_ALLOWED_PATHS"], required=config["META_SCOPES"],
-                             now=rt.clock.now, link_base=base, link_token=token,
-                             settings=verdicts.Settings.from_config(config),
-                             on_notices=lambda notices: notify.dispatch(rt.notifier, notices))
-    except GovernorRefusal as exc:
-        code = "governor_app" if exc.scope == "app" else "governor_account"
-        raise AppError(exc.message, code=code, status=429, retry_after=exc.retry_after) from None
+    return proxy.forward(call, tenant_id=opened.tenant_id, row=opened.row, service=opened.service,
+                         graph=rt.graph, store=rt.store, version=version,
+                         allowed=config["META_PROXY_ALLOWED_PATHS"], required=config["META_SCOPES"],
+                         now=rt.clock.now, link_base=base, link_token=token,
+                         settings=verdicts.Settings.from_config(config),
+                         on_notices=lambda notices: notify.dispatch(rt.notifier, notices))

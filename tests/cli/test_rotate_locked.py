@@ -79,7 +79,7 @@ def test_a_row_locked_throughout_makes_rotate_fail_naming_it(rotation, lock_row,
     assert keys[acme.tenant_id] == kid(app) != keys[globex.tenant_id]  # the free row did rotate
 
 
-def test_rotate_waits_for_a_locked_row_and_then_succeeds(rotation, lock_row, monkeypatch, read_token, kid):
+def test_rotate_waits_for_a_locked_row_and_then_succeeds(rotation, lock_row, monkeypatch, stored_token, kid):
     app, (acme, globex) = rotation
     holder = lock_row(globex.tenant_id)
     waits = []
@@ -98,4 +98,4 @@ def test_rotate_waits_for_a_locked_row_and_then_succeeds(rotation, lock_row, mon
     assert "re-encrypted 2 token(s)" in result.output
     assert len(waits) == 1
     assert set(key_ids(app).values()) == {kid(app)}
-    assert read_token(app, globex.tenant_id) == PLAINTEXT
+    assert stored_token(app, globex.tenant_id) == PLAINTEXT

@@ -11,22 +11,15 @@ from facebook_business.adobjects.leadgenform import LeadgenForm
 from facebook_business.adobjects.page import Page
 from facebook_business.api import FacebookAdsApi
 from facebook_business.exceptions import FacebookRequestError
-from facebook_business.session import FacebookSession
 
 from config import DEFAULT_SCOPES
+from tests.helpers.graph import sdk
 from tests.helpers.sandbox import ACCOUNT
 from tests.helpers.settings import APP_SECRET
 
 PAGE = "1090000000000001"
 LEAD_SCOPES = DEFAULT_SCOPES.split(",") + ["pages_manage_ads", "leads_retrieval"]
 THROTTLE_CODES = {4, 17, 32, 613, *range(80000, 80015)}  # Meta's rate-limit codes
-
-
-def sdk(graph_url: str, token: str, app_secret: str | None = None) -> FacebookAdsApi:
-    """The SDK as any program sets it up, pointed at `graph_url` instead of graph.facebook.com."""
-    session = FacebookSession(access_token=token, app_secret=app_secret)
-    session.GRAPH = graph_url
-    return FacebookAdsApi(session, api_version="v25.0")
 
 
 @pytest.fixture
