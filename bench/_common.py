@@ -31,7 +31,8 @@ DEFAULT_DATABASE = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@1
 # The Meta app the sandbox registers and the benchmarked apps use (not a real Meta app).
 APP_ID = "100000000000999"
 APP_SECRET = "bench-app-secret-0123456789abcdef"
-REDIRECT_URI = "http://localhost/crm/auth/meta/callback"
+# https: production (api_bench) refuses a plain-http callback (config_checks.production_problem).
+REDIRECT_URI = "https://localhost/crm/auth/meta/callback"
 DEBUG_TOKEN = "/debug_token"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SANDBOX_SCRIPT = f"""

@@ -18,9 +18,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cache
 
-from sqlalchemy import bindparam, update
+from flask import current_app
+from sqlalchemy import bindparam, inspect, update
+from sqlalchemy.orm import make_transient_to_detached
 
 from crm_meta.http.errors import AppError
+from crm_meta.infra import statuscache
 from crm_meta.infra.database import db
 from crm_meta.models import GatewayToken, MetaConnection, ServiceKey, Tenant, audit
 from crm_meta.models.types import utcnow
@@ -32,6 +35,13 @@ _CONTEXT = b"crm-meta gateway token v1"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 _DUMMY_HASH = hashlib.sha256(b"no such gateway token").hexdigest()
 SCOPE = "graph:proxy"
+# How long an accepted token's lookup is reused by this process (crm_meta.infra.statuscache)
+# when nothing says it changed. Revoking or rotating a token, revoking a key or changing its
+# scopes or tenants (any write through crm-meta) reaches every process at its COMMIT, as does
+# any change of the connection's status, token expiry, tenant or existence (the status
+# triggers); this bound is for what neither sees: hand-written SQL on the credentials' tables,
+# and a discovery refresh that leaves the counts as they were.
+CACHE_SECONDS = 5.0
 
 
 class BadCredential(AppError):
@@ -149,13 +159,74 @@ def _lookup():
             .where(GatewayToken.prefix == bindparam("prefix")))
 
 
+@dataclass(frozen=True)
+class _Found:
+    """One lookup's answer, as kept between requests: the row's columns, the connection's as
+    plain values (each request gets an instance of its own, `connection()`)."""
+
+    id: int
+    token_hash: str
+    revoked_at: object
+    last_used_at: object
+    tenant_id: int
+    name: str
+    scopes: list
+    tenant_ids: list | None
+    key_revoked_at: object
+    connection_values: dict | None
+
+    @classmethod
+    def of(cls, row) -> _Found:
+        connection = row.MetaConnection
+        values = None if connection is None else {
+            attribute.key: getattr(connection, attribute.key)
+            for attribute in inspect(MetaConnection).column_attrs}
+        return cls(row.id, row.token_hash, row.revoked_at, row.last_used_at, row.tenant_id, row.name,
+                   row.scopes, row.tenant_ids, row.key_revoked_at, values)
+
+    def connection(self) -> MetaConnection | None:
+        """The tenant's connection in this request's session, as read (no query: persistent,
+        unexpired; its relationships load on use as usual)."""
+        if self.connection_values is None:
+            return None
+        row = MetaConnection(**self.connection_values)
+        make_transient_to_detached(row)
+        return db.session.merge(row, load=False)
+
+
+def _cache():
+    return statuscache.for_engine(db.engine, current_app.config["STATUS_CACHE_SECONDS"])
+
+
+def _find(prefix: str) -> tuple[_Found | None, MetaConnection | None]:
+    """The token's lookup: from this process's cache when nothing changed since it was read
+    and its last use is recorded to the minute, else one SELECT (then kept)."""
+    cache = _cache()
+    key = ("gateway_token", prefix)
+    kept = cache.get(key) if cache is not None else None
+    if kept is not None and not _last_use_due(kept.last_used_at):
+        return kept, kept.connection()
+    generation = cache.generation() if cache is not None else None
+    row = db.session.execute(_lookup(), {"prefix": prefix}).first()
+    if row is None:
+        return None, None  # never kept: a token issued next must open at once
+    found = _Found.of(row)
+    if cache is not None:
+        cache.put(key, found.tenant_id, found, generation, ttl=CACHE_SECONDS)
+    return found, row.MetaConnection
+
+
+def _last_use_due(last_used_at) -> bool:
+    return last_used_at is None or utcnow() - last_used_at >= LAST_USED_RESOLUTION
+
+
 def open_with(token: str | None) -> Opened:
     """What `token` opens, if it is a live gateway token of a live key with graph:proxy (one
-    SELECT of the token, its service key and its tenant's connection); the comparison takes the
-    same time for a wrong token as for a right one."""
+    SELECT of the token, its service key and its tenant's connection, or none while this
+    process's copy of that answer holds: `_find`); the comparison takes the same time for a
+    wrong token as for a right one, cached or not."""
     token = token or ""
-    found = (db.session.execute(_lookup(), {"prefix": token[:PREFIX_LENGTH]}).first()
-             if _TOKEN.match(token) else None)
+    found, connection = _find(token[:PREFIX_LENGTH]) if _TOKEN.match(token) else (None, None)
     expected = found.token_hash if found is not None else _DUMMY_HASH
     if not hmac.compare_digest(digest(token).encode(), expected.encode()) or found is None:
         raise BadCredential()
@@ -164,8 +235,10 @@ def open_with(token: str | None) -> Opened:
     if SCOPE not in (found.scopes or []) or (found.tenant_ids is not None
                                               and found.tenant_id not in found.tenant_ids):
         raise BadCredential("The service's key no longer opens this tenant", code="gateway_token_revoked")
-    now = utcnow()
-    if found.last_used_at is None or now - found.last_used_at >= LAST_USED_RESOLUTION:
+    if _last_use_due(found.last_used_at):
         db.session.execute(update(GatewayToken).where(GatewayToken.id == found.id)
-                           .values(last_used_at=now).execution_options(synchronize_session=False))
-    return Opened(service=found.name, tenant_id=found.tenant_id, row=found.MetaConnection)
+                           .values(last_used_at=utcnow()).execution_options(synchronize_session=False))
+        cache = _cache()
+        if cache is not None:  # the copy kept still has the old last use: read it again next time
+            cache.invalidate(found.tenant_id)
+    return Opened(service=found.name, tenant_id=found.tenant_id, row=connection)

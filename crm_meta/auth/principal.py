@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -19,6 +20,13 @@ from crm_meta.models import User
 
 # The subject is not required by name: it comes from JWT_SUBJECT_CLAIMS (`sub` or `user_id`).
 REQUIRED_CLAIMS = ["tenant_id", "role", "exp"]
+# JWTs this process verified, with their expiry: the same token string under the same key and
+# checks verifies the same way every time (HS256, claims fixed by the signature), so what is
+# left to check again is the clock (`exp`; `nbf` and `iat` only become truer). A token that
+# failed is never kept; a token changed by one character is another entry. Bounded.
+_VERIFIED: dict[tuple, tuple[float, dict]] = {}
+VERIFIED_MAX = 10_000
+TOKEN_MAX = 4096  # longer tokens are verified every time, never kept
 
 
 @dataclass(frozen=True)
@@ -54,8 +62,7 @@ def _from_jwt(token: str) -> Principal:
             required.append(claim)
             checked[argument] = config[setting]
     try:
-        claims = jwt.decode(token, config["JWT_SECRET_KEY"], algorithms=["HS256"],
-                            options={"require": required}, **checked)
+        claims = _verified(token, config["JWT_SECRET_KEY"], required, checked)
     except jwt.ExpiredSignatureError:
         raise NotAuthenticated("The token has expired", code="token_expired") from None
     except jwt.InvalidTokenError:
@@ -72,6 +79,21 @@ def _from_jwt(token: str) -> Principal:
         raise Forbidden("This role has no access to the Meta integration", code="unknown_role")
     return Principal(tenant=tenant, actor=f"{claims_.ACTOR_PREFIX}{sub}", role=role,
                      is_admin=is_admin, connection=connection)
+
+
+def _verified(token: str, secret: str, required: list[str], checked: dict) -> dict:
+    """The token's claims: PyJWT's full check, or its answer for this very token while the
+    token has not expired (PyJWT: expired once `exp <= now`)."""
+    key = (token, secret, tuple(required), repr(sorted(checked.items())))
+    kept = _VERIFIED.get(key)
+    if kept is not None and time.time() < kept[0]:
+        return dict(kept[1])
+    claims = jwt.decode(token, secret, algorithms=["HS256"], options={"require": required}, **checked)
+    if len(token) <= TOKEN_MAX:
+        if len(_VERIFIED) >= VERIFIED_MAX:
+            _VERIFIED.clear()
+        _VERIFIED[key] = (float(claims["exp"]), dict(claims))
+    return claims
 
 
 def bearer_token() -> str | None:

@@ -15,6 +15,7 @@ from flask import Flask, has_request_context, request
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from crm_meta.infra import statuscache
 from crm_meta.infra.database import autocommit, db, restore_on_checkin
 
 READ_ONLY = "crm_meta.read_only"  # request.environ key: this request only reads the database
@@ -77,4 +78,5 @@ def init_app(app: Flask) -> None:
     with app.app_context():
         for engine in db.engines.values():
             restore_on_checkin(engine)
+            statuscache.announce_credential_writes(engine)
     app.teardown_request(_end_read_only)

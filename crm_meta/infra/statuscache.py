@@ -36,8 +36,16 @@ PING_EVERY = 30.0  # seconds of silence after which the listener checks its conn
 # no answer) would otherwise hold the listener, and the cache, forever.
 PING_TIMEOUT = 5.0
 RECONNECT_AFTER = 2.0  # seconds between attempts while the database is away
-# Writes whose commit must clear this process's cache at once.
-WRITES = re.compile(r'\s*(insert\s+into|update|delete\s+from)\s+"?(meta_tokens|tenants)\b', re.I)
+# Writes whose commit must clear this process's cache at once (the gateway's credentials are
+# cached here too: crm_meta.auth.gateway_tokens).
+_WRITE = r'\s*(insert\s+into|update|delete\s+from)\s+"?'
+WRITES = re.compile(_WRITE + r"(meta_tokens|tenants|gateway_tokens|service_keys)\b", re.I)
+# Writes to the credentials' tables, which have no trigger: the writer announces them itself
+# (`announce_credential_writes`) to every process. A key's or token's last use, kept to the
+# minute, changes nothing a cached credential decides and is neither announced nor clears.
+CREDENTIAL_WRITES = re.compile(_WRITE + r"(gateway_tokens|service_keys)\b", re.I)
+LAST_USE_ONLY = re.compile(r'\s*update\s+"?(gateway_tokens|service_keys)"?\s+'
+                           r"set\s+last_used_at\s*=\s*\S+\s+where\b", re.I)
 _caches: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # engine -> StatusCache
 _caches_guard = threading.Lock()
 _wrote: weakref.WeakSet = weakref.WeakSet()  # connections whose transaction wrote to the tables
@@ -83,8 +91,10 @@ class StatusCache:
         with self._lock:
             return self._generation if self._ready else None
 
-    def put(self, key: Hashable, tenant_id: int, value, generation: int | None) -> None:
-        """Keep a value read after `generation` was taken, unless something changed since."""
+    def put(self, key: Hashable, tenant_id: int, value, generation: int | None,
+            ttl: float | None = None) -> None:
+        """Keep a value read after `generation` was taken, unless something changed since (for
+        `ttl` seconds when given and shorter than the cache's)."""
         if generation is None:
             return
         with self._lock:
@@ -92,7 +102,8 @@ class StatusCache:
                 return
             if len(self._entries) >= MAX_ENTRIES:
                 self._entries.clear()
-            self._entries[key] = (time.monotonic() + self.ttl, tenant_id, value)
+            seconds = self.ttl if ttl is None else min(ttl, self.ttl)
+            self._entries[key] = (time.monotonic() + seconds, tenant_id, value)
 
     def invalidate(self, tenant_id: int | None = None) -> None:
         """Drop a tenant's entries (every entry when None)."""
@@ -197,8 +208,24 @@ def _watch_commits(engine) -> None:
 
 
 def _note_write(conn, cursor, statement, parameters, context, executemany) -> None:
-    if WRITES.match(statement):
+    if WRITES.match(statement) and not LAST_USE_ONLY.match(statement):
         _wrote.add(conn)
+
+
+def announce_credential_writes(engine) -> None:
+    """Every write to the gateway's credentials (tokens, service keys) through `engine` NOTIFYs
+    every process's cache, in the writer's transaction: PostgreSQL delivers it at COMMIT, never
+    for a rollback. Installed on every app's engine (a CLI's revoke too, which caches nothing)."""
+    if engine.dialect.driver != "psycopg2" or event.contains(engine, "after_cursor_execute", _announce):
+        return
+    event.listen(engine, "after_cursor_execute", _announce)
+
+
+def _announce(conn, cursor, statement, parameters, context, executemany) -> None:
+    if CREDENTIAL_WRITES.match(statement) and not LAST_USE_ONLY.match(statement):
+        # Its own cursor: the statement's cursor still holds its result (rowcount, RETURNING).
+        with cursor.connection.cursor() as notify:
+            notify.execute("SELECT pg_notify(%s, '*')", (CHANNEL,))
 
 
 def _committed(conn) -> None:

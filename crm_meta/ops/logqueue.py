@@ -100,6 +100,7 @@ def queued(target: logging.Handler, caller_filters: tuple[type, ...] = ()) -> Lo
     of the calling thread)."""
     records: queue.SimpleQueue = queue.SimpleQueue()
     front = LockFreeQueueHandler(records)
+    front.targets = (target,)  # what it hands records to (redaction.guarded reads it)
     for kind in caller_filters:
         for found in [f for f in target.filters if isinstance(f, kind)]:
             target.removeFilter(found)

@@ -25,7 +25,7 @@ from sqlalchemy import event, inspect
 from sqlalchemy.exc import NoInspectionAvailable
 
 from crm_meta.models import Tenant
-from crm_meta.ops import logqueue
+from crm_meta.ops import logqueue, redaction
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # Plain ids only: log injection, header injection and huge values all stay out.
@@ -145,10 +145,13 @@ def queued(target: logging.Handler) -> logging.Handler:
 
 
 def handler(log_format: str, stream=None) -> logging.Handler:
-    """A stream handler (stderr by default) in the configured format, with request context."""
+    """A stream handler (stderr by default) in the configured format, with request context and
+    redaction (its last filter: it sees the request's fields too). Behind a queue (`queued`)
+    the redaction runs on the writer's thread, not the request's."""
     result = logging.StreamHandler(stream)
     result.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
     result.addFilter(RequestContextFilter())
+    result.addFilter(redaction.RedactingFilter())
     return result
 
 

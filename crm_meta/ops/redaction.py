@@ -3,7 +3,9 @@ our own code).
 
 `install()` (idempotent) puts a log-record factory in place that redacts each record as it is
 made - the formatted message with its args, exception and stack text - and a filter on every
-handler present, which also covers `extra=` fields (set after the factory runs). `redact(text)`
+handler present, which also covers `extra=` fields (set after the factory runs). A queue's
+front handler (crm_meta.ops.logqueue) whose writers carry the filter gets none: the extras are
+redacted on the writer's thread, before anything is formatted (`guarded`). `redact(text)`
 and `RedactingFilter` are the standalone pieces a formatter or handler (JSON or text) can use.
 """
 
@@ -42,14 +44,43 @@ _QUERY_START = ("?", "&", ";", "/")
 _MARK = "_crm_meta_redacting"
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
+# What each pattern above needs somewhere in a text before it can match: a text holding none of
+# these (most log lines: a request's line, its route and id) has nothing to redact, and a few
+# substring tests tell, instead of seven regex passes. Kept in step with the patterns; a
+# property test (tests/core/test_log_redaction.py) checks redact() against the full passes.
+_HINTS_ANY_CASE = ("=", "%3d",  # _PARAM
+                   "cookie", "x-admin-token", "x-sandbox-control-token",  # _HEADER
+                   "bearer", "oauth", "basic")  # _BEARER
+# _META_TOKEN, _JWT, _KEY; and the three letters that `(?i)` matches to an `i` or an `s` of the
+# words above while str.lower() does not (U+0130, U+0131, U+017F): a text with one gets the passes.
+_HINTS_CASED = ("EAA", "eyJ", "cms_", "cmg_", "\u0130", "\u0131", "\u017f")
+_QUOTE_COLON = re.compile(r"[\"']\s*:")  # _QUOTED: a closing quote, then the colon
+
 _secrets: set[str] = set()
+_ordered: tuple[str, ...] = ()  # the literal secrets, longest first
 _lock = threading.Lock()
 
 
 def register(*values: str | None) -> None:
     """Literal secrets (the app secret, signing keys) redacted wherever they appear."""
+    global _ordered
     with _lock:
         _secrets.update(v for v in values if isinstance(v, str) and len(v) >= 8)
+        _ordered = tuple(sorted(_secrets, key=len, reverse=True))
+
+
+def _may_hold_secret(text: str) -> bool:
+    """False only when no pattern and no literal secret can match anywhere in `text`."""
+    lowered = text.lower()
+    for hint in _HINTS_ANY_CASE:  # plain loops: this runs for every string of every log record
+        if hint in lowered:
+            return True
+    for hint in _HINTS_CASED:
+        if hint in text:
+            return True
+    if ":" in text and _QUOTE_COLON.search(text):
+        return True
+    return any(secret in text for secret in _ordered)
 
 
 def _decoded(name: str) -> str:
@@ -102,8 +133,12 @@ def _header(match: re.Match) -> str:
 
 def redact(text: str) -> str:
     """The text with every secret value replaced by [REDACTED]; redacting twice changes nothing."""
-    if not text:
+    if not text or not _may_hold_secret(text):
         return text
+    return _redact_all(text)
+
+
+def _redact_all(text: str) -> str:
     text = _HEADER.sub(_header, text)
     text = _PARAM.sub(_param, text)
     text = _QUOTED.sub(_quoted, text)
@@ -111,7 +146,7 @@ def redact(text: str) -> str:
     text = _META_TOKEN.sub(MASK, text)
     text = _JWT.sub(MASK, text)
     text = _KEY.sub(rf"\1{MASK}", text)
-    for secret in sorted(_secrets, key=len, reverse=True):
+    for secret in _ordered:
         if secret in text:
             text = text.replace(secret, MASK)
     return text
@@ -160,6 +195,16 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+def guarded(handler: logging.Handler) -> bool:
+    """Whether `handler` redacts every record before it is written: by its own filter, or, for
+    a queue's front (crm_meta.ops.logqueue, `targets`), because every handler it hands records
+    to does (on the writer's thread, off the request's path)."""
+    if any(isinstance(f, RedactingFilter) for f in handler.filters):
+        return True
+    targets = getattr(handler, "targets", ())
+    return bool(targets) and all(guarded(target) for target in targets)
+
+
 def install(*secrets: str | None) -> None:
     """Redact every record this process makes from now on; idempotent (safe to call per app,
     and again after handlers were added, e.g. by gunicorn)."""
@@ -177,5 +222,5 @@ def install(*secrets: str | None) -> None:
                                           if isinstance(logger, logging.Logger))]
         for logger in loggers:
             for handler in list(logger.handlers):
-                if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+                if not guarded(handler):
                     handler.addFilter(RedactingFilter())

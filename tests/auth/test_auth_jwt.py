@@ -252,3 +252,24 @@ def test_audience_and_issuer_are_checked_when_set(make_app, make_tenant, extra, 
 def test_without_the_settings_neither_claim_is_required(client, tenant):
     token = jwt.encode(claims(tenant.tenant_id), JWT_SECRET, algorithm="HS256")
     assert client.get(STATUS, headers=header(token)).status_code == 200
+
+
+def test_a_verified_token_is_kept_only_until_it_expires(client, tenant, monkeypatch):
+    """The process verifies a token's signature once, then checks only the clock: the same
+    token is still refused once its exp has passed, and a re-signed copy is verified anew."""
+    from crm_meta.auth import principal
+    from tests.helpers import wait_for
+
+    checked = []
+    real = principal.jwt.decode
+    monkeypatch.setattr(principal.jwt, "decode", lambda *a, **k: checked.append(1) or real(*a, **k))
+    token = jwt.encode(claims(tenant.tenant_id, sub="kept-1", exp=datetime.now(UTC) + timedelta(seconds=2)),
+                       JWT_SECRET, algorithm="HS256")
+    for _ in range(3):
+        assert client.get(STATUS, headers=header(token)).status_code == 200
+    assert len(checked) == 1  # verified once
+    forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    assert_envelope(client.get(STATUS, headers=header(forged)), 401, "invalid_token")
+    wait_for(lambda: client.get(STATUS, headers=header(token)).status_code == 401, "the token to expire",
+             limit=30)
+    assert_envelope(client.get(STATUS, headers=header(token)), 401, "token_expired")

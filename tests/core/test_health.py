@@ -68,3 +68,16 @@ def test_every_response_carries_the_security_headers(client):
         assert headers["Referrer-Policy"] == "same-origin"
         assert "default-src 'self'" in headers["Content-Security-Policy"]
         assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+
+
+def test_a_responses_own_security_header_is_kept_and_none_is_doubled(make_app):
+    app = make_app(HSTS="max-age=60")
+
+    @app.get("/own-policy")
+    def own_policy():
+        return "x", 200, {"content-security-policy": "default-src 'none'"}
+
+    headers = app.test_client().get("/own-policy").headers
+    assert headers.getlist("Content-Security-Policy") == ["default-src 'none'"]  # any case kept
+    assert headers.getlist("X-Frame-Options") == ["DENY"]
+    assert headers.getlist("Strict-Transport-Security") == ["max-age=60"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from crm_meta.ops import logqueue, logs
+from crm_meta.ops import logqueue, logs, redaction
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -90,7 +90,7 @@ def test_the_entry_points_logging_drains_at_exit():
     """`configure` (wsgi's call) queues; a process that ends normally wrote every line."""
     script = """
 import logging, sys, threading
-from crm_meta.ops import logqueue, logs
+from crm_meta.ops import logqueue, logs, redaction
 logs.configure({"TESTING": False, "LOG_FORMAT": "json", "LOG_LEVEL": "INFO"})
 log = logging.getLogger("crm_meta.burst")
 def burst():
@@ -113,7 +113,7 @@ def test_generated_request_ids_are_32_hex_digits_and_differ_across_a_fork():
     assert first != second and len(first) == 32 and int(first, 16) >= 0
     script = """
 import os, sys
-from crm_meta.ops import logqueue, logs
+from crm_meta.ops import logqueue, logs, redaction
 parent = logs.new_request_id()
 read, write = os.pipe()
 if os.fork() == 0:
@@ -126,3 +126,39 @@ print(parent, child)
                             text=True, timeout=60)
     parent, child = result.stdout.split()
     assert parent[:16] != child[:16]  # a forked worker draws its own prefix
+
+
+def test_extras_are_redacted_on_the_writers_thread_and_never_written_in_clear(root_logger, monkeypatch):
+    """Behind the queue, the request thread does not redact the record's extra fields: the
+    writer's handler does, before formatting; nothing unredacted reaches the stream."""
+    stream = io.StringIO()
+    front = logs.queued(logs.handler("json", stream))
+    root_logger.addHandler(front)
+    redaction.install()  # as wsgi does after configure: the front needs no filter of its own
+    assert not any(isinstance(f, redaction.RedactingFilter) for f in front.filters)
+    assert redaction.guarded(front)
+    threads = []
+    real = redaction.redact_record
+    monkeypatch.setattr(redaction, "redact_record",
+                        lambda record: threads.append(threading.current_thread()) or real(record))
+    secret = "EAAB" + "s3cr3t" * 5
+    logging.getLogger("crm_meta.test").info("call with %s", f"access_token={secret}",
+                                            extra={"graph": {"url": f"/me?access_token={secret}"},
+                                                   "note": f"Bearer {secret}"})
+    logqueue.stop()
+    assert secret not in stream.getvalue()
+    line = json.loads(stream.getvalue())
+    assert line["message"] == "call with access_token=[REDACTED]"
+    assert line["graph"] == {"url": "/me?access_token=[REDACTED]"} and line["note"] == "Bearer [REDACTED]"
+    # The extras were redacted by the writer (the caller's thread redacts the message as the
+    # record is made, and pytest's own capturing handler has its filter: those run here).
+    assert any(thread is not threading.main_thread() for thread in threads)
+
+
+def test_a_front_whose_writer_does_not_redact_gets_the_filter(root_logger):
+    bare = logging.StreamHandler(io.StringIO())  # no RedactingFilter of its own
+    front = logqueue.queued(bare)
+    root_logger.addHandler(front)
+    assert not redaction.guarded(front)
+    redaction.install()
+    assert any(isinstance(f, redaction.RedactingFilter) for f in front.filters)
