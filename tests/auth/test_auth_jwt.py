@@ -258,7 +258,7 @@ def test_a_verified_token_is_kept_only_until_it_expires(client, tenant, monkeypa
     """The process verifies a token's signature once, then checks only the clock: the same
     token is still refused once its exp has passed, and a re-signed copy is verified anew."""
     from crm_meta.auth import principal
-    from tests.helpers import wait_for
+    from tests.helpers.waiting import wait_for
 
     checked = []
     real = principal.jwt.decode

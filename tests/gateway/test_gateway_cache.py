@@ -12,7 +12,8 @@ from crm_meta.auth import gateway_tokens
 from crm_meta.infra import statuscache
 from crm_meta.infra.database import db
 from crm_meta.internal import keys
-from tests.helpers import testing_config, wait_for
+from tests.helpers.settings import testing_config
+from tests.helpers.waiting import wait_for
 from tests.tools.wire import counting_connection
 
 pytestmark = pytest.mark.postgres
