@@ -90,11 +90,10 @@ def prefers_html() -> bool:
 
 def test_connection(row) -> dict:
     """A live check of the tenant's connection, asked for by a person or a program."""
-    config = current_app.config
     parts = runtime()
     try:
         result, outcome = verdicts.check_now(parts.graph, parts.store, row, parts.clock.now(),
-                                              verdicts.Settings.from_config(config))
+                                              parts.keepalive)
     except verdicts.AppCheckFailed as failed:
         notify.dispatch(parts.notifier, failed.notices)
         raise failed.error from None

@@ -19,7 +19,6 @@ from crm_meta.http.errors import AppError
 from crm_meta.infra import dbreads
 from crm_meta.meta import proxy, versions
 from crm_meta.meta.governor import GovernorRefusal
-from crm_meta.meta.keepalive import verdicts
 from crm_meta.runtime import runtime
 
 log = logging.getLogger(__name__)
@@ -73,7 +72,7 @@ def graph(version: str, path: str):
                                graph=rt.graph, store=rt.store, version=version,
                                allowed=config["META_PROXY_ALLOWED_PATHS"], required=config["META_SCOPES"],
                                now=rt.clock.now, link_base=base, link_token=token,
-                               settings=verdicts.Settings.from_config(config),
+                               settings=rt.keepalive,
                                on_notices=lambda notices: notify.dispatch(rt.notifier, notices))
     except GovernorRefusal as exc:
         code = "governor_app" if exc.scope == "app" else "governor_account"

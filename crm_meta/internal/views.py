@@ -13,7 +13,6 @@ from crm_meta.http.errors import AppError, Forbidden, NotFound, ValidationFailed
 from crm_meta.internal import bp, keys, payloads
 from crm_meta.meta import credentials, proxy
 from crm_meta.meta.errors import ConnectionUnusable
-from crm_meta.meta.keepalive import verdicts
 from crm_meta.models import MetaConnection, audit
 from crm_meta.runtime import runtime
 
@@ -110,7 +109,7 @@ def graph_proxy(tenant: str, path: str):
                            store=rt.store, version=config["META_GRAPH_API_VERSION"],
                            allowed=config["META_PROXY_ALLOWED_PATHS"], required=config["META_SCOPES"],
                            now=rt.clock.now, link_base=base,
-                           settings=verdicts.Settings.from_config(config),
+                           settings=rt.keepalive,
                            on_notices=lambda notices: notify.dispatch(rt.notifier, notices))
     return Response(answer.body, status=answer.status, headers=answer.headers)
 

@@ -20,6 +20,7 @@ import time
 
 from crm_meta.infra import metrics
 from crm_meta.meta.errors import ThrottledError
+from crm_meta.meta.settings import GovernorSettings, MetaSettings
 from crm_meta.meta.usage import APP, readings
 
 log = logging.getLogger(__name__)
@@ -98,10 +99,10 @@ class RedisHolds:
 class Governor:
     """Reads Meta's usage from answers; refuses calls whose app, business or ad account is held."""
 
-    def __init__(self, holds, *, threshold: float = 90, hold_seconds: float = 60, clock=None):
+    def __init__(self, holds, rules: GovernorSettings, *, clock=None):
         self.holds = holds
-        self.threshold = threshold
-        self.hold_seconds = hold_seconds
+        self.threshold = rules.threshold
+        self.hold_seconds = rules.hold_seconds
         self.clock = clock
 
     def now(self) -> float:
@@ -137,12 +138,11 @@ class Governor:
             raise GovernorRefusal(scope, max(1, math.ceil(latest - now)))
 
 
-def build_governor(config, clock) -> Governor:
-    """The Governor of this configuration: Redis-backed when REDIS_URL is set."""
-    if config.get("REDIS_URL"):
-        prefix = f"{config['META_GOVERNOR_KEY_PREFIX']}:{config['META_APP_ID']}"
-        holds = RedisHolds(config["REDIS_URL"], prefix)
+def build_governor(settings: MetaSettings, clock) -> Governor:
+    """The Governor of these settings: Redis-backed when REDIS_URL is set."""
+    rules = settings.governor
+    if rules.redis_url:
+        holds = RedisHolds(rules.redis_url, f"{rules.key_prefix}:{settings.app_id}")
     else:
         holds = MemoryHolds()
-    return Governor(holds, threshold=float(config["META_GOVERNOR_THRESHOLD"]),
-                    hold_seconds=float(config["META_GOVERNOR_HOLD_SECONDS"]), clock=clock)
+    return Governor(holds, rules, clock=clock)

@@ -19,6 +19,7 @@ import requests
 from crm_meta.infra import metrics
 from crm_meta.meta import batch, passthrough, usage, versions
 from crm_meta.meta.errors import GraphError, ThrottledError, TransientError, classify
+from crm_meta.meta.settings import MetaSettings
 
 log = logging.getLogger(__name__)
 _ID = re.compile(r"^(act_)?\d+$")
@@ -49,15 +50,13 @@ class GraphClient:
 
     governor = None  # crm_meta.meta.governor.Governor: the runtime sets the shared one
 
-    def __init__(self, *, base_url: str, version: str, app_id: str, app_secret: str,
-                 timeout: float = 10.0, max_retries: int = 3, clock=None,
-                 sleep: Callable[[float], None] = time.sleep):
-        self.base_url = base_url.rstrip("/")
-        self.version = version
-        self.app_id = app_id
-        self._app_secret = app_secret
-        self.timeout = timeout
-        self.max_retries = max_retries
+    def __init__(self, settings: MetaSettings, *, clock=None, sleep: Callable[[float], None] = time.sleep):
+        self.base_url = settings.graph_url.rstrip("/")
+        self.version = settings.version
+        self.app_id = settings.app_id
+        self._app_secret = settings.app_secret
+        self.timeout = settings.http_timeout
+        self.max_retries = settings.http_retries
         self.clock = clock
         self.sleep = sleep
         self._local = threading.local()

@@ -18,6 +18,7 @@ from sqlalchemy import delete, update
 
 from crm_meta.infra.database import db
 from crm_meta.meta.errors import InvalidState
+from crm_meta.meta.settings import MetaSettings
 from crm_meta.models import OAuthState
 
 STATE_TTL_SECONDS = 300
@@ -38,11 +39,10 @@ class MetaDialog:
         return {"url": url, "state": state}
 
 
-def meta_dialog(config) -> MetaDialog:
+def meta_dialog(settings: MetaSettings) -> MetaDialog:
     """The dialog of the configured Graph version (the same version as every Graph call)."""
-    return MetaDialog(client_id=config["META_APP_ID"],
-                      authorize_url=f"{config['META_DIALOG_URL']}/{config['META_GRAPH_API_VERSION']}"
-                                    "/dialog/oauth")
+    return MetaDialog(client_id=settings.app_id,
+                      authorize_url=f"{settings.dialog_url}/{settings.version}/dialog/oauth")
 
 
 def _digest(value: str) -> str:

@@ -14,7 +14,7 @@ import requests
 
 from crm_meta.notify import smtp
 from crm_meta.notify.notices import Notice
-from crm_meta.notify.outbox import deliver_due
+from crm_meta.notify.outbox import RetryPolicy, deliver_due
 from crm_meta.notify.signing import signed_headers
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ BACKOFF_BASE = 1.0  # seconds; doubles per attempt, with jitter
 
 def channels_configured(config) -> bool:
     """A webhook URL or an SMTP host: only then are notices queued at all."""
-    return bool(config.get("NOTIFY_WEBHOOK_URL") or config.get("SMTP_HOST"))
+    return bool(config["NOTIFY_WEBHOOK_URL"] or config["SMTP_HOST"])
 
 
 
@@ -46,10 +46,11 @@ class Notifier:
     """The channels (webhook, e-mail) and this process's sender thread; `wake` never blocks."""
 
     def __init__(self, config, *, app=None, clock=None, sleep=time.sleep, smtp_factory=None):
-        self.webhook_url = config.get("NOTIFY_WEBHOOK_URL") or ""
-        self.webhook_secret = config.get("NOTIFY_WEBHOOK_SECRET") or ""
-        self.smtp = {k: config.get(f"SMTP_{k}")
+        self.webhook_url = config["NOTIFY_WEBHOOK_URL"]
+        self.webhook_secret = config["NOTIFY_WEBHOOK_SECRET"]
+        self.smtp = {k: config[f"SMTP_{k}"]
                      for k in ("HOST", "PORT", "USER", "PASSWORD", "FROM", "ALLOW_PLAINTEXT")}
+        self.policy = RetryPolicy.from_config(config)  # built once, with the channels
         self.app = app  # the sender thread delivers this app's outbox
         self.clock = clock  # the app's clock: when a notice is due
         self.sleep = sleep
@@ -146,7 +147,7 @@ class Notifier:
         message["Message-ID"] = f"<{notice.id}@crm-meta>"
         message.set_content(notice.text())
         try:
-            smtp.send(message, host=self.smtp["HOST"], port=int(self.smtp["PORT"] or 587),
+            smtp.send(message, host=self.smtp["HOST"], port=int(self.smtp["PORT"]),
                       user=self.smtp["USER"] or "", password=self.smtp["PASSWORD"] or "",
                       factory=self.smtp_factory,
                       allow_plaintext=bool(self.smtp.get("ALLOW_PLAINTEXT")))

@@ -16,6 +16,7 @@ from crm_meta.models import AuditEvent
 from crm_meta.runtime import runtime
 from meta_sandbox.tokens import token_id
 from tests.helpers import ACCOUNT
+from tests.tools.configs import meta_settings
 
 PROXY = "/internal/meta/connections/{}/graph/{}"
 OTHER_BUSINESS_ACCOUNT = "act_301000002000001"
@@ -195,7 +196,8 @@ def test_meta_unreachable_is_a_503_envelope(make_app, connect, make_key):
 
 
 def test_metas_own_paging_links_lose_token_and_proof_on_the_way_back():
-    graph = GraphClient(base_url="https://graph.facebook.com", version="v25.0", app_id="1", app_secret="s")
+    graph = GraphClient(meta_settings(base_url="https://graph.facebook.com", version="v25.0", app_id="1",
+                                      app_secret="s"))
     body = json.dumps({"data": [], "paging": {
         "next": "https://graph.facebook.com/v25.0/act_1/insights?access_token=EAAsecret&appsecret_proof=ab"
                 "&limit=5&after=QQ",

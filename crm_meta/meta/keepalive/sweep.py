@@ -80,7 +80,7 @@ def run_sweep(app, runtime, *, row_ids: Iterable[int] | None = None, forced: boo
     Scheduled sweeps take the cluster lock; `flask meta refresh` relies on claims alone.
     `runtime` brings the clock, Graph client, token store and notifier.
     """
-    settings = Settings.from_config(app.config)
+    settings = runtime.keepalive  # built once with the runtime
     use_lock = (not forced) if cluster_lock is None else cluster_lock
     with app.app_context():
         lock = ClusterLock(db.engine) if use_lock else None

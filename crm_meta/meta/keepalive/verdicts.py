@@ -10,9 +10,11 @@ claims, locks, threads - in crm_meta.meta.keepalive.sweep.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from crm_meta import notify
 from crm_meta.infra.database import db
@@ -45,23 +47,32 @@ LAST_DAY_RECHECK = timedelta(hours=1)  # in the last day before an end, look hou
 
 @dataclass(frozen=True)
 class Settings:
-    """What a sweep needs from the configuration."""
+    """What a sweep needs from the configuration (built once by the runtime; config.py holds the
+    defaults, so a missing key is an error here)."""
 
     interval: timedelta
     required: tuple[str, ...]
     lease: timedelta
     concurrency: int
-    outbox: bool = False  # a channel is configured: notices go to the outbox with the check
+    tick: timedelta  # how often the scheduler wakes to look for due connections
+    outbox: bool  # a channel is configured: notices go to the outbox with the check
 
     @classmethod
-    def from_config(cls, config) -> Settings:
+    def from_config(cls, config: Mapping[str, Any]) -> Settings:
         return cls(
-            interval=timedelta(hours=float(config.get("KEEPALIVE_INTERVAL_HOURS", 6))),
-            required=tuple(config.get("META_SCOPES", ())),
-            lease=timedelta(seconds=float(config.get("KEEPALIVE_CLAIM_SECONDS", 300))),
-            concurrency=max(1, int(config.get("KEEPALIVE_CONCURRENCY", 8))),
+            interval=timedelta(hours=float(config["KEEPALIVE_INTERVAL_HOURS"])),
+            required=tuple(config["META_SCOPES"]),
+            lease=timedelta(seconds=float(config["KEEPALIVE_CLAIM_SECONDS"])),
+            concurrency=max(1, int(config["KEEPALIVE_CONCURRENCY"])),
+            tick=timedelta(minutes=float(config["KEEPALIVE_TICK_MINUTES"])),
             outbox=notify.channels_configured(config),
         )
+
+    @property
+    def wake_every(self) -> timedelta:
+        """The scheduler's period: often enough that "due sooner" (close to an end) is honoured;
+        the per-connection interval lives in next_check_at."""
+        return min(self.interval, self.tick)
 
 
 class OutcomeKind(StrEnum):
