@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask, current_app
 
 from config import in_app_sandbox_url
-from crm_meta.infra.clock import InAppSandboxClock, SandboxClock, SystemClock
+from crm_meta.infra.clock import Clock, InAppSandboxClock, SandboxClock, SystemClock
 from crm_meta.infra.crypto import TokenCipher
 from crm_meta.meta.governor import build_governor
 from crm_meta.meta.graph import GraphClient
@@ -26,7 +26,7 @@ KEY = "crm_meta"  # our one entry in app.extensions
 @dataclass
 class Runtime:
     cipher: TokenCipher
-    clock: Any  # SystemClock, InAppSandboxClock or SandboxClock: `now()` without I/O in-app
+    clock: Clock  # SystemClock, InAppSandboxClock or SandboxClock: `now()` without I/O in-app
     graph: GraphClient
     meta: MetaSettings  # the Meta app, its Graph version and client manners, what it asks for
     keepalive: verdicts.Settings  # what a sweep and a check need

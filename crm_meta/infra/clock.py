@@ -10,10 +10,19 @@ import logging
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Protocol, runtime_checkable
 
 import requests
 
 log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """What every service that asks "what time is it" takes: aware UTC datetimes. The runtime
+    picks one of the clocks below; unit tests pass a fixed one (tests/tools/clock.FrozenClock)."""
+
+    def now(self) -> datetime: ...
 
 
 class SystemClock:

@@ -19,6 +19,7 @@ import threading
 import time
 
 from crm_meta.infra import metrics
+from crm_meta.infra.clock import Clock
 from crm_meta.meta.errors import ThrottledError
 from crm_meta.meta.settings import GovernorSettings, MetaSettings
 from crm_meta.meta.usage import APP, readings
@@ -99,7 +100,7 @@ class RedisHolds:
 class Governor:
     """Reads Meta's usage from answers; refuses calls whose app, business or ad account is held."""
 
-    def __init__(self, holds, rules: GovernorSettings, *, clock=None):
+    def __init__(self, holds, rules: GovernorSettings, *, clock: Clock | None = None):
         self.holds = holds
         self.threshold = rules.threshold
         self.hold_seconds = rules.hold_seconds
@@ -138,7 +139,7 @@ class Governor:
             raise GovernorRefusal(scope, max(1, math.ceil(latest - now)))
 
 
-def build_governor(settings: MetaSettings, clock) -> Governor:
+def build_governor(settings: MetaSettings, clock: Clock) -> Governor:
     """The Governor of these settings: Redis-backed when REDIS_URL is set."""
     rules = settings.governor
     if rules.redis_url:

@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, urlsplit
 import requests
 
 from crm_meta.infra import metrics
+from crm_meta.infra.clock import Clock
 from crm_meta.meta import batch, passthrough, usage, versions
 from crm_meta.meta.errors import GraphError, ThrottledError, TransientError, classify
 from crm_meta.meta.settings import MetaSettings
@@ -50,7 +51,8 @@ class GraphClient:
 
     governor = None  # crm_meta.meta.governor.Governor: the runtime sets the shared one
 
-    def __init__(self, settings: MetaSettings, *, clock=None, sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, settings: MetaSettings, *, clock: Clock | None = None,
+                 sleep: Callable[[float], None] = time.sleep):
         self.base_url = settings.graph_url.rstrip("/")
         self.version = settings.version
         self.app_id = settings.app_id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from crm_meta.infra.clock import Clock
 from crm_meta.infra.crypto import TokenCipher
 from crm_meta.infra.database import db
 from crm_meta.models import MetaChannel, MetaConnection
@@ -90,7 +91,7 @@ class TokenStore:
         db.session.rollback()
         return left
 
-    def rotate_all(self, wait: float, *, sleep=None, clock=None) -> tuple[int, list[int]]:
+    def rotate_all(self, wait: float, *, sleep=None, clock: Clock | None = None) -> tuple[int, list[int]]:
         """Rotate until every row is on the current key, retrying rows other sessions hold
         locked for up to `wait` seconds; (tokens re-encrypted, tenant ids still left)."""
         sleep, clock = sleep or time.sleep, clock or time.monotonic

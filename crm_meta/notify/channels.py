@@ -12,6 +12,7 @@ from email.message import EmailMessage
 
 import requests
 
+from crm_meta.infra.clock import Clock
 from crm_meta.notify import smtp
 from crm_meta.notify.notices import Notice
 from crm_meta.notify.outbox import RetryPolicy, deliver_due
@@ -45,7 +46,7 @@ class PerThreadSession:
 class Notifier:
     """The channels (webhook, e-mail) and this process's sender thread; `wake` never blocks."""
 
-    def __init__(self, config, *, app=None, clock=None, sleep=time.sleep, smtp_factory=None):
+    def __init__(self, config, *, app=None, clock: Clock | None = None, sleep=time.sleep, smtp_factory=None):
         self.webhook_url = config["NOTIFY_WEBHOOK_URL"]
         self.webhook_secret = config["NOTIFY_WEBHOOK_SECRET"]
         self.smtp = {k: config[f"SMTP_{k}"]

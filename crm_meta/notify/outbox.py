@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import delete, update
 
+from crm_meta.infra.clock import Clock
 from crm_meta.infra.database import db
 from crm_meta.infra.ids import new_claim_id
 from crm_meta.infra.timestamps import iso
@@ -189,7 +190,7 @@ def apply_result(row: NotificationOutbox, results: dict, policy: RetryPolicy, no
     return outcome
 
 
-def prune(app, *, clock, keep: timedelta) -> int:
+def prune(app, *, clock: Clock, keep: timedelta) -> int:
     """Delete notices delivered longer ago than `keep` (NOTIFY_OUTBOX_KEEP_DAYS); given-up ones stay."""
     with app.app_context():
         result = db.session.execute(

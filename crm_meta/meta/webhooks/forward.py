@@ -16,6 +16,7 @@ from typing import Any
 import requests
 
 from crm_meta.infra import metrics
+from crm_meta.infra.clock import Clock
 from crm_meta.infra.database import db
 from crm_meta.infra.timestamps import iso
 from crm_meta.meta import channels
@@ -97,7 +98,7 @@ class EventSender:
 
     events = True
 
-    def __init__(self, *, cipher, store, graph, clock, settings: ForwardSettings):
+    def __init__(self, *, cipher, store, graph, clock: Clock, settings: ForwardSettings):
         self.cipher, self.store, self.graph, self.clock = cipher, store, graph, clock
         self.timeout = settings.timeout
         self.policy = settings.policy

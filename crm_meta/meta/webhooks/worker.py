@@ -10,6 +10,7 @@ import threading
 from collections import Counter
 
 from crm_meta.infra import metrics
+from crm_meta.infra.clock import Clock
 from crm_meta.infra.database import db
 from crm_meta.meta.webhooks import inbox
 from crm_meta.meta.webhooks.forward import EventSender, ForwardSettings
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 class WebhookWorker:
     """Router, event sender and one thread; `wake` returns at once."""
 
-    def __init__(self, app, *, cipher, store, graph, clock):
+    def __init__(self, app, *, cipher, store, graph, clock: Clock):
         config = app.config
         self.app = app
         self.clock = clock
