@@ -42,7 +42,7 @@ def connect_once(base: str, scopes=SCOPES, sdk: bool = False):
     graph = GraphClient(meta_settings(base_url=base, version="v25.0", app_id=APP_ID, app_secret=SECRET))
     trips = []
     original = graph._once
-    graph._once = lambda method, path, *rest: trips.append(path) or original(method, path, *rest)
+    graph._once = lambda out: trips.append(out.path) or original(out)
     redirect = f"{base}/x/connect/xd_arbiter?origin=http://crm.test" if sdk else REDIRECT
     url = f"{base}/v25.0/dialog/oauth?" + urlencode({"client_id": APP_ID, "redirect_uri": redirect,
                                                      "state": "s", "scope": ",".join(scopes)})

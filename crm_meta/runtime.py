@@ -8,12 +8,16 @@ from typing import Any
 from flask import Flask, current_app
 
 from config import in_app_sandbox_url
+from crm_meta import notify
 from crm_meta.infra.clock import Clock, InAppSandboxClock, SandboxClock, SystemClock
 from crm_meta.infra.crypto import TokenCipher
+from crm_meta.meta import exchange
+from crm_meta.meta.connections import ConnectFlow
 from crm_meta.meta.governor import build_governor
 from crm_meta.meta.graph import GraphClient
 from crm_meta.meta.keepalive import verdicts
 from crm_meta.meta.oauth import MetaDialog, meta_dialog
+from crm_meta.meta.proxy import Gateway
 from crm_meta.meta.settings import MetaSettings
 from crm_meta.meta.store import TokenStore
 from crm_meta.meta.webhooks.worker import WebhookWorker
@@ -32,6 +36,8 @@ class Runtime:
     keepalive: verdicts.Settings  # what a sweep and a check need
     store: TokenStore  # the one place tokens are encrypted and read
     dialog: MetaDialog  # Authlib's client for Meta's login dialog
+    connect: ConnectFlow  # the OAuth connect flow both front ends drive
+    gateway: Gateway  # the services' Graph proxy (the internal API and the drop-in /graph)
     notifier: Notifier  # channels and this process's sender thread for the outbox
     webhooks: WebhookWorker  # Meta's webhooks: routing the inbox, forwarding events to the CRM
     sandbox: Sandbox | None = None  # the in-app sandbox (META_MODE=sandbox), mounted by create_app
@@ -56,9 +62,15 @@ def build_runtime(app: Flask) -> Runtime:
     graph.governor = build_governor(meta, clock)  # one per app; shared via Redis when set
     cipher = TokenCipher(config["ENCRYPTION_KEY"], config["ENCRYPTION_KEYS_PREVIOUS"])
     store = TokenStore(cipher)
-    return Runtime(cipher=cipher, clock=clock, graph=graph, store=store, meta=meta,
-                   keepalive=verdicts.Settings.from_config(config),
-                   dialog=meta_dialog(meta), notifier=Notifier(config, app=app, clock=clock),
+    keepalive = verdicts.Settings.from_config(config)
+    dialog = meta_dialog(meta)
+    notifier = Notifier(config, app=app, clock=clock)
+    connect = ConnectFlow(dialog, graph, store, clock, exchange.Settings(
+        required=list(meta.scopes), config_id=meta.login_config_id, outbox=keepalive.outbox))
+    gateway = Gateway(graph, store, clock, meta, keepalive,
+                      on_notices=lambda notices: notify.dispatch(notifier, notices))
+    return Runtime(cipher=cipher, clock=clock, graph=graph, store=store, meta=meta, keepalive=keepalive,
+                   dialog=dialog, notifier=notifier, connect=connect, gateway=gateway,
                    webhooks=WebhookWorker(app, cipher=cipher, store=store, graph=graph, clock=clock),
                    sandbox=sandbox)
 

@@ -12,12 +12,12 @@ import logging
 
 from flask import Response, current_app, request
 
-from crm_meta import notify
 from crm_meta.auth import gateway_tokens as tokens
 from crm_meta.gateway import bp, limits
 from crm_meta.http.errors import AppError
 from crm_meta.infra import dbreads
 from crm_meta.meta import proxy, versions
+from crm_meta.meta.credentials import Caller
 from crm_meta.meta.governor import GovernorRefusal
 from crm_meta.runtime import runtime
 
@@ -68,12 +68,8 @@ def graph(version: str, path: str):
     call = proxy.Call(method, path, list(request.args.items(multi=True)), form())
     base = (config["API_BASE_URL"] or request.host_url.rstrip("/")) + f"/graph/{version}/"
     try:
-        answer = proxy.forward(call, tenant_id=opened.tenant_id, row=opened.row, service=opened.service,
-                               graph=rt.graph, store=rt.store, version=version,
-                               allowed=config["META_PROXY_ALLOWED_PATHS"], required=config["META_SCOPES"],
-                               now=rt.clock.now, link_base=base, link_token=token,
-                               settings=rt.keepalive,
-                               on_notices=lambda notices: notify.dispatch(rt.notifier, notices))
+        answer = rt.gateway.forward(call, Caller(opened.tenant_id, opened.row, opened.service),
+                                    proxy.Links(version, base, token))
     except GovernorRefusal as exc:
         code = "governor_app" if exc.scope == "app" else "governor_account"
         raise AppError(exc.message, code=code, status=429, retry_after=exc.retry_after) from None

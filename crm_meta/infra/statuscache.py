@@ -196,7 +196,7 @@ def _watch_commits(engine) -> None:
     event.listen(engine, "rollback", _wrote.discard)
 
 
-def _note_write(conn, cursor, statement, parameters, context, executemany) -> None:
+def _note_write(conn, _cursor, statement, *_rest) -> None:  # after_cursor_execute's signature
     if WRITES.match(statement):
         _wrote.add(conn)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import and_, not_, update
 
@@ -33,11 +34,23 @@ def is_misconfigured(credential: str) -> bool:
     return current(credential) is not None
 
 
-def report_misconfigured(exc: GraphError, *, now: datetime, credential: str, app_id: str,
-                         outbox: bool, actor: str = "keepalive") -> list:
+class TheApp(Protocol):
+    """The Meta app a verdict is about (the Graph client is one): its id, and a fingerprint of
+    its credential (never the secret)."""
+
+    @property
+    def app_id(self) -> str: ...
+
+    @property
+    def credential(self) -> str: ...
+
+
+def report_misconfigured(exc: GraphError, *, now: datetime, app: TheApp, outbox: bool,
+                         actor: str = "keepalive") -> list:
     """Record the verdict; the process that makes the transition tells operators once (log
     line, audit event, notice). Commits. Returns the notices queued (none unless this call
     made the transition), for the caller to dispatch."""
+    credential, app_id = app.credential, app.app_id
     insert_ignore(AppHealth, [{"name": NAME, "misconfigured": False}])
     code = f"{exc.code}/{exc.subcode or ''}".rstrip("/") if exc.code else exc.kind
     won = db.session.execute(

@@ -166,7 +166,7 @@ def select(parts: Parts, row: MetaConnection, asset_ids: list[str], who: Who) ->
     outcomes = reconcile(parts, row)
     activated = [{"asset_id": c.asset_id, "asset_name": c.asset_name, "channel": c.platform,
                   "asset_type": c.asset_type} for c in row.channels if c.active]
-    audit.record("meta.select_channels", actor=who.actor, tenant_id=row.tenant_id, ip=who.ip,
+    audit.record("meta.select_channels", actor=audit.Actor(who.actor, who.ip), tenant_id=row.tenant_id,
                  details={"asset_ids": sorted(chosen), "subscribed": [o.asset_id for o in outcomes
                                                                       if o.fields]})
     db.session.commit()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,6 +20,16 @@ REASONS = {
     "expired": "The tenant's Meta token has expired; the tenant must reconnect",
     "revoked": "The tenant revoked the Meta connection; the tenant must reconnect",
 }
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A service's call about a tenant: the tenant, its connection row (None: not connected), the
+    service's name."""
+
+    tenant_id: int
+    row: MetaConnection | None
+    service: str
 
 
 @dataclass(frozen=True)
@@ -56,20 +67,22 @@ def usable_status(row: MetaConnection | None, now: datetime, required: list[str]
     return status
 
 
-def read(*, store, graph, tenant_id: int, row: MetaConnection | None, service: str, now: datetime,
-         required: list[str], fmt: str | None = None, ip: str | None = None) -> Credentials:
+def read(parts: channels.Parts, caller: Caller, required: Sequence[str], *, fmt: str | None = None,
+         ip: str | None = None) -> Credentials:
     """The tenant's token with its proof and facts; every read is audited (with the `fmt` the
     service asked for), never the token."""
+    store, graph, now, row = parts.store, parts.graph, parts.now, caller.row
+    tenant_id, service = caller.tenant_id, caller.service
     try:
         status = usable_status(row, now, required)
         token = store.read(row)
     except (ConnectionUnusable, CryptoError) as exc:
         reason = getattr(exc, "reason", "token_unreadable")
-        audit.record("meta.credentials.read", actor=f"service:{service}", tenant_id=tenant_id,
-                     outcome="refused", ip=ip, details={"service": service, "reason": reason},
-                     commit=True)
+        audit.record_now("meta.credentials.read", actor=audit.Actor(f"service:{service}", ip),
+                         tenant_id=tenant_id, outcome="refused",
+                         details={"service": service, "reason": reason})
         raise
-    audit.record("meta.credentials.read", actor=f"service:{service}", tenant_id=tenant_id, ip=ip,
+    audit.record("meta.credentials.read", actor=audit.Actor(f"service:{service}", ip), tenant_id=tenant_id,
                  details={"service": service, "status": status, "format": fmt or "default"})
     db.session.commit()
     pages = channels.page_tokens(store, row)

@@ -25,7 +25,6 @@ class GraphError(Exception):
         subcode: int | None = None,
         fbtrace_id: str | None = None,
         http_status: int | None = None,
-        retry_after: int | None = None,
     ):
         super().__init__(message)
         self.message = message
@@ -33,7 +32,8 @@ class GraphError(Exception):
         self.subcode = subcode
         self.fbtrace_id = fbtrace_id
         self.http_status = http_status
-        self.retry_after = retry_after
+        # Seconds until Meta takes calls again: a throttle's announced (or chosen) wait.
+        self.retry_after: int | None = None
 
     def log_fields(self) -> dict:
         return {
@@ -55,6 +55,11 @@ class ThrottledError(GraphError):
     """Rate limited by Meta: stop calling until `retry_after` seconds have passed."""
 
     kind = "throttled"
+
+    def waiting(self, retry_after: int | None) -> ThrottledError:
+        """This throttle with the wait Meta announced (None: it named none)."""
+        self.retry_after = retry_after
+        return self
 
 
 class TokenInvalidError(GraphError):
@@ -101,7 +106,7 @@ def classify(error: dict, http_status: int, retry_after: int | None = None) -> G
     }
     message = str(error.get("message") or "Meta returned an error")[:300]
     if code in RATE_LIMIT_CODES:
-        return ThrottledError(message, retry_after=retry_after, **fields)
+        return ThrottledError(message, **fields).waiting(retry_after)
     if code in TOKEN_CODES and PAGE_TOKEN_REQUIRED in message:
         return PageTokenRequiredError(message, **fields)
     if code in TOKEN_CODES:

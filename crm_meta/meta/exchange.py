@@ -59,17 +59,16 @@ def connect(parts: channels.Parts, grant: CodeGrant, settings: Settings) -> Meta
             raise MetaRefused(N_("Meta says the new token is not valid"))
         discovery = assets.discover(graph, issued.access_token, set(info.scopes))
     except (GraphError, DomainError) as exc:
-        audit.record("meta.connect", actor=grant.actor, tenant_id=grant.tenant_id,
-                     outcome="failure", ip=grant.ip,
-                     details={"error": getattr(exc, "code", None), "kind": getattr(exc, "kind", None),
-                              "via": grant.via}, commit=True)
+        audit.record_now("meta.connect", actor=audit.Actor(grant.actor, grant.ip), tenant_id=grant.tenant_id,
+                         outcome="failure",
+                         details={"error": getattr(exc, "code", None), "kind": getattr(exc, "kind", None),
+                                  "via": grant.via})
         if isinstance(exc, AppMisconfiguredError):
-            app_health.report_misconfigured(exc, now=parts.now, credential=graph.credential,
-                                            app_id=graph.app_id, outbox=settings.outbox,
+            app_health.report_misconfigured(exc, now=parts.now, app=graph, outbox=settings.outbox,
                                             actor=grant.actor)
         raise
     row = _save(parts, grant, settings, (issued.access_token, info, discovery))
-    audit.record("meta.connect", actor=grant.actor, tenant_id=grant.tenant_id, ip=grant.ip,
+    audit.record("meta.connect", actor=audit.Actor(grant.actor, grant.ip), tenant_id=grant.tenant_id,
                  details={"meta_user_id": discovery.user_id, "status": row.status, "via": grant.via,
                           "businesses": len(discovery.businesses), "pages": len(discovery.pages)})
     db.session.commit()
@@ -99,11 +98,11 @@ def _save(parts, grant: CodeGrant, settings: Settings, facts) -> MetaConnection:
             row = MetaConnection(tenant_id=grant.tenant_id, warnings_sent={})
             db.session.add(row)
         elif row.token_ciphertext:
-            audit.record("meta.connection_replaced", actor=grant.actor, tenant_id=grant.tenant_id,
-                         ip=grant.ip, details={"via": grant.via,
-                                               "previous_connected_by": row.connected_by,
-                                               "previous_meta_user_id": row.meta_user_id,
-                                               "same_meta_user": row.meta_user_id == discovery.user_id})
+            audit.record("meta.connection_replaced", actor=audit.Actor(grant.actor, grant.ip),
+                         tenant_id=grant.tenant_id,
+                         details={"via": grant.via, "previous_connected_by": row.connected_by,
+                                  "previous_meta_user_id": row.meta_user_id,
+                                  "same_meta_user": row.meta_user_id == discovery.user_id})
         store.replace(row, token)
         _apply(row, info, discovery, now, settings)
         row.connected_by = grant.actor

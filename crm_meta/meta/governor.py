@@ -33,8 +33,8 @@ class GovernorRefusal(ThrottledError):
     kind = "governed"
 
     def __init__(self, scope: str, retry_after: int):
-        super().__init__(f"Meta's budget for {scope} is nearly spent; retry in {retry_after}s",
-                         retry_after=retry_after)
+        super().__init__(f"Meta's budget for {scope} is nearly spent; retry in {retry_after}s")
+        self.waiting(retry_after)
         self.scope = scope
 
 

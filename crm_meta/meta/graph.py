@@ -11,6 +11,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, urlsplit
 
@@ -44,6 +45,18 @@ def _error_of(response: requests.Response, payload) -> GraphError:
     detail = payload.get("error") if isinstance(payload, dict) else None
     return classify(detail if isinstance(detail, dict) else {}, response.status_code,
                     retry_after=usage.regain_seconds(response.headers))
+
+
+@dataclass(frozen=True)
+class _Exchange:
+    """One HTTP exchange with Graph as it goes out."""
+
+    method: str
+    path: str
+    label: str  # the path as a metric label
+    headers: dict[str, str]
+    params: dict
+    body: dict | None
 
 
 class GraphClient:
@@ -102,26 +115,21 @@ class GraphClient:
 
     # -- the one request path ---------------------------------------------------------------
     def call(self, method: str, path: str, *, token: str | None = None,
-             params: dict | None = None, retry: bool | None = None,
-             token_in_body: bool = False) -> dict | list:
+             params: dict | None = None, retry: bool | None = None) -> dict | list:
         """One Graph call with the endpoint's documented method; returns the JSON body or
         raises a GraphError subclass.
 
         GET and DELETE carry their parameters in the query (debug_token's `input_token` too:
         the log redaction keeps it out of every log line); POST carries them in the body. The
-        token travels in the Authorization header, or as a top-level body parameter where Meta
-        requires it (`token_in_body`: batch requests).
+        token travels in the Authorization header (`token_params` puts it in the parameters
+        where Meta requires that: batch requests).
         """
         params = {k: v for k, v in (params or {}).items() if v is not None}
         headers = {"Accept": "application/json"}
         http_method = method.upper()
         if token:
-            if token_in_body:
-                params["access_token"] = token
-            else:
-                headers["Authorization"] = f"Bearer {token}"
-            if token != self.app_token:
-                params["appsecret_proof"] = appsecret_proof(self._app_secret, token)
+            headers["Authorization"] = f"Bearer {token}"
+            params.update(self.token_params(token, in_body=False))
         body = None
         if http_method == "POST":
             body, params = params, {}
@@ -133,11 +141,11 @@ class GraphClient:
             wait = (self._cooldown_until - self._now()).total_seconds()
             if wait > 0:  # Meta said the app is over budget: never hammer it
                 raise ThrottledError("The Meta app is rate limited; waiting before calling again",
-                                     code=4, retry_after=int(wait) + 1)
+                                     code=4).waiting(int(wait) + 1)
             self._cooldown_until = None
         for attempt in range(attempts):
             try:
-                return self._once(http_method, path, label, headers, params, body)
+                return self._once(_Exchange(http_method, path, label, headers, params, body))
             except TransientError as exc:
                 if attempt + 1 >= attempts:
                     raise
@@ -147,13 +155,14 @@ class GraphClient:
                 self.sleep(delay)
         raise AssertionError("unreachable")
 
-    def _send(self, method, path, label, headers, params, body, version=None) -> requests.Response:
+    def _send(self, out: _Exchange) -> requests.Response:
         """One HTTP exchange with Graph: latency and usage recorded, no answer read yet; a
         timeout or an unreachable host is a TransientError."""
+        method, path, label = out.method, out.path, out.label
         started = time.perf_counter()
         try:
-            response = self.session.request(method, self.url(path, version), params=params, data=body,
-                                            headers=headers, timeout=self.timeout)
+            response = self.session.request(method, self.url(path), params=out.params, data=out.body,
+                                            headers=out.headers, timeout=self.timeout)
         except requests.Timeout:
             metrics.GRAPH_CALLS.labels(endpoint=label, outcome="timeout").inc()
             raise TransientError(f"Meta did not answer within {self.timeout:g}s") from None
@@ -172,8 +181,9 @@ class GraphClient:
             log.warning("graph %s %s: Meta says %r; set META_GRAPH_API_VERSION to %s", method, label,
                         upgraded, versions.newest(self._now().date()))
 
-    def _once(self, method, path, label, headers, params, body) -> dict:
-        response = self._send(method, path, label, headers, params, body)
+    def _once(self, out: _Exchange) -> dict:
+        method, label = out.method, out.label
+        response = self._send(out)
         self._local.last_headers = response.headers
         self.last_app_usage = usage.app_usage(response.headers)
         if "x-app-usage" in response.headers:
@@ -256,11 +266,21 @@ class GraphClient:
     def batch(self, requests_: list[dict], *, token: str) -> list[dict | GraphError | None]:
         """One Graph batch round trip, the token a top-level parameter as Meta requires; one
         result per request (crm_meta.meta.batch): its body, its GraphError, or None to ask again."""
-        answers = self.call("POST", "", token=token, token_in_body=True, retry=True,
-                            params={"batch": batch.encode(requests_), "include_headers": "false"})
+        answers = self.call("POST", "", retry=True, params={
+            "batch": batch.encode(requests_), "include_headers": "false",
+            **self.token_params(token, in_body=True)})
         return batch.decode(answers, len(requests_))
 
     # -- the services' proxy and the shared rate governor -----------------------------------
+    def token_params(self, token: str, *, in_body: bool) -> dict[str, str]:
+        """The parameters a call with `token` carries: its appsecret_proof (not for the app's own
+        token), and the token itself when it goes `in_body` (a top-level parameter, as Meta
+        requires of batch requests) rather than in the Authorization header."""
+        found = {"access_token": token} if in_body else {}
+        if token != self.app_token:
+            found["appsecret_proof"] = appsecret_proof(self._app_secret, token)
+        return found
+
     def proof(self, token: str) -> str:
         """The appsecret_proof of a token, for a service that calls Meta itself."""
         return appsecret_proof(self._app_secret, token)
@@ -270,9 +290,7 @@ class GraphClient:
         if self.governor is not None:
             self.governor.observe(path, headers)
 
-    def forward(self, method: str, path: str, *, token: str, query: list[tuple[str, str]],
-                form: dict[str, str] | None = None, version: str | None = None) -> passthrough.Forwarded:
+    def forward(self, request: passthrough.Request, *, token: str) -> passthrough.Forwarded:
         """One proxied call, not retried: Meta's status, headers and body come back as they are
-        (at `version`, the client's own default when None)."""
-        return passthrough.forward(self, method, path, endpoint_label(path), token=token, query=query,
-                                   form=form, version=version)
+        (at `request.version`, the client's own default when None)."""
+        return passthrough.forward(self, request, endpoint_label(request.path), token=token)

@@ -36,6 +36,18 @@ class Forwarded:
     error: GraphError | None = None
 
 
+@dataclass(frozen=True)
+class Request:
+    """A call to pass through: method, Graph path, query pairs, form fields, and the version
+    (the client's own when None)."""
+
+    method: str
+    path: str
+    query: list[tuple[str, str]]
+    form: dict[str, str] | None = None
+    version: str | None = None
+
+
 def pool_for(base_url: str) -> urllib3.PoolManager:
     """Keep-alive pools to Meta's host, through the environment's proxy when one is set."""
     proxy = requests.utils.get_environ_proxies(base_url).get(urlsplit(base_url).scheme)
@@ -55,18 +67,18 @@ def error_of(status: int, headers, body: bytes) -> GraphError:
                     retry_after=usage.regain_seconds(headers))
 
 
-def forward(client, method: str, path: str, label: str, *, token: str, query: list[tuple[str, str]],
-            form: dict[str, str] | None, version: str | None) -> Forwarded:
+def forward(client, request: Request, label: str, *, token: str) -> Forwarded:
     """One call with the tenant's token and proof (any the caller sent is dropped)."""
-    query = [(k, v) for k, v in query if k not in CALLER_SECRETS]
+    method, path = request.method, request.path
+    query = [(k, v) for k, v in request.query if k not in CALLER_SECRETS]
     query.append(("appsecret_proof", client.proof(token)))
-    form = {k: v for k, v in (form or {}).items() if k not in CALLER_SECRETS}
+    form = {k: v for k, v in (request.form or {}).items() if k not in CALLER_SECRETS}
     headers = {"Accept": "application/json", "Authorization": f"Bearer {token}"}
     body = None
     if form:
         body = urlencode(form)
         headers["Content-Type"] = "application/x-www-form-urlencoded"
-    url = f"{client.url(path, version)}?{urlencode(query)}"
+    url = f"{client.url(path, request.version)}?{urlencode(query)}"
     started = time.perf_counter()
     try:
         response = client.pool.request(method.upper(), url, body=body, headers=headers, redirect=False,

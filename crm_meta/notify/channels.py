@@ -142,16 +142,16 @@ class Notifier:
     def send_email(self, notice: Notice) -> str:
         """One message to the tenant's admins through the configured SMTP server (crm_meta.notify.smtp)."""
         message = EmailMessage()
-        message["From"] = self.smtp["FROM"] or "crm-meta@localhost"
+        message["From"] = self.smtp["FROM"]
         message["To"] = ", ".join(notice.recipients)
         message["Subject"] = notice.subject()
         message["Message-ID"] = f"<{notice.id}@crm-meta>"
         message.set_content(notice.text())
         try:
-            smtp.send(message, host=self.smtp["HOST"], port=int(self.smtp["PORT"]),
-                      user=self.smtp["USER"] or "", password=self.smtp["PASSWORD"] or "",
-                      factory=self.smtp_factory,
-                      allow_plaintext=bool(self.smtp.get("ALLOW_PLAINTEXT")))
+            server = smtp.Server(host=self.smtp["HOST"], port=int(self.smtp["PORT"]),
+                                 user=self.smtp["USER"] or "", password=self.smtp["PASSWORD"] or "",
+                                 allow_plaintext=bool(self.smtp["ALLOW_PLAINTEXT"]))
+            smtp.send(message, server, factory=self.smtp_factory)
             return "delivered"
         except smtp.SMTPWithoutTLS as exc:
             log.warning("e-mail for notice %s not sent: %s (set up STARTTLS, or SMTPS on port %s)",

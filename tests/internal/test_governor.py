@@ -141,7 +141,7 @@ def test_sweep_answers_feed_the_governor_too(make_app, connect, make_key, sandbo
     app = make_app(META_GOVERNOR_THRESHOLD=50)
     connect("acme", app_=app)
     sandbox.post("config", app_call_budget=2)  # the sweep's debug_token answer reports >= 50%
-    report = sweep.run_sweep(app, of(app), forced=True, row_ids=[1])
+    report = sweep.run_sweep(app, of(app), sweep.Scope(forced=True, row_ids=[1]))
     assert report.counts()["checked"] == 1
     held = app.test_client().get(PROXY.format("acme", f"{ACCOUNT}/campaigns"),
                                  headers=make_key(app_=app).headers)

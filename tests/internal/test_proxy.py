@@ -170,18 +170,17 @@ def test_token_errors_on_proxied_calls_count_like_the_sweeps(app, client, connec
 
 def test_a_token_error_about_a_token_since_replaced_is_dropped(app, connect, sandbox, row_of):
     acme = connect("acme")
-    settings = verdicts.Settings.from_config(app.config)
     error = TokenInvalidError("Error validating access token", code=190, subcode=460)
     with app.app_context():
-        store = runtime().store
+        store, gateway = runtime().store, runtime().gateway
         row = store.for_tenant(acme.tenant_id)
-        old, row_id, now = row.token_ciphertext, row.id, row.connected_at
+        old, row_id = row.token_ciphertext, row.id
         store.write(row, sandbox.post("tokens")["access_token"])  # the tenant reconnected meanwhile
         db.session.commit()
-        proxy.record_token_error(row_id, old, error, now, settings, store, lambda notices: None)
+        gateway.record_token_error(row_id, old, error)
         assert row_of(app, acme.tenant_id).consecutive_failures == 0
         current = store.for_tenant(acme.tenant_id).token_ciphertext
-        proxy.record_token_error(row_id, current, error, now, settings, store, lambda notices: None)
+        gateway.record_token_error(row_id, current, error)
         assert row_of(app, acme.tenant_id).consecutive_failures == 1
 
 

@@ -46,10 +46,12 @@ def contacts(tenant_ids: Iterable[int]) -> dict[int, Contact]:
     return {t: Contact(slug, name, tuple(admins.get(t, ()))) for t, (slug, name) in slugs.items()}
 
 
-def due_notices(row: MetaConnection, now: datetime, before: str, after: str, *, dry_run: bool,
+def due_notices(row: MetaConnection, now: datetime, change: tuple[str, str], *, dry_run: bool,
                 contact: Contact | None) -> list:
     """Warnings due now (each once per deadline) and a notice on entering/leaving a failing state.
-    `contact`: the tenant's, loaded by the caller (None: unknown tenant, or a dry run)."""
+    `change`: the status before and after the check; `contact`: the tenant's, loaded by the
+    caller (None: unknown tenant, or a dry run)."""
+    before, after = change
     sent = dict(row.warnings_sent or {})
     due: list[dict] = []
     if after not in FAILING_STATUSES:

@@ -54,6 +54,18 @@ class SweepReport:
         }
 
 
+@dataclass(frozen=True)
+class Scope:
+    """Which connections a sweep checks, and how: the due ones, or `row_ids` (due or not when
+    `forced`); `dry_run` changes nothing; the cluster lock is taken by scheduled sweeps (not
+    forced) unless `cluster_lock` says otherwise."""
+
+    row_ids: Iterable[int] | None = None
+    forced: bool = False
+    dry_run: bool = False
+    cluster_lock: bool | None = None
+
+
 @dataclass
 class _Sweep:
     app: object
@@ -71,17 +83,17 @@ class _Sweep:
         return self.stop.is_set() or (self.stopping is not None and self.stopping.is_set())
 
 
-def run_sweep(app, runtime, *, row_ids: Iterable[int] | None = None, forced: bool = False,
-              dry_run: bool = False, cluster_lock: bool | None = None,
-              stopping: threading.Event | None = None,
+def run_sweep(app, runtime, scope: Scope | None = None, *, stopping: threading.Event | None = None,
               on_done: Callable[[Outcome], None] | None = None) -> SweepReport:
-    """Check due connections (or `row_ids`, due or not when `forced`) with bounded concurrency.
+    """Check due connections (or the `scope`'s) with bounded concurrency.
 
     Scheduled sweeps take the cluster lock; `flask meta refresh` relies on claims alone.
-    `runtime` brings the clock, Graph client, token store and notifier.
+    `runtime` brings the clock, Graph client, token store, notifier and keep-alive settings.
     """
+    scope = scope or Scope()
     settings = runtime.keepalive  # built once with the runtime
-    use_lock = (not forced) if cluster_lock is None else cluster_lock
+    row_ids, forced, dry_run = scope.row_ids, scope.forced, scope.dry_run
+    use_lock = (not forced) if scope.cluster_lock is None else scope.cluster_lock
     with app.app_context():
         lock = ClusterLock(db.engine) if use_lock else None
         # The first statements of a sweep may meet connections that died in the pool (a

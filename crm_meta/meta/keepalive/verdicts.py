@@ -125,6 +125,21 @@ class Outcome:
         return self.kind in FAILED
 
 
+@dataclass(frozen=True)
+class Recording:
+    """How a probe is recorded on a row: when, by which settings, with which token store, and
+    for whose tenant (`contact`, loaded by the caller: None for an unknown tenant or a dry run).
+    `dry_run`: nothing is kept; `confirmed`: someone asked for this check and sees its answer,
+    so a token error counts at once instead of waiting for a second one."""
+
+    now: datetime
+    settings: Settings
+    store: object  # crm_meta.meta.store.TokenStore (None in a dry run's unit tests)
+    contact: deadlines.Contact | None
+    dry_run: bool = False
+    confirmed: bool = False
+
+
 def check_now(graph, store, row: MetaConnection, now: datetime, settings: Settings) -> tuple[Probe, Outcome]:
     """A check someone asked for (test-connection): the same probe and status rules as the
     sweep, /me on top, and Meta's verdict counts at once. Fenced like the sweep: the verdict is
@@ -134,8 +149,7 @@ def check_now(graph, store, row: MetaConnection, now: datetime, settings: Settin
     db.session.rollback()  # no transaction stays open while Meta answers
     result = probe(graph, token, now=now, extension_attempted_at=None, allow_extend=False)
     if result.kind == ProbeKind.APP_MISCONFIGURED:
-        notices = app_health.report_misconfigured(result.error, now=now, credential=graph.credential,
-                                                  app_id=graph.app_id, outbox=settings.outbox,
+        notices = app_health.report_misconfigured(result.error, now=now, app=graph, outbox=settings.outbox,
                                                   actor="test-connection")
         raise AppCheckFailed(result.error, notices)
     if result.kind in {ProbeKind.VALID, ProbeKind.INVALID}:
@@ -157,7 +171,7 @@ def check_now(graph, store, row: MetaConnection, now: datetime, settings: Settin
     if name:
         row.meta_user_name = name
     contact = deadlines.contacts([row.tenant_id]).get(row.tenant_id)
-    outcome = apply(row, result, now, settings, store=store, contact=contact, confirmed=True)
+    outcome = apply(row, result, Recording(now, settings, store, contact, confirmed=True))
     db.session.commit()
     if result.kind in NO_VERDICT:
         raise result.error
@@ -174,23 +188,20 @@ class AppCheckFailed(Exception):
 
 
 # -- changing the row (no Meta calls) --------------------------------------------------------
-def apply(row: MetaConnection, result: Probe, now: datetime, settings: Settings, *, store,
-          contact: deadlines.Contact | None, dry_run: bool = False, confirmed: bool = False) -> Outcome:
+def apply(row: MetaConnection, result: Probe, how: Recording) -> Outcome:
     """Record the probe on the row: status with its threshold, token, warnings, next check.
-    No query of its own: `contact` (the tenant's, for its notices) comes from the caller's load.
-
-    `confirmed`: someone asked for this check (test-connection) and sees its answer, so a
-    token error counts at once instead of waiting for a second one.
+    No query of its own: `how.contact` (the tenant's, for its notices) comes from the caller's load.
 
     Adds audit events and outbox rows to the session; the caller commits (or rolls back for a
     dry run), so a recorded warning and its delivery are one transaction.
     """
+    now, settings, dry_run, confirmed = how.now, how.settings, how.dry_run, how.confirmed
     before = effective_status(row, now, list(settings.required))
     outcome = Outcome(row.id, row.tenant_id, OutcomeKind(result.kind), status_before=before)
     retry_soon = None
     match result.kind:
         case ProbeKind.VALID:
-            _record_valid(row, result, now, outcome, store=store, dry_run=dry_run)
+            _record_valid(row, result, outcome, how)
         case ProbeKind.INVALID:
             info = result.info
             row.last_checked_at = now
@@ -215,7 +226,7 @@ def apply(row: MetaConnection, result: Probe, now: datetime, settings: Settings,
             retry_soon = RETRY_SOON
     after = effective_status(row, now, list(settings.required))
     outcome.status_after = after
-    outcome.notices = deadlines.due_notices(row, now, before, after, dry_run=dry_run, contact=contact)
+    outcome.notices = deadlines.due_notices(row, now, (before, after), dry_run=dry_run, contact=how.contact)
     if settings.outbox and not dry_run:
         notify.queue(notify.outbox_rows(outcome.notices, now))
     row.next_check_at = next_check(row, now, settings.interval, after, retry_soon)
@@ -227,7 +238,8 @@ def apply(row: MetaConnection, result: Probe, now: datetime, settings: Settings,
     return outcome
 
 
-def _record_valid(row, result: Probe, now, outcome: Outcome, *, store, dry_run: bool) -> None:
+def _record_valid(row, result: Probe, outcome: Outcome, how: Recording) -> None:
+    now, dry_run, store = how.now, how.dry_run, how.store
     apply_token_info(row, result.info, now)
     row.status = Status.CONNECTED
     row.consecutive_failures = 0

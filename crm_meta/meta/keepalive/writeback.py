@@ -74,8 +74,8 @@ def _write_batch(checked: list[Checked], settings, store, *, dry_run: bool):
         if row is None:
             outcomes.append(Outcome(item.ticket.row_id, kind=OutcomeKind.LOST))
             continue
-        outcome = verdicts.apply(row, item.result, item.now, settings, store=store,
-                                  contact=contacts.get(row.tenant_id), dry_run=dry_run)
+        outcome = verdicts.apply(row, item.result, verdicts.Recording(
+            item.now, settings, store, contacts.get(row.tenant_id), dry_run=dry_run))
         if item.result.error is not None:
             outcome.error = str(item.result.error)[:200]
         if not dry_run:
@@ -206,8 +206,7 @@ def _app_misconfigured(sweep, rt, ticket: Ticket, result, now) -> Outcome:
         return Outcome(ticket.row_id, ticket.tenant_id, kind=OutcomeKind.APP_MISCONFIGURED, error=error)
     _release(sweep, ticket)  # nothing learnt about this connection: it stays due
     notices = app_health.report_misconfigured(
-        result.error, now=now, credential=rt.graph.credential, app_id=rt.graph.app_id,
-        outbox=sweep.settings.outbox)
+        result.error, now=now, app=rt.graph, outbox=sweep.settings.outbox)
     notify.dispatch(rt.notifier, notices)
     return Outcome(ticket.row_id, ticket.tenant_id, kind=OutcomeKind.APP_MISCONFIGURED, notices=notices,
                    error=error)

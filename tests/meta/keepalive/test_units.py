@@ -93,7 +93,7 @@ CONTACT = deadlines.Contact("acme", "Acme", ("admin@acme.test",))  # passed in: 
 
 
 def apply(target, probe, now=NOW):
-    return verdicts.apply(target, probe, now, SETTINGS, store=None, contact=CONTACT)
+    return verdicts.apply(target, probe, verdicts.Recording(now, SETTINGS, store=None, contact=CONTACT))
 
 
 @pytest.fixture
