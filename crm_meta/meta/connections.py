@@ -17,6 +17,7 @@ from crm_meta.meta.exchange import apply_discovery, apply_token_info  # noqa: F4
 from crm_meta.meta.graph import GraphClient
 from crm_meta.meta.oauth import Asker, AuthorizationRequest, MetaDialog, consume_state, start_authorization
 from crm_meta.meta.store import TokenStore
+from crm_meta.meta.types import JsonObject
 from crm_meta.models import AuditEvent, MetaConnection, audit
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ def mask(token: str) -> str:
     return f"{token[:4]}…{token[-4:]}" if len(token) > 12 else "…"
 
 
-def debug_token(*, graph, store: TokenStore, row: MetaConnection) -> TokenReport:
+def debug_token(*, graph: GraphClient, store: TokenStore, row: MetaConnection) -> TokenReport:
     token = store.read(row)
     info = tokens.inspect(graph, token)
     return TokenReport(token_preview=mask(token), is_valid=info.is_valid, token_type=info.token_type,
@@ -126,33 +127,35 @@ def debug_token(*, graph, store: TokenStore, row: MetaConnection) -> TokenReport
                        scopes=info.scopes, error_code=info.error_code, error_subcode=info.error_subcode)
 
 
-def rediscover(*, graph, store: TokenStore, row: MetaConnection) -> None:
+def rediscover(*, graph: GraphClient, store: TokenStore, row: MetaConnection) -> None:
     discovery = assets.discover(graph, store.read(row), set(row.scopes or []))
     apply_discovery(row, discovery)
     channels.sync(store, row, discovery)
     db.session.commit()
 
 
-def _checked_id(value) -> str:
-    value = str(value or "").strip()
-    if not ASSET_ID.match(value):
+def _checked_id(value: object) -> str:
+    checked = str(value or "").strip()
+    if not ASSET_ID.match(checked):
         raise UnknownAsset()
-    return value
+    return checked
 
 
-def accounts(row: MetaConnection, portfolio_id: str | None) -> list[dict]:
+def accounts(row: MetaConnection, portfolio_id: str | None) -> list[JsonObject]:
     """Ad accounts of one of the tenant's businesses, or every one the connection sees."""
     if portfolio_id is None:
-        return row.all_ad_accounts()
+        every: list[JsonObject] = row.all_ad_accounts()
+        return every
     portfolio_id = _checked_id(portfolio_id)
     for business in row.business_managers or []:
         if business["id"] == portfolio_id:
-            return business["ad_accounts"]
+            found: list[JsonObject] = business["ad_accounts"]
+            return found
     raise UnknownAsset()
 
 
-def select_account(*, row: MetaConnection, account_id, business_id=None, account_name=None,
-                   who: channels.Who) -> Selection:
+def select_account(*, row: MetaConnection, account_id: object, business_id: object = None,
+                   account_name: str | None = None, who: channels.Who) -> Selection:
     """Choose the ad account the CRM works with; only one the connection discovered."""
     account_id = _checked_id(account_id)
     wanted = account_id if account_id.startswith("act_") else f"act_{account_id}"

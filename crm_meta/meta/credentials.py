@@ -58,23 +58,28 @@ class Credentials:
     pages: tuple[PageCredential, ...] = ()
 
 
-def usable_status(row: MetaConnection | None, now: datetime, required: list[str]) -> str:
-    """The connection's status when a service may use it; ConnectionUnusable otherwise."""
+def usable(row: MetaConnection | None, now: datetime, required: Sequence[str]) -> tuple[MetaConnection, str]:
+    """The connection and its status when a service may use it; ConnectionUnusable otherwise."""
     status = effective_status(row, now, required)
     if row is None or status in FAILING_STATUSES:
         reason = "not_connected" if row is None else status
         raise ConnectionUnusable(reason, REASONS[reason])
-    return status
+    return row, status
+
+
+def usable_status(row: MetaConnection | None, now: datetime, required: Sequence[str]) -> str:
+    """The connection's status when a service may use it; ConnectionUnusable otherwise."""
+    return usable(row, now, required)[1]
 
 
 def read(parts: channels.Parts, caller: Caller, required: Sequence[str], *, fmt: str | None = None,
          ip: str | None = None) -> Credentials:
     """The tenant's token with its proof and facts; every read is audited (with the `fmt` the
     service asked for), never the token."""
-    store, graph, now, row = parts.store, parts.graph, parts.now, caller.row
+    store, graph, now = parts.store, parts.graph, parts.now
     tenant_id, service = caller.tenant_id, caller.service
     try:
-        status = usable_status(row, now, required)
+        row, status = usable(caller.row, now, required)
         token = store.read(row)
     except (ConnectionUnusable, CryptoError) as exc:
         reason = getattr(exc, "reason", "token_unreadable")

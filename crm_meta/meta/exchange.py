@@ -20,6 +20,7 @@ from crm_meta.meta.errors import (
     InvalidCode,
     MetaRefused,
 )
+from crm_meta.meta.graph import GraphClient
 from crm_meta.models import MetaConnection, audit
 from crm_meta.models.statuses import Status
 
@@ -76,7 +77,7 @@ def connect(parts: channels.Parts, grant: CodeGrant, settings: Settings) -> Meta
     return row
 
 
-def _exchange(graph, grant: CodeGrant) -> tokens.IssuedToken:
+def _exchange(graph: GraphClient, grant: CodeGrant) -> tokens.IssuedToken:
     try:
         return tokens.exchange_code(graph, code=grant.code, redirect_uri=grant.redirect_uri)
     except BadRequestError as exc:
@@ -87,7 +88,8 @@ def _exchange(graph, grant: CodeGrant) -> tokens.IssuedToken:
         raise
 
 
-def _save(parts, grant: CodeGrant, settings: Settings, facts) -> MetaConnection:
+def _save(parts: channels.Parts, grant: CodeGrant, settings: Settings,
+          facts: tuple[str, tokens.TokenInfo, assets.Discovery]) -> MetaConnection:
     """Upsert the tenant's one row (a second connect replaces the first, audited); keep its
     chosen ad account and channels when they are still visible."""
     token, info, discovery = facts
@@ -139,7 +141,8 @@ def apply_discovery(row: MetaConnection, discovery: assets.Discovery) -> None:
         row.selected_business_id = None
 
 
-def _apply(row: MetaConnection, info, discovery, now: datetime, settings: Settings) -> None:
+def _apply(row: MetaConnection, info: tokens.TokenInfo, discovery: assets.Discovery, now: datetime,
+           settings: Settings) -> None:
     apply_token_info(row, info, now)
     scopes = set(info.scopes)
     row.declined_scopes = [] if settings.config_id else [s for s in settings.required if s not in scopes]

@@ -17,11 +17,13 @@ import logging
 import math
 import threading
 import time
+from typing import Protocol
 
 from crm_meta.infra import metrics
 from crm_meta.infra.clock import Clock
 from crm_meta.meta.errors import ThrottledError
 from crm_meta.meta.settings import GovernorSettings, MetaSettings
+from crm_meta.meta.types import Headers
 from crm_meta.meta.usage import APP, readings
 
 log = logging.getLogger(__name__)
@@ -38,10 +40,18 @@ class GovernorRefusal(ThrottledError):
         self.scope = scope
 
 
+class Holds(Protocol):
+    """Where holds are kept: until when (epoch seconds) each scope is held."""
+
+    def extend(self, scope: str, until: float, ttl: int) -> None: ...
+
+    def get(self, scopes: list[str]) -> list[float]: ...
+
+
 class MemoryHolds:
     """Holds of this process only (no REDIS_URL)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._until: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -100,7 +110,7 @@ class RedisHolds:
 class Governor:
     """Reads Meta's usage from answers; refuses calls whose app, business or ad account is held."""
 
-    def __init__(self, holds, rules: GovernorSettings, *, clock: Clock | None = None):
+    def __init__(self, holds: Holds, rules: GovernorSettings, *, clock: Clock | None = None):
         self.holds = holds
         self.threshold = rules.threshold
         self.hold_seconds = rules.hold_seconds
@@ -110,7 +120,7 @@ class Governor:
         # The domain clock: in sandbox mode the sandbox's clock ages holds like everything else.
         return self.clock.now().timestamp() if self.clock is not None else time.time()
 
-    def observe(self, path: str, headers) -> None:
+    def observe(self, path: str, headers: Headers) -> None:
         """Record what one Graph answer's usage headers say."""
         found = readings(path, headers)
         if not found:
@@ -142,6 +152,7 @@ class Governor:
 def build_governor(settings: MetaSettings, clock: Clock) -> Governor:
     """The Governor of these settings: Redis-backed when REDIS_URL is set."""
     rules = settings.governor
+    holds: Holds
     if rules.redis_url:
         holds = RedisHolds(rules.redis_url, f"{rules.key_prefix}:{settings.app_id}")
     else:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import requests
@@ -21,7 +22,9 @@ from crm_meta.infra import metrics
 from crm_meta.infra.clock import Clock
 from crm_meta.meta import batch, passthrough, usage, versions
 from crm_meta.meta.errors import GraphError, ThrottledError, TransientError, classify
+from crm_meta.meta.governor import Governor
 from crm_meta.meta.settings import MetaSettings
+from crm_meta.meta.types import Headers, JsonObject
 
 log = logging.getLogger(__name__)
 _ID = re.compile(r"^(act_)?\d+$")
@@ -40,7 +43,7 @@ def endpoint_label(path: str) -> str:
     return "/" + "/".join("{id}" if _ID.match(p) else p for p in parts)
 
 
-def _error_of(response: requests.Response, payload) -> GraphError:
+def _error_of(response: requests.Response, payload: object) -> GraphError:
     """The classified GraphError of a failed answer, with the wait Meta announced."""
     detail = payload.get("error") if isinstance(payload, dict) else None
     return classify(detail if isinstance(detail, dict) else {}, response.status_code,
@@ -55,14 +58,14 @@ class _Exchange:
     path: str
     label: str  # the path as a metric label
     headers: dict[str, str]
-    params: dict
-    body: dict | None
+    params: JsonObject
+    body: JsonObject | None
 
 
 class GraphClient:
     """Version, timeouts, appsecret_proof, retries with backoff, and Meta's error taxonomy."""
 
-    governor = None  # crm_meta.meta.governor.Governor: the runtime sets the shared one
+    governor: Governor | None = None  # the runtime sets the shared one
 
     def __init__(self, settings: MetaSettings, *, clock: Clock | None = None,
                  sleep: Callable[[float], None] = time.sleep):
@@ -87,7 +90,8 @@ class GraphClient:
     @property
     def session(self) -> requests.Session:
         # requests.Session is not thread-safe: one per thread, reused for keep-alive.
-        if not hasattr(self._local, "session"):
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
             session = requests.Session()
             # The environment's proxy and CA settings for Meta's host, read once here rather than
             # scanned again on every call (requests does that while trust_env is on).
@@ -95,7 +99,7 @@ class GraphClient:
             session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
             session.trust_env = False
             self._local.session = session
-        return self._local.session
+        return session
 
     @property
     def app_token(self) -> str:
@@ -106,7 +110,7 @@ class GraphClient:
         """A short fingerprint of the app credential (app id and secret), never the secret."""
         return hashlib.sha256(f"crm_meta:{self.app_token}".encode()).hexdigest()[:16]
 
-    def client_params(self) -> dict:
+    def client_params(self) -> dict[str, str]:
         """The app's credentials for /oauth/access_token calls."""
         return {"client_id": self.app_id, "client_secret": self._app_secret}
 
@@ -115,14 +119,12 @@ class GraphClient:
 
     # -- the one request path ---------------------------------------------------------------
     def call(self, method: str, path: str, *, token: str | None = None,
-             params: dict | None = None, retry: bool | None = None) -> dict | list:
-        """One Graph call with the endpoint's documented method; returns the JSON body or
-        raises a GraphError subclass.
+             params: JsonObject | None = None, retry: bool | None = None) -> JsonObject | list[Any]:
+        """One Graph call with the endpoint's documented method: the JSON body, or a GraphError.
 
         GET and DELETE carry their parameters in the query (debug_token's `input_token` too:
         the log redaction keeps it out of every log line); POST carries them in the body. The
-        token travels in the Authorization header (`token_params` puts it in the parameters
-        where Meta requires that: batch requests).
+        token travels in the Authorization header (batches: in the body, see `token_params`).
         """
         params = {k: v for k, v in (params or {}).items() if v is not None}
         headers = {"Accept": "application/json"}
@@ -172,7 +174,7 @@ class GraphClient:
         self.answered(method, path, label, started, response.headers)
         return response
 
-    def answered(self, method: str, path: str, label: str, started: float, headers) -> None:
+    def answered(self, method: str, path: str, label: str, started: float, headers: Headers) -> None:
         """What every answer tells: latency, Meta's usage (the governor), a version upgrade."""
         metrics.GRAPH_LATENCY.labels(endpoint=label).observe(time.perf_counter() - started)
         self.observe_usage(path, headers)
@@ -181,7 +183,7 @@ class GraphClient:
             log.warning("graph %s %s: Meta says %r; set META_GRAPH_API_VERSION to %s", method, label,
                         upgraded, versions.newest(self._now().date()))
 
-    def _once(self, out: _Exchange) -> dict:
+    def _once(self, out: _Exchange) -> JsonObject | list[Any]:
         method, label = out.method, out.label
         response = self._send(out)
         self._local.last_headers = response.headers
@@ -207,7 +209,7 @@ class GraphClient:
                 exc.retry_after = 300  # Meta gave no estimate: back off a generous while
             if isinstance(exc, ThrottledError) and exc.code == 4:
                 metrics.APP_THROTTLED.labels(cause="code_4").inc()
-                self._cool_down(exc.retry_after)  # code 4 throttles the whole app
+                self._cool_down(exc.retry_after or 300)  # code 4 throttles the whole app
             metrics.GRAPH_CALLS.labels(endpoint=label, outcome=exc.kind).inc()
             log.warning("graph %s %s failed: %s code=%s subcode=%s fbtrace_id=%s", method, label,
                         exc.kind, exc.code, exc.subcode, exc.fbtrace_id,
@@ -225,14 +227,17 @@ class GraphClient:
         until = self._now() + timedelta(seconds=seconds)
         self._cooldown_until = max(self._cooldown_until or until, until)
 
-    def get(self, path: str, *, token: str | None = None, **params) -> dict:
-        return self.call("GET", path, token=token, params=params)
+    def get(self, path: str, *, token: str | None = None, **params: object) -> JsonObject:
+        found = self.call("GET", path, token=token, params=params)
+        if not isinstance(found, dict):
+            raise TransientError("Meta sent a list where an object was expected")
+        return found
 
-    def last_headers(self) -> dict:
+    def last_headers(self) -> dict[str, str]:
         """The headers of this thread's last answer (`Date`, `facebook-api-version`...)."""
         return dict(getattr(self._local, "last_headers", None) or {})
 
-    def ping(self) -> tuple[int, dict]:
+    def ping(self) -> tuple[int, dict[str, str]]:
         """One plain GET of the versioned root, no token: is Meta reachable (DNS, TCP, TLS)?
         Returns status and headers; raises TransientError naming the failure otherwise."""
         try:
@@ -248,7 +253,7 @@ class GraphClient:
         return response.status_code, dict(response.headers)
 
     # -- pagination --------------------------------------------------------------------------
-    def next_page_params(self, page: dict) -> tuple[str, dict] | None:
+    def next_page_params(self, page: JsonObject) -> tuple[str, JsonObject] | None:
         """From a `{"data", "paging"}` page, the path and params of the next one (or None)."""
         next_url = (page.get("paging") or {}).get("next")
         if not next_url:
@@ -263,7 +268,7 @@ class GraphClient:
                  if k not in {"access_token", "appsecret_proof", "appsecret_time"}}
         return path, query
 
-    def batch(self, requests_: list[dict], *, token: str) -> list[dict | GraphError | None]:
+    def batch(self, requests_: list[JsonObject], *, token: str) -> list[JsonObject | GraphError | None]:
         """One Graph batch round trip, the token a top-level parameter as Meta requires; one
         result per request (crm_meta.meta.batch): its body, its GraphError, or None to ask again."""
         answers = self.call("POST", "", retry=True, params={
@@ -273,9 +278,8 @@ class GraphClient:
 
     # -- the services' proxy and the shared rate governor -----------------------------------
     def token_params(self, token: str, *, in_body: bool) -> dict[str, str]:
-        """The parameters a call with `token` carries: its appsecret_proof (not for the app's own
-        token), and the token itself when it goes `in_body` (a top-level parameter, as Meta
-        requires of batch requests) rather than in the Authorization header."""
+        """A call's parameters for `token`: its appsecret_proof (not for the app's own token), and the
+        token itself `in_body` (top-level, as Meta requires of batches) instead of in a header."""
         found = {"access_token": token} if in_body else {}
         if token != self.app_token:
             found["appsecret_proof"] = appsecret_proof(self._app_secret, token)
@@ -285,7 +289,7 @@ class GraphClient:
         """The appsecret_proof of a token, for a service that calls Meta itself."""
         return appsecret_proof(self._app_secret, token)
 
-    def observe_usage(self, path: str, headers) -> None:
+    def observe_usage(self, path: str, headers: Headers) -> None:
         """Every Graph answer's usage headers reach the shared governor (one place for all)."""
         if self.governor is not None:
             self.governor.observe(path, headers)

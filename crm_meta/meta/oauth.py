@@ -13,10 +13,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
+from authlib.oauth2.rfc6749.parameters import prepare_grant_uri  # type: ignore[import-untyped]
 from sqlalchemy import delete, update
 
-from crm_meta.infra.database import db
+from crm_meta.infra.database import db, rowcount
 from crm_meta.meta.errors import InvalidState
 from crm_meta.meta.settings import MetaSettings
 from crm_meta.models import OAuthState
@@ -115,11 +115,11 @@ def consume_state(*, state: str | None, browser_secret: str | None, now: datetim
     if caller is not None and not _same_principal(caller, row):
         raise InvalidState()  # someone else is logged in to this browser (or fixed its cookie)
     # The conditional update is the single-use guarantee, even for two racing callbacks.
-    claimed = db.session.execute(
+    claimed = rowcount(db.session.execute(
         update(OAuthState)
         .where(OAuthState.state_hash == state_hash, OAuthState.used_at.is_(None))
         .values(used_at=now)
-    ).rowcount
+    ))
     db.session.commit()
     if claimed != 1:
         raise InvalidState()

@@ -20,7 +20,7 @@ from crm_meta.infra import metrics
 from crm_meta.infra.clock import Clock
 from crm_meta.infra.database import db
 from crm_meta.meta import channels, credentials, exposure, passthrough, scrub
-from crm_meta.meta.credentials import Caller, Credentials, usable_status
+from crm_meta.meta.credentials import Caller, Credentials, usable
 from crm_meta.meta.errors import GraphError, ProxyRefused, ThrottledError, TokenInvalidError
 from crm_meta.meta.graph import GraphClient, endpoint_label
 from crm_meta.meta.keepalive import deadlines, verdicts
@@ -127,10 +127,10 @@ class Gateway:
     def forward(self, call: Call, caller: Caller, links: Links) -> Answer:
         """Check, govern, forward with the tenant's token (at `links.version`), relink, and learn
         from token errors."""
-        graph, store, row = self.graph, self.store, caller.row
-        known = exposure.Known.of(row)
+        graph, store = self.graph, self.store
+        known = exposure.Known.of(caller.row)
         path = check(call, links.version, list(self.meta.proxy_allowed_paths), known)
-        usable_status(row, self.clock.now(), list(self.meta.scopes))
+        row, _status = usable(caller.row, self.clock.now(), self.meta.scopes)
         # A call on a Page (its Send API) goes with the Page's own token; anything else, the tenant's.
         # Only a discovered Page's id looks up the channels (a query), not every call.
         node = path.split("/")[0]
@@ -177,7 +177,7 @@ class Gateway:
         self.on_notices(outcome.notices)
 
 
-def relinked(body: bytes, headers: dict[str, str], graph, link_base: str,
+def relinked(body: bytes, headers: dict[str, str], graph: GraphClient, link_base: str,
              link_token: str | None = None) -> bytes:
     """Meta's paging links, pointed at the proxy and stripped of token and proof (carrying
     `link_token` instead, when given)."""
@@ -191,7 +191,7 @@ def relinked(body: bytes, headers: dict[str, str], graph, link_base: str,
     return json.dumps(payload, ensure_ascii=False).encode()
 
 
-def _relink(node, graph, link_base: str, link_token: str | None = None) -> None:
+def _relink(node: object, graph: GraphClient, link_base: str, link_token: str | None = None) -> None:
     if isinstance(node, list):
         for item in node:
             _relink(item, graph, link_base, link_token)

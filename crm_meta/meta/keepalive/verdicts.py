@@ -20,17 +20,18 @@ from crm_meta import notify
 from crm_meta.infra.database import db
 from crm_meta.infra.timestamps import iso
 from crm_meta.meta import app_health
-from crm_meta.meta.connections import apply_token_info
 from crm_meta.meta.errors import (
-    AppMisconfiguredError,
     ConnectionChanged,
     GraphError,
     ThrottledError,
     TokenInvalidError,
 )
+from crm_meta.meta.exchange import apply_token_info
+from crm_meta.meta.graph import GraphClient
 from crm_meta.meta.keepalive import deadlines
 from crm_meta.meta.keepalive.probing import APP_THROTTLE_CODE, Probe, ProbeKind, probe
 from crm_meta.meta.status import effective_status
+from crm_meta.meta.store import TokenStore
 from crm_meta.models import MetaConnection, audit
 from crm_meta.models.statuses import DEAD, FAILING_STATUSES, Status
 
@@ -113,7 +114,7 @@ class Outcome:
     status_before: str | None = None
     status_after: str | None = None
     extended: bool = False
-    notices: list = field(default_factory=list)
+    notices: list[notify.Notice] = field(default_factory=list)
     error: str | None = None
 
     @property
@@ -134,13 +135,14 @@ class Recording:
 
     now: datetime
     settings: Settings
-    store: object  # crm_meta.meta.store.TokenStore (None in a dry run's unit tests)
+    store: TokenStore
     contact: deadlines.Contact | None
     dry_run: bool = False
     confirmed: bool = False
 
 
-def check_now(graph, store, row: MetaConnection, now: datetime, settings: Settings) -> tuple[Probe, Outcome]:
+def check_now(graph: GraphClient, store: TokenStore, row: MetaConnection, now: datetime,
+              settings: Settings) -> tuple[Probe, Outcome]:
     """A check someone asked for (test-connection): the same probe and status rules as the
     sweep, /me on top, and Meta's verdict counts at once. Fenced like the sweep: the verdict is
     applied only to the token that was checked (a reconnect meanwhile makes it stale).
@@ -149,9 +151,9 @@ def check_now(graph, store, row: MetaConnection, now: datetime, settings: Settin
     db.session.rollback()  # no transaction stays open while Meta answers
     result = probe(graph, token, now=now, extension_attempted_at=None, allow_extend=False)
     if result.kind == ProbeKind.APP_MISCONFIGURED:
-        notices = app_health.report_misconfigured(result.error, now=now, app=graph, outbox=settings.outbox,
-                                                  actor="test-connection")
-        raise AppCheckFailed(result.error, notices)
+        notices = app_health.report_misconfigured(result.failure(), now=now, app=graph,
+                                                  outbox=settings.outbox, actor="test-connection")
+        raise AppCheckFailed(result.failure(), notices)
     if result.kind in {ProbeKind.VALID, ProbeKind.INVALID}:
         app_health.report_healthy(now=now, credential=graph.credential, app_id=graph.app_id,
                                   actor="test-connection")
@@ -173,7 +175,7 @@ def check_now(graph, store, row: MetaConnection, now: datetime, settings: Settin
     contact = deadlines.contacts([row.tenant_id]).get(row.tenant_id)
     outcome = apply(row, result, Recording(now, settings, store, contact, confirmed=True))
     db.session.commit()
-    if result.kind in NO_VERDICT:
+    if result.kind in NO_VERDICT and result.error is not None:
         raise result.error
     return result, outcome
 
@@ -181,7 +183,7 @@ def check_now(graph, store, row: MetaConnection, now: datetime, settings: Settin
 class AppCheckFailed(Exception):
     """Meta refuses the app itself; carries the Graph error and the notices to dispatch."""
 
-    def __init__(self, error: AppMisconfiguredError, notices: list):
+    def __init__(self, error: GraphError, notices: list[notify.Notice]):
         super().__init__(str(error))
         self.error = error
         self.notices = notices
@@ -203,7 +205,7 @@ def apply(row: MetaConnection, result: Probe, how: Recording) -> Outcome:
         case ProbeKind.VALID:
             _record_valid(row, result, outcome, how)
         case ProbeKind.INVALID:
-            info = result.info
+            info = result.verdict()
             row.last_checked_at = now
             row.last_error_code = str(info.error_code or "190")
             row.last_error = (info.error_message or "Meta says the token is not valid")[:500]
@@ -214,12 +216,13 @@ def apply(row: MetaConnection, result: Probe, how: Recording) -> Outcome:
                 retry_soon = _strike(row, confirmed)
         case ProbeKind.TOKEN_ERROR:
             row.last_checked_at = now
-            row.last_error_code = f"{result.error.code}/{result.error.subcode or ''}".rstrip("/")
-            row.last_error = result.error.message[:500]
+            error = result.failure()
+            row.last_error_code = f"{error.code}/{error.subcode or ''}".rstrip("/")
+            row.last_error = error.message[:500]
             retry_soon = _strike(row, confirmed)
         case ProbeKind.THROTTLED_NOW:
             row.status = Status.THROTTLED
-            row.throttled_until = now + timedelta(seconds=result.error.retry_after or 300)
+            row.throttled_until = now + timedelta(seconds=result.failure().retry_after or 300)
         case _:  # transient or error: no verdict on the token, so neither status nor token moves
             row.last_error_code = str(getattr(result.error, "code", None) or result.kind)
             row.last_error = str(result.error)[:500]
@@ -238,9 +241,10 @@ def apply(row: MetaConnection, result: Probe, how: Recording) -> Outcome:
     return outcome
 
 
-def _record_valid(row, result: Probe, outcome: Outcome, how: Recording) -> None:
+def _record_valid(row: MetaConnection, result: Probe, outcome: Outcome, how: Recording) -> None:
     now, dry_run, store = how.now, how.dry_run, how.store
-    apply_token_info(row, result.info, now)
+    info = result.verdict()
+    apply_token_info(row, info, now)
     row.status = Status.CONNECTED
     row.consecutive_failures = 0
     row.throttled_until = None
@@ -249,13 +253,13 @@ def _record_valid(row, result: Probe, outcome: Outcome, how: Recording) -> None:
     if ext is None:
         return
     row.extension_attempted_at = now
-    if ext.kept and not dry_run:
+    if ext.kept and ext.token and ext.info is not None and not dry_run:
         store.replace(row, ext.token)  # the new string replaces the old one, encrypted
         apply_token_info(row, ext.info, now)
         outcome.extended = True
         audit.record("meta.keepalive.extend", actor="keepalive", tenant_id=row.tenant_id,
                      details={"expires_at": iso(ext.info.expires_at),
-                              "previous_expires_at": iso(result.info.expires_at)})
+                              "previous_expires_at": iso(info.expires_at)})
     elif ext.error is not None:
         # The stored token is untouched: a failed exchange never costs a working token.
         audit.record("meta.keepalive.extend", actor="keepalive", tenant_id=row.tenant_id,
