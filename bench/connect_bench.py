@@ -33,7 +33,8 @@ CASES = [(1, 5), (3, 150), (10, 150), (50, 150), (200, 20)]
 CHANNEL_SCOPES = [*SCOPES, "pages_show_list", "pages_manage_metadata", "pages_messaging",
                   "instagram_basic", "instagram_manage_messages", "whatsapp_business_messaging"]
 # (businesses, pages, phone numbers)
-CHANNEL_CASES = [(3, 0, 0), (3, 100, 20), (10, 200, 90), (10, 300, 150), (50, 1000, 400)]
+CHANNEL_CASES = [(3, 0, 0), (3, 100, 20), (10, 200, 90), (10, 300, 150), (50, 1000, 400),
+                 (50, 5000, 400), (50, 10000, 400)]
 
 
 def connect_once(base: str, scopes=SCOPES, sdk: bool = False):
@@ -63,6 +64,7 @@ def accounts_of(found) -> int:
 
 
 def channel_cases(url: str) -> list[dict]:
+    """Also counts the Graph calls Meta would bill (batch items: each counts, Meta's batch doc)."""
     rows = []
     for businesses, pages, phones in CHANNEL_CASES:
         requests.post(f"{url}/_sandbox/reset", timeout=30)
@@ -70,12 +72,14 @@ def channel_cases(url: str) -> list[dict]:
             "businesses": businesses, "ad_accounts_per_business": 20, "extra_pages": pages,
             "extra_phone_numbers": phones, "latency_ms": LATENCY_MS})
         trips, seconds, found = connect_once(url, CHANNEL_SCOPES, sdk=True)
+        graph_calls = len(requests.get(f"{url}/_sandbox/calls", timeout=30).json()["calls"])
         numbers = sum(len(w["phone_numbers"]) for b in found.businesses
                       for w in b["whatsapp_business_accounts"])
         row = {"businesses": len(found.businesses), "ad_accounts": accounts_of(found),
                "pages": len(found.pages), "page_tokens": len(found.page_tokens),
                "instagram_accounts": len(found.instagram), "phone_numbers": numbers,
-               "round_trips": trips, "seconds": round(seconds, 3), "latency_ms": LATENCY_MS}
+               "round_trips": trips, "graph_calls": graph_calls, "seconds": round(seconds, 3),
+               "latency_ms": LATENCY_MS}
         rows.append(row)
         print(row)
     return rows

@@ -19,7 +19,7 @@ from crm_meta.auth.edge import init_cors
 from crm_meta.auth.sessions import CookieSessionInterface
 from crm_meta.auth.tenancy import load_session_user
 from crm_meta.cli import register_cli
-from crm_meta.http import bodies
+from crm_meta.http import bodies, graph_errors
 from crm_meta.http.errors import register_error_handlers
 from crm_meta.http.extensions import babel, csrf, login_manager, migrate
 from crm_meta.infra import dbreads
@@ -82,6 +82,7 @@ def create_app(config: Config | None = None) -> Flask:
     init_cors(app, api.PUBLIC)
     runtime.limiter = ratelimits.init_app(app)  # after the blueprints: it wraps their endpoints
     register_error_handlers(app)
+    graph_errors.init_app(app)  # the gateway's and the proxy's refusals, re-shaped as Graph's
 
     @app.after_request
     def security_headers(response):

@@ -1,7 +1,8 @@
 """Control endpoints under `{base}/_sandbox/`: reset, faults, clock, calls, config, tokens.
 
-They answer loopback clients only, or, when SANDBOX_CONTROL_TOKEN is set, callers sending it
-in X-Sandbox-Control-Token (loopback ones too); never with APP_ENV=production.
+They answer callers on this host only (the socket's own peer loopback, nothing forwarded), or,
+when SANDBOX_CONTROL_TOKEN is set, callers sending it in X-Sandbox-Control-Token (loopback ones
+too); never with APP_ENV=production.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from flask import current_app, jsonify, request
 from . import webhook_control
 
 CONTROL_HEADER = "X-Sandbox-Control-Token"
-# Headers a reverse proxy on this host adds; without ProxyFix they mean "not really loopback".
-PROXY_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
+# Headers a proxy adds: a request carrying one came through a proxy, whatever the socket says
+# (the same rule as the product's /metrics; the sandbox imports nothing of the product).
+PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP", "X-Forwarded-Host")
 
 
 def _json_body() -> dict[str, Any]:
@@ -32,14 +34,20 @@ def _error(message: str, status: int = 400):
     return jsonify({"error": {"message": message, "type": "SandboxControlError"}}), status
 
 
+def _socket_peer() -> str:
+    """The peer of this request's socket: REMOTE_ADDR as the server set it, before a ProxyFix
+    (TRUSTED_PROXIES in the product) replaced it with a forwarded value a client can write."""
+    original = request.environ.get("werkzeug.proxy_fix.orig") or {}
+    return original.get("REMOTE_ADDR", request.environ.get("REMOTE_ADDR")) or ""
+
+
 def _loopback_client() -> bool:
-    """The caller is on this machine: a loopback peer that no local proxy relays for."""
-    proxied = "werkzeug.proxy_fix.orig" not in request.environ and any(
-        name in request.headers for name in PROXY_HEADERS)
-    if proxied:
+    """The caller is on this machine: the socket's peer is loopback and nothing was forwarded
+    (a proxy on this host relays everyone from loopback; what it forwards proves nothing)."""
+    if any(name in request.headers for name in PROXY_HEADERS):
         return False
     try:
-        address = ipaddress.ip_address((request.remote_addr or "").split("%", 1)[0])
+        address = ipaddress.ip_address(_socket_peer().split("%", 1)[0])
     except ValueError:
         return False
     if address.version == 6 and address.ipv4_mapped is not None:

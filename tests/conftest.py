@@ -1,36 +1,38 @@
-"""Fixtures of every area: app/client/runner (pallets style), a live Meta sandbox, tenants, auth
-helpers, the real PostgreSQL and Redis (skipped with a reason when absent, mandatory under CI),
-apps on a shared database, and a webhook receiver (tests/tools/webhook_sink.py). An area's own
-fixtures are in its conftest."""
+"""Fixtures of every area: app/client/runner (pallets style), a live Meta sandbox, the app on a
+live port, tenants, auth helpers, the CRM's services (keys, tenants connected through the real
+flow, their stored connections), the real PostgreSQL and Redis (skipped with a reason when
+absent, mandatory under CI), apps on a shared database, and a webhook receiver
+(tests/tools/webhook_sink.py). An area's own fixtures are in its conftest."""
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 import uuid
+from dataclasses import dataclass
 
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from crm_meta.app import create_app
 from crm_meta.infra.database import db
-from tests.helpers import (
+from crm_meta.internal import keys
+from crm_meta.models import MetaConnection
+from tests.helpers.sandbox import ACCOUNT, MetaFlow, SandboxControl
+from tests.helpers.settings import (
     APP_ID,
     APP_SECRET,
     POSTGRES_URL,
     REDIRECT_URI,
     REDIS_URL,
-    AuthActions,
-    BrowserClient,
-    MetaFlow,
-    SandboxControl,
-    TenantUsers,
-    add_tenant,
     compile_catalogues,
     testing_config,
 )
+from tests.helpers.users import PASSWORD, AuthActions, BrowserClient, TenantUsers, add_tenant
 from tests.tools.webhook_sink import WebhookSink
 
 
@@ -209,6 +211,39 @@ def runner(app):
     return app.test_cli_runner()
 
 
+# -- the app on a live port, for clients nobody here wrote (Meta's SDK, httpx) ---------------
+class _Quiet(WSGIRequestHandler):
+    def log_request(self, code="-", size="-") -> None:
+        pass
+
+
+@dataclass
+class Live:
+    url: str
+
+    @property
+    def graph(self) -> str:
+        """What a Graph client gets instead of https://graph.facebook.com."""
+        return f"{self.url}/graph"
+
+    def proxy(self, tenant: str) -> str:
+        """The services' Graph proxy for `tenant`, as a Graph client's base URL."""
+        return f"{self.url}/internal/meta/connections/{tenant}/graph"
+
+
+@pytest.fixture
+def live(app):
+    """The app on a live port of 127.0.0.1, API_BASE_URL pointing at it."""
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
+    url = f"http://127.0.0.1:{server.server_port}"
+    app.config["API_BASE_URL"] = url
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield Live(url)
+    server.shutdown()
+    thread.join(timeout=10)
+
+
 # -- tenants, users and callers --------------------------------------------------------------
 @pytest.fixture
 def make_tenant(app):
@@ -237,6 +272,97 @@ def admin_client(client, auth, tenant):
 @pytest.fixture
 def meta_flow(admin_client, sandbox):
     return MetaFlow(admin_client, sandbox)
+
+
+# -- the CRM's services: keys, and tenants connected through the real flow (internal/, gateway/) --
+@dataclass
+class Service:
+    """A CRM service holding a key (never a Meta token)."""
+
+    name: str
+    key: str
+
+    @property
+    def headers(self) -> dict:
+        return {"Authorization": f"Bearer {self.key}"}
+
+    def __repr__(self) -> str:  # keep the key out of assertion messages
+        return f"Service({self.name})"
+
+
+@pytest.fixture
+def make_key(app):
+    def factory(name="marketing", scopes=("credentials:read", "graph:proxy"), app_=None) -> Service:
+        with (app_ or app).app_context():
+            return Service(name, keys.create(name, list(scopes)).key)
+
+    return factory
+
+
+@pytest.fixture
+def service(make_key):
+    return make_key()
+
+
+@pytest.fixture
+def connect(app, sandbox):
+    """A tenant connected through our /url, the sandbox's consent and our callback, with an
+    ad account selected (`account=None` selects none)."""
+
+    def factory(slug: str, *, user_id=None, account=ACCOUNT, app_=None) -> TenantUsers:
+        the_app = app_ or app
+        tenant = add_tenant(the_app, slug)
+        client = the_app.test_client()
+        client.post("/login", data={"email": tenant.admin_email, "password": PASSWORD})
+        response = MetaFlow(client, sandbox).connect(user_id=user_id)
+        assert response.status_code == 200, response.get_json()
+        if account:
+            selected = client.post("/crm/marketing/connect", json={"account_id": account})
+            assert selected.status_code == 200, selected.get_json()
+        return tenant
+
+    return factory
+
+
+@pytest.fixture
+def stored_token():
+    """The tenant's token as the store reads it: `stored_token(app, tenant_id)`."""
+
+    def read(app, tenant_id: int) -> str:
+        from crm_meta.runtime import runtime
+
+        with app.app_context():
+            store = runtime().store
+            return store.read(store.for_tenant(tenant_id))
+
+    return read
+
+
+@pytest.fixture
+def set_status():
+    """Change columns of the tenant's stored connection: `set_status(app, tenant_id, **columns)`."""
+
+    def change(app, tenant_id: int, **columns) -> None:
+        with app.app_context():
+            row = db.session.scalar(db.select(MetaConnection).filter_by(tenant_id=tenant_id))
+            for name, value in columns.items():
+                setattr(row, name, value)
+            db.session.commit()
+
+    return change
+
+
+@pytest.fixture
+def row_of():
+    """A detached copy of the tenant's stored connection: `row_of(app, tenant_id)`."""
+
+    def read(app, tenant_id: int) -> MetaConnection:
+        with app.app_context():
+            row = db.session.scalar(db.select(MetaConnection).filter_by(tenant_id=tenant_id))
+            db.session.expunge(row)
+            return row
+
+    return read
 
 
 # -- a webhook receiver (the keep-alive's and the outbox's notices) ----------------------------

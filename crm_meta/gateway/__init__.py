@@ -3,7 +3,6 @@ conventions, opened by a gateway token (`cmg_...`) that alone says which tenant.
 
 from flask import Blueprint
 
-from crm_meta.gateway.refusals import reshape
 from crm_meta.http.extensions import csrf
 
 bp = Blueprint("gateway", __name__, url_prefix="/graph")
@@ -11,10 +10,10 @@ csrf.exempt(bp)  # no cookie ever authenticates here: a gateway token or nothing
 
 
 @bp.after_request
-def graph_shaped(response):
-    # Tenants' Graph data: no cache may keep it. Refusals read like Meta's errors.
+def never_cache(response):
+    # Tenants' Graph data: no cache may keep it. (Refusals read like Meta's errors: http.graph_errors.)
     response.headers["Cache-Control"] = "no-store"
-    return reshape(response)
+    return response
 
 
 from crm_meta.gateway import views  # noqa: E402,F401  (routes register on import)

@@ -13,12 +13,11 @@ import logging
 from flask import Response, current_app, request
 
 from crm_meta.auth import gateway_tokens as tokens
-from crm_meta.gateway import bp, limits
+from crm_meta.gateway import batch, bp, limits
 from crm_meta.http.errors import AppError
 from crm_meta.infra import dbreads
 from crm_meta.meta import proxy, versions
 from crm_meta.meta.credentials import Caller
-from crm_meta.meta.governor import GovernorRefusal
 from crm_meta.runtime import runtime
 
 log = logging.getLogger(__name__)
@@ -57,20 +56,49 @@ def graph(version: str, path: str):
     dbreads.read_only(first_transaction_only=True)  # one round trip for the reads, no BEGIN/COMMIT
     token = credential()
     opened = tokens.open_with(token)
-    rt, config = runtime(), current_app.config
-    refused = versions.refusal(version, versions.kind_of(path), rt.clock.now().date())
+    refused = version_refusal(version, path)
     if refused:
         dbreads.end_reads()
-        code = "marketing_version_retired" if "Ads API" in refused else "version_retired"
-        raise AppError(refused, code=code, status=400)
-    limits.spend(opened.service, opened.tenant_id)
+        raise refused
     method = "GET" if request.method == "HEAD" else request.method
     call = proxy.Call(method, path, list(request.args.items(multi=True)), form())
-    base = (config["API_BASE_URL"] or request.host_url.rstrip("/")) + f"/graph/{version}/"
-    try:
-        answer = rt.gateway.forward(call, Caller(opened.tenant_id, opened.row, opened.service),
-                                    proxy.Links(version, base, token))
-    except GovernorRefusal as exc:
-        code = "governor_app" if exc.scope == "app" else "governor_account"
-        raise AppError(exc.message, code=code, status=429, retry_after=exc.retry_after) from None
+    answer = send(call, opened, version, token)
     return Response(answer.body, status=answer.status, headers=answer.headers)
+
+
+@bp.route("/<version>/", methods=["POST"])
+def graph_batch(version: str):
+    """Graph's batch (`batch=[...]`, `include_headers`): each item a call of the path above."""
+    dbreads.read_only(first_transaction_only=True)
+    token = credential()
+    opened = tokens.open_with(token)
+    fields = form() or {}
+    items = batch.parse(fields.get("batch") or request.args.get("batch"))
+    include = (fields.get("include_headers") or request.args.get("include_headers", "true")).lower()
+
+    def send_item(call: proxy.Call) -> proxy.Answer:
+        refused = version_refusal(version, proxy.normalise(call.path, version))
+        if refused:
+            raise refused
+        return send(call, opened, version, token)
+
+    answers = batch.run(items, token, send_item, include_headers=include != "false")
+    return Response(json.dumps(answers), status=200, mimetype="application/json")
+
+
+def version_refusal(version: str, path: str) -> AppError | None:
+    """A retired version for this kind of call, as a refusal naming the one to use."""
+    refused = versions.refusal(version, versions.kind_of(path), runtime().clock.now().date())
+    if not refused:
+        return None
+    code = "marketing_version_retired" if "Ads API" in refused else "version_retired"
+    return AppError(refused, code=code, status=400)
+
+
+def send(call: proxy.Call, opened, version: str, token: str | None) -> proxy.Answer:
+    """One call of `opened`'s tenant through the proxy: the gateway's limit, then the Gateway."""
+    rt, config = runtime(), current_app.config
+    limits.spend(opened.service, opened.tenant_id)
+    base = (config["API_BASE_URL"] or request.host_url.rstrip("/")) + f"/graph/{version}/"
+    return rt.gateway.forward(call, Caller(opened.tenant_id, opened.row, opened.service),
+                              proxy.Links(version, base, token))

@@ -33,6 +33,9 @@ RATELIMIT_FALLBACKS = Counter("meta_ratelimit_storage_fallbacks_total",
 GRAPH_LATENCY = Histogram("meta_api_response_time_seconds", "Graph API latency", ["endpoint"])
 PROXY_CALLS = Counter("meta_proxy_calls_total", "Graph calls the CRM's services made through the proxy",
                       ["service", "status"])
+# Every refused service-key attempt on /internal/; `audited`: whether it got its own audit row.
+SERVICE_KEY_REFUSALS = Counter("meta_service_key_refusals_total", "Refused service-key attempts",
+                               ["reason", "audited"])
 GOVERNOR_HOLDS = Counter("meta_governor_refusals_total",
                          "Calls the rate governor refused before Meta", ["scope"])  # app/business/ad_account
 # Meta throttling the whole app: its code 4 answer, or x-app-usage reaching 100%.

@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from flask import current_app
+from limits import parse
 from sqlalchemy import false, update
 
 from crm_meta.http.errors import Forbidden, NotAuthenticated
 from crm_meta.infra.database import db
+from crm_meta.infra.metrics import SERVICE_KEY_REFUSALS
 from crm_meta.models import MetaConnection, ServiceKey, Tenant, audit
 from crm_meta.models.types import utcnow
+from crm_meta.runtime import runtime
+
+log = logging.getLogger(__name__)
 
 KEY_PREFIX = "cms_"
 PREFIX_LENGTH = len(KEY_PREFIX) + 8  # the stored, displayable start of a key
@@ -23,6 +30,12 @@ NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _KEY = re.compile(r"^cms_[A-Za-z0-9_-]{43}$")
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # last_used_at is kept to the minute
 _DUMMY_HASH = hashlib.sha256(b"no such key").hexdigest()
+# Refused attempts are audited, but a flood of them must not flood the audit table: a row for the
+# first refusal of a key prefix and reason in a window, at most AUDIT_PER_CLIENT rows a window per
+# client address; the next row of that prefix and reason counts the ones not written (`repeats`).
+AUDIT_PER_KEY = parse("1/minute")
+AUDIT_PER_CLIENT = parse("20/minute")
+REPEATS_KEPT = 7 * 24 * 3600  # seconds a count of unwritten refusals waits for its next row
 
 
 @dataclass(frozen=True)
@@ -178,9 +191,40 @@ def record_refusal(header: str | None, refusal: Refusal) -> None:
         details["service"] = service
     if tenant_ref is not None:
         details["tenant_ref"] = tenant_ref[:64]
+    repeats = _unwritten_before(prefix or "-", refusal.reason, refusal.ip or "-")
+    SERVICE_KEY_REFUSALS.labels(reason=refusal.reason, audited="no" if repeats is None else "yes").inc()
+    if repeats is None:
+        return
+    if repeats:
+        details["repeats"] = repeats  # refused since the last row of this prefix and reason
     # A known tenant's admins see it on their page.
     audit.record_now("service_key.refused", actor=audit.Actor(actor, refusal.ip), outcome="refused",
                      details=details, tenant_id=refusal.tenant_id)
+
+
+def _unwritten_before(prefix: str, reason: str, ip: str) -> int | None:
+    """None when this refusal is not to be written (its prefix and reason, or its client, had
+    their rows this window); else how many of that prefix and reason were not written before it.
+    Counted in the rate limiter's storage (Redis when shared); without one (RATELIMIT_ENABLED
+    off) or when it fails, every refusal is written: the trail matters more than the bound."""
+    limiter = runtime().limiter
+    if limiter is None or not limiter.enabled:
+        return 0
+    names = (current_app.config["RATELIMIT_KEY_PREFIX"], "refused-key-audit")
+    repeats = "/".join((*names, "repeats", prefix, reason))
+    try:
+        strategy = limiter.limiter
+        if not (strategy.hit(AUDIT_PER_KEY, *names, prefix, reason)
+                and strategy.hit(AUDIT_PER_CLIENT, *names, "client", ip)):
+            strategy.storage.incr(repeats, REPEATS_KEPT)
+            return None
+        count = strategy.storage.get(repeats)
+        if count:
+            strategy.storage.clear(repeats)
+        return count
+    except Exception as exc:  # the storage is away: write the row
+        log.warning("refused-key audit not bounded (%s)", type(exc).__name__)
+        return 0
 
 
 def authenticate(header: str | None, scope: str) -> Caller:

@@ -71,7 +71,8 @@ def me_fields(granted: set[str]) -> str:
         page = "id,name,category,tasks,access_token"
         if "instagram_basic" in granted:
             page += ",instagram_business_account{id,username,name}"
-        fields.append(f"accounts.limit({PAGE_LIMIT}){{{page}}}")
+        # `summary(total_count)` (Meta's User Accounts reference): how many pages to chain.
+        fields.append(f"accounts.limit({PAGE_LIMIT}).summary(total_count){{{page}}}")
     return ",".join(fields)
 
 
@@ -128,42 +129,108 @@ def _wabas(edges: dict, business_id: str) -> list[dict]:
 
 
 def _complete_edges(graph, token: str, me: dict) -> dict[tuple[str, str], list[dict]]:
-    """Flatten the expanded edges, then follow every `paging.next` in batched rounds."""
+    """Flatten the expanded edges, then follow every `paging.next` in batched rounds: a cursor-paged
+    edge is followed by a chain of dependent requests inside one batch (page k+1's `after` is
+    `{result=<page k>:$.paging.cursors.after}`), so one round trip reads up to 50 of its pages."""
     items: dict[tuple[str, str], list[dict]] = {}
     pending: list[tuple[tuple[str, str], dict]] = []
+    totals: dict[tuple[str, str], int] = {}  # edges whose first page gave summary.total_count
 
-    def take(key, page):
+    def collect(key, page):
         items.setdefault(key, []).extend(page.get("data", []))
-        if graph.next_page_params(page):
-            pending.append((key, page))
+        for child in page.get("data", []):  # a further page's items carry nested edges too
+            if isinstance(child, dict) and "id" in child:
+                walk(str(child["id"]), {k: v for k, v in child.items() if k != "id"})
 
     def walk(owner_key: str, node: dict):
         for name, value in node.items():
             if isinstance(value, dict) and "data" in value:
-                take((owner_key, name), value)
-                for child in value.get("data", []):
-                    if isinstance(child, dict) and "id" in child:
-                        walk(str(child["id"]), {k: v for k, v in child.items() if k != "id"})
+                total = (value.get("summary") or {}).get("total_count")
+                if isinstance(total, int) and not isinstance(total, bool):
+                    totals[(owner_key, name)] = total
+                collect((owner_key, name), value)
+                if graph.next_page_params(value):
+                    pending.append(((owner_key, name), value))
 
     walk("me", {k: v for k, v in me.items() if k not in ("id", "name")})
-    nulls: dict[int, int] = {}  # id(page) -> rounds it came back null
+    nulls: dict[int, int] = {}  # id(page) -> rounds its next page came back null
     while pending:
-        round_, pending = pending[:BATCH_SIZE], pending[BATCH_SIZE:]
-        requests_ = []
-        for _key, page in round_:
-            path, params = graph.next_page_params(page)
-            requests_.append({"relative_url": f"{path.lstrip('/')}?{urlencode(params)}"})
-        for (key, page), answer in zip(round_, graph.batch(requests_, token=token), strict=True):
-            if answer is None:  # timed out inside the batch: ask again in a later round
-                nulls[id(page)] = nulls.get(id(page), 0) + 1
-                if nulls[id(page)] > NULL_RETRIES:
+        left = {key: totals[key] - len(items.get(key, [])) for key, _ in pending if key in totals}
+        chains, pending = _round(graph, pending, left)
+        requests_ = [request for chain in chains for request in chain.requests]
+        answers = iter(graph.batch(requests_, token=token))
+        for chain in chains:
+            answered = [next(answers) for _ in chain.requests]
+            last, timed_out = _follow(graph, chain, answered, collect)
+            if timed_out:  # a page came back null inside the batch: ask again from there, boundedly
+                nulls[id(last)] = nulls.get(id(last), 0) + 1
+                if nulls[id(last)] > NULL_RETRIES:
                     raise TransientError("Meta kept timing out on a page of assets")
-                pending.append((key, page))
-                continue
-            if isinstance(answer, Exception):
-                raise answer
-            take(key, answer)
-            for child in answer.get("data", []):  # a further page's items carry nested edges too
-                if isinstance(child, dict) and "id" in child:
-                    walk(str(child["id"]), {k: v for k, v in child.items() if k != "id"})
+            if graph.next_page_params(last):  # timed out, or longer than this round's chain
+                pending.append((chain.key, last))
     return items
+
+
+@dataclass
+class _Chain:
+    key: tuple[str, str]
+    page: dict  # the page whose `next` the chain starts from
+    requests: list[dict]
+
+
+def _round(graph, pending: list, left: dict) -> tuple[list[_Chain], list]:
+    """This round's chains (at most BATCH_SIZE requests in all) and what waits for the next one.
+    After one request per edge, the spare slots go first to cursor-paged edges whose size Meta
+    told (`left`: items still to read; exactly the pages they need), then evenly to the others."""
+    taken, rest = pending[:BATCH_SIZE], pending[BATCH_SIZE:]
+    starts = [(key, page, *graph.next_page_params(page)) for key, page in taken]
+    lengths = [1] * len(starts)
+    spare = BATCH_SIZE - len(starts)
+    unknown = []
+    for n, (key, _page, _path, params) in enumerate(starts):
+        if "after" not in params:
+            continue
+        if key not in left:
+            unknown.append(n)
+            continue
+        limit = str(params.get("limit") or "")
+        per_page = int(limit) if limit.isdigit() and int(limit) > 0 else PAGE_LIMIT
+        extra = min(max(0, -(-left[key] // per_page) - 1), spare)
+        lengths[n] += extra
+        spare -= extra
+    for i, n in enumerate(unknown):
+        lengths[n] += spare // len(unknown) + (1 if i < spare % len(unknown) else 0)
+    chains = [_Chain(key, page, _chained(f"e{n}", path.lstrip("/"), params, lengths[n]))
+              for n, (key, page, path, params) in enumerate(starts)]
+    return chains, rest
+
+
+def _chained(prefix: str, path: str, params: dict, length: int) -> list[dict]:
+    """The first page's request as Meta linked it, then `length - 1` pages each taking its
+    `after` from the page before (a reference Meta resolves inside the batch)."""
+    if length == 1:
+        return [{"relative_url": f"{path}?{urlencode(params)}"}]
+    others = urlencode({k: v for k, v in params.items() if k != "after"})
+    requests_ = [{"relative_url": f"{path}?{urlencode(params)}", "name": f"{prefix}p0",
+                  "omit_response_on_success": False}]
+    for k in range(1, length):
+        after = f"{{result={prefix}p{k - 1}:$.paging.cursors.after}}"
+        requests_.append({"relative_url": f"{path}?{others}&after={after}".replace("?&", "?"),
+                          "name": f"{prefix}p{k}", "omit_response_on_success": False})
+    return requests_
+
+
+def _follow(graph, chain: _Chain, answered: list, collect) -> tuple[dict, bool]:
+    """Take the chain's pages while each has a `next`; what Meta answered past the last page is
+    ignored. Returns the last page read, and whether the chain broke on a `null` answer."""
+    last = chain.page
+    for answer in answered:
+        if answer is None:  # it (or its parent) timed out inside the batch
+            return last, True
+        if isinstance(answer, Exception):
+            raise answer
+        collect(chain.key, answer)
+        last = answer
+        if not graph.next_page_params(answer):
+            break
+    return last, False

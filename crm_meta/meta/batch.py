@@ -12,10 +12,14 @@ import json
 
 from crm_meta.meta.errors import GraphError, TransientError, classify
 
+DEPENDENCY_KEYS = ("name", "depends_on", "omit_response_on_success")
+
 
 def encode(requests_: list[dict]) -> str:
-    """The `batch` parameter for these requests (GET unless a request names its method)."""
-    return json.dumps([{"method": r.get("method", "GET"), "relative_url": r["relative_url"]}
+    """The `batch` parameter for these requests (GET unless a request names its method), with
+    the dependency keys a request carries (`name`, `depends_on`, `omit_response_on_success`)."""
+    return json.dumps([{"method": r.get("method", "GET"), "relative_url": r["relative_url"],
+                        **{k: r[k] for k in DEPENDENCY_KEYS if k in r}}
                        for r in requests_])
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from crm_meta.infra.database import db
 from crm_meta.models import AuditEvent, MetaConnection
-from tests.helpers import PASSWORD, bearer
+from tests.helpers.users import PASSWORD, bearer
 
 
 @pytest.fixture

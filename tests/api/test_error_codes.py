@@ -14,7 +14,7 @@ import yaml
 
 from crm_meta.http import errors
 from crm_meta.meta import errors as domain
-from tests.helpers import ROOT
+from tests.helpers.settings import ROOT
 
 STATUS_OF = {"NotAuthenticated": 401, "Forbidden": 403, "NotFound": 404, "ValidationFailed": 422,
              "MetaFailed": 502}

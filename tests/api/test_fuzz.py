@@ -18,7 +18,7 @@ from pathlib import Path
 from crm_meta.api.openapi import document
 from crm_meta.internal import keys
 from meta_sandbox import serve_in_thread
-from tests.helpers import bearer
+from tests.helpers.users import bearer
 
 # What issue 13 asks of the API: no server error, and every answer as the document says.
 CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,"

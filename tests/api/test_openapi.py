@@ -10,7 +10,7 @@ from crm_meta.api.openapi import DOCUMENT, document, error_codes
 from crm_meta.connect import payloads
 from crm_meta.http.errors import AppError
 from crm_meta.meta import connections
-from tests.helpers import bearer
+from tests.helpers.users import bearer
 from tests.tools import openapi_check
 from tests.tools.openapi_check import OpenAPIMismatch, openapi_path
 

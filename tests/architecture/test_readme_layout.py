@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from tests.helpers import ROOT
+from tests.helpers.settings import ROOT
 
 README = ROOT / "README.md"
 

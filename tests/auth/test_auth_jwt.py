@@ -9,7 +9,9 @@ import jwt
 import pytest
 from jwt.warnings import InsecureKeyLengthWarning
 
-from tests.helpers import JWT_SECRET, assert_envelope, bearer
+from tests.helpers.responses import assert_envelope
+from tests.helpers.settings import JWT_SECRET
+from tests.helpers.users import bearer
 
 STATUS = "/crm/marketing/token-status"
 ADMIN_URL = "/crm/auth/meta/url"

@@ -10,15 +10,9 @@ from sqlalchemy import text
 
 from crm_meta.infra.database import db
 from crm_meta.models import User
-from tests.helpers import (
-    PASSWORD,
-    AuthActions,
-    assert_envelope,
-    audit_events,
-    bearer,
-    csrf_token_from,
-    raw_rows,
-)
+from tests.helpers.database import audit_events, raw_rows
+from tests.helpers.responses import assert_envelope, csrf_token_from
+from tests.helpers.users import PASSWORD, AuthActions, bearer
 
 HUB = "/crm/marketing"
 

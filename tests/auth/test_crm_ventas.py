@@ -15,7 +15,9 @@ import pytest
 
 from crm_meta.infra.database import db
 from crm_meta.models import AuditEvent
-from tests.helpers import JWT_SECRET, assert_envelope, bearer
+from tests.helpers.responses import assert_envelope
+from tests.helpers.settings import JWT_SECRET
+from tests.helpers.users import bearer
 
 CRM_ORIGIN = "https://crm.example.com"
 ADMIN_TOKEN = "crm-admin-token-0123456789abcdef"

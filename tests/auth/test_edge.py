@@ -9,7 +9,9 @@ import pytest
 
 from config import ConfigError, DevelopmentConfig, ProductionConfig
 from crm_meta.app import create_app
-from tests.helpers import JWT_SECRET, assert_envelope, bearer
+from tests.helpers.responses import assert_envelope
+from tests.helpers.settings import JWT_SECRET
+from tests.helpers.users import bearer
 
 CRM = "http://localhost:5173"
 STATUS = "/crm/marketing/token-status"

@@ -16,7 +16,9 @@ from hypothesis import strategies as st
 
 from crm_meta.infra.database import db
 from crm_meta.models import MetaConnection
-from tests.helpers import JWT_SECRET, PASSWORD, MetaFlow
+from tests.helpers.sandbox import MetaFlow
+from tests.helpers.settings import JWT_SECRET
+from tests.helpers.users import PASSWORD
 
 ADMIN_TOKEN = "fuzz-admin-token-0123456789"
 CRM = "https://crm.example.com"

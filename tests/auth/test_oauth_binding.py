@@ -13,7 +13,8 @@ import pytest
 
 from crm_meta.infra.database import db
 from crm_meta.models import MetaConnection
-from tests.helpers import JWT_SECRET, bearer
+from tests.helpers.settings import JWT_SECRET
+from tests.helpers.users import bearer
 
 PLANTED = "attacker-planted-binding-value-0123456789"
 

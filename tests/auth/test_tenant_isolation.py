@@ -5,7 +5,8 @@ import pytest
 from crm_meta.infra.database import db
 from crm_meta.models import MetaConnection
 from meta_sandbox.fixtures import USER_WITHOUT_BUSINESSES
-from tests.helpers import PASSWORD, MetaFlow, bearer
+from tests.helpers.sandbox import MetaFlow
+from tests.helpers.users import PASSWORD, bearer
 
 
 @pytest.fixture

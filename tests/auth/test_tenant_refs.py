@@ -9,7 +9,9 @@ from sqlalchemy.exc import IntegrityError
 
 from crm_meta.infra.database import db
 from crm_meta.models import Tenant
-from tests.helpers import bearer, invoke, ok, refused, script_directory, tenants
+from tests.helpers.cli import invoke, ok, refused
+from tests.helpers.database import script_directory, tenants
+from tests.helpers.users import bearer
 
 STATUS = "/crm/marketing/token-status"
 

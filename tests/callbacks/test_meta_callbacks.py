@@ -6,7 +6,8 @@ import pytest
 
 from crm_meta.infra.database import db
 from crm_meta.models import AuditEvent, MetaConnection
-from tests.helpers import APP_SECRET, encode, sign
+from tests.helpers.sandbox import encode, sign
+from tests.helpers.settings import APP_SECRET
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 import requests
 
-from tests.helpers import APP_ID, bearer
+from tests.helpers.settings import APP_ID
+from tests.helpers.users import bearer
 
 # MetaConnectionPanel.tsx's SCOPES, as it sends them.
 PANEL_SCOPES = ("pages_show_list,pages_manage_metadata,pages_messaging,instagram_basic,"

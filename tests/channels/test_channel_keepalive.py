@@ -8,7 +8,8 @@ from crm_meta.infra.database import db
 from crm_meta.models import MetaChannel, MetaConnection, NotificationOutbox
 from crm_meta.runtime import of
 from tests.channels.conftest import FIRST_PAGE, PHONE, WABA, Panel
-from tests.helpers import audit_events, sweep
+from tests.helpers.database import audit_events
+from tests.helpers.keepalive import sweep
 from tests.notify.conftest import FakeSMTP
 
 SECRET = "channel-webhook-secret-0123456789"

@@ -11,7 +11,9 @@ from crm_meta.meta import channels
 from crm_meta.models import MetaChannel, MetaConnection
 from crm_meta.runtime import of
 from tests.channels.conftest import FIRST_PAGE, Panel
-from tests.helpers import KEY_A, KEY_B, invoke, ok, raw_rows
+from tests.helpers.cli import invoke, ok
+from tests.helpers.database import raw_rows
+from tests.helpers.settings import KEY_A, KEY_B
 
 
 def page_token(app, page_id: str = FIRST_PAGE) -> str:

@@ -10,7 +10,9 @@ from crm_meta.meta.errors import PageTokenRequiredError, TokenInvalidError, clas
 from crm_meta.models import MetaChannel, MetaConnection
 from crm_meta.runtime import of
 from tests.channels.conftest import FIRST_PAGE, INSTAGRAM, PHONE, SECOND_PAGE, WABA
-from tests.helpers import assert_envelope, audit_events, bearer, raw_rows
+from tests.helpers.database import audit_events, raw_rows
+from tests.helpers.responses import assert_envelope
+from tests.helpers.users import bearer
 
 KINDS = {("facebook", "page"), ("instagram", "instagram_account"), ("whatsapp", "waba"),
          ("whatsapp", "phone_number")}

@@ -1,5 +1,5 @@
-"""Fixtures of the command-line tests: a token stored for a tenant, read back, and the current key id
-(`flask crypto rotate`)."""
+"""Fixtures of the command-line tests: a token stored for a tenant and the current key id
+(`flask crypto rotate`); reading it back is tests/conftest.py's `stored_token`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from crm_meta.infra.database import db
 from crm_meta.meta.store import TokenStore
 from crm_meta.models import MetaConnection
 from crm_meta.runtime import runtime
-from tests.helpers import PLAINTEXT
+from tests.helpers.settings import PLAINTEXT
 
 
 @pytest.fixture
@@ -24,18 +24,6 @@ def store_token():
             db.session.commit()
 
     return store
-
-
-@pytest.fixture
-def read_token():
-    """The tenant's token, decrypted with the app's keys: `read_token(app, tenant_id)`."""
-
-    def read(app, tenant_id: int) -> str:
-        with app.app_context():
-            store = TokenStore(runtime().cipher)
-            return store.read(store.for_tenant(tenant_id))
-
-    return read
 
 
 @pytest.fixture

@@ -9,18 +9,10 @@ import pytest
 from crm_meta.infra.crypto import CryptoError
 from crm_meta.infra.database import db
 from crm_meta.models import User
-from tests.helpers import (
-    JWT_SECRET,
-    KEY_A,
-    KEY_B,
-    PASSWORD,
-    PLAINTEXT,
-    invoke,
-    ok,
-    raw_rows,
-    refused,
-    tenants,
-)
+from tests.helpers.cli import invoke, ok, refused
+from tests.helpers.database import raw_rows, tenants
+from tests.helpers.settings import JWT_SECRET, KEY_A, KEY_B, PLAINTEXT
+from tests.helpers.users import PASSWORD
 
 STRONG = "a-strong-passphrase-42"
 
@@ -178,7 +170,7 @@ def test_jwt_mint_bad_input(app, acme, args, fragment):
 
 # -- crypto rotate ---------------------------------------------------------------------------
 def test_crypto_rotate_reencrypts_with_the_current_key(make_app, make_tenant, build_app, sqlite_url,
-                                                       store_token, read_token, kid):
+                                                       store_token, stored_token, kid):
     old = make_app(database_url=sqlite_url, ENCRYPTION_KEY=KEY_A)
     acme = make_tenant("acme", app_=old)
     store_token(old, acme.tenant_id)
@@ -188,11 +180,11 @@ def test_crypto_rotate_reencrypts_with_the_current_key(make_app, make_tenant, bu
     # A process that only knows key B cannot read the A-token: an error, never plaintext.
     only_b = build_app(sqlite_url, ENCRYPTION_KEY=KEY_B)
     with pytest.raises(CryptoError) as excinfo:
-        read_token(only_b, acme.tenant_id)
+        stored_token(only_b, acme.tenant_id)
     assert PLAINTEXT not in str(excinfo.value)
 
     new = build_app(sqlite_url, ENCRYPTION_KEY=KEY_B, ENCRYPTION_KEYS_PREVIOUS=[KEY_A])
-    assert read_token(new, acme.tenant_id) == PLAINTEXT  # the previous key still reads
+    assert stored_token(new, acme.tenant_id) == PLAINTEXT  # the previous key still reads
     output = ok(invoke(new, ["crypto", "rotate"]))
     assert "re-encrypted 1 token" in output
     assert PLAINTEXT not in output
@@ -200,10 +192,10 @@ def test_crypto_rotate_reencrypts_with_the_current_key(make_app, make_tenant, bu
     assert after["access_token"] != before["access_token"]
     assert after["access_token"].startswith(f"v1.{kid(new)}.")
     assert after["key_id"] == kid(new) != kid(old)
-    assert read_token(new, acme.tenant_id) == PLAINTEXT
-    assert read_token(only_b, acme.tenant_id) == PLAINTEXT  # key A can now be retired
+    assert stored_token(new, acme.tenant_id) == PLAINTEXT
+    assert stored_token(only_b, acme.tenant_id) == PLAINTEXT  # key A can now be retired
     with pytest.raises(CryptoError):
-        read_token(old, acme.tenant_id)
+        stored_token(old, acme.tenant_id)
 
     assert "re-encrypted 0 token" in ok(invoke(new, ["crypto", "rotate"]))
 

@@ -11,7 +11,7 @@ from config import DevelopmentConfig
 from crm_meta.app import create_app
 from crm_meta.infra.database import db
 from meta_sandbox import serve_in_thread
-from tests.helpers import APP_SECRET
+from tests.helpers.settings import APP_SECRET
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,9 @@ import psycopg2
 import pytest
 
 from crm_meta.meta import store as store_module
-from tests.helpers import KEY_A, KEY_B, PLAINTEXT, invoke, raw_rows
+from tests.helpers.cli import invoke
+from tests.helpers.database import raw_rows
+from tests.helpers.settings import KEY_A, KEY_B, PLAINTEXT
 
 pytestmark = pytest.mark.postgres
 
@@ -77,7 +79,7 @@ def test_a_row_locked_throughout_makes_rotate_fail_naming_it(rotation, lock_row,
     assert keys[acme.tenant_id] == kid(app) != keys[globex.tenant_id]  # the free row did rotate
 
 
-def test_rotate_waits_for_a_locked_row_and_then_succeeds(rotation, lock_row, monkeypatch, read_token, kid):
+def test_rotate_waits_for_a_locked_row_and_then_succeeds(rotation, lock_row, monkeypatch, stored_token, kid):
     app, (acme, globex) = rotation
     holder = lock_row(globex.tenant_id)
     waits = []
@@ -96,4 +98,4 @@ def test_rotate_waits_for_a_locked_row_and_then_succeeds(rotation, lock_row, mon
     assert "re-encrypted 2 token(s)" in result.output
     assert len(waits) == 1
     assert set(key_ids(app).values()) == {kid(app)}
-    assert read_token(app, globex.tenant_id) == PLAINTEXT
+    assert stored_token(app, globex.tenant_id) == PLAINTEXT

@@ -8,7 +8,7 @@ import pytest
 
 from crm_meta.infra.database import db
 from crm_meta.models import audit
-from tests.helpers import audit_events, raw_rows
+from tests.helpers.database import audit_events, raw_rows
 
 SECRET = "EAAsecret-value-0123456789"
 

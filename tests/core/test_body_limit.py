@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from config import DevelopmentConfig
-from tests.helpers import assert_envelope, bearer
+from tests.helpers.responses import assert_envelope
+from tests.helpers.users import bearer
 
 MB = 1024 * 1024
 

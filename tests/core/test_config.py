@@ -13,7 +13,7 @@ from config import (
     config_from_env,
     normalise_database_url,
 )
-from tests.helpers import GOOD_PRODUCTION
+from tests.helpers.settings import GOOD_PRODUCTION
 
 ROOT = Path(__file__).resolve().parents[2]
 

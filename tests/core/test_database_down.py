@@ -12,7 +12,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from crm_meta.infra.database import db
-from tests.helpers import AuthActions, add_tenant, assert_envelope, bearer
+from tests.helpers.responses import assert_envelope
+from tests.helpers.users import AuthActions, add_tenant, bearer
 from tests.tools.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.postgres

@@ -9,7 +9,8 @@ import pytest
 
 from crm_meta.infra.database import db
 from crm_meta.models import Tenant
-from tests.helpers import assert_envelope, bearer
+from tests.helpers.responses import assert_envelope
+from tests.helpers.users import bearer
 
 JSON = {"Accept": "application/json"}
 HTML = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}

@@ -18,7 +18,8 @@ from crm_meta.infra.database import db
 from crm_meta.models import MetaConnection
 from crm_meta.ops import logs
 from crm_meta.runtime import runtime
-from tests.helpers import APP_SECRET, JWT_SECRET, PASSWORD, bearer
+from tests.helpers.settings import APP_SECRET, JWT_SECRET
+from tests.helpers.users import PASSWORD, bearer
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -16,7 +16,8 @@ from crm_meta.meta.graph import appsecret_proof
 from crm_meta.meta.keepalive.sweep import Scope, run_sweep
 from crm_meta.ops import redaction
 from crm_meta.runtime import of, runtime
-from tests.helpers import APP_ID, APP_SECRET, bearer
+from tests.helpers.settings import APP_ID, APP_SECRET
+from tests.helpers.users import bearer
 
 DAY = 86400
 

@@ -8,7 +8,7 @@ from sqlalchemy import text
 from crm_meta.infra.database import db
 from crm_meta.models import MetaConnection
 from crm_meta.runtime import runtime
-from tests.helpers import APP_SECRET
+from tests.helpers.settings import APP_SECRET
 
 
 def test_whole_flow_leaks_nothing(app, meta_flow, caplog):

@@ -12,7 +12,9 @@ import pytest
 
 from crm_meta.infra.database import db
 from crm_meta.models import Tenant, User
-from tests.helpers import PASSWORD, ROOT, assert_envelope, bearer
+from tests.helpers.responses import assert_envelope
+from tests.helpers.settings import ROOT
+from tests.helpers.users import PASSWORD, bearer
 
 
 # -- in-process counters (memory) ------------------------------------------------------------
@@ -64,7 +66,8 @@ LIMIT = "2/hour"
 OTHER_PROCESS = """
 import json, sys
 from crm_meta.app import create_app
-from tests.helpers import bearer, testing_config
+from tests.helpers.settings import testing_config
+from tests.helpers.users import bearer
 cfg = json.loads(sys.argv[1])
 app = create_app(testing_config(cfg["sandbox"], cfg["database"], RATELIMIT_ENABLED=True,
                                 RATELIMIT_STORAGE_URI=cfg["redis"], RATELIMIT_META_TEST=cfg["limit"],

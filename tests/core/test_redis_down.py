@@ -9,7 +9,7 @@ import socket
 import pytest
 from prometheus_client import REGISTRY
 
-from tests.helpers import bearer
+from tests.helpers.users import bearer
 
 FALLBACKS = "meta_ratelimit_storage_fallbacks_total"
 

@@ -19,7 +19,8 @@ import requests
 
 from crm_meta.ops import logs
 from crm_meta.ops import redaction as logredact
-from tests.helpers import ROOT, wait_for
+from tests.helpers.settings import ROOT
+from tests.helpers.waiting import wait_for
 
 CMS_KEY = "cms_" + secrets.token_urlsafe(32)
 CMG_KEY = "cmg_" + secrets.token_urlsafe(32)

@@ -14,7 +14,9 @@ import pytest
 from sqlalchemy import event
 
 from crm_meta.infra.database import db
-from tests.helpers import AuthActions, MetaFlow, add_tenant, bearer, testing_config
+from tests.helpers.sandbox import MetaFlow
+from tests.helpers.settings import testing_config
+from tests.helpers.users import AuthActions, add_tenant, bearer
 from tests.tools.wire import counting_connection
 
 pytestmark = pytest.mark.postgres

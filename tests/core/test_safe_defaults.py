@@ -20,7 +20,8 @@ from crm_meta.app import create_app
 from crm_meta.auth.principal import mint_jwt
 from crm_meta.infra.database import db
 from crm_meta.runtime import of
-from tests.helpers import GOOD_PRODUCTION, add_tenant, testing_config
+from tests.helpers.settings import GOOD_PRODUCTION, testing_config
+from tests.helpers.users import add_tenant
 
 ROOT = Path(__file__).resolve().parents[2]
 # What config.py used to fall back to: public, so a token signed with it must never be accepted.
@@ -134,20 +135,23 @@ def test_the_dialog_graph_and_stylesheet_stay_public(make_app):
     assert client.get(f"{CONTROL}/sandbox.css", environ_overrides=REMOTE).status_code == 200
 
 
-def test_behind_a_trusted_proxy_the_client_address_decides(make_app):
+def test_behind_a_trusted_proxy_only_the_sockets_own_peer_counts(make_app):
+    """With TRUSTED_PROXIES set, a forwarded address is what a client wrote: a remote client
+    claiming loopback, or anyone relayed by the proxy, needs the control token; only a caller on
+    this host talking to the app itself (no forwarding header) keeps the control API."""
     client = make_app(TRUSTED_PROXIES=1).test_client()
-    local_proxy = {"REMOTE_ADDR": "127.0.0.1"}
-    relayed = client.get(f"{CONTROL}/clock", environ_overrides=local_proxy,
-                         headers={"X-Forwarded-For": "203.0.113.7"})
-    assert relayed.status_code == 403
-    local = client.get(f"{CONTROL}/clock", environ_overrides=local_proxy,
-                       headers={"X-Forwarded-For": "127.0.0.1"})
-    assert local.status_code == 200
+    for socket_peer, forwarded in (("203.0.113.7", "127.0.0.1"), ("127.0.0.1", "203.0.113.7"),
+                                   ("127.0.0.1", "127.0.0.1")):
+        response = client.get(f"{CONTROL}/clock", environ_overrides={"REMOTE_ADDR": socket_peer},
+                              headers={"X-Forwarded-For": forwarded})
+        assert response.status_code == 403, (socket_peer, forwarded)
+    direct = client.get(f"{CONTROL}/clock", environ_overrides={"REMOTE_ADDR": "127.0.0.1"})
+    assert direct.status_code == 200
 
 
 def test_a_local_proxy_nobody_told_us_about_is_not_loopback(make_app):
     client = make_app().test_client()  # TRUSTED_PROXIES=0, yet a proxy on this host relays
-    for header in ("X-Forwarded-For", "Forwarded", "X-Real-IP"):
+    for header in ("X-Forwarded-For", "Forwarded", "X-Real-IP", "X-Forwarded-Host"):
         response = client.get(f"{CONTROL}/clock", headers={header: "203.0.113.7"})
         assert response.status_code == 403, header
 

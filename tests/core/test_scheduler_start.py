@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 from crm_meta import jobs
 from crm_meta.app import create_app
-from tests.helpers import testing_config
+from tests.helpers.settings import testing_config
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -16,16 +16,11 @@ from sqlalchemy.engine import make_url
 from crm_meta.auth.principal import mint_jwt
 from crm_meta.infra import statuscache
 from crm_meta.infra.database import db
-from tests.helpers import (
-    JWT_SECRET,
-    AuthActions,
-    MetaFlow,
-    add_tenant,
-    assert_envelope,
-    bearer,
-    testing_config,
-    wait_for,
-)
+from tests.helpers.responses import assert_envelope
+from tests.helpers.sandbox import MetaFlow
+from tests.helpers.settings import JWT_SECRET, testing_config
+from tests.helpers.users import AuthActions, add_tenant, bearer
+from tests.helpers.waiting import wait_for
 from tests.tools.tcp_proxy import TcpProxy
 from tests.tools.wire import counting_connection
 

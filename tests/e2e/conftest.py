@@ -1,4 +1,5 @@
-"""Browser tests: the app (with its in-app Meta sandbox) on a live port, driven by Chromium.
+"""Browser tests: the app (with its in-app Meta sandbox) on a live port, driven by Chromium;
+and CRM Ventas' side (its pages on another origin, its login token) for the cross-origin tests.
 
 One browser per session, a fresh context per test. Chromium and axe-core are found or
 installed here; when one is missing the tests skip with the reason, or fail when the
@@ -7,22 +8,27 @@ environment sets REQUIRE_BROWSER=1 (CI does).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
 import threading
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import jwt
 import pytest
 import requests
 from werkzeug.serving import make_server
 
 from crm_meta.app import create_app
 from crm_meta.infra.database import db
-from tests.helpers import add_tenant, testing_config
+from tests.helpers.settings import JWT_SECRET, testing_config
+from tests.helpers.users import TenantUsers, add_tenant
 
 HERE = Path(__file__).resolve().parent
 ARTIFACTS = HERE / "artifacts"
@@ -47,6 +53,43 @@ def artifacts() -> Path:
 
 
 # -- the app on a live port ------------------------------------------------------------------
+class Served:
+    """A WSGI app on a live port of 127.0.0.1, in a thread: bound first (port 0, a free one), so
+    an app can be built for its exact address, then started."""
+
+    def __init__(self):
+        self.server = make_server("127.0.0.1", 0, lambda environ, start: [], threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self, app) -> Served:
+        self.server.app = app
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self.thread.is_alive():  # shutdown() waits for a serve_forever that never ran
+            self.server.shutdown()
+            self.thread.join(timeout=10)
+        self.server.server_close()
+
+
+def app_for(base: str, database: Path, **config):
+    """The app served at `base`, its in-app sandbox under it, on a fresh SQLite database."""
+    app = create_app(testing_config(
+        f"{base}/sandbox/meta", f"sqlite:///{database}", API_BASE_URL=base,
+        META_REDIRECT_URI=f"{base}/crm/auth/meta/callback", WTF_CSRF_ENABLED=True, **config))
+    with app.app_context():
+        db.create_all()
+    return app
+
+
+def close(app) -> None:
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
 @dataclass
 class LiveApp:
     url: str
@@ -67,26 +110,75 @@ class LiveApp:
 
 @pytest.fixture(scope="session")
 def live(tmp_path_factory):
-    # Bind first (port 0 = a free one), then build the app for that exact address.
-    server = make_server("127.0.0.1", 0, lambda environ, start: [], threaded=True)
-    base = f"http://127.0.0.1:{server.port}"
-    database = tmp_path_factory.mktemp("e2e") / "app.db"
-    app = create_app(testing_config(
-        f"{base}/sandbox/meta", f"sqlite:///{database}",
-        API_BASE_URL=base, META_REDIRECT_URI=f"{base}/crm/auth/meta/callback",
-        WTF_CSRF_ENABLED=True))
-    with app.app_context():
-        db.create_all()
-    server.app = app
-    thread = threading.Thread(target=server.serve_forever, name="e2e-app", daemon=True)
-    thread.start()
-    yield LiveApp(base, app)
-    server.shutdown()
-    thread.join(timeout=10)
-    server.server_close()
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+    served = Served()
+    app = app_for(served.url, tmp_path_factory.mktemp("e2e") / "app.db")
+    served.start(app)
+    yield LiveApp(served.url, app)
+    served.stop()
+    close(app)
+
+
+# -- CRM Ventas' side: its pages on another origin, its login token ---------------------------
+ADMIN_TOKEN = "e2e-crm-admin-token-0123456789"  # CRM Ventas' X-Admin-Token
+
+
+def html_page(html: str, **values: str):
+    """A WSGI app answering `html` on every path, each `__NAME__` in it replaced by values[NAME]
+    as a JavaScript literal."""
+    for name, value in values.items():
+        html = html.replace(f"__{name}__", json.dumps(value))
+    body = html.encode()
+
+    def page(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"),
+                                  ("Content-Length", str(len(body)))])
+        return [body]
+
+    return page
+
+
+@dataclass
+class CrmStack:
+    """The API (with its in-app sandbox) and CRM Ventas' origin, which the API allows."""
+
+    api: str
+    crm: str  # CRM Ventas' origin: another port of 127.0.0.1 (same site, another origin)
+    tenant: TenantUsers
+    crm_server: Served
+    servers: list[Served]
+    admin_token: str = ADMIN_TOKEN
+
+    @property
+    def login_token(self) -> str:
+        """CRM Ventas' own login token for the tenant, exactly: no sub, no iat, user_id a string."""
+        return jwt.encode({"user_id": "42", "email": "ana@crm.test", "role": "ceo",
+                           "tenant_id": self.tenant.tenant_id, "niche_type": "crm_sales",
+                           "exp": datetime.now(UTC) + timedelta(days=7)}, JWT_SECRET, algorithm="HS256")
+
+    def serve_crm_page(self, html: str, **values: str) -> str:
+        """Serve `html` (see html_page) at CRM Ventas' origin; that origin."""
+        return self.crm_server.start(html_page(html, **values)).url
+
+    def serve_foreign_page(self, html: str, **values: str) -> str:
+        """Serve `html` on an origin of another site (localhost, not 127.0.0.1); that origin."""
+        served = Served()
+        self.servers.append(served)
+        return served.start(html_page(html, **values)).url.replace("127.0.0.1", "localhost")
+
+
+@pytest.fixture(scope="module")
+def crm_stack(tmp_path_factory) -> Iterator[CrmStack]:
+    """crm-meta on a live port, with CRM Ventas' origin in CRM_ORIGINS and as FRONTEND_URL, its
+    admin token set, and a tenant: one per test module, which serves its own pages on it."""
+    api, crm = Served(), Served()
+    app = app_for(api.url, tmp_path_factory.mktemp("crm") / "app.db", CRM_ORIGINS=[crm.url],
+                  CRM_ADMIN_TOKEN=ADMIN_TOKEN, FRONTEND_URL=crm.url)
+    stack = CrmStack(api.url, crm.url, add_tenant(app, f"t{uuid.uuid4().hex[:10]}"), crm, [api, crm])
+    api.start(app)
+    yield stack
+    for served in stack.servers:
+        served.stop()
+    close(app)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.helpers import PASSWORD
+from tests.helpers.users import PASSWORD
 
 pytestmark = pytest.mark.e2e
 

@@ -4,23 +4,12 @@
 
 from __future__ import annotations
 
-import json
 import re
-import threading
-import uuid
-from datetime import UTC, datetime, timedelta
 
-import jwt
 import pytest
 from playwright.sync_api import expect
-from werkzeug.serving import make_server
-
-from crm_meta.app import create_app
-from crm_meta.infra.database import db
-from tests.helpers import JWT_SECRET, add_tenant, testing_config
 
 pytestmark = pytest.mark.e2e
-ADMIN_TOKEN = "e2e-crm-admin-token-0123456789"
 
 # A stand-in for CRM Ventas' marketing page: status, connect, disconnect through our API.
 PAGE = """<!doctype html>
@@ -70,69 +59,13 @@ showStatus();
 """
 
 
-class Served:
-    """A WSGI app on a live port of 127.0.0.1, in a thread."""
-
-    def __init__(self, app=None):
-        self.server = make_server("127.0.0.1", 0, app or (lambda environ, start: []), threaded=True)
-        self.port = self.server.port
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def start(self, app=None):
-        if app is not None:
-            self.server.app = app
-        self.thread.start()
-        return self
-
-    def stop(self):
-        self.server.shutdown()
-        self.thread.join(timeout=10)
-        self.server.server_close()
-
-
-def crm_page(api: str, tenant_id: int):
-    html = (PAGE.replace("__API__", json.dumps(api)).replace("__TENANT__", json.dumps(str(tenant_id)))
-            .replace("__ADMIN__", json.dumps(ADMIN_TOKEN))).encode()
-
-    def page(environ, start_response):
-        start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"),
-                                  ("Content-Length", str(len(html)))])
-        return [html]
-
-    return page
-
-
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    """The API (with its in-app sandbox), the CRM's page on a second origin, a foreign origin."""
-    api, crm, foreign = Served(), Served(), Served()
-    base = f"http://127.0.0.1:{api.port}"
-    crm_origin = f"http://127.0.0.1:{crm.port}"  # same site as the API, another origin
-    database = tmp_path_factory.mktemp("crm-origin") / "app.db"
-    app = create_app(testing_config(
-        f"{base}/sandbox/meta", f"sqlite:///{database}", API_BASE_URL=base,
-        META_REDIRECT_URI=f"{base}/crm/auth/meta/callback", WTF_CSRF_ENABLED=True,
-        CRM_ORIGINS=[crm_origin], CRM_ADMIN_TOKEN=ADMIN_TOKEN, FRONTEND_URL=crm_origin))
-    with app.app_context():
-        db.create_all()
-    tenant = add_tenant(app, f"t{uuid.uuid4().hex[:10]}")
-    api.start(app)
-    crm.start(crm_page(base, tenant.tenant_id))
-    foreign.start(crm_page(base, tenant.tenant_id))
-    yield {"api": base, "crm": crm_origin, "foreign": f"http://localhost:{foreign.port}",
-           "tenant": tenant}
-    for served in (api, crm, foreign):
-        served.stop()
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
-
-
-def crm_login_token(tenant_id: int) -> str:
-    """CRM Ventas' login token: no sub, no iat."""
-    return jwt.encode({"user_id": "42", "email": "ana@crm.test", "role": "ceo", "tenant_id": tenant_id,
-                       "niche_type": "crm_sales", "exp": datetime.now(UTC) + timedelta(days=7)},
-                      JWT_SECRET, algorithm="HS256")
+def stack(crm_stack):
+    """The API, the CRM's page on its origin, and the same page on a foreign origin."""
+    values = {"API": crm_stack.api, "TENANT": str(crm_stack.tenant.tenant_id), "ADMIN": crm_stack.admin_token}
+    crm_stack.serve_crm_page(PAGE, **values)
+    return {"api": crm_stack.api, "crm": crm_stack.crm, "tenant": crm_stack.tenant,
+            "foreign": crm_stack.serve_foreign_page(PAGE, **values), "login_token": crm_stack.login_token}
 
 
 @pytest.fixture
@@ -140,7 +73,7 @@ def context(browser, stack):
     """A browser where CRM Ventas' backend (on the API's host) has set its login cookie."""
     context = browser.new_context(locale="en-US")
     context.set_default_timeout(15_000)
-    context.add_cookies([{"name": "access_token", "value": crm_login_token(stack["tenant"].tenant_id),
+    context.add_cookies([{"name": "access_token", "value": stack["login_token"],
                           "url": stack["api"], "httpOnly": True, "sameSite": "Lax"}])
     yield context
     context.close()

@@ -9,22 +9,14 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
-import uuid
-from datetime import UTC, datetime, timedelta
 
-import jwt
 import pytest
 import requests
 from playwright.sync_api import expect
-from werkzeug.serving import make_server
 
-from crm_meta.app import create_app
-from crm_meta.infra.database import db
-from tests.helpers import APP_ID, JWT_SECRET, add_tenant, testing_config
+from tests.helpers.settings import APP_ID
 
 pytestmark = pytest.mark.e2e
-ADMIN_TOKEN = "e2e-panel-admin-token-0123456789"
 SDK_URL = "https://connect.facebook.net/en_US/sdk.js"
 
 # A stand-in for MetaConnectionPanel.tsx: the same calls, headers, scopes and reads.
@@ -150,69 +142,14 @@ fetchStatus();
 """
 
 
-class Served:
-    """A WSGI app on a live port of 127.0.0.1, in a thread."""
-
-    def __init__(self):
-        self.server = make_server("127.0.0.1", 0, lambda environ, start: [], threaded=True)
-        self.port = self.server.port
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def start(self, app):
-        self.server.app = app
-        self.thread.start()
-        return self
-
-    def stop(self):
-        self.server.shutdown()
-        self.thread.join(timeout=10)
-        self.server.server_close()
-
-
-def crm_login_token(tenant_id: int) -> str:
-    """CRM Ventas' own login token, exactly: no sub, no iat, user_id as a string."""
-    return jwt.encode({"user_id": "42", "email": "ana@crm.test", "role": "ceo", "tenant_id": tenant_id,
-                       "niche_type": "crm_sales", "exp": datetime.now(UTC) + timedelta(days=7)},
-                      JWT_SECRET, algorithm="HS256")
-
-
-def panel_page(api: str, tenant_id: int, token: str):
-    html = PAGE
-    for name, value in (("API", api), ("ADMIN", ADMIN_TOKEN), ("TENANT", str(tenant_id)),
-                        ("JWT", token), ("APP_ID", APP_ID)):
-        html = html.replace(f"__{name}__", json.dumps(value))
-    body = html.encode()
-
-    def page(environ, start_response):
-        start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"),
-                                  ("Content-Length", str(len(body)))])
-        return [body]
-
-    return page
-
-
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    api, crm = Served(), Served()
-    base = f"http://127.0.0.1:{api.port}"
-    crm_origin = f"http://127.0.0.1:{crm.port}"  # another origin than the API's
-    database = tmp_path_factory.mktemp("crm-panel") / "app.db"
-    app = create_app(testing_config(
-        f"{base}/sandbox/meta", f"sqlite:///{database}", API_BASE_URL=base,
-        META_REDIRECT_URI=f"{base}/crm/auth/meta/callback", WTF_CSRF_ENABLED=True,
-        CRM_ORIGINS=[crm_origin], CRM_ADMIN_TOKEN=ADMIN_TOKEN))
-    with app.app_context():
-        db.create_all()
-    tenant = add_tenant(app, f"t{uuid.uuid4().hex[:10]}")
-    token = crm_login_token(tenant.tenant_id)
-    api.start(app)
-    crm.start(panel_page(base, tenant.tenant_id, token))
-    yield {"api": base, "crm": crm_origin, "tenant": tenant, "token": token}
-    for served in (api, crm):
-        served.stop()
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+def stack(crm_stack):
+    """The API and CRM Ventas' panel on its origin, logged in with CRM Ventas' own token."""
+    token = crm_stack.login_token
+    crm_stack.serve_crm_page(PAGE, API=crm_stack.api, ADMIN=crm_stack.admin_token,
+                             TENANT=str(crm_stack.tenant.tenant_id), JWT=token, APP_ID=APP_ID)
+    return {"api": crm_stack.api, "crm": crm_stack.crm, "tenant": crm_stack.tenant, "token": token,
+            "admin_token": crm_stack.admin_token}
 
 
 def swap_in_the_sandbox_sdk(context, page, api: str) -> list[str]:
@@ -303,7 +240,7 @@ def test_the_crm_ventas_panel_connects_chooses_channels_and_disconnects(browser,
 
     # The same tenant's marketing status shows the same connection.
     marketing = requests.get(f"{stack['api']}/crm/marketing/token-status", timeout=10, headers={
-        "Authorization": f"Bearer {stack['token']}", "X-Admin-Token": ADMIN_TOKEN})
+        "Authorization": f"Bearer {stack['token']}", "X-Admin-Token": stack["admin_token"]})
     assert marketing.json()["data"]["connected"] is True
 
     # Choose a Page, its Instagram account and a phone number.

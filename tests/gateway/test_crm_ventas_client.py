@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.gateway import crm_ventas_client
-from tests.helpers import ACCOUNT
+from tests.helpers.sandbox import ACCOUNT
 
 CREDENTIALS = "/internal/meta/connections/acme/credentials?format=crm-ventas"
 

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from tests.helpers import ACCOUNT
+from tests.helpers.sandbox import ACCOUNT
 
 pytestmark = pytest.mark.redis
 OTHER_BUSINESS_ACCOUNT = "act_301000002000001"

@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 import pytest
 import requests
 
 from crm_meta.meta.graph import appsecret_proof
 from meta_sandbox.tokens import token_id
-from tests.helpers import ACCOUNT, APP_SECRET, PASSWORD, MetaFlow, raw_rows
+from tests.helpers.database import raw_rows
+from tests.helpers.graph import every_page
+from tests.helpers.sandbox import ACCOUNT, MetaFlow
+from tests.helpers.settings import APP_SECRET
+from tests.helpers.users import PASSWORD
 
 CAMPAIGNS = f"/graph/v25.0/{ACCOUNT}/campaigns"
 INTERNAL = "/internal/meta/connections/{}/credentials"
@@ -106,22 +110,15 @@ def test_paging_links_carry_the_callers_credential_from_api_base_url(make_app, s
     response = client.get(f"/graph/v25.0/{ACCOUNT}/insights", headers={"Host": "evil.example"},
                           query_string={"date_preset": "last_14d", "time_increment": "1", "limit": "5",
                                         "fields": "spend", "access_token": token})
-    rows = []
-    while True:
-        assert response.status_code == 200, response.get_data(as_text=True)
-        body = response.get_json()
-        rows += body["data"]
-        link = body.get("paging", {}).get("next")
-        if not link:
-            break
-        parts = urlsplit(link)
-        assert f"{parts.scheme}://{parts.netloc}" == "https://crm-meta.example.test"  # never Host
-        assert parts.path == f"/graph/v25.0/{ACCOUNT}/insights"
-        query = parse_qs(parts.query)
+
+    def check(link):
+        assert f"{link.scheme}://{link.netloc}" == "https://crm-meta.example.test"  # never Host
+        assert link.path == f"/graph/v25.0/{ACCOUNT}/insights"
+        query = parse_qs(link.query)
         assert query["access_token"] == [token] and "appsecret_proof" not in query
-        assert stored_token(app, acme.tenant_id) not in link
-        response = client.get(f"{parts.path}?{parts.query}")  # followed as it is, nothing added
-    assert len(rows) == 14
+        assert stored_token(app, acme.tenant_id) not in link.geturl()
+
+    assert len(every_page(response, client.get, check)) == 14  # each link followed as it is, nothing added
 
 
 def test_the_existing_internal_proxy_keeps_working(client, connect, proxy_service):

@@ -6,35 +6,21 @@ from __future__ import annotations
 import json
 
 import pytest
-from facebook_business.exceptions import FacebookRequestError
+from flask import Response
 
-from tests.helpers import ACCOUNT, invoke
+from crm_meta.http.graph_errors import reshape
+from tests.helpers.cli import invoke
+from tests.helpers.graph import as_sdk_sees_it, assert_graph_error
+from tests.helpers.sandbox import ACCOUNT
 
 CAMPAIGNS = f"/graph/v25.0/{ACCOUNT}/campaigns"
-GRAPH_ERROR_KEYS = {"message", "type", "code", "is_transient", "fbtrace_id"}  # + error_subcode when any
-
-
-def as_sdk_sees_it(response) -> FacebookRequestError:
-    """The exception Meta's SDK raises for this answer (facebook_business.api.FacebookResponse)."""
-    return FacebookRequestError("Call was not successful", request_context={},
-                                http_status=response.status_code, http_headers=dict(response.headers),
-                                body=response.get_data(as_text=True))
-
-
-def graph_error(response, status: int, code: int) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    error = response.get_json()["error"]
-    assert set(error) >= GRAPH_ERROR_KEYS and error["code"] == code
-    assert error["message"].startswith(f"(#{code}) ")
-    assert "success" not in response.get_json()  # not our envelope
-    return error
 
 
 @pytest.mark.parametrize("credential", [None, "cmg_" + "A" * 43, "EAAnot-ours", "cms_" + "B" * 43])
 def test_a_missing_or_wrong_credential_is_190(client, credential):
     query = {"access_token": credential} if credential else {}
     response = client.get(CAMPAIGNS, query_string=query)
-    error = graph_error(response, 401, 190)
+    error = assert_graph_error(response, 401, 190)
     assert error["is_transient"] is False and error["type"] == "OAuthException"
     assert "invalid_token" in response.headers["WWW-Authenticate"]
     assert (credential or "-") not in response.get_data(as_text=True)
@@ -49,22 +35,22 @@ def test_revoked_rotated_and_key_revoked_credentials_are_refused(app, client, co
     assert client.get(CAMPAIGNS, query_string={"access_token": token}).status_code == 200
     assert token not in invoke(app, ["gateway", "list"]).output
     invoke(app, ["gateway", "rotate", "acme"])
-    graph_error(client.get(CAMPAIGNS, query_string={"access_token": token}), 401, 190)
+    assert_graph_error(client.get(CAMPAIGNS, query_string={"access_token": token}), 401, 190)
     rotated = gateway_token("acme")
     assert rotated != token
     assert client.get(CAMPAIGNS, query_string={"access_token": rotated}).status_code == 200
     invoke(app, ["gateway", "revoke", "acme"])
-    graph_error(client.get(CAMPAIGNS, query_string={"access_token": rotated}), 401, 190)
+    assert_graph_error(client.get(CAMPAIGNS, query_string={"access_token": rotated}), 401, 190)
     fresh = gateway_token("acme")  # the service asks again: a new one
     assert client.get(CAMPAIGNS, query_string={"access_token": fresh}).status_code == 200
     invoke(app, ["services", "revoke", "marketing"])  # the key goes: its tokens with it
-    graph_error(client.get(CAMPAIGNS, query_string={"access_token": fresh}), 401, 190)
+    assert_graph_error(client.get(CAMPAIGNS, query_string={"access_token": fresh}), 401, 190)
 
 
 def test_a_refused_path_is_a_permission_error(client, connect, gateway_token):
     connect("acme")
     response = client.get("/graph/v25.0/me/accounts", query_string={"access_token": gateway_token("acme")})
-    assert graph_error(response, 403, 10)["type"] == "OAuthException"
+    assert assert_graph_error(response, 403, 10)["type"] == "OAuthException"
     sdk = as_sdk_sees_it(response)
     assert sdk.api_error_code() == 10 and not sdk.api_transient_error()
 
@@ -73,7 +59,7 @@ def test_an_unusable_connection_is_190_with_metas_subcode(app, client, connect, 
     acme = connect("acme")
     token = gateway_token("acme")
     set_status(app, acme.tenant_id, status="needs_reauth")
-    error = graph_error(client.get(CAMPAIGNS, query_string={"access_token": token}), 401, 190)
+    error = assert_graph_error(client.get(CAMPAIGNS, query_string={"access_token": token}), 401, 190)
     assert error["error_subcode"] == 460
 
 
@@ -82,10 +68,10 @@ def test_a_retired_version_names_the_version_to_use(client, connect, gateway_tok
     token = gateway_token("acme")
     # CRM Ventas' default (v21.0): the Marketing API retired it on 2025-09-09.
     response = client.get(f"/graph/v21.0/{ACCOUNT}/insights", query_string={"access_token": token})
-    error = graph_error(response, 400, 2635)
+    error = assert_graph_error(response, 400, 2635)
     assert "Please update to the latest version: v27.0" in error["message"]
     unknown = client.get("/graph/v99.0/1090000000000001", query_string={"access_token": token})
-    assert "use v26.0" in graph_error(unknown, 400, 12)["message"]
+    assert "use v26.0" in assert_graph_error(unknown, 400, 12)["message"]
     # Every version Meta still serves for that kind of call is accepted.
     for version in ("v25.0", "v26.0"):
         answer = client.get(f"/graph/{version}/{ACCOUNT}/campaigns", query_string={"access_token": token})
@@ -103,7 +89,7 @@ def test_the_gateways_own_limit_is_metas_user_throttle_per_service_and_tenant(ma
     for _ in range(3):
         assert client.get(CAMPAIGNS, query_string={"access_token": acme}).status_code == 200
     held = client.get(CAMPAIGNS, query_string={"access_token": acme})
-    error = graph_error(held, 429, 17)
+    error = assert_graph_error(held, 429, 17)
     assert error["error_subcode"] == 2446079 and error["is_transient"] is True
     assert 1 <= int(held.headers["Retry-After"]) <= 60
     sdk = as_sdk_sees_it(held)
@@ -119,7 +105,7 @@ def test_a_governor_hold_is_metas_ad_account_throttle(client, connect, gateway_t
     metas = client.get(CAMPAIGNS, query_string={"access_token": token})  # Meta's own, passed through
     assert metas.status_code == 400 and metas.get_json()["error"]["code"] == 80004
     held = client.get(CAMPAIGNS, query_string={"access_token": token})  # refused before Meta
-    error = graph_error(held, 429, 613)
+    error = assert_graph_error(held, 429, 613)
     assert error["is_transient"] is True and 290 <= int(held.headers["Retry-After"]) <= 300
     assert as_sdk_sees_it(held).api_transient_error() is True
 
@@ -134,3 +120,15 @@ def test_no_refusal_echoes_the_credential(client, connect, gateway_token):
         assert response.status_code >= 400
         assert token not in response.get_data(as_text=True)
         assert token not in json.dumps(dict(response.headers))
+
+
+def test_a_method_graph_does_not_serve_is_graphs_unsupported_request(client):
+    """No route matched (405): still the gateway's refusal, Graph-shaped (crm_meta.http.graph_errors)."""
+    response = client.put(CAMPAIGNS)
+    assert assert_graph_error(response, 400, 100, "method_not_allowed")["error_subcode"] == 33
+
+
+@pytest.mark.parametrize("text", ['[{"error": 1}]', '"gone"', '{"error": {"code": 100, "message": "x"}}'])
+def test_metas_own_answers_of_any_json_shape_pass_untouched(text):
+    response = reshape(Response(text, status=400, mimetype="application/json"))
+    assert (response.status_code, response.get_data(as_text=True)) == (400, text)

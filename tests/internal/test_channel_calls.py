@@ -56,7 +56,7 @@ def test_the_proxy_sends_page_and_whatsapp_messages_with_the_right_token(app, ma
     # Reading a Page's token through the proxy is still refused.
     refused = client.get(PROXY.format("acme", FIRST_PAGE), headers=proxy.headers,
                          query_string={"fields": "access_token"})
-    assert refused.status_code == 400
+    assert refused.status_code == 403 and refused.get_json()["error"]["code"] == 10  # permission (#10)
 
 
 def test_a_user_token_on_a_page_edge_does_not_strike_the_connection(app, make_tenant, sandbox, make_key):

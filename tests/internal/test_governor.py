@@ -14,7 +14,8 @@ from crm_meta.meta.keepalive import sweep
 from crm_meta.meta.settings import GovernorSettings
 from crm_meta.meta.usage import readings
 from crm_meta.runtime import of
-from tests.helpers import ACCOUNT, BUSINESS
+from tests.helpers.graph import assert_graph_error
+from tests.helpers.sandbox import ACCOUNT, BUSINESS
 from tests.tools.clock import FrozenClock
 from tests.tools.configs import config_values
 
@@ -102,7 +103,7 @@ def test_the_proxy_refuses_with_429_while_meta_reports_the_app_near_its_budget(c
     assert client.get(url, headers=service.headers).status_code == 200  # Meta still answered
     before = len(sandbox.calls())
     held = client.get(url, headers=service.headers)
-    assert held.status_code == 429 and held.get_json()["error"]["code"] == "meta_throttled"
+    assert assert_graph_error(held, 429, 4, "governor_app")["is_transient"] is True  # Meta's app throttle
     assert 1 <= int(held.headers["Retry-After"]) <= 60
     assert len(sandbox.calls()) == before  # refused before calling Meta
     sandbox.post("config", app_call_budget=10000)

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.helpers import ACCOUNT
+from tests.helpers.graph import every_page
+from tests.helpers.sandbox import ACCOUNT
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,16 +72,11 @@ class MarketingService:
     def campaigns(self, base: str) -> list[dict]:
         """Every campaign of the account, page by page, following the proxy's own next links."""
         response = self.get(base + CAMPAIGNS, fields="name,status,objective", limit="2")
-        found = []
-        while True:
-            assert response.status_code == 200, response.text
-            body = response.json()
-            found += body["data"]
-            link = body.get("paging", {}).get("next")
-            if not link:
-                return found
-            assert link.startswith(base + CAMPAIGNS)
-            response = self.get(link)
+
+        def check(link):
+            assert link.geturl().startswith(base + CAMPAIGNS)
+
+        return every_page(response, self.get, check)
 
 
 def test_the_marketing_service_syncs_campaigns_through_two_processes(shared_app, servers, connect,
@@ -102,7 +98,8 @@ def test_the_marketing_service_syncs_campaigns_through_two_processes(shared_app,
     # ...and the other process refuses at once, without calling Meta.
     before = len(sandbox.calls())
     held = service.get(second + CAMPAIGNS)
-    assert held.status_code == 429 and held.json()["error"]["code"] == "meta_throttled"
+    assert held.status_code == 429 and held.json()["error"]["code"] == 613  # Meta's ad-account throttle
+    assert held.json()["error"]["is_transient"] is True
     wait = int(held.headers["Retry-After"])
     assert 290 <= wait <= 300
     assert len(sandbox.calls()) == before

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import ACCOUNT, BUSINESS
+from tests.helpers.sandbox import ACCOUNT, BUSINESS
 from tests.internal.tokens import PROXY, tokens_in
 
 PAGE = "1090000000000001"

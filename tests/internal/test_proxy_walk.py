@@ -5,13 +5,18 @@ find page tokens, so the walk would see one if the proxy let it through."""
 
 from __future__ import annotations
 
+import json
+import re
+from urllib.parse import urlencode
+
 import pytest
 import requests
 
 from meta_sandbox.auth import proof_for
 from meta_sandbox.served import served
-from tests.helpers import ACCOUNT, APP_SECRET, BUSINESS
-from tests.internal.tokens import PROXY, TOKEN_KEY, tokens_in
+from tests.helpers.sandbox import ACCOUNT, BUSINESS
+from tests.helpers.settings import APP_SECRET
+from tests.internal.tokens import PROXY, TOKEN_KEY, TOKEN_TEXT, token_keys, tokens_in
 
 USER = "10160000000000001"
 PAGE = "1090000000000001"
@@ -98,3 +103,32 @@ def test_the_walk_finds_the_page_tokens_when_asked_with_the_real_token(walk_app,
                                 headers={"Authorization": f"Bearer {token}"}, timeout=10)
         found += [path] if "access_token" in response.text and "EAA" in response.text else []
     assert {f"{USER}/accounts", f"{BUSINESS}/owned_pages", USER, BUSINESS} <= set(found)
+
+
+def test_the_walk_in_gateway_batches_gives_no_token_either(walk_app, connect, make_key, sandbox,
+                                                           sandbox_server):
+    """The same walk as Graph batches of 50 through the drop-in gateway (`POST /graph/v25.0/`,
+    headers included): no slot, body or header holds a Meta token."""
+    connect("acme", app_=walk_app)
+    service = make_key("marketing", scopes=("graph:proxy",), app_=walk_app)
+    client = walk_app.test_client()
+    gateway = client.get("/internal/meta/connections/acme/credentials", headers=service.headers,
+                         query_string={"format": "crm-ventas"}).get_json()["data"]["META_USER_LONG_TOKEN"]
+    catalogue = served(sandbox_server.server.app.extensions["meta_sandbox"])
+    calls = [{"method": "GET", "relative_url": f"{path}?{urlencode(query)}" if query else path}
+             for path, query in walk(catalogue)]
+    leaks, answered = [], 0
+    for start in range(0, len(calls), 50):
+        response = client.post("/graph/v25.0/", data={"batch": json.dumps(calls[start:start + 50]),
+                                                      "access_token": gateway, "include_headers": "true"})
+        assert response.status_code == 200, response.get_data(as_text=True)
+        text = response.get_data(as_text=True)
+        leaks += TOKEN_TEXT.findall(text) + TOKEN_TEXT.findall(str(dict(response.headers)))
+        leaks += [v for v in re.findall(r"access_token=([^&\"\\]+)", text) if v != gateway]
+        leaks += ["appsecret_proof"] if "appsecret_proof=" in text else []
+        for call, slot in zip(calls[start:start + 50], response.get_json(), strict=True):
+            assert slot is not None and slot["code"] < 500, (call, slot)
+            leaks += [(call["relative_url"], k) for k in token_keys(json.loads(slot["body"]))]
+            answered += slot["code"] == 200
+    assert not leaks, leaks[:5]
+    assert len(calls) > 100 and answered > 50

@@ -6,7 +6,8 @@ import pytest
 
 from crm_meta.infra.database import db
 from crm_meta.models import MetaConnection
-from tests.helpers import PASSWORD, MetaFlow
+from tests.helpers.sandbox import MetaFlow
+from tests.helpers.users import PASSWORD
 
 INVALID = "Invalid or expired OAuth state"
 

@@ -5,7 +5,7 @@ from urllib.parse import parse_qs, urlsplit
 from crm_meta.infra.database import db
 from crm_meta.models import AuditEvent, MetaConnection
 from meta_sandbox.fixtures import USER_WITHOUT_BUSINESSES
-from tests.helpers import APP_ID, REDIRECT_URI
+from tests.helpers.settings import APP_ID, REDIRECT_URI
 
 ALL_SCOPES = ["ads_management", "business_management", "whatsapp_business_management",
               "pages_show_list", "pages_read_engagement", "read_insights"]
@@ -128,7 +128,7 @@ def test_partial_consent_reports_missing_scopes(app, meta_flow, tenant):
 
 
 def test_login_for_business_gives_a_token_that_never_expires(make_app, make_tenant, sandbox):
-    from tests.helpers import MetaFlow
+    from tests.helpers.sandbox import MetaFlow
 
     app = make_app(META_LOGIN_CONFIG_ID="555000111")
     make_tenant("acme", app_=app)

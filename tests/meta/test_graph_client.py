@@ -207,7 +207,8 @@ def test_the_environments_proxy_settings_are_read_once_per_session(monkeypatch):
 
 def test_metas_auto_upgrade_warning_is_logged_naming_the_version_to_use(sandbox, caplog):
     from crm_meta.meta.graph import GraphClient
-    from tests.helpers import ACCOUNT, APP_ID, APP_SECRET
+    from tests.helpers.sandbox import ACCOUNT
+    from tests.helpers.settings import APP_ID, APP_SECRET
 
     token = sandbox.post("tokens")["access_token"]
     graph = GraphClient(meta_settings(base_url=sandbox.url, version="v24.0", app_id=APP_ID,

@@ -9,7 +9,7 @@ import requests
 from crm_meta.infra.database import db
 from crm_meta.meta.assets import me_fields
 from crm_meta.models import MetaConnection, OAuthState
-from meta_sandbox.fixtures import BUSINESS_BASE
+from meta_sandbox.fixtures import BUSINESS_BASE, USER_WITH_BUSINESSES
 
 FIRST_BUSINESS = str(BUSINESS_BASE + 1)
 SECOND_BUSINESS = str(BUSINESS_BASE + 2)
@@ -40,7 +40,9 @@ def count_batches(app, monkeypatch) -> list:
 
     def batch(requests_, *, token):
         answers = original(requests_, token=token)
-        rounds.append(sum(answer is None for answer in answers))
+        # The nulls of the pages asked as Meta linked them (a chained page after one is null too).
+        rounds.append(sum(answer is None and "{result=" not in request["relative_url"]
+                          for request, answer in zip(requests_, answers, strict=True)))
         return answers
 
     monkeypatch.setattr(graph, "batch", batch)
@@ -98,3 +100,28 @@ def test_granular_scopes_are_recorded_and_the_hub_names_the_shared_business(app,
     page = client.get("/crm/marketing").get_data(as_text=True)
     assert 'data-testid="granted-businesses"' in page
     assert "Distribuidora Andina S.A." in page.split('data-testid="granted-businesses"')[1][:200]
+
+
+def test_pages_beyond_the_first_come_in_one_chained_batch(app, meta_flow, sandbox, monkeypatch):
+    """Issue 23 item 4: 352 Pages are four pages of `/me/accounts`; the three after the first come
+    in ONE batch (each page's `after` a reference to the page before), not three rounds."""
+    rounds = count_batches(app, monkeypatch)
+    sandbox.post("config", extra_pages=350)
+    response = meta_flow.connect()
+    assert response.status_code == 200, response.get_json()
+    row = stored(app)
+    assert len(row.pages) == 352 and len({p["id"] for p in row.pages}) == 352
+    assert rounds == [0]  # one batch round, no page asked twice
+    # Sized by /me's accounts.summary(total_count): exactly the three pages, none past the end.
+    assert len(sandbox.calls(f"{USER_WITH_BUSINESSES}/accounts")) == 3
+
+
+def test_a_chained_page_answered_null_is_asked_again_from_the_last_page_read(app, meta_flow,
+                                                                             sandbox, monkeypatch):
+    rounds = count_batches(app, monkeypatch)
+    sandbox.post("config", extra_pages=350)
+    sandbox.fault(f"/v25.0/{USER_WITH_BUSINESSES}/accounts", batch_null=True, count=1)
+    response = meta_flow.connect()
+    assert response.status_code == 200, response.get_json()
+    assert len({p["id"] for p in stored(app).pages}) == 352  # nothing lost, nothing twice
+    assert rounds == [1, 0]

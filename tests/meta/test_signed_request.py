@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from crm_meta.meta.signed_request import InvalidSignedRequest, parse
-from tests.helpers import encode, sign
+from tests.helpers.sandbox import encode, sign
 
 SECRET = "app-secret"
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)

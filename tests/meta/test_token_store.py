@@ -10,7 +10,7 @@ from crm_meta.infra.database import db
 from crm_meta.meta.store import TokenStore
 from crm_meta.models import MetaConnection
 from crm_meta.runtime import runtime
-from tests.helpers import raw_rows
+from tests.helpers.database import raw_rows
 
 TOKEN = "EAAplaintext-token-that-must-never-be-stored-0123456789"
 

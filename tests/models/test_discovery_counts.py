@@ -13,7 +13,8 @@ from sqlalchemy.engine import make_url
 
 from crm_meta.infra.database import db
 from crm_meta.models import MetaConnection
-from tests.helpers import bearer, script_directory
+from tests.helpers.database import script_directory
+from tests.helpers.users import bearer
 
 BUSINESSES = [
     {"id": "b1", "name": "One", "ad_accounts": [{"id": "act_1"}, {"id": "act_2"}]},

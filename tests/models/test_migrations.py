@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from crm_meta.infra.database import db
-from tests.helpers import script_directory
+from tests.helpers.database import script_directory
 
 EXPECTED_TABLES = {"tenants", "users", "meta_tokens", "oauth_states", "audit_events"}
 

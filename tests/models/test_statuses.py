@@ -11,7 +11,7 @@ from crm_meta.meta.keepalive.probing import ProbeKind
 from crm_meta.meta.keepalive.verdicts import OutcomeKind
 from crm_meta.models.statuses import FAILING_STATUSES, NEEDS_RECONNECT, NoticeEvent, Status
 from crm_meta.notify import Notice
-from tests.helpers import ROOT
+from tests.helpers.settings import ROOT
 
 
 def test_statuses_are_the_contracts_values():

@@ -12,7 +12,9 @@ from crm_meta import jobs, notify
 from crm_meta.notify import Notice, RetryPolicy, channels
 from crm_meta.notify import outbox as outbox_module
 from crm_meta.runtime import of
-from tests.helpers import Connections, add_tenant, audit_events, sweep
+from tests.helpers.database import audit_events
+from tests.helpers.keepalive import Connections, sweep
+from tests.helpers.users import add_tenant
 from tests.tools.clock import FrozenClock
 from tests.tools.configs import config_values
 

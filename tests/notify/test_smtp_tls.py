@@ -19,7 +19,7 @@ from cryptography.x509.oid import NameOID
 from crm_meta import jobs
 from crm_meta.notify import Notifier
 from crm_meta.runtime import of
-from tests.helpers import add_tenant
+from tests.helpers.users import add_tenant
 from tests.tools.configs import config_values
 
 PASSWORD = "smtp-pass-Do-Not-Leak-42"

@@ -9,6 +9,7 @@ import pytest
 
 from meta_sandbox import USER_WITHOUT_BUSINESSES
 from meta_sandbox.insights import preset_range
+from tests.helpers.graph import every_page
 
 ACCOUNT = "act_301000001000001"  # active, owned by the first business of the first test user
 OTHER_ACCOUNT = "act_301000001000003"
@@ -25,15 +26,8 @@ def _error(response, status=400):
 
 def _walk(meta, token, first):
     """Every item of a listing, following Meta's `next` links (token and proof carried along)."""
-    items, response = [], first
-    while True:
-        assert response.status_code == 200, response.text
-        body = response.json()
-        items += body["data"]
-        nxt = body.get("paging", {}).get("next")
-        if not nxt:
-            return items
-        response = meta.http.get(nxt, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    return every_page(first, lambda link: meta.http.get(link, headers={"Authorization": f"Bearer {token}"},
+                                                        timeout=10))
 
 
 def test_campaigns_edge_lists_ids_by_default_and_fields_on_request(meta):

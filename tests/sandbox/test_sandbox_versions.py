@@ -8,7 +8,8 @@ from __future__ import annotations
 import requests
 
 from crm_meta.meta.graph import appsecret_proof
-from tests.helpers import ACCOUNT, APP_SECRET
+from tests.helpers.sandbox import ACCOUNT
+from tests.helpers.settings import APP_SECRET
 
 PAGE = "1090000000000001"
 

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from meta_sandbox.catalogue import PAGE_BASE, PHONE_BASE
-from tests.helpers import APP_ID, APP_SECRET
+from tests.helpers.settings import APP_ID, APP_SECRET
 
 FORM_ID = "1250000000000001"
 VERIFY = "vt-0123456789"

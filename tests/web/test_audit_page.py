@@ -7,7 +7,7 @@ import re
 
 from crm_meta.infra.database import db
 from crm_meta.models import audit
-from tests.helpers import AuthActions
+from tests.helpers.users import AuthActions
 
 PAGE = "/crm/marketing/audit"
 

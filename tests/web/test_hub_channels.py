@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.helpers import csrf_token_from
+from tests.helpers.responses import csrf_token_from
 
 FIRST_PAGE = "1090000000000001"
 PHONE = "1160000000000001"

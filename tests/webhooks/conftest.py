@@ -16,7 +16,7 @@ from crm_meta.models import MetaConnection, NotificationOutbox, Tenant
 from crm_meta.runtime import of
 from meta_sandbox import USER_WITH_BUSINESSES, serve_in_thread
 from meta_sandbox.catalogue import BUSINESS_BASE, PAGE_BASE, PHONE_BASE, WABA_BASE
-from tests.helpers import APP_SECRET
+from tests.helpers.settings import APP_SECRET
 
 VERIFY_TOKEN = "verify-0123456789-abcdefghij-KLMNOP"
 PAGE_ID = str(PAGE_BASE + 1)  # the first test user's first Page

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import requests
 
-from tests.helpers import APP_ID, APP_SECRET
+from tests.helpers.settings import APP_ID, APP_SECRET
 
 
 def _doctor(app, *args):

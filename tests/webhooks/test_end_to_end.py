@@ -15,7 +15,8 @@ from standardwebhooks import Webhook
 
 from crm_meta.models import WebhookInbox
 from crm_meta.runtime import of
-from tests.helpers import APP_ID, APP_SECRET, wait_for
+from tests.helpers.settings import APP_ID, APP_SECRET
+from tests.helpers.waiting import wait_for
 from tests.webhooks.conftest import FORM_ID, PAGE_ID, PHONE_ID, VERIFY_TOKEN, rows, subscribe
 
 LEAD_FIELDS = {"created_time", "field_data", "form_id", "is_organic", "platform", "id"}

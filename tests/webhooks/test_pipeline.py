@@ -20,7 +20,9 @@ from crm_meta.models import MetaChannel, MetaConnection, NotificationOutbox, Web
 from crm_meta.runtime import of
 from meta_sandbox import USER_WITH_BUSINESSES
 from meta_sandbox.tokens import token_id
-from tests.helpers import APP_SECRET, bearer, invoke, ok
+from tests.helpers.cli import invoke, ok
+from tests.helpers.settings import APP_SECRET
+from tests.helpers.users import bearer
 from tests.webhooks.conftest import (
     FORM_ID,
     LEAD_SCOPES,

@@ -9,7 +9,7 @@ import pytest
 
 from config import ConfigError, ProductionConfig
 from crm_meta.models import WebhookInbox
-from tests.helpers import GOOD_PRODUCTION
+from tests.helpers.settings import GOOD_PRODUCTION
 from tests.webhooks.conftest import VERIFY_TOKEN, leadgen, rows, signed
 
 PATHS = ("/webhooks/meta", "/webhooks/meta/7", "/webhooks/meta/leadgen")

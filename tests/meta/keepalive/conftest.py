@@ -8,7 +8,8 @@ from collections import Counter
 import pytest
 
 from crm_meta import jobs
-from tests.helpers import DEBUG_TOKEN, Connections
+from tests.helpers.keepalive import Connections
+from tests.helpers.sandbox import DEBUG_TOKEN
 
 
 @pytest.fixture

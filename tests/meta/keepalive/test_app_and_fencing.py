@@ -14,7 +14,8 @@ from crm_meta.meta.keepalive import deadlines, verdicts
 from crm_meta.meta.keepalive.probing import Probe
 from crm_meta.models import AppHealth, AuditEvent, MetaConnection, NotificationOutbox
 from crm_meta.runtime import of, runtime
-from tests.helpers import PASSWORD, Connections, sweep
+from tests.helpers.keepalive import Connections, sweep
+from tests.helpers.users import PASSWORD
 
 DAY = 86400
 SECRET = "webhook-secret-for-tests"

@@ -11,7 +11,7 @@ from sqlalchemy import event, update
 from crm_meta.infra.database import db
 from crm_meta.meta.keepalive import probing, verdicts
 from crm_meta.models import MetaConnection
-from tests.helpers import Connections, sweep
+from tests.helpers.keepalive import Connections, sweep
 
 pytestmark = pytest.mark.postgres
 

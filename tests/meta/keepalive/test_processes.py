@@ -12,7 +12,9 @@ import pytest
 from crm_meta.infra.database import db
 from crm_meta.meta.keepalive import leases
 from crm_meta.models import MetaConnection
-from tests.helpers import ROOT, sweep, wait_for
+from tests.helpers.keepalive import sweep
+from tests.helpers.settings import ROOT
+from tests.helpers.waiting import wait_for
 
 pytestmark = pytest.mark.postgres
 SHARED = ("SQLALCHEMY_DATABASE_URI", "META_APP_ID", "META_APP_SECRET", "META_REDIRECT_URI", "META_MODE",

@@ -11,7 +11,8 @@ from crm_meta import jobs
 from crm_meta.infra.database import db
 from crm_meta.meta.keepalive import leases
 from crm_meta.meta.keepalive.verdicts import Settings
-from tests.helpers import EXCHANGE, sweep
+from tests.helpers.keepalive import sweep
+from tests.helpers.sandbox import EXCHANGE
 from tests.tools.configs import config_values
 
 DAY = 86400

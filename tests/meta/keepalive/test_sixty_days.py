@@ -11,7 +11,7 @@ from crm_meta.infra.database import db
 from crm_meta.models import NotificationOutbox
 from crm_meta.notify import verify
 from crm_meta.runtime import of
-from tests.helpers import Connections, sweep
+from tests.helpers.keepalive import Connections, sweep
 
 pytestmark = pytest.mark.postgres
 DAY = 86400

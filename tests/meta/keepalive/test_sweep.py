@@ -7,7 +7,8 @@ from datetime import timedelta
 import pytest
 
 from crm_meta.meta.keepalive import verdicts
-from tests.helpers import DEBUG_TOKEN, EXCHANGE, Connections, sweep
+from tests.helpers.keepalive import Connections, sweep
+from tests.helpers.sandbox import DEBUG_TOKEN, EXCHANGE
 
 pytestmark = pytest.mark.postgres
 DAY = 86400
