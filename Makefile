@@ -75,8 +75,10 @@ fuzz: deps translations
 	FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-1000} FUZZ_PHASES=$${FUZZ_PHASES:-examples,coverage,fuzzing,stateful} \
 	FUZZ_SEED=$${FUZZ_SEED:-random} $(BIN)/python -m pytest -p no:randomly -q -rP tests/api/test_fuzz.py
 
+# ruff (the 5-parameter rule included) and mypy --strict over the domain (pyproject.toml).
 lint: deps
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 test: deps translations lint
 	bash scripts/ensure_chromium.sh

@@ -203,6 +203,7 @@ class Config:
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.SESSION_COOKIE_SECURE = self.API_BASE_URL.startswith("https://")
         self.WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
+        self.WTF_CSRF_ENABLED = True  # Flask-WTF's own default, written here (tests turn it off)
         self.LANGUAGES = ["en", "es"]
         self.BABEL_DEFAULT_LOCALE = "en"
         self.LOG_LEVEL = get("LOG_LEVEL") or "INFO"

@@ -125,7 +125,7 @@ def measure_sweep(database_url: str, sandbox_url: str, concurrency: int, latency
     if scheduled:
         report = sweeping.run_sweep(app, of(app))
     else:
-        report = sweeping.run_sweep(app, of(app), row_ids=ids, forced=True)
+        report = sweeping.run_sweep(app, of(app), sweeping.Scope(row_ids=ids, forced=True))
     elapsed = time.perf_counter() - started
     cpu = cpu_seconds() - cpu_before
     traced_peak = None

@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 from crm_meta.meta import assets, tokens  # noqa: E402
 from crm_meta.meta.graph import GraphClient  # noqa: E402
 from meta_sandbox import create_sandbox_app, serve_in_thread  # noqa: E402
+from tests.tools.configs import meta_settings  # noqa: E402
 
 APP_ID, SECRET, REDIRECT = "100000000000123", "bench-secret", "http://localhost/cb"
 SCOPES = ["ads_management", "business_management", "whatsapp_business_management",
@@ -39,10 +40,10 @@ CHANNEL_CASES = [(3, 0, 0), (3, 100, 20), (10, 200, 90), (10, 300, 150), (50, 10
 def connect_once(base: str, scopes=SCOPES, sdk: bool = False):
     """One full connect; returns (round trips, seconds, discovery). `sdk`: the code comes from
     the JavaScript SDK (the dialog returns to its xd_arbiter; exchanged with no redirect_uri)."""
-    graph = GraphClient(base_url=base, version="v25.0", app_id=APP_ID, app_secret=SECRET)
+    graph = GraphClient(meta_settings(base_url=base, version="v25.0", app_id=APP_ID, app_secret=SECRET))
     trips = []
     original = graph._once
-    graph._once = lambda method, path, *rest: trips.append(path) or original(method, path, *rest)
+    graph._once = lambda out: trips.append(out.path) or original(out)
     redirect = f"{base}/x/connect/xd_arbiter?origin=http://crm.test" if sdk else REDIRECT
     url = f"{base}/v25.0/dialog/oauth?" + urlencode({"client_id": APP_ID, "redirect_uri": redirect,
                                                      "state": "s", "scope": ",".join(scopes)})

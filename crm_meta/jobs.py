@@ -36,7 +36,7 @@ class JobSpec:
 
     id: str
     func: Callable
-    every: Callable[[dict], timedelta]
+    every: Callable[[runtimes.Runtime], timedelta]
     description: str
 
 
@@ -64,13 +64,6 @@ def keepalive_tick(app, stopping: threading.Event | None = None) -> None:
             metrics.TOKENS_EXTENDED.inc()
 
 
-def _tick_every(config) -> timedelta:
-    # Wake often enough that "due sooner" (close to an end) is honoured; the per-connection
-    # interval (KEEPALIVE_INTERVAL_HOURS) lives in next_check_at.
-    interval = timedelta(hours=float(config.get("KEEPALIVE_INTERVAL_HOURS", 6)))
-    return min(interval, timedelta(minutes=float(config.get("KEEPALIVE_TICK_MINUTES", 15))))
-
-
 def outbox_tick(app, stopping: threading.Event | None = None) -> None:
     """Scheduled: deliver the notices still due (a failed attempt, or a process that died before
     its sender ran), then prune delivered ones. Safe in every process at once: rows are claimed."""
@@ -79,7 +72,7 @@ def outbox_tick(app, stopping: threading.Event | None = None) -> None:
         counts = notify.deliver_due(app, sender=parts.notifier, stopping=stopping)
         if counts:
             log.info("notification outbox: %s", dict(counts))
-        pruned = notify.prune(app, clock=parts.clock)
+        pruned = notify.prune(app, clock=parts.clock, keep=parts.notifier.policy.keep)
         if pruned:
             log.info("notification outbox: %s delivered notices pruned", pruned)
     except Exception:  # never let a bad tick take the scheduler down
@@ -98,11 +91,11 @@ def webhooks_tick(app, stopping: threading.Event | None = None) -> None:
 
 
 JOBS: tuple[JobSpec, ...] = (
-    JobSpec("meta.keepalive.sweep", keepalive_tick, _tick_every,
+    JobSpec("meta.keepalive.sweep", keepalive_tick, lambda parts: parts.keepalive.wake_every,
             "Check due Meta connections, extend tokens, warn tenants"),
-    JobSpec("meta.notify.outbox", outbox_tick, lambda config: timedelta(minutes=1),
+    JobSpec("meta.notify.outbox", outbox_tick, lambda parts: timedelta(minutes=1),
             "Deliver due notifications from the outbox, prune delivered ones"),
-    JobSpec("meta.webhooks", webhooks_tick, lambda config: timedelta(seconds=10),
+    JobSpec("meta.webhooks", webhooks_tick, lambda parts: timedelta(seconds=10),
             "Route Meta's webhook deliveries left in the inbox, forward due events to the CRM"),
 )
 
@@ -127,13 +120,14 @@ def start(app):
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
         )
         first = datetime.now(UTC) + FIRST_RUN_DELAY
+        parts = runtimes.of(app)
         for spec in JOBS:
             scheduler.add_job(spec.func, "interval", args=[app, stopping], id=spec.id, name=spec.description,
-                              seconds=spec.every(app.config).total_seconds(), next_run_time=first,
+                              seconds=spec.every(parts).total_seconds(), next_run_time=first,
                               replace_existing=True)
         scheduler.start()
         # Until a sweep completes, the alert on a stalled sweep counts from the scheduler's start.
-        metrics.SWEEP_INTERVAL.set(_tick_every(app.config).total_seconds())
+        metrics.SWEEP_INTERVAL.set(parts.keepalive.wake_every.total_seconds())
         metrics.SWEEP_LAST_SUCCESS.set(time.time())
         _scheduler, _scheduler_pid, _stopping = scheduler, os.getpid(), stopping
         _scheduler_app = app

@@ -14,6 +14,7 @@ from crm_meta.http.envelope import ok
 from crm_meta.http.errors import AppError, ValidationFailed, callback_failure
 from crm_meta.infra import metrics
 from crm_meta.meta import connections
+from crm_meta.meta.channels import Who
 from crm_meta.meta.errors import DomainError, GraphError
 from crm_meta.runtime import now, runtime
 
@@ -127,4 +128,4 @@ def marketing_connect():
     row = connections.require(runtime().store, g.tenant.id)
     return ok(payloads.selection(connections.select_account(
         row=row, account_id=body["account_id"], business_id=body.get("business_id"),
-        account_name=name, actor=current_principal().actor, ip=request.remote_addr)))
+        account_name=name, who=Who(actor=current_principal().actor, ip=request.remote_addr))))

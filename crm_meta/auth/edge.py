@@ -127,7 +127,7 @@ def edge_guard(public=frozenset(), state_changing_gets=None, reads=frozenset()):
     state_changing_gets = state_changing_gets or {}
 
     def session_csrf() -> None:
-        if current_app.config.get("WTF_CSRF_ENABLED", True):
+        if current_app.config["WTF_CSRF_ENABLED"]:
             csrf.protect()
 
     def changes_state() -> bool:

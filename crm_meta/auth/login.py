@@ -39,7 +39,7 @@ def authenticate(email: str, password: str) -> tuple[User | None, bool]:
     """The user with this e-mail (or None) and whether the password is theirs."""
     user = db.session.scalar(db.select(User).filter_by(email=email))
     if user is None:
-        check_password_hash(_dummy_hash(current_app.config.get("PASSWORD_HASH_METHOD", "scrypt")),
+        check_password_hash(_dummy_hash(current_app.config["PASSWORD_HASH_METHOD"]),
                             password)
         return None, False
     return user, user.check_password(password)

@@ -30,8 +30,8 @@ def login():
         user, valid = authenticate(email, form.password.data)
         if not valid:
             actor = failed_login_actor(email, current_app.config["SECRET_KEY"])
-            audit.record("login", actor=actor, tenant_id=user.tenant_id if user else None,
-                         outcome="failure", ip=request.remote_addr, commit=True)
+            audit.record_now("login", actor=audit.Actor(actor, request.remote_addr),
+                             tenant_id=user.tenant_id if user else None, outcome="failure")
             flash(_("Wrong email or password."), "error")
             return render_template("auth/login.html", form=form), 401
         lang = session.get("lang")
@@ -40,8 +40,8 @@ def login():
         if lang:  # a language chosen on the login page carries over
             session["lang"] = user.locale = lang
         user.last_login_at = utcnow()
-        audit.record("login", actor=f"user:{user.id}", tenant_id=user.tenant_id,
-                     ip=request.remote_addr, commit=True)
+        audit.record_now("login", actor=audit.Actor(f"user:{user.id}", request.remote_addr),
+                         tenant_id=user.tenant_id)
         return redirect(_safe_next(request.args.get("next")))
     status = 422 if request.method == "POST" else 200
     return render_template("auth/login.html", form=form), status
@@ -51,8 +51,8 @@ def login():
 def logout():
     """POST only, with the form's CSRF token: a link or a cross-site GET never logs anyone out."""
     if current_user.is_authenticated:
-        audit.record("logout", actor=f"user:{current_user.id}", tenant_id=current_user.tenant_id,
-                     ip=request.remote_addr, commit=True)
+        audit.record_now("logout", actor=audit.Actor(f"user:{current_user.id}", request.remote_addr),
+                         tenant_id=current_user.tenant_id)
         logout_user()
     session.clear()
     flash(_("You have been logged out."), "info")

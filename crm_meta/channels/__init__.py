@@ -11,7 +11,7 @@ csrf.exempt(bp)  # bearer or the CRM's header from an allowed origin: auth.edge 
 
 
 def _session_csrf() -> None:
-    if current_app.config.get("WTF_CSRF_ENABLED", True):
+    if current_app.config["WTF_CSRF_ENABLED"]:
         csrf.protect()
 
 

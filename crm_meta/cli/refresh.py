@@ -6,7 +6,7 @@ import click
 from flask import Flask
 
 from crm_meta.infra.database import db
-from crm_meta.meta.keepalive.sweep import run_sweep
+from crm_meta.meta.keepalive.sweep import Scope, run_sweep
 from crm_meta.meta.keepalive.verdicts import Outcome
 from crm_meta.models import MetaConnection, Tenant
 from crm_meta.runtime import of
@@ -27,7 +27,7 @@ def refresh_command(app: Flask, *, tenant: Tenant | None, dry_run: bool) -> dict
         return dict.fromkeys(SUMMARY_COLUMNS, 0)
     label = "Checking connections" + (" (dry run: nothing is changed)" if dry_run else "")
     with click.progressbar(length=len(ids), label=label, show_pos=True) as bar:
-        report = run_sweep(app, of(app), row_ids=ids, forced=True, dry_run=dry_run,
+        report = run_sweep(app, of(app), Scope(row_ids=ids, forced=True, dry_run=dry_run),
                            on_done=lambda outcome: bar.update(1))
     counts = report.counts()
     click.echo(format_table(counts, would=dry_run))

@@ -11,7 +11,7 @@ from sqlalchemy import update
 
 from crm_meta.infra.database import db
 from crm_meta.infra.upsert import insert_ignore
-from crm_meta.meta.webhooks import forward, inbox, leads
+from crm_meta.meta.webhooks import events, forward, inbox, leads
 from crm_meta.models import NotificationOutbox, Tenant, WebhookParked
 from crm_meta.notify.outbox import EVENT_PREFIX
 from crm_meta.runtime import runtime
@@ -137,8 +137,8 @@ def backfill(tenant_ref: str, since: str):
     db.session.rollback()
     found = leads.backfill(parts.graph, tokens, moment)
     now = parts.clock.now()
-    rows = [inbox.outbox_row(tenant.id, "lead", f"leadgen:{item['leadgen_id']}", "meta.lead.created",
-                             item, now) for item in found]
+    leads_found = [events.Event("lead", f"leadgen:{item['leadgen_id']}", "", "", (), item) for item in found]
+    rows = [inbox.outbox_row(tenant.id, event, now) for event in leads_found]
     queued = insert_ignore(NotificationOutbox, rows)
     db.session.commit()
     parts.webhooks.wake()

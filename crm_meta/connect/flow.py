@@ -12,8 +12,8 @@ from crm_meta.http import negotiation
 from crm_meta.http.errors import AppError
 from crm_meta.meta import channels, connections, exchange
 from crm_meta.meta.keepalive import verdicts
-from crm_meta.meta.oauth import AuthorizationRequest, start_authorization
-from crm_meta.runtime import now, runtime
+from crm_meta.meta.oauth import Asker, AuthorizationRequest
+from crm_meta.runtime import runtime
 
 
 def required_scopes() -> list[str]:
@@ -23,35 +23,26 @@ def required_scopes() -> list[str]:
 
 def begin(principal: Principal, *, rerequest: bool) -> tuple[AuthorizationRequest, str]:
     """Start an authorization for the caller; returns it and the browser binding value."""
-    config = current_app.config
     secret = binding.new_browser_secret()
-    started = start_authorization(
-        dialog=runtime().dialog,
-        now=now(), tenant_id=principal.tenant.id,
-        user_ref=principal.actor, browser_secret=secret,
-        redirect_uri=config["META_REDIRECT_URI"], scopes=config["META_SCOPES"],
-        config_id=config["META_LOGIN_CONFIG_ID"], rerequest=rerequest)
-    return started, secret
+    asker = Asker(tenant_id=principal.tenant.id, user_ref=principal.actor, rerequest=rerequest)
+    return runtime().connect.begin(asker, secret), secret
 
 
 def finish():
     """Complete the callback for this request; returns the stored connection."""
-    config = current_app.config
-    return connections.complete_authorization(
-        parts(), args=request.args.to_dict(), browser_secret=binding.browser_secret(),
-        caller=callback_caller(), redirect_uri=config["META_REDIRECT_URI"],
-        settings=connect_settings(), ip=request.remote_addr)
+    return runtime().connect.complete(connections.Callback(
+        args=request.args.to_dict(), browser_secret=binding.browser_secret(), caller=callback_caller(),
+        ip=request.remote_addr))
 
 
 def parts() -> channels.Parts:
     """The collaborators of a connection operation, for this request."""
-    return channels.Parts(graph=runtime().graph, store=runtime().store, now=now())
+    return runtime().connect.parts()
 
 
 def connect_settings() -> exchange.Settings:
-    config = current_app.config
-    return exchange.Settings(required=config["META_SCOPES"], config_id=config["META_LOGIN_CONFIG_ID"],
-                             outbox=notify.channels_configured(config))
+    """What a connect needs (built once with the runtime)."""
+    return runtime().connect.settings
 
 
 def disconnect(principal: Principal) -> connections.Disconnected:
@@ -90,11 +81,10 @@ def prefers_html() -> bool:
 
 def test_connection(row) -> dict:
     """A live check of the tenant's connection, asked for by a person or a program."""
-    config = current_app.config
     parts = runtime()
     try:
         result, outcome = verdicts.check_now(parts.graph, parts.store, row, parts.clock.now(),
-                                              verdicts.Settings.from_config(config))
+                                              parts.keepalive)
     except verdicts.AppCheckFailed as failed:
         notify.dispatch(parts.notifier, failed.notices)
         raise failed.error from None

@@ -12,13 +12,12 @@ import logging
 
 from flask import Response, current_app, request
 
-from crm_meta import notify
 from crm_meta.auth import gateway_tokens as tokens
 from crm_meta.gateway import batch, bp, limits
 from crm_meta.http.errors import AppError
 from crm_meta.infra import dbreads
 from crm_meta.meta import proxy, versions
-from crm_meta.meta.keepalive import verdicts
+from crm_meta.meta.credentials import Caller
 from crm_meta.runtime import runtime
 
 log = logging.getLogger(__name__)
@@ -97,13 +96,9 @@ def version_refusal(version: str, path: str) -> AppError | None:
 
 
 def send(call: proxy.Call, opened, version: str, token: str | None) -> proxy.Answer:
-    """One call of `opened`'s tenant through the proxy: the gateway's limit, then proxy.forward."""
+    """One call of `opened`'s tenant through the proxy: the gateway's limit, then the Gateway."""
     rt, config = runtime(), current_app.config
     limits.spend(opened.service, opened.tenant_id)
     base = (config["API_BASE_URL"] or request.host_url.rstrip("/")) + f"/graph/{version}/"
-    return proxy.forward(call, tenant_id=opened.tenant_id, row=opened.row, service=opened.service,
-                         graph=rt.graph, store=rt.store, version=version,
-                         allowed=config["META_PROXY_ALLOWED_PATHS"], required=config["META_SCOPES"],
-                         now=rt.clock.now, link_base=base, link_token=token,
-                         settings=verdicts.Settings.from_config(config),
-                         on_notices=lambda notices: notify.dispatch(rt.notifier, notices))
+    return rt.gateway.forward(call, Caller(opened.tenant_id, opened.row, opened.service),
+                              proxy.Links(version, base, token))

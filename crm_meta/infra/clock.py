@@ -10,10 +10,19 @@ import logging
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Protocol, runtime_checkable
 
 import requests
 
 log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """What every service that asks "what time is it" takes: aware UTC datetimes. The runtime
+    picks one of the clocks below; unit tests pass a fixed one (tests/tools/clock.FrozenClock)."""
+
+    def now(self) -> datetime: ...
 
 
 class SystemClock:
@@ -40,7 +49,7 @@ class SandboxClock:
     """A standalone sandbox's time: real time plus its offset, read from `{base}/_sandbox/clock`
     at most once per `ttl` seconds."""
 
-    def __init__(self, base_url: str, ttl: float = 1.0, timeout: float = 2.0, control_token: str = ""):
+    def __init__(self, base_url: str, *, ttl: float, control_token: str, timeout: float = 2.0):
         self.url = base_url.rstrip("/") + "/_sandbox/clock"
         # The control API wants SANDBOX_CONTROL_TOKEN when set (say the app reaches its own
         # sandbox through a public API_BASE_URL, not loopback).

@@ -1,7 +1,10 @@
 """The SQLAlchemy handle: created unbound, initialised by the application factory."""
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import event, text
+from sqlalchemy import CursorResult, Result, event, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase
 
@@ -11,6 +14,7 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+T = TypeVar("T")
 
 
 def engine_options(database_uri: str, options: dict) -> dict:
@@ -49,7 +53,13 @@ def restore_on_checkin(engine) -> None:
         event.listen(engine, "checkin", _checkin)
 
 
-def once_more_if_disconnected(work, *, before_retry=None):
+def rowcount(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE matched (SQLAlchemy types `execute` as a plain Result)."""
+    return result.rowcount if isinstance(result, CursorResult) else 0
+
+
+def once_more_if_disconnected(work: Callable[[], T], *,
+                              before_retry: Callable[[], object] | None = None) -> T:
     """Run `work()`; when its connection turns out to have died in the pool (a PostgreSQL
     restart, an idle timeout in between), run it once more on a fresh one, as a request's first
     statement is (crm_meta.dbreads). Only for work that is the first of its transaction."""

@@ -207,7 +207,7 @@ def _watch_commits(engine) -> None:
     event.listen(engine, "rollback", _wrote.discard)
 
 
-def _note_write(conn, cursor, statement, parameters, context, executemany) -> None:
+def _note_write(conn, _cursor, statement, *_rest) -> None:  # after_cursor_execute's signature
     if WRITES.match(statement) and not LAST_USE_ONLY.match(statement):
         _wrote.add(conn)
 
@@ -221,7 +221,7 @@ def announce_credential_writes(engine) -> None:
     event.listen(engine, "after_cursor_execute", _announce)
 
 
-def _announce(conn, cursor, statement, parameters, context, executemany) -> None:
+def _announce(conn, cursor, statement, *_rest) -> None:  # after_cursor_execute's signature
     if CREDENTIAL_WRITES.match(statement) and not LAST_USE_ONLY.match(statement):
         # Its own cursor: the statement's cursor still holds its result (rowcount, RETURNING).
         with cursor.connection.cursor() as notify:

@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import overload
+
+
+@overload
+def iso(moment: datetime) -> str: ...
+@overload
+def iso(moment: datetime | None) -> str | None: ...
 
 
 def iso(moment: datetime | None) -> str | None:

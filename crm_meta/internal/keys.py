@@ -166,26 +166,40 @@ def shown_prefix(key: str | None) -> str | None:
     return key[:PREFIX_LENGTH] if key and _KEY.match(key) else None
 
 
-def record_refusal(*, header: str | None, route: str, method: str, reason: str,
-                   ip: str | None, service: str | None = None, tenant_ref: str | None = None,
-                   tenant_id: int | None = None) -> None:
+@dataclass(frozen=True)
+class Refusal:
+    """A refused call to /internal/: its route and method, why, from where; the service and
+    tenant when the key was known and the tenant resolved."""
+
+    route: str
+    method: str
+    reason: str
+    ip: str | None
+    service: str | None = None
+    tenant_ref: str | None = None
+    tenant_id: int | None = None
+
+
+def record_refusal(header: str | None, refusal: Refusal) -> None:
     """Audit a refused call to /internal/: which key (prefix), which route, why."""
     _, _, key = (header or "").partition(" ")
     prefix = shown_prefix(key.strip())
+    service, tenant_ref = refusal.service, refusal.tenant_ref
     actor = f"service:{service}" if service else (f"service-key:{prefix}" if prefix else "anonymous")
-    details = {"prefix": prefix, "route": route, "method": method, "reason": reason}
+    details = {"prefix": prefix, "route": refusal.route, "method": refusal.method, "reason": refusal.reason}
     if service:
         details["service"] = service
     if tenant_ref is not None:
         details["tenant_ref"] = tenant_ref[:64]
-    repeats = _unwritten_before(prefix or "-", reason, ip or "-")
-    SERVICE_KEY_REFUSALS.labels(reason=reason, audited="no" if repeats is None else "yes").inc()
+    repeats = _unwritten_before(prefix or "-", refusal.reason, refusal.ip or "-")
+    SERVICE_KEY_REFUSALS.labels(reason=refusal.reason, audited="no" if repeats is None else "yes").inc()
     if repeats is None:
         return
     if repeats:
         details["repeats"] = repeats  # refused since the last row of this prefix and reason
-    audit.record("service_key.refused", actor=actor, outcome="refused", ip=ip, details=details,
-                 tenant_id=tenant_id, commit=True)  # a known tenant's admins see it on their page
+    # A known tenant's admins see it on their page.
+    audit.record_now("service_key.refused", actor=audit.Actor(actor, refusal.ip), outcome="refused",
+                     details=details, tenant_id=refusal.tenant_id)
 
 
 def _unwritten_before(prefix: str, reason: str, ip: str) -> int | None:

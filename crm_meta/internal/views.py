@@ -6,14 +6,13 @@ import json
 
 from flask import Response, current_app, request, url_for
 
-from crm_meta import notify
 from crm_meta.auth import gateway_tokens, tenancy
 from crm_meta.http.envelope import ok
 from crm_meta.http.errors import AppError, Forbidden, NotFound, ValidationFailed
 from crm_meta.internal import bp, keys, payloads
 from crm_meta.meta import credentials, proxy
+from crm_meta.meta.credentials import Caller
 from crm_meta.meta.errors import ConnectionUnusable
-from crm_meta.meta.keepalive import verdicts
 from crm_meta.models import MetaConnection, audit
 from crm_meta.runtime import runtime
 
@@ -26,10 +25,10 @@ def _caller(scope: str, ref: str) -> tuple[keys.Caller, int, MetaConnection | No
         return _resolve(scope, ref)
     except AppError as refused:
         if not isinstance(refused, NotFound):  # an unknown tenant is no refusal of the key
-            keys.record_refusal(header=request.headers.get("Authorization"), route=_route(),
-                                method=request.method, reason=refused.code, ip=request.remote_addr,
-                                service=getattr(refused, "service", None), tenant_ref=ref,
-                                tenant_id=getattr(refused, "tenant_id", None))
+            keys.record_refusal(request.headers.get("Authorization"), keys.Refusal(
+                route=_route(), method=request.method, reason=refused.code, ip=request.remote_addr,
+                service=getattr(refused, "service", None), tenant_ref=ref,
+                tenant_id=getattr(refused, "tenant_id", None)))
         raise
 
 
@@ -46,9 +45,10 @@ def _resolve(scope: str, ref: str) -> tuple[keys.Caller, int, MetaConnection | N
     caller = keys.verify(key, found, scope)
     if found.tenant_id is None:
         if scope == "credentials:read":  # every credentials read is audited, this one too
-            audit.record("meta.credentials.read", actor=f"service:{caller.name}", outcome="refused",
-                         ip=request.remote_addr, commit=True,
-                         details={"service": caller.name, "reason": "unknown_tenant", "tenant_ref": ref[:64]})
+            audit.record_now("meta.credentials.read",
+                             actor=audit.Actor(f"service:{caller.name}", request.remote_addr),
+                             outcome="refused", details={"service": caller.name, "reason": "unknown_tenant",
+                                                         "tenant_ref": ref[:64]})
         raise NotFound("No tenant with that id or slug", code="not_found")
     if not caller.opens(found.tenant_id):
         refused = Forbidden("This service key is limited to other tenants", code="tenant_not_allowed")
@@ -68,10 +68,8 @@ def connection_credentials(tenant: str):
         return ok(_gateway_credentials(tenant))  # a proxy-only service: never Meta's token
     if fmt not in (None, payloads.CRM_VENTAS):
         raise ValidationFailed(f"format must be {payloads.CRM_VENTAS} or absent", code="invalid_format")
-    rt = runtime()
-    found = credentials.read(store=rt.store, graph=rt.graph, tenant_id=tenant_id, row=row,
-                             service=key.name, now=rt.clock.now(),
-                             required=current_app.config["META_SCOPES"], fmt=fmt, ip=request.remote_addr)
+    found = runtime().gateway.credentials(Caller(tenant_id, row, key.name), fmt=fmt,
+                                          ip=request.remote_addr)
     shape = payloads.crm_ventas_credentials if fmt == payloads.CRM_VENTAS else payloads.credentials
     return ok(shape(found))
 
@@ -84,16 +82,17 @@ def _gateway_credentials(tenant: str) -> dict:
     try:
         credentials.usable_status(row, rt.clock.now(), current_app.config["META_SCOPES"])
     except ConnectionUnusable as exc:
-        audit.record("meta.credentials.read", actor=f"service:{key.name}", tenant_id=tenant_id,
-                     outcome="refused", ip=request.remote_addr, commit=True,
-                     details={"service": key.name, "reason": exc.reason, "kind": "gateway"})
+        audit.record_now("meta.credentials.read",
+                         actor=audit.Actor(f"service:{key.name}", request.remote_addr), tenant_id=tenant_id,
+                         outcome="refused",
+                         details={"service": key.name, "reason": exc.reason, "kind": "gateway"})
         raise
     key_id = keys.active(key.name).id
     token = gateway_tokens.issue(service_key_id=key_id, service=key.name, tenant_id=tenant_id,
                                  secret=current_app.config["SECRET_KEY"])
-    audit.record("meta.credentials.read", actor=f"service:{key.name}", tenant_id=tenant_id,
-                 ip=request.remote_addr, commit=True,
-                 details={"service": key.name, "format": payloads.CRM_VENTAS, "kind": "gateway"})
+    audit.record_now("meta.credentials.read", actor=audit.Actor(f"service:{key.name}", request.remote_addr),
+                     tenant_id=tenant_id,
+                     details={"service": key.name, "format": payloads.CRM_VENTAS, "kind": "gateway"})
     return payloads.crm_ventas(token, row.expires_at, row.selected_ad_account_id)
 
 
@@ -106,12 +105,8 @@ def graph_proxy(tenant: str, path: str):
     call = proxy.Call(method, path, list(request.args.items(multi=True)), _form())
     # Paging links from API_BASE_URL (root-relative without it), never from the request's Host.
     base = config["API_BASE_URL"] + url_for("internal.graph_proxy", tenant=tenant, path="_")[:-1]
-    answer = proxy.forward(call, tenant_id=tenant_id, row=row, service=key.name, graph=rt.graph,
-                           store=rt.store, version=config["META_GRAPH_API_VERSION"],
-                           allowed=config["META_PROXY_ALLOWED_PATHS"], required=config["META_SCOPES"],
-                           now=rt.clock.now, link_base=base,
-                           settings=verdicts.Settings.from_config(config),
-                           on_notices=lambda notices: notify.dispatch(rt.notifier, notices))
+    answer = rt.gateway.forward(call, Caller(tenant_id, row, key.name),
+                                proxy.Links(rt.meta.version, base))
     return Response(answer.body, status=answer.status, headers=answer.headers)
 
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 import hashlib
 import logging
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import and_, not_, update
 
 from crm_meta import notify
-from crm_meta.infra.database import db
+from crm_meta.infra.database import db, rowcount
 from crm_meta.infra.timestamps import iso
 from crm_meta.infra.upsert import insert_ignore
 from crm_meta.meta.errors import GraphError
@@ -33,20 +34,32 @@ def is_misconfigured(credential: str) -> bool:
     return current(credential) is not None
 
 
-def report_misconfigured(exc: GraphError, *, now: datetime, credential: str, app_id: str,
-                         outbox: bool, actor: str = "keepalive") -> list:
+class TheApp(Protocol):
+    """The Meta app a verdict is about (the Graph client is one): its id, and a fingerprint of
+    its credential (never the secret)."""
+
+    @property
+    def app_id(self) -> str: ...
+
+    @property
+    def credential(self) -> str: ...
+
+
+def report_misconfigured(exc: GraphError, *, now: datetime, app: TheApp, outbox: bool,
+                         actor: str = "keepalive") -> list[notify.Notice]:
     """Record the verdict; the process that makes the transition tells operators once (log
     line, audit event, notice). Commits. Returns the notices queued (none unless this call
     made the transition), for the caller to dispatch."""
+    credential, app_id = app.credential, app.app_id
     insert_ignore(AppHealth, [{"name": NAME, "misconfigured": False}])
     code = f"{exc.code}/{exc.subcode or ''}".rstrip("/") if exc.code else exc.kind
-    won = db.session.execute(
+    won = rowcount(db.session.execute(
         update(AppHealth)
         .where(AppHealth.name == NAME,
                not_(and_(AppHealth.misconfigured.is_(True), AppHealth.credential == credential)))
         .values(misconfigured=True, credential=credential, since=now, checked_at=now,
                 error_code=code[:64], error_message=str(exc.message)[:500])
-        .execution_options(synchronize_session=False)).rowcount == 1
+        .execution_options(synchronize_session=False))) == 1
     if not won:
         db.session.execute(update(AppHealth).where(AppHealth.name == NAME)
                            .values(checked_at=now).execution_options(synchronize_session=False))
@@ -67,12 +80,12 @@ def report_misconfigured(exc: GraphError, *, now: datetime, credential: str, app
 
 def report_healthy(*, now: datetime, credential: str, app_id: str, actor: str = "keepalive") -> bool:
     """Meta accepted the app's credential: clear a stored verdict about it. Commits when it did."""
-    cleared = db.session.execute(
+    cleared = rowcount(db.session.execute(
         update(AppHealth)
         .where(AppHealth.name == NAME, AppHealth.misconfigured.is_(True),
                AppHealth.credential == credential)
         .values(misconfigured=False, checked_at=now)
-        .execution_options(synchronize_session=False)).rowcount == 1
+        .execution_options(synchronize_session=False))) == 1
     if cleared:
         log.warning("the Meta app %s accepts its credential again; checks resume", app_id)
         audit.record("meta.app.recovered", actor=actor, details={"app_id": app_id})

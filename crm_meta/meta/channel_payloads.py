@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from crm_meta.meta.status import FAILING_STATUSES, effective_status
+from crm_meta.meta.status import effective_status
+from crm_meta.meta.types import JsonObject
 from crm_meta.models import MetaChannel, MetaConnection
+from crm_meta.models.statuses import FAILING_STATUSES
 
 CHANNELS = ("facebook", "instagram", "whatsapp")
 EMPTY_CHANNELS = dict.fromkeys(CHANNELS, False)
 
 
-def asset(channel: MetaChannel) -> dict:
+def asset(channel: MetaChannel) -> JsonObject:
     details = dict(channel.details or {})
     if channel.asset_type in ("page", "waba"):
         details.update(subscribed=channel.subscribed, subscribed_fields=list(channel.subscribed_fields or []),
@@ -22,7 +24,7 @@ def asset(channel: MetaChannel) -> dict:
             "parent_asset_id": channel.parent_asset_id, "metadata": details}
 
 
-def status(row: MetaConnection | None, now: datetime, required: list[str]) -> dict:
+def status(row: MetaConnection | None, now: datetime, required: list[str]) -> JsonObject:
     """CRM Ventas' /admin/meta/status, from storage (no Meta call): `channels` and `bindings`
     always present, `token_expires_at` epoch seconds (0: never expires, or not connected)."""
     state = effective_status(row, now, required)
@@ -44,7 +46,7 @@ def status(row: MetaConnection | None, now: datetime, required: list[str]) -> di
     }
 
 
-def connected_summary(row: MetaConnection, now: datetime, required: list[str]) -> dict:
+def connected_summary(row: MetaConnection, now: datetime, required: list[str]) -> JsonObject:
     """The connect's answer (CRM Ventas' shape): what was found, never a token."""
     by_type: dict[str, list[MetaChannel]] = {}
     for c in row.channels:

@@ -9,7 +9,11 @@ from datetime import datetime
 
 from crm_meta.infra.database import db
 from crm_meta.meta import subscriptions
+from crm_meta.meta.assets import Discovery
 from crm_meta.meta.errors import UnknownAsset
+from crm_meta.meta.graph import GraphClient
+from crm_meta.meta.store import SealedPage, TokenStore
+from crm_meta.meta.types import JsonObject
 from crm_meta.models import MetaChannel, MetaConnection, audit
 
 
@@ -17,8 +21,8 @@ from crm_meta.models import MetaChannel, MetaConnection, audit
 class Parts:
     """What a channel operation needs: the Graph client, the token store and the time."""
 
-    graph: object
-    store: object  # crm_meta.meta.store.TokenStore
+    graph: GraphClient
+    store: TokenStore
     now: datetime
 
 
@@ -28,17 +32,17 @@ class Who:
     ip: str | None = None
 
 
-def write_page_token(store, channel: MetaChannel, token: str) -> None:
+def write_page_token(store: TokenStore, channel: MetaChannel, token: str) -> None:
     store.write_page_token(channel, token)  # encrypted, bound to tenant and Page (store.py)
 
 
-def read_page_token(store, channel: MetaChannel) -> str:
+def read_page_token(store: TokenStore, channel: SealedPage) -> str:
     return store.read_page_token(channel)
 
 
-def _entries(discovery) -> list[dict]:
+def _entries(discovery: Discovery) -> list[JsonObject]:
     """Every channel the discovery found, in CRM Ventas' (platform, asset_type) terms."""
-    found: list[dict] = []
+    found: list[JsonObject] = []
     instagram = {ig["page_id"]: ig for ig in discovery.instagram}
     for page in discovery.pages:
         ig = instagram.get(page["id"])
@@ -69,7 +73,7 @@ def _entries(discovery) -> list[dict]:
     return found
 
 
-def sync(store, row: MetaConnection, discovery) -> None:
+def sync(store: TokenStore, row: MetaConnection, discovery: Discovery) -> None:
     """Make the stored channels what the discovery found; selections of those still there stay,
     Page tokens are replaced with the new ones (a new user token made them)."""
     existing = {(c.platform, c.asset_id): c for c in row.channels}
@@ -102,10 +106,10 @@ def sync(store, row: MetaConnection, discovery) -> None:
             row.channels.remove(channel)
 
 
-def _targets(channels: list[MetaChannel]) -> set[str]:
+def _targets(channels: list[MetaChannel]) -> set[str | None]:
     """Pages and WhatsApp accounts that must be subscribed: chosen ones, and the parents of
     chosen Instagram accounts (their messages come through the Page) and phone numbers."""
-    wanted = set()
+    wanted: set[str | None] = set()
     for c in channels:
         if c.active:
             wanted.add(c.parent_asset_id if c.asset_type in ("instagram_account", "phone_number")
@@ -141,16 +145,17 @@ def _token_of(parts: Parts, row: MetaConnection, channel: MetaChannel) -> str | 
     return parts.store.read(row)
 
 
-def _subscribe(parts, row, channel, granted) -> subscriptions.Outcome:
+def _subscribe(parts: Parts, row: MetaConnection, channel: MetaChannel,
+               granted: set[str]) -> subscriptions.Outcome:
+    if channel.asset_type == "waba":  # with the connection's own token
+        return subscriptions.subscribe_waba(parts.graph, channel.asset_id, parts.store.read(row), granted)
     token = _token_of(parts, row, channel)
-    if channel.asset_type == "waba":
-        return subscriptions.subscribe_waba(parts.graph, channel.asset_id, token, granted)
     if not token:
         return subscriptions.Outcome(channel.asset_id, error="token_invalid")
     return subscriptions.subscribe_page(parts.graph, channel.asset_id, token, granted)
 
 
-def select(parts: Parts, row: MetaConnection, asset_ids: list[str], who: Who) -> dict:
+def select(parts: Parts, row: MetaConnection, asset_ids: list[str], who: Who) -> JsonObject:
     """The whole chosen set (CRM Ventas sends it all): it replaces the previous one."""
     by_id = {c.asset_id: c for c in row.channels}
     unknown = [a for a in asset_ids if a not in by_id]
@@ -166,7 +171,7 @@ def select(parts: Parts, row: MetaConnection, asset_ids: list[str], who: Who) ->
     outcomes = reconcile(parts, row)
     activated = [{"asset_id": c.asset_id, "asset_name": c.asset_name, "channel": c.platform,
                   "asset_type": c.asset_type} for c in row.channels if c.active]
-    audit.record("meta.select_channels", actor=who.actor, tenant_id=row.tenant_id, ip=who.ip,
+    audit.record("meta.select_channels", actor=audit.Actor(who.actor, who.ip), tenant_id=row.tenant_id,
                  details={"asset_ids": sorted(chosen), "subscribed": [o.asset_id for o in outcomes
                                                                       if o.fields]})
     db.session.commit()
@@ -174,7 +179,7 @@ def select(parts: Parts, row: MetaConnection, asset_ids: list[str], who: Who) ->
             "message": _message(len(activated), outcomes, by_id)}
 
 
-def _message(count: int, outcomes, by_id) -> str:
+def _message(count: int, outcomes: list[subscriptions.Outcome], by_id: dict[str, MetaChannel]) -> str:
     text = f"{count} channel(s) activated."
     for o in outcomes:
         name = by_id[o.asset_id].asset_name or o.asset_id
@@ -197,7 +202,7 @@ def release(parts: Parts, row: MetaConnection) -> int:
     return released
 
 
-def page_tokens(store, row: MetaConnection) -> dict[str, str]:
+def page_tokens(store: TokenStore, row: MetaConnection) -> dict[str, str]:
     """Every Page token of the connection, by Page id (the services' credentials)."""
     return {c.asset_id: read_page_token(store, c) for c in row.channels
             if c.asset_type == "page" and c.token_ciphertext}
@@ -207,9 +212,10 @@ def refresh_page_tokens(parts: Parts, row: MetaConnection) -> None:
     """New Page tokens from the connection's token (`GET me/accounts`), for Pages whose token
     Meta stopped accepting; the Pages stay what the discovery found."""
     pages = {c.asset_id: c for c in row.channels if c.asset_type == "page"}
-    path, params = "me/accounts", {"fields": "id,access_token", "limit": 100}
+    page: tuple[str, JsonObject] | None = ("me/accounts", {"fields": "id,access_token", "limit": 100})
     token = parts.store.read(row)
-    while path:
+    while page is not None:
+        path, params = page
         body = parts.graph.get(path, token=token, **params)
         for item in body.get("data") or []:
             channel = pages.get(str(item.get("id")))
@@ -218,7 +224,7 @@ def refresh_page_tokens(parts: Parts, row: MetaConnection) -> None:
                 if channel.trouble == "token_invalid":
                     channel.trouble, channel.trouble_warned = None, False
                     channel.subscribed_fields = []  # subscribed again with the new token
-        path, params = parts.graph.next_page_params(body) or (None, None)
+        page = parts.graph.next_page_params(body)
 
 
 def repair(parts: Parts, row: MetaConnection) -> None:
@@ -228,7 +234,7 @@ def repair(parts: Parts, row: MetaConnection) -> None:
         db.session.commit()
 
 
-def page_token_for(store, row: MetaConnection, asset_id: str) -> str | None:
+def page_token_for(store: TokenStore, row: MetaConnection, asset_id: str) -> str | None:
     """The Page's own token when `asset_id` is one of the connection's Pages, else None."""
     channel = next((c for c in row.channels if c.asset_type == "page" and c.asset_id == asset_id
                     and c.token_ciphertext), None)

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from crm_meta.infra.clock import Clock
 from crm_meta.infra.crypto import CryptoError
 from crm_meta.infra.database import db
 from crm_meta.meta import assets, channels, exchange, tokens
 from crm_meta.meta.errors import GraphError, InvalidCallback, NotConnected, OAuthDenied, UnknownAsset
 from crm_meta.meta.exchange import apply_discovery, apply_token_info  # noqa: F401  (re-exported)
-from crm_meta.meta.oauth import consume_state
+from crm_meta.meta.graph import GraphClient
+from crm_meta.meta.oauth import Asker, AuthorizationRequest, MetaDialog, consume_state, start_authorization
 from crm_meta.meta.store import TokenStore
+from crm_meta.meta.types import JsonObject
 from crm_meta.models import AuditEvent, MetaConnection, audit
 
 log = logging.getLogger(__name__)
@@ -54,23 +58,52 @@ class Disconnected:
     unsubscribed: int = 0
 
 
-def complete_authorization(parts: channels.Parts, *, args: dict, browser_secret: str | None,
-                           caller: tuple[int, str] | None, redirect_uri: str,
-                           settings: exchange.Settings, ip: str | None = None) -> MetaConnection:
-    """The callback: state, then the code's exchange into the tenant's one connection."""
-    consumed = consume_state(state=args.get("state"), browser_secret=browser_secret,
-                             now=parts.now, caller=caller)
-    if args.get("error"):
-        audit.record("meta.connect", actor=consumed.user_ref, tenant_id=consumed.tenant_id,
-                     outcome="denied", ip=ip, details={"reason": args.get("error_reason")},
-                     commit=True)
-        raise OAuthDenied()
-    code = args.get("code")
-    if not code or len(code) > 2048:
-        raise InvalidCallback()
-    grant = exchange.CodeGrant(tenant_id=consumed.tenant_id, code=code, redirect_uri=redirect_uri,
-                               actor=consumed.user_ref, ip=ip)
-    return exchange.connect(parts, grant, settings)
+@dataclass(frozen=True)
+class Callback:
+    """What Meta's redirect brought to the callback: its query, the browser's binding secret, who
+    the browser says it is ((tenant id, actor); None: no credential), and its address."""
+
+    args: Mapping[str, str]
+    browser_secret: str | None
+    caller: tuple[int, str] | None
+    ip: str | None = None
+
+
+@dataclass(frozen=True)
+class ConnectFlow:
+    """The OAuth connect flow, built once by the runtime with its collaborators; both front ends
+    drive it (crm_meta.connect) with what their request brought."""
+
+    dialog: MetaDialog  # the app's client for Meta's login dialog (its callback, its scopes)
+    graph: GraphClient
+    store: TokenStore
+    clock: Clock
+    settings: exchange.Settings  # what a connect needs: required scopes, login configuration, outbox
+
+    def parts(self) -> channels.Parts:
+        """The collaborators of a connection operation, at this moment."""
+        return channels.Parts(graph=self.graph, store=self.store, now=self.clock.now())
+
+    def begin(self, asker: Asker, browser_secret: str) -> AuthorizationRequest:
+        """Meta's dialog URL for `asker`, its state remembered and bound to the browser."""
+        return start_authorization(self.dialog, asker, browser_secret=browser_secret, now=self.clock.now())
+
+    def complete(self, callback: Callback) -> MetaConnection:
+        """The callback: state, then the code's exchange into the tenant's one connection."""
+        parts, args, ip = self.parts(), callback.args, callback.ip
+        consumed = consume_state(state=args.get("state"), browser_secret=callback.browser_secret,
+                                 now=parts.now, caller=callback.caller)
+        if args.get("error"):
+            audit.record_now("meta.connect", actor=audit.Actor(consumed.user_ref, ip),
+                             tenant_id=consumed.tenant_id, outcome="denied",
+                             details={"reason": args.get("error_reason")})
+            raise OAuthDenied()
+        code = args.get("code")
+        if not code or len(code) > 2048:
+            raise InvalidCallback()
+        grant = exchange.CodeGrant(tenant_id=consumed.tenant_id, code=code,
+                                   redirect_uri=self.dialog.redirect_uri, actor=consumed.user_ref, ip=ip)
+        return exchange.connect(parts, grant, self.settings)
 
 
 def require(store: TokenStore, tenant_id: int) -> MetaConnection:
@@ -85,7 +118,7 @@ def mask(token: str) -> str:
     return f"{token[:4]}…{token[-4:]}" if len(token) > 12 else "…"
 
 
-def debug_token(*, graph, store: TokenStore, row: MetaConnection) -> TokenReport:
+def debug_token(*, graph: GraphClient, store: TokenStore, row: MetaConnection) -> TokenReport:
     token = store.read(row)
     info = tokens.inspect(graph, token)
     return TokenReport(token_preview=mask(token), is_valid=info.is_valid, token_type=info.token_type,
@@ -94,33 +127,35 @@ def debug_token(*, graph, store: TokenStore, row: MetaConnection) -> TokenReport
                        scopes=info.scopes, error_code=info.error_code, error_subcode=info.error_subcode)
 
 
-def rediscover(*, graph, store: TokenStore, row: MetaConnection) -> None:
+def rediscover(*, graph: GraphClient, store: TokenStore, row: MetaConnection) -> None:
     discovery = assets.discover(graph, store.read(row), set(row.scopes or []))
     apply_discovery(row, discovery)
     channels.sync(store, row, discovery)
     db.session.commit()
 
 
-def _checked_id(value) -> str:
-    value = str(value or "").strip()
-    if not ASSET_ID.match(value):
+def _checked_id(value: object) -> str:
+    checked = str(value or "").strip()
+    if not ASSET_ID.match(checked):
         raise UnknownAsset()
-    return value
+    return checked
 
 
-def accounts(row: MetaConnection, portfolio_id: str | None) -> list[dict]:
+def accounts(row: MetaConnection, portfolio_id: str | None) -> list[JsonObject]:
     """Ad accounts of one of the tenant's businesses, or every one the connection sees."""
     if portfolio_id is None:
-        return row.all_ad_accounts()
+        every: list[JsonObject] = row.all_ad_accounts()
+        return every
     portfolio_id = _checked_id(portfolio_id)
     for business in row.business_managers or []:
         if business["id"] == portfolio_id:
-            return business["ad_accounts"]
+            found: list[JsonObject] = business["ad_accounts"]
+            return found
     raise UnknownAsset()
 
 
-def select_account(*, row: MetaConnection, account_id, business_id=None, account_name=None,
-                   actor: str, ip: str | None) -> Selection:
+def select_account(*, row: MetaConnection, account_id: object, business_id: object = None,
+                   account_name: str | None = None, who: channels.Who) -> Selection:
     """Choose the ad account the CRM works with; only one the connection discovered."""
     account_id = _checked_id(account_id)
     wanted = account_id if account_id.startswith("act_") else f"act_{account_id}"
@@ -131,7 +166,7 @@ def select_account(*, row: MetaConnection, account_id, business_id=None, account
     row.selected_ad_account_id = account["id"]
     row.selected_ad_account_name = account_name or account["name"]
     row.selected_business_id = str(business_id) if business_id else account.get("business_id")
-    audit.record("meta.select_account", actor=actor, tenant_id=row.tenant_id, ip=ip,
+    audit.record("meta.select_account", actor=audit.Actor(who.actor, who.ip), tenant_id=row.tenant_id,
                  details={"account_id": account["id"], "business_id": row.selected_business_id})
     db.session.commit()
     return Selection(row.selected_ad_account_id, row.selected_ad_account_name, row.selected_business_id)
@@ -159,7 +194,7 @@ def disconnect(parts: channels.Parts, tenant_id: int, who: channels.Who) -> Disc
     except CryptoError as exc:  # a token we cannot open is still ours to delete
         log.error("stored token of tenant %s does not decrypt (%s); deleting it", tenant_id, exc)
     db.session.delete(row)
-    audit.record("meta.disconnect", actor=who.actor, tenant_id=tenant_id, ip=who.ip,
+    audit.record("meta.disconnect", actor=audit.Actor(who.actor, who.ip), tenant_id=tenant_id,
                  details={"revoked_at_meta": revoked, "unsubscribed": unsubscribed})
     db.session.commit()
     return Disconnected(revoked_at_meta=revoked, unsubscribed=unsubscribed)

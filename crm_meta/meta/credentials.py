@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,6 +20,16 @@ REASONS = {
     "expired": "The tenant's Meta token has expired; the tenant must reconnect",
     "revoked": "The tenant revoked the Meta connection; the tenant must reconnect",
 }
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A service's call about a tenant: the tenant, its connection row (None: not connected), the
+    service's name."""
+
+    tenant_id: int
+    row: MetaConnection | None
+    service: str
 
 
 @dataclass(frozen=True)
@@ -47,29 +58,36 @@ class Credentials:
     pages: tuple[PageCredential, ...] = ()
 
 
-def usable_status(row: MetaConnection | None, now: datetime, required: list[str]) -> str:
-    """The connection's status when a service may use it; ConnectionUnusable otherwise."""
+def usable(row: MetaConnection | None, now: datetime, required: Sequence[str]) -> tuple[MetaConnection, str]:
+    """The connection and its status when a service may use it; ConnectionUnusable otherwise."""
     status = effective_status(row, now, required)
     if row is None or status in FAILING_STATUSES:
         reason = "not_connected" if row is None else status
         raise ConnectionUnusable(reason, REASONS[reason])
-    return status
+    return row, status
 
 
-def read(*, store, graph, tenant_id: int, row: MetaConnection | None, service: str, now: datetime,
-         required: list[str], fmt: str | None = None, ip: str | None = None) -> Credentials:
+def usable_status(row: MetaConnection | None, now: datetime, required: Sequence[str]) -> str:
+    """The connection's status when a service may use it; ConnectionUnusable otherwise."""
+    return usable(row, now, required)[1]
+
+
+def read(parts: channels.Parts, caller: Caller, required: Sequence[str], *, fmt: str | None = None,
+         ip: str | None = None) -> Credentials:
     """The tenant's token with its proof and facts; every read is audited (with the `fmt` the
     service asked for), never the token."""
+    store, graph, now = parts.store, parts.graph, parts.now
+    tenant_id, service = caller.tenant_id, caller.service
     try:
-        status = usable_status(row, now, required)
+        row, status = usable(caller.row, now, required)
         token = store.read(row)
     except (ConnectionUnusable, CryptoError) as exc:
         reason = getattr(exc, "reason", "token_unreadable")
-        audit.record("meta.credentials.read", actor=f"service:{service}", tenant_id=tenant_id,
-                     outcome="refused", ip=ip, details={"service": service, "reason": reason},
-                     commit=True)
+        audit.record_now("meta.credentials.read", actor=audit.Actor(f"service:{service}", ip),
+                         tenant_id=tenant_id, outcome="refused",
+                         details={"service": service, "reason": reason})
         raise
-    audit.record("meta.credentials.read", actor=f"service:{service}", tenant_id=tenant_id, ip=ip,
+    audit.record("meta.credentials.read", actor=audit.Actor(f"service:{service}", ip), tenant_id=tenant_id,
                  details={"service": service, "status": status, "format": fmt or "default"})
     db.session.commit()
     pages = channels.page_tokens(store, row)

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import re
 import socket
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 from crm_meta.meta.errors import GraphError
+from crm_meta.meta.graph import GraphClient
+from crm_meta.meta.types import JsonObject
 from crm_meta.meta.versions import MARKETING_SUNSETS, RETIRED, SUNSETS, newest, upgrade_warning
 
 CALLBACK_PATH = "/crm/auth/meta/callback"
@@ -43,7 +47,7 @@ class Check:
         return head if self.ok or not self.fix else f"{head}\n     fix: {self.fix}"
 
 
-def run(graph, config: dict, *, now: datetime | None = None) -> list[Check]:
+def run(graph: GraphClient, config: Mapping[str, Any], *, now: datetime | None = None) -> list[Check]:
     """Every check, in order; later ones are skipped (failed) when Meta cannot be reached."""
     checks = [_reachable(graph)]
     if checks[0].ok:
@@ -58,13 +62,13 @@ def run(graph, config: dict, *, now: datetime | None = None) -> list[Check]:
     return checks
 
 
-def report(checks: list[Check]) -> dict:
+def report(checks: list[Check]) -> JsonObject:
     """The --json document."""
     return {"ok": all(c.ok for c in checks), "checks": [asdict(c) for c in checks]}
 
 
 # -- the checks ------------------------------------------------------------------------------
-def _reachable(graph) -> Check:
+def _reachable(graph: GraphClient) -> Check:
     host = urlsplit(graph.base_url).hostname or ""
     try:
         socket.getaddrinfo(host, None)
@@ -82,7 +86,7 @@ def _reachable(graph) -> Check:
     return Check("reachable", True, f"{host} answers{tls} (HTTP {status})")
 
 
-def _app_token(graph) -> tuple[Check, dict]:
+def _app_token(graph: GraphClient) -> tuple[Check, dict[str, str]]:
     name = "app credential"
     try:
         body = graph.get("debug_token", token=graph.app_token, input_token=graph.app_token)
@@ -104,7 +108,7 @@ def _app_token(graph) -> tuple[Check, dict]:
     return Check(name, True, f"Meta accepts the app token of app {graph.app_id}"), headers
 
 
-def _version(graph, headers: dict) -> Check:
+def _version(graph: GraphClient, headers: dict[str, str]) -> Check:
     version = graph.version
     served = _header(headers, "facebook-api-version")
     if version in RETIRED or (served and served != version):
@@ -124,11 +128,11 @@ def _version(graph, headers: dict) -> Check:
     return Check("graph version", True, f"{version} is served; {days} days to its sunset ({sunset})")
 
 
-def _today(now: datetime | None = None):
+def _today(now: datetime | None = None) -> date:
     return (now or datetime.now(UTC)).date()
 
 
-def _marketing_version(graph, headers: dict, now: datetime | None) -> Check:
+def _marketing_version(graph: GraphClient, headers: dict[str, str], now: datetime | None) -> Check:
     """The Marketing API's own calendar (ads, insights): its versions retire long before Graph's."""
     version, today = graph.version, _today(now)
     use = newest(today)
@@ -151,7 +155,7 @@ def _marketing_version(graph, headers: dict, now: datetime | None) -> Check:
                  f"to its expiry ({sunset}), then {use}")
 
 
-def _clock(headers: dict, now: datetime | None) -> Check:
+def _clock(headers: dict[str, str], now: datetime | None) -> Check:
     raw = _header(headers, "date")
     try:
         theirs = parsedate_to_datetime(raw) if raw else None
@@ -167,7 +171,7 @@ def _clock(headers: dict, now: datetime | None) -> Check:
     return Check("clock", True, f"within {abs(skew):.0f}s of Meta's Date header")
 
 
-def _redirect_uri(config: dict) -> Check:
+def _redirect_uri(config: Mapping[str, Any]) -> Check:
     uri = config.get("META_REDIRECT_URI") or ""
     parts = urlsplit(uri)
     production = config.get("APP_ENV") == "production"
@@ -186,7 +190,7 @@ def _redirect_uri(config: dict) -> Check:
     return Check("redirect uri", True, f"{uri} is the callback this app serves")
 
 
-def _scopes(config: dict) -> Check:
+def _scopes(config: Mapping[str, Any]) -> Check:
     if config.get("META_LOGIN_CONFIG_ID"):
         return Check("scopes", True, "Facebook Login for Business: the configuration sets them")
     scopes = list(config.get("META_SCOPES") or [])
@@ -200,7 +204,7 @@ def _scopes(config: dict) -> Check:
     return Check("scopes", True, ", ".join(scopes))
 
 
-def _login_config(config: dict) -> Check:
+def _login_config(config: Mapping[str, Any]) -> Check:
     value = config.get("META_LOGIN_CONFIG_ID") or ""
     if not value:
         return Check("login config", True, "not set: the dialog asks for META_SCOPES")
@@ -211,7 +215,7 @@ def _login_config(config: dict) -> Check:
     return Check("login config", True, f"configuration {value}")
 
 
-def _header(headers: dict, name: str) -> str | None:
+def _header(headers: dict[str, str], name: str) -> str | None:
     for key, value in headers.items():
         if key.lower() == name:
             return value

@@ -4,6 +4,7 @@ flows' own refusals (a stable code and a message); crm_meta.http.errors gives ea
 from __future__ import annotations
 
 from crm_meta.infra.i18n import N_
+from crm_meta.meta.types import JsonObject
 
 RATE_LIMIT_CODES = frozenset({4, 17, 32, 341, 613, *range(80000, 80015)})
 TOKEN_CODES = frozenset({190, 102})
@@ -25,7 +26,6 @@ class GraphError(Exception):
         subcode: int | None = None,
         fbtrace_id: str | None = None,
         http_status: int | None = None,
-        retry_after: int | None = None,
     ):
         super().__init__(message)
         self.message = message
@@ -33,9 +33,10 @@ class GraphError(Exception):
         self.subcode = subcode
         self.fbtrace_id = fbtrace_id
         self.http_status = http_status
-        self.retry_after = retry_after
+        # Seconds until Meta takes calls again: a throttle's announced (or chosen) wait.
+        self.retry_after: int | None = None
 
-    def log_fields(self) -> dict:
+    def log_fields(self) -> JsonObject:
         return {
             "kind": self.kind,
             "code": self.code,
@@ -55,6 +56,11 @@ class ThrottledError(GraphError):
     """Rate limited by Meta: stop calling until `retry_after` seconds have passed."""
 
     kind = "throttled"
+
+    def waiting(self, retry_after: int | None) -> ThrottledError:
+        """This throttle with the wait Meta announced (None: it named none)."""
+        self.retry_after = retry_after
+        return self
 
 
 class TokenInvalidError(GraphError):
@@ -90,30 +96,28 @@ class BadRequestError(GraphError):
     kind = "bad_request"
 
 
-def classify(error: dict, http_status: int, retry_after: int | None = None) -> GraphError:
+def classify(error: JsonObject, http_status: int, retry_after: int | None = None) -> GraphError:
     """Turn Meta's `{"error": {...}}` body into the matching GraphError."""
     code = _int(error.get("code"))
-    fields = {
-        "code": code,
-        "subcode": _int(error.get("error_subcode")),
-        "fbtrace_id": error.get("fbtrace_id"),
-        "http_status": http_status,
-    }
     message = str(error.get("message") or "Meta returned an error")[:300]
+    kind: type[GraphError] = BadRequestError  # anything else Meta refuses
     if code in RATE_LIMIT_CODES:
-        return ThrottledError(message, retry_after=retry_after, **fields)
-    if code in TOKEN_CODES and PAGE_TOKEN_REQUIRED in message:
-        return PageTokenRequiredError(message, **fields)
-    if code in TOKEN_CODES:
-        return TokenInvalidError(message, **fields)
-    if code in PERMISSION_CODES:
-        return PermissionMissingError(message, **fields)
-    if code == 1 and error.get("type") == "OAuthException" and 400 <= http_status < 500:
-        # e.g. "Error validating client secret.": a refusal, however often it is asked again.
-        return BadRequestError(message, **fields)
-    if code in TRANSIENT_CODES or error.get("is_transient") or http_status >= 500:
-        return TransientError(message, **fields)
-    return BadRequestError(message, **fields)
+        kind = ThrottledError
+    elif code in TOKEN_CODES and PAGE_TOKEN_REQUIRED in message:
+        kind = PageTokenRequiredError
+    elif code in TOKEN_CODES:
+        kind = TokenInvalidError
+    elif code in PERMISSION_CODES:
+        kind = PermissionMissingError
+    elif code == 1 and error.get("type") == "OAuthException" and 400 <= http_status < 500:
+        kind = BadRequestError  # e.g. "Error validating client secret.": a refusal, however often asked
+    elif code in TRANSIENT_CODES or error.get("is_transient") or http_status >= 500:
+        kind = TransientError
+    found = kind(message, code=code, subcode=_int(error.get("error_subcode")),
+                 fbtrace_id=error.get("fbtrace_id"), http_status=http_status)
+    if isinstance(found, ThrottledError):
+        found.waiting(retry_after)
+    return found
 
 
 def app_misconfigured(exc: GraphError) -> AppMisconfiguredError:
@@ -122,9 +126,11 @@ def app_misconfigured(exc: GraphError) -> AppMisconfiguredError:
                                  fbtrace_id=exc.fbtrace_id, http_status=exc.http_status)
 
 
-def _int(value) -> int | None:
+def _int(value: object) -> int | None:
+    if not isinstance(value, str | int | float):
+        return None  # absent, or not a number JSON could carry
     try:
-        return int(value) if value is not None else None
+        return int(value)
     except (TypeError, ValueError):
         return None
 

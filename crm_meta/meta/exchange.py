@@ -20,6 +20,7 @@ from crm_meta.meta.errors import (
     InvalidCode,
     MetaRefused,
 )
+from crm_meta.meta.graph import GraphClient
 from crm_meta.models import MetaConnection, audit
 from crm_meta.models.statuses import Status
 
@@ -59,17 +60,16 @@ def connect(parts: channels.Parts, grant: CodeGrant, settings: Settings) -> Meta
             raise MetaRefused(N_("Meta says the new token is not valid"))
         discovery = assets.discover(graph, issued.access_token, set(info.scopes))
     except (GraphError, DomainError) as exc:
-        audit.record("meta.connect", actor=grant.actor, tenant_id=grant.tenant_id,
-                     outcome="failure", ip=grant.ip,
-                     details={"error": getattr(exc, "code", None), "kind": getattr(exc, "kind", None),
-                              "via": grant.via}, commit=True)
+        audit.record_now("meta.connect", actor=audit.Actor(grant.actor, grant.ip), tenant_id=grant.tenant_id,
+                         outcome="failure",
+                         details={"error": getattr(exc, "code", None), "kind": getattr(exc, "kind", None),
+                                  "via": grant.via})
         if isinstance(exc, AppMisconfiguredError):
-            app_health.report_misconfigured(exc, now=parts.now, credential=graph.credential,
-                                            app_id=graph.app_id, outbox=settings.outbox,
+            app_health.report_misconfigured(exc, now=parts.now, app=graph, outbox=settings.outbox,
                                             actor=grant.actor)
         raise
     row = _save(parts, grant, settings, (issued.access_token, info, discovery))
-    audit.record("meta.connect", actor=grant.actor, tenant_id=grant.tenant_id, ip=grant.ip,
+    audit.record("meta.connect", actor=audit.Actor(grant.actor, grant.ip), tenant_id=grant.tenant_id,
                  details={"meta_user_id": discovery.user_id, "status": row.status, "via": grant.via,
                           "businesses": len(discovery.businesses), "pages": len(discovery.pages)})
     db.session.commit()
@@ -77,7 +77,7 @@ def connect(parts: channels.Parts, grant: CodeGrant, settings: Settings) -> Meta
     return row
 
 
-def _exchange(graph, grant: CodeGrant) -> tokens.IssuedToken:
+def _exchange(graph: GraphClient, grant: CodeGrant) -> tokens.IssuedToken:
     try:
         return tokens.exchange_code(graph, code=grant.code, redirect_uri=grant.redirect_uri)
     except BadRequestError as exc:
@@ -88,7 +88,8 @@ def _exchange(graph, grant: CodeGrant) -> tokens.IssuedToken:
         raise
 
 
-def _save(parts, grant: CodeGrant, settings: Settings, facts) -> MetaConnection:
+def _save(parts: channels.Parts, grant: CodeGrant, settings: Settings,
+          facts: tuple[str, tokens.TokenInfo, assets.Discovery]) -> MetaConnection:
     """Upsert the tenant's one row (a second connect replaces the first, audited); keep its
     chosen ad account and channels when they are still visible."""
     token, info, discovery = facts
@@ -99,11 +100,11 @@ def _save(parts, grant: CodeGrant, settings: Settings, facts) -> MetaConnection:
             row = MetaConnection(tenant_id=grant.tenant_id, warnings_sent={})
             db.session.add(row)
         elif row.token_ciphertext:
-            audit.record("meta.connection_replaced", actor=grant.actor, tenant_id=grant.tenant_id,
-                         ip=grant.ip, details={"via": grant.via,
-                                               "previous_connected_by": row.connected_by,
-                                               "previous_meta_user_id": row.meta_user_id,
-                                               "same_meta_user": row.meta_user_id == discovery.user_id})
+            audit.record("meta.connection_replaced", actor=audit.Actor(grant.actor, grant.ip),
+                         tenant_id=grant.tenant_id,
+                         details={"via": grant.via, "previous_connected_by": row.connected_by,
+                                  "previous_meta_user_id": row.meta_user_id,
+                                  "same_meta_user": row.meta_user_id == discovery.user_id})
         store.replace(row, token)
         _apply(row, info, discovery, now, settings)
         row.connected_by = grant.actor
@@ -140,7 +141,8 @@ def apply_discovery(row: MetaConnection, discovery: assets.Discovery) -> None:
         row.selected_business_id = None
 
 
-def _apply(row: MetaConnection, info, discovery, now: datetime, settings: Settings) -> None:
+def _apply(row: MetaConnection, info: tokens.TokenInfo, discovery: assets.Discovery, now: datetime,
+           settings: Settings) -> None:
     apply_token_info(row, info, now)
     scopes = set(info.scopes)
     row.declined_scopes = [] if settings.config_id else [s for s in settings.required if s not in scopes]

@@ -22,6 +22,7 @@ from functools import lru_cache
 
 from crm_meta.meta import fieldspec
 from crm_meta.meta.errors import ProxyRefused
+from crm_meta.models import MetaConnection
 
 R, RW, RWD = frozenset({"GET"}), frozenset({"GET", "POST"}), frozenset({"GET", "POST", "DELETE"})
 # (kind, edge) -> the methods Meta documents; "" is the node itself. Nothing here returns a token.
@@ -77,7 +78,7 @@ def allowed_from(entries: tuple[str, ...]) -> Allowed:
     for entry in entries:
         match = ENTRY.match(entry.strip())
         key = (match.group(1), match.group(2) or "") if match else None
-        if key not in CAPABILITIES:
+        if match is None or key not in CAPABILITIES:
             raise ValueError(f"{entry!r} is not a kind or kind/edge the proxy knows")
         methods = frozenset(match.group(3).split("|")) if match.group(3) else CAPABILITIES[key]
         if not methods <= CAPABILITIES[key]:
@@ -97,7 +98,7 @@ class Known:
     phone_numbers: frozenset[str] = frozenset()
 
     @classmethod
-    def of(cls, row) -> Known:
+    def of(cls, row: MetaConnection | None) -> Known:
         if row is None:
             return cls()
         businesses = row.business_managers or []

@@ -9,7 +9,9 @@ quoted strings. Anything this parser cannot read is refused: the proxy never for
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 MAX_DEPTH = 20  # Meta nests a few levels; deeper is refused rather than parsed
 MAX_LENGTH = 8192
@@ -31,7 +33,7 @@ class Field:
     def alias(self) -> str | None:
         return self.modifiers.get("as")
 
-    def walk(self):
+    def walk(self) -> Iterator[Field]:
         """This field and every sub-field, depth first."""
         yield self
         for child in self.children:
@@ -46,7 +48,7 @@ class _Reader:
     def __init__(self, text: str) -> None:
         self.text, self.pos = text, 0
 
-    def fail(self, what: str):
+    def fail(self, what: str) -> NoReturn:
         raise FieldSyntaxError(f"{what} at character {self.pos}")
 
     def peek(self) -> str:

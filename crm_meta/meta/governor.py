@@ -17,9 +17,13 @@ import logging
 import math
 import threading
 import time
+from typing import Protocol
 
 from crm_meta.infra import metrics
+from crm_meta.infra.clock import Clock
 from crm_meta.meta.errors import ThrottledError
+from crm_meta.meta.settings import GovernorSettings, MetaSettings
+from crm_meta.meta.types import Headers
 from crm_meta.meta.usage import APP, readings
 
 log = logging.getLogger(__name__)
@@ -31,15 +35,23 @@ class GovernorRefusal(ThrottledError):
     kind = "governed"
 
     def __init__(self, scope: str, retry_after: int):
-        super().__init__(f"Meta's budget for {scope} is nearly spent; retry in {retry_after}s",
-                         retry_after=retry_after)
+        super().__init__(f"Meta's budget for {scope} is nearly spent; retry in {retry_after}s")
+        self.waiting(retry_after)
         self.scope = scope
+
+
+class Holds(Protocol):
+    """Where holds are kept: until when (epoch seconds) each scope is held."""
+
+    def extend(self, scope: str, until: float, ttl: int) -> None: ...
+
+    def get(self, scopes: list[str]) -> list[float]: ...
 
 
 class MemoryHolds:
     """Holds of this process only (no REDIS_URL)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._until: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -98,17 +110,17 @@ class RedisHolds:
 class Governor:
     """Reads Meta's usage from answers; refuses calls whose app, business or ad account is held."""
 
-    def __init__(self, holds, *, threshold: float = 90, hold_seconds: float = 60, clock=None):
+    def __init__(self, holds: Holds, rules: GovernorSettings, *, clock: Clock | None = None):
         self.holds = holds
-        self.threshold = threshold
-        self.hold_seconds = hold_seconds
+        self.threshold = rules.threshold
+        self.hold_seconds = rules.hold_seconds
         self.clock = clock
 
     def now(self) -> float:
         # The domain clock: in sandbox mode the sandbox's clock ages holds like everything else.
         return self.clock.now().timestamp() if self.clock is not None else time.time()
 
-    def observe(self, path: str, headers) -> None:
+    def observe(self, path: str, headers: Headers) -> None:
         """Record what one Graph answer's usage headers say."""
         found = readings(path, headers)
         if not found:
@@ -137,12 +149,12 @@ class Governor:
             raise GovernorRefusal(scope, max(1, math.ceil(latest - now)))
 
 
-def build_governor(config, clock) -> Governor:
-    """The Governor of this configuration: Redis-backed when REDIS_URL is set."""
-    if config.get("REDIS_URL"):
-        prefix = f"{config['META_GOVERNOR_KEY_PREFIX']}:{config['META_APP_ID']}"
-        holds = RedisHolds(config["REDIS_URL"], prefix)
+def build_governor(settings: MetaSettings, clock: Clock) -> Governor:
+    """The Governor of these settings: Redis-backed when REDIS_URL is set."""
+    rules = settings.governor
+    holds: Holds
+    if rules.redis_url:
+        holds = RedisHolds(rules.redis_url, f"{rules.key_prefix}:{settings.app_id}")
     else:
         holds = MemoryHolds()
-    return Governor(holds, threshold=float(config["META_GOVERNOR_THRESHOLD"]),
-                    hold_seconds=float(config["META_GOVERNOR_HOLD_SECONDS"]), clock=clock)
+    return Governor(holds, rules, clock=clock)

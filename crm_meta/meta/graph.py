@@ -11,14 +11,20 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import requests
 
 from crm_meta.infra import metrics
+from crm_meta.infra.clock import Clock
 from crm_meta.meta import batch, passthrough, usage, versions
 from crm_meta.meta.errors import GraphError, ThrottledError, TransientError, classify
+from crm_meta.meta.governor import Governor
+from crm_meta.meta.settings import MetaSettings
+from crm_meta.meta.types import Headers, JsonObject
 
 log = logging.getLogger(__name__)
 _ID = re.compile(r"^(act_)?\d+$")
@@ -37,27 +43,38 @@ def endpoint_label(path: str) -> str:
     return "/" + "/".join("{id}" if _ID.match(p) else p for p in parts)
 
 
-def _error_of(response: requests.Response, payload) -> GraphError:
+def _error_of(response: requests.Response, payload: object) -> GraphError:
     """The classified GraphError of a failed answer, with the wait Meta announced."""
     detail = payload.get("error") if isinstance(payload, dict) else None
     return classify(detail if isinstance(detail, dict) else {}, response.status_code,
                     retry_after=usage.regain_seconds(response.headers))
 
 
+@dataclass(frozen=True)
+class _Exchange:
+    """One HTTP exchange with Graph as it goes out."""
+
+    method: str
+    path: str
+    label: str  # the path as a metric label
+    headers: dict[str, str]
+    params: JsonObject
+    body: JsonObject | None
+
+
 class GraphClient:
     """Version, timeouts, appsecret_proof, retries with backoff, and Meta's error taxonomy."""
 
-    governor = None  # crm_meta.meta.governor.Governor: the runtime sets the shared one
+    governor: Governor | None = None  # the runtime sets the shared one
 
-    def __init__(self, *, base_url: str, version: str, app_id: str, app_secret: str,
-                 timeout: float = 10.0, max_retries: int = 3, clock=None,
+    def __init__(self, settings: MetaSettings, *, clock: Clock | None = None,
                  sleep: Callable[[float], None] = time.sleep):
-        self.base_url = base_url.rstrip("/")
-        self.version = version
-        self.app_id = app_id
-        self._app_secret = app_secret
-        self.timeout = timeout
-        self.max_retries = max_retries
+        self.base_url = settings.graph_url.rstrip("/")
+        self.version = settings.version
+        self.app_id = settings.app_id
+        self._app_secret = settings.app_secret
+        self.timeout = settings.http_timeout
+        self.max_retries = settings.http_retries
         self.clock = clock
         self.sleep = sleep
         self._local = threading.local()
@@ -73,7 +90,8 @@ class GraphClient:
     @property
     def session(self) -> requests.Session:
         # requests.Session is not thread-safe: one per thread, reused for keep-alive.
-        if not hasattr(self._local, "session"):
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
             session = requests.Session()
             # The environment's proxy and CA settings for Meta's host, read once here rather than
             # scanned again on every call (requests does that while trust_env is on).
@@ -81,7 +99,7 @@ class GraphClient:
             session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
             session.trust_env = False
             self._local.session = session
-        return self._local.session
+        return session
 
     @property
     def app_token(self) -> str:
@@ -92,7 +110,7 @@ class GraphClient:
         """A short fingerprint of the app credential (app id and secret), never the secret."""
         return hashlib.sha256(f"crm_meta:{self.app_token}".encode()).hexdigest()[:16]
 
-    def client_params(self) -> dict:
+    def client_params(self) -> dict[str, str]:
         """The app's credentials for /oauth/access_token calls."""
         return {"client_id": self.app_id, "client_secret": self._app_secret}
 
@@ -101,26 +119,19 @@ class GraphClient:
 
     # -- the one request path ---------------------------------------------------------------
     def call(self, method: str, path: str, *, token: str | None = None,
-             params: dict | None = None, retry: bool | None = None,
-             token_in_body: bool = False) -> dict | list:
-        """One Graph call with the endpoint's documented method; returns the JSON body or
-        raises a GraphError subclass.
+             params: JsonObject | None = None, retry: bool | None = None) -> JsonObject | list[Any]:
+        """One Graph call with the endpoint's documented method: the JSON body, or a GraphError.
 
         GET and DELETE carry their parameters in the query (debug_token's `input_token` too:
         the log redaction keeps it out of every log line); POST carries them in the body. The
-        token travels in the Authorization header, or as a top-level body parameter where Meta
-        requires it (`token_in_body`: batch requests).
+        token travels in the Authorization header (batches: in the body, see `token_params`).
         """
         params = {k: v for k, v in (params or {}).items() if v is not None}
         headers = {"Accept": "application/json"}
         http_method = method.upper()
         if token:
-            if token_in_body:
-                params["access_token"] = token
-            else:
-                headers["Authorization"] = f"Bearer {token}"
-            if token != self.app_token:
-                params["appsecret_proof"] = appsecret_proof(self._app_secret, token)
+            headers["Authorization"] = f"Bearer {token}"
+            params.update(self.token_params(token, in_body=False))
         body = None
         if http_method == "POST":
             body, params = params, {}
@@ -132,11 +143,11 @@ class GraphClient:
             wait = (self._cooldown_until - self._now()).total_seconds()
             if wait > 0:  # Meta said the app is over budget: never hammer it
                 raise ThrottledError("The Meta app is rate limited; waiting before calling again",
-                                     code=4, retry_after=int(wait) + 1)
+                                     code=4).waiting(int(wait) + 1)
             self._cooldown_until = None
         for attempt in range(attempts):
             try:
-                return self._once(http_method, path, label, headers, params, body)
+                return self._once(_Exchange(http_method, path, label, headers, params, body))
             except TransientError as exc:
                 if attempt + 1 >= attempts:
                     raise
@@ -146,13 +157,14 @@ class GraphClient:
                 self.sleep(delay)
         raise AssertionError("unreachable")
 
-    def _send(self, method, path, label, headers, params, body, version=None) -> requests.Response:
+    def _send(self, out: _Exchange) -> requests.Response:
         """One HTTP exchange with Graph: latency and usage recorded, no answer read yet; a
         timeout or an unreachable host is a TransientError."""
+        method, path, label = out.method, out.path, out.label
         started = time.perf_counter()
         try:
-            response = self.session.request(method, self.url(path, version), params=params, data=body,
-                                            headers=headers, timeout=self.timeout)
+            response = self.session.request(method, self.url(path), params=out.params, data=out.body,
+                                            headers=out.headers, timeout=self.timeout)
         except requests.Timeout:
             metrics.GRAPH_CALLS.labels(endpoint=label, outcome="timeout").inc()
             raise TransientError(f"Meta did not answer within {self.timeout:g}s") from None
@@ -162,7 +174,7 @@ class GraphClient:
         self.answered(method, path, label, started, response.headers)
         return response
 
-    def answered(self, method: str, path: str, label: str, started: float, headers) -> None:
+    def answered(self, method: str, path: str, label: str, started: float, headers: Headers) -> None:
         """What every answer tells: latency, Meta's usage (the governor), a version upgrade."""
         metrics.GRAPH_LATENCY.labels(endpoint=label).observe(time.perf_counter() - started)
         self.observe_usage(path, headers)
@@ -171,8 +183,9 @@ class GraphClient:
             log.warning("graph %s %s: Meta says %r; set META_GRAPH_API_VERSION to %s", method, label,
                         upgraded, versions.newest(self._now().date()))
 
-    def _once(self, method, path, label, headers, params, body) -> dict:
-        response = self._send(method, path, label, headers, params, body)
+    def _once(self, out: _Exchange) -> JsonObject | list[Any]:
+        method, label = out.method, out.label
+        response = self._send(out)
         self._local.last_headers = response.headers
         self.last_app_usage = usage.app_usage(response.headers)
         if "x-app-usage" in response.headers:
@@ -196,7 +209,7 @@ class GraphClient:
                 exc.retry_after = 300  # Meta gave no estimate: back off a generous while
             if isinstance(exc, ThrottledError) and exc.code == 4:
                 metrics.APP_THROTTLED.labels(cause="code_4").inc()
-                self._cool_down(exc.retry_after)  # code 4 throttles the whole app
+                self._cool_down(exc.retry_after or 300)  # code 4 throttles the whole app
             metrics.GRAPH_CALLS.labels(endpoint=label, outcome=exc.kind).inc()
             log.warning("graph %s %s failed: %s code=%s subcode=%s fbtrace_id=%s", method, label,
                         exc.kind, exc.code, exc.subcode, exc.fbtrace_id,
@@ -214,14 +227,17 @@ class GraphClient:
         until = self._now() + timedelta(seconds=seconds)
         self._cooldown_until = max(self._cooldown_until or until, until)
 
-    def get(self, path: str, *, token: str | None = None, **params) -> dict:
-        return self.call("GET", path, token=token, params=params)
+    def get(self, path: str, *, token: str | None = None, **params: object) -> JsonObject:
+        found = self.call("GET", path, token=token, params=params)
+        if not isinstance(found, dict):
+            raise TransientError("Meta sent a list where an object was expected")
+        return found
 
-    def last_headers(self) -> dict:
+    def last_headers(self) -> dict[str, str]:
         """The headers of this thread's last answer (`Date`, `facebook-api-version`...)."""
         return dict(getattr(self._local, "last_headers", None) or {})
 
-    def ping(self) -> tuple[int, dict]:
+    def ping(self) -> tuple[int, dict[str, str]]:
         """One plain GET of the versioned root, no token: is Meta reachable (DNS, TCP, TLS)?
         Returns status and headers; raises TransientError naming the failure otherwise."""
         try:
@@ -237,7 +253,7 @@ class GraphClient:
         return response.status_code, dict(response.headers)
 
     # -- pagination --------------------------------------------------------------------------
-    def next_page_params(self, page: dict) -> tuple[str, dict] | None:
+    def next_page_params(self, page: JsonObject) -> tuple[str, JsonObject] | None:
         """From a `{"data", "paging"}` page, the path and params of the next one (or None)."""
         next_url = (page.get("paging") or {}).get("next")
         if not next_url:
@@ -252,26 +268,33 @@ class GraphClient:
                  if k not in {"access_token", "appsecret_proof", "appsecret_time"}}
         return path, query
 
-    def batch(self, requests_: list[dict], *, token: str) -> list[dict | GraphError | None]:
+    def batch(self, requests_: list[JsonObject], *, token: str) -> list[JsonObject | GraphError | None]:
         """One Graph batch round trip, the token a top-level parameter as Meta requires; one
         result per request (crm_meta.meta.batch): its body, its GraphError, or None to ask again."""
-        answers = self.call("POST", "", token=token, token_in_body=True, retry=True,
-                            params={"batch": batch.encode(requests_), "include_headers": "false"})
+        answers = self.call("POST", "", retry=True, params={
+            "batch": batch.encode(requests_), "include_headers": "false",
+            **self.token_params(token, in_body=True)})
         return batch.decode(answers, len(requests_))
 
     # -- the services' proxy and the shared rate governor -----------------------------------
+    def token_params(self, token: str, *, in_body: bool) -> dict[str, str]:
+        """A call's parameters for `token`: its appsecret_proof (not for the app's own token), and the
+        token itself `in_body` (top-level, as Meta requires of batches) instead of in a header."""
+        found = {"access_token": token} if in_body else {}
+        if token != self.app_token:
+            found["appsecret_proof"] = appsecret_proof(self._app_secret, token)
+        return found
+
     def proof(self, token: str) -> str:
         """The appsecret_proof of a token, for a service that calls Meta itself."""
         return appsecret_proof(self._app_secret, token)
 
-    def observe_usage(self, path: str, headers) -> None:
+    def observe_usage(self, path: str, headers: Headers) -> None:
         """Every Graph answer's usage headers reach the shared governor (one place for all)."""
         if self.governor is not None:
             self.governor.observe(path, headers)
 
-    def forward(self, method: str, path: str, *, token: str, query: list[tuple[str, str]],
-                form: dict[str, str] | None = None, version: str | None = None) -> passthrough.Forwarded:
+    def forward(self, request: passthrough.Request, *, token: str) -> passthrough.Forwarded:
         """One proxied call, not retried: Meta's status, headers and body come back as they are
-        (at `version`, the client's own default when None)."""
-        return passthrough.forward(self, method, path, endpoint_label(path), token=token, query=query,
-                                   form=form, version=version)
+        (at `request.version`, the client's own default when None)."""
+        return passthrough.forward(self, request, endpoint_label(request.path), token=token)

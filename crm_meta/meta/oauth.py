@@ -13,36 +13,44 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
+from authlib.oauth2.rfc6749.parameters import prepare_grant_uri  # type: ignore[import-untyped]
 from sqlalchemy import delete, update
 
-from crm_meta.infra.database import db
+from crm_meta.infra.database import db, rowcount
 from crm_meta.meta.errors import InvalidState
+from crm_meta.meta.settings import MetaSettings
 from crm_meta.models import OAuthState
 
 STATE_TTL_SECONDS = 300
 
 
+@dataclass(frozen=True)
 class MetaDialog:
-    """Meta's login dialog as an OAuth 2 client: Authlib builds its authorization URL. The
-    code exchange goes through GraphClient (tokens.exchange_code), so nothing else is kept."""
+    """Meta's login dialog as an OAuth 2 client (the app, the dialog, the registered callback,
+    what it asks for): Authlib builds its authorization URL. The code exchange goes through
+    GraphClient (tokens.exchange_code), so nothing else is kept."""
 
-    def __init__(self, *, client_id: str, authorize_url: str):
-        self.client_id = client_id
-        self.authorize_url = authorize_url
+    client_id: str
+    authorize_url: str
+    redirect_uri: str
+    scopes: tuple[str, ...]
+    config_id: str  # a Facebook Login for Business configuration: replaces `scope` when set
 
-    def create_authorization_url(self, redirect_uri: str, *, state: str, **params) -> dict:
-        """{"url", "state"}: the dialog URL for this redirect URI, state and extra parameters."""
-        url = prepare_grant_uri(self.authorize_url, self.client_id, "code", redirect_uri=redirect_uri,
-                                state=state, **params)
-        return {"url": url, "state": state}
+    def authorization_url(self, *, state: str, rerequest: bool) -> str:
+        """The dialog URL for this state; `rerequest` asks again for permissions once declined."""
+        extra = {"config_id": self.config_id} if self.config_id else {"scope": ",".join(self.scopes)}
+        if rerequest:
+            extra["auth_type"] = "rerequest"
+        return str(prepare_grant_uri(self.authorize_url, self.client_id, "code",
+                                     redirect_uri=self.redirect_uri, state=state, **extra))
 
 
-def meta_dialog(config) -> MetaDialog:
+def meta_dialog(settings: MetaSettings) -> MetaDialog:
     """The dialog of the configured Graph version (the same version as every Graph call)."""
-    return MetaDialog(client_id=config["META_APP_ID"],
-                      authorize_url=f"{config['META_DIALOG_URL']}/{config['META_GRAPH_API_VERSION']}"
-                                    "/dialog/oauth")
+    return MetaDialog(client_id=settings.app_id,
+                      authorize_url=f"{settings.dialog_url}/{settings.version}/dialog/oauth",
+                      redirect_uri=settings.redirect_uri, scopes=settings.scopes,
+                      config_id=settings.login_config_id)
 
 
 def _digest(value: str) -> str:
@@ -57,21 +65,20 @@ class AuthorizationRequest:
 
 
 @dataclass(frozen=True)
-class ConsumedState:
+class Asker:
+    """Who asks for an authorization, and how: what its state remembers until the callback."""
+
     tenant_id: int
     user_ref: str
-    rerequest: bool
+    rerequest: bool = False
 
 
-def start_authorization(*, dialog: MetaDialog, now: datetime, tenant_id: int, user_ref: str,
-                        browser_secret: str, redirect_uri: str, scopes: list[str],
-                        config_id: str = "", rerequest: bool = False) -> AuthorizationRequest:
+def start_authorization(dialog: MetaDialog, asker: Asker, *, browser_secret: str,
+                        now: datetime) -> AuthorizationRequest:
     """Build Meta's dialog URL and remember its state for five minutes."""
     state = secrets.token_urlsafe(32)
-    extra = {"config_id": config_id} if config_id else {"scope": ",".join(scopes)}
-    if rerequest:
-        extra["auth_type"] = "rerequest"
-    built = dialog.create_authorization_url(redirect_uri, state=state, **extra)
+    url = dialog.authorization_url(state=state, rerequest=asker.rerequest)
+    tenant_id, user_ref, rerequest = asker.tenant_id, asker.user_ref, asker.rerequest
     state_hash = _digest(state)
     db.session.execute(delete(OAuthState).where(OAuthState.expires_at < now - timedelta(hours=1)))
     db.session.add(OAuthState(
@@ -84,7 +91,7 @@ def start_authorization(*, dialog: MetaDialog, now: datetime, tenant_id: int, us
         expires_at=now + timedelta(seconds=STATE_TTL_SECONDS),
     ))
     db.session.commit()
-    return AuthorizationRequest(auth_url=built["url"], state=state)
+    return AuthorizationRequest(auth_url=url, state=state)
 
 
 def _same_principal(caller: tuple[int, str], row: OAuthState) -> bool:
@@ -94,7 +101,7 @@ def _same_principal(caller: tuple[int, str], row: OAuthState) -> bool:
 
 
 def consume_state(*, state: str | None, browser_secret: str | None, now: datetime,
-                  caller: tuple[int, str] | None = None) -> ConsumedState:
+                  caller: tuple[int, str] | None = None) -> Asker:
     """Accept a state once: known, fresh, unused, from the browser that asked and, when the
     callback carries a credential, from the principal (tenant and subject) that asked."""
     if not state or len(state) > 200 or not browser_secret:
@@ -108,12 +115,12 @@ def consume_state(*, state: str | None, browser_secret: str | None, now: datetim
     if caller is not None and not _same_principal(caller, row):
         raise InvalidState()  # someone else is logged in to this browser (or fixed its cookie)
     # The conditional update is the single-use guarantee, even for two racing callbacks.
-    claimed = db.session.execute(
+    claimed = rowcount(db.session.execute(
         update(OAuthState)
         .where(OAuthState.state_hash == state_hash, OAuthState.used_at.is_(None))
         .values(used_at=now)
-    ).rowcount
+    ))
     db.session.commit()
     if claimed != 1:
         raise InvalidState()
-    return ConsumedState(tenant_id=row.tenant_id, user_ref=row.user_ref, rerequest=row.rerequest)
+    return Asker(tenant_id=row.tenant_id, user_ref=row.user_ref, rerequest=row.rerequest)

@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import urlencode, urlsplit
 
 import requests
@@ -21,6 +22,7 @@ import urllib3
 from crm_meta.infra import metrics
 from crm_meta.meta import usage
 from crm_meta.meta.errors import GraphError, TransientError, classify
+from crm_meta.meta.types import Headers
 
 # What a caller of the services' proxy may not choose: we add the tenant's own.
 CALLER_SECRETS = frozenset({"access_token", "appsecret_proof", "appsecret_time"})
@@ -36,15 +38,41 @@ class Forwarded:
     error: GraphError | None = None
 
 
+@dataclass(frozen=True)
+class Request:
+    """A call to pass through: method, Graph path, query pairs, form fields, and the version
+    (the client's own when None)."""
+
+    method: str
+    path: str
+    query: list[tuple[str, str]]
+    form: dict[str, str] | None = None
+    version: str | None = None
+
+
+class Client(Protocol):
+    """What a pass-through call uses of the Graph client (crm_meta.meta.graph.GraphClient)."""
+
+    pool: urllib3.PoolManager
+    timeout: float
+
+    def proof(self, token: str) -> str: ...
+
+    def url(self, path: str, version: str | None = None) -> str: ...
+
+    def answered(self, method: str, path: str, label: str, started: float, headers: Headers) -> None: ...
+
+
 def pool_for(base_url: str) -> urllib3.PoolManager:
     """Keep-alive pools to Meta's host, through the environment's proxy when one is set."""
     proxy = requests.utils.get_environ_proxies(base_url).get(urlsplit(base_url).scheme)
     ca = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    options = {"maxsize": 32, **({"ca_certs": ca} if ca else {})}
-    return urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options)
+    if proxy:
+        return urllib3.ProxyManager(proxy, maxsize=32, ca_certs=ca)
+    return urllib3.PoolManager(maxsize=32, ca_certs=ca)
 
 
-def error_of(status: int, headers, body: bytes) -> GraphError:
+def error_of(status: int, headers: Headers, body: bytes) -> GraphError:
     """The classified GraphError of a failed answer, with the wait Meta announced."""
     try:
         payload = json.loads(body)
@@ -55,18 +83,18 @@ def error_of(status: int, headers, body: bytes) -> GraphError:
                     retry_after=usage.regain_seconds(headers))
 
 
-def forward(client, method: str, path: str, label: str, *, token: str, query: list[tuple[str, str]],
-            form: dict[str, str] | None, version: str | None) -> Forwarded:
+def forward(client: Client, request: Request, label: str, *, token: str) -> Forwarded:
     """One call with the tenant's token and proof (any the caller sent is dropped)."""
-    query = [(k, v) for k, v in query if k not in CALLER_SECRETS]
+    method, path = request.method, request.path
+    query = [(k, v) for k, v in request.query if k not in CALLER_SECRETS]
     query.append(("appsecret_proof", client.proof(token)))
-    form = {k: v for k, v in (form or {}).items() if k not in CALLER_SECRETS}
+    form = {k: v for k, v in (request.form or {}).items() if k not in CALLER_SECRETS}
     headers = {"Accept": "application/json", "Authorization": f"Bearer {token}"}
     body = None
     if form:
         body = urlencode(form)
         headers["Content-Type"] = "application/x-www-form-urlencoded"
-    url = f"{client.url(path, version)}?{urlencode(query)}"
+    url = f"{client.url(path, request.version)}?{urlencode(query)}"
     started = time.perf_counter()
     try:
         response = client.pool.request(method.upper(), url, body=body, headers=headers, redirect=False,

@@ -14,18 +14,21 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from urllib.parse import urlencode
 
 from crm_meta.infra import metrics
+from crm_meta.infra.clock import Clock
 from crm_meta.infra.database import db
-from crm_meta.meta import channels, exposure, scrub
-from crm_meta.meta.credentials import usable_status
+from crm_meta.meta import channels, credentials, exposure, passthrough, scrub
+from crm_meta.meta.credentials import Caller, Credentials, usable
 from crm_meta.meta.errors import GraphError, ProxyRefused, ThrottledError, TokenInvalidError
-from crm_meta.meta.graph import endpoint_label
+from crm_meta.meta.graph import GraphClient, endpoint_label
 from crm_meta.meta.keepalive import deadlines, verdicts
 from crm_meta.meta.keepalive.probing import Probe, ProbeKind
+from crm_meta.meta.settings import MetaSettings
+from crm_meta.meta.store import TokenStore
 from crm_meta.models import MetaConnection
+from crm_meta.notify import Notice
 
 log = logging.getLogger(__name__)
 VERSION = re.compile(r"^v\d+\.\d+$")
@@ -90,63 +93,91 @@ def scopes(path: str, row: MetaConnection) -> list[str]:
     return found + ([f"business:{row.selected_business_id}"] if row.selected_business_id else [])
 
 
-def forward(call: Call, *, tenant_id: int, row: MetaConnection | None, service: str, graph, store,
-            version: str, allowed: list[str], required: list[str], now: Callable[[], datetime],
-            link_base: str, settings: verdicts.Settings, on_notices: Callable[[list], object],
-            link_token: str | None = None) -> Answer:
-    """Check, govern, forward with the tenant's token (at `version`), relink, and learn from token
-    errors. `link_token`: the caller's own credential, put in paging links (the drop-in gateway's
-    clients follow `paging.next` as it is, the way Meta's links carry the caller's token)."""
-    known = exposure.Known.of(row)
-    path = check(call, version, allowed, known)
-    usable_status(row, now(), required)
-    # A call on a Page (its Send API) goes with the Page's own token; anything else, the tenant's.
-    # Only a discovered Page's id looks up the channels (a query), not every call.
-    node = path.split("/")[0]
-    page_token = channels.page_token_for(store, row, node) if node in known.pages else None
-    token = page_token or store.read(row)
-    ciphertext, row_id, held = row.token_ciphertext, row.id, scopes(path, row)
-    db.session.commit()  # the key's last use; no transaction stays open while Meta answers
-    if graph.governor is not None:
-        graph.governor.check(held)
-    answer = graph.forward(call.method, path, token=token, query=call.query, form=call.form,
-                           version=version)
-    log.info("proxy %s %s for tenant %s by service %s: %s", call.method, endpoint_label(path),
-             tenant_id, service, answer.status)
-    metrics.PROXY_CALLS.labels(service=service, status=str(answer.status)).inc()
-    # A Page's dead token says nothing about the connection's own: no strike for it.
-    if isinstance(answer.error, TokenInvalidError) and page_token is None:
-        record_token_error(row_id, ciphertext, answer.error, now(), settings, store, on_notices)
-    headers = scrub.headers({name: answer.headers[name] for name in PASSED_HEADERS if name in answer.headers})
-    if isinstance(answer.error, ThrottledError) and answer.error.retry_after:
-        headers["Retry-After"] = str(int(answer.error.retry_after))
-    # Scrubbed first (no Meta token survives), then relinked: the links then carry only the
-    # caller's own credential, when it is one that belongs in them (`link_token`).
-    body = relinked(scrub.body(answer.body, headers.get("content-type", "")), headers, graph, link_base,
-                    link_token)
-    return Answer(answer.status, headers, body)
+@dataclass(frozen=True)
+class Links:
+    """Where an answer's paging links lead: the proxy's own URL (`base`) at `version`, carrying
+    `token`, the caller's own credential, when it is one that belongs in them (the drop-in
+    gateway's clients follow `paging.next` as it is, the way Meta's links carry the caller's token)."""
+
+    version: str
+    base: str
+    token: str | None = None
 
 
-def record_token_error(row_id: int, ciphertext: str, error: GraphError, moment: datetime, settings,
-                       store, on_notices) -> None:
-    """A 190-family answer counts like a sweep's token error: two strikes make needs_reauth.
+@dataclass(frozen=True)
+class Gateway:
+    """The services' Graph proxy, built once by the runtime with its collaborators: the Graph
+    client (and its shared governor), the token store, the clock, the settings, and where the
+    notices a token error decides go."""
 
-    Fenced: the verdict is dropped when the tenant reconnected while Meta answered (the row no
-    longer holds the token that failed).
-    """
-    row = db.session.scalar(db.select(MetaConnection).where(MetaConnection.id == row_id).with_for_update()
-                            .execution_options(populate_existing=True))
-    if row is None or row.token_ciphertext != ciphertext:
-        db.session.rollback()
-        return
-    contact = deadlines.contacts([row.tenant_id]).get(row.tenant_id)
-    outcome = verdicts.apply(row, Probe(ProbeKind.TOKEN_ERROR, error=error), moment, settings,
-                              store=store, contact=contact)
-    db.session.commit()
-    on_notices(outcome.notices)
+    graph: GraphClient
+    store: TokenStore
+    clock: Clock
+    meta: MetaSettings  # what is forwarded, what a usable connection holds
+    keepalive: verdicts.Settings  # how a token error counts
+    on_notices: Callable[[list[Notice]], object]
+
+    def parts(self) -> channels.Parts:
+        return channels.Parts(graph=self.graph, store=self.store, now=self.clock.now())
+
+    def credentials(self, caller: Caller, *, fmt: str | None, ip: str | None) -> Credentials:
+        """The tenant's token with its proof, for a service that calls Meta itself (audited)."""
+        return credentials.read(self.parts(), caller, self.meta.scopes, fmt=fmt, ip=ip)
+
+    def forward(self, call: Call, caller: Caller, links: Links) -> Answer:
+        """Check, govern, forward with the tenant's token (at `links.version`), relink, and learn
+        from token errors."""
+        graph, store = self.graph, self.store
+        known = exposure.Known.of(caller.row)
+        path = check(call, links.version, list(self.meta.proxy_allowed_paths), known)
+        row, _status = usable(caller.row, self.clock.now(), self.meta.scopes)
+        # A call on a Page (its Send API) goes with the Page's own token; anything else, the tenant's.
+        # Only a discovered Page's id looks up the channels (a query), not every call.
+        node = path.split("/")[0]
+        page_token = channels.page_token_for(store, row, node) if node in known.pages else None
+        token = page_token or store.read(row)
+        ciphertext, row_id, held = row.token_ciphertext, row.id, scopes(path, row)
+        db.session.commit()  # the key's last use; no transaction stays open while Meta answers
+        if graph.governor is not None:
+            graph.governor.check(held)
+        answer = graph.forward(passthrough.Request(call.method, path, call.query, call.form, links.version),
+                               token=token)
+        log.info("proxy %s %s for tenant %s by service %s: %s", call.method, endpoint_label(path),
+                 caller.tenant_id, caller.service, answer.status)
+        metrics.PROXY_CALLS.labels(service=caller.service, status=str(answer.status)).inc()
+        # A Page's dead token says nothing about the connection's own: no strike for it.
+        if isinstance(answer.error, TokenInvalidError) and page_token is None:
+            self.record_token_error(row_id, ciphertext, answer.error)
+        headers = scrub.headers({name: answer.headers[name] for name in PASSED_HEADERS
+                                 if name in answer.headers})
+        if isinstance(answer.error, ThrottledError) and answer.error.retry_after:
+            headers["Retry-After"] = str(int(answer.error.retry_after))
+        # Scrubbed first (no Meta token survives), then relinked: the links then carry only the
+        # caller's own credential, when it is one that belongs in them (`links.token`).
+        body = relinked(scrub.body(answer.body, headers.get("content-type", "")), headers, graph, links.base,
+                        links.token)
+        return Answer(answer.status, headers, body)
+
+    def record_token_error(self, row_id: int, ciphertext: str, error: GraphError) -> None:
+        """A 190-family answer counts like a sweep's token error: two strikes make needs_reauth.
+
+        Fenced: the verdict is dropped when the tenant reconnected while Meta answered (the row no
+        longer holds the token that failed).
+        """
+        row = db.session.scalar(db.select(MetaConnection).where(MetaConnection.id == row_id)
+                                .with_for_update().execution_options(populate_existing=True))
+        if row is None or row.token_ciphertext != ciphertext:
+            db.session.rollback()
+            return
+        contact = deadlines.contacts([row.tenant_id]).get(row.tenant_id)
+        outcome = verdicts.apply(row, Probe(ProbeKind.TOKEN_ERROR, error=error),
+                                 verdicts.Recording(self.clock.now(), self.keepalive, store=self.store,
+                                                    contact=contact))
+        db.session.commit()
+        self.on_notices(outcome.notices)
 
 
-def relinked(body: bytes, headers: dict[str, str], graph, link_base: str,
+def relinked(body: bytes, headers: dict[str, str], graph: GraphClient, link_base: str,
              link_token: str | None = None) -> bytes:
     """Meta's paging links, pointed at the proxy and stripped of token and proof (carrying
     `link_token` instead, when given)."""
@@ -160,7 +191,7 @@ def relinked(body: bytes, headers: dict[str, str], graph, link_base: str,
     return json.dumps(payload, ensure_ascii=False).encode()
 
 
-def _relink(node, graph, link_base: str, link_token: str | None = None) -> None:
+def _relink(node: object, graph: GraphClient, link_base: str, link_token: str | None = None) -> None:
     if isinstance(node, list):
         for item in node:
             _relink(item, graph, link_base, link_token)

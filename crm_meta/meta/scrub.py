@@ -52,7 +52,8 @@ def headers(found: dict[str, str]) -> dict[str, str]:
             if not TOKEN_VALUE.search(value) and not URL_SECRET.search(value)}
 
 
-def _clean(node):
+def _clean(node: object) -> object:
+    """A JSON value without its tokens (_DROP: drop it whole)."""
     if isinstance(node, dict):
         out = {}
         for key, value in node.items():
@@ -69,7 +70,7 @@ def _clean(node):
     return node
 
 
-def _string(value: str):
+def _string(value: str) -> object:
     if URL_SECRET.search(value):
         parts = urlsplit(value)
         kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)

@@ -11,6 +11,7 @@ import math
 from datetime import datetime
 
 from crm_meta.meta.errors import InvalidSignedRequest
+from crm_meta.meta.types import JsonObject
 
 MAX_AGE_SECONDS = 24 * 3600
 MAX_SKEW_SECONDS = 300
@@ -20,7 +21,7 @@ def _b64decode(part: str) -> bytes:
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 
 
-def parse(signed_request: str | None, app_secret: str, now: datetime) -> dict:
+def parse(signed_request: str | None, app_secret: str, now: datetime) -> JsonObject:
     """The payload of a genuine, recent signed_request; InvalidSignedRequest otherwise."""
     if not signed_request or len(signed_request) > 4096 or signed_request.count(".") != 1:
         raise InvalidSignedRequest()

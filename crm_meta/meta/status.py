@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
-from crm_meta.models.meta_connection import STATUS_COLUMNS
+from crm_meta.models.meta_connection import STATUS_COLUMNS, MetaConnection
 from crm_meta.models.statuses import FAILING_STATUSES, Status
 
 EXPIRING_WITHIN = timedelta(days=7)
@@ -22,8 +23,8 @@ class ConnectionStatus:
     data_access_expires_at: datetime | None
     throttled_until: datetime | None
     last_checked_at: datetime | None
-    scopes: list | None
-    declined_scopes: list | None
+    scopes: list[str] | None
+    declined_scopes: list[str] | None
     login_config_id: str | None
     meta_user_name: str | None
     selected_business_id: str | None
@@ -38,7 +39,7 @@ if STATUS_FIELDS != STATUS_COLUMNS:  # the triggers watch the model's list: they
     raise RuntimeError("ConnectionStatus and MetaConnection's STATUS_COLUMNS differ")
 
 
-def missing_scopes(row, required: list[str]) -> list[str]:
+def missing_scopes(row: MetaConnection | None, required: Sequence[str]) -> list[str]:
     """Required scopes the user did not grant (a Login-for-Business token brings its own)."""
     if row is None:
         return []
@@ -48,12 +49,12 @@ def missing_scopes(row, required: list[str]) -> list[str]:
     return [scope for scope in required if scope not in granted]
 
 
-def effective_status(row, now: datetime, required: list[str]) -> str:
+def effective_status(row: MetaConnection | None, now: datetime, required: Sequence[str]) -> str:
     """One of the contract's states; `disconnected` when there is no connection."""
     if row is None:
         return "disconnected"
     if row.status in FAILING_STATUSES:
-        return row.status
+        return str(row.status)
     if row.expires_at is not None and now >= row.expires_at:
         return Status.EXPIRED
     if row.data_access_expires_at is not None and now >= row.data_access_expires_at:
@@ -67,7 +68,7 @@ def effective_status(row, now: datetime, required: list[str]) -> str:
     return Status.CONNECTED
 
 
-def ends_within(row, now: datetime, window: timedelta) -> bool:
+def ends_within(row: MetaConnection, now: datetime, window: timedelta) -> bool:
     """Whether the token or its data access ends within `window` from now."""
     return any(
         moment is not None and moment - now <= window
@@ -75,9 +76,10 @@ def ends_within(row, now: datetime, window: timedelta) -> bool:
     )
 
 
-def days_left(row, now: datetime) -> int | None:
+def days_left(row: MetaConnection | None, now: datetime) -> int | None:
     """Whole days until the token ends (None for a token that never expires)."""
     if row is None or row.expires_at is None:
         return None
-    return max(0, (row.expires_at - now).days)
+    left: timedelta = row.expires_at - now
+    return max(0, left.days)
 

@@ -3,10 +3,29 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Protocol
 
-from crm_meta.infra.crypto import TokenCipher
+from crm_meta.infra.crypto import CryptoError, TokenCipher
 from crm_meta.infra.database import db
 from crm_meta.models import MetaChannel, MetaConnection
+
+
+class Sealed(Protocol):
+    """What holds a tenant's encrypted token: a MetaConnection, or a copy of its fields."""
+
+    @property
+    def tenant_id(self) -> int: ...
+
+    @property
+    def token_ciphertext(self) -> str | None: ...
+
+
+class SealedPage(Sealed, Protocol):
+    """What holds a Page's encrypted token: a MetaChannel, or a copy of its fields."""
+
+    @property
+    def asset_id(self) -> str: ...
 
 
 class TokenStore:
@@ -22,7 +41,8 @@ class TokenStore:
         query = db.select(MetaConnection).filter_by(tenant_id=tenant_id)
         if lock:
             query = query.with_for_update()
-        return db.session.scalar(query)
+        row: MetaConnection | None = db.session.scalar(query)
+        return row
 
     def write(self, row: MetaConnection, token: str) -> None:
         row.token_ciphertext = self.cipher.encrypt(token, context=self.context(row.tenant_id))
@@ -33,7 +53,9 @@ class TokenStore:
         self.write(row, token)
         row.token_generation = (row.token_generation or 0) + 1
 
-    def read(self, row: MetaConnection) -> str:
+    def read(self, row: Sealed) -> str:
+        if row.token_ciphertext is None:
+            raise CryptoError(f"no token stored for tenant {row.tenant_id}")
         return self.cipher.decrypt(row.token_ciphertext, context=self.context(row.tenant_id))
 
     # -- Page tokens (crm_meta.meta.channels): encrypted the same way, bound to tenant and Page --
@@ -46,7 +68,9 @@ class TokenStore:
             token, context=self.page_context(channel.tenant_id, channel.asset_id))
         channel.key_id = self.cipher.current.kid
 
-    def read_page_token(self, channel) -> str:
+    def read_page_token(self, channel: SealedPage) -> str:
+        if channel.token_ciphertext is None:  # callers read only channels that hold one
+            raise CryptoError(f"no token stored for Page {channel.asset_id}")
         return self.cipher.decrypt(channel.token_ciphertext,
                                    context=self.page_context(channel.tenant_id, channel.asset_id))
 
@@ -90,7 +114,8 @@ class TokenStore:
         db.session.rollback()
         return left
 
-    def rotate_all(self, wait: float, *, sleep=None, clock=None) -> tuple[int, list[int]]:
+    def rotate_all(self, wait: float, *, sleep: Callable[[float], None] | None = None,
+                   clock: Callable[[], float] | None = None) -> tuple[int, list[int]]:
         """Rotate until every row is on the current key, retrying rows other sessions hold
         locked for up to `wait` seconds; (tokens re-encrypted, tenant ids still left)."""
         sleep, clock = sleep or time.sleep, clock or time.monotonic

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from crm_meta.meta.errors import GraphError, PageTokenRequiredError, TokenInvalidError
+from crm_meta.meta.graph import GraphClient
+from crm_meta.meta.types import JsonObject
 
 # The fields CRM Ventas subscribes a Page to, plus leadgen (lead ads), and the permission each
 # needs besides pages_manage_metadata, which the call itself needs (docs/meta-conformance.md C5).
@@ -29,7 +31,7 @@ class Outcome:
     left_out: list[str] = field(default_factory=list)
     error: str | None = None  # a GraphError kind, or permission_missing before any call
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> JsonObject:
         return {"asset_id": self.asset_id, "subscribed_fields": self.fields,
                 "left_out_fields": self.left_out, "error": self.error}
 
@@ -42,13 +44,13 @@ def allowed_fields(granted: set[str]) -> tuple[list[str], list[str]]:
     return kept, [f for f in PAGE_FIELDS if f not in kept]
 
 
-def succeeded(body) -> bool:
+def succeeded(body: object) -> bool:
     """Meta's `{"success": true}`, also when the value comes as the string "true"."""
     value = body.get("success") if isinstance(body, dict) else body
     return value is True or str(value).lower() == "true"
 
 
-def subscribe_page(graph, page_id: str, page_token: str, granted: set[str]) -> Outcome:
+def subscribe_page(graph: GraphClient, page_id: str, page_token: str, granted: set[str]) -> Outcome:
     kept, left_out = allowed_fields(granted)
     outcome = Outcome(page_id, left_out=left_out)
     if not kept:
@@ -67,7 +69,7 @@ def subscribe_page(graph, page_id: str, page_token: str, granted: set[str]) -> O
     return outcome
 
 
-def subscribe_waba(graph, waba_id: str, user_token: str, granted: set[str]) -> Outcome:
+def subscribe_waba(graph: GraphClient, waba_id: str, user_token: str, granted: set[str]) -> Outcome:
     outcome = Outcome(waba_id)
     if WABA_PERMISSION not in granted:
         outcome.error = "permission_missing"
@@ -84,7 +86,7 @@ def subscribe_waba(graph, waba_id: str, user_token: str, granted: set[str]) -> O
     return outcome
 
 
-def unsubscribe(graph, asset_id: str, token: str) -> bool:
+def unsubscribe(graph: GraphClient, asset_id: str, token: str) -> bool:
     """DELETE /{id}/subscribed_apps (a Page's token for a Page); best effort."""
     try:
         return succeeded(graph.call("DELETE", f"{asset_id}/subscribed_apps", token=token))
@@ -92,7 +94,7 @@ def unsubscribe(graph, asset_id: str, token: str) -> bool:
         return False
 
 
-def check_page(graph, page_id: str, page_token: str) -> str | None:
+def check_page(graph: GraphClient, page_id: str, page_token: str) -> str | None:
     """The keep-alive's look at a Page: None when our app is subscribed, else the trouble
     (`token_invalid`: the Page token no longer works; `subscription_lost`)."""
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from crm_meta.infra import metrics
 from crm_meta.infra.i18n import N_
@@ -14,6 +15,8 @@ from crm_meta.meta.errors import (
     TokenInvalidError,
     app_misconfigured,
 )
+from crm_meta.meta.graph import GraphClient
+from crm_meta.meta.types import JsonObject
 
 SHORT_LIVED_BELOW = timedelta(days=7)  # anything shorter is worth a long-lived exchange
 # Codes with which /oauth/access_token refuses the app itself (1: "Error validating client
@@ -42,18 +45,18 @@ class TokenInfo:
     error_code: int | None = None
     error_subcode: int | None = None
     error_message: str | None = None
-    granular_scopes: list[dict] = field(default_factory=list)  # [{"scope", "target_ids"}]
+    granular_scopes: list[JsonObject] = field(default_factory=list)  # [{"scope", "target_ids"}]
 
 
-def _issued(body: dict) -> IssuedToken:
-    token = body.get("access_token")
+def _issued(body: JsonObject | list[Any]) -> IssuedToken:
+    token = body.get("access_token") if isinstance(body, dict) else None
     if not isinstance(token, str) or not token:
         raise MetaRefused(N_("Meta did not return an access token"))
-    expires_in = body.get("expires_in")
+    expires_in = body.get("expires_in") if isinstance(body, dict) else None
     return IssuedToken(token, int(expires_in) if expires_in not in (None, "") else None)
 
 
-def _exchange(graph, params: dict, *, retry: bool) -> IssuedToken:
+def _exchange(graph: GraphClient, params: dict[str, str], *, retry: bool) -> IssuedToken:
     # POST: the documented practice of the widely used clients, and it keeps the app secret
     # and the tokens out of every URL.
     try:
@@ -66,13 +69,13 @@ def _exchange(graph, params: dict, *, retry: bool) -> IssuedToken:
     return _issued(body)
 
 
-def exchange_code(graph, *, code: str, redirect_uri: str) -> IssuedToken:
+def exchange_code(graph: GraphClient, *, code: str, redirect_uri: str) -> IssuedToken:
     """Authorization code -> user token (single use: never retried; no PKCE, Meta refuses it)."""
     return _exchange(graph, {"grant_type": "authorization_code", "redirect_uri": redirect_uri,
                              "code": code}, retry=False)
 
 
-def exchange_long_lived(graph, token: str, *, system_user: bool = False) -> IssuedToken:
+def exchange_long_lived(graph: GraphClient, token: str, *, system_user: bool = False) -> IssuedToken:
     """fb_exchange_token: a new ~60-day token (new string). For an expiring system-user token
     Meta's refresh also takes `set_token_expires_in_60_days=true`."""
     params = {"grant_type": "fb_exchange_token", "fb_exchange_token": token}
@@ -81,31 +84,31 @@ def exchange_long_lived(graph, token: str, *, system_user: bool = False) -> Issu
     return _exchange(graph, params, retry=True)
 
 
-def ensure_long_lived(graph, issued: IssuedToken) -> IssuedToken:
+def ensure_long_lived(graph: GraphClient, issued: IssuedToken) -> IssuedToken:
     """Skip the second exchange when the first already returned a long-lived token."""
     if issued.expires_in is None or issued.expires_in >= SHORT_LIVED_BELOW.total_seconds():
         return issued
     return exchange_long_lived(graph, issued.access_token)
 
 
-def _moment(value) -> datetime | None:
+def _moment(value: int | str | None) -> datetime | None:
     value = int(value or 0)
     return datetime.fromtimestamp(value, UTC) if value else None
 
 
-def _granular(raw) -> list[dict]:
-    result = []
+def _granular(raw: object) -> list[JsonObject]:
+    result: list[JsonObject] = []
     for entry in raw if isinstance(raw, list) else []:
         if isinstance(entry, dict) and entry.get("scope"):
             targets = entry.get("target_ids")
-            item = {"scope": str(entry["scope"])}
+            item: JsonObject = {"scope": str(entry["scope"])}
             if isinstance(targets, list):
                 item["target_ids"] = [str(t) for t in targets]
             result.append(item)
     return result
 
 
-def inspect(graph, token: str) -> TokenInfo:
+def inspect(graph: GraphClient, token: str) -> TokenInfo:
     """debug_token (a GET: `input_token` in the query, the app token in the header); refuses a
     token issued to another app.
 

@@ -11,6 +11,8 @@ import json
 import logging
 import re
 
+from crm_meta.meta.types import Headers, JsonObject
+
 log = logging.getLogger(__name__)
 AD_ACCOUNT = re.compile(r"^/?(act_\d+)(?:/|$)")
 APP = "app"
@@ -22,7 +24,7 @@ MAX_WAIT_SECONDS = 24 * 3600
 MAX_PERCENT = 1000.0  # Meta's percentages pass 100 when over budget; nothing sane goes past this
 
 
-def _bounded(value, most: float) -> float:
+def _bounded(value: float | str | None, most: float) -> float:
     """A number from a header, within [0, most]: NaN or a negative reads as 0, Infinity as most."""
     number = float(value or 0)
     if number != number or number < 0:  # NaN is the only value not equal to itself
@@ -30,13 +32,13 @@ def _bounded(value, most: float) -> float:
     return min(number, most)
 
 
-def usage_percent(entry: dict) -> float:
+def usage_percent(entry: JsonObject) -> float:
     """The highest of Meta's percentages in one usage entry."""
     values = [entry.get(k) or 0 for k in ("call_count", "total_time", "total_cputime", "acc_id_util_pct")]
     return max(_bounded(v, MAX_PERCENT) for v in values)
 
 
-def _business_entries(headers) -> dict[str, list[dict]]:
+def _business_entries(headers: Headers) -> dict[str, list[JsonObject]]:
     raw = headers.get("x-business-use-case-usage")
     if not raw:
         return {}
@@ -44,12 +46,12 @@ def _business_entries(headers) -> dict[str, list[dict]]:
             for business, entries in json.loads(raw).items()}
 
 
-def _regain_minutes(entries: list[dict]) -> float:
+def _regain_minutes(entries: list[JsonObject]) -> float:
     return max((_bounded(e.get("estimated_time_to_regain_access"), MAX_WAIT_SECONDS / 60)
                 for e in entries), default=0.0)
 
 
-def readings(path: str, headers) -> list[tuple[str, float, float]]:
+def readings(path: str, headers: Headers) -> list[tuple[str, float, float]]:
     """(scope, percent, seconds Meta says to wait) from one answer's usage headers."""
     found: list[tuple[str, float, float]] = []
     try:
@@ -68,7 +70,7 @@ def readings(path: str, headers) -> list[tuple[str, float, float]]:
     return found
 
 
-def app_usage(headers) -> int:
+def app_usage(headers: Headers) -> int:
     """The app's usage in percent of its budget (0 when Meta did not say)."""
     try:
         return int(usage_percent(json.loads(headers.get("x-app-usage") or "{}")))
@@ -76,7 +78,7 @@ def app_usage(headers) -> int:
         return 0
 
 
-def regain_seconds(headers) -> int | None:
+def regain_seconds(headers: Headers) -> int | None:
     """The longest `estimated_time_to_regain_access` Meta announced, in seconds (None: none)."""
     try:
         minutes = max((_regain_minutes(entries) for entries in _business_entries(headers).values()),

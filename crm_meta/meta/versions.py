@@ -22,8 +22,11 @@ Sources (read 2026-12-06):
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import UTC, date, datetime
+
+from crm_meta.meta.types import Headers
 
 GRAPH = "graph"
 MARKETING = "marketing"
@@ -122,7 +125,7 @@ def version_warning(version: str, today: date) -> str | None:
     return None
 
 
-def upgrade_warning(headers) -> str | None:
+def upgrade_warning(headers: Headers) -> str | None:
     """Meta's `X-Ad-Api-Version-Warning` (a Marketing call auto-upgraded), if any."""
     for name in ("x-ad-api-version-warning", "X-Ad-Api-Version-Warning"):
         value = headers.get(name) if headers is not None else None
@@ -131,7 +134,7 @@ def upgrade_warning(headers) -> str | None:
     return None
 
 
-def warn_about_version(version: str, logger, today: date | None = None) -> None:
+def warn_about_version(version: str, logger: logging.Logger, today: date | None = None) -> None:
     message = version_warning(version, today or datetime.now(UTC).date())
     if message:
         logger.warning(message)

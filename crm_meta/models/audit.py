@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from crm_meta.infra.database import db
 from crm_meta.infra.timestamps import iso
@@ -27,16 +28,31 @@ def _clean(value, depth: int = 0):
     return value
 
 
-def record(action: str, *, actor: str, tenant_id: int | None = None, outcome: str = "success",
-           ip: str | None = None, details: dict | None = None, commit: bool = False) -> AuditEvent:
-    """Add an audit event to the current transaction (or commit it at once)."""
-    event = AuditEvent(tenant_id=tenant_id, actor=actor[:120], action=action, outcome=outcome,
-                       ip=ip, details=_clean(details or {}))
+@dataclass(frozen=True)
+class Actor:
+    """Who did something, and the address their request came from (when one did)."""
+
+    name: str
+    ip: str | None = None
+
+
+def record(action: str, *, actor: str | Actor, tenant_id: int | None = None, outcome: str = "success",
+           details: dict | None = None) -> AuditEvent:
+    """Add an audit event to the current transaction (the caller commits; `record_now` commits)."""
+    who = actor if isinstance(actor, Actor) else Actor(actor)
+    event = AuditEvent(tenant_id=tenant_id, actor=who.name[:120], action=action, outcome=outcome,
+                       ip=who.ip, details=_clean(details or {}))
     db.session.add(event)
-    if commit:
-        db.session.commit()
-    log.info("audit %s %s tenant=%s actor=%s", action, outcome, tenant_id, actor,
-             extra={"tenant_id": tenant_id, "actor": actor, "action": action, "outcome": outcome})
+    log.info("audit %s %s tenant=%s actor=%s", action, outcome, tenant_id, who.name,
+             extra={"tenant_id": tenant_id, "actor": who.name, "action": action, "outcome": outcome})
+    return event
+
+
+def record_now(action: str, *, actor: str | Actor, tenant_id: int | None = None, outcome: str = "success",
+               details: dict | None = None) -> AuditEvent:
+    """Record an audit event and commit it at once (with whatever else the transaction holds)."""
+    event = record(action, actor=actor, tenant_id=tenant_id, outcome=outcome, details=details)
+    db.session.commit()
     return event
 
 

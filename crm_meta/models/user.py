@@ -57,7 +57,7 @@ class User(LoginUser, db.Model):
 
     def set_password(self, password: str) -> None:
         # scrypt, a current memory-hard algorithm; tests use cheaper scrypt parameters.
-        method = current_app.config.get("PASSWORD_HASH_METHOD", "scrypt")
+        method = current_app.config["PASSWORD_HASH_METHOD"]
         self.password_hash = generate_password_hash(password, method=method)
 
     def check_password(self, password: str) -> bool:

@@ -12,9 +12,10 @@ from email.message import EmailMessage
 
 import requests
 
+from crm_meta.infra.clock import Clock
 from crm_meta.notify import smtp
 from crm_meta.notify.notices import Notice
-from crm_meta.notify.outbox import deliver_due
+from crm_meta.notify.outbox import RetryPolicy, deliver_due
 from crm_meta.notify.signing import signed_headers
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ BACKOFF_BASE = 1.0  # seconds; doubles per attempt, with jitter
 
 def channels_configured(config) -> bool:
     """A webhook URL or an SMTP host: only then are notices queued at all."""
-    return bool(config.get("NOTIFY_WEBHOOK_URL") or config.get("SMTP_HOST"))
+    return bool(config["NOTIFY_WEBHOOK_URL"] or config["SMTP_HOST"])
 
 
 
@@ -45,11 +46,12 @@ class PerThreadSession:
 class Notifier:
     """The channels (webhook, e-mail) and this process's sender thread; `wake` never blocks."""
 
-    def __init__(self, config, *, app=None, clock=None, sleep=time.sleep, smtp_factory=None):
-        self.webhook_url = config.get("NOTIFY_WEBHOOK_URL") or ""
-        self.webhook_secret = config.get("NOTIFY_WEBHOOK_SECRET") or ""
-        self.smtp = {k: config.get(f"SMTP_{k}")
+    def __init__(self, config, *, app=None, clock: Clock | None = None, sleep=time.sleep, smtp_factory=None):
+        self.webhook_url = config["NOTIFY_WEBHOOK_URL"]
+        self.webhook_secret = config["NOTIFY_WEBHOOK_SECRET"]
+        self.smtp = {k: config[f"SMTP_{k}"]
                      for k in ("HOST", "PORT", "USER", "PASSWORD", "FROM", "ALLOW_PLAINTEXT")}
+        self.policy = RetryPolicy.from_config(config)  # built once, with the channels
         self.app = app  # the sender thread delivers this app's outbox
         self.clock = clock  # the app's clock: when a notice is due
         self.sleep = sleep
@@ -140,16 +142,16 @@ class Notifier:
     def send_email(self, notice: Notice) -> str:
         """One message to the tenant's admins through the configured SMTP server (crm_meta.notify.smtp)."""
         message = EmailMessage()
-        message["From"] = self.smtp["FROM"] or "crm-meta@localhost"
+        message["From"] = self.smtp["FROM"]
         message["To"] = ", ".join(notice.recipients)
         message["Subject"] = notice.subject()
         message["Message-ID"] = f"<{notice.id}@crm-meta>"
         message.set_content(notice.text())
         try:
-            smtp.send(message, host=self.smtp["HOST"], port=int(self.smtp["PORT"] or 587),
-                      user=self.smtp["USER"] or "", password=self.smtp["PASSWORD"] or "",
-                      factory=self.smtp_factory,
-                      allow_plaintext=bool(self.smtp.get("ALLOW_PLAINTEXT")))
+            server = smtp.Server(host=self.smtp["HOST"], port=int(self.smtp["PORT"]),
+                                 user=self.smtp["USER"] or "", password=self.smtp["PASSWORD"] or "",
+                                 allow_plaintext=bool(self.smtp["ALLOW_PLAINTEXT"]))
+            smtp.send(message, server, factory=self.smtp_factory)
             return "delivered"
         except smtp.SMTPWithoutTLS as exc:
             log.warning("e-mail for notice %s not sent: %s (set up STARTTLS, or SMTPS on port %s)",

@@ -6,11 +6,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, update
 
+from crm_meta.infra.clock import Clock
 from crm_meta.infra.database import db
 from crm_meta.infra.ids import new_claim_id
 from crm_meta.infra.timestamps import iso
@@ -24,24 +27,25 @@ BATCH = 50  # due rows looked up per query; each is still claimed on its own
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How often and for how long the outbox tries a notice, from the configuration."""
+    """How often and for how long the outbox tries a notice (config.py holds the defaults)."""
 
-    max_attempts: int = 12
-    base: timedelta = timedelta(minutes=1)
-    cap: timedelta = timedelta(hours=6)
-    lease: timedelta = timedelta(minutes=5)
-    keep: timedelta = timedelta(days=7)
+    max_attempts: int
+    base: timedelta
+    cap: timedelta
+    lease: timedelta
+    keep: timedelta
     give_up_after: timedelta | None = None  # a row older than this is given up at its next failure
     audit: bool = True  # audit each delivery and give-up (notices); events only count metrics
 
     @classmethod
-    def from_config(cls, config) -> RetryPolicy:
+    def from_config(cls, config: Mapping[str, Any]) -> RetryPolicy:
+        """The notices' policy; a missing key is an error (no second default here)."""
         return cls(
-            max_attempts=max(1, int(config.get("NOTIFY_MAX_ATTEMPTS", 12))),
-            base=timedelta(seconds=float(config.get("NOTIFY_RETRY_BASE_SECONDS", 60))),
-            cap=timedelta(seconds=float(config.get("NOTIFY_RETRY_MAX_SECONDS", 6 * 3600))),
-            lease=timedelta(seconds=float(config.get("NOTIFY_CLAIM_SECONDS", 300))),
-            keep=timedelta(days=float(config.get("NOTIFY_OUTBOX_KEEP_DAYS", 7))),
+            max_attempts=max(1, int(config["NOTIFY_MAX_ATTEMPTS"])),
+            base=timedelta(seconds=float(config["NOTIFY_RETRY_BASE_SECONDS"])),
+            cap=timedelta(seconds=float(config["NOTIFY_RETRY_MAX_SECONDS"])),
+            lease=timedelta(seconds=float(config["NOTIFY_CLAIM_SECONDS"])),
+            keep=timedelta(days=float(config["NOTIFY_OUTBOX_KEEP_DAYS"])),
         )
 
     def delay(self, attempts: int) -> timedelta:
@@ -88,7 +92,7 @@ def deliver_due(app, *, sender, stopping: threading.Event | None = None) -> Coun
     mine = (NotificationOutbox.event.startswith(EVENT_PREFIX) if events
             else ~NotificationOutbox.event.startswith(EVENT_PREFIX))
     with app.app_context():
-        policy = sender.policy(app.config) if events else RetryPolicy.from_config(app.config)
+        policy = sender.policy
         tried: set[str] = set()
         while not (stopping is not None and stopping.is_set()):
             query = (db.select(NotificationOutbox.id)
@@ -186,10 +190,9 @@ def apply_result(row: NotificationOutbox, results: dict, policy: RetryPolicy, no
     return outcome
 
 
-def prune(app, *, clock) -> int:
-    """Delete notices delivered longer ago than NOTIFY_OUTBOX_KEEP_DAYS; given-up ones stay."""
+def prune(app, *, clock: Clock, keep: timedelta) -> int:
+    """Delete notices delivered longer ago than `keep` (NOTIFY_OUTBOX_KEEP_DAYS); given-up ones stay."""
     with app.app_context():
-        keep = RetryPolicy.from_config(app.config).keep
         result = db.session.execute(
             delete(NotificationOutbox).where(NotificationOutbox.delivered_at.is_not(None),
                                              NotificationOutbox.delivered_at < clock.now() - keep)

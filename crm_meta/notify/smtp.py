@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+from dataclasses import dataclass
 from email.message import EmailMessage
 
 SMTPS_PORT = 465  # implicit TLS (RFC 8314); any other port upgrades the session with STARTTLS
@@ -15,11 +16,24 @@ class SMTPWithoutTLS(smtplib.SMTPException):
     never a login)."""
 
 
-def send(message: EmailMessage, *, host: str, port: int, user: str = "", password: str = "",
-         factory=None, allow_plaintext: bool = False) -> None:
+@dataclass(frozen=True)
+class Server:
+    """The configured SMTP server (SMTP_HOST, SMTP_PORT, SMTP_USER, SMTP_PASSWORD,
+    SMTP_ALLOW_PLAINTEXT); no login when `user` is empty."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    allow_plaintext: bool
+
+
+def send(message: EmailMessage, via: Server, factory=None) -> None:
     """Deliver `message` over TLS with a verified certificate and host name (SMTPS on port
     465, else STARTTLS). A server without STARTTLS gets nothing, unless `allow_plaintext`
     (SMTP_ALLOW_PLAINTEXT=1) lets a message without a login go in clear."""
+    host, port, user, password = via.host, via.port, via.user, via.password
+    allow_plaintext = via.allow_plaintext
     context = ssl.create_default_context()
     if port == SMTPS_PORT:
         server = (factory or smtplib.SMTP_SSL)(host, port, timeout=TIMEOUT, context=context)

@@ -13,6 +13,7 @@ from crm_meta.connect import flow, payloads
 from crm_meta.http import params
 from crm_meta.http.errors import AppError, to_app_error
 from crm_meta.meta import app_health, connections
+from crm_meta.meta.channels import Who
 from crm_meta.meta.errors import DomainError, GraphError
 from crm_meta.meta.status import missing_scopes
 from crm_meta.runtime import now, runtime
@@ -156,7 +157,7 @@ def connect_select():
     try:
         connections.select_account(row=row, account_id=form.account_id.data,
                                    business_id=None if business == PERSONAL else business,
-                                   actor=current_principal().actor, ip=request.remote_addr)
+                                   who=Who(actor=current_principal().actor, ip=request.remote_addr))
     except DomainError:
         flash(_("That ad account is not one this Meta connection can use. Choose one from "
                 "the list."), "error")

@@ -19,8 +19,8 @@ SECRET = "EAAsecret-value-0123456789"
 ])
 def test_secret_looking_keys_are_dropped(app, tenant, key):
     with app.app_context():
-        audit.record("test.action", actor="user:1", tenant_id=tenant.tenant_id,
-                     details={key: SECRET, "account_id": "act_1"}, commit=True)
+        audit.record_now("test.action", actor="user:1", tenant_id=tenant.tenant_id,
+                         details={key: SECRET, "account_id": "act_1"})
     [event] = audit_events(app, "test.action")
     assert event.details == {"account_id": "act_1"}
     assert SECRET not in repr(raw_rows(app, "audit_events"))
@@ -32,15 +32,14 @@ def test_secret_looking_keys_are_dropped(app, tenant, key):
 ], ids=["dict", "list"])
 def test_nested_secrets_are_dropped(app, tenant, details):
     with app.app_context():
-        audit.record("test.nested", actor="user:1", tenant_id=tenant.tenant_id, details=details,
-                     commit=True)
+        audit.record_now("test.nested", actor="user:1", tenant_id=tenant.tenant_id, details=details)
     assert SECRET not in repr(raw_rows(app, "audit_events"))
 
 
 def test_long_strings_are_truncated(app, tenant):
     with app.app_context():
-        audit.record("test.long", actor="x" * 500, tenant_id=tenant.tenant_id,
-                     details={"note": "n" * 5000, "count": 7}, commit=True)
+        audit.record_now("test.long", actor="x" * 500, tenant_id=tenant.tenant_id,
+                         details={"note": "n" * 5000, "count": 7})
     [event] = audit_events(app, "test.long")
     assert len(event.details["note"]) <= 300
     assert event.details["note"] == "n" * len(event.details["note"])
@@ -51,8 +50,8 @@ def test_long_strings_are_truncated(app, tenant):
 def test_events_carry_tenant_actor_action_outcome_ip_and_time(app, tenant):
     before = datetime.now(UTC)
     with app.app_context():
-        audit.record("meta.connect", actor="jwt:crm-9", tenant_id=tenant.tenant_id, outcome="failure",
-                     ip="203.0.113.7", details={"reason": "oauth_denied"}, commit=True)
+        audit.record_now("meta.connect", actor=audit.Actor("jwt:crm-9", "203.0.113.7"),
+                         tenant_id=tenant.tenant_id, outcome="failure", details={"reason": "oauth_denied"})
     after = datetime.now(UTC)
     [event] = audit_events(app, "meta.connect")
     assert (event.tenant_id, event.actor, event.action, event.outcome, event.ip) == (
@@ -66,15 +65,15 @@ def test_record_joins_the_callers_transaction_unless_asked_to_commit(app, tenant
     with app.app_context():
         audit.record("test.rolled-back", actor="user:1", tenant_id=tenant.tenant_id)
         db.session.rollback()
-        audit.record("test.committed", actor="user:1", tenant_id=tenant.tenant_id, commit=True)
+        audit.record_now("test.committed", actor="user:1", tenant_id=tenant.tenant_id)
     assert audit_events(app, "test.rolled-back") == []
     assert len(audit_events(app, "test.committed")) == 1
 
 
 def test_record_logs_without_details(app, tenant, caplog):
     with app.app_context(), caplog.at_level("INFO", logger="crm_meta.audit"):
-        audit.record("test.log", actor="user:1", tenant_id=tenant.tenant_id,
-                     details={"access_token": SECRET}, commit=True)
+        audit.record_now("test.log", actor="user:1", tenant_id=tenant.tenant_id,
+                         details={"access_token": SECRET})
     assert any("test.log" in r.getMessage() for r in caplog.records)
     assert SECRET not in caplog.text
 

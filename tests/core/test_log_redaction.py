@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from werkzeug.serving import make_server
 
 from crm_meta.meta.graph import appsecret_proof
-from crm_meta.meta.keepalive.sweep import run_sweep
+from crm_meta.meta.keepalive.sweep import Scope, run_sweep
 from crm_meta.ops import redaction
 from crm_meta.runtime import of, runtime
 from tests.helpers.settings import APP_ID, APP_SECRET
@@ -154,7 +154,7 @@ def run_flow(app, served, sandbox, tenant) -> dict:
         row = db.session.scalar(db.select(MetaConnection))
         first_token, row_id = runtime().store.read(row), row.id
     sandbox.advance(50 * DAY)  # close to its end: the sweep exchanges it (fb_exchange_token)
-    run_sweep(app, of(app), row_ids=[row_id], forced=True)
+    run_sweep(app, of(app), Scope(row_ids=[row_id], forced=True))
     with app.app_context():
         row = db.session.scalar(db.select(MetaConnection))
         current = runtime().store.read(row)

@@ -17,6 +17,7 @@ from crm_meta.meta.versions import SUNSETS
 from crm_meta.models import MetaConnection, NotificationOutbox
 from crm_meta.ops import monitoring
 from crm_meta.runtime import runtime
+from tests.tools.configs import meta_settings
 
 METRICS_TOKEN = "metrics-token-for-tests-0123456789"
 
@@ -226,8 +227,8 @@ def test_the_scheduler_exports_its_interval_and_starts_the_clock(make_app):
 
 
 def test_meta_throttling_the_whole_app_is_counted(requests_mock):
-    graph = GraphClient(base_url="https://graph.test", version="v25.0", app_id="42", app_secret="s",
-                        max_retries=0, sleep=lambda seconds: None)
+    graph = GraphClient(meta_settings(base_url="https://graph.test", version="v25.0", app_id="42",
+                                      app_secret="s", http_retries=0), sleep=lambda seconds: None)
     code_4, usage = value("meta_app_throttled_total", cause="code_4"), value(
         "meta_app_throttled_total", cause="app_usage")
     requests_mock.get("https://graph.test/v25.0/me", json={"id": "1"},

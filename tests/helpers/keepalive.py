@@ -75,4 +75,4 @@ def _moment(epoch: int) -> datetime | None:
 
 
 def sweep(app, **options):
-    return sweeping.run_sweep(app, of(app), **options)
+    return sweeping.run_sweep(app, of(app), sweeping.Scope(**options))

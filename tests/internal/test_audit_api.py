@@ -16,8 +16,8 @@ def trail(app, make_tenant):
     acme, beta = make_tenant("acme"), make_tenant("beta")
     with app.app_context():
         for n in range(7):
-            audit.record("meta.connect", actor=f"jwt:{n}", tenant_id=acme.tenant_id,
-                         outcome="success" if n % 2 else "failure", ip="203.0.113.9",
+            audit.record("meta.connect", actor=audit.Actor(f"jwt:{n}", "203.0.113.9"),
+                         tenant_id=acme.tenant_id, outcome="success" if n % 2 else "failure",
                          details={"n": n, "access_token": "EAAsecretnevershown", "status": "connected"})
         audit.record("meta.disconnect", actor="user:1", tenant_id=beta.tenant_id)
         db.session.commit()

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import replace
 
 import pytest
 
 import config as configuration
 from crm_meta.meta.governor import Governor, GovernorRefusal, MemoryHolds, RedisHolds
 from crm_meta.meta.keepalive import sweep
+from crm_meta.meta.settings import GovernorSettings
 from crm_meta.meta.usage import readings
 from crm_meta.runtime import of
 from tests.helpers.graph import assert_graph_error
 from tests.helpers.sandbox import ACCOUNT, BUSINESS
 from tests.tools.clock import FrozenClock
+from tests.tools.configs import config_values
 
 PROXY = "/internal/meta/connections/{}/graph/{}"
 OTHER_BUSINESS_ACCOUNT = "act_301000002000001"
@@ -30,8 +33,11 @@ def buc(business, pct, regain=0):
          "estimated_time_to_regain_access": regain}]})}
 
 
+RULES = GovernorSettings.from_config(config_values())  # config.py's threshold and hold
+
+
 def governor(holds=None, **options):
-    return Governor(holds or MemoryHolds(), clock=FrozenClock(), **options)
+    return Governor(holds or MemoryHolds(), replace(RULES, **options), clock=FrozenClock())
 
 
 def refusal(gov, scopes=()):
@@ -78,11 +84,11 @@ def test_a_business_or_account_is_held_for_the_time_meta_names_and_only_it():
 def test_redis_holds_are_shared_and_survive_redis_going_away(redis_url):
     prefix = f"test-governor:{uuid.uuid4().hex[:8]}"
     clock = FrozenClock()
-    one = Governor(RedisHolds(redis_url, prefix), clock=clock)
-    two = Governor(RedisHolds(redis_url, prefix), clock=clock)
+    one = Governor(RedisHolds(redis_url, prefix), RULES, clock=clock)
+    two = Governor(RedisHolds(redis_url, prefix), RULES, clock=clock)
     one.observe("/me", app_usage(97))
     assert refusal(two).retry_after == 60
-    down = Governor(RedisHolds("redis://127.0.0.1:1/0", prefix), clock=clock)
+    down = Governor(RedisHolds("redis://127.0.0.1:1/0", prefix), RULES, clock=clock)
     down.check([])  # no Redis: nothing known, nothing refused, no error
     down.observe("/me", app_usage(99))
     assert refusal(down).scope == "app"  # held in this process meanwhile
@@ -136,7 +142,7 @@ def test_sweep_answers_feed_the_governor_too(make_app, connect, make_key, sandbo
     app = make_app(META_GOVERNOR_THRESHOLD=50)
     connect("acme", app_=app)
     sandbox.post("config", app_call_budget=2)  # the sweep's debug_token answer reports >= 50%
-    report = sweep.run_sweep(app, of(app), forced=True, row_ids=[1])
+    report = sweep.run_sweep(app, of(app), sweep.Scope(forced=True, row_ids=[1]))
     assert report.counts()["checked"] == 1
     held = app.test_client().get(PROXY.format("acme", f"{ACCOUNT}/campaigns"),
                                  headers=make_key(app_=app).headers)

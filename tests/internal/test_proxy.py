@@ -17,6 +17,7 @@ from crm_meta.runtime import runtime
 from meta_sandbox.tokens import token_id
 from tests.helpers.graph import assert_graph_error, every_page
 from tests.helpers.sandbox import ACCOUNT
+from tests.tools.configs import meta_settings
 
 PROXY = "/internal/meta/connections/{}/graph/{}"
 OTHER_BUSINESS_ACCOUNT = "act_301000002000001"
@@ -163,18 +164,17 @@ def test_token_errors_on_proxied_calls_count_like_the_sweeps(app, client, connec
 
 def test_a_token_error_about_a_token_since_replaced_is_dropped(app, connect, sandbox, row_of):
     acme = connect("acme")
-    settings = verdicts.Settings.from_config(app.config)
     error = TokenInvalidError("Error validating access token", code=190, subcode=460)
     with app.app_context():
-        store = runtime().store
+        store, gateway = runtime().store, runtime().gateway
         row = store.for_tenant(acme.tenant_id)
-        old, row_id, now = row.token_ciphertext, row.id, row.connected_at
+        old, row_id = row.token_ciphertext, row.id
         store.write(row, sandbox.post("tokens")["access_token"])  # the tenant reconnected meanwhile
         db.session.commit()
-        proxy.record_token_error(row_id, old, error, now, settings, store, lambda notices: None)
+        gateway.record_token_error(row_id, old, error)
         assert row_of(app, acme.tenant_id).consecutive_failures == 0
         current = store.for_tenant(acme.tenant_id).token_ciphertext
-        proxy.record_token_error(row_id, current, error, now, settings, store, lambda notices: None)
+        gateway.record_token_error(row_id, current, error)
         assert row_of(app, acme.tenant_id).consecutive_failures == 1
 
 
@@ -189,7 +189,8 @@ def test_meta_unreachable_is_a_transient_503(make_app, connect, make_key):
 
 
 def test_metas_own_paging_links_lose_token_and_proof_on_the_way_back():
-    graph = GraphClient(base_url="https://graph.facebook.com", version="v25.0", app_id="1", app_secret="s")
+    graph = GraphClient(meta_settings(base_url="https://graph.facebook.com", version="v25.0", app_id="1",
+                                      app_secret="s"))
     body = json.dumps({"data": [], "paging": {
         "next": "https://graph.facebook.com/v25.0/act_1/insights?access_token=EAAsecret&appsecret_proof=ab"
                 "&limit=5&after=QQ",

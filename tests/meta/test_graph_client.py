@@ -13,6 +13,7 @@ from crm_meta.meta.errors import (
     TransientError,
 )
 from crm_meta.meta.graph import GraphClient, appsecret_proof, endpoint_label
+from tests.tools.configs import meta_settings
 
 BASE = "https://graph.test"
 TOKEN = "EAAsecrettoken"
@@ -21,8 +22,8 @@ TOKEN = "EAAsecrettoken"
 @pytest.fixture
 def graph():
     sleeps = []
-    client = GraphClient(base_url=BASE, version="v25.0", app_id="42", app_secret="shh",
-                         max_retries=3, sleep=sleeps.append)
+    client = GraphClient(meta_settings(base_url=BASE, version="v25.0", app_id="42", app_secret="shh",
+                                       http_retries=3), sleep=sleeps.append)
     client.sleeps = sleeps
     return client
 
@@ -197,7 +198,8 @@ def test_the_environments_proxy_settings_are_read_once_per_session(monkeypatch):
 
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
-    graph = GraphClient(base_url="https://graph.facebook.com", version="v26.0", app_id="1", app_secret="s")
+    graph = GraphClient(meta_settings(base_url="https://graph.facebook.com", version="v26.0", app_id="1",
+                                      app_secret="s"))
     session = graph.session
     assert session.proxies.get("https") == "http://proxy.internal:3128"
     assert session.verify == "/etc/ssl/certs/ca-certificates.crt" and session.trust_env is False
@@ -209,7 +211,8 @@ def test_metas_auto_upgrade_warning_is_logged_naming_the_version_to_use(sandbox,
     from tests.helpers.settings import APP_ID, APP_SECRET
 
     token = sandbox.post("tokens")["access_token"]
-    graph = GraphClient(base_url=sandbox.url, version="v24.0", app_id=APP_ID, app_secret=APP_SECRET)
+    graph = GraphClient(meta_settings(base_url=sandbox.url, version="v24.0", app_id=APP_ID,
+                                      app_secret=APP_SECRET))
     assert graph.get(f"{ACCOUNT}/campaigns", token=token)["data"]
     [line] = [r.getMessage() for r in caplog.records if "auto-upgraded" in r.getMessage()]
     assert "v24.0 has been deprecated" in line and "set META_GRAPH_API_VERSION to v26.0" in line

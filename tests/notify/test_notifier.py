@@ -11,11 +11,12 @@ import requests
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from crm_meta.notify import Notifier
+from tests.tools.configs import config_values
 
 
 def notifier(**config) -> Notifier:
     base = {"NOTIFY_WEBHOOK_URL": "https://hooks.example/meta", "NOTIFY_WEBHOOK_SECRET": "s3cret"}
-    return Notifier({**base, **config}, sleep=lambda seconds: None)
+    return Notifier(config_values(**{**base, **config}), sleep=lambda seconds: None)
 
 
 def test_webhook_body_is_signed_and_retried_with_backoff(requests_mock, notice):
@@ -47,8 +48,8 @@ def test_webhook_gives_up_after_its_attempts_and_never_retries_a_refusal(request
 
 
 def test_email_goes_to_the_tenants_admins_over_starttls(notice, fake_smtp):
-    sender = Notifier({"SMTP_HOST": "smtp.example", "SMTP_PORT": 587, "SMTP_USER": "mailer",
-                       "SMTP_PASSWORD": "pw", "SMTP_FROM": "crm@example.com"}, smtp_factory=fake_smtp)
+    sender = Notifier(config_values(SMTP_HOST="smtp.example", SMTP_PORT=587, SMTP_USER="mailer",
+                                    SMTP_PASSWORD="pw", SMTP_FROM="crm@example.com"), smtp_factory=fake_smtp)
     assert sender.deliver(notice()) == {"email": "delivered"}
     [(server, message)] = fake_smtp.sent
     assert server.tls and server.user == "mailer"

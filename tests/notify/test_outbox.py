@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -15,6 +16,7 @@ from tests.helpers.database import audit_events
 from tests.helpers.keepalive import Connections, sweep
 from tests.helpers.users import add_tenant
 from tests.tools.clock import FrozenClock
+from tests.tools.configs import config_values
 
 DAY = 86400
 SECRET = "webhook-secret-for-tests"
@@ -30,11 +32,13 @@ def hooked(make_app, database_url=None, *, schema=True, **overrides):
 
 # -- pure rules ------------------------------------------------------------------------------------
 def test_backoff_doubles_up_to_its_cap():
-    policy = RetryPolicy(base=timedelta(minutes=1), cap=timedelta(minutes=10))
+    policy = replace(RetryPolicy.from_config(config_values()), base=timedelta(minutes=1),
+                     cap=timedelta(minutes=10))
     assert [policy.delay(n) for n in range(1, 7)] == [timedelta(minutes=m) for m in (1, 2, 4, 8, 10, 10)]
     assert policy.delay(10_000) == timedelta(minutes=10)
-    assert RetryPolicy.from_config({"NOTIFY_MAX_ATTEMPTS": 3, "NOTIFY_RETRY_BASE_SECONDS": 30}) == \
-        RetryPolicy(max_attempts=3, base=timedelta(seconds=30))
+    assert RetryPolicy.from_config(config_values(NOTIFY_MAX_ATTEMPTS=3, NOTIFY_RETRY_BASE_SECONDS=30)) == \
+        RetryPolicy(max_attempts=3, base=timedelta(seconds=30), cap=timedelta(hours=6),
+                    lease=timedelta(minutes=5), keep=timedelta(days=7))
 
 
 def test_a_row_rebuilds_its_notice_recipients_included():

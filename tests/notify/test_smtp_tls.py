@@ -20,6 +20,7 @@ from crm_meta import jobs
 from crm_meta.notify import Notifier
 from crm_meta.runtime import of
 from tests.helpers.users import add_tenant
+from tests.tools.configs import config_values
 
 PASSWORD = "smtp-pass-Do-Not-Leak-42"
 
@@ -127,8 +128,8 @@ def smtp_server(certificates):
 
 
 def mailer(port: int, **extra) -> Notifier:
-    return Notifier({"SMTP_HOST": "127.0.0.1", "SMTP_PORT": port, "SMTP_USER": "mailer",
-                     "SMTP_PASSWORD": PASSWORD, "SMTP_FROM": "crm@example.com", **extra})
+    return Notifier(config_values(**{"SMTP_HOST": "127.0.0.1", "SMTP_PORT": port, "SMTP_USER": "mailer",
+                                     "SMTP_PASSWORD": PASSWORD, "SMTP_FROM": "crm@example.com", **extra}))
 
 
 @pytest.fixture
@@ -217,8 +218,8 @@ def test_the_outbox_retries_until_the_server_offers_tls(make_app, sandbox, smtp_
 def test_smtps_on_port_465_wraps_the_connection_with_a_verifying_context(fake_smtp, notice):
     import ssl
 
-    sender = Notifier({"SMTP_HOST": "smtp.example", "SMTP_PORT": 465, "SMTP_USER": "mailer",
-                       "SMTP_PASSWORD": PASSWORD}, smtp_factory=fake_smtp)
+    sender = Notifier(config_values(SMTP_HOST="smtp.example", SMTP_PORT=465, SMTP_USER="mailer",
+                                    SMTP_PASSWORD=PASSWORD), smtp_factory=fake_smtp)
     assert sender.deliver(notice()) == {"email": "delivered"}
     [(server, _)] = fake_smtp.sent
     assert server.port == 465 and not getattr(server, "tls", False)  # no STARTTLS inside SMTPS

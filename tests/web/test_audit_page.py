@@ -15,8 +15,8 @@ PAGE = "/crm/marketing/audit"
 def seed(app, tenant_id: int, count: int, **fields) -> None:
     with app.app_context():
         for n in range(count):
-            audit.record(fields.get("action", "meta.connect"), actor=f"jwt:{n}", tenant_id=tenant_id,
-                         outcome=fields.get("outcome", "success"), ip="198.51.100.23",
+            audit.record(fields.get("action", "meta.connect"), actor=audit.Actor(f"jwt:{n}", "198.51.100.23"),
+                         tenant_id=tenant_id, outcome=fields.get("outcome", "success"),
                          details={"access_token": "EAAneverOnThePage", "n": n})
         db.session.commit()
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from types import SimpleNamespace
 
 from crm_meta import notify
 from crm_meta.infra.crypto import CryptoError
@@ -30,11 +29,30 @@ class Look:
     known: bool = True  # False: Meta could not be asked (transient): nothing is changed
 
 
-def _snapshot(channel: MetaChannel, row: MetaConnection) -> tuple[SimpleNamespace, SimpleNamespace]:
+@dataclass(frozen=True)
+class _Channel:
+    """A channel's fields a look needs, copied out of the session."""
+
+    id: int
+    tenant_id: int
+    asset_type: str
+    asset_id: str
+    token_ciphertext: str | None
+
+
+@dataclass(frozen=True)
+class _Row:
+    """The connection's token, copied out of the session."""
+
+    tenant_id: int
+    token_ciphertext: str | None
+
+
+def _snapshot(channel: MetaChannel, row: MetaConnection) -> tuple[_Channel, _Row]:
     """What a look needs, copied out of the session (it is closed while Meta answers)."""
-    fields = ("id", "tenant_id", "asset_type", "asset_id", "token_ciphertext")
-    return (SimpleNamespace(**{f: getattr(channel, f) for f in fields}),
-            SimpleNamespace(tenant_id=row.tenant_id, token_ciphertext=row.token_ciphertext))
+    return (_Channel(channel.id, channel.tenant_id, channel.asset_type, channel.asset_id,
+                     channel.token_ciphertext),
+            _Row(row.tenant_id, row.token_ciphertext))
 
 
 def _watched(tenant_ids: list[int]) -> list[tuple[MetaChannel, MetaConnection]]:
@@ -46,7 +64,7 @@ def _watched(tenant_ids: list[int]) -> list[tuple[MetaChannel, MetaConnection]]:
             if (c.subscribed or c.trouble) and row.status not in FAILING_STATUSES]
 
 
-def _look(parts: channels.Parts, channel, row) -> Look:
+def _look(parts: channels.Parts, channel: _Channel, row: _Row) -> Look:
     try:
         if channel.asset_type == "page":
             if not channel.token_ciphertext:
@@ -61,7 +79,7 @@ def _look(parts: channels.Parts, channel, row) -> Look:
         return Look(channel.id, None, known=False)
 
 
-def check(parts: channels.Parts, tenant_ids: list[int], *, outbox: bool) -> list:
+def check(parts: channels.Parts, tenant_ids: list[int], *, outbox: bool) -> list[notify.Notice]:
     """Check the channels of these tenants; returns the notices to dispatch after the commit."""
     if not tenant_ids:
         return []
@@ -88,7 +106,7 @@ def check(parts: channels.Parts, tenant_ids: list[int], *, outbox: bool) -> list
 
 
 def _record(channel: MetaChannel, trouble: str | None, now: datetime,
-            contact: deadlines.Contact | None) -> list:
+            contact: deadlines.Contact | None) -> list[notify.Notice]:
     channel.checked_at = now
     if trouble is None:
         channel.trouble, channel.trouble_warned = None, False

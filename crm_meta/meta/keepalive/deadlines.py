@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from crm_meta import notify
 from crm_meta.infra.database import db
 from crm_meta.infra.timestamps import iso
+from crm_meta.meta.types import JsonObject
 from crm_meta.models import MetaConnection, Tenant, User, audit
 from crm_meta.models.statuses import FAILING_STATUSES, NoticeEvent
 
@@ -46,12 +47,14 @@ def contacts(tenant_ids: Iterable[int]) -> dict[int, Contact]:
     return {t: Contact(slug, name, tuple(admins.get(t, ()))) for t, (slug, name) in slugs.items()}
 
 
-def due_notices(row: MetaConnection, now: datetime, before: str, after: str, *, dry_run: bool,
-                contact: Contact | None) -> list:
+def due_notices(row: MetaConnection, now: datetime, change: tuple[str, str], *, dry_run: bool,
+                contact: Contact | None) -> list[notify.Notice]:
     """Warnings due now (each once per deadline) and a notice on entering/leaving a failing state.
-    `contact`: the tenant's, loaded by the caller (None: unknown tenant, or a dry run)."""
+    `change`: the status before and after the check; `contact`: the tenant's, loaded by the
+    caller (None: unknown tenant, or a dry run)."""
+    before, after = change
     sent = dict(row.warnings_sent or {})
-    due: list[dict] = []
+    due: list[JsonObject] = []
     if after not in FAILING_STATUSES:
         for kind, end in (("token", row.expires_at), ("data_access", row.data_access_expires_at)):
             due.extend(_deadline_warnings(sent, kind, end, now))
@@ -89,7 +92,7 @@ def due_notices(row: MetaConnection, now: datetime, before: str, after: str, *, 
     return notices
 
 
-def _deadline_warnings(sent: dict, kind: str, end: datetime | None, now: datetime) -> list[dict]:
+def _deadline_warnings(sent: JsonObject, kind: str, end: datetime | None, now: datetime) -> list[JsonObject]:
     """The most urgent threshold crossed for this deadline, unless already sent for it."""
     if end is None or end <= now:
         return []

@@ -6,10 +6,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, or_, text, update
+from sqlalchemy import ColumnElement, Connection, Engine, and_, or_, text, update
 
 from crm_meta.infra.database import autocommit, db
 from crm_meta.models import MetaConnection
@@ -38,7 +40,7 @@ TICKET_COLUMNS = (TOKENS.c.id, TOKENS.c.tenant_id, TOKENS.c.access_token,
                   TOKENS.c.extension_attempted_at, TOKENS.c.claimed_until)
 
 
-def ticket(values, claim_id: str | None) -> Ticket:
+def ticket(values: Sequence[Any], claim_id: str | None) -> Ticket:
     """A Ticket from TICKET_COLUMNS' values."""
     row_id, tenant_id, ciphertext, attempted, until = values
     return Ticket(row_id, tenant_id, ciphertext, attempted, claim_id, until)
@@ -57,11 +59,11 @@ class ClusterLock:
     """pg_try_advisory_lock on a dedicated connection (dies with the session); a process lock
     on other databases."""
 
-    def __init__(self, engine, name: str = "keepalive"):
+    def __init__(self, engine: Engine, name: str = "keepalive"):
         self.engine = engine
         self.name = name
         self.key = _lock_key(name)
-        self._conn = None
+        self._conn: Connection | None = None
         self._local: threading.Lock | None = None
 
     def acquire(self) -> bool:
@@ -98,29 +100,30 @@ class ClusterLock:
                 conn.invalidate()
                 conn.close()
         if self._local is not None:
-            self._local, local = None, self._local
+            local = self._local
+            self._local = None
             local.release()
 
     def __enter__(self) -> bool:
         return self.acquire()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.release()
 
 
 # -- claims ----------------------------------------------------------------------------------
-def _claim_free(now: datetime, lease: timedelta):
+def _claim_free(now: datetime, lease: timedelta) -> ColumnElement[bool]:
     # A claim further ahead than two leases was made under a clock that has since gone back
     # (the sandbox's reset): treat it as stale rather than locked for weeks.
     return or_(MetaConnection.claimed_until.is_(None), MetaConnection.claimed_until <= now,
                MetaConnection.claimed_until > now + 2 * lease)
 
 
-def _not_throttled(now: datetime):
+def _not_throttled(now: datetime) -> ColumnElement[bool]:
     return or_(MetaConnection.throttled_until.is_(None), MetaConnection.throttled_until <= now)
 
 
-def _is_due(now: datetime):
+def _is_due(now: datetime) -> ColumnElement[bool]:
     return or_(MetaConnection.next_check_at.is_(None), MetaConnection.next_check_at <= now)
 
 
@@ -157,10 +160,11 @@ def claim(row_ids: list[int], claim_id: str, now: datetime, lease: timedelta, *,
     return {t.row_id for t in claim_tickets(row_ids, claim_id, now, lease, due_only=due_only)}
 
 
-def still_ours(row: MetaConnection | None, claim_id: str, ciphertext: str | None = None) -> bool:
+def still_ours(row: MetaConnection | None, claim_id: str | None, ciphertext: str | None = None) -> bool:
     """The fence: the claim is still ours and, when given, the token is still the one checked
-    (a reconnect replaces it; a late verdict about the old one must not land)."""
-    if row is None or row.claimed_by != claim_id:
+    (a reconnect replaces it; a late verdict about the old one must not land). A dry run's
+    ticket holds no claim (None): nothing of it is ours."""
+    if row is None or claim_id is None or row.claimed_by != claim_id:
         return False
     return ciphertext is None or row.token_ciphertext == ciphertext
 
@@ -172,12 +176,15 @@ def fence(row_id: int, claim_id: str, *, ciphertext: str | None = None) -> MetaC
              .execution_options(populate_existing=True))
     if ciphertext is not None:
         query = query.with_for_update()
-    row = db.session.scalar(query)
+    row: MetaConnection | None = db.session.scalar(query)
     return row if still_ours(row, claim_id, ciphertext) else None
 
 
-def release(row_id: int, claim_id: str) -> None:
-    """Give a claim back without recording anything (used when a check crashed)."""
+def release(row_id: int, claim_id: str | None) -> None:
+    """Give a claim back without recording anything (used when a check crashed); a dry run's
+    ticket (None) holds none."""
+    if claim_id is None:
+        return
     db.session.execute(
         update(MetaConnection).where(MetaConnection.id == row_id, MetaConnection.claimed_by == claim_id)
         .values(claimed_by=None, claimed_until=None).execution_options(synchronize_session=False))

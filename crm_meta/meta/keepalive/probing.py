@@ -18,6 +18,7 @@ from crm_meta.meta.errors import (
     TokenInvalidError,
     TransientError,
 )
+from crm_meta.meta.graph import GraphClient
 
 EXTEND_WITHIN = timedelta(days=14)  # a user token this close to its end is worth an exchange
 EXTEND_AT_MOST_EVERY = timedelta(hours=20)  # Meta's older docs: one exchange a day at most
@@ -61,8 +62,20 @@ class Probe:
     error: Exception | None = None
     extension: Extension | None = None
 
+    def verdict(self) -> tokens.TokenInfo:
+        """Meta's answer about the token: a valid or an invalid probe carries one."""
+        if self.info is None:
+            raise ValueError(f"a {self.kind} probe carries no token information")
+        return self.info
 
-def probe(graph, token: str, *, now: datetime, extension_attempted_at: datetime | None,
+    def failure(self) -> GraphError:
+        """Meta's refusal: a token error, a throttle or the app refused carries one."""
+        if not isinstance(self.error, GraphError):
+            raise ValueError(f"a {self.kind} probe carries no Graph error")
+        return self.error
+
+
+def probe(graph: GraphClient, token: str, *, now: datetime, extension_attempted_at: datetime | None,
           allow_extend: bool) -> Probe:
     """debug_token the stored token; try an extension when it is a user token nearing its end."""
     try:
@@ -98,7 +111,7 @@ def should_extend(info: tokens.TokenInfo, now: datetime, attempted_at: datetime 
     return attempted_at is None or now - attempted_at >= EXTEND_AT_MOST_EVERY
 
 
-def try_extend(graph, token: str, info: tokens.TokenInfo) -> Extension:
+def try_extend(graph: GraphClient, token: str, info: tokens.TokenInfo) -> Extension:
     """Exchange the token and inspect the new one; keep it only when it is really better."""
     try:
         issued = tokens.exchange_long_lived(graph, token,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -31,7 +31,15 @@ from crm_meta.meta import channels
 from crm_meta.meta.keepalive import channel_checks
 from crm_meta.meta.keepalive.leases import ClusterLock, Ticket, claim_tickets, due_ids
 from crm_meta.meta.keepalive.verdicts import Outcome, OutcomeKind, Settings
-from crm_meta.meta.keepalive.writeback import Checked, dry_run_tickets, not_claimed, probe_one, write_back
+from crm_meta.meta.keepalive.writeback import (
+    Checked,
+    HasAppContext,
+    SweepRuntime,
+    dry_run_tickets,
+    not_claimed,
+    probe_one,
+    write_back,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +49,9 @@ log = logging.getLogger(__name__)
 class SweepReport:
     outcomes: list[Outcome] = field(default_factory=list)
     skipped_reason: str | None = None
-    channel_notices: list = field(default_factory=list)  # channels found broken (warned once)
+    channel_notices: list[notify.Notice] = field(default_factory=list)  # channels found broken (warned once)
 
-    def counts(self) -> dict:
+    def counts(self) -> dict[str, int]:
         """checked, extended, warned, failed, skipped - the CLI's summary columns."""
         return {
             "checked": sum(o.checked for o in self.outcomes),
@@ -54,10 +62,22 @@ class SweepReport:
         }
 
 
+@dataclass(frozen=True)
+class Scope:
+    """Which connections a sweep checks, and how: the due ones, or `row_ids` (due or not when
+    `forced`); `dry_run` changes nothing; the cluster lock is taken by scheduled sweeps (not
+    forced) unless `cluster_lock` says otherwise."""
+
+    row_ids: Iterable[int] | None = None
+    forced: bool = False
+    dry_run: bool = False
+    cluster_lock: bool | None = None
+
+
 @dataclass
 class _Sweep:
-    app: object
-    runtime: object  # crm_meta.runtime.Runtime: clock, graph, store, notifier
+    app: HasAppContext
+    runtime: SweepRuntime  # crm_meta.runtime.Runtime: clock, graph, store, notifier, settings
     settings: Settings
     owner: str
     forced: bool
@@ -71,17 +91,18 @@ class _Sweep:
         return self.stop.is_set() or (self.stopping is not None and self.stopping.is_set())
 
 
-def run_sweep(app, runtime, *, row_ids: Iterable[int] | None = None, forced: bool = False,
-              dry_run: bool = False, cluster_lock: bool | None = None,
+def run_sweep(app: HasAppContext, runtime: SweepRuntime, scope: Scope | None = None, *,
               stopping: threading.Event | None = None,
               on_done: Callable[[Outcome], None] | None = None) -> SweepReport:
-    """Check due connections (or `row_ids`, due or not when `forced`) with bounded concurrency.
+    """Check due connections (or the `scope`'s) with bounded concurrency.
 
     Scheduled sweeps take the cluster lock; `flask meta refresh` relies on claims alone.
-    `runtime` brings the clock, Graph client, token store and notifier.
+    `runtime` brings the clock, Graph client, token store, notifier and keep-alive settings.
     """
-    settings = Settings.from_config(app.config)
-    use_lock = (not forced) if cluster_lock is None else cluster_lock
+    scope = scope or Scope()
+    settings = runtime.keepalive  # built once with the runtime
+    row_ids, forced, dry_run = scope.row_ids, scope.forced, scope.dry_run
+    use_lock = (not forced) if scope.cluster_lock is None else scope.cluster_lock
     with app.app_context():
         lock = ClusterLock(db.engine) if use_lock else None
         # The first statements of a sweep may meet connections that died in the pool (a
@@ -103,7 +124,7 @@ def run_sweep(app, runtime, *, row_ids: Iterable[int] | None = None, forced: boo
                 lock.release()
 
 
-def _check_channels(runtime, report: SweepReport, settings: Settings) -> None:
+def _check_channels(runtime: SweepRuntime, report: SweepReport, settings: Settings) -> None:
     """The channels of the connections just checked: their Page tokens and subscriptions."""
     tenants = [o.tenant_id for o in report.outcomes if o.checked and o.tenant_id is not None]
     parts = channels.Parts(graph=runtime.graph, store=runtime.store, now=runtime.clock.now())
@@ -122,13 +143,13 @@ class _Dispatcher:
     them, and writes finished probes back in batches (workers never touch the database on the
     common path, and no transaction waits on Meta)."""
 
-    def __init__(self, sweep: _Sweep, row_ids: list[int], on_done):
+    def __init__(self, sweep: _Sweep, row_ids: list[int], on_done: Callable[[Outcome], None] | None):
         self.sweep, self.ids, self.on_done = sweep, row_ids, on_done
         self.size = sweep.settings.concurrency
         self.next = 0  # index of the first id not claimed yet
         self.clock, self.store = sweep.runtime.clock, sweep.runtime.store
         self.outcomes: list[Outcome] = []
-        self.pending: set = set()
+        self.pending: set[Future[Outcome | Checked]] = set()
         self.finished: list[Checked] = []  # probed, waiting for the write-back
 
     def run(self) -> list[Outcome]:
@@ -147,7 +168,7 @@ class _Dispatcher:
                     self._write_back()
         return self.outcomes
 
-    def _top_up(self, pool) -> None:
+    def _top_up(self, pool: ThreadPoolExecutor) -> None:
         """Claim batches until two batches wait behind the workers."""
         while self.next < len(self.ids) and len(self.pending) < 2 * self.size:
             batch = self.ids[self.next:self.next + self.size]

@@ -10,25 +10,28 @@ claims, locks, threads - in crm_meta.meta.keepalive.sweep.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from crm_meta import notify
 from crm_meta.infra.database import db
 from crm_meta.infra.timestamps import iso
 from crm_meta.meta import app_health
-from crm_meta.meta.connections import apply_token_info
 from crm_meta.meta.errors import (
-    AppMisconfiguredError,
     ConnectionChanged,
     GraphError,
     ThrottledError,
     TokenInvalidError,
 )
+from crm_meta.meta.exchange import apply_token_info
+from crm_meta.meta.graph import GraphClient
 from crm_meta.meta.keepalive import deadlines
 from crm_meta.meta.keepalive.probing import APP_THROTTLE_CODE, Probe, ProbeKind, probe
 from crm_meta.meta.status import effective_status
+from crm_meta.meta.store import TokenStore
 from crm_meta.models import MetaConnection, audit
 from crm_meta.models.statuses import DEAD, FAILING_STATUSES, Status
 
@@ -45,23 +48,32 @@ LAST_DAY_RECHECK = timedelta(hours=1)  # in the last day before an end, look hou
 
 @dataclass(frozen=True)
 class Settings:
-    """What a sweep needs from the configuration."""
+    """What a sweep needs from the configuration (built once by the runtime; config.py holds the
+    defaults, so a missing key is an error here)."""
 
     interval: timedelta
     required: tuple[str, ...]
     lease: timedelta
     concurrency: int
-    outbox: bool = False  # a channel is configured: notices go to the outbox with the check
+    tick: timedelta  # how often the scheduler wakes to look for due connections
+    outbox: bool  # a channel is configured: notices go to the outbox with the check
 
     @classmethod
-    def from_config(cls, config) -> Settings:
+    def from_config(cls, config: Mapping[str, Any]) -> Settings:
         return cls(
-            interval=timedelta(hours=float(config.get("KEEPALIVE_INTERVAL_HOURS", 6))),
-            required=tuple(config.get("META_SCOPES", ())),
-            lease=timedelta(seconds=float(config.get("KEEPALIVE_CLAIM_SECONDS", 300))),
-            concurrency=max(1, int(config.get("KEEPALIVE_CONCURRENCY", 8))),
+            interval=timedelta(hours=float(config["KEEPALIVE_INTERVAL_HOURS"])),
+            required=tuple(config["META_SCOPES"]),
+            lease=timedelta(seconds=float(config["KEEPALIVE_CLAIM_SECONDS"])),
+            concurrency=max(1, int(config["KEEPALIVE_CONCURRENCY"])),
+            tick=timedelta(minutes=float(config["KEEPALIVE_TICK_MINUTES"])),
             outbox=notify.channels_configured(config),
         )
+
+    @property
+    def wake_every(self) -> timedelta:
+        """The scheduler's period: often enough that "due sooner" (close to an end) is honoured;
+        the per-connection interval lives in next_check_at."""
+        return min(self.interval, self.tick)
 
 
 class OutcomeKind(StrEnum):
@@ -102,7 +114,7 @@ class Outcome:
     status_before: str | None = None
     status_after: str | None = None
     extended: bool = False
-    notices: list = field(default_factory=list)
+    notices: list[notify.Notice] = field(default_factory=list)
     error: str | None = None
 
     @property
@@ -114,7 +126,23 @@ class Outcome:
         return self.kind in FAILED
 
 
-def check_now(graph, store, row: MetaConnection, now: datetime, settings: Settings) -> tuple[Probe, Outcome]:
+@dataclass(frozen=True)
+class Recording:
+    """How a probe is recorded on a row: when, by which settings, with which token store, and
+    for whose tenant (`contact`, loaded by the caller: None for an unknown tenant or a dry run).
+    `dry_run`: nothing is kept; `confirmed`: someone asked for this check and sees its answer,
+    so a token error counts at once instead of waiting for a second one."""
+
+    now: datetime
+    settings: Settings
+    store: TokenStore
+    contact: deadlines.Contact | None
+    dry_run: bool = False
+    confirmed: bool = False
+
+
+def check_now(graph: GraphClient, store: TokenStore, row: MetaConnection, now: datetime,
+              settings: Settings) -> tuple[Probe, Outcome]:
     """A check someone asked for (test-connection): the same probe and status rules as the
     sweep, /me on top, and Meta's verdict counts at once. Fenced like the sweep: the verdict is
     applied only to the token that was checked (a reconnect meanwhile makes it stale).
@@ -123,10 +151,9 @@ def check_now(graph, store, row: MetaConnection, now: datetime, settings: Settin
     db.session.rollback()  # no transaction stays open while Meta answers
     result = probe(graph, token, now=now, extension_attempted_at=None, allow_extend=False)
     if result.kind == ProbeKind.APP_MISCONFIGURED:
-        notices = app_health.report_misconfigured(result.error, now=now, credential=graph.credential,
-                                                  app_id=graph.app_id, outbox=settings.outbox,
-                                                  actor="test-connection")
-        raise AppCheckFailed(result.error, notices)
+        notices = app_health.report_misconfigured(result.failure(), now=now, app=graph,
+                                                  outbox=settings.outbox, actor="test-connection")
+        raise AppCheckFailed(result.failure(), notices)
     if result.kind in {ProbeKind.VALID, ProbeKind.INVALID}:
         app_health.report_healthy(now=now, credential=graph.credential, app_id=graph.app_id,
                                   actor="test-connection")
@@ -146,9 +173,9 @@ def check_now(graph, store, row: MetaConnection, now: datetime, settings: Settin
     if name:
         row.meta_user_name = name
     contact = deadlines.contacts([row.tenant_id]).get(row.tenant_id)
-    outcome = apply(row, result, now, settings, store=store, contact=contact, confirmed=True)
+    outcome = apply(row, result, Recording(now, settings, store, contact, confirmed=True))
     db.session.commit()
-    if result.kind in NO_VERDICT:
+    if result.kind in NO_VERDICT and result.error is not None:
         raise result.error
     return result, outcome
 
@@ -156,32 +183,29 @@ def check_now(graph, store, row: MetaConnection, now: datetime, settings: Settin
 class AppCheckFailed(Exception):
     """Meta refuses the app itself; carries the Graph error and the notices to dispatch."""
 
-    def __init__(self, error: AppMisconfiguredError, notices: list):
+    def __init__(self, error: GraphError, notices: list[notify.Notice]):
         super().__init__(str(error))
         self.error = error
         self.notices = notices
 
 
 # -- changing the row (no Meta calls) --------------------------------------------------------
-def apply(row: MetaConnection, result: Probe, now: datetime, settings: Settings, *, store,
-          contact: deadlines.Contact | None, dry_run: bool = False, confirmed: bool = False) -> Outcome:
+def apply(row: MetaConnection, result: Probe, how: Recording) -> Outcome:
     """Record the probe on the row: status with its threshold, token, warnings, next check.
-    No query of its own: `contact` (the tenant's, for its notices) comes from the caller's load.
-
-    `confirmed`: someone asked for this check (test-connection) and sees its answer, so a
-    token error counts at once instead of waiting for a second one.
+    No query of its own: `how.contact` (the tenant's, for its notices) comes from the caller's load.
 
     Adds audit events and outbox rows to the session; the caller commits (or rolls back for a
     dry run), so a recorded warning and its delivery are one transaction.
     """
+    now, settings, dry_run, confirmed = how.now, how.settings, how.dry_run, how.confirmed
     before = effective_status(row, now, list(settings.required))
     outcome = Outcome(row.id, row.tenant_id, OutcomeKind(result.kind), status_before=before)
     retry_soon = None
     match result.kind:
         case ProbeKind.VALID:
-            _record_valid(row, result, now, outcome, store=store, dry_run=dry_run)
+            _record_valid(row, result, outcome, how)
         case ProbeKind.INVALID:
-            info = result.info
+            info = result.verdict()
             row.last_checked_at = now
             row.last_error_code = str(info.error_code or "190")
             row.last_error = (info.error_message or "Meta says the token is not valid")[:500]
@@ -192,19 +216,20 @@ def apply(row: MetaConnection, result: Probe, now: datetime, settings: Settings,
                 retry_soon = _strike(row, confirmed)
         case ProbeKind.TOKEN_ERROR:
             row.last_checked_at = now
-            row.last_error_code = f"{result.error.code}/{result.error.subcode or ''}".rstrip("/")
-            row.last_error = result.error.message[:500]
+            error = result.failure()
+            row.last_error_code = f"{error.code}/{error.subcode or ''}".rstrip("/")
+            row.last_error = error.message[:500]
             retry_soon = _strike(row, confirmed)
         case ProbeKind.THROTTLED_NOW:
             row.status = Status.THROTTLED
-            row.throttled_until = now + timedelta(seconds=result.error.retry_after or 300)
+            row.throttled_until = now + timedelta(seconds=result.failure().retry_after or 300)
         case _:  # transient or error: no verdict on the token, so neither status nor token moves
             row.last_error_code = str(getattr(result.error, "code", None) or result.kind)
             row.last_error = str(result.error)[:500]
             retry_soon = RETRY_SOON
     after = effective_status(row, now, list(settings.required))
     outcome.status_after = after
-    outcome.notices = deadlines.due_notices(row, now, before, after, dry_run=dry_run, contact=contact)
+    outcome.notices = deadlines.due_notices(row, now, (before, after), dry_run=dry_run, contact=how.contact)
     if settings.outbox and not dry_run:
         notify.queue(notify.outbox_rows(outcome.notices, now))
     row.next_check_at = next_check(row, now, settings.interval, after, retry_soon)
@@ -216,8 +241,10 @@ def apply(row: MetaConnection, result: Probe, now: datetime, settings: Settings,
     return outcome
 
 
-def _record_valid(row, result: Probe, now, outcome: Outcome, *, store, dry_run: bool) -> None:
-    apply_token_info(row, result.info, now)
+def _record_valid(row: MetaConnection, result: Probe, outcome: Outcome, how: Recording) -> None:
+    now, dry_run, store = how.now, how.dry_run, how.store
+    info = result.verdict()
+    apply_token_info(row, info, now)
     row.status = Status.CONNECTED
     row.consecutive_failures = 0
     row.throttled_until = None
@@ -226,13 +253,13 @@ def _record_valid(row, result: Probe, now, outcome: Outcome, *, store, dry_run: 
     if ext is None:
         return
     row.extension_attempted_at = now
-    if ext.kept and not dry_run:
+    if ext.kept and ext.token and ext.info is not None and not dry_run:
         store.replace(row, ext.token)  # the new string replaces the old one, encrypted
         apply_token_info(row, ext.info, now)
         outcome.extended = True
         audit.record("meta.keepalive.extend", actor="keepalive", tenant_id=row.tenant_id,
                      details={"expires_at": iso(ext.info.expires_at),
-                              "previous_expires_at": iso(result.info.expires_at)})
+                              "previous_expires_at": iso(info.expires_at)})
     elif ext.error is not None:
         # The stored token is untouched: a failed exchange never costs a working token.
         audit.record("meta.keepalive.extend", actor="keepalive", tenant_id=row.tenant_id,

@@ -7,23 +7,78 @@ releases the claims."""
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import select
 
 from crm_meta import notify
+from crm_meta.infra.clock import Clock
 from crm_meta.infra.database import db
 from crm_meta.meta import app_health, usage
+from crm_meta.meta.graph import GraphClient
 from crm_meta.meta.keepalive import deadlines, probing, verdicts
 from crm_meta.meta.keepalive.leases import TICKET_COLUMNS, TOKENS, Ticket, release, still_ours, ticket
 from crm_meta.meta.keepalive.probing import APP_THROTTLE_CODE, Probe, ProbeKind
 from crm_meta.meta.keepalive.verdicts import Outcome, OutcomeKind
+from crm_meta.meta.store import TokenStore
 from crm_meta.models import MetaConnection
 
 log = logging.getLogger(__name__)
 MAX_PAUSE = 2.0  # seconds a worker waits per call when Meta's budget is nearly spent
+
+
+class SweepRuntime(Protocol):
+    """What a sweep uses of the runtime (crm_meta.runtime.Runtime)."""
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def graph(self) -> GraphClient: ...
+
+    @property
+    def store(self) -> TokenStore: ...
+
+    @property
+    def notifier(self) -> notify.Notifier: ...
+
+    @property
+    def keepalive(self) -> verdicts.Settings: ...
+
+
+class HasAppContext(Protocol):
+    """The app a sweep works in (a Flask app): its context gives the database session."""
+
+    def app_context(self) -> AbstractContextManager[object]: ...
+
+
+class SweepRun(Protocol):
+    """One sweep as its workers see it (crm_meta.meta.keepalive.sweep)."""
+
+    app_ok_reported: bool  # Meta accepted the app's credential once in this sweep
+
+    @property
+    def app(self) -> HasAppContext: ...
+
+    @property
+    def runtime(self) -> SweepRuntime: ...
+
+    @property
+    def settings(self) -> verdicts.Settings: ...
+
+    @property
+    def dry_run(self) -> bool: ...
+
+    @property
+    def stopped(self) -> bool: ...
+
+    @property
+    def stop(self) -> threading.Event: ...
 
 
 @dataclass
@@ -35,7 +90,8 @@ class Checked:
     now: datetime
 
 
-def write_back(checked: list[Checked], settings, store, *, dry_run: bool) -> tuple[list[Outcome], list]:
+def write_back(checked: list[Checked], settings: verdicts.Settings, store: TokenStore, *,
+               dry_run: bool) -> tuple[list[Outcome], list[notify.Notice]]:
     """Record a batch of probes in one transaction; (outcomes, notices to dispatch after it).
 
     A batch that fails is written again row by row, so one bad row costs only its own check
@@ -47,7 +103,8 @@ def write_back(checked: list[Checked], settings, store, *, dry_run: bool) -> tup
         db.session.rollback()
         if len(checked) == 1:
             return [_crashed(checked[0], dry_run=dry_run)], []
-    outcomes, notices = [], []
+    outcomes: list[Outcome] = []
+    notices: list[notify.Notice] = []
     for item in checked:
         done, sent = write_back([item], settings, store, dry_run=dry_run)
         outcomes += done
@@ -55,7 +112,8 @@ def write_back(checked: list[Checked], settings, store, *, dry_run: bool) -> tup
     return outcomes, notices
 
 
-def _write_batch(checked: list[Checked], settings, store, *, dry_run: bool):
+def _write_batch(checked: list[Checked], settings: verdicts.Settings, store: TokenStore, *,
+                 dry_run: bool) -> tuple[list[Outcome], list[notify.Notice]]:
     query = (select(MetaConnection).where(MetaConnection.id.in_([c.ticket.row_id for c in checked]))
              .order_by(MetaConnection.id).execution_options(populate_existing=True))
     if not dry_run:
@@ -63,19 +121,20 @@ def _write_batch(checked: list[Checked], settings, store, *, dry_run: bool):
     rows = {row.id: row for row in db.session.scalars(query)}
     # The batch's single load of its tenants (slug, name, admins) for the notices: not per row.
     contacts = {} if dry_run else deadlines.contacts(row.tenant_id for row in rows.values())
-    outcomes, notices = [], []
+    outcomes: list[Outcome] = []
+    notices: list[notify.Notice] = []
     for item in checked:
         row, claim = rows.get(item.ticket.row_id), item.ticket.claim_id
         if not dry_run and not still_ours(row, claim, item.ticket.token_ciphertext):
-            if still_ours(row, claim):  # reconnected meanwhile: our verdict is stale
+            if row is not None and still_ours(row, claim):  # reconnected meanwhile: our verdict is stale
                 row.claimed_by = row.claimed_until = None
             outcomes.append(Outcome(item.ticket.row_id, item.ticket.tenant_id, kind=OutcomeKind.LOST))
             continue
         if row is None:
             outcomes.append(Outcome(item.ticket.row_id, kind=OutcomeKind.LOST))
             continue
-        outcome = verdicts.apply(row, item.result, item.now, settings, store=store,
-                                  contact=contacts.get(row.tenant_id), dry_run=dry_run)
+        outcome = verdicts.apply(row, item.result, verdicts.Recording(
+            item.now, settings, store, contacts.get(row.tenant_id), dry_run=dry_run))
         if item.result.error is not None:
             outcome.error = str(item.result.error)[:200]
         if not dry_run:
@@ -119,7 +178,7 @@ def dry_run_tickets(row_ids: list[int], now: datetime) -> tuple[list[Ticket], li
     return tickets, skipped
 
 
-def not_claimed(row_ids: Iterable[int], now: datetime, lease) -> list[Outcome]:
+def not_claimed(row_ids: Iterable[int], now: datetime, lease: timedelta) -> list[Outcome]:
     """Why rows could not be claimed: gone, throttled, held by someone, or no longer due."""
     row_ids = list(row_ids)
     if not row_ids:
@@ -145,7 +204,7 @@ def not_claimed(row_ids: Iterable[int], now: datetime, lease) -> list[Outcome]:
 
 
 # -- the worker's step: Meta only -----------------------------------------------------------
-def probe_one(sweep, ticket: Ticket) -> Outcome | Checked:
+def probe_one(sweep: SweepRun, ticket: Ticket) -> Outcome | Checked:
     """One claimed connection, in a worker thread: ask Meta, touch the database only when the
     check cannot be made (its claim goes back)."""
     with sweep.app.app_context():
@@ -159,7 +218,7 @@ def probe_one(sweep, ticket: Ticket) -> Outcome | Checked:
                            error=type(exc).__name__)
 
 
-def _release(sweep, ticket: Ticket) -> None:
+def _release(sweep: SweepRun, ticket: Ticket) -> None:
     if sweep.dry_run:
         return
     try:
@@ -169,7 +228,7 @@ def _release(sweep, ticket: Ticket) -> None:
         log.warning("could not release claim on connection %s", ticket.row_id, exc_info=True)
 
 
-def _probe_claimed(sweep, ticket: Ticket) -> Outcome | Checked:
+def _probe_claimed(sweep: SweepRun, ticket: Ticket) -> Outcome | Checked:
     if sweep.stopped:
         _release(sweep, ticket)
         return Outcome(ticket.row_id, ticket.tenant_id, kind=OutcomeKind.SKIPPED, error="sweep stopped")
@@ -198,7 +257,8 @@ def _probe_claimed(sweep, ticket: Ticket) -> Outcome | Checked:
     return Checked(ticket, result, now)
 
 
-def _app_misconfigured(sweep, rt, ticket: Ticket, result, now) -> Outcome:
+def _app_misconfigured(sweep: SweepRun, rt: SweepRuntime, ticket: Ticket, result: Probe,
+                       now: datetime) -> Outcome:
     """Meta refuses the app itself: stop the sweep, strike nobody, tell operators once."""
     sweep.stop.set()
     error = str(result.error)[:200]
@@ -206,21 +266,20 @@ def _app_misconfigured(sweep, rt, ticket: Ticket, result, now) -> Outcome:
         return Outcome(ticket.row_id, ticket.tenant_id, kind=OutcomeKind.APP_MISCONFIGURED, error=error)
     _release(sweep, ticket)  # nothing learnt about this connection: it stays due
     notices = app_health.report_misconfigured(
-        result.error, now=now, credential=rt.graph.credential, app_id=rt.graph.app_id,
-        outbox=sweep.settings.outbox)
+        result.failure(), now=now, app=rt.graph, outbox=sweep.settings.outbox)
     notify.dispatch(rt.notifier, notices)
     return Outcome(ticket.row_id, ticket.tenant_id, kind=OutcomeKind.APP_MISCONFIGURED, notices=notices,
                    error=error)
 
 
-def _pace(graph) -> None:
+def _pace(graph: GraphClient) -> None:
     """Slow down before Meta's budget runs out, not only after an error."""
     spent = getattr(graph, "last_app_usage", 0) or 0
     if spent >= usage.SLOWDOWN:
         graph.sleep(MAX_PAUSE * min(1.0, (spent - usage.SLOWDOWN) / (usage.SPENT - usage.SLOWDOWN)))
 
 
-def _app_wide(result: Probe, graph) -> bool:
+def _app_wide(result: Probe, graph: GraphClient) -> bool:
     """Meta throttles the app as a whole (code 4), or its usage header says the budget is spent."""
     errors = [result.error, result.extension.error if result.extension else None]
     if any(getattr(e, "code", None) == APP_THROTTLE_CODE for e in errors):

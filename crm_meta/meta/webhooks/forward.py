@@ -8,12 +8,15 @@ import base64
 import json
 import logging
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import requests
 
 from crm_meta.infra import metrics
+from crm_meta.infra.clock import Clock
 from crm_meta.infra.database import db
 from crm_meta.infra.timestamps import iso
 from crm_meta.meta import channels
@@ -69,26 +72,37 @@ class Outgoing:
     leads_access: str | None
 
 
+@dataclass(frozen=True)
+class ForwardSettings:
+    """How events are forwarded to the CRM (config.py holds the defaults): the timeout of a POST,
+    and the retries, bounded by time rather than by count."""
+
+    timeout: float
+    policy: RetryPolicy
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> ForwardSettings:
+        timeout = float(config["WEBHOOK_FORWARD_TIMEOUT"])
+        return cls(timeout=timeout, policy=RetryPolicy(
+            max_attempts=1_000_000,  # bounded by time, not by count
+            base=timedelta(seconds=float(config["WEBHOOK_FORWARD_RETRY_BASE_SECONDS"])),
+            cap=timedelta(seconds=float(config["WEBHOOK_FORWARD_RETRY_MAX_SECONDS"])),
+            lease=timedelta(seconds=max(30.0, 3 * timeout)),
+            keep=timedelta(days=float(config["NOTIFY_OUTBOX_KEEP_DAYS"])),
+            give_up_after=timedelta(hours=float(config["WEBHOOK_FORWARD_RETRY_HOURS"])),
+            audit=False))
+
+
 class EventSender:
     """The outbox sender of Meta's events; the outbox calls `load`, `channels_for`, `deliver`."""
 
     events = True
 
-    def __init__(self, *, cipher, store, graph, clock, timeout: float = 10.0):
+    def __init__(self, *, cipher, store, graph, clock: Clock, settings: ForwardSettings):
         self.cipher, self.store, self.graph, self.clock = cipher, store, graph, clock
-        self.timeout = timeout
+        self.timeout = settings.timeout
+        self.policy = settings.policy
         self._sessions = PerThreadSession()
-
-    @staticmethod
-    def policy(config) -> RetryPolicy:
-        return RetryPolicy(
-            max_attempts=1_000_000,  # bounded by time, not by count
-            base=timedelta(seconds=float(config.get("WEBHOOK_FORWARD_RETRY_BASE_SECONDS", 5))),
-            cap=timedelta(seconds=float(config.get("WEBHOOK_FORWARD_RETRY_MAX_SECONDS", 3600))),
-            lease=timedelta(seconds=max(30.0, 3 * float(config.get("WEBHOOK_FORWARD_TIMEOUT", 10)))),
-            keep=timedelta(days=float(config.get("NOTIFY_OUTBOX_KEEP_DAYS", 7))),
-            give_up_after=timedelta(hours=float(config.get("WEBHOOK_FORWARD_RETRY_HOURS", 24))),
-            audit=False)
 
     def load(self, row) -> Outgoing:
         endpoint = db.session.get(EventEndpoint, row.tenant_id)

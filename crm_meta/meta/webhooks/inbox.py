@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import insert, update
@@ -84,10 +85,11 @@ def process_pending(*, router, now, batch: int = BATCH) -> Counter:
         if not rows:
             db.session.rollback()
             return counts
-        at, outbox, parked = now(), [], []
+        at, found_now = now(), _Routed(counts)
+        outbox, parked = found_now.outbox, found_now.parked
         outcomes: dict[tuple, list[int]] = {}
         for row in rows:
-            outcome = _route_one(row, router, at, outbox, parked, counts)
+            outcome = _route_one(row, router, at, found_now)
             outcomes.setdefault(outcome, []).append(row.id)
         # Meta's retries in one batch: one row per event
         insert_ignore(NotificationOutbox, list({row["id"]: row for row in outbox}.values()))
@@ -100,8 +102,18 @@ def process_pending(*, router, now, batch: int = BATCH) -> Counter:
             return counts
 
 
-def _route_one(row, router, at: datetime, outbox: list, parked: list, counts: Counter) -> tuple:
+@dataclass
+class _Routed:
+    """What a batch's routing found: outbox rows, parked entries, counts by result."""
+
+    counts: Counter
+    outbox: list[dict] = field(default_factory=list)
+    parked: list[dict] = field(default_factory=list)
+
+
+def _route_one(row, router, at: datetime, routed: _Routed) -> tuple:
     """Queue or park the events of one stored delivery; its (malformed, entries, outcome)."""
+    outbox, parked, counts = routed.outbox, routed.parked, routed.counts
     try:
         events = found.parse(row.body)
     except found.Malformed as exc:
@@ -120,8 +132,7 @@ def _route_one(row, router, at: datetime, outbox: list, parked: list, counts: Co
                            "inbox_id": row.id, "parked_at": at, "rerouted_at": None})
             continue
         queued += 1
-        outbox.append(outbox_row(tenant, event.kind, event.key, event.type, event.data, at,
-                                 received_at=row.received_at))
+        outbox.append(outbox_row(tenant, event, at, received_at=row.received_at))
     counts["queued"] += queued
     counts["parked"] += held
     if held:
@@ -129,11 +140,12 @@ def _route_one(row, router, at: datetime, outbox: list, parked: list, counts: Co
     return False, len(events), f"{queued} queued, {held} parked"
 
 
-def outbox_row(tenant_id: int, kind: str, key: str, type_: str, data: dict, at: datetime, *,
+def outbox_row(tenant_id: int, event: found.Event, at: datetime, *,
                received_at: datetime | None = None) -> dict:
     """An outbox row (a dict for insert_ignore) forwarding one event to the tenant's endpoint."""
-    return {"id": found.event_id(tenant_id, key), "tenant_id": tenant_id, "event": f"meta.{kind}",
-            "payload": {"type": type_, "key": key, "data": data,
+    key = event.key
+    return {"id": found.event_id(tenant_id, key), "tenant_id": tenant_id, "event": f"meta.{event.kind}",
+            "payload": {"type": event.type, "key": key, "data": event.data,
                         "received_at": iso(received_at or at)},
             "created_at": at, "attempts": 0, "next_attempt_at": at, "claimed_by": None,
             "channels_done": [], "delivered_at": None, "last_outcome": None}
@@ -152,10 +164,9 @@ def reroute_parked(*, router, now: datetime) -> Counter:
         if tenant is None:
             counts["still_parked"] += 1
             continue
-        kind = event.get("kind", "change")
-        type_ = found.Event(kind, "", "", "", ()).type
-        outbox.append(outbox_row(tenant, kind, event.get("key", row.id), type_, event.get("data") or {},
-                                 now, received_at=row.parked_at))
+        again = found.Event(event.get("kind", "change"), event.get("key", row.id), "", "", (),
+                            event.get("data") or {})
+        outbox.append(outbox_row(tenant, again, now, received_at=row.parked_at))
         row.rerouted_at = now
         counts["rerouted"] += 1
     insert_ignore(NotificationOutbox, outbox)

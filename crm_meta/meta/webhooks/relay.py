@@ -30,7 +30,7 @@ class Relay:
 
     def run(self, stopping=None) -> Counter:
         counts: Counter = Counter()
-        policy = self.sender.policy(self.app.config)
+        policy = self.sender.policy
         with self.app.app_context():
             while not (stopping is not None and stopping.is_set()):
                 done = self._batch(policy, counts)

@@ -10,9 +10,10 @@ import threading
 from collections import Counter
 
 from crm_meta.infra import metrics
+from crm_meta.infra.clock import Clock
 from crm_meta.infra.database import db
 from crm_meta.meta.webhooks import inbox
-from crm_meta.meta.webhooks.forward import EventSender
+from crm_meta.meta.webhooks.forward import EventSender, ForwardSettings
 from crm_meta.meta.webhooks.relay import Relay
 from crm_meta.meta.webhooks.routing import Router
 
@@ -22,13 +23,13 @@ log = logging.getLogger(__name__)
 class WebhookWorker:
     """Router, event sender and one thread; `wake` returns at once."""
 
-    def __init__(self, app, *, cipher, store, graph, clock):
+    def __init__(self, app, *, cipher, store, graph, clock: Clock):
         config = app.config
         self.app = app
         self.clock = clock
-        self.router = Router(ttl=float(config.get("WEBHOOK_ROUTING_CACHE_SECONDS", 30)))
+        self.router = Router(ttl=float(config["WEBHOOK_ROUTING_CACHE_SECONDS"]))
         self.sender = EventSender(cipher=cipher, store=store, graph=graph, clock=clock,
-                                  timeout=float(config.get("WEBHOOK_FORWARD_TIMEOUT", 10)))
+                                  settings=ForwardSettings.from_config(config))
         self.relay = Relay(app, self.sender)
         self._writer: inbox.Writer | None = None
         self._thread: threading.Thread | None = None

@@ -25,7 +25,7 @@ def main(argv: list[str]) -> int:
         if time.monotonic() > deadline:
             return 3
         time.sleep(0.005)
-    report = sweeping.run_sweep(app, of(app), cluster_lock=mode == "lock")
+    report = sweeping.run_sweep(app, of(app), sweeping.Scope(cluster_lock=mode == "lock"))
     print(json.dumps({"pid": os.getpid(), "counts": report.counts(),
                       "skipped_reason": report.skipped_reason}), flush=True)
     return 0

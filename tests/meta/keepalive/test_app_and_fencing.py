@@ -185,11 +185,10 @@ def test_two_checks_deciding_the_same_change_queue_one_notice(make_app, sandbox)
             with app.app_context():
                 second = db.session.get(MetaConnection, conn.row_id)
                 contact = deadlines.contacts([conn.tenant_id])[conn.tenant_id]
-                verdicts.apply(second, verdict, moment, settings, store=runtime().store,
-                               contact=contact, confirmed=True)
+                how = verdicts.Recording(moment, settings, runtime().store, contact, confirmed=True)
+                verdicts.apply(second, verdict, how)
                 db.session.commit()
-            verdicts.apply(first, verdict, moment, settings, store=runtime().store, contact=contact,
-                           confirmed=True)
+            verdicts.apply(first, verdict, how)
             db.session.commit()
         outbox = db.session.scalars(db.select(NotificationOutbox)).all()
     assert [(n.event, n.payload["status"]) for n in outbox] == [("status_changed", "needs_reauth")]

@@ -10,8 +10,10 @@ import pytest
 from crm_meta import jobs
 from crm_meta.infra.database import db
 from crm_meta.meta.keepalive import leases
+from crm_meta.meta.keepalive.verdicts import Settings
 from tests.helpers.keepalive import sweep
 from tests.helpers.sandbox import EXCHANGE
+from tests.tools.configs import config_values
 
 DAY = 86400
 
@@ -65,7 +67,7 @@ def test_job_ids_are_unique_and_stable():
     ids = [spec.id for spec in jobs.JOBS]
     assert ids == ["meta.keepalive.sweep", "meta.notify.outbox", "meta.webhooks"]
     assert len(set(ids)) == len(ids)
-    assert jobs._tick_every({"KEEPALIVE_INTERVAL_HOURS": 0.1}).total_seconds() == 360
+    assert Settings.from_config(config_values(KEEPALIVE_INTERVAL_HOURS=0.1)).wake_every.total_seconds() == 360
 
 
 def test_a_tick_sweeps_due_connections_on_sqlite(app, sqlite_connections, sandbox, debug_calls):

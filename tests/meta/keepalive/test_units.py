@@ -14,10 +14,10 @@ from crm_meta.meta.keepalive.probing import Probe
 from crm_meta.meta.keepalive.verdicts import Settings
 from crm_meta.meta.tokens import TokenInfo
 from tests.tools.clock import FrozenClock
+from tests.tools.configs import config_values
 
 NOW = FrozenClock().now()
-SETTINGS = Settings(interval=timedelta(hours=6), required=("ads_management",),
-                    lease=timedelta(minutes=5), concurrency=2)
+SETTINGS = Settings.from_config(config_values(META_SCOPES=["ads_management"], KEEPALIVE_CONCURRENCY=2))
 
 
 def info(**fields) -> TokenInfo:
@@ -93,7 +93,7 @@ CONTACT = deadlines.Contact("acme", "Acme", ("admin@acme.test",))  # passed in: 
 
 
 def apply(target, probe, now=NOW):
-    return verdicts.apply(target, probe, now, SETTINGS, store=None, contact=CONTACT)
+    return verdicts.apply(target, probe, verdicts.Recording(now, SETTINGS, store=None, contact=CONTACT))
 
 
 @pytest.fixture
@@ -171,6 +171,8 @@ def test_summary_table():
 
 
 def test_settings_come_from_the_config():
-    settings = Settings.from_config({"KEEPALIVE_INTERVAL_HOURS": 2, "KEEPALIVE_CONCURRENCY": 3,
-                                     "KEEPALIVE_CLAIM_SECONDS": 60, "META_SCOPES": ["a"]})
-    assert settings == Settings(timedelta(hours=2), ("a",), timedelta(seconds=60), 3)
+    settings = Settings.from_config(config_values(KEEPALIVE_INTERVAL_HOURS=2, KEEPALIVE_CONCURRENCY=3,
+                                                  KEEPALIVE_CLAIM_SECONDS=60, META_SCOPES=["a"]))
+    assert settings == Settings(timedelta(hours=2), ("a",), timedelta(seconds=60), 3,
+                                tick=timedelta(minutes=15), outbox=False)
+    assert settings.wake_every == timedelta(minutes=15)
