@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from crm_meta.meta.status import FAILING_STATUSES, effective_status
+from crm_meta.meta.webhooks import leads
 from crm_meta.models import MetaChannel, MetaConnection
 
 CHANNELS = ("facebook", "instagram", "whatsapp")
@@ -24,11 +25,13 @@ def asset(channel: MetaChannel) -> dict:
 
 def status(row: MetaConnection | None, now: datetime, required: list[str]) -> dict:
     """CRM Ventas' /admin/meta/status, from storage (no Meta call): `channels` and `bindings`
-    always present, `token_expires_at` epoch seconds (0: never expires, or not connected)."""
+    always present, `token_expires_at` epoch seconds (0: never expires, or not connected);
+    `leads_access` as token-status says it (null when not connected)."""
     state = effective_status(row, now, required)
     if row is None:
         return {"connected": False, "status": state, "token_valid": False, "token_expires_at": 0,
-                "token_scopes": [], "channels": dict(EMPTY_CHANNELS), "assets": [], "bindings": []}
+                "token_scopes": [], "channels": dict(EMPTY_CHANNELS), "assets": [], "bindings": [],
+                "leads_access": None}
     active = {c.platform for c in row.channels if c.active}
     return {
         "connected": True,
@@ -41,6 +44,7 @@ def status(row: MetaConnection | None, now: datetime, required: list[str]) -> di
         "bindings": [{"id": c.id, "channel": c.platform, "asset_id": c.asset_id,
                       "asset_name": c.asset_name, "active": bool(c.active)}
                      for c in row.channels if c.bound_at is not None],
+        "leads_access": leads.access_summary(row),
     }
 
 
