@@ -30,10 +30,13 @@ def py_spy() -> str | None:
     return str(found) if found.exists() else shutil.which("py-spy")
 
 
-def record(pid: int, seconds: int, rate: int = 250) -> Path:
+def record(pid: int, seconds: int, rate: int = 250, *, idle: bool = True) -> Path:
+    """Raw collapsed stacks of every thread of `pid`; with idle=False only the samples of the
+    thread holding the GIL (`--gil`: running Python), each stack headed by its thread."""
     out = Path(tempfile.mkdtemp(prefix="pyspy_")) / f"worker-{pid}.txt"
+    flags = ["--idle"] if idle else ["--gil", "--threads"]
     subprocess.run([py_spy(), "record", "--pid", str(pid), "--duration", str(seconds), "--rate",
-                    str(rate), "--idle", "--nonblocking", "--format", "raw", "--output", str(out)],
+                    str(rate), *flags, "--nonblocking", "--format", "raw", "--output", str(out)],
                    check=True, capture_output=True, text=True)
     return out
 
@@ -59,6 +62,38 @@ def summarise(raw: Path) -> dict:
                               for name in PARTS},
             "top_leaves": [(frame, round(100 * n / total, 1)) for frame, n in leaves.most_common(12)]
             if total else []}
+
+
+def summarise_cpu(raw: Path, top: int = 40) -> dict:
+    """GIL-holding samples (record(idle=False)): the share of each kind of thread, and the functions
+    whose frames hold the most samples (inclusive, each counted once per stack)."""
+    total, kinds, inclusive, leaves = 0, Counter(), Counter(), Counter()
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = stack.split(";")
+        kinds[_thread_kind(stack)] += n
+        for frame in set(frames[1:]):
+            inclusive[frame] += n
+        leaves[frames[-1]] += n
+    share = (lambda n: round(100 * n / total, 1)) if total else (lambda n: None)
+    return {"raw_file": str(raw), "cpu_samples": total,
+            "threads_percent": {kind: share(n) for kind, n in kinds.most_common()},
+            "inclusive_percent": [(frame, share(n)) for frame, n in inclusive.most_common(top)],
+            "top_leaves": [(frame, share(n)) for frame, n in leaves.most_common(15)]}
+
+
+def _thread_kind(stack: str) -> str:
+    if REQUEST in stack:
+        return "request"
+    for needle, kind in ((": crm-meta-inbox", "inbox_writer"), (": crm-meta-webhooks", "webhook_pass"),
+                         ("gthread.py", "gunicorn_loop"), ("logqueue", "log_writer")):
+        if needle in stack:
+            return kind
+    return "other"
 
 
 if __name__ == "__main__":  # summarise a raw profile again: python bench/_pyspy.py FILE

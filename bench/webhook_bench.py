@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._common import (
     APP_ID,
     APP_SECRET,
+    CLK_TCK,
     DEFAULT_DATABASE,
     RESULTS,
     ROOT,
@@ -44,6 +45,7 @@ from bench._common import (
     in_child,
     load_average,
     machine,
+    proc_cpu_seconds,
     stop,
     throwaway_database,
     write_results,
@@ -147,11 +149,14 @@ class Receiver:
 
 def serve(env: dict, port: int, workers: int, threads: int, log: Path) -> subprocess.Popen:
     environ = {k: v for k, v in os.environ.items() if k in KEEP_ENV or k.startswith("LC_")}
-    environ |= env | {"HOST": "127.0.0.1", "PORT": str(port), "GUNICORN_WORKERS": str(workers),
-                      "GUNICORN_THREADS": str(threads), "GUNICORN_LOG_LEVEL": "warning"}
+    # As the image ships it: LOG_FORMAT=json, so gunicorn's access log is off and the app writes
+    # one JSON line per request (to stderr, here the log file).
+    environ |= {"LOG_FORMAT": "json"} | env | {
+        "HOST": "127.0.0.1", "PORT": str(port), "GUNICORN_WORKERS": str(workers),
+        "GUNICORN_THREADS": str(threads), "GUNICORN_LOG_LEVEL": "warning"}
     with log.open("ab") as errors:
         return subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
-                                 "--access-logfile", "/dev/null", "--name", "bench-webhooks", "wsgi:app"],
+                                 "--name", "bench-webhooks", "wsgi:app"],
                                 cwd=ROOT, env=environ, stdout=subprocess.DEVNULL, stderr=errors)
 
 
@@ -172,6 +177,64 @@ def wrk_script(directory: Path) -> Path:
         'wrk.headers["Content-Type"] = "application/json"\n'
         f'wrk.headers["X-Hub-Signature-256"] = "{sign(body)}"\n')
     return script
+
+
+def profile(server_pid: int, url: str, seconds: int, connections: int, script: Path) -> dict:
+    """CPU samples (idle threads left out) of every worker, all its threads, while wrk ingests:
+    the request threads, the inbox writer and the webhook pass."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import _pyspy
+
+    spy = bool(_pyspy.py_spy()) and not os.environ.get("BENCH_NO_PYSPY")
+    if not spy:
+        print("py-spy is not installed (`pip install py-spy`, measurement only): CPU split only")
+    workers = children(server_pid)
+    box: dict = {}
+    load = threading.Thread(target=lambda: box.update(wrk(url, seconds + 2, connections, script)))
+    load.start()
+    try:
+        time.sleep(1)
+        before = cpu_by_process(workers)
+        if os.environ.get("BENCH_PERF"):  # native split (kernel, interpreter, libraries): perf
+            subprocess.run(["perf", "record", "-q", "-g", "-o", os.environ["BENCH_PERF"], "-p",
+                            ",".join(map(str, workers)), "--", "sleep", str(seconds)], check=True)
+            raws = []
+        elif spy:
+            with ThreadPoolExecutor(len(workers)) as pool:
+                raws = list(pool.map(lambda pid: _pyspy.record(pid, seconds, idle=False), workers))
+        else:
+            raws = []
+            time.sleep(seconds)
+        after = cpu_by_process(workers)
+    finally:
+        load.join()
+    summaries = {pid: _pyspy.summarise_cpu(raw) for pid, raw in zip(workers, raws, strict=False)}
+    for pid, summary in summaries.items():
+        print(pid, json.dumps(summary, indent=1))
+    used = {name: round(after[name] - before.get(name, 0.0), 2) for name in after}
+    rate = box.get("requests_per_second") or 0
+    print("CPU seconds in", seconds, "s:", used, "wrk:", box)
+    return {"workers": summaries, "cpu_seconds": used, "seconds": seconds, "wrk": box,
+            "cpu_ms_per_request": {name: round(1000 * v / (rate * seconds), 3) if rate else None
+                                   for name, v in used.items()}}
+
+
+def cpu_by_process(workers: list[int]) -> dict[str, float]:
+    """CPU seconds used so far: each gunicorn worker, PostgreSQL's processes, wrk, everything."""
+    totals = {f"worker {pid}": proc_cpu_seconds(pid) or 0.0 for pid in workers}
+    for kind in ("postgres", "wrk"):
+        totals[kind] = 0.0
+    for stat in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            name = stat.read_text().strip()
+        except OSError:
+            continue
+        if name in ("postgres", "wrk"):
+            totals[name] += proc_cpu_seconds(int(stat.parent.name)) or 0.0
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    totals["machine_busy"] = (sum(map(int, fields)) - int(fields[3]) - int(fields[4])) / CLK_TCK
+    return totals
 
 
 def paced(url: str, rate: float, duration: float, prefix: str) -> tuple[dict[str, float], list[float], int]:
@@ -220,6 +283,10 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting for the served app (experiments), repeatable")
+    parser.add_argument("--profile", type=int, default=0, metavar="SECONDS",
+                        help="only profile: py-spy on one worker while wrk ingests (bench/_pyspy.py)")
     args = parser.parse_args()
     receiver = Receiver()
     results: dict = {"machine": machine(), "settings": vars(args)}
@@ -228,6 +295,7 @@ def main() -> None:
         env |= {"META_VERIFY_TOKEN": VERIFY_TOKEN, "META_WEBHOOKS_ENABLED": "1", "API_BASE_URL": "",
                 "META_REDIRECT_URI": "https://crm.example.com/crm/auth/meta/callback",
                 "META_APP_ID": APP_ID, "META_APP_SECRET": APP_SECRET}
+        env |= dict(item.split("=", 1) for item in args.env)
         seeded = in_child(seed, env, receiver.url)
         receiver.secret = seeded["secret"]
         port = free_port()
@@ -249,6 +317,11 @@ def main() -> None:
                 time.sleep(0.2)
             script = wrk_script(Path(tmp))
             wrk(url, 3, args.connections, script)  # warm-up, not recorded
+            if args.profile:
+                results["py_spy"] = profile(server.pid, url, args.profile, args.connections, script)
+                results["load_at_end"] = load_average()
+                write_results(RESULTS / "webhooks_profile.json", results)
+                return
             results["load_before_ingest"] = load_average()
             results["ingest"] = wrk(url, args.duration, args.connections, script)
             print("ingest:", results["ingest"])

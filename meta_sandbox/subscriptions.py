@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import jsonify
+from flask import jsonify, request
 
 from .errors import GraphRefusal, bad_param, permission_error, unsupported
 
@@ -137,6 +137,14 @@ def register(bp, sandbox) -> None:
     def drop_subscription(asset_id: str):
         """Drop the app's webhook subscription of a Page or WhatsApp account."""
         return jsonify({"success": True, "dropped": drop(sandbox, asset_id)})
+
+    @bp.post("/_sandbox/subscriptions/<asset_id>")
+    def add_subscription(asset_id: str):
+        """A Page admin subscribed the app (`fields`, comma-separated; a WhatsApp account: messages)."""
+        fields = [f for f in str(request.args.get("fields") or "messages").split(",") if f]
+        with sandbox.lock:
+            sandbox.subscriptions[str(asset_id)] = fields
+        return jsonify({"success": True})
 
     @bp.get("/_sandbox/subscriptions")
     def list_subscriptions():

@@ -124,7 +124,7 @@ def register(bp, sandbox, guarded, json_body) -> None:
     @bp.get("/_sandbox/webhooks")
     def webhook_log():
         hooks = webhooks.of(sandbox)
-        return jsonify({"subscriptions": hooks.listed(),
+        return jsonify({"subscriptions": hooks.listed(), "alerts": list(hooks.alerts),
                         "deliveries": [d.summary() for d in hooks.deliveries]})
 
     @bp.post("/_sandbox/webhooks/run")

@@ -3,7 +3,13 @@ the callback verified with hub.challenge), entries batched per object (up to web
 each delivery signed `X-Hub-Signature-256: sha256=<HMAC-SHA256(app secret, body)>` over the exact
 bytes sent (non-ASCII escaped as \\uXXXX), a 200 expected within webhook_timeout_seconds, and a
 failed delivery retried with decreasing frequency on the sandbox's clock for 36 hours (7 days
-for WhatsApp), then dropped."""
+for WhatsApp), then dropped.
+
+Like Meta, an entry about a Page or a WhatsApp account is sent only when that asset has the app
+in its `subscribed_apps` (with the field, for a Page) as well as the app-level subscription; and
+an app whose callback keeps failing (an error or no answer within the timeout) gets a warning
+developer alert after 15 minutes and is unsubscribed after 8 hours of failures (Messenger's
+webhook reference, "Unsubscribe")."""
 
 from __future__ import annotations
 
@@ -23,6 +29,9 @@ import requests
 RETRY_DELAYS = tuple(timedelta(seconds=s) for s in (15, 60, 300, 900, 3600, 2 * 3600, 4 * 3600, 8 * 3600))
 GIVE_UP = {"whatsapp_business_account": timedelta(days=7)}
 DEFAULT_GIVE_UP = timedelta(hours=36)
+FAILING_WARNING = timedelta(minutes=15)  # "for over 15 minutes, ... a warning developer alert"
+FAILING_UNSUBSCRIBE = timedelta(hours=8)  # "continues to fail for 8 hours, ... unsubscribe your app"
+ASSET_SUBSCRIPTIONS = ("page", "whatsapp_business_account")  # objects sent per subscribed asset
 
 
 def sign(app_secret: str, body: bytes) -> str:
@@ -59,6 +68,7 @@ class Webhooks:
         self.wakeup = threading.Condition()
         self.thread: threading.Thread | None = None
         self.sending = threading.Lock()  # one pass at a time
+        self.alerts: list[dict[str, Any]] = []  # the developer alerts Meta would send
 
     # -- subscriptions -------------------------------------------------------------------
     def subscribe(self, obj: str, callback_url: str, fields: list[str], verify_token: str) -> None:
@@ -96,6 +106,10 @@ class Webhooks:
         subscription = self.subscriptions.get(obj)
         if subscription is None or field_name not in subscription["fields"]:
             return False
+        if obj in ASSET_SUBSCRIPTIONS:  # the Page (or WhatsApp account) must have the app too
+            fields = self.sandbox.subscriptions.get(str(entry.get("id")))
+            if fields is None or (obj == "page" and field_name not in fields):
+                return False
         self.open.setdefault(obj, []).append(entry)
         if self.sandbox.config["webhook_autosend"]:
             self._ensure_thread()
@@ -147,7 +161,15 @@ class Webhooks:
                                       "answer_lost": lost})
             if status == 200 and not lost:
                 delivery.state = "delivered"
+                if subscription is not None:  # failing no more
+                    subscription.pop("failing_since", None)
+                    subscription.pop("warned", None)
                 return "delivered"
+            if subscription is not None and self._failing(delivery.object, subscription, now):
+                for pending in self.deliveries:  # unsubscribed: nothing more is sent for it
+                    if pending.object == delivery.object and pending.state == "pending":
+                        pending.state = "dropped"
+                return "dropped"
             give_up = GIVE_UP.get(delivery.object, DEFAULT_GIVE_UP)
             wait = RETRY_DELAYS[min(len(delivery.attempts), len(RETRY_DELAYS)) - 1]
             if now + wait - delivery.first_at > give_up:
@@ -155,6 +177,21 @@ class Webhooks:
                 return "dropped"
             delivery.next_at = now + wait
             return "failed"
+
+    def _failing(self, obj: str, subscription: dict[str, Any], now: datetime) -> bool:
+        """One more failed attempt: a warning alert after 15 minutes of failures; after 8 hours
+        the app-level subscription of this object is removed (True)."""
+        since = subscription.setdefault("failing_since", now)
+        if now - since >= FAILING_UNSUBSCRIBE:
+            self.subscriptions.pop(obj, None)
+            self.alerts.append({"at": now.isoformat(), "object": obj, "kind": "unsubscribed",
+                                "failing_since": since.isoformat()})
+            return True
+        if now - since >= FAILING_WARNING and not subscription.get("warned"):
+            subscription["warned"] = True
+            self.alerts.append({"at": now.isoformat(), "object": obj, "kind": "warning",
+                                "failing_since": since.isoformat()})
+        return False
 
     def _ensure_thread(self) -> None:
         if self.thread is None or not self.thread.is_alive():

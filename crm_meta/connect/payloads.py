@@ -12,7 +12,7 @@ from crm_meta.meta.status import (
     effective_status,
     missing_scopes,
 )
-from crm_meta.meta.webhooks.leads import LEAD_SCOPES
+from crm_meta.meta.webhooks import leads
 from crm_meta.models import MetaConnection
 from crm_meta.models.statuses import FAILING_STATUSES, NEEDS_RECONNECT
 
@@ -39,6 +39,7 @@ def status_payload(row: MetaConnection | ConnectionStatus | None, now: datetime,
         "last_checked_at": iso(row.last_checked_at) if row else None,
         "throttled_until": iso(row.throttled_until) if row else None,
         "connect_url": connect_url,
+        "leads_access": leads.access_summary(row) if row else None,
     }
 
 
@@ -89,9 +90,7 @@ def checked_payload(row: MetaConnection, info, now: datetime, required: list[str
         "scopes": list(row.scopes or []),
         "missing_scopes": missing_scopes(row, required),
         "checked_at": iso(now),
-        "leads_access": {"state": row.leads_access, "error": row.leads_access_error,
-                         "checked_at": iso(row.leads_access_at),
-                         "missing_scopes": [s for s in LEAD_SCOPES if s not in (row.scopes or [])]},
+        "leads_access": leads.access_summary(row),
     }
 
 

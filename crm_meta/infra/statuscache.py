@@ -26,7 +26,7 @@ import time
 import weakref
 from collections.abc import Hashable
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 log = logging.getLogger(__name__)
 CHANNEL = "crm_meta_status"
@@ -196,6 +196,15 @@ def _shut(connection) -> None:
         log.warning("status cache: the listener's ping got no answer in time; reconnecting")
     except (OSError, ValueError):
         pass  # closed meanwhile
+
+
+def announce(session, tenant_id: int) -> None:
+    """Have every process drop this tenant's status read when the session's transaction commits
+    (PostgreSQL delivers a NOTIFY at commit, none on rollback): for the status read's columns the
+    triggers do not watch (MetaConnection's LEADS_ACCESS_COLUMNS)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_notify(:channel, :tenant)"),
+                        {"channel": CHANNEL, "tenant": str(tenant_id)})
 
 
 def _watch_commits(engine) -> None:

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from crm_meta.meta.status import effective_status
 from crm_meta.meta.types import JsonObject
+from crm_meta.meta.webhooks import leads
 from crm_meta.models import MetaChannel, MetaConnection
 from crm_meta.models.statuses import FAILING_STATUSES
 
@@ -26,11 +27,13 @@ def asset(channel: MetaChannel) -> JsonObject:
 
 def status(row: MetaConnection | None, now: datetime, required: list[str]) -> JsonObject:
     """CRM Ventas' /admin/meta/status, from storage (no Meta call): `channels` and `bindings`
-    always present, `token_expires_at` epoch seconds (0: never expires, or not connected)."""
+    always present, `token_expires_at` epoch seconds (0: never expires, or not connected);
+    `leads_access` as token-status says it (null when not connected)."""
     state = effective_status(row, now, required)
     if row is None:
         return {"connected": False, "status": state, "token_valid": False, "token_expires_at": 0,
-                "token_scopes": [], "channels": dict(EMPTY_CHANNELS), "assets": [], "bindings": []}
+                "token_scopes": [], "channels": dict(EMPTY_CHANNELS), "assets": [], "bindings": [],
+                "leads_access": None}
     active = {c.platform for c in row.channels if c.active}
     return {
         "connected": True,
@@ -43,6 +46,7 @@ def status(row: MetaConnection | None, now: datetime, required: list[str]) -> Js
         "bindings": [{"id": c.id, "channel": c.platform, "asset_id": c.asset_id,
                       "asset_name": c.asset_name, "active": bool(c.active)}
                      for c in row.channels if c.bound_at is not None],
+        "leads_access": leads.access_summary(row),
     }
 
 

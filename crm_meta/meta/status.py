@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
-from crm_meta.models.meta_connection import STATUS_COLUMNS, MetaConnection
+from crm_meta.models.meta_connection import LEADS_ACCESS_COLUMNS, STATUS_COLUMNS, MetaConnection
 from crm_meta.models.statuses import FAILING_STATUSES, Status
 
 EXPIRING_WITHIN = timedelta(days=7)
@@ -32,10 +32,14 @@ class ConnectionStatus:
     selected_ad_account_name: str | None
     business_count: int | None
     ad_account_count: int | None
+    leads_access: str | None
+    leads_access_error: str | None
+    leads_access_at: datetime | None
 
 
 STATUS_FIELDS = tuple(f.name for f in fields(ConnectionStatus))
-if STATUS_FIELDS != STATUS_COLUMNS:  # the triggers watch the model's list: they must agree
+# The triggers watch the model's list (the lead access is announced by its writer): they must agree.
+if STATUS_FIELDS != STATUS_COLUMNS + LEADS_ACCESS_COLUMNS:
     raise RuntimeError("ConnectionStatus and MetaConnection's STATUS_COLUMNS differ")
 
 

@@ -175,3 +175,20 @@ def test_a_black_holed_listener_is_noticed_by_its_ping_timeout(make_app, postgre
         cache.close()
     finally:
         proxy.cut()
+
+
+def test_a_lead_access_verdict_written_elsewhere_reaches_this_process(cached, build_app, postgres_url):
+    """The lead-access columns are read with the status but are not among those the triggers
+    watch (migration 0006): their writer announces the change itself, at its commit."""
+    from crm_meta.meta.webhooks import leads
+    from crm_meta.runtime import of
+
+    app, tenant, cache, sent = cached
+    assert status(app, tenant).get_json()["data"]["leads_access"]["state"] is None  # now cached
+    elsewhere = build_app(postgres_url)  # another process: its own engine and cache
+    before = cache.generation()
+    with elsewhere.app_context():
+        leads.record_access(tenant.tenant_id, "blocked", "(#200) no leads access", of(elsewhere).clock.now())
+    assert cache.wait_for_invalidation(before, timeout=30)  # the announcement arrived
+    access = status(app, tenant).get_json()["data"]["leads_access"]
+    assert access["state"] == "blocked" and access["error"] == "(#200) no leads access"

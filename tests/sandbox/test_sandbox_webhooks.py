@@ -1,6 +1,7 @@
 """The sandbox sends webhooks as Meta does: the app's subscription (app token, callback verified),
-entries batched, each delivery signed over its exact bytes, failures retried with decreasing
-frequency on its clock for 36 hours (7 days for WhatsApp), then dropped."""
+and the Page's or WhatsApp account's own (`subscribed_apps`), entries batched, each delivery
+signed over its exact bytes, failures retried with decreasing frequency on its clock for 36 hours
+(7 days for WhatsApp), then dropped; an app failing for 8 hours is unsubscribed."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from meta_sandbox.catalogue import PAGE_BASE, PHONE_BASE
+from meta_sandbox.catalogue import PAGE_BASE, PHONE_BASE, WABA_BASE
 from tests.helpers.settings import APP_ID, APP_SECRET
 
 FORM_ID = "1250000000000001"
@@ -27,6 +28,7 @@ class Callback:
 
     def __init__(self, token=VERIFY, status=200):
         self.token, self.status, self.posts = token, status, []
+        self.failing = None  # bytes that, when in a body, get a 500
         callback = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -42,7 +44,8 @@ class Callback:
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 callback.posts.append((dict(self.headers), body))
-                self.send_response(callback.status)
+                failed = callback.failing is not None and callback.failing in body
+                self.send_response(500 if failed else callback.status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -63,7 +66,13 @@ def callback():
 
 
 def _subscribe(sandbox, url, token=VERIFY, obj="page", fields="leadgen,messages",
-               access_token=f"{APP_ID}|{APP_SECRET}"):
+               access_token=f"{APP_ID}|{APP_SECRET}", assets=True):
+    """The app-level subscription; with `assets`, the first Page and WhatsApp account have the
+    app in their subscribed_apps too (as a Page admin's POST /{page-id}/subscribed_apps makes)."""
+    if assets:
+        for asset, subscribed in ((str(PAGE_BASE + 1), "leadgen,messages"), (str(WABA_BASE + 1), "messages")):
+            requests.post(f"{sandbox.url}/_sandbox/subscriptions/{asset}", params={"fields": subscribed},
+                          timeout=10).raise_for_status()
     return requests.post(f"{sandbox.url}/v25.0/{APP_ID}/subscriptions", data={
         "object": obj, "callback_url": url, "fields": fields, "verify_token": token,
         "access_token": access_token}, timeout=10)
@@ -115,17 +124,23 @@ def test_entries_are_batched_and_each_delivery_signed_over_its_exact_bytes(sandb
 
 @pytest.mark.parametrize("obj, days", [("page", 1.5), ("whatsapp_business_account", 7)])
 def test_failed_deliveries_are_retried_less_and_less_often_then_dropped(sandbox, callback, obj, days):
-    callback.status = 500
-    _subscribe(sandbox, callback.url, obj=obj, fields="leadgen" if obj == "page" else "messages")
+    # One delivery keeps failing while the app answers the others (so it is never unsubscribed).
+    callback.failing = b"FAILS"
+    _subscribe(sandbox, callback.url, obj=obj, fields="leadgen,messages" if obj == "page" else "messages")
     sandbox.post("config", webhook_autosend=False)
-    if obj == "page":
-        sandbox.post("test-leads", form_id=FORM_ID)
-    else:
-        sandbox.post("webhooks/whatsapp-message", phone_number_id=str(PHONE_BASE + 1), text="hola")
+
+    def event(text):
+        if obj == "page":
+            sandbox.post("webhooks/page-message", page_id=str(PAGE_BASE + 1), text=text)
+        else:
+            sandbox.post("webhooks/whatsapp-message", phone_number_id=str(PHONE_BASE + 1), text=text)
+
+    event("FAILS")
     sandbox.post("webhooks/run")
     gaps, elapsed = [], 0.0
     while True:
-        [delivery] = sandbox.get("webhooks")["deliveries"]
+        [delivery] = [d for d in sandbox.get("webhooks")["deliveries"]
+                      if b"FAILS" in json.dumps(d["body"]).encode()]
         if delivery["state"] != "pending":
             break
         now = datetime.fromisoformat(sandbox.get("clock")["now"])
@@ -133,8 +148,48 @@ def test_failed_deliveries_are_retried_less_and_less_often_then_dropped(sandbox,
         gaps.append(round(wait))
         elapsed += wait
         sandbox.advance(wait + 1)
+        event("answered")  # delivered in the same pass: the app is not failing throughout
         sandbox.post("webhooks/run")
     assert delivery["state"] == "dropped"
     assert gaps == sorted(gaps) and gaps[0] < gaps[-1]  # decreasing frequency
     assert elapsed <= days * 86400 < elapsed + 8 * 3600 + len(gaps) + 1
-    assert len(callback.posts) == len(gaps) + 1
+    assert len([b for _, b in callback.posts if b"FAILS" in b]) == len(gaps) + 1
+    assert sandbox.get("webhooks")["alerts"] == []
+
+
+def test_a_page_without_the_app_in_its_subscribed_apps_sends_nothing(sandbox, callback):
+    _subscribe(sandbox, callback.url, assets=False)  # the app-level subscription alone
+    assert sandbox.post("test-leads", form_id=FORM_ID)["webhook_queued"] is False
+    page = str(PAGE_BASE + 1)
+    requests.post(f"{sandbox.url}/_sandbox/subscriptions/{page}", params={"fields": "messages"},
+                  timeout=10).raise_for_status()
+    assert sandbox.post("test-leads", form_id=FORM_ID, via="ad")["webhook_queued"] is False  # not leadgen
+    assert sandbox.post("webhooks/page-message", page_id=page, text="hola")["webhook_queued"] is True
+    assert sandbox.post("webhooks/whatsapp-message", phone_number_id=str(PHONE_BASE + 1),
+                        text="hola")["webhook_queued"] is False  # the WhatsApp account has no app
+
+
+def test_an_app_failing_for_8_hours_is_warned_then_unsubscribed(sandbox, callback):
+    callback.status = 500
+    _subscribe(sandbox, callback.url)
+    sandbox.post("config", webhook_autosend=False)
+    sandbox.post("webhooks/page-message", page_id=str(PAGE_BASE + 1), text="hola")
+    sandbox.post("webhooks/run")
+    sandbox.advance(16 * 60)
+    sandbox.post("webhooks/page-message", page_id=str(PAGE_BASE + 1), text="otra")
+    sandbox.post("webhooks/run")
+    [warning] = sandbox.get("webhooks")["alerts"]
+    assert warning["kind"] == "warning" and warning["object"] == "page"
+    for _ in range(12):  # the retries (further and further apart) fail on, past 8 hours of failing
+        sandbox.advance(3600)
+        sandbox.post("webhooks/run")
+    log = sandbox.get("webhooks")
+    assert [a["kind"] for a in log["alerts"]] == ["warning", "unsubscribed"]
+    assert [s["object"] for s in log["subscriptions"]] == []  # the app-level subscription is gone
+    assert {d["state"] for d in log["deliveries"]} == {"dropped"}
+    sent = len(callback.posts)
+    queued = sandbox.post("webhooks/page-message", page_id=str(PAGE_BASE + 1), text="x")["webhook_queued"]
+    assert queued is False
+    sandbox.advance(3600)
+    sandbox.post("webhooks/run")
+    assert len(callback.posts) == sent

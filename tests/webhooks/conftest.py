@@ -121,4 +121,7 @@ def subscribe(sandbox, url: str) -> None:
         "object": "whatsapp_business_account", "callback_url": url, "fields": "messages",
         "verify_token": VERIFY_TOKEN, "access_token": "100000000000777|" + APP_SECRET}, timeout=10)
     assert response.status_code == 200, response.text
+    for asset, fields in ((PAGE_ID, "leadgen,messages"), (WABA_ID, "messages")):  # the assets' own
+        requests.post(f"{sandbox.url}/_sandbox/subscriptions/{asset}", params={"fields": fields},
+                      timeout=10).raise_for_status()
 

@@ -121,6 +121,10 @@ def test_a_lead_access_refusal_marks_the_connection_and_tells_the_tenant(hook_ap
     shown = hook_client.get("/crm/auth/meta/test-connection", headers=bearer(tenant_id, role="member"))
     access = shown.get_json()["data"]["leads_access"]
     assert access["state"] == "blocked" and access["missing_scopes"] == []
+    for path in ("/crm/marketing/token-status", "/admin/meta/status"):  # from storage, as the CRM reads
+        stored = hook_client.get(path, headers=bearer(tenant_id, role="member")).get_json()["data"]
+        assert stored["leads_access"]["state"] == "blocked", path
+        assert "Leads Access Manager" in stored["leads_access"]["error"]
 
     sandbox.post("config", leads_access_blocked=False)  # the Page's admin gave access
     with hook_app.app_context():
@@ -129,6 +133,8 @@ def test_a_lead_access_refusal_marks_the_connection_and_tells_the_tenant(hook_ap
     assert of(hook_app).webhooks.run_pass()["delivered"] == 1
     with hook_app.app_context():
         assert db.session.scalar(db.select(MetaConnection.leads_access)) == "ok"
+    stored = hook_client.get("/crm/marketing/token-status", headers=bearer(tenant_id, role="member"))
+    assert stored.get_json()["data"]["leads_access"]["state"] == "ok"
 
 
 def test_forwarding_retries_for_a_day_then_dead_letters_and_replay_sends_again(hook_app, hook_client,

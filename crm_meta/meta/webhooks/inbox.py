@@ -21,7 +21,7 @@ from datetime import datetime
 from sqlalchemy import insert, update
 
 from crm_meta.infra import metrics
-from crm_meta.infra.database import db
+from crm_meta.infra.database import autocommit, db
 from crm_meta.infra.timestamps import iso
 from crm_meta.infra.upsert import insert_ignore
 from crm_meta.meta.webhooks import events as found
@@ -29,11 +29,13 @@ from crm_meta.models import NotificationOutbox, WebhookInbox, WebhookParked
 
 log = logging.getLogger(__name__)
 BATCH = 200  # deliveries routed per transaction
+MAX_BATCH_BYTES = 32 * 1024 * 1024  # bodies written by one INSERT, at most (Meta's are up to 3 MB)
 
 
 class Writer:
-    """Group commit: deliveries that arrive together are written by one INSERT and one COMMIT
-    (one thread per process), and each request returns only once its own row is committed."""
+    """Group commit: deliveries that arrive together are written by one INSERT (one thread per
+    process), and each request returns only once its own row is committed. The INSERT is its own
+    transaction (autocommit: no BEGIN and COMMIT round trips); one statement, so all or none."""
 
     def __init__(self, engine, *, max_batch: int = 500, timeout: float = 10.0):
         self.engine, self.max_batch, self.timeout = engine, max_batch, timeout
@@ -56,14 +58,26 @@ class Writer:
         if item["error"] is not None:
             raise item["error"]
 
+    def _take(self) -> tuple[list[dict], list[dict]]:
+        """The next batch: at most max_batch deliveries and MAX_BATCH_BYTES of bodies (one or more)."""
+        size = count = 0
+        for item in self._queue[:self.max_batch]:
+            size += len(item["values"]["body"])
+            if count and size > MAX_BATCH_BYTES:
+                break
+            count += 1
+        return self._queue[:count], self._queue[count:]
+
     def _run(self) -> None:
         while True:
             with self._ready:
                 self._ready.wait_for(lambda: self._queue)
-                batch, self._queue = self._queue[:self.max_batch], self._queue[self.max_batch:]
+                batch, self._queue = self._take()
             try:
-                with self.engine.begin() as conn:
+                with self.engine.connect() as conn:
+                    autocommit(conn)
                     conn.execute(insert(WebhookInbox), [item["values"] for item in batch])
+                    conn.commit()  # SQLite's; nothing is sent in autocommit
             except Exception as exc:  # each waiting request answers 503; Meta retries
                 for item in batch:
                     item["error"] = exc

@@ -9,8 +9,9 @@ from collections import Counter
 from datetime import datetime
 
 from crm_meta import notify
-from crm_meta.infra import metrics
+from crm_meta.infra import metrics, statuscache
 from crm_meta.infra.database import db
+from crm_meta.infra.timestamps import iso
 from crm_meta.meta.errors import GraphError, PermissionMissingError
 from crm_meta.models import MetaConnection
 from crm_meta.models.statuses import NoticeEvent
@@ -22,6 +23,15 @@ LEAD_FIELDS = "created_time,field_data,ad_id,adset_id,campaign_id,form_id,is_org
 LEAD_SCOPES = ("leads_retrieval", "ads_management", "pages_show_list", "pages_read_engagement",
                "pages_manage_ads")
 PAGE_SIZE = 100
+
+
+def access_summary(row) -> dict:
+    """What the status answers say of a connection's lead access: the last lead read's verdict
+    (`ok`, `blocked`, `permission_missing`; None before the first), Meta's words, when, and the
+    lead-reading permissions the grant lacks."""
+    return {"state": row.leads_access, "error": row.leads_access_error,
+            "checked_at": iso(row.leads_access_at),
+            "missing_scopes": [s for s in LEAD_SCOPES if s not in (row.scopes or [])]}
 
 
 class LeadAccessRefused(Exception):
@@ -70,6 +80,7 @@ def record_access(tenant_id: int, state: str, error: str | None, now: datetime) 
     changed = row.leads_access != state
     row.leads_access, row.leads_access_at = state, now
     row.leads_access_error = (error or "")[:500] or None
+    statuscache.announce(db.session, tenant_id)  # the status reads show it
     queued = False
     if changed and state != "ok":
         notice = Notice.create(event=NoticeEvent.LEADS_ACCESS, tenant_id=tenant_id,

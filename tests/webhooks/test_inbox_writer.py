@@ -1,0 +1,46 @@
+"""The inbox's group commit on PostgreSQL: deliveries stored together by one INSERT in autocommit
+(no BEGIN/COMMIT round trips), each committed before `store` returns, and the pooled connection
+handed back with transactions on for whoever takes it next."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from crm_meta.infra.database import db
+from crm_meta.meta.webhooks.inbox import Writer
+from crm_meta.models import WebhookInbox
+
+pytestmark = pytest.mark.postgres
+
+
+def test_each_delivery_is_committed_before_store_returns(pg_app, postgres_url):
+    with pg_app.app_context():
+        writer = Writer(db.engine)
+        seen_elsewhere = create_engine(postgres_url)
+        counts = []
+
+        def deliver(n):
+            body = b'{"object": "page", "entry": []}' + str(n).encode()
+            writer.store(body, "/webhooks/meta", datetime.now(UTC))
+            with seen_elsewhere.connect() as conn:  # another connection sees it at once
+                counts.append(conn.execute(text("SELECT count(*) FROM webhook_inbox WHERE body = :b"),
+                                           {"b": body}).scalar())
+
+        threads = [threading.Thread(target=deliver, args=(n,)) for n in range(20)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert counts == [1] * 20
+        seen_elsewhere.dispose()
+
+        # The writer's connection went back to the pool with transactions on: a rollback undoes.
+        db.session.add(WebhookInbox(received_at=datetime.now(UTC), route="/x", body=b"{}", malformed=False,
+                                    entries=0))
+        db.session.flush()
+        db.session.rollback()
+        assert db.session.scalar(db.select(db.func.count()).select_from(WebhookInbox)) == 20
