@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NamedTuple, TypeAlias, TypedDict
+from typing import NamedTuple, TypeAlias
 from urllib.parse import urlencode
 
-from crm_meta.meta.batch import BatchRequest, BatchResult
+from crm_meta.meta.batch import BatchResult
 from crm_meta.meta.errors import TransientError
 from crm_meta.meta.graph import GraphClient
-from crm_meta.meta.types import JsonObject
+from crm_meta.meta.types import (
+    AdAccount,
+    BatchRequest,
+    Business,
+    InstagramAccount,
+    JsonObject,
+    Page,
+    PhoneNumber,
+    WhatsAppAccount,
+)
 
 ACCOUNT_STATUS = {1: "ACTIVE", 2: "DISABLED", 3: "UNSETTLED", 7: "PENDING_RISK_REVIEW",
                   8: "PENDING_SETTLEMENT", 9: "IN_GRACE_PERIOD", 100: "PENDING_CLOSURE",
@@ -25,54 +34,6 @@ PHONE_FIELDS = "id,display_phone_number,verified_name,quality_rating"
 
 # An edge read: (the id of its owner, or "me"; the edge's name), e.g. ("me", "accounts").
 EdgeKey: TypeAlias = tuple[str, str]
-
-
-class AdAccount(TypedDict):
-    """The contract's AdAccount."""
-
-    id: str  # act_<account_id>
-    account_id: str
-    name: str
-    currency: str | None
-    timezone: str | None
-    status: str  # ACCOUNT_STATUS's name, or UNKNOWN
-    account_status: int
-    business_id: str | None  # None for a personal ad account
-
-
-class PhoneNumber(TypedDict):
-    id: str
-    display_phone_number: str | None
-    verified_name: str | None
-    quality_rating: str | None
-
-
-class WhatsAppAccount(TypedDict):
-    id: str
-    name: str | None
-    relationship: str  # "owned" or "client" (WABA_EDGES)
-    phone_numbers: list[PhoneNumber]
-
-
-class Business(TypedDict):
-    id: str
-    name: str
-    ad_accounts: list[AdAccount]
-    whatsapp_business_accounts: list[WhatsAppAccount]
-
-
-class Page(TypedDict):
-    id: str
-    name: str | None
-    category: str | None
-    tasks: list[str]
-
-
-class InstagramAccount(TypedDict):
-    id: str
-    username: str | None
-    name: str | None
-    page_id: str  # the Page it is linked to
 
 
 @dataclass

@@ -10,22 +10,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import NotRequired, TypeAlias, TypedDict
+from typing import TypeAlias
 
 from crm_meta.meta.errors import GraphError, TransientError, classify
-from crm_meta.meta.types import JsonObject
+from crm_meta.meta.types import BatchRequest, JsonObject
 
 DEPENDENCY_KEYS = ("name", "depends_on", "omit_response_on_success")
-
-
-class BatchRequest(TypedDict):
-    """One request of a batch, as Meta's batch doc names its keys."""
-
-    relative_url: str
-    method: NotRequired[str]  # GET when absent
-    name: NotRequired[str]  # for another request's `{result=<name>:<JSONPath>}` reference
-    depends_on: NotRequired[str]  # the name of the request this one waits for
-    omit_response_on_success: NotRequired[bool]
 
 
 # A request's result: its body, the GraphError it raised, or None for a `null` answer (ask again).
