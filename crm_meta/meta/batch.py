@@ -9,23 +9,34 @@ out inside the batch (ask it again).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import TypeAlias
 
 from crm_meta.meta.errors import GraphError, TransientError, classify
+from crm_meta.meta.types import BatchRequest, JsonObject
 
 DEPENDENCY_KEYS = ("name", "depends_on", "omit_response_on_success")
 
 
-def encode(requests_: list[dict]) -> str:
+# A request's result: its body, the GraphError it raised, or None for a `null` answer (ask again).
+BatchResult: TypeAlias = JsonObject | GraphError | None
+
+
+def encode(requests_: list[BatchRequest]) -> str:
     """The `batch` parameter for these requests (GET unless a request names its method), with
     the dependency keys a request carries (`name`, `depends_on`, `omit_response_on_success`)."""
     return json.dumps([{"method": r.get("method", "GET"), "relative_url": r["relative_url"],
-                        **{k: r[k] for k in DEPENDENCY_KEYS if k in r}}
+                        **_dependency_keys(r)}
                        for r in requests_])
 
 
-def decode(answers, expected: int) -> list[dict | GraphError | None]:
+def _dependency_keys(request: Mapping[str, object]) -> dict[str, object]:
+    return {k: request[k] for k in DEPENDENCY_KEYS if k in request}
+
+
+def decode(answers: object, expected: int) -> list[BatchResult]:
     """One result per request: its body, the GraphError it raised, or None for a `null` answer."""
-    results: list[dict | GraphError | None] = []
+    results: list[BatchResult] = []
     for answer in answers if isinstance(answers, list) else []:
         results.append(None if answer is None else _result(answer))
     if len(results) != expected:
@@ -33,11 +44,11 @@ def decode(answers, expected: int) -> list[dict | GraphError | None]:
     return results
 
 
-def _result(answer) -> dict | GraphError:
-    answer = answer if isinstance(answer, dict) else {}
-    status = int(answer.get("code") or 500)
+def _result(answer: object) -> JsonObject | GraphError:
+    fields: JsonObject = answer if isinstance(answer, dict) else {}
+    status = int(fields.get("code") or 500)
     try:
-        body = json.loads(answer.get("body") or "null")
+        body = json.loads(fields.get("body") or "null")
     except (ValueError, TypeError):
         body = None
     if status >= 400 or not isinstance(body, dict) or "error" in body:

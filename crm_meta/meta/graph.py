@@ -24,7 +24,7 @@ from crm_meta.meta import batch, passthrough, usage, versions
 from crm_meta.meta.errors import GraphError, ThrottledError, TransientError, classify
 from crm_meta.meta.governor import Governor
 from crm_meta.meta.settings import MetaSettings
-from crm_meta.meta.types import Headers, JsonObject
+from crm_meta.meta.types import BatchRequest, Headers, JsonObject
 
 log = logging.getLogger(__name__)
 _ID = re.compile(r"^(act_)?\d+$")
@@ -268,7 +268,7 @@ class GraphClient:
                  if k not in {"access_token", "appsecret_proof", "appsecret_time"}}
         return path, query
 
-    def batch(self, requests_: list[JsonObject], *, token: str) -> list[JsonObject | GraphError | None]:
+    def batch(self, requests_: list[BatchRequest], *, token: str) -> list[JsonObject | GraphError | None]:
         """One Graph batch round trip, the token a top-level parameter as Meta requires; one
         result per request (crm_meta.meta.batch): its body, its GraphError, or None to ask again."""
         answers = self.call("POST", "", retry=True, params={
