@@ -22,6 +22,9 @@ PARTS = {
     "jwt": ("(jwt/",),
     "sqlalchemy": ("(sqlalchemy/",),
     "flask_limiter": ("(flask_limiter/", "(limits/"),
+    "ensure_sync": ("Flask.ensure_sync (",),  # also CrmMetaFlask.ensure_sync
+    "envelope": ("(crm_meta/http/envelope.py",),
+    "request_log_line": ("log_request (crm_meta/ops/logs.py",),
 }
 
 

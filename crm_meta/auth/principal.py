@@ -49,7 +49,9 @@ def mint_jwt(secret: str, *, tenant_id: int, sub: str, role: str, ttl: int = 360
 
 
 def _check_tenant_header(tenant: TenantRef) -> None:
-    header = claims_.tenant_header(request.headers.get("X-Tenant-ID"))
+    # The header as WSGI holds it: werkzeug's Headers.get raises and catches a KeyError when
+    # it is absent (nearly every call).
+    header = claims_.tenant_header(request.environ.get("HTTP_X_TENANT_ID"))
     if header is not None and not tenancy.names(tenancy.reference(header), tenant):
         raise Forbidden(N_("X-Tenant-ID does not match your tenant"), code="tenant_mismatch")
 

@@ -10,7 +10,6 @@ stream handler's lock; now a request thread only renders its message and queues 
 from __future__ import annotations
 
 import atexit
-import copy
 import logging
 import queue
 import threading
@@ -27,7 +26,7 @@ class LockFreeQueueHandler(QueueHandler):
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
         """The message rendered now (its args may change after the call), the traceback as
         text; the listener's handler formats the line (text or JSON) from the copy."""
-        record = copy.copy(record)
+        record = _copy(record)
         record.msg, record.args = record.getMessage(), None
         if record.exc_info:
             record.exc_text = record.exc_text or _TRACEBACKS.formatException(record.exc_info)
@@ -87,6 +86,15 @@ class BatchingQueueListener(QueueListener):
                 target.flush()
             except Exception:
                 target.handleError(batch[-1])
+
+
+def _copy(record: logging.LogRecord) -> logging.LogRecord:
+    """What `copy.copy` makes of a record (a new instance with the same attributes; a LogRecord
+    has no __copy__ nor __setstate__) without its generic protocol: ~2 µs instead of ~6 µs, for
+    every record of every request."""
+    clone = record.__class__.__new__(record.__class__)
+    clone.__dict__.update(record.__dict__)
+    return clone
 
 
 _TRACEBACKS = logging.Formatter()

@@ -22,12 +22,12 @@ import time
 from flask import Flask, g, has_request_context, request
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 from sqlalchemy import event, inspect
-from sqlalchemy.exc import NoInspectionAvailable
 
 from crm_meta.models import Tenant
 from crm_meta.ops import logqueue, redaction
 
 REQUEST_ID_HEADER = "X-Request-ID"
+REQUEST_ID_ENVIRON = "HTTP_X_REQUEST_ID"  # the header as WSGI names it (one dict lookup, no Headers)
 # Plain ids only: log injection, header injection and huge values all stay out.
 SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:=+/-]{1,128}")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
@@ -62,9 +62,8 @@ def request_id_from(header: str | None) -> str:
 
 def _loaded(entity, column: str):
     """A column's value if already loaded: a log call never queries the database."""
-    try:
-        state = inspect(entity)
-    except NoInspectionAvailable:  # a plain record (auth.tenancy's TenantRef): its own value
+    state = inspect(entity, raiseerr=False)  # None, not an exception raised per record, for
+    if state is None:  # a plain record (auth.tenancy's TenantRef): its own value
         return getattr(entity, column, None)
     value = state.dict.get(column)
     if value is None and column == "id" and state.identity:
@@ -76,20 +75,21 @@ def request_fields() -> dict:
     """Who and what the current request is about, from what the request already resolved."""
     if not has_request_context():
         return {}
-    principal = g.get("principal")
-    tenant = principal.tenant if principal is not None else g.get("tenant")
+    here, req = g._get_current_object(), request._get_current_object()  # one context lookup each
+    principal = here.get("principal")
+    tenant = principal.tenant if principal is not None else here.get("tenant")
     actor = principal.actor if principal is not None else None
-    user = g.get("_login_user")  # Flask-Login's user, when a page already loaded it
+    user = here.get("_login_user")  # Flask-Login's user, when a page already loaded it
     if actor is None and user is not None and getattr(user, "is_authenticated", False):
         actor = f"user:{_loaded(user, 'id')}"
         tenant_ref = _loaded(user, "tenant_id")
     else:
         tenant_ref = (_loaded(tenant, "slug") or _loaded(tenant, "id")) if tenant is not None else None
     # The slug when this request loaded it (a commit may have expired it on the object since).
-    tenant_ref = g.get("tenant_slugs", {}).get(tenant_ref, tenant_ref)
-    rule = request.url_rule
-    return {"request_id": g.get("request_id"), "tenant": None if tenant_ref is None else str(tenant_ref),
-            "actor": actor, "route": rule.rule if rule is not None else None, "method": request.method}
+    tenant_ref = here.get("tenant_slugs", {}).get(tenant_ref, tenant_ref)
+    rule = req.url_rule
+    return {"request_id": here.get("request_id"), "tenant": None if tenant_ref is None else str(tenant_ref),
+            "actor": actor, "route": rule.rule if rule is not None else None, "method": req.method}
 
 
 class RequestContextFilter(logging.Filter):
@@ -181,20 +181,22 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def assign_request_id():
-        g.request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
-        g.request_started = time.perf_counter()
+        here = g._get_current_object()  # `g` and `request` looked up once per hook, not per use
+        here.request_id = request_id_from(request.environ.get(REQUEST_ID_ENVIRON))
+        here.request_started = time.perf_counter()
 
     @app.after_request
     def log_request(response):
-        request_id = g.get("request_id") or request_id_from(None)
+        here, req = g._get_current_object(), request._get_current_object()
+        request_id = here.get("request_id") or request_id_from(None)
         response.headers[REQUEST_ID_HEADER] = request_id
-        started = g.get("request_started")
+        started = here.get("request_started")
         duration = round((time.perf_counter() - started) * 1000, 1) if started else None
         fields = {"status": response.status_code, "duration_ms": duration}
-        if g.get("fbtrace_id"):
-            fields["fbtrace_id"] = g.fbtrace_id
-        rule = request.url_rule
+        if here.get("fbtrace_id"):
+            fields["fbtrace_id"] = here.fbtrace_id
+        rule = req.url_rule
         level = logging.WARNING if response.status_code >= 500 else logging.INFO
-        request_log.log(level, "%s %s %s in %sms", request.method, rule.rule if rule else "(no route)",
+        request_log.log(level, "%s %s %s in %sms", req.method, rule.rule if rule else "(no route)",
                         response.status_code, duration, extra=fields)
         return response

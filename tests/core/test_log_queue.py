@@ -162,3 +162,23 @@ def test_a_front_whose_writer_does_not_redact_gets_the_filter(root_logger):
     assert not redaction.guarded(front)
     redaction.install()
     assert any(isinstance(f, redaction.RedactingFilter) for f in front.filters)
+
+
+def test_the_queued_record_is_a_rendered_copy_and_the_callers_record_is_left_alone():
+    # Other handlers of the same logger see the record after the queue's front: prepare() must
+    # work on a copy (as copy.copy made it: every attribute, the record's own class).
+    class Custom(logging.LogRecord):
+        pass
+
+    args = {"n": 1}
+    record = Custom("crm_meta.x", logging.INFO, __file__, 7, "n=%(n)s", (args,), None)
+    record.status = 200
+    record.nested = {"a": [1]}
+    queued = logqueue.LockFreeQueueHandler(None).prepare(record)
+    assert type(queued) is Custom and queued is not record
+    assert (queued.msg, queued.args) == ("n=1", None)
+    assert (record.msg, record.args) == ("n=%(n)s", args)
+    assert {k: v for k, v in vars(queued).items() if k not in {"msg", "args"}} == \
+        {k: v for k, v in vars(record).items() if k not in {"msg", "args"}}
+    queued.status = 500
+    assert record.status == 200

@@ -58,6 +58,42 @@ def test_callback_is_limited_by_address(limited):
     assert response.status_code == 400
 
 
+
+def test_refused_calls_spend_no_budget_and_limited_answers_carry_the_headers(limited):
+    # The limiter's after-request hook counts a bearer-keyed call only once it got past the
+    # roles (deduct_when): a member's 403s leave the admins' three calls intact.
+    app, (alpha, _beta) = limited
+    client = app.test_client()
+    member = bearer(alpha.tenant_id, role="member")
+    for _ in range(4):
+        assert client.get("/crm/auth/meta/url", headers=member).status_code == 403
+    answers = [client.get("/crm/auth/meta/url", headers=bearer(alpha.tenant_id)) for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert answers[0].headers["X-RateLimit-Limit"] == "3"
+    assert answers[0].headers["X-RateLimit-Remaining"] == "2"
+
+
+def test_an_endpoint_without_a_limit_costs_the_limiter_nothing(limited, monkeypatch):
+    # Only the endpoints of LIMITS run the limiter's hooks: a status read makes none of its
+    # lookups and no per-request context of it (issue 21 item 7), a limited one still does.
+    from flask_limiter import Limiter
+
+    app, (alpha, _beta) = limited
+    calls = []
+    identify, context = Limiter.identify_request, Limiter.context
+    monkeypatch.setattr(Limiter, "identify_request",
+                        lambda self: calls.append("identify") or identify(self))
+    monkeypatch.setattr(Limiter, "context",
+                        property(lambda self: calls.append("context") or context.fget(self)))
+    client = app.test_client()
+    response = client.get("/crm/marketing/token-status", headers=bearer(alpha.tenant_id))
+    assert response.status_code == 200 and "X-RateLimit-Limit" not in response.headers
+    assert client.get("/healthz").status_code == 200
+    assert calls == []
+    assert client.get("/crm/auth/meta/url", headers=bearer(alpha.tenant_id)).status_code == 200
+    assert "identify" in calls and "context" in calls
+
+
 # -- counters in Redis, shared by every process ----------------------------------------------
 PATH = "/crm/auth/meta/test-connection"
 # "per hour" rather than "per minute": a slow machine must not see the window roll over mid-test.
