@@ -49,8 +49,7 @@ def hub():
     payload = payloads.status_payload(row, moment, flow.required_scopes(), url_for("web.wizard"))
     banner = presenters.banner(row, payload, moment, is_admin=principal.is_admin)
     app_problem = (app_health.current(runtime().graph.credential) if principal.is_admin else None)
-    webhooks_lost = (watch.lost() if principal.is_admin and current_app.config["META_WEBHOOKS_ENABLED"]
-                     else None)
+    webhooks_lost = watch.lost() if principal.is_admin and watch.enabled(current_app.config) else None
     return render_template("marketing/hub.html", banner=banner, now=moment,
                            is_admin=principal.is_admin, form=ConfirmForm(), app_problem=app_problem,
                            webhooks_lost=webhooks_lost,

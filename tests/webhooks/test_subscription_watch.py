@@ -138,8 +138,11 @@ def test_a_meta_error_while_checking_keeps_the_last_verdict(live_hook_app, sandb
     assert _audits(app) == ["meta.webhooks.unsubscribed", "meta.webhooks.resubscribed"]
 
 
-def test_with_webhooks_off_nothing_is_checked(make_app, sandbox):
-    app = make_app(META_WEBHOOKS_ENABLED=False)
+@pytest.mark.parametrize("settings", [{"META_WEBHOOKS_ENABLED": False, "META_VERIFY_TOKEN": VERIFY_TOKEN},
+                                      {"META_WEBHOOKS_ENABLED": True, "META_VERIFY_TOKEN": ""}],
+                         ids=["webhooks off", "no verify token"])
+def test_with_webhooks_off_nothing_is_checked(make_app, sandbox, settings):
+    app = make_app(**settings)
     jobs.subscription_tick(app)
     with app.app_context():
         assert watch.run(FailingGraph(), app.config, now=of(app).clock.now(), every=EVERY,

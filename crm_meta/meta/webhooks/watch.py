@@ -38,6 +38,11 @@ class Result:
     notices: tuple[notify.Notice, ...] = ()
 
 
+def enabled(config) -> bool:
+    """Webhooks on, with the verify token Meta needs to (re)subscribe: as `flask meta doctor`."""
+    return bool(config["META_WEBHOOKS_ENABLED"] and config.get("META_VERIFY_TOKEN"))
+
+
 def lost() -> AppHealth | None:
     """The stored verdict when it says the subscription is lost (for the hub's banner)."""
     row = db.session.get(AppHealth, NAME)
@@ -64,7 +69,8 @@ def claim(now: datetime, every: timedelta) -> bool:
 def run(graph, config, *, now: datetime, every: timedelta, outbox: bool) -> Result:
     """One check when webhooks are on and no other process checked within `every`. Commits.
     The notices returned are for the caller to dispatch."""
-    if not config["META_WEBHOOKS_ENABLED"]:
+    if not enabled(config):
+        _forget()  # a verdict from before webhooks were turned off would alert forever
         return Result("off")
     if not claim(now, every):
         return Result("skipped")
@@ -113,6 +119,12 @@ def _report_back(now: datetime, app_id: str) -> bool:
         audit.record("meta.webhooks.resubscribed", actor=ACTOR, details={"app_id": app_id})
     db.session.commit()
     return cleared
+
+
+def _forget() -> None:
+    db.session.execute(update(AppHealth).where(AppHealth.name == NAME, AppHealth.misconfigured.is_(True))
+                       .values(misconfigured=False).execution_options(synchronize_session=False))
+    db.session.commit()
 
 
 def notice_id(since: datetime) -> str:
