@@ -25,6 +25,9 @@ def webhook_settings(get, app_env: str, verify_token: str) -> dict:
         # After storing a delivery, this process routes and forwards it at once (a thread); off,
         # only the `meta.webhooks` job does (e.g. in a dedicated `flask jobs run` process).
         "WEBHOOK_WAKE": _bool(get("WEBHOOK_WAKE"), True),
+        # Minutes between two checks that Meta still sends the app's Page leadgen webhooks here
+        # (Meta unsubscribes an app whose callback fails for 8 hours); one process checks each time.
+        "WEBHOOK_SUBSCRIPTION_CHECK_MINUTES": float(get("WEBHOOK_SUBSCRIPTION_CHECK_MINUTES") or 15),
         # Largest webhook body accepted (bytes): Meta's largest payload is 3 MB.
         "META_WEBHOOK_MAX_BYTES": int(get("META_WEBHOOK_MAX_BYTES") or 3 * 1024 * 1024),
         # Seconds a process trusts its asset -> tenant index (a miss re-reads it, at most 1/s).

@@ -23,6 +23,7 @@ from crm_meta import notify
 from crm_meta import runtime as runtimes
 from crm_meta.infra import metrics
 from crm_meta.meta.keepalive.sweep import run_sweep
+from crm_meta.meta.webhooks import watch
 
 log = logging.getLogger(__name__)
 FIRST_RUN_DELAY = timedelta(seconds=30)  # let the app finish booting before the first sweep
@@ -90,6 +91,25 @@ def webhooks_tick(app, stopping: threading.Event | None = None) -> None:
         log.exception("meta webhooks run failed")
 
 
+def subscription_every(app) -> timedelta:
+    return timedelta(minutes=float(app.config["WEBHOOK_SUBSCRIPTION_CHECK_MINUTES"]))
+
+
+def subscription_tick(app, stopping: threading.Event | None = None) -> None:
+    """Scheduled: whether Meta still sends the app's Page leadgen webhooks here (webhooks on);
+    one process checks per interval (a lease on the stored verdict), a lost one warns once."""
+    parts = runtimes.of(app)
+    try:
+        with app.app_context():
+            result = watch.run(parts.graph, app.config, now=parts.clock.now(), every=subscription_every(app),
+                               outbox=parts.keepalive.outbox)
+        if result.state not in {"off", "skipped"}:
+            metrics.WEBHOOK_SUBSCRIPTION_CHECKS.labels(result=result.state).inc()
+        notify.dispatch(parts.notifier, list(result.notices))
+    except Exception:  # never let a bad tick take the scheduler down
+        log.exception("meta webhook subscription check failed")
+
+
 JOBS: tuple[JobSpec, ...] = (
     JobSpec("meta.keepalive.sweep", keepalive_tick, lambda parts: parts.keepalive.wake_every,
             "Check due Meta connections, extend tokens, warn tenants"),
@@ -97,6 +117,9 @@ JOBS: tuple[JobSpec, ...] = (
             "Deliver due notifications from the outbox, prune delivered ones"),
     JobSpec("meta.webhooks", webhooks_tick, lambda parts: timedelta(seconds=10),
             "Route Meta's webhook deliveries left in the inbox, forward due events to the CRM"),
+    JobSpec("meta.webhooks.subscription", subscription_tick,
+            lambda parts: subscription_every(parts.webhooks.app),
+            "Check that Meta still sends the app's Page leadgen webhooks here; warn once when not"),
 )
 
 

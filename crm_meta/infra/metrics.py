@@ -30,6 +30,10 @@ TOKEN_VALIDATIONS = Counter("meta_token_validations_total", "Token checks with M
 GRAPH_CALLS = Counter("meta_graph_calls_total", "Graph API calls", ["endpoint", "outcome"])
 RATELIMIT_FALLBACKS = Counter("meta_ratelimit_storage_fallbacks_total",
                               "Times rate limiting fell back to in-process counters (Redis unreachable)")
+# The periodic check of the app-level webhook subscription, by result (ok | lost | unknown).
+WEBHOOK_SUBSCRIPTION_CHECKS = Counter("meta_webhook_subscription_checks_total",
+                                      "Checks that Meta still sends the app's Page leadgen webhooks here",
+                                      ["result"])
 GRAPH_LATENCY = Histogram("meta_api_response_time_seconds", "Graph API latency", ["endpoint"])
 PROXY_CALLS = Counter("meta_proxy_calls_total", "Graph calls the CRM's services made through the proxy",
                       ["service", "status"])
@@ -95,6 +99,7 @@ class State:
     graph_version: str = ""
     days_to_sunset: int | None = None  # None: no sunset announced for the version in use
     app_misconfigured: bool = False  # Meta refused the app's own credential (meta.app_health)
+    webhook_subscription_lost: bool = False  # Meta no longer sends Page leadgen webhooks here
     # Meta's webhooks: inbox_pending, inbox_oldest_seconds, parked, dead_letters, events_pending.
     webhooks: dict[str, float] = field(default_factory=dict)
 
@@ -149,7 +154,13 @@ class StateCollector:
             "meta_app_misconfigured",
             "1 when Meta refuses the app's own credential (checks paused), else 0",
             value=1 if state.app_misconfigured else 0)  # stored verdict, the same for every worker
-        yield from (expiry, access, extendable, by_status, per_tenant, outbox, sunset, misconfigured)
+        unsubscribed = GaugeMetricFamily(
+            "meta_webhook_subscription_lost",
+            "1 when the last check found Meta no longer sends the app's Page leadgen webhooks here "
+            "(run `flask meta doctor --subscribe`), else 0",
+            value=1 if state.webhook_subscription_lost else 0)
+        yield from (expiry, access, extendable, by_status, per_tenant, outbox, sunset, misconfigured,
+                    unsubscribed)
         yield from _webhook_gauges(state.webhooks)
 
 

@@ -35,3 +35,4 @@ class NoticeEvent(StrEnum):
     APP_MISCONFIGURED = "app_misconfigured"  # app-wide: no tenant
     CHANNEL_LOST = "channel_lost"  # a Page or WhatsApp account stopped working
     LEADS_ACCESS = "leads_access"  # Meta refuses to give the tenant's leads
+    WEBHOOKS_UNSUBSCRIBED = "webhooks_unsubscribed"  # app-wide: Meta dropped the app's leadgen webhooks

@@ -14,7 +14,8 @@ EVENTS = {NoticeEvent.WARNING: "meta.connection.warning",
           NoticeEvent.STATUS_CHANGED: "meta.connection.status_changed",
           NoticeEvent.APP_MISCONFIGURED: "meta.app.misconfigured",
           NoticeEvent.CHANNEL_LOST: "meta.channel.lost",
-          NoticeEvent.LEADS_ACCESS: "meta.connection.leads_refused"}
+          NoticeEvent.LEADS_ACCESS: "meta.connection.leads_refused",
+          NoticeEvent.WEBHOOKS_UNSUBSCRIBED: "meta.webhooks.unsubscribed"}
 CHANNEL_TROUBLES = {"subscription_lost": "lost its webhook subscription at Meta",
                     "token_invalid": "has a Page token Meta no longer accepts"}
 
@@ -62,6 +63,8 @@ class Notice:
             return "Meta refuses to give your leads to the CRM"
         if self.event == NoticeEvent.APP_MISCONFIGURED:
             return "The Meta app is misconfigured"
+        if self.event == NoticeEvent.WEBHOOKS_UNSUBSCRIBED:
+            return "Meta stopped sending leads to the CRM"
         if self.event == NoticeEvent.CHANNEL_LOST:
             return f"A Meta channel stopped working: {self.asset_name or self.asset_id}"
         if self.event == NoticeEvent.WARNING:
@@ -77,6 +80,11 @@ class Notice:
                     "secret was reset at Meta). Connection checks are paused and no tenant's "
                     "connection is marked. An operator must fix META_APP_ID / META_APP_SECRET; "
                     "`flask meta doctor` names the cause.\n")
+        if self.event == NoticeEvent.WEBHOOKS_UNSUBSCRIBED:
+            return (f"{self.subject()}: the Meta app's webhook subscription (Page leadgen events to "
+                    "this service) is gone or changed, for example because Meta unsubscribed the app "
+                    "after its webhook failed for hours. No new lead reaches the CRM. An operator "
+                    "must run `flask meta doctor --subscribe`.\n")
         name = self.tenant_name or self.tenant_slug or f"tenant {self.tenant_id}"
         lines = [f"{self.subject()} ({name})."]
         if self.event == NoticeEvent.LEADS_ACCESS:

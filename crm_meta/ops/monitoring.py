@@ -16,6 +16,7 @@ from crm_meta.meta import app_health
 from crm_meta.meta.keepalive.probing import EXTEND_WITHIN, EXTENDABLE_TYPES
 from crm_meta.meta.status import effective_status
 from crm_meta.meta.versions import RETIRED, SUNSETS
+from crm_meta.meta.webhooks import watch
 from crm_meta.models import MetaConnection, NotificationOutbox, Tenant, WebhookInbox, WebhookParked
 
 # Headers a proxy adds: a request carrying one came through a proxy, whatever the socket says.
@@ -85,10 +86,11 @@ def read_state(*, now: datetime, required: list[str], version: str, credential: 
         .group_by(state_of)).all())
     webhooks = read_webhooks(now, state_of, is_event)
     misconfigured = app_health.is_misconfigured(credential)
+    unsubscribed = watch.is_lost()
     db.session.rollback()  # nothing to keep: end the read transaction
     return State(now=now, connections=connections, outbox=outbox, graph_version=version,
                  days_to_sunset=days_to_sunset(version, now.date()), app_misconfigured=misconfigured,
-                 webhooks=webhooks)
+                 webhooks=webhooks, webhook_subscription_lost=unsubscribed)
 
 
 def read_webhooks(now: datetime, state_of, is_event) -> dict[str, float]:

@@ -16,6 +16,7 @@ from crm_meta.meta import app_health, connections
 from crm_meta.meta.channels import Who
 from crm_meta.meta.errors import DomainError, GraphError
 from crm_meta.meta.status import missing_scopes
+from crm_meta.meta.webhooks import watch
 from crm_meta.runtime import now, runtime
 from crm_meta.web import bp, channel_views, presenters
 from crm_meta.web.forms import ConfirmForm, SelectAccountForm, StartForm
@@ -48,8 +49,10 @@ def hub():
     payload = payloads.status_payload(row, moment, flow.required_scopes(), url_for("web.wizard"))
     banner = presenters.banner(row, payload, moment, is_admin=principal.is_admin)
     app_problem = (app_health.current(runtime().graph.credential) if principal.is_admin else None)
+    webhooks_lost = watch.lost() if principal.is_admin and watch.enabled(current_app.config) else None
     return render_template("marketing/hub.html", banner=banner, now=moment,
                            is_admin=principal.is_admin, form=ConfirmForm(), app_problem=app_problem,
+                           webhooks_lost=webhooks_lost,
                            channel_groups=channel_views.groups(row),
                            channel_troubles=channel_views.troubles(row))
 

@@ -21,22 +21,30 @@ def callback_url(config) -> str:
     return base.rstrip("/") + PATH
 
 
+def observe(graph, config) -> Check:
+    """Whether Meta sends this app's Pages' leads to this server, as Meta lists it now. A Meta
+    error propagates (GraphError): no verdict either way."""
+    name, url = "webhook subscription", callback_url(config)
+    found = graph.get(f"{config['META_APP_ID']}/subscriptions", token=graph.app_token).get("data", [])
+    page = next((s for s in found if s.get("object") == OBJECT), None)
+    fields = {f.get("name") if isinstance(f, dict) else f for f in (page or {}).get("fields", [])}
+    if page and page.get("active", True) and FIELD in fields and page.get("callback_url") == url:
+        return Check(name, True, f"Meta sends Page leadgen events to {url}")
+    what = "no Page subscription" if page is None else (
+        f"the Page subscription goes to {page.get('callback_url')}" if page.get("callback_url") != url
+        else "the Page subscription lacks the leadgen field")
+    return Check(name, False, what, "run `flask meta doctor --subscribe` (needs META_VERIFY_TOKEN "
+                 "and this server reachable by Meta), or subscribe in the App Dashboard")
+
+
 def check(graph, config, *, subscribe: bool = False) -> Check:
     """Whether Meta sends this app's Pages' leads to this server; with `subscribe`, ask it to."""
     name, url = "webhook subscription", callback_url(config)
     path = f"{config['META_APP_ID']}/subscriptions"
     try:
-        found = graph.get(path, token=graph.app_token).get("data", [])
-        page = next((s for s in found if s.get("object") == OBJECT), None)
-        fields = {f.get("name") if isinstance(f, dict) else f for f in (page or {}).get("fields", [])}
-        if page and page.get("active", True) and FIELD in fields and page.get("callback_url") == url:
-            return Check(name, True, f"Meta sends Page leadgen events to {url}")
-        if not subscribe:
-            what = "no Page subscription" if page is None else (
-                f"the Page subscription goes to {page.get('callback_url')}" if page.get("callback_url") != url
-                else "the Page subscription lacks the leadgen field")
-            return Check(name, False, what, "run `flask meta doctor --subscribe` (needs META_VERIFY_TOKEN "
-                         "and this server reachable by Meta), or subscribe in the App Dashboard")
+        seen = observe(graph, config)
+        if seen.ok or not subscribe:
+            return seen
         if not config.get("META_VERIFY_TOKEN"):
             return Check(name, False, "cannot subscribe without META_VERIFY_TOKEN", "set META_VERIFY_TOKEN")
         graph.call("POST", path, token=graph.app_token, params={
