@@ -22,6 +22,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from crm_meta import notify
 from crm_meta import runtime as runtimes
 from crm_meta.infra import metrics
+from crm_meta.meta import connections
 from crm_meta.meta.keepalive.sweep import run_sweep
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,19 @@ def webhooks_tick(app, stopping: threading.Event | None = None) -> None:
         log.exception("meta webhooks run failed")
 
 
+def discovery_tick(app, stopping: threading.Event | None = None) -> None:
+    """Scheduled: finish the discoveries a connect left partial (its round budget: issue 23).
+    Safe in every process at once: each merge is done under the row's lock and is idempotent."""
+    parts = runtimes.of(app)
+    try:
+        with app.app_context():
+            done = connections.finish_discoveries(graph=parts.graph, store=parts.store, stopping=stopping)
+        if done:
+            log.info("meta discovery completed for %s connections", done)
+    except Exception:  # never let a bad tick take the scheduler down
+        log.exception("meta discovery run failed")
+
+
 JOBS: tuple[JobSpec, ...] = (
     JobSpec("meta.keepalive.sweep", keepalive_tick, lambda parts: parts.keepalive.wake_every,
             "Check due Meta connections, extend tokens, warn tenants"),
@@ -97,6 +111,8 @@ JOBS: tuple[JobSpec, ...] = (
             "Deliver due notifications from the outbox, prune delivered ones"),
     JobSpec("meta.webhooks", webhooks_tick, lambda parts: timedelta(seconds=10),
             "Route Meta's webhook deliveries left in the inbox, forward due events to the CRM"),
+    JobSpec("meta.discovery", discovery_tick, lambda parts: timedelta(seconds=30),
+            "Read the assets a connect left unread (its round budget), merge them"),
 )
 
 

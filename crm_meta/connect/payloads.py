@@ -39,6 +39,8 @@ def status_payload(row: MetaConnection | ConnectionStatus | None, now: datetime,
         "last_checked_at": iso(row.last_checked_at) if row else None,
         "throttled_until": iso(row.throttled_until) if row else None,
         "connect_url": connect_url,
+        # True while the discovery job reads what a connect's round budget left unread
+        "discovery_running": row is not None and row.discovery_pending_since is not None,
     }
 
 

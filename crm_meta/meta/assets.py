@@ -29,6 +29,8 @@ class Discovery:
     # Each Page's token (from the same /me call): stored encrypted, never in `pages`.
     page_tokens: dict[str, str] = field(default_factory=dict, repr=False)
     instagram: list[dict] = field(default_factory=list)  # [{id, username, name, page_id}]
+    # False when the round budget ran out with pages still to read: what is here is a part.
+    complete: bool = True
 
 
 def ad_account(raw: dict, business_id: str | None) -> dict:
@@ -76,10 +78,11 @@ def me_fields(granted: set[str]) -> str:
     return ",".join(fields)
 
 
-def discover(graph, token: str, granted: set[str]) -> Discovery:
-    """Read everything in one /me call, then fetch every further page in batched rounds."""
+def discover(graph, token: str, granted: set[str], rounds: int | None = None) -> Discovery:
+    """Read everything in one /me call, then fetch every further page in batched rounds: at most
+    `rounds` of them when given (the rest is left unread and the discovery says it is partial)."""
     me = graph.get("me", token=token, fields=me_fields(granted))
-    edges = _complete_edges(graph, token, me)
+    edges, complete = _complete_edges(graph, token, me, rounds)
     businesses = []
     for business in edges.get(("me", "businesses"), []):
         bid = str(business["id"])
@@ -111,6 +114,7 @@ def discover(graph, token: str, granted: set[str]) -> Discovery:
                     "page_id": str(p["id"])}
                    for p in raw_pages if isinstance(ig := p.get("instagram_business_account"), dict)
                    and ig.get("id")],
+        complete=complete,
     )
 
 
@@ -128,10 +132,12 @@ def _wabas(edges: dict, business_id: str) -> list[dict]:
     return list(found.values())
 
 
-def _complete_edges(graph, token: str, me: dict) -> dict[tuple[str, str], list[dict]]:
+def _complete_edges(graph, token: str, me: dict,
+                    rounds: int | None = None) -> tuple[dict[tuple[str, str], list[dict]], bool]:
     """Flatten the expanded edges, then follow every `paging.next` in batched rounds: a cursor-paged
     edge is followed by a chain of dependent requests inside one batch (page k+1's `after` is
-    `{result=<page k>:$.paging.cursors.after}`), so one round trip reads up to 50 of its pages."""
+    `{result=<page k>:$.paging.cursors.after}`), so one round trip reads up to 50 of its pages.
+    At most `rounds` batches when given; returns the items and whether every page was read."""
     items: dict[tuple[str, str], list[dict]] = {}
     pending: list[tuple[tuple[str, str], dict]] = []
     totals: dict[tuple[str, str], int] = {}  # edges whose first page gave summary.total_count
@@ -155,6 +161,9 @@ def _complete_edges(graph, token: str, me: dict) -> dict[tuple[str, str], list[d
     walk("me", {k: v for k, v in me.items() if k not in ("id", "name")})
     nulls: dict[int, int] = {}  # id(page) -> rounds its next page came back null
     while pending:
+        if rounds is not None and rounds <= 0:
+            return items, False
+        rounds = None if rounds is None else rounds - 1
         left = {key: totals[key] - len(items.get(key, [])) for key, _ in pending if key in totals}
         chains, pending = _round(graph, pending, left)
         requests_ = [request for chain in chains for request in chain.requests]
@@ -168,7 +177,7 @@ def _complete_edges(graph, token: str, me: dict) -> dict[tuple[str, str], list[d
                     raise TransientError("Meta kept timing out on a page of assets")
             if graph.next_page_params(last):  # timed out, or longer than this round's chain
                 pending.append((chain.key, last))
-    return items
+    return items, True
 
 
 @dataclass

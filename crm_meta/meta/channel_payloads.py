@@ -24,13 +24,20 @@ def asset(channel: MetaChannel) -> JsonObject:
             "parent_asset_id": channel.parent_asset_id, "metadata": details}
 
 
+def discovery_running(row: MetaConnection) -> bool:
+    """True while the discovery job still reads assets a connect's round budget left unread:
+    `assets` (and `pages`, `wabas`) are then a part of what the connection sees."""
+    return row.discovery_pending_since is not None
+
+
 def status(row: MetaConnection | None, now: datetime, required: list[str]) -> JsonObject:
     """CRM Ventas' /admin/meta/status, from storage (no Meta call): `channels` and `bindings`
     always present, `token_expires_at` epoch seconds (0: never expires, or not connected)."""
     state = effective_status(row, now, required)
     if row is None:
         return {"connected": False, "status": state, "token_valid": False, "token_expires_at": 0,
-                "token_scopes": [], "channels": dict(EMPTY_CHANNELS), "assets": [], "bindings": []}
+                "token_scopes": [], "channels": dict(EMPTY_CHANNELS), "assets": [], "bindings": [],
+                "discovery_running": False}
     active = {c.platform for c in row.channels if c.active}
     return {
         "connected": True,
@@ -43,6 +50,7 @@ def status(row: MetaConnection | None, now: datetime, required: list[str]) -> Js
         "bindings": [{"id": c.id, "channel": c.platform, "asset_id": c.asset_id,
                       "asset_name": c.asset_name, "active": bool(c.active)}
                      for c in row.channels if c.bound_at is not None],
+        "discovery_running": discovery_running(row),
     }
 
 
@@ -64,5 +72,5 @@ def connected_summary(row: MetaConnection, now: datetime, required: list[str]) -
              for c in by_type.get("waba", [])]
     return {"connected": True, "status": effective_status(row, now, required),
             "token_expires_at": int(row.expires_at.timestamp()) if row.expires_at else 0,
-            "pages": pages, "wabas": wabas,
+            "pages": pages, "wabas": wabas, "discovery_running": discovery_running(row),
             "message": "Meta account connected successfully. Select channels to activate."}

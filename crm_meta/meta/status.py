@@ -32,6 +32,7 @@ class ConnectionStatus:
     selected_ad_account_name: str | None
     business_count: int | None
     ad_account_count: int | None
+    discovery_pending_since: datetime | None  # a connect's discovery still being finished
 
 
 STATUS_FIELDS = tuple(f.name for f in fields(ConnectionStatus))

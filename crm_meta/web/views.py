@@ -51,7 +51,8 @@ def hub():
     return render_template("marketing/hub.html", banner=banner, now=moment,
                            is_admin=principal.is_admin, form=ConfirmForm(), app_problem=app_problem,
                            channel_groups=channel_views.groups(row),
-                           channel_troubles=channel_views.troubles(row))
+                           channel_troubles=channel_views.troubles(row),
+                           discovery_running=channel_views.discovery_running(row))
 
 
 # -- the wizard ----------------------------------------------------------------------------
