@@ -22,6 +22,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from crm_meta import notify
 from crm_meta import runtime as runtimes
 from crm_meta.infra import metrics
+from crm_meta.meta import connections
 from crm_meta.meta.keepalive.sweep import run_sweep
 from crm_meta.meta.webhooks import watch
 
@@ -110,6 +111,19 @@ def subscription_tick(app, stopping: threading.Event | None = None) -> None:
         log.exception("meta webhook subscription check failed")
 
 
+def discovery_tick(app, stopping: threading.Event | None = None) -> None:
+    """Scheduled: finish the discoveries a connect left partial (its round budget: issue 23).
+    Safe in every process at once: each merge is done under the row's lock and is idempotent."""
+    parts = runtimes.of(app)
+    try:
+        with app.app_context():
+            done = connections.finish_discoveries(graph=parts.graph, store=parts.store, stopping=stopping)
+        if done:
+            log.info("meta discovery completed for %s connections", done)
+    except Exception:  # never let a bad tick take the scheduler down
+        log.exception("meta discovery run failed")
+
+
 JOBS: tuple[JobSpec, ...] = (
     JobSpec("meta.keepalive.sweep", keepalive_tick, lambda parts: parts.keepalive.wake_every,
             "Check due Meta connections, extend tokens, warn tenants"),
@@ -120,6 +134,8 @@ JOBS: tuple[JobSpec, ...] = (
     JobSpec("meta.webhooks.subscription", subscription_tick,
             lambda parts: subscription_every(parts.webhooks.app),
             "Check that Meta still sends the app's Page leadgen webhooks here; warn once when not"),
+    JobSpec("meta.discovery", discovery_tick, lambda parts: timedelta(seconds=30),
+            "Read the assets a connect left unread (its round budget), merge them"),
 )
 
 

@@ -40,6 +40,8 @@ def status_payload(row: MetaConnection | ConnectionStatus | None, now: datetime,
         "throttled_until": iso(row.throttled_until) if row else None,
         "connect_url": connect_url,
         "leads_access": leads.access_summary(row) if row else None,
+        # True while the discovery job reads what a connect's round budget left unread
+        "discovery_running": row is not None and row.discovery_pending_since is not None,
     }
 
 

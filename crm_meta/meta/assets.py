@@ -46,6 +46,8 @@ class Discovery:
     # Each Page's token (from the same /me call): stored encrypted, never in `pages`.
     page_tokens: dict[str, str] = field(default_factory=dict, repr=False)
     instagram: list[InstagramAccount] = field(default_factory=list)
+    # False when the round budget ran out with pages still to read: what is here is a part.
+    complete: bool = True
 
 
 def ad_account(raw: JsonObject, business_id: str | None) -> AdAccount:
@@ -93,10 +95,11 @@ def me_fields(granted: set[str]) -> str:
     return ",".join(fields)
 
 
-def discover(graph: GraphClient, token: str, granted: set[str]) -> Discovery:
-    """Read everything in one /me call, then fetch every further page in batched rounds."""
+def discover(graph: GraphClient, token: str, granted: set[str], rounds: int | None = None) -> Discovery:
+    """Read everything in one /me call, then fetch every further page in batched rounds: at most
+    `rounds` of them when given (the rest is left unread and the discovery says it is partial)."""
     me = graph.get("me", token=token, fields=me_fields(granted))
-    edges = _complete_edges(graph, token, me)
+    edges, complete = _complete_edges(graph, token, me, rounds)
     businesses: list[Business] = []
     for business in edges.get(("me", "businesses"), []):
         bid = str(business["id"])
@@ -128,6 +131,7 @@ def discover(graph: GraphClient, token: str, granted: set[str]) -> Discovery:
                     "page_id": str(p["id"])}
                    for p in raw_pages if isinstance(ig := p.get("instagram_business_account"), dict)
                    and ig.get("id")],
+        complete=complete,
     )
 
 
@@ -145,10 +149,12 @@ def _wabas(edges: dict[EdgeKey, list[JsonObject]], business_id: str) -> list[Wha
     return list(found.values())
 
 
-def _complete_edges(graph: GraphClient, token: str, me: JsonObject) -> dict[EdgeKey, list[JsonObject]]:
+def _complete_edges(graph: GraphClient, token: str, me: JsonObject,
+                    rounds: int | None = None) -> tuple[dict[EdgeKey, list[JsonObject]], bool]:
     """Flatten the expanded edges, then follow every `paging.next` in batched rounds: a cursor-paged
     edge is followed by a chain of dependent requests inside one batch (page k+1's `after` is
-    `{result=<page k>:$.paging.cursors.after}`), so one round trip reads up to 50 of its pages."""
+    `{result=<page k>:$.paging.cursors.after}`), so one round trip reads up to 50 of its pages.
+    At most `rounds` batches when given; returns the items and whether every page was read."""
     items: dict[EdgeKey, list[JsonObject]] = {}
     pending: list[_Pending] = []
     totals: dict[EdgeKey, int] = {}  # edges whose first page gave summary.total_count
@@ -172,6 +178,9 @@ def _complete_edges(graph: GraphClient, token: str, me: JsonObject) -> dict[Edge
     walk("me", {k: v for k, v in me.items() if k not in ("id", "name")})
     nulls: dict[int, int] = {}  # id(page) -> rounds its next page came back null
     while pending:
+        if rounds is not None and rounds <= 0:
+            return items, False
+        rounds = None if rounds is None else rounds - 1
         left = {p.key: totals[p.key] - len(items.get(p.key, [])) for p in pending if p.key in totals}
         chains, pending = _round(pending, left)
         requests_ = [request for chain in chains for request in chain.requests]
@@ -185,7 +194,7 @@ def _complete_edges(graph: GraphClient, token: str, me: JsonObject) -> dict[Edge
                     raise TransientError("Meta kept timing out on a page of assets")
             if following := graph.next_page_params(last):  # timed out, or longer than this round's chain
                 pending.append(_Pending(chain.key, last, *following))
-    return items
+    return items, True
 
 
 class _Pending(NamedTuple):

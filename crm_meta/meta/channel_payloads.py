@@ -25,6 +25,12 @@ def asset(channel: MetaChannel) -> JsonObject:
             "parent_asset_id": channel.parent_asset_id, "metadata": details}
 
 
+def discovery_running(row: MetaConnection) -> bool:
+    """True while the discovery job still reads assets a connect's round budget left unread:
+    `assets` (and `pages`, `wabas`) are then a part of what the connection sees."""
+    return row.discovery_pending_since is not None
+
+
 def status(row: MetaConnection | None, now: datetime, required: list[str]) -> JsonObject:
     """CRM Ventas' /admin/meta/status, from storage (no Meta call): `channels` and `bindings`
     always present, `token_expires_at` epoch seconds (0: never expires, or not connected);
@@ -33,7 +39,8 @@ def status(row: MetaConnection | None, now: datetime, required: list[str]) -> Js
     if row is None:
         return {"connected": False, "status": state, "token_valid": False, "token_expires_at": 0,
                 "token_scopes": [], "channels": dict(EMPTY_CHANNELS), "assets": [], "bindings": [],
-                "leads_access": None}
+                "leads_access": None,
+                "discovery_running": False}
     active = {c.platform for c in row.channels if c.active}
     return {
         "connected": True,
@@ -47,6 +54,7 @@ def status(row: MetaConnection | None, now: datetime, required: list[str]) -> Js
                       "asset_name": c.asset_name, "active": bool(c.active)}
                      for c in row.channels if c.bound_at is not None],
         "leads_access": leads.access_summary(row),
+        "discovery_running": discovery_running(row),
     }
 
 
@@ -68,5 +76,5 @@ def connected_summary(row: MetaConnection, now: datetime, required: list[str]) -
              for c in by_type.get("waba", [])]
     return {"connected": True, "status": effective_status(row, now, required),
             "token_expires_at": int(row.expires_at.timestamp()) if row.expires_at else 0,
-            "pages": pages, "wabas": wabas,
+            "pages": pages, "wabas": wabas, "discovery_running": discovery_running(row),
             "message": "Meta account connected successfully. Select channels to activate."}

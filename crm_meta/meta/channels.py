@@ -75,7 +75,8 @@ def _entries(discovery: Discovery) -> list[JsonObject]:
 
 def sync(store: TokenStore, row: MetaConnection, discovery: Discovery) -> None:
     """Make the stored channels what the discovery found; selections of those still there stay,
-    Page tokens are replaced with the new ones (a new user token made them)."""
+    Page tokens are replaced with the new ones (a new user token made them). A partial
+    discovery only adds and updates: nothing is removed until a complete one says so."""
     existing = {(c.platform, c.asset_id): c for c in row.channels}
     seen = set()
     for position, entry in enumerate(_entries(discovery)):
@@ -101,6 +102,8 @@ def sync(store: TokenStore, row: MetaConnection, discovery: Discovery) -> None:
                 channel.trouble, channel.trouble_warned = None, False
         elif channel.asset_type == "page":
             channel.token_ciphertext = channel.key_id = None
+    if not discovery.complete:  # a partial discovery: what it did not reach may still be there
+        return
     for key, channel in existing.items():
         if key not in seen:
             row.channels.remove(channel)

@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from threading import Event
 
 from crm_meta.infra.clock import Clock
 from crm_meta.infra.crypto import CryptoError
@@ -19,6 +20,7 @@ from crm_meta.meta.oauth import Asker, AuthorizationRequest, MetaDialog, consume
 from crm_meta.meta.store import TokenStore
 from crm_meta.meta.types import JsonObject
 from crm_meta.models import AuditEvent, MetaConnection, audit
+from crm_meta.models.statuses import FAILING_STATUSES
 
 log = logging.getLogger(__name__)
 ASSET_ID = re.compile(r"^(act_)?\d{1,30}$")
@@ -129,9 +131,57 @@ def debug_token(*, graph: GraphClient, store: TokenStore, row: MetaConnection) -
 
 def rediscover(*, graph: GraphClient, store: TokenStore, row: MetaConnection) -> None:
     discovery = assets.discover(graph, store.read(row), set(row.scopes or []))
-    apply_discovery(row, discovery)
+    apply_discovery(row, discovery, row.updated_at)  # complete: clears what a connect left pending
     channels.sync(store, row, discovery)
     db.session.commit()
+
+
+def pending_discoveries() -> list[int]:
+    """Tenants whose connect left part of the discovery unread, token still usable."""
+    query = (db.select(MetaConnection.tenant_id)
+             .where(MetaConnection.discovery_pending_since.is_not(None),
+                    MetaConnection.status.not_in(sorted(FAILING_STATUSES)))
+             .order_by(MetaConnection.discovery_pending_since))
+    tenants = list(db.session.scalars(query))
+    db.session.commit()
+    return tenants
+
+
+def finish_discoveries(*, graph: GraphClient, store: TokenStore, stopping: Event | None = None) -> int:
+    """Finish every pending discovery; one failing (Meta down, a token gone) keeps its marker
+    for the next run and does not stop the others."""
+    done = 0
+    for tenant_id in pending_discoveries():
+        if stopping is not None and stopping.is_set():
+            break
+        try:
+            done += finish_discovery(graph=graph, store=store, tenant_id=tenant_id)
+        except (GraphError, CryptoError) as exc:
+            db.session.rollback()
+            log.warning("meta discovery for tenant %s failed: %s", tenant_id, type(exc).__name__)
+    return done
+
+
+def finish_discovery(*, graph: GraphClient, store: TokenStore, tenant_id: int) -> bool:
+    """The discovery job's step: read everything the token sees (no round budget, no lock held
+    while Meta answers), then merge it under the row's lock unless a newer token came meanwhile.
+    Idempotent: a second run, or a run after a restart, finds the marker clear or redoes it."""
+    row = store.for_tenant(tenant_id)
+    if row is None or row.discovery_pending_since is None:
+        return False
+    generation, token, scopes = row.token_generation, store.read(row), set(row.scopes or [])
+    db.session.commit()  # no transaction waits on Meta
+    discovery = assets.discover(graph, token, scopes)
+    row = store.for_tenant(tenant_id, lock=True)
+    if row is None or row.discovery_pending_since is None or row.token_generation != generation:
+        db.session.rollback()
+        return False
+    apply_discovery(row, discovery, row.discovery_pending_since)
+    channels.sync(store, row, discovery)
+    audit.record("meta.discovery_completed", actor=audit.Actor("system"), tenant_id=tenant_id,
+                 details={"businesses": len(discovery.businesses), "pages": len(discovery.pages)})
+    db.session.commit()
+    return True
 
 
 def _checked_id(value: object) -> str:

@@ -25,6 +25,10 @@ from crm_meta.models import MetaConnection, audit
 from crm_meta.models.statuses import Status
 
 SDK_REDIRECT_URI = ""  # a code from FB.login is exchanged with an empty redirect_uri
+# Issue 23: at most 5 sequential Graph round trips on the connect's critical path. Code exchange,
+# debug_token and /me take 3; the discovery's batches get the other 2 (100 pages of each edge:
+# ~9,900 Pages). What is left is read after the answer by the discovery job (crm_meta.jobs).
+CONNECT_BATCH_ROUNDS = 2
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,8 @@ def connect(parts: channels.Parts, grant: CodeGrant, settings: Settings) -> Meta
                                   actor=grant.actor)
         if not info.is_valid:
             raise MetaRefused(N_("Meta says the new token is not valid"))
-        discovery = assets.discover(graph, issued.access_token, set(info.scopes))
+        discovery = assets.discover(graph, issued.access_token, set(info.scopes),
+                                    rounds=CONNECT_BATCH_ROUNDS)
     except (GraphError, DomainError) as exc:
         audit.record_now("meta.connect", actor=audit.Actor(grant.actor, grant.ip), tenant_id=grant.tenant_id,
                          outcome="failure",
@@ -71,7 +76,8 @@ def connect(parts: channels.Parts, grant: CodeGrant, settings: Settings) -> Meta
     row = _save(parts, grant, settings, (issued.access_token, info, discovery))
     audit.record("meta.connect", actor=audit.Actor(grant.actor, grant.ip), tenant_id=grant.tenant_id,
                  details={"meta_user_id": discovery.user_id, "status": row.status, "via": grant.via,
-                          "businesses": len(discovery.businesses), "pages": len(discovery.pages)})
+                          "businesses": len(discovery.businesses), "pages": len(discovery.pages),
+                          "discovery_complete": discovery.complete})
     db.session.commit()
     channels.repair(parts, row)  # after the commit: no transaction waits on these calls
     return row
@@ -131,10 +137,16 @@ def apply_token_info(row: MetaConnection, info: tokens.TokenInfo, now: datetime)
     row.last_checked_at = now
 
 
-def apply_discovery(row: MetaConnection, discovery: assets.Discovery) -> None:
+def apply_discovery(row: MetaConnection, discovery: assets.Discovery, now: datetime) -> None:
+    """Store what the discovery found; a partial one marks the row for the discovery job and
+    keeps the chosen ad account (it may be among what is still unread)."""
     row.business_managers = discovery.businesses
     row.personal_ad_accounts = discovery.personal_ad_accounts
     row.pages = discovery.pages
+    if not discovery.complete:
+        row.discovery_pending_since = row.discovery_pending_since or now
+        return
+    row.discovery_pending_since = None
     visible = {a["id"] for a in row.all_ad_accounts()}
     if row.selected_ad_account_id and row.selected_ad_account_id not in visible:
         row.selected_ad_account_id = row.selected_ad_account_name = None
@@ -149,7 +161,8 @@ def _apply(row: MetaConnection, info: tokens.TokenInfo, discovery: assets.Discov
     row.login_config_id = settings.config_id or None
     row.meta_user_id = discovery.user_id
     row.meta_user_name = discovery.user_name
-    apply_discovery(row, discovery)
+    row.discovery_pending_since = None  # a new grant: what an earlier connect left unread is moot
+    apply_discovery(row, discovery, now)
     row.status = Status.CONNECTED
     row.connected_at = now
     row.consecutive_failures = 0

@@ -35,6 +35,7 @@ class ConnectionStatus:
     leads_access: str | None
     leads_access_error: str | None
     leads_access_at: datetime | None
+    discovery_pending_since: datetime | None  # a connect's discovery still being finished
 
 
 STATUS_FIELDS = tuple(f.name for f in fields(ConnectionStatus))

@@ -33,6 +33,11 @@ def groups(row) -> list[tuple[str, list]]:
     return found
 
 
+def discovery_running(row) -> bool:
+    """A connect's discovery still being finished by the discovery job: the list is partial."""
+    return row is not None and row.discovery_pending_since is not None
+
+
 def troubles(row) -> list:
     return [c for c in (row.channels if row is not None else []) if c.active and c.trouble]
 

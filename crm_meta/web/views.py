@@ -54,7 +54,8 @@ def hub():
                            is_admin=principal.is_admin, form=ConfirmForm(), app_problem=app_problem,
                            webhooks_lost=webhooks_lost,
                            channel_groups=channel_views.groups(row),
-                           channel_troubles=channel_views.troubles(row))
+                           channel_troubles=channel_views.troubles(row),
+                           discovery_running=channel_views.discovery_running(row))
 
 
 # -- the wizard ----------------------------------------------------------------------------

@@ -26,11 +26,13 @@ def test_the_scheduler_starts_only_when_asked_once_per_process_and_stops_cleanly
     scheduler = jobs.start_if_enabled(app)
     assert scheduler is jobs._scheduler and scheduler.running
     assert jobs.start(app) is scheduler  # idempotent
-    assert [job.id for job in scheduler.get_jobs()] == ["meta.keepalive.sweep", "meta.notify.outbox",
-                                                         "meta.webhooks", "meta.webhooks.subscription"]
-    sweep_job, outbox_job, webhooks_job, subscription_job = scheduler.get_jobs()
-    assert webhooks_job.trigger.interval.total_seconds() == 10
-    assert subscription_job.trigger.interval.total_seconds() == 15 * 60  # the default
+    by_id = {job.id: job for job in scheduler.get_jobs()}
+    assert sorted(by_id) == ["meta.discovery", "meta.keepalive.sweep", "meta.notify.outbox",
+                             "meta.webhooks", "meta.webhooks.subscription"]
+    assert by_id["meta.webhooks"].trigger.interval.total_seconds() == 10
+    assert by_id["meta.discovery"].trigger.interval.total_seconds() == 30
+    assert by_id["meta.webhooks.subscription"].trigger.interval.total_seconds() == 15 * 60  # the default
+    sweep_job, outbox_job = by_id["meta.keepalive.sweep"], by_id["meta.notify.outbox"]
     assert sweep_job.trigger.interval.total_seconds() == 15 * 60
     assert outbox_job.trigger.interval.total_seconds() == 60
     assert sweep_job.args[0] is app and outbox_job.args[0] is app
@@ -67,7 +69,7 @@ def test_flask_jobs_run_hosts_the_jobs_until_stopped(make_app, monkeypatch):
 def test_job_ids_are_unique_and_stable():
     ids = [spec.id for spec in jobs.JOBS]
     assert ids == ["meta.keepalive.sweep", "meta.notify.outbox", "meta.webhooks",
-                   "meta.webhooks.subscription"]
+                   "meta.webhooks.subscription", "meta.discovery"]
     assert len(set(ids)) == len(ids)
     assert Settings.from_config(config_values(KEEPALIVE_INTERVAL_HOURS=0.1)).wake_every.total_seconds() == 360
 

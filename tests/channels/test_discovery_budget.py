@@ -1,0 +1,119 @@
+"""Issue 23 item 4: a connect's discovery has a round budget (at most 5 sequential Graph round
+trips on its critical path at any asset count); what it leaves unread is read afterwards by the
+discovery job, durably (the row's marker), and merged idempotently."""
+
+from __future__ import annotations
+
+import pytest
+
+from crm_meta import jobs
+from crm_meta.infra.database import db
+from crm_meta.meta import assets, channels, exchange
+from crm_meta.models import MetaConnection
+from crm_meta.runtime import of
+from tests.channels.conftest import FIRST_PAGE
+from tests.helpers.users import bearer
+
+PAGES = 1002  # the sandbox's two Pages and 1000 more: 11 pages of /me/accounts
+CONNECT_TRIPS = 5  # the issue's bound on the connect's critical path
+
+
+@pytest.fixture
+def small_batches(monkeypatch):
+    """Three requests a batch instead of Meta's 50: the budget's two rounds then read 600 more
+    Pages, not 10,000, so a thousand Pages are enough to go past it."""
+    monkeypatch.setattr(assets, "BATCH_SIZE", 3)
+
+
+@pytest.fixture
+def trips(app, monkeypatch) -> list[str]:
+    """Every Graph round trip (each HTTP exchange with Meta, a batch being one), in order:
+    `batch` for a batch, the path otherwise."""
+    graph = of(app).graph
+    seen: list[str] = []
+    once, batch = graph._once, graph.batch
+
+    def batched(requests_, *, token):
+        seen.append("batch")
+        return batch(requests_, token=token)
+
+    # A batch is a POST to the Graph root (an empty path): counted once, as `batch`, above.
+    monkeypatch.setattr(graph, "_once", lambda out: (out.path.strip("/") and seen.append(out.path))
+                        or once(out))
+    monkeypatch.setattr(graph, "batch", batched)
+    return seen
+
+
+def stored(app) -> tuple[MetaConnection, dict[str, str]]:
+    with app.app_context():
+        row = db.session.scalar(db.select(MetaConnection))
+        tokens = channels.page_tokens(of(app).store, row)
+        pages = [c for c in row.channels if c.asset_type == "page"]
+        db.session.expunge_all()
+        return row, tokens, pages
+
+
+def test_a_connect_past_the_budget_answers_within_it_and_the_job_reads_the_rest(
+        app, panel, sandbox, small_batches, trips):
+    sandbox.post("config", extra_pages=PAGES - 2)
+    response = panel.connect()
+    assert response.status_code == 200, response.get_json()
+    answer = response.get_json()["data"]
+    assert len(trips) <= CONNECT_TRIPS, trips
+    assert trips.count("batch") == exchange.CONNECT_BATCH_ROUNDS  # the budget, all of it used
+    assert answer["discovery_running"] is True and len(answer["pages"]) < PAGES
+    status = panel.status()
+    assert status["discovery_running"] is True
+    row, tokens, pages = stored(app)
+    assert row.discovery_pending_since is not None and len(pages) == len(tokens) < PAGES
+    assert "EAA" not in response.get_data(as_text=True) + str(status)  # never a Page token
+
+    trips.clear()
+    jobs.discovery_tick(app)  # the scheduled job, as a process after a restart would run it
+    row, tokens, pages = stored(app)
+    assert row.discovery_pending_since is None
+    assert len({p.asset_id for p in pages}) == len(pages) == PAGES == len(tokens)
+    assert len(row.pages) == PAGES
+    assert panel.status()["discovery_running"] is False
+    assert trips  # it did ask Meta
+
+    trips.clear()
+    jobs.discovery_tick(app)  # nothing pending: nothing asked, nothing changed
+    assert trips == []
+    assert len(stored(app)[2]) == PAGES
+
+
+def test_a_chosen_page_beyond_the_budget_stays_chosen_across_a_reconnect(
+        app, panel, sandbox, small_batches):
+    sandbox.post("config", extra_pages=PAGES - 2)
+    assert panel.connect().status_code == 200
+    jobs.discovery_tick(app)
+    last = sorted(stored(app)[2], key=lambda c: c.position)[-1].asset_id
+    assert panel.select([FIRST_PAGE, last]).status_code == 200
+    assert panel.connect().status_code == 200  # partial again: the last Page is not re-read
+    active = {c.asset_id for c in stored(app)[2] if c.active}
+    assert active == {FIRST_PAGE, last}  # a partial discovery removes nothing
+    jobs.discovery_tick(app)
+    row, tokens, pages = stored(app)
+    assert row.discovery_pending_since is None and len(pages) == PAGES
+    assert {c.asset_id for c in pages if c.active} == {FIRST_PAGE, last}
+
+
+def test_the_products_status_and_hub_say_discovery_is_running(app, panel, sandbox, small_batches,
+                                                             client, tenant):
+    sandbox.post("config", extra_pages=PAGES - 2)
+    assert panel.connect().status_code == 200
+    status = client.get("/crm/marketing/token-status", headers=bearer(tenant.tenant_id))
+    assert status.status_code == 200, status.get_json()
+    assert status.get_json()["data"]["discovery_running"] is True
+    jobs.discovery_tick(app)
+    status = client.get("/crm/marketing/token-status", headers=bearer(tenant.tenant_id))
+    assert status.get_json()["data"]["discovery_running"] is False
+
+
+def test_a_failing_job_keeps_the_marker_for_the_next_run(app, panel, sandbox, small_batches):
+    sandbox.post("config", extra_pages=PAGES - 2)
+    assert panel.connect().status_code == 200
+    sandbox.fault("/v25.0/me", code=2, http_status=500, count=20)  # Meta down for a while
+    jobs.discovery_tick(app)  # logged, marker kept
+    assert stored(app)[0].discovery_pending_since is not None
