@@ -32,10 +32,10 @@ class ConnectionStatus:
     selected_ad_account_name: str | None
     business_count: int | None
     ad_account_count: int | None
+    discovery_pending_since: datetime | None  # a connect's discovery still being finished
     leads_access: str | None
     leads_access_error: str | None
     leads_access_at: datetime | None
-    discovery_pending_since: datetime | None  # a connect's discovery still being finished
 
 
 STATUS_FIELDS = tuple(f.name for f in fields(ConnectionStatus))
