@@ -3,23 +3,25 @@ identifies it across Meta's retries (leadgen_id, WhatsApp message id, entry id +
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, field
+
+from crm_meta.meta.types import JsonObject
 
 
 class Malformed(ValueError):
     """The body is not JSON, or not a webhook delivery's shape."""
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Event:
     kind: str  # lead | message | status | change
     key: str  # identifies the event whoever sends it, however often
     object: str  # Meta's object: page | instagram | whatsapp_business_account | ...
     field: str
     assets: tuple[tuple[str, str], ...]  # (kind, id) tried in order to find the tenant
-    data: dict = field(default_factory=dict)  # what the CRM receives (ids as strings)
+    data: JsonObject = dataclasses.field(default_factory=dict)  # what the CRM receives (ids as strings)
 
     @property
     def type(self) -> str:
@@ -28,7 +30,7 @@ class Event:
                 "status": "meta.message.status"}.get(self.kind, "meta.change")
 
 
-def _id(value) -> str:
+def _id(value: object) -> str:
     """Meta's ids arrive as strings or numbers: always a string here."""
     if value is None or isinstance(value, bool | dict | list):
         return ""
@@ -37,7 +39,13 @@ def _id(value) -> str:
     return str(value)
 
 
-def _digest(value) -> str:
+def _object(parent: JsonObject, key: str) -> JsonObject:
+    """parent[key] when it is a JSON object, else an empty one."""
+    value = parent.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _digest(value: object) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -58,10 +66,10 @@ def parse(body: bytes) -> list[Event]:
     return found
 
 
-def _entry(obj: str, entry: dict) -> list[Event]:
+def _entry(obj: str, entry: JsonObject) -> list[Event]:
     entry_id, when = _id(entry.get("id")), _id(entry.get("time"))
     own = "instagram" if obj == "instagram" else "page" if obj == "page" else obj
-    events = []
+    events: list[Event] = []
     for change in entry.get("changes") or []:
         if isinstance(change, dict):
             events.extend(_change(obj, own, entry_id, when, change))
@@ -71,9 +79,9 @@ def _entry(obj: str, entry: dict) -> list[Event]:
     return events
 
 
-def _change(obj, own, entry_id, when, change) -> list[Event]:
+def _change(obj: str, own: str, entry_id: str, when: str, change: JsonObject) -> list[Event]:
     name = str(change.get("field") or "")
-    value = change.get("value") if isinstance(change.get("value"), dict) else {}
+    value = _object(change, "value")
     if obj == "page" and name == "leadgen":
         lead = {k: _id(value.get(k)) for k in ("leadgen_id", "page_id", "form_id", "ad_id",
                                                  "adgroup_id", "created_time")}
@@ -86,14 +94,15 @@ def _change(obj, own, entry_id, when, change) -> list[Event]:
                   ((own, entry_id),), {"entry_id": entry_id, "time": when, "value": value})]
 
 
-def _whatsapp(obj, waba_id, value) -> list[Event]:
-    metadata = value.get("metadata") if isinstance(value.get("metadata"), dict) else {}
+def _whatsapp(obj: str, waba_id: str, value: JsonObject) -> list[Event]:
+    metadata = _object(value, "metadata")
     phone = _id(metadata.get("phone_number_id"))
-    assets = (("phone_number", phone), ("whatsapp_business_account", waba_id)) if phone else \
-        (("whatsapp_business_account", waba_id),)
+    assets: tuple[tuple[str, str], ...] = (("whatsapp_business_account", waba_id),)
+    if phone:
+        assets = (("phone_number", phone), *assets)
     base = {"waba_id": waba_id, "phone_number_id": phone,
             "display_phone_number": metadata.get("display_phone_number")}
-    events = []
+    events: list[Event] = []
     contacts = value.get("contacts") or []
     for message in value.get("messages") or []:
         if isinstance(message, dict):
@@ -111,7 +120,7 @@ def _whatsapp(obj, waba_id, value) -> list[Event]:
     return events
 
 
-def _messaging(obj, own, entry_id, when, item) -> Event:
+def _messaging(obj: str, own: str, entry_id: str, when: str, item: JsonObject) -> Event:
     message = item.get("message") if isinstance(item.get("message"), dict) else None
     channel = "instagram" if obj == "instagram" else "messenger"
     data = {"entry_id": entry_id, "channel": channel, "sender": item.get("sender"),

@@ -17,12 +17,16 @@ import requests
 
 from crm_meta.infra import metrics
 from crm_meta.infra.clock import Clock
+from crm_meta.infra.crypto import TokenCipher
 from crm_meta.infra.database import db
 from crm_meta.infra.timestamps import iso
 from crm_meta.meta import channels
 from crm_meta.meta.errors import GraphError
+from crm_meta.meta.graph import GraphClient
+from crm_meta.meta.store import TokenStore
+from crm_meta.meta.types import JsonObject
 from crm_meta.meta.webhooks import leads
-from crm_meta.models import EventEndpoint, NotificationOutbox
+from crm_meta.models import EventEndpoint, MetaConnection, NotificationOutbox
 from crm_meta.notify.channels import PerThreadSession
 from crm_meta.notify.outbox import RetryPolicy
 from crm_meta.notify.signing import signed_headers
@@ -41,7 +45,7 @@ def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def set_endpoint(cipher, tenant_id: int, url: str, secret: str) -> None:
+def set_endpoint(cipher: TokenCipher, tenant_id: int, url: str, secret: str) -> None:
     """Create or replace a tenant's endpoint (the caller commits)."""
     row = db.session.get(EventEndpoint, tenant_id) or EventEndpoint(tenant_id=tenant_id)
     row.url = url
@@ -49,7 +53,7 @@ def set_endpoint(cipher, tenant_id: int, url: str, secret: str) -> None:
     db.session.add(row)
 
 
-def lead_token(store, connection, page_id: str | None) -> str:
+def lead_token(store: TokenStore, connection: MetaConnection, page_id: str | None) -> str:
     """The Page's own token when the channels have it (Meta: a Page or user token reads a lead),
     else the connection's user token."""
     for channel in connection.channels:
@@ -63,9 +67,9 @@ class Outgoing:
     """One claimed outbox row, with what sending it needs (read while the claim is fresh)."""
 
     id: str
-    tenant_id: int
+    tenant_id: int | None
     event: str
-    payload: dict
+    payload: JsonObject
     url: str | None
     secret: str | None
     token: str | None  # the connection's token, for reading a lead
@@ -98,30 +102,36 @@ class EventSender:
 
     events = True
 
-    def __init__(self, *, cipher, store, graph, clock: Clock, settings: ForwardSettings):
+    def __init__(self, *, cipher: TokenCipher, store: TokenStore, graph: GraphClient, clock: Clock,
+                 settings: ForwardSettings) -> None:
         self.cipher, self.store, self.graph, self.clock = cipher, store, graph, clock
         self.timeout = settings.timeout
         self.policy = settings.policy
         self._sessions = PerThreadSession()
 
-    def load(self, row) -> Outgoing:
-        endpoint = db.session.get(EventEndpoint, row.tenant_id)
-        url = secret = token = access = None
+    def load(self, row: NotificationOutbox) -> Outgoing:
+        tenant_id = row.tenant_id  # set on every meta.* row (inbox.outbox_row); else no endpoint
+        endpoint = db.session.get(EventEndpoint, tenant_id) if tenant_id is not None else None
+        url: str | None = None
+        secret: str | None = None
+        token: str | None = None
+        access: str | None = None
         if endpoint is not None:
             url = endpoint.url
-            secret = self.cipher.decrypt(endpoint.secret_ciphertext, context=endpoint_context(row.tenant_id))
+            secret = self.cipher.decrypt(endpoint.secret_ciphertext,
+                                         context=endpoint_context(endpoint.tenant_id))
         data = row.payload.get("data") or {}
-        if row.event == "meta.lead" and "lead" not in data:
-            connection = self.store.for_tenant(row.tenant_id)
+        if tenant_id is not None and row.event == "meta.lead" and "lead" not in data:
+            connection = self.store.for_tenant(tenant_id)
             if connection is not None:
                 token = lead_token(self.store, connection, data.get("page_id"))
                 access = connection.leads_access
-        return Outgoing(row.id, row.tenant_id, row.event, dict(row.payload or {}), url, secret, token, access)
+        return Outgoing(row.id, tenant_id, row.event, dict(row.payload or {}), url, secret, token, access)
 
     def channels_for(self, item: Outgoing) -> list[str]:
         return [CHANNEL]
 
-    def deliver(self, item: Outgoing, channels: list[str]) -> dict:
+    def deliver(self, item: Outgoing, channels: list[str]) -> dict[str, str]:
         outcome = self._send(item) if channels else "delivered"
         if outcome != "delivered":
             metrics.WEBHOOK_FORWARD_FAILURES.labels(reason=outcome.split(":")[0]).inc()
@@ -149,8 +159,8 @@ class EventSender:
             return "delivered"
         return f"refused:{response.status_code}"
 
-    def _read_lead(self, item: Outgoing, data: dict) -> dict | str:
-        if not item.token:
+    def _read_lead(self, item: Outgoing, data: JsonObject) -> JsonObject | str:
+        if not item.token or item.tenant_id is None:
             return "not_connected"
         now = self.clock.now()
         try:

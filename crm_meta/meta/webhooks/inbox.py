@@ -15,21 +15,42 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
-from sqlalchemy import insert, update
+from sqlalchemy import Engine, insert, update
 
 from crm_meta.infra import metrics
 from crm_meta.infra.database import autocommit, db
 from crm_meta.infra.timestamps import iso
 from crm_meta.infra.upsert import insert_ignore
+from crm_meta.meta.types import JsonObject
 from crm_meta.meta.webhooks import events as found
+from crm_meta.meta.webhooks.routing import Router
 from crm_meta.models import NotificationOutbox, WebhookInbox, WebhookParked
 
 log = logging.getLogger(__name__)
 BATCH = 200  # deliveries routed per transaction
 MAX_BATCH_BYTES = 32 * 1024 * 1024  # bodies written by one INSERT, at most (Meta's are up to 3 MB)
+Outcome = tuple[bool, int, str]  # a routed delivery's (malformed, entries, outcome)
+
+
+@dataclass
+class _Pending:
+    """A delivery waiting for its group commit, and how its request learns that it is done."""
+
+    received_at: datetime
+    route: str
+    body: bytes
+    done: threading.Event = field(default_factory=threading.Event)
+    error: Exception | None = None
+
+    def values(self) -> dict[str, object]:
+        """Its inbox row."""
+        return {"received_at": self.received_at, "route": self.route, "body": self.body,
+                "malformed": False, "entries": 0}
 
 
 class Writer:
@@ -37,32 +58,31 @@ class Writer:
     process), and each request returns only once its own row is committed. The INSERT is its own
     transaction (autocommit: no BEGIN and COMMIT round trips); one statement, so all or none."""
 
-    def __init__(self, engine, *, max_batch: int = 500, timeout: float = 10.0):
+    def __init__(self, engine: Engine, *, max_batch: int = 500, timeout: float = 10.0) -> None:
         self.engine, self.max_batch, self.timeout = engine, max_batch, timeout
-        self._queue: list[dict] = []
+        self._queue: list[_Pending] = []
         self._ready = threading.Condition()
         self._thread: threading.Thread | None = None
 
     def store(self, body: bytes, route: str, now: datetime) -> None:
         """Write one delivery, exactly its bytes; returns once committed (nothing loses it after)."""
-        item = {"values": {"received_at": now, "route": route[:64], "body": body, "malformed": False,
-                           "entries": 0}, "done": threading.Event(), "error": None}
+        item = _Pending(received_at=now, route=route[:64], body=body)
         with self._ready:
             self._queue.append(item)
             self._ready.notify()
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="crm-meta-inbox", daemon=True)
                 self._thread.start()
-        if not item["done"].wait(self.timeout):
+        if not item.done.wait(self.timeout):
             raise TimeoutError("the inbox write did not finish in time")
-        if item["error"] is not None:
-            raise item["error"]
+        if item.error is not None:
+            raise item.error
 
-    def _take(self) -> tuple[list[dict], list[dict]]:
+    def _take(self) -> tuple[list[_Pending], list[_Pending]]:
         """The next batch: at most max_batch deliveries and MAX_BATCH_BYTES of bodies (one or more)."""
         size = count = 0
         for item in self._queue[:self.max_batch]:
-            size += len(item["values"]["body"])
+            size += len(item.body)
             if count and size > MAX_BATCH_BYTES:
                 break
             count += 1
@@ -76,19 +96,19 @@ class Writer:
             try:
                 with self.engine.connect() as conn:
                     autocommit(conn)
-                    conn.execute(insert(WebhookInbox), [item["values"] for item in batch])
+                    conn.execute(insert(WebhookInbox), [item.values() for item in batch])
                     conn.commit()  # SQLite's; nothing is sent in autocommit
             except Exception as exc:  # each waiting request answers 503; Meta retries
                 for item in batch:
-                    item["error"] = exc
+                    item.error = exc
             for item in batch:
-                item["done"].set()
+                item.done.set()
 
 
-def process_pending(*, router, now, batch: int = BATCH) -> Counter:
+def process_pending(*, router: Router, now: Callable[[], datetime], batch: int = BATCH) -> Counter[str]:
     """Route every stored delivery not routed yet, `batch` per transaction; counts by result.
     Each batch is one SELECT, one INSERT per table and one UPDATE per distinct outcome."""
-    counts: Counter = Counter()
+    counts: Counter[str] = Counter()
     table = WebhookInbox.__table__
     while True:
         query = (db.select(table.c.id, table.c.body, table.c.received_at)
@@ -101,7 +121,7 @@ def process_pending(*, router, now, batch: int = BATCH) -> Counter:
             return counts
         at, found_now = now(), _Routed(counts)
         outbox, parked = found_now.outbox, found_now.parked
-        outcomes: dict[tuple, list[int]] = {}
+        outcomes: dict[Outcome, list[int]] = {}
         for row in rows:
             outcome = _route_one(row, router, at, found_now)
             outcomes.setdefault(outcome, []).append(row.id)
@@ -116,16 +136,29 @@ def process_pending(*, router, now, batch: int = BATCH) -> Counter:
             return counts
 
 
+class _Stored(Protocol):
+    """A stored delivery as routing reads it (a row of process_pending's SELECT)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def body(self) -> bytes: ...
+
+    @property
+    def received_at(self) -> datetime: ...
+
+
 @dataclass
 class _Routed:
     """What a batch's routing found: outbox rows, parked entries, counts by result."""
 
-    counts: Counter
-    outbox: list[dict] = field(default_factory=list)
-    parked: list[dict] = field(default_factory=list)
+    counts: Counter[str]
+    outbox: list[JsonObject] = field(default_factory=list)
+    parked: list[JsonObject] = field(default_factory=list)
 
 
-def _route_one(row, router, at: datetime, routed: _Routed) -> tuple:
+def _route_one(row: _Stored, router: Router, at: datetime, routed: _Routed) -> Outcome:
     """Queue or park the events of one stored delivery; its (malformed, entries, outcome)."""
     outbox, parked, counts = routed.outbox, routed.parked, routed.counts
     try:
@@ -155,7 +188,7 @@ def _route_one(row, router, at: datetime, routed: _Routed) -> tuple:
 
 
 def outbox_row(tenant_id: int, event: found.Event, at: datetime, *,
-               received_at: datetime | None = None) -> dict:
+               received_at: datetime | None = None) -> JsonObject:
     """An outbox row (a dict for insert_ignore) forwarding one event to the tenant's endpoint."""
     key = event.key
     return {"id": found.event_id(tenant_id, key), "tenant_id": tenant_id, "event": f"meta.{event.kind}",
@@ -165,13 +198,13 @@ def outbox_row(tenant_id: int, event: found.Event, at: datetime, *,
             "channels_done": [], "delivered_at": None, "last_outcome": None}
 
 
-def reroute_parked(*, router, now: datetime) -> Counter:
+def reroute_parked(*, router: Router, now: datetime) -> Counter[str]:
     """Route parked entries again (a tenant connected the asset since): queued ones leave the park."""
-    counts: Counter = Counter()
+    counts: Counter[str] = Counter()
     router.invalidate()  # read who owns what now
     rows = db.session.scalars(db.select(WebhookParked).where(WebhookParked.rerouted_at.is_(None))
                               .with_for_update()).all()
-    outbox = []
+    outbox: list[JsonObject] = []
     for row in rows:
         event = row.event or {}
         tenant, _ = router.route([tuple(a) for a in event.get("assets") or [[row.asset_kind, row.asset_id]]])

@@ -13,6 +13,8 @@ from crm_meta.infra import metrics, statuscache
 from crm_meta.infra.database import db
 from crm_meta.infra.timestamps import iso
 from crm_meta.meta.errors import GraphError, PermissionMissingError
+from crm_meta.meta.graph import GraphClient
+from crm_meta.meta.types import JsonObject
 from crm_meta.models import MetaConnection
 from crm_meta.models.statuses import NoticeEvent
 from crm_meta.notify.notices import Notice
@@ -25,7 +27,7 @@ LEAD_SCOPES = ("leads_retrieval", "ads_management", "pages_show_list", "pages_re
 PAGE_SIZE = 100
 
 
-def access_summary(row) -> dict:
+def access_summary(row: MetaConnection) -> JsonObject:
     """What the status answers say of a connection's lead access: the last lead read's verdict
     (`ok`, `blocked`, `permission_missing`; None before the first), Meta's words, when, and the
     lead-reading permissions the grant lacks."""
@@ -55,7 +57,7 @@ def refusal_state(exc: GraphError) -> str | None:
     return None
 
 
-def read_lead(graph, token: str, leadgen_id: str) -> dict:
+def read_lead(graph: GraphClient, token: str, leadgen_id: str) -> JsonObject:
     """The lead's fields, through the one Graph client, after the governor's say-so."""
     if graph.governor is not None:
         graph.governor.check([])  # the app's budget: held back while Meta says so
@@ -92,10 +94,10 @@ def record_access(tenant_id: int, state: str, error: str | None, now: datetime) 
     return queued
 
 
-def backfill(graph, tokens: dict[str, str], since: datetime) -> list[dict]:
+def backfill(graph: GraphClient, tokens: dict[str, str], since: datetime) -> list[JsonObject]:
     """Every lead created after `since` on the forms of these Pages (page id -> the token to
     read it with), as leadgen events' data."""
-    found = []
+    found: list[JsonObject] = []
     rule = json.dumps([{"field": "time_created", "operator": "GREATER_THAN",
                         "value": int(since.timestamp())}])
     for page_id, token in tokens.items():
@@ -109,8 +111,8 @@ def backfill(graph, tokens: dict[str, str], since: datetime) -> list[dict]:
     return found
 
 
-def _walk(graph, token: str, path: str, params: dict) -> list[dict]:
-    items: list[dict] = []
+def _walk(graph: GraphClient, token: str, path: str, params: JsonObject) -> list[JsonObject]:
+    items: list[JsonObject] = []
     page = graph.get(path, token=token, limit=PAGE_SIZE, **params)
     while True:
         items.extend(page.get("data", []))
@@ -121,5 +123,5 @@ def _walk(graph, token: str, path: str, params: dict) -> list[dict]:
         page = graph.get(next_path, token=token, **next_params)
 
 
-def summary(counts: Counter) -> str:
+def summary(counts: Counter[str]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "nothing"

@@ -8,28 +8,38 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from typing import Protocol
 
 from crm_meta.infra.database import db
+from crm_meta.meta.webhooks.forward import EventSender, Outgoing
 from crm_meta.models import NotificationOutbox
-from crm_meta.notify.outbox import EVENT_PREFIX, apply_result
+from crm_meta.notify.outbox import EVENT_PREFIX, RetryPolicy, apply_result
 
 log = logging.getLogger(__name__)
 BATCH = 200  # events claimed at once
 SENDERS = 8  # POSTs to the CRM in flight at once
 
 
+class HasAppContext(Protocol):
+    """The app the relay works in (a Flask app): its context gives the database session."""
+
+    def app_context(self) -> AbstractContextManager[object]: ...
+
+
 class Relay:
     """This process's forwarding of due events; `run` ends when none is due."""
 
-    def __init__(self, app, sender):
+    def __init__(self, app: HasAppContext, sender: EventSender) -> None:
         self.app, self.sender = app, sender
         self.pool = ThreadPoolExecutor(SENDERS, thread_name_prefix="crm-meta-forward")
 
-    def run(self, stopping=None) -> Counter:
-        counts: Counter = Counter()
+    def run(self, stopping: threading.Event | None = None) -> Counter[str]:
+        counts: Counter[str] = Counter()
         policy = self.sender.policy
         with self.app.app_context():
             while not (stopping is not None and stopping.is_set()):
@@ -38,7 +48,7 @@ class Relay:
                     break
         return counts
 
-    def _batch(self, policy, counts: Counter) -> int:
+    def _batch(self, policy: RetryPolicy, counts: Counter[str]) -> int:
         now = self.sender.clock.now()
         query = (db.select(NotificationOutbox)
                  .where(NotificationOutbox.event.startswith(EVENT_PREFIX),
@@ -72,7 +82,7 @@ class Relay:
         db.session.commit()
         return len(ids)
 
-    def _send(self, item) -> dict:
+    def _send(self, item: Outgoing) -> dict[str, str]:
         try:
             with self.app.app_context():  # a lead's access verdict is written from here
                 return self.sender.deliver(item, self.sender.channels_for(item))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Sequence
 
 from sqlalchemy.orm import load_only
 
@@ -23,6 +24,9 @@ KINDS = ("page", "instagram", "whatsapp_business_account", "phone_number")
 CHANNEL_KINDS = {"page": "page", "instagram_account": "instagram", "waba": "whatsapp_business_account",
                  "phone_number": "phone_number"}
 REFRESH_ON_MISS = 1.0  # seconds between two re-reads caused by misses
+
+Asset = tuple[str, str]  # (kind, id)
+Rank = tuple[int, float]  # (how the tenant holds it, when): the highest wins
 
 
 def assets_of(row: MetaConnection) -> list[tuple[str, str]]:
@@ -43,9 +47,9 @@ def assets_of(row: MetaConnection) -> list[tuple[str, str]]:
 
 def build_index() -> dict[tuple[str, str], int]:
     """(kind, asset id) -> tenant id, from every tenant's channels and discovery (two queries)."""
-    ranked: dict[tuple[str, str], tuple] = {}
+    ranked: dict[Asset, tuple[Rank, int]] = {}
 
-    def offer(asset, rank: tuple, tenant_id: int) -> None:
+    def offer(asset: Asset, rank: Rank, tenant_id: int) -> None:
         if asset not in ranked or rank >= ranked[asset][0]:
             ranked[asset] = (rank, tenant_id)
 
@@ -68,7 +72,7 @@ def build_index() -> dict[tuple[str, str], int]:
 class Router:
     """This process's asset index, behind the one lookup function."""
 
-    def __init__(self, ttl: float = 30.0, monotonic=time.monotonic):
+    def __init__(self, ttl: float = 30.0, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl
         self.monotonic = monotonic
         self._index: dict[tuple[str, str], int] | None = None
@@ -96,7 +100,7 @@ class Router:
             found = self._load().get((kind, str(asset_id)))
         return found
 
-    def route(self, assets) -> tuple[int | None, tuple[str, str]]:
+    def route(self, assets: Sequence[Asset]) -> tuple[int | None, Asset]:
         """The first of an event's assets that a tenant owns: (tenant, asset); else (None, first)."""
         for kind, asset_id in assets:
             if asset_id:

@@ -4,15 +4,18 @@ doctor`, made by `flask meta doctor --subscribe`)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from crm_meta.meta.doctor import Check
 from crm_meta.meta.errors import GraphError
+from crm_meta.meta.graph import GraphClient
 
 OBJECT, FIELD, PATH = "page", "leadgen", "/webhooks/meta"
 
 
-def callback_url(config) -> str:
+def callback_url(config: Mapping[str, Any]) -> str:
     """This server's webhook URL: API_BASE_URL, or the origin of META_REDIRECT_URI."""
     base = config.get("API_BASE_URL") or ""
     if not base:
@@ -21,7 +24,7 @@ def callback_url(config) -> str:
     return base.rstrip("/") + PATH
 
 
-def observe(graph, config) -> Check:
+def observe(graph: GraphClient, config: Mapping[str, Any]) -> Check:
     """Whether Meta sends this app's Pages' leads to this server, as Meta lists it now. A Meta
     error propagates (GraphError): no verdict either way."""
     name, url = "webhook subscription", callback_url(config)
@@ -37,7 +40,7 @@ def observe(graph, config) -> Check:
                  "and this server reachable by Meta), or subscribe in the App Dashboard")
 
 
-def check(graph, config, *, subscribe: bool = False) -> Check:
+def check(graph: GraphClient, config: Mapping[str, Any], *, subscribe: bool = False) -> Check:
     """Whether Meta sends this app's Pages' leads to this server; with `subscribe`, ask it to."""
     name, url = "webhook subscription", callback_url(config)
     path = f"{config['META_APP_ID']}/subscriptions"

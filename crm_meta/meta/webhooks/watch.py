@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import or_, update
 
@@ -19,6 +21,7 @@ from crm_meta.infra.database import db, rowcount
 from crm_meta.infra.timestamps import iso
 from crm_meta.infra.upsert import insert_ignore
 from crm_meta.meta.errors import GraphError
+from crm_meta.meta.graph import GraphClient
 from crm_meta.meta.webhooks import subscription
 from crm_meta.models import AppHealth, audit
 from crm_meta.models.statuses import NoticeEvent
@@ -38,7 +41,7 @@ class Result:
     notices: tuple[notify.Notice, ...] = ()
 
 
-def enabled(config) -> bool:
+def enabled(config: Mapping[str, Any]) -> bool:
     """Webhooks on, with the verify token Meta needs to (re)subscribe: as `flask meta doctor`."""
     return bool(config["META_WEBHOOKS_ENABLED"] and config.get("META_VERIFY_TOKEN"))
 
@@ -66,7 +69,7 @@ def claim(now: datetime, every: timedelta) -> bool:
     return won
 
 
-def run(graph, config, *, now: datetime, every: timedelta, outbox: bool) -> Result:
+def run(graph: GraphClient, config: Mapping[str, Any], *, now: datetime, every: timedelta, outbox: bool) -> Result:
     """One check when webhooks are on and no other process checked within `every`. Commits.
     The notices returned are for the caller to dispatch."""
     if not enabled(config):

@@ -13,17 +13,29 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from crm_meta.infra import metrics
 from crm_meta.infra.clock import Clock
+from crm_meta.infra.crypto import TokenCipher
 from crm_meta.infra.database import db
+from crm_meta.meta.graph import GraphClient
+from crm_meta.meta.store import TokenStore
 from crm_meta.meta.webhooks import inbox
 from crm_meta.meta.webhooks.forward import EventSender, ForwardSettings
-from crm_meta.meta.webhooks.relay import Relay
+from crm_meta.meta.webhooks.relay import HasAppContext, Relay
 from crm_meta.meta.webhooks.routing import Router
 
 log = logging.getLogger(__name__)
 PASS_GAP = 0.05  # seconds from one woken pass's start to the next one's, at the least
+
+
+class TheApp(HasAppContext, Protocol):
+    """The app the worker serves (a Flask app): its settings, and its context for the database."""
+
+    @property
+    def config(self) -> Mapping[str, Any]: ...
 
 
 class WebhookWorker:
@@ -31,7 +43,8 @@ class WebhookWorker:
 
     gap = PASS_GAP  # an instance may set its own (a test, a bench)
 
-    def __init__(self, app, *, cipher, store, graph, clock: Clock):
+    def __init__(self, app: TheApp, *, cipher: TokenCipher, store: TokenStore, graph: GraphClient,
+                 clock: Clock) -> None:
         config = app.config
         self.app = app
         self.clock = clock
@@ -53,7 +66,7 @@ class WebhookWorker:
                 self._writer = self._writer or inbox.Writer(db.engine)
         self._writer.store(body, route, self.clock.now())
 
-    def run_pass(self, stopping: threading.Event | None = None) -> Counter:
+    def run_pass(self, stopping: threading.Event | None = None) -> Counter[str]:
         """Route what is stored, forward what is due; counts by result."""
         with self.app.app_context():
             counts = inbox.process_pending(router=self.router, now=self.clock.now)
