@@ -69,7 +69,8 @@ def claim(now: datetime, every: timedelta) -> bool:
     return won
 
 
-def run(graph: GraphClient, config: Mapping[str, Any], *, now: datetime, every: timedelta, outbox: bool) -> Result:
+def run(graph: GraphClient, config: Mapping[str, Any], *, now: datetime, every: timedelta,
+        outbox: bool) -> Result:
     """One check when webhooks are on and no other process checked within `every`. Commits.
     The notices returned are for the caller to dispatch."""
     if not enabled(config):
