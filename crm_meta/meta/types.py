@@ -4,7 +4,15 @@ request, and the discovery's shapes of what a token can see (crm_meta.meta.asset
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, NotRequired, TypeAlias, TypedDict
+from contextlib import AbstractContextManager
+from typing import Any, NotRequired, Protocol, TypeAlias, TypedDict
+
+
+class HasAppContext(Protocol):
+    """The app a background worker runs in (a Flask app): its context gives the database session."""
+
+    def app_context(self) -> AbstractContextManager[object]: ...
+
 
 # A JSON object as Meta sends it (or as it is stored in a JSON column): its values are any JSON.
 JsonObject: TypeAlias = dict[str, Any]

@@ -68,30 +68,22 @@ def test_a_warm_call_costs_no_round_trip_and_a_wrong_token_still_fails(gateway):
     assert refused.status_code == 401 and refused.get_json()["error"]["error_subcode"] == 467
 
 
-def test_a_token_revoked_in_another_process_is_refused_at_its_commit(gateway):
+# What another process may do to a gateway token's credentials; each is refused at its COMMIT.
+ELSEWHERE = {
+    "token revoked": lambda app, tenant: gateway_tokens.revoke(tenant.tenant_id) == 1,
+    "service key revoked": lambda app, tenant: keys.revoke("marketing") == 1,
+    "token rotated": lambda app, tenant: len(
+        gateway_tokens.rotate(tenant.tenant_id, app.config["SECRET_KEY"])) == 1,
+}
+
+
+@pytest.mark.parametrize("change", ELSEWHERE)
+def test_a_credential_change_in_another_process_refuses_the_token_at_its_commit(gateway, change):
     app, tenant, token, cache, sent, elsewhere = gateway
     warm(app, token, sent)
     before = cache.generation()
     with elsewhere.app_context():
-        assert gateway_tokens.revoke(tenant.tenant_id) == 1
-    assert refused_after(cache, before, app, token)["error_subcode"] == 458
-
-
-def test_a_service_key_revoked_in_another_process_closes_its_tokens_at_once(gateway):
-    app, _tenant, token, cache, sent, elsewhere = gateway
-    warm(app, token, sent)
-    before = cache.generation()
-    with elsewhere.app_context():
-        assert keys.revoke("marketing") == 1
-    assert refused_after(cache, before, app, token)["error_subcode"] == 458
-
-
-def test_a_rotation_in_another_process_refuses_the_old_token(gateway):
-    app, tenant, token, cache, sent, elsewhere = gateway
-    warm(app, token, sent)
-    before = cache.generation()
-    with elsewhere.app_context():
-        assert len(gateway_tokens.rotate(tenant.tenant_id, elsewhere.config["SECRET_KEY"])) == 1
+        assert ELSEWHERE[change](elsewhere, tenant)
     assert refused_after(cache, before, app, token)["error_subcode"] == 458
 
 

@@ -33,13 +33,13 @@ from crm_meta.meta.keepalive.leases import ClusterLock, Ticket, claim_tickets, d
 from crm_meta.meta.keepalive.verdicts import Outcome, OutcomeKind, Settings
 from crm_meta.meta.keepalive.writeback import (
     Checked,
-    HasAppContext,
     SweepRuntime,
     dry_run_tickets,
     not_claimed,
     probe_one,
     write_back,
 )
+from crm_meta.meta.types import HasAppContext
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -26,6 +25,7 @@ from crm_meta.meta.keepalive.leases import TICKET_COLUMNS, TOKENS, Ticket, relea
 from crm_meta.meta.keepalive.probing import APP_THROTTLE_CODE, Probe, ProbeKind
 from crm_meta.meta.keepalive.verdicts import Outcome, OutcomeKind
 from crm_meta.meta.store import TokenStore
+from crm_meta.meta.types import HasAppContext
 from crm_meta.models import MetaConnection
 
 log = logging.getLogger(__name__)
@@ -49,12 +49,6 @@ class SweepRuntime(Protocol):
 
     @property
     def keepalive(self) -> verdicts.Settings: ...
-
-
-class HasAppContext(Protocol):
-    """The app a sweep works in (a Flask app): its context gives the database session."""
-
-    def app_context(self) -> AbstractContextManager[object]: ...
 
 
 class SweepRun(Protocol):

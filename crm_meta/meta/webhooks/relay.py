@@ -12,10 +12,9 @@ import threading
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
-from typing import Protocol
 
 from crm_meta.infra.database import db
+from crm_meta.meta.types import HasAppContext
 from crm_meta.meta.webhooks.forward import EventSender, Outgoing
 from crm_meta.models import NotificationOutbox
 from crm_meta.notify.outbox import EVENT_PREFIX, RetryPolicy, apply_result
@@ -23,12 +22,6 @@ from crm_meta.notify.outbox import EVENT_PREFIX, RetryPolicy, apply_result
 log = logging.getLogger(__name__)
 BATCH = 200  # events claimed at once
 SENDERS = 8  # POSTs to the CRM in flight at once
-
-
-class HasAppContext(Protocol):
-    """The app the relay works in (a Flask app): its context gives the database session."""
-
-    def app_context(self) -> AbstractContextManager[object]: ...
 
 
 class Relay:

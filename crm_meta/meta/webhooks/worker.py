@@ -22,9 +22,10 @@ from crm_meta.infra.crypto import TokenCipher
 from crm_meta.infra.database import db
 from crm_meta.meta.graph import GraphClient
 from crm_meta.meta.store import TokenStore
+from crm_meta.meta.types import HasAppContext
 from crm_meta.meta.webhooks import inbox
 from crm_meta.meta.webhooks.forward import EventSender, ForwardSettings
-from crm_meta.meta.webhooks.relay import HasAppContext, Relay
+from crm_meta.meta.webhooks.relay import Relay
 from crm_meta.meta.webhooks.routing import Router
 
 log = logging.getLogger(__name__)
