@@ -22,7 +22,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from crm_meta import notify
 from crm_meta import runtime as runtimes
 from crm_meta.infra import metrics
+from crm_meta.infra.database import db
 from crm_meta.meta import connections
+from crm_meta.meta.keepalive.leases import ClusterLock
 from crm_meta.meta.keepalive.sweep import run_sweep
 from crm_meta.meta.webhooks import watch
 
@@ -113,10 +115,13 @@ def subscription_tick(app, stopping: threading.Event | None = None) -> None:
 
 def discovery_tick(app, stopping: threading.Event | None = None) -> None:
     """Scheduled: finish the discoveries a connect left partial (its round budget: issue 23).
-    Safe in every process at once: each merge is done under the row's lock and is idempotent."""
+    One process at a time (an advisory lock, as the sweep's): the others skip this tick rather
+    than list the same assets at Meta again; each merge is still idempotent under the row's lock."""
     parts = runtimes.of(app)
     try:
-        with app.app_context():
+        with app.app_context(), ClusterLock(db.engine, "discovery") as ours:
+            if not ours:
+                return
             done = connections.finish_discoveries(graph=parts.graph, store=parts.store, stopping=stopping)
         if done:
             log.info("meta discovery completed for %s connections", done)

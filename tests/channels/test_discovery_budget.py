@@ -9,6 +9,7 @@ import pytest
 from crm_meta import jobs
 from crm_meta.infra.database import db
 from crm_meta.meta import assets, channels, exchange
+from crm_meta.meta.keepalive.leases import ClusterLock
 from crm_meta.models import MetaConnection
 from crm_meta.runtime import of
 from tests.channels.conftest import FIRST_PAGE
@@ -117,3 +118,17 @@ def test_a_failing_job_keeps_the_marker_for_the_next_run(app, panel, sandbox, sm
     sandbox.fault("/v25.0/me", code=2, http_status=500, count=20)  # Meta down for a while
     jobs.discovery_tick(app)  # logged, marker kept
     assert stored(app)[0].discovery_pending_since is not None
+
+
+def test_one_process_at_a_time_finishes_discoveries(app, panel, sandbox, small_batches, trips):
+    """Another process holding the discovery's lock: this one skips the tick (asks Meta nothing)
+    rather than list the same assets again; the next tick, lock free, finishes it."""
+    sandbox.post("config", extra_pages=PAGES - 2)
+    assert panel.connect().status_code == 200
+    trips.clear()
+    with app.app_context(), ClusterLock(db.engine, "discovery") as held:
+        assert held
+        jobs.discovery_tick(app)
+    assert trips == [] and stored(app)[0].discovery_pending_since is not None
+    jobs.discovery_tick(app)
+    assert stored(app)[0].discovery_pending_since is None
