@@ -194,11 +194,11 @@ def test_a_lead_access_verdict_written_elsewhere_reaches_this_process(cached, bu
     assert access["state"] == "blocked" and access["error"] == "(#200) no leads access"
 
 
-@pytest.mark.parametrize(("column", "value"), [("leads_access", "'blocked'"),
-                                               ("leads_access_error", "'(#200) no leads access'"),
-                                               ("leads_access_at", "now()")])
-def test_lead_access_written_by_plain_sql_elsewhere_reaches_this_process(cached, postgres_url,
-                                                                          column, value):
+@pytest.mark.parametrize("change", [
+    "UPDATE meta_tokens SET leads_access = 'blocked' WHERE tenant_id = :id",
+    "UPDATE meta_tokens SET leads_access_error = '(#200) no leads access' WHERE tenant_id = :id",
+    "UPDATE meta_tokens SET leads_access_at = now() WHERE tenant_id = :id"])
+def test_lead_access_written_by_plain_sql_elsewhere_reaches_this_process(cached, postgres_url, change):
     """Whoever writes a lead-access column, crm-meta or not, the trigger tells every process
     (migration 0012; before it only crm-meta's writer announced its own changes)."""
     app, tenant, cache, sent = cached
@@ -206,8 +206,7 @@ def test_lead_access_written_by_plain_sql_elsewhere_reaches_this_process(cached,
     before = cache.generation()
     elsewhere = create_engine(postgres_url)
     with elsewhere.begin() as conn:
-        conn.execute(text(f"UPDATE meta_tokens SET {column} = {value} WHERE tenant_id = :id"),
-                     {"id": tenant.tenant_id})
+        conn.execute(text(change), {"id": tenant.tenant_id})
     elsewhere.dispose()
     assert cache.wait_for_invalidation(before, timeout=30)  # the NOTIFY arrived
     assert status(app, tenant).get_json()["data"]["leads_access"] != before_read
