@@ -43,6 +43,8 @@ class MetaConnection(db.Model):
     # Set when a connect's discovery stopped at its round budget (crm_meta.meta.exchange): the
     # discovery job (crm_meta.jobs) reads the rest, merges it and clears this. None: complete.
     discovery_pending_since: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # The discovery job's last try at it (its backoff: crm_meta.meta.connections); None: untried.
+    discovery_attempted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     meta_user_id: Mapped[str | None] = mapped_column(String(64), index=True)
     meta_user_name: Mapped[str | None] = mapped_column(String(200))
     login_config_id: Mapped[str | None] = mapped_column(String(64))

@@ -1,5 +1,6 @@
 """The status trigger watches the connection's lead-access columns too (migration 0010 added
-them to the status read but not to the trigger, so their writer announced its changes itself)
+them to the status read but not to the trigger, so their writer announced its changes itself);
+the discovery job's last try at a pending discovery, from which its backoff counts
 
 Revision ID: 0012
 Revises: 0011
@@ -7,6 +8,7 @@ Create Date: 2026-12-06 14:00:00.000000
 
 """
 from alembic import op
+import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
@@ -33,8 +35,13 @@ def _trigger(columns: str) -> None:
 
 
 def upgrade():
+    with op.batch_alter_table('meta_tokens', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('discovery_attempted_at', sa.DateTime(timezone=True),
+                                      nullable=True))
     _trigger(AFTER)
 
 
 def downgrade():
     _trigger(BEFORE)
+    with op.batch_alter_table('meta_tokens', schema=None) as batch_op:
+        batch_op.drop_column('discovery_attempted_at')
