@@ -116,13 +116,15 @@ def subscription_tick(app, stopping: threading.Event | None = None) -> None:
 def discovery_tick(app, stopping: threading.Event | None = None) -> None:
     """Scheduled: finish the discoveries a connect left partial (its round budget: issue 23).
     One process at a time (an advisory lock, as the sweep's): the others skip this tick rather
-    than list the same assets at Meta again; each merge is still idempotent under the row's lock."""
+    than list the same assets at Meta again; each merge is still idempotent under the row's lock.
+    A discovery that keeps failing is tried less and less often (connections.discovery_due)."""
     parts = runtimes.of(app)
     try:
         with app.app_context(), ClusterLock(db.engine, "discovery") as ours:
             if not ours:
                 return
-            done = connections.finish_discoveries(graph=parts.graph, store=parts.store, stopping=stopping)
+            done = connections.finish_discoveries(graph=parts.graph, store=parts.store,
+                                                  now=parts.clock.now(), stopping=stopping)
         if done:
             log.info("meta discovery completed for %s connections", done)
     except Exception:  # never let a bad tick take the scheduler down

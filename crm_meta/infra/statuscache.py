@@ -3,11 +3,12 @@ true across processes by PostgreSQL LISTEN/NOTIFY: zero database round trips per
 in steady state.
 
 Triggers on `tenants` and `meta_tokens` NOTIFY the tenant's id whenever a status column, a
-connection or a tenant changes, whoever writes (migration 0006; `create_all` gets them too).
-Each process LISTENs on a connection of its own and drops that tenant's entry. Writes made
-through this process's own engine clear the cache at their commit, before the notification
-comes back. Entries also expire (STATUS_CACHE_SECONDS), which bounds the damage should a
-notification ever be lost (a listener connection that died silently is noticed by a ping).
+connection or a tenant changes, whoever writes (migrations 0006, 0011, 0012; `create_all`
+gets them too). Each process LISTENs on a connection of its own and drops that tenant's entry.
+Writes made through this process's own engine clear the cache at their commit, before the
+notification comes back. Entries also expire (STATUS_CACHE_SECONDS), which bounds the damage
+should a notification ever be lost (a listener connection that died silently is noticed by a
+ping).
 
 A read may race a change: it takes the cache's generation before going to the database and
 stores its answer only if no invalidation happened meanwhile. While the listener is not
@@ -26,7 +27,7 @@ import time
 import weakref
 from collections.abc import Hashable
 
-from sqlalchemy import event, text
+from sqlalchemy import event
 
 log = logging.getLogger(__name__)
 CHANNEL = "crm_meta_status"
@@ -196,15 +197,6 @@ def _shut(connection) -> None:
         log.warning("status cache: the listener's ping got no answer in time; reconnecting")
     except (OSError, ValueError):
         pass  # closed meanwhile
-
-
-def announce(session, tenant_id: int) -> None:
-    """Have every process drop this tenant's status read when the session's transaction commits
-    (PostgreSQL delivers a NOTIFY at commit, none on rollback): for the status read's columns the
-    triggers do not watch (MetaConnection's LEADS_ACCESS_COLUMNS)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_notify(:channel, :tenant)"),
-                        {"channel": CHANNEL, "tenant": str(tenant_id)})
 
 
 def _watch_commits(engine) -> None:

@@ -6,7 +6,7 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from threading import Event
 
 from crm_meta.infra.clock import Clock
@@ -136,42 +136,63 @@ def rediscover(*, graph: GraphClient, store: TokenStore, row: MetaConnection) ->
     db.session.commit()
 
 
-def pending_discoveries() -> list[int]:
-    """Tenants whose connect left part of the discovery unread, token still usable."""
-    query = (db.select(MetaConnection.tenant_id)
+# A discovery the job could not finish (Meta down, its calls refused, a page that keeps timing
+# out) is tried again after as long as it had been pending at the last attempt, so the waits
+# double from the job's tick (30 s, 1, 2, 4... minutes) up to this: a tenant whose Meta calls
+# keep failing costs one full listing per half hour, not one per tick.
+DISCOVERY_RETRY_CAP = timedelta(minutes=30)
+
+
+def discovery_due(pending_since: datetime, attempted_at: datetime | None, now: datetime) -> bool:
+    """Whether the discovery job may try this pending discovery now (the backoff above)."""
+    if attempted_at is None:  # never tried since the connect left it pending
+        return True
+    wait = min(max(attempted_at - pending_since, timedelta(0)), DISCOVERY_RETRY_CAP)
+    return now >= attempted_at + wait
+
+
+def pending_discoveries(now: datetime) -> list[int]:
+    """Tenants whose connect left part of the discovery unread, token still usable, due a try."""
+    query = (db.select(MetaConnection.tenant_id, MetaConnection.discovery_pending_since,
+                       MetaConnection.discovery_attempted_at)
              .where(MetaConnection.discovery_pending_since.is_not(None),
                     MetaConnection.status.not_in(sorted(FAILING_STATUSES)))
              .order_by(MetaConnection.discovery_pending_since))
-    tenants = list(db.session.scalars(query))
+    tenants = [tenant_id for tenant_id, pending_since, attempted_at in db.session.execute(query)
+               if discovery_due(pending_since, attempted_at, now)]
     db.session.commit()
     return tenants
 
 
-def finish_discoveries(*, graph: GraphClient, store: TokenStore, stopping: Event | None = None) -> int:
-    """Finish every pending discovery; one failing (Meta down, a token gone) keeps its marker
-    for the next run and does not stop the others."""
+def finish_discoveries(*, graph: GraphClient, store: TokenStore, now: datetime,
+                       stopping: Event | None = None) -> int:
+    """Finish every pending discovery that is due; one failing (Meta down, a token gone) keeps
+    its marker for a later run and does not stop the others."""
     done = 0
-    for tenant_id in pending_discoveries():
+    for tenant_id in pending_discoveries(now):
         if stopping is not None and stopping.is_set():
             break
         try:
-            done += finish_discovery(graph=graph, store=store, tenant_id=tenant_id)
+            done += finish_discovery(graph=graph, store=store, tenant_id=tenant_id, now=now)
         except (GraphError, CryptoError) as exc:
             db.session.rollback()
             log.warning("meta discovery for tenant %s failed: %s", tenant_id, type(exc).__name__)
     return done
 
 
-def finish_discovery(*, graph: GraphClient, store: TokenStore, tenant_id: int) -> bool:
+def finish_discovery(*, graph: GraphClient, store: TokenStore, tenant_id: int, now: datetime) -> bool:
     """The discovery job's step: read everything the token sees (no round budget, no lock held
     while Meta answers), then merge it under the row's lock unless a newer token came meanwhile.
     Idempotent: a second run, or a run after a restart, finds the marker clear or redoes it."""
     row = store.for_tenant(tenant_id)
     if row is None or row.discovery_pending_since is None:
         return False
-    generation, token, scopes = row.token_generation, store.read(row), set(row.scopes or [])
+    # Committed before Meta is asked: the backoff counts from here whatever comes of the attempt
+    # (a failure, a listing still partial, the process killed meanwhile).
+    row.discovery_attempted_at = now
+    generation, scopes = row.token_generation, set(row.scopes or [])
     db.session.commit()  # no transaction waits on Meta
-    discovery = assets.discover(graph, token, scopes)
+    discovery = assets.discover(graph, store.read(row), scopes)
     row = store.for_tenant(tenant_id, lock=True)
     if row is None or row.discovery_pending_since is None or row.token_generation != generation:
         db.session.rollback()

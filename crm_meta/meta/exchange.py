@@ -146,7 +146,7 @@ def apply_discovery(row: MetaConnection, discovery: assets.Discovery, now: datet
     if not discovery.complete:
         row.discovery_pending_since = row.discovery_pending_since or now
         return
-    row.discovery_pending_since = None
+    row.discovery_pending_since = row.discovery_attempted_at = None
     visible = {a["id"] for a in row.all_ad_accounts()}
     if row.selected_ad_account_id and row.selected_ad_account_id not in visible:
         row.selected_ad_account_id = row.selected_ad_account_name = None
@@ -161,7 +161,8 @@ def _apply(row: MetaConnection, info: tokens.TokenInfo, discovery: assets.Discov
     row.login_config_id = settings.config_id or None
     row.meta_user_id = discovery.user_id
     row.meta_user_name = discovery.user_name
-    row.discovery_pending_since = None  # a new grant: what an earlier connect left unread is moot
+    # A new grant: what an earlier connect left unread, and the job's tries at it, are moot.
+    row.discovery_pending_since = row.discovery_attempted_at = None
     apply_discovery(row, discovery, now)
     row.status = Status.CONNECTED
     row.connected_at = now

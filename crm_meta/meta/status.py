@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
-from crm_meta.models.meta_connection import LEADS_ACCESS_COLUMNS, STATUS_COLUMNS, MetaConnection
+from crm_meta.models.meta_connection import STATUS_COLUMNS, MetaConnection
 from crm_meta.models.statuses import FAILING_STATUSES, Status
 
 EXPIRING_WITHIN = timedelta(days=7)
@@ -39,8 +39,8 @@ class ConnectionStatus:
 
 
 STATUS_FIELDS = tuple(f.name for f in fields(ConnectionStatus))
-# The triggers watch the model's list (the lead access is announced by its writer): they must agree.
-if STATUS_FIELDS != STATUS_COLUMNS + LEADS_ACCESS_COLUMNS:
+# The triggers watch the model's list: they must agree.
+if STATUS_FIELDS != STATUS_COLUMNS:
     raise RuntimeError("ConnectionStatus and MetaConnection's STATUS_COLUMNS differ")
 
 

@@ -43,6 +43,8 @@ class MetaConnection(db.Model):
     # Set when a connect's discovery stopped at its round budget (crm_meta.meta.exchange): the
     # discovery job (crm_meta.jobs) reads the rest, merges it and clears this. None: complete.
     discovery_pending_since: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # The discovery job's last try at it (its backoff: crm_meta.meta.connections); None: untried.
+    discovery_attempted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     meta_user_id: Mapped[str | None] = mapped_column(String(64), index=True)
     meta_user_name: Mapped[str | None] = mapped_column(String(200))
     login_config_id: Mapped[str | None] = mapped_column(String(64))
@@ -84,15 +86,13 @@ class MetaConnection(db.Model):
 
 DISCOVERY = ("business_managers", "personal_ad_accounts")
 # The columns a status answer reads (crm_meta.meta.status.ConnectionStatus, same order): what
-# the status triggers (status_triggers) watch.
+# the status triggers (status_triggers; migrations 0006, 0011, 0012) watch.
 STATUS_COLUMNS = ("status", "expires_at", "data_access_expires_at", "throttled_until",
                   "last_checked_at", "scopes", "declined_scopes", "login_config_id",
                   "meta_user_name", "selected_business_id", "selected_ad_account_id",
                   "selected_ad_account_name", "business_count", "ad_account_count",
-                  "discovery_pending_since")
-# Read with them, but not watched by migration 0006's triggers (they came later, with the
-# webhooks): their one writer (crm_meta.meta.webhooks.leads) announces its changes itself.
-LEADS_ACCESS_COLUMNS = ("leads_access", "leads_access_error", "leads_access_at")
+                  "discovery_pending_since", "leads_access", "leads_access_error",
+                  "leads_access_at")
 
 
 def _count_discovery(row: MetaConnection) -> None:

@@ -1,7 +1,7 @@
 """PostgreSQL triggers that NOTIFY a tenant's id when its status read may have changed (a
 status column of its connection, the connection itself, or the tenant): how every process's
 status cache (crm_meta.infra.statuscache) hears of writes made anywhere. Schema, so `create_all`
-installs them as migration 0006 does."""
+installs them as migrations 0006, 0011 and 0012 do."""
 
 from sqlalchemy import DDL, event
 

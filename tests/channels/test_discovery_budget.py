@@ -4,11 +4,14 @@ discovery job, durably (the row's marker), and merged idempotently."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
+import requests
 
 from crm_meta import jobs
 from crm_meta.infra.database import db
-from crm_meta.meta import assets, channels, exchange
+from crm_meta.meta import assets, channels, connections, exchange
 from crm_meta.meta.keepalive.leases import ClusterLock
 from crm_meta.models import MetaConnection
 from crm_meta.runtime import of
@@ -132,3 +135,78 @@ def test_one_process_at_a_time_finishes_discoveries(app, panel, sandbox, small_b
     assert trips == [] and stored(app)[0].discovery_pending_since is not None
     jobs.discovery_tick(app)
     assert stored(app)[0].discovery_pending_since is None
+
+
+def test_a_discovery_that_keeps_failing_is_tried_less_and_less_often(app, panel, sandbox,
+                                                                     small_batches, trips):
+    """A tenant whose Meta calls fail does not cost a full listing on every tick: after a try,
+    the job waits as long as the discovery had then been pending (so the waits double), at most
+    DISCOVERY_RETRY_CAP; once Meta answers again the discovery completes and the backoff ends."""
+    sandbox.post("config", extra_pages=PAGES - 2)
+    assert panel.connect().status_code == 200
+    sandbox.fault("/v25.0/me", code=2, http_status=500, count=10_000)  # Meta down for long
+    sandbox.advance(60)  # the discovery pending for a minute when the job first tries
+    jobs.discovery_tick(app)
+    assert trips  # tried, failed
+    trips.clear()
+    jobs.discovery_tick(app)  # the next tick: about a minute too early
+    assert trips == []
+
+    def tried_at(moment: datetime) -> bool:
+        """The job's pass as a tick at `moment` runs it: whether it asked Meta."""
+        trips.clear()
+        with app.app_context():
+            connections.finish_discoveries(graph=of(app).graph, store=of(app).store, now=moment)
+        return bool(trips)
+
+    def last_try() -> datetime:
+        return stored(app)[0].discovery_attempted_at
+
+    since = stored(app)[0].discovery_pending_since
+    second = last_try() + (last_try() - since)  # waited as long as it had been pending
+    assert not tried_at(second - timedelta(seconds=1))
+    assert tried_at(second) and last_try() == second
+    third = second + (second - since)  # the wait doubled
+    assert not tried_at(third - timedelta(seconds=1))
+    assert tried_at(third)
+    assert tried_at(since + timedelta(hours=10))  # much later: tried, and then...
+    capped = last_try() + connections.DISCOVERY_RETRY_CAP  # ...the next at most the cap apart
+    assert not tried_at(capped - timedelta(seconds=1))
+    assert tried_at(capped)
+    assert stored(app)[0].discovery_pending_since == since  # the marker kept throughout
+
+    requests.delete(f"{sandbox.url}/_sandbox/faults", timeout=10).raise_for_status()  # Meta is back
+    assert tried_at(capped + connections.DISCOVERY_RETRY_CAP)
+    row, tokens, pages = stored(app)
+    assert row.discovery_pending_since is None and row.discovery_attempted_at is None
+    assert len(pages) == PAGES
+
+
+def test_a_new_connect_is_tried_at_the_next_tick_whatever_the_last_one_s_backoff(
+        app, panel, sandbox, small_batches, trips):
+    sandbox.post("config", extra_pages=PAGES - 2)
+    assert panel.connect().status_code == 200
+    sandbox.fault("/v25.0/me", code=2, http_status=500, count=5)  # one try's worth of failures
+    sandbox.advance(3600)
+    jobs.discovery_tick(app)  # fails: the next try would wait the cap
+    assert stored(app)[0].discovery_attempted_at is not None
+    requests.delete(f"{sandbox.url}/_sandbox/faults", timeout=10).raise_for_status()
+    assert panel.connect().status_code == 200  # a new grant, partial again
+    assert stored(app)[0].discovery_attempted_at is None
+    trips.clear()
+    jobs.discovery_tick(app)
+    assert trips and stored(app)[0].discovery_pending_since is None
+
+
+@pytest.mark.parametrize(("pending_for", "tried_ago", "due"), [
+    (None, None, True),  # never tried
+    (timedelta(seconds=35), timedelta(seconds=30), True),  # tried at 5 s: waits 5 s, a tick
+    (timedelta(minutes=3), timedelta(minutes=1), False),  # tried at 2 min: waits 2 min...
+    (timedelta(minutes=4), timedelta(minutes=2), True),  # ...and no more
+    (timedelta(days=3), timedelta(minutes=29), False),  # long pending: waits the cap...
+    (timedelta(days=3), timedelta(minutes=30), True),  # ...and no more
+])
+def test_discovery_due_doubles_the_wait_up_to_the_cap(pending_for, tried_ago, due):
+    now = datetime(2026, 12, 6, 12, tzinfo=UTC)
+    since = now - (pending_for or timedelta(minutes=1))
+    assert connections.discovery_due(since, tried_ago and now - tried_ago, now) is due

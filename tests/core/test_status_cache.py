@@ -178,8 +178,8 @@ def test_a_black_holed_listener_is_noticed_by_its_ping_timeout(make_app, postgre
 
 
 def test_a_lead_access_verdict_written_elsewhere_reaches_this_process(cached, build_app, postgres_url):
-    """The lead-access columns are read with the status but are not among those the triggers
-    watch (migration 0006): their writer announces the change itself, at its commit."""
+    """The lead-access columns are read with the status: the trigger watches them (migration
+    0012), so their writer's commit reaches every process with nothing announced by hand."""
     from crm_meta.meta.webhooks import leads
     from crm_meta.runtime import of
 
@@ -192,3 +192,21 @@ def test_a_lead_access_verdict_written_elsewhere_reaches_this_process(cached, bu
     assert cache.wait_for_invalidation(before, timeout=30)  # the announcement arrived
     access = status(app, tenant).get_json()["data"]["leads_access"]
     assert access["state"] == "blocked" and access["error"] == "(#200) no leads access"
+
+
+@pytest.mark.parametrize("change", [
+    "UPDATE meta_tokens SET leads_access = 'blocked' WHERE tenant_id = :id",
+    "UPDATE meta_tokens SET leads_access_error = '(#200) no leads access' WHERE tenant_id = :id",
+    "UPDATE meta_tokens SET leads_access_at = now() WHERE tenant_id = :id"])
+def test_lead_access_written_by_plain_sql_elsewhere_reaches_this_process(cached, postgres_url, change):
+    """Whoever writes a lead-access column, crm-meta or not, the trigger tells every process
+    (migration 0012; before it only crm-meta's writer announced its own changes)."""
+    app, tenant, cache, sent = cached
+    before_read = status(app, tenant).get_json()["data"]["leads_access"]  # now cached
+    before = cache.generation()
+    elsewhere = create_engine(postgres_url)
+    with elsewhere.begin() as conn:
+        conn.execute(text(change), {"id": tenant.tenant_id})
+    elsewhere.dispose()
+    assert cache.wait_for_invalidation(before, timeout=30)  # the NOTIFY arrived
+    assert status(app, tenant).get_json()["data"]["leads_access"] != before_read

@@ -71,6 +71,8 @@ def test_the_migration_counts_connections_stored_before_it(build_app, sqlite_url
 @pytest.mark.postgres
 def test_migrations_and_create_all_both_install_the_status_triggers(build_app, make_app,
                                                                     postgres_url, keep_logging):
+    """The same triggers, column for column, whether the schema came from the migrations or
+    from the models; each downgrade puts back exactly what its revision found."""
     server = make_url(postgres_url)
     name = f"crm_meta_triggers_{uuid.uuid4().hex[:8]}"
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
@@ -79,23 +81,34 @@ def test_migrations_and_create_all_both_install_the_status_triggers(build_app, m
     try:
         migrated = build_app(server.set(database=name).render_as_string(hide_password=False))
         with migrated.app_context():
+            flask_migrate.upgrade(revision="0011")
+        before_0012 = triggers(migrated)
+        assert "leads_access" not in before_0012["crm_meta_status_tokens"]
+        with migrated.app_context():
             flask_migrate.upgrade()
         created = make_app(postgres_url)  # the test schema: create_all
-        assert triggers(migrated) == triggers(created) == {
+        assert triggers(migrated) == triggers(created)
+        assert set(triggers(created)) == {
             "crm_meta_status_tenants", "crm_meta_status_tokens", "crm_meta_status_tokens_truncate"}
+        assert "leads_access_at" in triggers(created)["crm_meta_status_tokens"]
+        with migrated.app_context():
+            flask_migrate.downgrade(revision="0011")
+        assert triggers(migrated) == before_0012
         with migrated.app_context():
             flask_migrate.downgrade(revision="0005")
-        assert triggers(migrated) == set()
+        assert triggers(migrated) == {}
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
 
 
-def triggers(app) -> set[str]:
+def triggers(app) -> dict[str, str]:
+    """The crm_meta triggers, each with its definition (events, columns, table, function)."""
     with app.app_context():
-        names = set(db.session.scalars(text(
-            "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgname LIKE 'crm_meta_%'")))
+        found = dict(db.session.execute(text(
+            "SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger "
+            "WHERE NOT tgisinternal AND tgname LIKE 'crm_meta_%'")).tuples().all())
         db.session.rollback()
         db.engine.dispose()
-        return names
+        return found

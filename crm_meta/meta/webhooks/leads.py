@@ -9,7 +9,7 @@ from collections import Counter
 from datetime import datetime
 
 from crm_meta import notify
-from crm_meta.infra import metrics, statuscache
+from crm_meta.infra import metrics
 from crm_meta.infra.database import db
 from crm_meta.infra.timestamps import iso
 from crm_meta.meta.errors import GraphError, PermissionMissingError
@@ -82,7 +82,6 @@ def record_access(tenant_id: int, state: str, error: str | None, now: datetime) 
     changed = row.leads_access != state
     row.leads_access, row.leads_access_at = state, now
     row.leads_access_error = (error or "")[:500] or None
-    statuscache.announce(db.session, tenant_id)  # the status reads show it
     queued = False
     if changed and state != "ok":
         notice = Notice.create(event=NoticeEvent.LEADS_ACCESS, tenant_id=tenant_id,
