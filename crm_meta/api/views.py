@@ -21,8 +21,9 @@ from crm_meta.runtime import now, runtime
 
 @bp.after_request
 def count_oauth_calls(response):
-    if request.endpoint and request.endpoint.startswith("api.meta_"):
-        metrics.OAUTH_REQUESTS.labels(endpoint=request.endpoint.removeprefix("api."),
+    endpoint = request.endpoint
+    if endpoint and endpoint.startswith("api.meta_"):
+        metrics.OAUTH_REQUESTS.labels(endpoint=endpoint.removeprefix("api."),
                                       status=str(response.status_code)).inc()
     return response
 

@@ -6,7 +6,7 @@ import hmac
 import re
 from urllib.parse import urlsplit
 
-from flask import current_app, request
+from flask import Request, current_app, request
 from flask_login import current_user
 
 from crm_meta.auth.principal import cookie_token
@@ -130,24 +130,25 @@ def edge_guard(public=frozenset(), state_changing_gets=None, reads=frozenset()):
         if current_app.config["WTF_CSRF_ENABLED"]:
             csrf.protect()
 
-    def changes_state() -> bool:
-        if request.method in {"POST", "PUT", "PATCH", "DELETE"}:
+    def changes_state(req: Request) -> bool:
+        if req.method in {"POST", "PUT", "PATCH", "DELETE"}:
             return True
-        if request.endpoint not in state_changing_gets:
+        if req.endpoint not in state_changing_gets:
             return False
-        flag = state_changing_gets[request.endpoint]
-        return flag is None or params.flag(request.args.get(flag))
+        flag = state_changing_gets[req.endpoint]
+        return flag is None or params.flag(req.args.get(flag))
 
     def guard_the_edge():
+        req = request._get_current_object()  # one context lookup for the hook
         # Preflights carry no credentials and no custom headers: Flask-CORS answers them.
-        if request.method == "OPTIONS" or request.endpoint in public:
+        if req.method == "OPTIONS" or req.endpoint in public:
             return
         check_admin_token()
-        if not changes_state():
-            if request.endpoint in reads:
+        if not changes_state(req):
+            if req.endpoint in reads:
                 dbreads.read_only()
             return
-        if request.method == "GET":
+        if req.method == "GET":
             protect_cookie_get()
         else:
             protect_cookie_write(session_csrf=session_csrf)

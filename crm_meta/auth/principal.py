@@ -137,9 +137,10 @@ def _resolve() -> Principal | None:
 
 def current_principal() -> Principal | None:
     """The caller of this request, resolved once and cached on `g`."""
-    if "principal" not in g:
-        g.principal = _resolve()
-    return g.principal
+    here = g._get_current_object()  # one context lookup: several hooks and the view ask
+    if "principal" not in here:
+        here.principal = _resolve()
+    return here.principal
 
 
 def rate_limit_key() -> str:

@@ -169,11 +169,19 @@ def redact_record(record: logging.LogRecord) -> logging.LogRecord:
         message = record.getMessage()
     except Exception:  # a broken format string: logging reports it; leave the record alone
         return record
-    clean = redact(message)
+    extras = [(key, value) for key, value in vars(record).items()
+              if key not in _STANDARD and isinstance(value, str | dict | list | tuple)]
+    texts = [message, *(value for _, value in extras if isinstance(value, str))]
+    # One hint scan over the message and the plain-text extras together (no hint holds the
+    # NUL joining them, so none can match across two): most records, a request's line among
+    # them, have nothing to redact. Dicts and lists are always walked (their keys may name a
+    # secret).
+    anything = _may_hold_secret("\x00".join(texts))
+    clean = redact(message) if anything else message
     if clean != message:
         record.msg, record.args = clean, ()
-    for key, value in list(vars(record).items()):
-        if key not in _STANDARD and isinstance(value, str | dict | list | tuple):
+    for key, value in extras:
+        if anything or not isinstance(value, str):
             record.__dict__[key] = _clean(value)
     if record.exc_info and not record.exc_text:
         text = logging.Formatter().formatException(record.exc_info)

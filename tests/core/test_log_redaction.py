@@ -94,6 +94,20 @@ def test_exceptions_and_extras_are_redacted_too(app):
     assert "t0k3n" not in output and f"url=x?access_token={redaction.MASK}" in output
 
 
+@pytest.mark.parametrize(("extras", "secret"), [
+    ({"tenant": "acme", "actor": "cms_" + "k" * 24}, "k" * 24),  # one extra of several holds it
+    ({"route": "/x", "graph": {"access_token": "plain-value-no-hint"}}, "plain-value-no-hint"),
+    ({"route": "/x", "calls": [{"appsecret_proof": "abc123abc"}]}, "abc123abc"),
+])
+def test_a_record_with_a_clean_message_still_has_its_extras_redacted(extras, secret):
+    """The record is scanned once for hints (message and text extras together): a secret in any
+    one text extra, or under a secret key of a dict or list extra, is still masked."""
+    record = logging.LogRecord("tests", logging.INFO, __file__, 1, "GET %s 200", ("/crm/x",), None)
+    record.__dict__.update(extras)
+    redaction.redact_record(record)
+    assert secret not in repr(vars(record)) and record.getMessage() == "GET /crm/x 200"
+
+
 @pytest.fixture
 def served(app):
     """The app on a real werkzeug server whose request log carries full URLs (query strings)."""
