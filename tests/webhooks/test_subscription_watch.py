@@ -313,3 +313,16 @@ def test_a_subscription_sent_to_another_url_is_not_taken_over(healing, serve, sa
     assert _outcomes(app) == [("meta.webhooks.unsubscribed", "failure")]
     assert list(_told(app)) == ["webhooks_unsubscribed"]
     assert _check(other_app, start + EVERY).state == "ok"  # the owner's verdict
+
+
+def test_a_subscription_here_without_leadgen_gets_it_back(healing, sandbox):
+    app, url, start = healing
+    _unsubscribe(sandbox)
+    made = requests.post(f"{sandbox.url}/v25.0/{APP_ID}/subscriptions", data={  # this callback, messages only
+        "object": "page", "callback_url": f"{url}/webhooks/meta", "fields": "messages",
+        "verify_token": VERIFY_TOKEN, "access_token": f"{APP_ID}|{APP_SECRET}"}, timeout=10)
+    assert made.status_code == 200, made.text
+    result = _check(app, start + EVERY)
+    assert (result.state, len(result.notices)) == ("restored", 2)
+    [page] = [s for s in _listed(sandbox) if s["object"] == "page"]
+    assert {f["name"] for f in page["fields"]} == {"leadgen", "messages"}

@@ -3,7 +3,8 @@ failing (8 hours), and then no lead arrives, silently. A periodic check (the
 `meta.webhooks.subscription` job) asks Meta what the app is subscribed to and keeps the verdict
 as the `webhook_subscription` row of `app_health` (misconfigured: the subscription is lost or
 changed), so that every process (the hub, /metrics) sees it. The process that makes a transition
-tells operators once per episode: a log line, an audit event and, when lost, a notice."""
+tells operators once per episode: a log line, an audit event and, when lost, a notice. With
+META_WEBHOOKS_AUTO_RESUBSCRIBE it then subscribes this server again (a second notice says so)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ ACTOR = "subscription-watch"
 @dataclass(frozen=True)
 class Result:
     """What one run did: off, skipped (another process checked lately), unknown (Meta failed:
-    the last verdict stands), ok or lost; `changed` when this run made the transition."""
+    the last verdict stands), ok, lost, or restored (found lost and subscribed again by this
+    run); `changed` when this run made the transition."""
 
     state: str
     changed: bool = False
