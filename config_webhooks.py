@@ -28,6 +28,10 @@ def webhook_settings(get, app_env: str, verify_token: str) -> dict:
         # Minutes between two checks that Meta still sends the app's Page leadgen webhooks here
         # (Meta unsubscribes an app whose callback fails for 8 hours); one process checks each time.
         "WEBHOOK_SUBSCRIPTION_CHECK_MINUTES": float(get("WEBHOOK_SUBSCRIPTION_CHECK_MINUTES") or 15),
+        # When that check finds the subscription gone (or lacking leadgen), ask Meta to subscribe
+        # again (what `flask meta doctor --subscribe` does): the check runs in this server, so the
+        # callback Meta verifies is up. Off, an operator must run that command.
+        "META_WEBHOOKS_AUTO_RESUBSCRIBE": _bool(get("META_WEBHOOKS_AUTO_RESUBSCRIBE"), True),
         # Largest webhook body accepted (bytes): Meta's largest payload is 3 MB.
         "META_WEBHOOK_MAX_BYTES": int(get("META_WEBHOOK_MAX_BYTES") or 3 * 1024 * 1024),
         # Seconds a process trusts its asset -> tenant index (a miss re-reads it, at most 1/s).

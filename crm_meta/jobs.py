@@ -100,7 +100,8 @@ def subscription_every(app) -> timedelta:
 
 def subscription_tick(app, stopping: threading.Event | None = None) -> None:
     """Scheduled: whether Meta still sends the app's Page leadgen webhooks here (webhooks on);
-    one process checks per interval (a lease on the stored verdict), a lost one warns once."""
+    one process checks per interval (a lease on the stored verdict), a lost one warns once and
+    is subscribed again when META_WEBHOOKS_AUTO_RESUBSCRIBE allows (watch.run)."""
     parts = runtimes.of(app)
     try:
         with app.app_context():
@@ -140,7 +141,7 @@ JOBS: tuple[JobSpec, ...] = (
             "Route Meta's webhook deliveries left in the inbox, forward due events to the CRM"),
     JobSpec("meta.webhooks.subscription", subscription_tick,
             lambda parts: subscription_every(parts.webhooks.app),
-            "Check that Meta still sends the app's Page leadgen webhooks here; warn once when not"),
+            "Check that Meta still sends the app's Page leadgen webhooks here; subscribe again, warn once"),
     JobSpec("meta.discovery", discovery_tick, lambda parts: timedelta(seconds=30),
             "Read the assets a connect left unread (its round budget), merge them"),
 )

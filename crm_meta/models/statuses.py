@@ -36,3 +36,4 @@ class NoticeEvent(StrEnum):
     CHANNEL_LOST = "channel_lost"  # a Page or WhatsApp account stopped working
     LEADS_ACCESS = "leads_access"  # Meta refuses to give the tenant's leads
     WEBHOOKS_UNSUBSCRIBED = "webhooks_unsubscribed"  # app-wide: Meta dropped the app's leadgen webhooks
+    WEBHOOKS_RESUBSCRIBED = "webhooks_resubscribed"  # app-wide: the service subscribed them again

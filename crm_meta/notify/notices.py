@@ -15,7 +15,8 @@ EVENTS = {NoticeEvent.WARNING: "meta.connection.warning",
           NoticeEvent.APP_MISCONFIGURED: "meta.app.misconfigured",
           NoticeEvent.CHANNEL_LOST: "meta.channel.lost",
           NoticeEvent.LEADS_ACCESS: "meta.connection.leads_refused",
-          NoticeEvent.WEBHOOKS_UNSUBSCRIBED: "meta.webhooks.unsubscribed"}
+          NoticeEvent.WEBHOOKS_UNSUBSCRIBED: "meta.webhooks.unsubscribed",
+          NoticeEvent.WEBHOOKS_RESUBSCRIBED: "meta.webhooks.resubscribed"}
 CHANNEL_TROUBLES = {"subscription_lost": "lost its webhook subscription at Meta",
                     "token_invalid": "has a Page token Meta no longer accepts"}
 
@@ -38,6 +39,7 @@ class Notice:
     recipients: tuple[str, ...] = ()
     asset_id: str | None = None  # channel_lost: the Page or WhatsApp account
     asset_name: str | None = None
+    since: str | None = None  # webhooks_resubscribed: when the subscription was found lost
 
     @classmethod
     def create(cls, *, event: str, tenant_id: int | None, status: str, now: datetime,
@@ -65,6 +67,8 @@ class Notice:
             return "The Meta app is misconfigured"
         if self.event == NoticeEvent.WEBHOOKS_UNSUBSCRIBED:
             return "Meta stopped sending leads to the CRM"
+        if self.event == NoticeEvent.WEBHOOKS_RESUBSCRIBED:
+            return "Meta sends leads to the CRM again"
         if self.event == NoticeEvent.CHANNEL_LOST:
             return f"A Meta channel stopped working: {self.asset_name or self.asset_id}"
         if self.event == NoticeEvent.WARNING:
@@ -83,8 +87,15 @@ class Notice:
         if self.event == NoticeEvent.WEBHOOKS_UNSUBSCRIBED:
             return (f"{self.subject()}: the Meta app's webhook subscription (Page leadgen events to "
                     "this service) is gone or changed, for example because Meta unsubscribed the app "
-                    "after its webhook failed for hours. No new lead reaches the CRM. An operator "
-                    "must run `flask meta doctor --subscribe`.\n")
+                    "after its webhook failed for hours. No new lead reaches the CRM until it is "
+                    "subscribed again: by this service on its own when it can (another notice then "
+                    "says so), otherwise an operator must run `flask meta doctor --subscribe`.\n")
+        if self.event == NoticeEvent.WEBHOOKS_RESUBSCRIBED:
+            return (f"{self.subject()}: this service found the Meta app's webhook subscription lost at "
+                    f"{self.since} and subscribed it again on its own. Leads Meta sent while it was "
+                    "off never arrived; an operator can read them back, for each tenant, with "
+                    f"`flask leads backfill --tenant <slug> --since {self.since}` (earlier if the webhook "
+                    "was failing before: Meta unsubscribes an app after hours of failures).\n")
         name = self.tenant_name or self.tenant_slug or f"tenant {self.tenant_id}"
         lines = [f"{self.subject()} ({name})."]
         if self.event == NoticeEvent.LEADS_ACCESS:

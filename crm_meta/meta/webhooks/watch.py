@@ -3,7 +3,8 @@ failing (8 hours), and then no lead arrives, silently. A periodic check (the
 `meta.webhooks.subscription` job) asks Meta what the app is subscribed to and keeps the verdict
 as the `webhook_subscription` row of `app_health` (misconfigured: the subscription is lost or
 changed), so that every process (the hub, /metrics) sees it. The process that makes a transition
-tells operators once per episode: a log line, an audit event and, when lost, a notice."""
+tells operators once per episode: a log line, an audit event and, when lost, a notice. With
+META_WEBHOOKS_AUTO_RESUBSCRIBE it then subscribes this server again (a second notice says so)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ ACTOR = "subscription-watch"
 @dataclass(frozen=True)
 class Result:
     """What one run did: off, skipped (another process checked lately), unknown (Meta failed:
-    the last verdict stands), ok or lost; `changed` when this run made the transition."""
+    the last verdict stands), ok, lost, or restored (found lost and subscribed again by this
+    run); `changed` when this run made the transition."""
 
     state: str
     changed: bool = False
@@ -79,14 +81,22 @@ def run(graph: GraphClient, config: Mapping[str, Any], *, now: datetime, every: 
     if not claim(now, every):
         return Result("skipped")
     try:
-        seen = subscription.observe(graph, config)
+        page = subscription.listed(graph, config)
     except GraphError as exc:  # transient or not, it says nothing about the subscription
         log.warning("webhook subscription check: Meta failed (%s, trace %s); the last verdict stands",
                     exc.kind, exc.fbtrace_id)
         return Result("unknown")
+    seen = subscription.verdict(page, config)
     if seen.ok:
         return Result("ok", changed=_report_back(now, graph.app_id))
     notices = _report_lost(now, seen.detail, graph.app_id, outbox)
+    # A subscription sending to another URL is left alone: Meta keeps one callback per object, so
+    # it may be another deployment's (staging on the same app, or the new host of a move), and two
+    # servers re-subscribing themselves would steal it from each other every interval.
+    if config["META_WEBHOOKS_AUTO_RESUBSCRIBE"] and not subscription.elsewhere(page, config):
+        restored = _resubscribe(graph, config, now=now, outbox=outbox, what=seen.detail)
+        if restored is not None:
+            return Result("restored", changed=True, notices=(*(notices or ()), *restored))
     return Result("lost", changed=notices is not None, notices=tuple(notices or ()))
 
 
@@ -102,7 +112,8 @@ def _report_lost(now: datetime, what: str, app_id: str, outbox: bool) -> list[no
         db.session.commit()
         return None
     log.error("Meta no longer sends this app's Page leadgen webhooks (app %s: %s); no lead reaches "
-              "the CRM until an operator runs `flask meta doctor --subscribe`", app_id, what)
+              "the CRM until it is subscribed again (`flask meta doctor --subscribe`, or this check "
+              "itself with META_WEBHOOKS_AUTO_RESUBSCRIBE)", app_id, what)
     audit.record("meta.webhooks.unsubscribed", actor=ACTOR, outcome="failure",
                  details={"app_id": app_id, "found": what})
     notices = [notify.Notice(id=notice_id(now), event=NoticeEvent.WEBHOOKS_UNSUBSCRIBED, tenant_id=None,
@@ -123,6 +134,43 @@ def _report_back(now: datetime, app_id: str) -> bool:
         audit.record("meta.webhooks.resubscribed", actor=ACTOR, details={"app_id": app_id})
     db.session.commit()
     return cleared
+
+
+def _resubscribe(graph: GraphClient, config: Mapping[str, Any], *, now: datetime, outbox: bool,
+                 what: str) -> list[notify.Notice] | None:
+    """Ask Meta to subscribe this server again, as `flask meta doctor --subscribe` does: this job
+    runs in the server, so the callback Meta verifies first is up. Restored: audit, log, a notice
+    naming the backfill, and the verdict cleared. Refused (None): the verdict stays lost with
+    Meta's message; the next run (the lease: one per interval) tries again, with no new notice."""
+    made = subscription.subscribe_here(graph, config)
+    details = {"app_id": graph.app_id, "callback_url": subscription.callback_url(config)}
+    if not made.ok:
+        log.warning("re-subscribing this app's Page leadgen webhooks failed (app %s): %s; the next "
+                    "check tries again", graph.app_id, made.detail)
+        audit.record("meta.webhooks.auto_resubscribe", actor=ACTOR, outcome="failure",
+                     details={**details, "error": made.detail})
+        db.session.execute(update(AppHealth).where(AppHealth.name == NAME)
+                           .values(error_message=f"{what}; re-subscribing: {made.detail}"[:500])
+                           .execution_options(synchronize_session=False))
+        db.session.commit()
+        return None
+    row = db.session.get(AppHealth, NAME)
+    since = iso((row.since if row is not None and row.since else now).replace(microsecond=0))
+    log.warning("re-subscribed this app's Page leadgen webhooks (app %s), lost since %s: leads sent "
+                "meanwhile can be read back with `flask leads backfill --tenant <slug> --since %s`",
+                graph.app_id, since, since)
+    audit.record("meta.webhooks.auto_resubscribe", actor=ACTOR, details={**details, "lost_since": since})
+    notices = [notify.Notice(id=_restored_id(since), event=NoticeEvent.WEBHOOKS_RESUBSCRIBED,
+                             tenant_id=None, status="subscribed", created_at=iso(now), since=since)]
+    if outbox:
+        notify.queue(notify.outbox_rows(notices, now))
+    _report_back(now, graph.app_id)  # commits
+    return notices if outbox else []
+
+
+def _restored_id(since: str) -> str:
+    """One restoration notice per episode (the episode is named by when it was found lost)."""
+    return hashlib.sha256(f"webhooks_resubscribed:{since}".encode()).hexdigest()[:32]
 
 
 def _forget() -> None:
