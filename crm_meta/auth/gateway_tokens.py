@@ -159,6 +159,9 @@ def _lookup():
             .where(GatewayToken.prefix == bindparam("prefix")))
 
 
+_CONNECTION_CLASS = inspect(MetaConnection).class_manager
+
+
 @dataclass(frozen=True)
 class _Found:
     """One lookup's answer, as kept between requests: the row's columns, the connection's as
@@ -189,9 +192,17 @@ class _Found:
         unexpired; its relationships load on use as usual)."""
         if self.connection_values is None:
             return None
-        row = MetaConnection(**self.connection_values)
+        # Built as a query's row is (values straight into the instance's state, no constructor,
+        # no attribute events) and added as it is: `MetaConnection(**values)` then `merge` set
+        # every column twice through the instrumentation and cost ~0.1 ms a call.
+        row = _CONNECTION_CLASS.new_instance()
+        row.__dict__.update(self.connection_values)
         make_transient_to_detached(row)
-        return db.session.merge(row, load=False)
+        session = db.session()
+        if inspect(row).key in session.identity_map:  # a session kept across requests (tests)
+            return session.merge(row, load=False)
+        session.add(row)
+        return row
 
 
 def _cache():
