@@ -115,8 +115,11 @@ def staged(app, stages: Stages) -> Iterator[None]:
         yield
 
 
+Call = Callable[[], None]
+
+
 @contextmanager
-def gateway_app(database_url: str, log_level: str) -> Iterator[tuple[Callable[[], None], Callable[[], None], object]]:
+def gateway_app(database_url: str, log_level: str) -> Iterator[tuple[Call, Call, object]]:
     """(one gateway call, one /healthz, the app), served as proxy_bench serves it."""
     from werkzeug.test import EnvironBuilder
 
@@ -137,7 +140,8 @@ def gateway_app(database_url: str, log_level: str) -> Iterator[tuple[Callable[[]
         app.debug = bool(os.environ.get("BENCH_LOG"))  # tracebacks in the log when it is kept
         root = logging.getLogger()
         saved = list(root.handlers)
-        root.handlers[:] = [logs.queued(logs.handler("text", open(os.environ.get("BENCH_LOG", "/dev/null"), "w")))]  # noqa: SIM115
+        sink = open(os.environ.get("BENCH_LOG", "/dev/null"), "w")  # noqa: SIM115  (BENCH_LOG: keep it)
+        root.handlers[:] = [logs.queued(logs.handler("text", sink))]
         logging.getLogger("crm_meta").setLevel(log_level)
         redaction.install()
         with app.app_context():
@@ -149,7 +153,7 @@ def gateway_app(database_url: str, log_level: str) -> Iterator[tuple[Callable[[]
                                  query_string={**PARAMS, "access_token": token}).get_environ()
         healthz = EnvironBuilder(path="/healthz").get_environ()
 
-        def call(environ) -> Callable[[], None]:
+        def call(environ) -> Call:
             def one() -> None:
                 seen = []
                 body = app(dict(environ), lambda status, headers: seen.append(status))
@@ -182,7 +186,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000, help="timed calls per mode and round")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--profile", default="", help="then cProfile as many calls, sorted so (tottime, cumulative)")
+    parser.add_argument("--profile", default="", help="then cProfile as many calls, sorted so (tottime...)")
     parser.add_argument("--log-level", default="WARNING", help="crm_meta's log level (proxy_bench: WARNING)")
     parser.add_argument("--database", default=DEFAULT_DATABASE)
     args = parser.parse_args()

@@ -188,20 +188,15 @@ class _Found:
                    row.scopes, row.tenant_ids, row.key_revoked_at, values)
 
     def connection(self) -> MetaConnection | None:
-        """The tenant's connection in this request's session, as read (no query: persistent,
-        unexpired; its relationships load on use as usual)."""
+        """The tenant's connection as read, detached: no query, no session (a warm call opens
+        none); `db.session.merge(row, load=False)` attaches it where a relationship is needed."""
         if self.connection_values is None:
             return None
-        # Built as a query's row is (values straight into the instance's state, no constructor,
-        # no attribute events) and added as it is: `MetaConnection(**values)` then `merge` set
-        # every column twice through the instrumentation and cost ~0.1 ms a call.
+        # Built as a query's row is (values straight into the instance's state: no constructor,
+        # no attribute events; `MetaConnection(**values)` and a merge set every column twice).
         row = _CONNECTION_CLASS.new_instance()
         row.__dict__.update(self.connection_values)
         make_transient_to_detached(row)
-        session = db.session()
-        if inspect(row).key in session.identity_map:  # a session kept across requests (tests)
-            return session.merge(row, load=False)
-        session.add(row)
         return row
 
 

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
+from sqlalchemy import inspect
+
 from crm_meta.infra import metrics
 from crm_meta.infra.clock import Clock
 from crm_meta.infra.database import db
@@ -134,10 +136,11 @@ class Gateway:
         # A call on a Page (its Send API) goes with the Page's own token; anything else, the tenant's.
         # Only a discovered Page's id looks up the channels (a query), not every call.
         node = path.split("/")[0]
-        page_token = channels.page_token_for(store, row, node) if node in known.pages else None
+        page_token = channels.page_token_for(store, attached(row), node) if node in known.pages else None
         token = page_token or store.read(row)
         ciphertext, row_id, held = row.token_ciphertext, row.id, scopes(path, row)
-        db.session.commit()  # the key's last use; no transaction stays open while Meta answers
+        if db.session.registry.has():  # a warm gateway call has no session: nothing to end
+            db.session.commit()  # the key's last use; no transaction stays open while Meta answers
         if graph.governor is not None:
             graph.governor.check(held)
         answer = graph.forward(passthrough.Request(call.method, path, call.query, call.form, links.version),
@@ -164,6 +167,9 @@ class Gateway:
         Fenced: the verdict is dropped when the tenant reconnected while Meta answered (the row no
         longer holds the token that failed).
         """
+        # The request's reads ran outside a transaction (crm_meta.infra.dbreads: until its first
+        # commit); one commit now, even of nothing, so that the fence below runs in a real one.
+        db.session.commit()
         row = db.session.scalar(db.select(MetaConnection).where(MetaConnection.id == row_id)
                                 .with_for_update().execution_options(populate_existing=True))
         if row is None or row.token_ciphertext != ciphertext:
@@ -175,6 +181,11 @@ class Gateway:
                                                     contact=contact))
         db.session.commit()
         self.on_notices(outcome.notices)
+
+
+def attached(row: MetaConnection) -> MetaConnection:
+    """`row` in this request's session (the gateway's kept connection is detached)."""
+    return row if inspect(row).session is not None else db.session.merge(row, load=False)
 
 
 def relinked(body: bytes, headers: dict[str, str], graph: GraphClient, link_base: str,
