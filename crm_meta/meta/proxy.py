@@ -194,6 +194,8 @@ def relinked(body: bytes, headers: dict[str, str], graph: GraphClient, link_base
     `link_token` instead, when given)."""
     if b'"paging"' not in body or "json" not in headers.get("content-type", ""):
         return body
+    if b'"next"' not in body and b'"previous"' not in body and not scrub.escapes_ascii(body):
+        return body  # cursors only (one page): no link to point back, Meta's bytes as they came
     try:
         payload = json.loads(body)
     except ValueError:

@@ -201,3 +201,17 @@ def test_metas_own_paging_links_lose_token_and_proof_on_the_way_back():
     page = json.loads(out)
     assert page["paging"]["next"] == "https://crm/internal/x/graph/act_1/insights?limit=5&after=QQ"
     assert page["nested"]["paging"]["next"] == "https://crm/internal/x/graph/1/leads?after=Z"
+
+
+def test_a_single_pages_answer_passes_as_meta_sent_it_and_an_escaped_link_is_still_relinked():
+    """Paging with cursors only has no link to point back: Meta's bytes, not parsed and dumped
+    again (its escapes kept); a link whose key is spelled with escapes is still found."""
+    graph = GraphClient(meta_settings(base_url="https://graph.facebook.com", version="v25.0", app_id="1",
+                                      app_secret="s"))
+    json_type = {"content-type": "application/json"}
+    one_page = b'{"data": [{"name": "Prospecci\\u00f3n"}], "paging": {"cursors": {"after": "QQ"}}}'
+    assert proxy.relinked(one_page, json_type, graph, "https://crm/graph/v25.0/") is one_page
+    escaped = (b'{"data": [], "paging": {"\\u006eext": '
+               b'"https://graph.facebook.com/v25.0/act_1/campaigns?after=QQ&access_token=EAAx"}}')
+    page = json.loads(proxy.relinked(escaped, json_type, graph, "https://crm/graph/v25.0/"))
+    assert page["paging"]["next"] == "https://crm/graph/v25.0/act_1/campaigns?after=QQ"
