@@ -87,6 +87,7 @@ def staged(app, stages: Stages) -> Iterator[None]:
         ("allow-list check", proxy, "check"),
         ("usable + governor scopes", proxy, "usable"),
         ("usable + governor scopes", proxy, "scopes"),
+        ("token and proof, kept (Gateway.token_of)", proxy.Gateway, "token_of"),
         ("decrypt (TokenStore.read)", TokenStore, "read"),
         ("governor check (Redis MGET)", Governor, "check"),
         ("appsecret_proof", graph.GraphClient, "proof"),
@@ -101,6 +102,8 @@ def staged(app, stages: Stages) -> Iterator[None]:
              ("passthrough.forward (all of it)", passthrough, "forward")]
     with ExitStack() as stack:
         for label, owner, attribute in targets + outer:
+            if not hasattr(owner, attribute):
+                continue  # a stage another checkout does not have (an A/B)
             own = vars(owner)
             original, had = own.get(attribute), attribute in own
             if isinstance(original, classmethod):

@@ -294,7 +294,9 @@ class GraphClient:
         if self.governor is not None:
             self.governor.observe(path, headers)
 
-    def forward(self, request: passthrough.Request, *, token: str) -> passthrough.Forwarded:
+    def forward(self, request: passthrough.Request, *, token: str,
+                proof: str | None = None) -> passthrough.Forwarded:
         """One proxied call, not retried: Meta's status, headers and body come back as they are
-        (at `request.version`, the client's own default when None)."""
-        return passthrough.forward(self, request, endpoint_label(request.path), token=token)
+        (at `request.version`, the client's own default when None; `proof`: the token's, when
+        the caller has it already)."""
+        return passthrough.forward(self, request, endpoint_label(request.path), token=token, proof=proof)

@@ -83,11 +83,13 @@ def error_of(status: int, headers: Headers, body: bytes) -> GraphError:
                     retry_after=usage.regain_seconds(headers))
 
 
-def forward(client: Client, request: Request, label: str, *, token: str) -> Forwarded:
-    """One call with the tenant's token and proof (any the caller sent is dropped)."""
+def forward(client: Client, request: Request, label: str, *, token: str,
+            proof: str | None = None) -> Forwarded:
+    """One call with the tenant's token and its proof (`proof`, else computed here; any token
+    or proof the caller sent is dropped)."""
     method, path = request.method, request.path
     query = [(k, v) for k, v in request.query if k not in CALLER_SECRETS]
-    query.append(("appsecret_proof", client.proof(token)))
+    query.append(("appsecret_proof", proof or client.proof(token)))
     form = {k: v for k, v in (request.form or {}).items() if k not in CALLER_SECRETS}
     headers = {"Accept": "application/json", "Authorization": f"Bearer {token}"}
     body = None

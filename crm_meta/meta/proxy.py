@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 from sqlalchemy import inspect
@@ -106,6 +107,31 @@ class Links:
     token: str | None = None
 
 
+class Opened:
+    """The tenants' tokens as decrypted, each with its appsecret_proof, kept a short while by
+    this process (AES-GCM and an HMAC per call otherwise).
+
+    Keyed by the tenant and the ciphertext: a new token (reconnect, refresh, re-encryption under
+    another key) is a new entry, never answered with the old one. Whether a call may use the
+    token at all is still decided on every call, before this (the gateway token or service key,
+    the connection's status). `seconds` bounds how long a plaintext stays in memory."""
+
+    def __init__(self, seconds: float = 60.0, most: int = 1024):
+        self.seconds, self.most = seconds, most
+        self._kept: dict[tuple[int, str], tuple[str, str, float]] = {}
+
+    def get(self, tenant_id: int, ciphertext: str | None) -> tuple[str, str] | None:
+        kept = self._kept.get((tenant_id, ciphertext or ""))
+        if kept is None or kept[2] < time.monotonic():
+            return None
+        return kept[0], kept[1]
+
+    def put(self, tenant_id: int, ciphertext: str | None, opened: tuple[str, str]) -> None:
+        if len(self._kept) >= self.most:
+            self._kept.clear()  # a bound, not a policy: the next calls decrypt again
+        self._kept[(tenant_id, ciphertext or "")] = (*opened, time.monotonic() + self.seconds)
+
+
 @dataclass(frozen=True)
 class Gateway:
     """The services' Graph proxy, built once by the runtime with its collaborators: the Graph
@@ -118,6 +144,7 @@ class Gateway:
     meta: MetaSettings  # what is forwarded, what a usable connection holds
     keepalive: verdicts.Settings  # how a token error counts
     on_notices: Callable[[list[Notice]], object]
+    opened: Opened = field(default_factory=Opened)
 
     def parts(self) -> channels.Parts:
         return channels.Parts(graph=self.graph, store=self.store, now=self.clock.now())
@@ -137,14 +164,14 @@ class Gateway:
         # Only a discovered Page's id looks up the channels (a query), not every call.
         node = path.split("/")[0]
         page_token = channels.page_token_for(store, attached(row), node) if node in known.pages else None
-        token = page_token or store.read(row)
+        token, proof = (page_token, graph.proof(page_token)) if page_token else self.token_of(row)
         ciphertext, row_id, held = row.token_ciphertext, row.id, scopes(path, row)
         if db.session.registry.has():  # a warm gateway call has no session: nothing to end
             db.session.commit()  # the key's last use; no transaction stays open while Meta answers
         if graph.governor is not None:
             graph.governor.check(held)
         answer = graph.forward(passthrough.Request(call.method, path, call.query, call.form, links.version),
-                               token=token)
+                               token=token, proof=proof)
         log.info("proxy %s %s for tenant %s by service %s: %s", call.method, endpoint_label(path),
                  caller.tenant_id, caller.service, answer.status)
         metrics.PROXY_CALLS.labels(service=caller.service, status=str(answer.status)).inc()
@@ -160,6 +187,15 @@ class Gateway:
         body = relinked(scrub.body(answer.body, headers.get("content-type", "")), headers, graph, links.base,
                         links.token)
         return Answer(answer.status, headers, body)
+
+    def token_of(self, row: MetaConnection) -> tuple[str, str]:
+        """The tenant's token and its proof (`opened`: decrypted once per ciphertext)."""
+        found = self.opened.get(row.tenant_id, row.token_ciphertext)
+        if found is None:
+            token = self.store.read(row)
+            found = (token, self.graph.proof(token))
+            self.opened.put(row.tenant_id, row.token_ciphertext, found)
+        return found
 
     def record_token_error(self, row_id: int, ciphertext: str, error: GraphError) -> None:
         """A 190-family answer counts like a sweep's token error: two strikes make needs_reauth.
