@@ -103,7 +103,7 @@ class Links:
     gateway's clients follow `paging.next` as it is, the way Meta's links carry the caller's token)."""
 
     version: str
-    base: str
+    base: str | Callable[[], str]  # or what makes it, called only for an answer with links
     token: str | None = None
 
 
@@ -224,10 +224,10 @@ def attached(row: MetaConnection) -> MetaConnection:
     return row if inspect(row).session is not None else db.session.merge(row, load=False)
 
 
-def relinked(body: bytes, headers: dict[str, str], graph: GraphClient, link_base: str,
+def relinked(body: bytes, headers: dict[str, str], graph: GraphClient, link_base: str | Callable[[], str],
              link_token: str | None = None) -> bytes:
-    """Meta's paging links, pointed at the proxy and stripped of token and proof (carrying
-    `link_token` instead, when given)."""
+    """Meta's paging links, pointed at the proxy (`link_base`, or what makes it) and stripped of
+    token and proof (carrying `link_token` instead, when given)."""
     if b'"paging"' not in body or "json" not in headers.get("content-type", ""):
         return body
     if b'"next"' not in body and b'"previous"' not in body and not scrub.escapes_ascii(body):
@@ -236,7 +236,7 @@ def relinked(body: bytes, headers: dict[str, str], graph: GraphClient, link_base
         payload = json.loads(body)
     except ValueError:
         return body
-    _relink(payload, graph, link_base, link_token)
+    _relink(payload, graph, link_base() if callable(link_base) else link_base, link_token)
     return json.dumps(payload, ensure_ascii=False).encode()
 
 
