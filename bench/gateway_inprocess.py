@@ -91,7 +91,7 @@ def staged(app, stages: Stages) -> Iterator[None]:
         ("decrypt (TokenStore.read)", TokenStore, "read"),
         ("governor check (Redis MGET)", Governor, "check"),
         ("appsecret_proof", graph.GraphClient, "proof"),
-        ("outbound: urllib3 request", client.pool, "request"),
+        ("outbound: urllib3 exchange", client.pool, "urlopen"),
         ("outbound: answered (metrics, observe)", graph.GraphClient, "answered"),
         ("scrub body", scrub, "body"),
         ("scrub headers", scrub, "headers"),
