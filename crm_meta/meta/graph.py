@@ -296,7 +296,5 @@ class GraphClient:
 
     def forward(self, request: passthrough.Request, *, token: str,
                 proof: str | None = None) -> passthrough.Forwarded:
-        """One proxied call, not retried: Meta's status, headers and body come back as they are
-        (at `request.version`, the client's own default when None; `proof`: the token's, when
-        the caller has it already)."""
+        """One call passed through as Meta answers it (passthrough.forward), at `request.version` or ours."""
         return passthrough.forward(self, request, endpoint_label(request.path), token=token, proof=proof)
