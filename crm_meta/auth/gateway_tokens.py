@@ -159,6 +159,9 @@ def _lookup():
             .where(GatewayToken.prefix == bindparam("prefix")))
 
 
+_CONNECTION_CLASS = inspect(MetaConnection).class_manager
+
+
 @dataclass(frozen=True)
 class _Found:
     """One lookup's answer, as kept between requests: the row's columns, the connection's as
@@ -185,13 +188,16 @@ class _Found:
                    row.scopes, row.tenant_ids, row.key_revoked_at, values)
 
     def connection(self) -> MetaConnection | None:
-        """The tenant's connection in this request's session, as read (no query: persistent,
-        unexpired; its relationships load on use as usual)."""
+        """The tenant's connection as read, detached: no query, no session (a warm call opens
+        none); `db.session.merge(row, load=False)` attaches it where a relationship is needed."""
         if self.connection_values is None:
             return None
-        row = MetaConnection(**self.connection_values)
+        # Built as a query's row is (values straight into the instance's state: no constructor,
+        # no attribute events; `MetaConnection(**values)` and a merge set every column twice).
+        row = _CONNECTION_CLASS.new_instance()
+        row.__dict__.update(self.connection_values)
         make_transient_to_detached(row)
-        return db.session.merge(row, load=False)
+        return row
 
 
 def _cache():

@@ -99,6 +99,9 @@ def send(call: proxy.Call, opened, version: str, token: str | None) -> proxy.Ans
     """One call of `opened`'s tenant through the proxy: the gateway's limit, then the Gateway."""
     rt, config = runtime(), current_app.config
     limits.spend(opened.service, opened.tenant_id)
-    base = (config["API_BASE_URL"] or request.host_url.rstrip("/")) + f"/graph/{version}/"
+    where = f"/graph/{version}/"
+    # Without API_BASE_URL, the request's own origin: worked out only for an answer with links.
+    base = config["API_BASE_URL"] + where if config["API_BASE_URL"] else (
+        lambda: request.host_url.rstrip("/") + where)
     return rt.gateway.forward(call, Caller(opened.tenant_id, opened.row, opened.service),
                               proxy.Links(version, base, token))

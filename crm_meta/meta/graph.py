@@ -294,7 +294,7 @@ class GraphClient:
         if self.governor is not None:
             self.governor.observe(path, headers)
 
-    def forward(self, request: passthrough.Request, *, token: str) -> passthrough.Forwarded:
-        """One proxied call, not retried: Meta's status, headers and body come back as they are
-        (at `request.version`, the client's own default when None)."""
-        return passthrough.forward(self, request, endpoint_label(request.path), token=token)
+    def forward(self, request: passthrough.Request, *, token: str,
+                proof: str | None = None) -> passthrough.Forwarded:
+        """One call passed through as Meta answers it (passthrough.forward), at `request.version` or ours."""
+        return passthrough.forward(self, request, endpoint_label(request.path), token=token, proof=proof)

@@ -12,9 +12,12 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlencode
+
+from sqlalchemy import inspect
 
 from crm_meta.infra import metrics
 from crm_meta.infra.clock import Clock
@@ -100,8 +103,33 @@ class Links:
     gateway's clients follow `paging.next` as it is, the way Meta's links carry the caller's token)."""
 
     version: str
-    base: str
+    base: str | Callable[[], str]  # or what makes it, called only for an answer with links
     token: str | None = None
+
+
+class Opened:
+    """The tenants' tokens as decrypted, each with its appsecret_proof, kept a short while by
+    this process (AES-GCM and an HMAC per call otherwise).
+
+    Keyed by the tenant and the ciphertext: a new token (reconnect, refresh, re-encryption under
+    another key) is a new entry, never answered with the old one. Whether a call may use the
+    token at all is still decided on every call, before this (the gateway token or service key,
+    the connection's status). `seconds` bounds how long a plaintext stays in memory."""
+
+    def __init__(self, seconds: float = 60.0, most: int = 1024):
+        self.seconds, self.most = seconds, most
+        self._kept: dict[tuple[int, str], tuple[str, str, float]] = {}
+
+    def get(self, tenant_id: int, ciphertext: str | None) -> tuple[str, str] | None:
+        kept = self._kept.get((tenant_id, ciphertext or ""))
+        if kept is None or kept[2] < time.monotonic():
+            return None
+        return kept[0], kept[1]
+
+    def put(self, tenant_id: int, ciphertext: str | None, opened: tuple[str, str]) -> None:
+        if len(self._kept) >= self.most:
+            self._kept.clear()  # a bound, not a policy: the next calls decrypt again
+        self._kept[(tenant_id, ciphertext or "")] = (*opened, time.monotonic() + self.seconds)
 
 
 @dataclass(frozen=True)
@@ -116,6 +144,7 @@ class Gateway:
     meta: MetaSettings  # what is forwarded, what a usable connection holds
     keepalive: verdicts.Settings  # how a token error counts
     on_notices: Callable[[list[Notice]], object]
+    opened: Opened = field(default_factory=Opened)
 
     def parts(self) -> channels.Parts:
         return channels.Parts(graph=self.graph, store=self.store, now=self.clock.now())
@@ -134,14 +163,15 @@ class Gateway:
         # A call on a Page (its Send API) goes with the Page's own token; anything else, the tenant's.
         # Only a discovered Page's id looks up the channels (a query), not every call.
         node = path.split("/")[0]
-        page_token = channels.page_token_for(store, row, node) if node in known.pages else None
-        token = page_token or store.read(row)
+        page_token = channels.page_token_for(store, attached(row), node) if node in known.pages else None
+        token, proof = (page_token, graph.proof(page_token)) if page_token else self.token_of(row)
         ciphertext, row_id, held = row.token_ciphertext, row.id, scopes(path, row)
-        db.session.commit()  # the key's last use; no transaction stays open while Meta answers
+        if db.session.registry.has():  # a warm gateway call has no session: nothing to end
+            db.session.commit()  # the key's last use; no transaction stays open while Meta answers
         if graph.governor is not None:
             graph.governor.check(held)
         answer = graph.forward(passthrough.Request(call.method, path, call.query, call.form, links.version),
-                               token=token)
+                               token=token, proof=proof)
         log.info("proxy %s %s for tenant %s by service %s: %s", call.method, endpoint_label(path),
                  caller.tenant_id, caller.service, answer.status)
         metrics.PROXY_CALLS.labels(service=caller.service, status=str(answer.status)).inc()
@@ -158,12 +188,24 @@ class Gateway:
                         links.token)
         return Answer(answer.status, headers, body)
 
+    def token_of(self, row: MetaConnection) -> tuple[str, str]:
+        """The tenant's token and its proof (`opened`: decrypted once per ciphertext)."""
+        found = self.opened.get(row.tenant_id, row.token_ciphertext)
+        if found is None:
+            token = self.store.read(row)
+            found = (token, self.graph.proof(token))
+            self.opened.put(row.tenant_id, row.token_ciphertext, found)
+        return found
+
     def record_token_error(self, row_id: int, ciphertext: str, error: GraphError) -> None:
         """A 190-family answer counts like a sweep's token error: two strikes make needs_reauth.
 
         Fenced: the verdict is dropped when the tenant reconnected while Meta answered (the row no
         longer holds the token that failed).
         """
+        # The request's reads ran outside a transaction (crm_meta.infra.dbreads: until its first
+        # commit); one commit now, even of nothing, so that the fence below runs in a real one.
+        db.session.commit()
         row = db.session.scalar(db.select(MetaConnection).where(MetaConnection.id == row_id)
                                 .with_for_update().execution_options(populate_existing=True))
         if row is None or row.token_ciphertext != ciphertext:
@@ -177,17 +219,24 @@ class Gateway:
         self.on_notices(outcome.notices)
 
 
-def relinked(body: bytes, headers: dict[str, str], graph: GraphClient, link_base: str,
+def attached(row: MetaConnection) -> MetaConnection:
+    """`row` in this request's session (the gateway's kept connection is detached)."""
+    return row if inspect(row).session is not None else db.session.merge(row, load=False)
+
+
+def relinked(body: bytes, headers: dict[str, str], graph: GraphClient, link_base: str | Callable[[], str],
              link_token: str | None = None) -> bytes:
-    """Meta's paging links, pointed at the proxy and stripped of token and proof (carrying
-    `link_token` instead, when given)."""
+    """Meta's paging links, pointed at the proxy (`link_base`, or what makes it) and stripped of
+    token and proof (carrying `link_token` instead, when given)."""
     if b'"paging"' not in body or "json" not in headers.get("content-type", ""):
         return body
+    if b'"next"' not in body and b'"previous"' not in body and not scrub.escapes_ascii(body):
+        return body  # cursors only (one page): no link to point back, Meta's bytes as they came
     try:
         payload = json.loads(body)
     except ValueError:
         return body
-    _relink(payload, graph, link_base, link_token)
+    _relink(payload, graph, link_base() if callable(link_base) else link_base, link_token)
     return json.dumps(payload, ensure_ascii=False).encode()
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -119,6 +119,17 @@ def test_paging_links_carry_the_callers_credential_from_api_base_url(make_app, s
         assert stored_token(app, acme.tenant_id) not in link.geturl()
 
     assert len(every_page(response, client.get, check)) == 14  # each link followed as it is, nothing added
+
+
+def test_without_api_base_url_paging_links_lead_to_the_requests_own_origin(client, connect, gateway_token):
+    connect("acme")
+    token = gateway_token("acme")
+    response = client.get(f"/graph/v25.0/{ACCOUNT}/insights", base_url="http://crm.internal:8080",
+                          query_string={"date_preset": "last_14d", "time_increment": "1", "limit": "5",
+                                        "fields": "spend", "access_token": token})
+    link = urlsplit(response.get_json()["paging"]["next"])
+    assert f"{link.scheme}://{link.netloc}{link.path}" == f"http://crm.internal:8080/graph/v25.0/{ACCOUNT}/insights"
+    assert parse_qs(link.query)["access_token"] == [token]
 
 
 def test_the_existing_internal_proxy_keeps_working(client, connect, proxy_service):

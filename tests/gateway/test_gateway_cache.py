@@ -5,6 +5,8 @@ crm-meta (hand-written SQL on the credentials' tables) is seen within CACHE_SECO
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import create_engine, text
 
@@ -12,6 +14,7 @@ from crm_meta.auth import gateway_tokens
 from crm_meta.infra import statuscache
 from crm_meta.infra.database import db
 from crm_meta.internal import keys
+from tests.channels.conftest import FIRST_PAGE, Panel
 from tests.helpers.settings import testing_config
 from tests.helpers.waiting import wait_for
 from tests.tools.wire import counting_connection
@@ -117,3 +120,35 @@ def test_a_hand_written_revocation_is_seen_within_the_bound(gateway, postgres_ur
                      {"id": tenant.tenant_id})
     by_hand.dispose()
     wait_for(lambda: call(app, token).status_code == 401, "the kept copy to end", limit=10)
+
+
+def test_a_token_error_on_a_warm_call_is_recorded_in_a_real_transaction(gateway, sandbox):
+    """A warm call reads nothing, so nothing ended the request's autocommit reads
+    (crm_meta.infra.dbreads) before Meta's 190: the fenced write must still get its transaction
+    (its SELECT ... FOR UPDATE locks the row until the verdict is committed)."""
+    app, _tenant, token, _cache, sent, _elsewhere = gateway
+    warm(app, token, sent)
+    sandbox.fault(f"/v25.0/{CAMPAIGNS.split('/')[3]}/campaigns", code=190, error_subcode=460, count=1)
+    answered = call(app, token)
+    assert answered.status_code == 400 and answered.get_json()["error"]["code"] == 190
+    assert sent[:2] == ["BEGIN", "SELECT"] and "COMMIT" in sent
+
+
+def test_a_page_send_on_a_warm_call_goes_with_the_pages_token(make_app, postgres_url, make_key,
+                                                              make_tenant, sandbox, gateway_token):
+    """The kept connection is detached (a warm call opens no session): a Page's channels are
+    still read for a send on a discovered Page, and the send goes with the Page's own token."""
+    app = make_app(database_url=postgres_url, STATUS_CACHE_SECONDS=TTL)
+    tenant = make_tenant("acme", app_=app)
+    panel = Panel(app.test_client(), sandbox.url, tenant.tenant_id)
+    assert panel.connect().status_code == 200 and panel.select([FIRST_PAGE]).status_code == 200
+    token = gateway_token("acme", service=make_key("marketing", scopes=("graph:proxy",), app_=app), app_=app)
+    with app.app_context():
+        cache = statuscache.for_engine(db.engine, TTL)
+    wait_for(lambda: cache.generation() is not None, "the listener to be in place")
+    send = {"recipient": json.dumps({"id": "24000000000000001"}), "message": json.dumps({"text": "Hola"})}
+    for _ in range(3):  # read, read again (its last use recorded), then kept
+        sent = app.test_client().post(f"/graph/v25.0/{FIRST_PAGE}/messages",
+                                      data={**send, "access_token": token})
+        assert sent.status_code == 200 and sent.get_json()["recipient_id"] == "24000000000000001"
+    cache.close()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from urllib.parse import parse_qs
 
 import pytest
 
+from crm_meta.infra.crypto import CryptoError
 from crm_meta.infra.database import db
 from crm_meta.meta import proxy
 from crm_meta.meta.errors import TokenInvalidError
@@ -201,3 +203,43 @@ def test_metas_own_paging_links_lose_token_and_proof_on_the_way_back():
     page = json.loads(out)
     assert page["paging"]["next"] == "https://crm/internal/x/graph/act_1/insights?limit=5&after=QQ"
     assert page["nested"]["paging"]["next"] == "https://crm/internal/x/graph/1/leads?after=Z"
+
+
+def test_a_single_pages_answer_passes_as_meta_sent_it_and_an_escaped_link_is_still_relinked():
+    """Paging with cursors only has no link to point back: Meta's bytes, not parsed and dumped
+    again (its escapes kept); a link whose key is spelled with escapes is still found."""
+    graph = GraphClient(meta_settings(base_url="https://graph.facebook.com", version="v25.0", app_id="1",
+                                      app_secret="s"))
+    json_type = {"content-type": "application/json"}
+    one_page = b'{"data": [{"name": "Prospecci\\u00f3n"}], "paging": {"cursors": {"after": "QQ"}}}'
+    assert proxy.relinked(one_page, json_type, graph, "https://crm/graph/v25.0/") is one_page
+    escaped = (b'{"data": [], "paging": {"\\u006eext": '
+               b'"https://graph.facebook.com/v25.0/act_1/campaigns?after=QQ&access_token=EAAx"}}')
+    page = json.loads(proxy.relinked(escaped, json_type, graph, "https://crm/graph/v25.0/"))
+    assert page["paging"]["next"] == "https://crm/graph/v25.0/act_1/campaigns?after=QQ"
+
+
+def test_a_tenants_token_is_decrypted_once_per_ciphertext_and_kept_only_a_while(app, monkeypatch):
+    """The proxy keeps a token it opened (with its proof) for the same ciphertext only: a new
+    token (reconnect, refresh, re-encryption) is opened afresh, and nothing outlives `seconds`."""
+    with app.app_context():
+        rt = runtime()
+        store, graph = rt.store, rt.graph
+    opened = []
+    monkeypatch.setattr(store, "read", lambda row: opened.append(row.token_ciphertext) or
+                        type(store).read(store, row))
+    gateway = proxy.Gateway(graph, store, rt.clock, rt.meta, rt.keepalive, on_notices=list)
+    row = SimpleNamespace(tenant_id=7, token_ciphertext=None, key_id=None)
+    store.write(row, "EAAfirst-token-0123456789")
+    first = ("EAAfirst-token-0123456789", graph.proof("EAAfirst-token-0123456789"))
+    assert gateway.token_of(row) == first and gateway.token_of(row) == first and len(opened) == 1
+    store.write(row, "EAAsecond-token-0123456789")  # a reconnect: another ciphertext
+    assert gateway.token_of(row)[0] == "EAAsecond-token-0123456789" and len(opened) == 2
+    other_tenant = SimpleNamespace(tenant_id=8, token_ciphertext=row.token_ciphertext, key_id=None)
+    with pytest.raises(CryptoError):  # bound to its tenant: never opened from another's entry
+        gateway.token_of(other_tenant)
+    brief = proxy.Gateway(graph, store, rt.clock, rt.meta, rt.keepalive, on_notices=list,
+                          opened=proxy.Opened(seconds=-1))
+    brief.token_of(row)
+    brief.token_of(row)
+    assert len(opened) == 5  # the failed one, then two reads: nothing kept past its time

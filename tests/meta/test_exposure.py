@@ -103,8 +103,24 @@ def test_non_json_bodies_and_headers_lose_their_tokens():
     headers = scrub.headers({"content-type": "application/json", "x-debug": f"token {TOKEN}",
                              "www-authenticate": 'OAuth "Facebook Platform" "invalid_token" "expired"'})
     assert set(headers) == {"content-type", "www-authenticate"}
+    # Every shape a token takes in a header is still caught, whatever else the value holds.
+    for value in (f"Bearer {TOKEN}", "100000000000777|abcdefghijklmnopqrstuvwxyz", "a=1&Access_Token=abc",
+                  '{"call_count": 0}; appsecret_proof=ab'):
+        assert scrub.headers({"x-any": value}) == {}, value
+    usage = '{"2010000000000001": [{"type": "ads_management", "call_count": 0}]}'
+    assert scrub.headers({"x-business-use-case-usage": usage}) == {"x-business-use-case-usage": usage}
 
 
 def test_a_key_spelled_with_json_escapes_is_still_seen():
     raw = b'{"id": "1", "\\u0061ccess_\\u0074oken": "abc", "name": "Caf\\u00e9"}'
     assert json.loads(scrub.body(raw, "application/json")) == {"id": "1", "name": "Café"}
+
+
+def test_a_fields_value_read_once_is_judged_the_same_every_time():
+    """`fields` values are parsed once and kept: a refused one stays refused, whether it names a
+    token or does not parse, and an allowed one stays allowed."""
+    for _ in range(3):
+        exposure.check_params("GET", [("fields", "name,status{effective_status}")])
+        for refused in ("name,owned_pages{access_token}", "name{", "name.as(x"):
+            with pytest.raises(ProxyRefused):
+                exposure.check_params("GET", [("fields", refused)])

@@ -205,6 +205,34 @@ def test_the_environments_proxy_settings_are_read_once_per_session(monkeypatch):
     assert session.verify == "/etc/ssl/certs/ca-certificates.crt" and session.trust_env is False
 
 
+def test_pass_through_calls_go_to_the_hosts_own_pool_or_through_the_proxy(monkeypatch):
+    """The proxy's calls: straight to Meta's host's pool, found once per base URL (its path kept
+    in the target, TLS settings for https only), or through the environment's proxy."""
+    import urllib3
+
+    from crm_meta.meta import passthrough
+
+    made, sent = [], []
+
+    class Pool:
+        def urlopen(self, method, target, **options):
+            sent.append((method, target))
+
+    monkeypatch.setattr(urllib3, "connection_from_url", lambda url, **kw: made.append((url, kw)) or Pool())
+    pools = passthrough.Pools(None, "/ca.pem")
+    pools.urlopen("GET", "https://graph.example/prefix", "/v25.0/act_1?x=1")
+    pools.urlopen("GET", "https://graph.example/prefix", "/v25.0/act_2")
+    pools.urlopen("GET", "http://127.0.0.1:9", "/v25.0/me")
+    assert made == [("https://graph.example/prefix", {"maxsize": 32, "ca_certs": "/ca.pem"}),
+                    ("http://127.0.0.1:9", {"maxsize": 32})]
+    assert sent == [("GET", "/prefix/v25.0/act_1?x=1"), ("GET", "/prefix/v25.0/act_2"), ("GET", "/v25.0/me")]
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    proxied = passthrough.pool_for("https://graph.facebook.com")
+    monkeypatch.setattr(proxied.proxied, "urlopen", lambda method, url, **options: sent.append((method, url)))
+    proxied.urlopen("GET", "https://graph.facebook.com", "/v25.0/me")
+    assert sent[-1] == ("GET", "https://graph.facebook.com/v25.0/me") and len(made) == 2
+
+
 def test_metas_auto_upgrade_warning_is_logged_naming_the_version_to_use(sandbox, caplog):
     from crm_meta.meta.graph import GraphClient
     from tests.helpers.sandbox import ACCOUNT
