@@ -36,14 +36,14 @@ from _common import APP_ID, APP_SECRET, DEFAULT_DATABASE, throwaway_database  # 
 @contextmanager
 def served(database_url: str, wake: bool = True):
     """The app as webhook_bench serves it; yields (app, one) where one() POSTs the delivery."""
+    from api_bench import crm_env
+    from webhook_bench import VERIFY_TOKEN, Receiver, delivery, seed, sign
     from werkzeug.test import EnvironBuilder
 
-    from api_bench import crm_env
     from config import config_from_env
     from crm_meta.app import create_app
     from crm_meta.infra.database import db
     from crm_meta.ops import logs, redaction
-    from webhook_bench import VERIFY_TOKEN, Receiver, delivery, seed, sign
 
     receiver = Receiver()
     env = crm_env(database_url, "http://127.0.0.1:9") | {
@@ -65,7 +65,7 @@ def served(database_url: str, wake: bool = True):
     def one() -> None:
         request = dict(environ)
         request["wsgi.input"] = io.BytesIO(body)
-        answer = app(request, lambda status, headers: statuses.append(status) if status[:3] != "200" else None)
+        answer = app(request, lambda status, headers: status[:3] == "200" or statuses.append(status))
         b"".join(answer)
         answer.close()
 
@@ -135,7 +135,8 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="then cProfile the request and the pass")
     parser.add_argument("--database", default=DEFAULT_DATABASE)
     args = parser.parse_args()
-    with throwaway_database(args.database, prefix="crm_meta_hook") as url, served(url, wake=not args.no_wake) as (app, one):
+    with throwaway_database(args.database, prefix="crm_meta_hook") as url, \
+            served(url, wake=not args.no_wake) as (app, one):
         run(one, 500, args.threads)
         settle(app)
         for index in range(args.rounds):
