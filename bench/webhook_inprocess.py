@@ -132,6 +132,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-wake", action="store_true", help="WEBHOOK_WAKE off: the request alone")
+    parser.add_argument("--passes", type=int, default=0, metavar="N",
+                        help="then the pass alone: N passes over --per-pass deliveries each, CPU per pass")
+    parser.add_argument("--per-pass", type=int, default=25)
     parser.add_argument("--profile", action="store_true", help="then cProfile the request and the pass")
     parser.add_argument("--database", default=DEFAULT_DATABASE)
     args = parser.parse_args()
@@ -150,8 +153,28 @@ def main() -> None:
             split["request"] = round(requests / args.deliveries * 1e6)
             print(f"round {index}: CPU per delivery {used / args.deliveries * 1e6:.0f} us "
                   f"({rate:,.0f}/s wall); by thread (us): {split}", flush=True)
+    if args.passes:
+        passes(args)
     if args.profile:
         profile(args)
+
+
+def passes(args) -> None:
+    """The webhook pass alone (WEBHOOK_WAKE off): store --per-pass deliveries, then time the
+    CPU of one pass over them (route, queue once, mark; the relay finds nothing due)."""
+    from crm_meta.runtime import of
+
+    with throwaway_database(args.database, prefix="crm_meta_hook") as url, \
+            served(url, wake=False) as (app, one):
+        worker, used = of(app).webhooks, 0.0
+        for index in range(args.passes + 20):
+            run(one, args.per_pass, args.threads)
+            started = time.process_time()
+            worker.run_pass()
+            if index >= 20:  # warm
+                used += time.process_time() - started
+        print(f"pass over {args.per_pass} deliveries: {used / args.passes * 1e3:.2f} ms CPU "
+              f"({used / args.passes / args.per_pass * 1e6:.0f} us per delivery)")
 
 
 def profile(args) -> None:
