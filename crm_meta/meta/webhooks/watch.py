@@ -20,6 +20,7 @@ from crm_meta import notify
 from crm_meta.infra.database import db, rowcount
 from crm_meta.infra.timestamps import iso
 from crm_meta.infra.upsert import insert_ignore
+from crm_meta.meta import app_health
 from crm_meta.meta.errors import GraphError
 from crm_meta.meta.graph import GraphClient
 from crm_meta.meta.webhooks import subscription
@@ -29,6 +30,8 @@ from crm_meta.models.statuses import NoticeEvent
 log = logging.getLogger(__name__)
 NAME = "webhook_subscription"
 ACTOR = "subscription-watch"
+BACK = app_health.Verdict(NAME, "meta.webhooks.resubscribed",
+                          "Meta sends this app's Page leadgen webhooks again (app %s)")
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,8 @@ def run(graph: GraphClient, config: Mapping[str, Any], *, now: datetime, every: 
                     exc.kind, exc.fbtrace_id)
         return Result("unknown")
     if seen.ok:
-        return Result("ok", changed=_report_back(now, graph.app_id))
+        return Result("ok", changed=app_health.report_healthy(now=now, app_id=graph.app_id, actor=ACTOR,
+                                                              verdict=BACK))
     notices = _report_lost(now, seen.detail, graph.app_id, outbox)
     return Result("lost", changed=notices is not None, notices=tuple(notices or ()))
 
@@ -111,18 +115,6 @@ def _report_lost(now: datetime, what: str, app_id: str, outbox: bool) -> list[no
         notify.queue(notify.outbox_rows(notices, now))
     db.session.commit()
     return notices if outbox else []
-
-
-def _report_back(now: datetime, app_id: str) -> bool:
-    cleared = rowcount(db.session.execute(
-        update(AppHealth).where(AppHealth.name == NAME, AppHealth.misconfigured.is_(True))
-        .values(misconfigured=False, error_code=None, error_message=None)
-        .execution_options(synchronize_session=False))) == 1
-    if cleared:
-        log.warning("Meta sends this app's Page leadgen webhooks again (app %s)", app_id)
-        audit.record("meta.webhooks.resubscribed", actor=ACTOR, details={"app_id": app_id})
-    db.session.commit()
-    return cleared
 
 
 def _forget() -> None:
