@@ -71,3 +71,10 @@ def test_a_refused_write_fails_its_requests_and_drops_the_connection(pg_app, pos
         assert db.session.scalar(db.select(db.func.count()).select_from(WebhookInbox)) == 1
     refusing.dispose()
     writer.engine.dispose()
+
+
+def test_a_naive_moment_is_refused_before_anything_is_written(pg_app):
+    with pg_app.app_context():
+        with pytest.raises(ValueError, match="naive"):
+            Writer(db.engine).store(b"{}", "/webhooks/meta", datetime(2026, 12, 6, 13, 0))
+        assert db.session.scalar(db.select(db.func.count()).select_from(WebhookInbox)) == 0

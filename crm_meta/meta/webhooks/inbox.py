@@ -74,6 +74,8 @@ class Writer:
 
     def store(self, body: bytes, route: str, now: datetime) -> None:
         """Write one delivery, exactly its bytes; returns once committed (nothing loses it after)."""
+        if now.tzinfo is None:  # what the model's UTCDateTime refuses; psycopg2 would take it as local
+            raise ValueError("naive datetimes are not stored; pass an aware UTC datetime")
         item = _Pending(received_at=now, route=route[:64], body=body)
         with self._ready:
             self._queue.append(item)
