@@ -1,4 +1,4 @@
-"""The inbox: every signed delivery stored as received (one INSERT, one COMMIT) before Meta gets
+"""The inbox: every signed delivery stored as received (one INSERT, committed) before Meta gets
 its 200; routed later, in batches, by whichever process gets there first.
 
 Deliveries arriving together share one INSERT and one COMMIT (group commit, `Writer`); a
