@@ -1,7 +1,7 @@
 """The inbox: every signed delivery stored as received (one INSERT, committed) before Meta gets
 its 200; routed later, in batches, by whichever process gets there first.
 
-Deliveries arriving together share one INSERT and one COMMIT (group commit, `Writer`); a
+Deliveries arriving together share one INSERT, its own transaction (group commit, `Writer`); a
 request is answered only after its row is committed.
 
 Routing a stored delivery is one transaction: its events are queued in the outbox (the event's
