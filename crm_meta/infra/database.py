@@ -36,9 +36,13 @@ def autocommit(connection) -> None:
     # SET when it is undone; the pool's checkin below switches it back.
     if connection.dialect.driver != "psycopg2":
         return  # SQLite serves one process; nothing to save there
-    fairy = connection.connection
-    fairy.dbapi_connection.autocommit = True
-    fairy.info[AUTOCOMMIT] = True
+    pooled_autocommit(connection.connection)
+
+
+def pooled_autocommit(pooled) -> None:
+    """The same for a pooled psycopg2 connection (`engine.raw_connection()`)."""
+    pooled.dbapi_connection.autocommit = True
+    pooled.info[AUTOCOMMIT] = True
 
 
 def _checkin(dbapi_connection, record) -> None:

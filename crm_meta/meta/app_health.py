@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -78,17 +79,34 @@ def report_misconfigured(exc: GraphError, *, now: datetime, app: TheApp, outbox:
     return notices if outbox else []
 
 
-def report_healthy(*, now: datetime, credential: str, app_id: str, actor: str = "keepalive") -> bool:
-    """Meta accepted the app's credential: clear a stored verdict about it. Commits when it did."""
+@dataclass(frozen=True)
+class Verdict:
+    """One stored verdict about the Meta app (an `app_health` row) and what clearing it says:
+    its audit event and its log line (`%s`: the app's id)."""
+
+    name: str
+    recovered: str
+    said: str
+
+
+META_APP = Verdict(NAME, "meta.app.recovered", "the Meta app %s accepts its credential again; checks resume")
+
+
+def report_healthy(*, now: datetime, app_id: str, credential: str | None = None, actor: str = "keepalive",
+                   verdict: Verdict = META_APP) -> bool:
+    """Meta accepted the app: clear a stored verdict (the credential's own, when one is given),
+    its error with it; the process that clears it tells operators (log line, audit event).
+    Commits when it did."""
+    match = [AppHealth.name == verdict.name, AppHealth.misconfigured.is_(True)]
+    if credential is not None:
+        match.append(AppHealth.credential == credential)
     cleared = rowcount(db.session.execute(
-        update(AppHealth)
-        .where(AppHealth.name == NAME, AppHealth.misconfigured.is_(True),
-               AppHealth.credential == credential)
-        .values(misconfigured=False, checked_at=now)
+        update(AppHealth).where(*match)
+        .values(misconfigured=False, checked_at=now, error_code=None, error_message=None)
         .execution_options(synchronize_session=False))) == 1
     if cleared:
-        log.warning("the Meta app %s accepts its credential again; checks resume", app_id)
-        audit.record("meta.app.recovered", actor=actor, details={"app_id": app_id})
+        log.warning(verdict.said, app_id)
+        audit.record(verdict.recovered, actor=actor, details={"app_id": app_id})
         db.session.commit()
     return cleared
 

@@ -21,6 +21,7 @@ from crm_meta import notify
 from crm_meta.infra.database import db, rowcount
 from crm_meta.infra.timestamps import iso
 from crm_meta.infra.upsert import insert_ignore
+from crm_meta.meta import app_health
 from crm_meta.meta.errors import GraphError
 from crm_meta.meta.graph import GraphClient
 from crm_meta.meta.webhooks import subscription
@@ -30,6 +31,8 @@ from crm_meta.models.statuses import NoticeEvent
 log = logging.getLogger(__name__)
 NAME = "webhook_subscription"
 ACTOR = "subscription-watch"
+BACK = app_health.Verdict(NAME, "meta.webhooks.resubscribed",
+                          "Meta sends this app's Page leadgen webhooks again (app %s)")
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,8 @@ def run(graph: GraphClient, config: Mapping[str, Any], *, now: datetime, every: 
         return Result("unknown")
     seen = subscription.verdict(page, config)
     if seen.ok:
-        return Result("ok", changed=_report_back(now, graph.app_id))
+        return Result("ok", changed=app_health.report_healthy(now=now, app_id=graph.app_id, actor=ACTOR,
+                                                              verdict=BACK))
     notices = _report_lost(now, seen.detail, graph.app_id, outbox)
     # A subscription sending to another URL is left alone: Meta keeps one callback per object, so
     # it may be another deployment's (staging on the same app, or the new host of a move), and two
@@ -124,18 +128,6 @@ def _report_lost(now: datetime, what: str, app_id: str, outbox: bool) -> list[no
     return notices if outbox else []
 
 
-def _report_back(now: datetime, app_id: str) -> bool:
-    cleared = rowcount(db.session.execute(
-        update(AppHealth).where(AppHealth.name == NAME, AppHealth.misconfigured.is_(True))
-        .values(misconfigured=False, error_code=None, error_message=None)
-        .execution_options(synchronize_session=False))) == 1
-    if cleared:
-        log.warning("Meta sends this app's Page leadgen webhooks again (app %s)", app_id)
-        audit.record("meta.webhooks.resubscribed", actor=ACTOR, details={"app_id": app_id})
-    db.session.commit()
-    return cleared
-
-
 def _resubscribe(graph: GraphClient, config: Mapping[str, Any], *, now: datetime, outbox: bool,
                  what: str) -> list[notify.Notice] | None:
     """Ask Meta to subscribe this server again, as `flask meta doctor --subscribe` does: this job
@@ -164,7 +156,8 @@ def _resubscribe(graph: GraphClient, config: Mapping[str, Any], *, now: datetime
                              tenant_id=None, status="subscribed", created_at=iso(now), since=since)]
     if outbox:
         notify.queue(notify.outbox_rows(notices, now))
-    _report_back(now, graph.app_id)  # commits
+    app_health.report_healthy(now=now, app_id=graph.app_id, actor=ACTOR, verdict=BACK)
+    db.session.commit()  # the notice's outbox row, whether or not the verdict was still set
     return notices if outbox else []
 
 
