@@ -338,3 +338,33 @@ def test_a_password_typed_into_the_email_field_is_never_an_identity(app, client,
     assert events[0].actor.startswith("typed-sha256:") and typed not in events[0].actor
     assert typed not in repr(raw_rows(app, "audit_events"))
     assert not [r for r in caplog.records if typed in r.getMessage() or typed in repr(vars(r))]
+
+
+@pytest.mark.parametrize("state", ["untouched", "read", "cleared", "written"])
+def test_the_session_cookie_is_answered_as_flask_answers_it(app, state):
+    """The interface skips the cookie settings for an empty, unchanged session (every bearer call,
+    every webhook): each session state still gets Flask's own headers (Vary, Set-Cookie)."""
+    from flask.sessions import SecureCookieSessionInterface
+
+    from crm_meta.auth.sessions import CookieSessionInterface
+
+    def answered(interface) -> dict[str, list[str]]:
+        with app.test_request_context("/", headers={"Cookie": "other=1"}):
+            session = interface.session_class({"_user_id": "1"} if state == "cleared" else {})
+            if state == "read":
+                session.get("_remember")
+            elif state == "cleared":
+                session.clear()
+            elif state == "written":
+                session["_user_id"] = "7"
+            response = app.response_class("")
+            interface.save_session(app, session, response)
+            return {name: response.headers.getlist(name) for name in ("Vary", "Set-Cookie")}
+
+    ours, flasks = answered(CookieSessionInterface()), answered(SecureCookieSessionInterface())
+    assert ours["Vary"] == flasks["Vary"]
+    def names(cookies: list[str]) -> list[str]:
+        return [cookie.split("=", 1)[0] for cookie in cookies]
+
+    assert names(ours["Set-Cookie"]) == names(flasks["Set-Cookie"])
+    assert bool(ours["Set-Cookie"]) == (state in {"cleared", "written"})
