@@ -68,7 +68,7 @@ class Notice:
         if self.event == NoticeEvent.WEBHOOKS_UNSUBSCRIBED:
             return "Meta stopped sending leads to the CRM"
         if self.event == NoticeEvent.WEBHOOKS_RESUBSCRIBED:
-            return "Meta sends leads to the CRM again"
+            return "The Meta app's webhook subscription is restored"
         if self.event == NoticeEvent.CHANNEL_LOST:
             return f"A Meta channel stopped working: {self.asset_name or self.asset_id}"
         if self.event == NoticeEvent.WARNING:
@@ -95,7 +95,10 @@ class Notice:
                     f"{self.since} and subscribed it again on its own. Leads Meta sent while it was "
                     "off never arrived; an operator can read them back, for each tenant, with "
                     f"`flask leads backfill --tenant <slug> --since {self.since}` (earlier if the webhook "
-                    "was failing before: Meta unsubscribes an app after hours of failures).\n")
+                    "was failing before: Meta unsubscribes an app after hours of failures). Meta also "
+                    "asks that each Page be subscribed to the app again: the keep-alive checks every "
+                    "chosen Page's subscription and warns on its channel when one is gone; choosing "
+                    "the channel again in the CRM subscribes it.\n")
         name = self.tenant_name or self.tenant_slug or f"tenant {self.tenant_id}"
         lines = [f"{self.subject()} ({name})."]
         if self.event == NoticeEvent.LEADS_ACCESS:
