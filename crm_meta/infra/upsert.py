@@ -13,7 +13,5 @@ def insert_ignore(model, rows: list[dict]) -> int:
         return 0
     dialect = db.session.get_bind().dialect.name
     module = postgresql if dialect == "postgresql" else sqlite
-    # The table's statement with the rows as parameters: compiled once and cached (a VALUES list
-    # in the statement is compiled anew for every call), sent as one multi-row INSERT all the same.
-    statement = module.insert(model.__table__).on_conflict_do_nothing()
-    return db.session.execute(statement, rows).rowcount or 0
+    statement = module.insert(model).values(rows).on_conflict_do_nothing()
+    return db.session.execute(statement).rowcount or 0
